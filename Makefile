@@ -1,0 +1,29 @@
+# vmdeck: `make run` sets the host up and runs vmdeck; `make test` runs the whole suite.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup run test unit integration lint bench clean-test-vms
+
+setup:
+	bash scripts/setup-host.sh
+
+run: setup
+	bash scripts/run-demo.sh
+
+test: setup
+	VMDECK_EXTRAS=test bash scripts/setup-host.sh >/dev/null
+	$(VENV)/bin/ruff check src tests bench
+	$(PY) -m pytest tests -q
+
+unit:
+	$(PY) -m pytest tests/unit -q
+
+integration:
+	$(PY) -m pytest tests/integration -q
+
+bench: setup
+	$(PY) bench/run.py
+
+lint:
+	$(VENV)/bin/ruff check src tests bench

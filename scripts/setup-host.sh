@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Idempotent, non-interactive host set-up for vmdeck on Debian 12:
+# packages, virtlogd + libvirtd running, the .venv, and the tiny guest images.
+# Safe to run again and again; `make run` and `make test` both start with it.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-host.sh installs Debian packages and starts libvirtd: run it as root (or with sudo)" >&2
+    exit 5
+fi
+
+PACKAGES=(
+    qemu-system-x86 qemu-system-arm qemu-utils qemu-guest-agent
+    libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
+    dnsmasq-base busybox-static cpio xorriso kmod iproute2
+    python3-venv python3-dev gcc
+)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    # confold/confdef: a changed /etc/libvirt/qemu.conf must not stop apt at a prompt.
+    apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
+fi
+# The aarch64 tiny guest is built from arm64 packages, downloaded, never installed.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    say "adding the arm64 architecture to apt (for the aarch64 guest image)"
+    dpkg --add-architecture arm64
+    apt-get update -q
+fi
+if ! apt-cache policy busybox-static:arm64 | grep -q 'Candidate: [0-9]'; then
+    apt-get update -q
+fi
+
+say "starting virtlogd and libvirtd"
+if [ -d /run/systemd/system ]; then
+    systemctl start virtlogd.socket libvirtd.service
+else
+    mkdir -p /var/log/libvirt /var/log/libvirt/qemu /run/libvirt
+    pgrep -x virtlogd >/dev/null || virtlogd -d
+    pgrep -x libvirtd >/dev/null || libvirtd -d
+fi
+for _ in $(seq 1 50); do
+    virsh -c qemu:///system version >/dev/null 2>&1 && break
+    sleep 0.2
+done
+virsh -c qemu:///system version >/dev/null
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    say "creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.vmdeck-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    say "installing vmdeck and its pinned dependencies into .venv"
+    .venv/bin/pip install -q --disable-pip-version-check -e ".[${VMDECK_EXTRAS:-test}]"
+    touch "$stamp"
+fi
+
+say "building the tiny guest images (cached)"
+.venv/bin/vmdeck image build tiny --arch x86_64
+if [ "${VMDECK_SKIP_ARM64:-0}" != "1" ]; then
+    .venv/bin/vmdeck image build tiny --arch aarch64
+fi
+say "host ready"

@@ -1,0 +1,183 @@
+"""`vmdeck create|start|list|show|shutdown|poweroff|reboot|reset|pause|resume|delete|exec`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from vmdeck.cli.output import info, out, print_json, progress_reporter
+from vmdeck.spec.templates import Overrides, resolve
+from vmdeck.vm import lifecycle
+from vmdeck.vm.agent import guest_exec
+from vmdeck.vm.create import create_vm
+from vmdeck.vm.inventory import list_vms, show_vm
+
+_STATE_STYLE = {"running": "green", "paused": "yellow", "shut off": "dim", "crashed": "red"}
+
+
+def create(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Name of the new VM."),
+    template: str = typer.Option("tiny", "--template", "-t", help="Template (base form) to start from."),
+    cpus: int = typer.Option(None, "--cpus", help="vCPUs (overrides the template)."),
+    memory: int = typer.Option(None, "--memory", help="Memory in MiB."),
+    disk: float = typer.Option(None, "--disk", help="Size of the first disk in GiB."),
+    cdrom: Path = typer.Option(None, "--cdrom", help="ISO to insert in the first CD/DVD drive."),
+    accel: str = typer.Option(None, "--accel", help="auto (KVM when the probe passes), kvm or tcg."),
+    network: str = typer.Option(None, "--network", help="'user' or a libvirt network name for every NIC."),
+    start_now: bool = typer.Option(False, "--start", help="Start the VM once created."),
+    wait: bool = typer.Option(False, "--wait", help="With --start: wait until the guest is ready."),
+    as_json: bool = typer.Option(False, "--json", help="Print the created VM as JSON."),
+) -> None:
+    """Create a VM from a template, with overrides."""
+    host = ctx.obj.host()
+    spec = resolve(template, name, Overrides(vcpus=cpus, memory_mib=memory, disk_gib=disk, cdrom=cdrom,
+                                             accel=accel, network=network))
+    with progress_reporter(f"creating {name}") as progress:
+        view = create_vm(host, spec, progress)
+        if start_now:
+            lifecycle.start(host, name, wait=wait, progress=progress)
+    if as_json:
+        print_json(show_vm(host, name).to_dict())
+        return
+    accel_name = "KVM" if view.domain_type == "kvm" else "TCG"
+    out.print(f"created [bold]{name}[/bold] from template {template}: {view.vcpus} vCPU, "
+              f"{view.memory_mib} MiB, {accel_name}" + (", started" if start_now else ""))
+
+
+def start(
+    ctx: typer.Context,
+    name: str,
+    wait: bool = typer.Option(False, "--wait", help="Wait until the guest is ready."),
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait with --wait."),
+) -> None:
+    """Start (power on) a VM."""
+    host = ctx.obj.host()
+    with progress_reporter(f"starting {name}") as progress:
+        lifecycle.start(host, name, wait=wait, timeout=timeout, progress=progress)
+    out.print(f"{name} started" + (" and ready" if wait else ""))
+
+
+def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List every VM on the host."""
+    vms = list_vms(ctx.obj.host())
+    if as_json:
+        print_json(vms)
+        return
+    table = Table("NAME", "STATE", "vCPUs", "MEMORY", box=None, header_style="bold")
+    for vm in vms:
+        style = _STATE_STYLE.get(vm.state, "")
+        table.add_row(vm.name, f"[{style}]{vm.state}[/]" if style else vm.state, str(vm.vcpus),
+                      f"{vm.memory_mib} MiB")
+    out.print(table)
+
+
+def show(ctx: typer.Context, name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show one VM: settings, state and devices."""
+    details = show_vm(ctx.obj.host(), name).to_dict()
+    if as_json:
+        print_json(details)
+        return
+    out.print(f"[bold]{details['name']}[/bold]  {details['state']}  ({details['accel']}, "
+              f"template {details['template'] or '-'})")
+    out.print(f"  {details['arch']} {details['machine']}, {details['vcpus']} vCPU, "
+              f"{details['memory_mib']} MiB (current {details['current_memory_mib']} MiB), boot {details['boot_kind']}")
+    table = Table("DEVICE", "TARGET", "BUS", "SOURCE", box=None, header_style="bold")
+    for disk in details["disks"]:
+        source = disk["source"] or "(empty)"
+        table.add_row(disk["device"], disk["target"], disk["bus"], source + ("  [dim](vmdeck volume)[/dim]" if disk["owned"] else ""))
+    for nic in details["nics"]:
+        table.add_row("nic", nic["mac"] or "", nic["model"] or "", nic["network"] or nic["kind"])
+    for gfx in details["graphics"]:
+        where = f"{gfx['listen']}:{gfx['port']}" if gfx["port"] and gfx["port"] > 0 else "(when running)"
+        table.add_row("display", gfx["type"], "", where + (f" websocket {gfx['websocket']}" if gfx["websocket"] and gfx["websocket"] > 0 else ""))
+    out.print(table)
+
+
+def shutdown(
+    ctx: typer.Context,
+    name: str,
+    timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the guest."),
+    force: bool = typer.Option(False, "--force", help="Power off if the guest does not shut down in time."),
+) -> None:
+    """Shut a VM down through ACPI (the guest's own power-button handling)."""
+    with progress_reporter(f"shutting down {name}") as progress:
+        how = lifecycle.shutdown(ctx.obj.host(), name, timeout=timeout, force=force, progress=progress)
+    out.print(f"{name}: {how}")
+
+
+def poweroff(ctx: typer.Context, name: str) -> None:
+    """Power a VM off at once (pull the plug)."""
+    lifecycle.poweroff(ctx.obj.host(), name)
+    out.print(f"{name} powered off")
+
+
+def reboot(ctx: typer.Context, name: str) -> None:
+    """Ask the guest to reboot (ACPI)."""
+    lifecycle.reboot(ctx.obj.host(), name)
+    out.print(f"{name}: reboot requested")
+
+
+def reset(ctx: typer.Context, name: str) -> None:
+    """Press the reset button (no guest cooperation)."""
+    lifecycle.reset(ctx.obj.host(), name)
+    out.print(f"{name} reset")
+
+
+def pause(ctx: typer.Context, name: str) -> None:
+    """Pause a running VM (its vCPUs stop; memory stays)."""
+    lifecycle.pause(ctx.obj.host(), name)
+    out.print(f"{name} paused")
+
+
+def resume(ctx: typer.Context, name: str) -> None:
+    """Resume a paused VM."""
+    lifecycle.resume(ctx.obj.host(), name)
+    out.print(f"{name} resumed")
+
+
+def delete(
+    ctx: typer.Context,
+    name: str,
+    force: bool = typer.Option(False, "--force", help="Power the VM off first if it runs."),
+    keep_disks: bool = typer.Option(False, "--keep-disks", help="Keep the volumes vmdeck created for it."),
+) -> None:
+    """Delete a VM and the disks vmdeck created for it (never ISOs or images you brought)."""
+    with progress_reporter(f"deleting {name}") as progress:
+        removed = lifecycle.delete(ctx.obj.host(), name, force=force, keep_disks=keep_disks, progress=progress)
+    out.print(f"deleted {name}" + (f" and {len(removed)} volume(s)" if removed else ""))
+
+
+def exec_(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The VM."),
+    command: list[str] = typer.Argument(..., help="Command and arguments (after --)."),
+    timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the command."),
+) -> None:
+    """Run a command in the guest (through its agent); exit with its status."""
+    result = guest_exec(ctx.obj.host().lookup(name), command, timeout=timeout)
+    sys.stdout.buffer.write(result.stdout)
+    sys.stdout.flush()
+    sys.stderr.buffer.write(result.stderr)
+    sys.stderr.flush()
+    if result.signal:
+        info(f"killed by signal {result.signal}")
+    raise typer.Exit(result.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(create)
+    app.command()(start)
+    app.command("list")(list_)
+    app.command()(show)
+    app.command()(shutdown)
+    app.command()(poweroff)
+    app.command()(reboot)
+    app.command()(reset)
+    app.command()(pause)
+    app.command()(resume)
+    app.command()(delete)
+    app.command("exec", context_settings={"allow_interspersed_args": False})(exec_)

@@ -1,0 +1,1 @@
+"""VmSpec <-> libvirt domain XML: pure functions, no I/O (core layer)."""

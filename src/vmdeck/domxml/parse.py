@@ -1,0 +1,181 @@
+"""Read libvirt domain XML back into plain data (pure).
+
+Any domain on the host is read, not only vmdeck's: virt-install's or a
+hand-written one gives the same view, with `template` None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+
+from vmdeck.domxml.names import VMDECK_NS
+
+__all__ = ["DiskView", "NicView", "GraphicsView", "DomainView", "parse_domain", "machine_family"]
+
+_NS = {"vmdeck": VMDECK_NS}
+_UNIT_TO_KIB = {"b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "kb": 1000 / 1024, "m": 1024, "mib": 1024,
+                "mb": 1000**2 / 1024, "g": 1024**2, "gib": 1024**2, "gb": 1000**3 / 1024, "t": 1024**3, "tib": 1024**3}
+
+
+@dataclass(frozen=True)
+class DiskView:
+    target: str
+    bus: str
+    device: str  # "disk" | "cdrom" | "floppy" | "lun"
+    source: str | None
+    format: str | None
+    readonly: bool
+    owned: bool  # created by vmdeck for this VM: deleted with it
+
+
+@dataclass(frozen=True)
+class NicView:
+    mac: str | None
+    model: str | None
+    kind: str  # "user", "network", "bridge" ...
+    network: str | None
+    target: str | None  # host-side tap name when running
+
+
+@dataclass(frozen=True)
+class GraphicsView:
+    type: str
+    listen: str | None
+    port: int | None
+    websocket: int | None
+
+
+@dataclass(frozen=True)
+class DomainView:
+    name: str
+    uuid: str
+    domain_type: str
+    arch: str
+    machine: str
+    vcpus: int
+    memory_mib: int
+    current_memory_mib: int
+    template: str | None
+    accel_requested: str | None
+    accel_reason: str | None
+    boot_kind: str
+    disks: tuple[DiskView, ...] = ()
+    nics: tuple[NicView, ...] = ()
+    graphics: tuple[GraphicsView, ...] = ()
+    owned_volumes: tuple[str, ...] = ()
+    has_agent_channel: bool = False
+    serial_log: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cdroms(self) -> tuple[DiskView, ...]:
+        return tuple(d for d in self.disks if d.device == "cdrom")
+
+
+def machine_family(machine: str) -> str:
+    """libvirt expands 'q35' to 'pc-q35-7.2' in live XML; vmdeck reasons in families."""
+    if machine.startswith("pc-q35") or machine == "q35":
+        return "q35"
+    if machine.startswith("pc-i440fx") or machine == "pc":
+        return "pc"
+    if machine.startswith("virt"):
+        return "virt"
+    return machine
+
+
+def _mib(element: etree._Element | None) -> int:
+    if element is None or element.text is None:
+        return 0
+    unit = element.get("unit", "KiB").lower()
+    return int(int(element.text) * _UNIT_TO_KIB.get(unit, 1) / 1024)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def parse_domain(xml: str) -> DomainView:
+    root = etree.fromstring(xml.encode())
+    meta = root.find("metadata/vmdeck:vm", _NS)
+    owned = tuple(e.text for e in meta.findall("vmdeck:owned-volume", _NS) if e.text) if meta is not None else ()
+    accel = meta.find("vmdeck:accel", _NS) if meta is not None else None
+    extra: dict[str, str] = {}
+    if meta is not None:
+        for child in meta:
+            tag = etree.QName(child).localname
+            if tag not in ("template", "accel", "owned-volume") and child.text:
+                extra[tag] = child.text
+    disks = []
+    for disk in root.iterfind("devices/disk"):
+        source = disk.find("source")
+        path = None
+        if source is not None:
+            path = source.get("file") or source.get("dev") or source.get("volume") or source.get("name")
+        target = disk.find("target")
+        driver = disk.find("driver")
+        disks.append(
+            DiskView(
+                target=target.get("dev", "") if target is not None else "",
+                bus=target.get("bus", "") if target is not None else "",
+                device=disk.get("device", "disk"),
+                source=path,
+                format=driver.get("type") if driver is not None else None,
+                readonly=disk.find("readonly") is not None,
+                owned=path is not None and path in owned,
+            )
+        )
+    nics = []
+    for nic in root.iterfind("devices/interface"):
+        mac, model, source, target = (nic.find(t) for t in ("mac", "model", "source", "target"))
+        nics.append(
+            NicView(
+                mac=mac.get("address") if mac is not None else None,
+                model=model.get("type") if model is not None else None,
+                kind=nic.get("type", ""),
+                network=(source.get("network") or source.get("bridge")) if source is not None else None,
+                target=target.get("dev") if target is not None else None,
+            )
+        )
+    graphics = tuple(
+        GraphicsView(
+            type=g.get("type", ""),
+            listen=g.get("listen"),
+            port=_int(g.get("port")),
+            websocket=_int(g.get("websocket")),
+        )
+        for g in root.iterfind("devices/graphics")
+    )
+    os_type = root.find("os/type")
+    vcpu = root.find("vcpu")
+    serial_log = root.find("devices/serial/log")
+    return DomainView(
+        name=root.findtext("name", ""),
+        uuid=root.findtext("uuid", ""),
+        domain_type=root.get("type", ""),
+        arch=os_type.get("arch", "") if os_type is not None else "",
+        machine=machine_family(os_type.get("machine", "")) if os_type is not None else "",
+        vcpus=int(vcpu.text) if vcpu is not None and vcpu.text else 1,
+        memory_mib=_mib(root.find("memory")),
+        current_memory_mib=_mib(root.find("currentMemory")) or _mib(root.find("memory")),
+        template=meta.findtext("vmdeck:template", namespaces=_NS) if meta is not None else None,
+        accel_requested=accel.get("requested") if accel is not None else None,
+        accel_reason=accel.get("reason") if accel is not None else None,
+        boot_kind="kernel" if root.find("os/kernel") is not None else (
+            "uefi" if root.find("os/loader") is not None or root.find("os").get("firmware") == "efi" else "bios"
+        ),
+        disks=tuple(disks),
+        nics=tuple(nics),
+        graphics=graphics,
+        owned_volumes=owned,
+        has_agent_channel=any(
+            t.get("name") == "org.qemu.guest_agent.0" for t in root.iterfind("devices/channel/target")
+        ),
+        serial_log=serial_log.get("file") if serial_log is not None else None,
+        extra=extra,
+    )

@@ -1,0 +1,206 @@
+"""Render a VmSpec into libvirt domain XML (pure: everything external comes in `RenderContext`).
+
+What libvirt fills in by itself (PCI addresses, controllers for the buses we
+use, PS/2 devices on x86) is left to libvirt so that the XML stays what a
+human would write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+
+from vmdeck.domxml.names import VMDECK_NS, next_target
+from vmdeck.spec.models import VmSpec
+
+__all__ = ["RenderContext", "render_domain", "disk_element", "cdrom_element", "nic_element"]
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    domain_type: str  # "kvm" or "qemu" (TCG)
+    disk_paths: tuple[Path, ...] = ()  # one per spec.disks: the new volume's path or the user's source
+    owned_volumes: tuple[Path, ...] = ()  # the subset vmdeck created and may delete
+    kernel: Path | None = None
+    initrd: Path | None = None
+    cmdline: str = ""
+    serial_log: Path | None = None
+    accel_requested: str = "auto"
+    accel_reason: str = ""
+    uefi_loader: Path | None = None
+    extra_metadata: dict[str, str] = field(default_factory=dict)
+
+
+def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    element = etree.SubElement(parent, tag, {k.rstrip("_"): v for k, v in attrs.items()})
+    if text is not None:
+        element.text = text
+    return element
+
+
+def disk_element(
+    path: Path, bus: str, target: str, fmt: str = "qcow2", cache: str = "none", readonly: bool = False
+) -> etree._Element:
+    disk = etree.Element("disk", type="block" if str(path).startswith("/dev/") else "file", device="disk")
+    driver = _sub(disk, "driver", name="qemu", type=fmt)
+    if cache != "default":
+        driver.set("cache", cache)
+    if fmt == "qcow2":
+        driver.set("discard", "unmap")
+    _sub(disk, "source", **({"dev": str(path)} if disk.get("type") == "block" else {"file": str(path)}))
+    _sub(disk, "target", dev=target, bus=bus)
+    if readonly:
+        _sub(disk, "readonly")
+    return disk
+
+
+def cdrom_element(bus: str, target: str, iso: Path | None) -> etree._Element:
+    disk = etree.Element("disk", type="file", device="cdrom")
+    _sub(disk, "driver", name="qemu", type="raw")
+    if iso is not None:
+        _sub(disk, "source", file=str(iso))
+    _sub(disk, "target", dev=target, bus=bus)
+    _sub(disk, "readonly")
+    return disk
+
+
+def nic_element(model: str, network: str, mac: str | None) -> etree._Element:
+    if network == "user":
+        nic = etree.Element("interface", type="user")
+    else:
+        nic = etree.Element("interface", type="network")
+        _sub(nic, "source", network=network)
+    if mac:
+        _sub(nic, "mac", address=mac.lower())
+    _sub(nic, "model", type=model)
+    return nic
+
+
+def _metadata(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
+    metadata = _sub(root, "metadata")
+    vm = etree.SubElement(metadata, f"{{{VMDECK_NS}}}vm", nsmap={"vmdeck": VMDECK_NS})
+    _sub(vm, f"{{{VMDECK_NS}}}template", spec.template)
+    _sub(vm, f"{{{VMDECK_NS}}}accel", ctx.domain_type, requested=ctx.accel_requested, reason=ctx.accel_reason)
+    if spec.boot.kind == "kernel" and spec.boot.image:
+        _sub(vm, f"{{{VMDECK_NS}}}image", spec.boot.image)
+    for path in ctx.owned_volumes:
+        _sub(vm, f"{{{VMDECK_NS}}}owned-volume", str(path))
+    for key, value in sorted(ctx.extra_metadata.items()):
+        _sub(vm, f"{{{VMDECK_NS}}}{key}", value)
+
+
+def _os(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
+    os_ = _sub(root, "os")
+    _sub(os_, "type", "hvm", arch=spec.arch, machine=spec.machine)
+    if spec.boot.kind == "uefi" and ctx.uefi_loader is not None:
+        _sub(os_, "loader", str(ctx.uefi_loader), readonly="yes", type="pflash")
+    if spec.boot.kind == "kernel":
+        if ctx.kernel is None or ctx.initrd is None:
+            raise ValueError("kernel boot needs the image's kernel and initrd in the render context")
+        _sub(os_, "kernel", str(ctx.kernel))
+        _sub(os_, "initrd", str(ctx.initrd))
+        cmdline = " ".join(part for part in (ctx.cmdline, spec.boot.cmdline_extra) if part)
+        if cmdline:
+            _sub(os_, "cmdline", cmdline)
+    else:
+        for device in spec.boot.order:
+            _sub(os_, "boot", dev=device)
+
+
+def _cpu(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
+    if spec.cpu_model:
+        cpu = _sub(root, "cpu", mode="custom", match="exact", check="none")
+        _sub(cpu, "model", spec.cpu_model, fallback="forbid")
+    elif ctx.domain_type == "kvm":
+        _sub(root, "cpu", mode="host-passthrough", check="none", migratable="on")
+    elif spec.arch == "aarch64":
+        cpu = _sub(root, "cpu", mode="custom", match="exact", check="none")
+        _sub(cpu, "model", "cortex-a57", fallback="forbid")
+    # x86 under TCG: QEMU's default model (qemu64) is what TCG emulates fastest.
+
+
+def _devices(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
+    devices = _sub(root, "devices")
+    taken: list[str] = []
+    for disk, path in zip(spec.disks, ctx.disk_paths, strict=True):
+        target = disk.target or next_target(disk.bus, taken)
+        taken.append(target)
+        devices.append(disk_element(path, disk.bus, target, disk.format, disk.cache))
+    for cdrom in spec.cdroms:
+        target = cdrom.target or next_target(cdrom.bus, taken)
+        taken.append(target)
+        devices.append(cdrom_element(cdrom.bus, target, cdrom.iso))
+    if any(d.bus == "scsi" for d in (*spec.disks, *spec.cdroms)):
+        _sub(devices, "controller", type="scsi", model="virtio-scsi")
+    if spec.usb:
+        _sub(devices, "controller", type="usb", model="qemu-xhci" if spec.machine != "pc" else "piix3-uhci")
+    else:
+        _sub(devices, "controller", type="usb", model="none")
+    if spec.machine in ("q35", "virt"):
+        # Empty root ports: PCIe hot-plug needs a free port per device to come.
+        for _ in range(spec.hotplug_slots):
+            _sub(devices, "controller", type="pci", model="pcie-root-port")
+    for nic in spec.nics:
+        devices.append(nic_element(nic.model, nic.network, nic.mac))
+    if spec.serial:
+        serial = _sub(devices, "serial", type="pty")
+        if ctx.serial_log is not None:
+            # virtlogd keeps a copy of everything the guest prints: readiness and post-mortems.
+            _sub(serial, "log", file=str(ctx.serial_log), append="off")
+        _sub(serial, "target", port="0")
+        console = _sub(devices, "console", type="pty")
+        _sub(console, "target", type="serial", port="0")
+    if spec.guest_agent:
+        channel = _sub(devices, "channel", type="unix")
+        _sub(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
+    if spec.tablet != "none":
+        _sub(devices, "input", type="tablet", bus=spec.tablet)
+    if spec.arch == "aarch64" and spec.graphics.type != "none":
+        _sub(devices, "input", type="keyboard", bus="virtio")
+    if spec.graphics.type == "vnc":
+        graphics = _sub(devices, "graphics", type="vnc", port="-1", autoport="yes", listen=spec.graphics.listen)
+        if spec.graphics.websocket:
+            graphics.set("websocket", "-1")
+        _sub(graphics, "listen", type="address", address=spec.graphics.listen)
+    if spec.video != "none":
+        video = _sub(devices, "video")
+        _sub(video, "model", type=spec.video, **({"heads": "1"} if spec.video in ("vga", "cirrus", "virtio") else {}))
+    elif spec.arch == "x86_64":
+        video = _sub(devices, "video")
+        _sub(video, "model", type="none")
+    if spec.balloon:
+        balloon = _sub(devices, "memballoon", model="virtio")
+        _sub(balloon, "stats", period="5")
+    else:
+        _sub(devices, "memballoon", model="none")
+    rng = _sub(devices, "rng", model="virtio")
+    _sub(rng, "backend", "/dev/urandom", model="random")
+
+
+def render_domain(spec: VmSpec, ctx: RenderContext) -> str:
+    """The domain XML for `spec`, as libvirt's defineXML takes it."""
+    root = etree.Element("domain", type=ctx.domain_type)
+    _sub(root, "name", spec.name)
+    if spec.description:
+        _sub(root, "title", spec.description[:80] if spec.template == "custom" else f"from template {spec.template}")
+    _metadata(root, spec, ctx)
+    _sub(root, "memory", str(spec.memory_mib), unit="MiB")
+    _sub(root, "currentMemory", str(spec.memory_mib), unit="MiB")
+    _sub(root, "vcpu", str(spec.vcpus), placement="static")
+    _os(root, spec, ctx)
+    features = _sub(root, "features")
+    if spec.arch == "x86_64":
+        _sub(features, "acpi")
+        _sub(features, "apic")
+    else:
+        # ACPI on aarch64 needs UEFI; direct kernel boot uses the device tree instead.
+        _sub(features, "gic", version="3" if ctx.domain_type == "kvm" else "2")
+    _cpu(root, spec, ctx)
+    _sub(root, "clock", offset="utc")
+    _sub(root, "on_poweroff", "destroy")
+    _sub(root, "on_reboot", "restart")
+    _sub(root, "on_crash", "destroy")
+    _devices(root, spec, ctx)
+    return etree.tostring(root, pretty_print=True, encoding="unicode")

@@ -1,0 +1,1 @@
+"""One libvirt host: connection, capabilities, accelerator probe (core layer)."""

@@ -1,0 +1,94 @@
+"""What a host offers: CPU virtualization extensions, KVM, QEMU/libvirt versions, emulated arches."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import libvirt
+from lxml import etree
+
+from vmdeck.host.connection import Host, libvirt_errors
+
+__all__ = ["HostFacts", "host_facts", "format_version", "kvm_module"]
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    hostname: str
+    uri: str
+    cpu_model: str
+    cpu_vendor: str
+    pcpus: int
+    memory_mib: int
+    virt_extensions: tuple[str, ...]  # "vmx" (Intel VT-x) / "svm" (AMD-V) as the host CPU reports them
+    kvm_device: bool  # /dev/kvm exists (local hosts only; None-equivalent False on remote)
+    kvm_module: str | None  # kvm_intel / kvm_amd / kvm_pvm ... (local hosts)
+    kvm_offered: bool  # libvirt offers domain type 'kvm' for the host arch
+    qemu_version: str
+    libvirt_version: str
+    host_arch: str
+    emulated_arches: dict[str, tuple[str, ...]]  # arch -> domain types ("qemu" = TCG, "kvm")
+
+
+def format_version(number: int) -> str:
+    major, rest = divmod(number, 1_000_000)
+    minor, micro = divmod(rest, 1000)
+    return f"{major}.{minor}.{micro}"
+
+
+def kvm_module() -> str | None:
+    """Which KVM flavour is loaded: kvm_intel, kvm_amd, or a paravirtual one like kvm_pvm."""
+    modules = Path("/sys/module")
+    for name in ("kvm_intel", "kvm_amd", "kvm_pvm", "kvm_hv", "kvm_arm"):
+        if (modules / name).exists():
+            return name
+    return "kvm" if (modules / "kvm").exists() else None
+
+
+def host_facts(host: Host) -> HostFacts:
+    with libvirt_errors("host capabilities"):
+        caps = etree.fromstring(host.conn.getCapabilities().encode())
+        info = host.conn.getInfo()
+        qemu = host.conn.getVersion()
+        lib = host.conn.getLibVersion()
+        hostname = host.conn.getHostname()
+    host_arch = caps.findtext("host/cpu/arch", "")
+    features = {f.get("name") for f in caps.iterfind("host/cpu/feature")}
+    if host.is_local:
+        # libvirt reports the CPU *model's* features separately; /proc has the truth for vmx/svm.
+        try:
+            flags = Path("/proc/cpuinfo").read_text().split()
+            features |= {f for f in ("vmx", "svm") if f in flags}
+        except OSError:
+            pass
+    arches: dict[str, tuple[str, ...]] = {}
+    for guest in caps.iterfind("guest"):
+        arch = guest.find("arch")
+        if arch is None:
+            continue
+        types = tuple(sorted({d.get("type", "") for d in arch.iterfind("domain")}))
+        arches[arch.get("name", "")] = tuple(sorted(set(arches.get(arch.get("name", ""), ())) | set(types)))
+    kvm_offered = "kvm" in arches.get(host_arch, ())
+    if kvm_offered:
+        try:
+            host.conn.getDomainCapabilities(None, host_arch, None, "kvm", 0)
+        except libvirt.libvirtError:
+            kvm_offered = False
+    return HostFacts(
+        hostname=hostname,
+        uri=host.uri,
+        cpu_model=caps.findtext("host/cpu/model", ""),
+        cpu_vendor=caps.findtext("host/cpu/vendor", ""),
+        pcpus=int(info[2]),
+        memory_mib=int(info[1]),
+        virt_extensions=tuple(sorted(f for f in features if f in ("vmx", "svm"))),
+        kvm_device=host.is_local and os.path.exists("/dev/kvm"),
+        kvm_module=kvm_module() if host.is_local else None,
+        kvm_offered=kvm_offered,
+        qemu_version=format_version(qemu),
+        libvirt_version=format_version(lib),
+        host_arch=host_arch,
+        emulated_arches=arches,
+    )

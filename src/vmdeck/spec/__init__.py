@@ -1,0 +1,1 @@
+"""What a VM should be: models, templates and their validation (core layer)."""

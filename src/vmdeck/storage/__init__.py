@@ -1,0 +1,1 @@
+"""Disk volumes in vmdeck's libvirt storage pool, ISO media (core layer)."""

@@ -1,0 +1,1 @@
+"""Operations on VMs: lifecycle, state, guest agent, devices and media (core layer)."""
