@@ -139,7 +139,10 @@ def _devices(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
     else:
         _sub(devices, "controller", type="usb", model="none")
     if spec.machine in ("q35", "virt"):
-        # Empty root ports: PCIe hot-plug needs a free port per device to come.
+        # Empty root ports: PCIe hot-plug needs a free port per device to come. The root
+        # bus is named first: libvirt would give the first unindexed port index 0 otherwise.
+        if spec.hotplug_slots:
+            _sub(devices, "controller", type="pci", index="0", model="pcie-root")
         for _ in range(spec.hotplug_slots):
             _sub(devices, "controller", type="pci", model="pcie-root-port")
     for nic in spec.nics:

@@ -29,6 +29,7 @@ class HostFacts:
     qemu_version: str
     libvirt_version: str
     host_arch: str
+    driver: str  # libvirt's driver name: "QEMU", or "TEST" for libvirt's built-in fake hypervisor
     emulated_arches: dict[str, tuple[str, ...]]  # arch -> domain types ("qemu" = TCG, "kvm")
 
 
@@ -54,6 +55,7 @@ def host_facts(host: Host) -> HostFacts:
         qemu = host.conn.getVersion()
         lib = host.conn.getLibVersion()
         hostname = host.conn.getHostname()
+        driver = host.conn.getType()
     host_arch = caps.findtext("host/cpu/arch", "")
     features = {f.get("name") for f in caps.iterfind("host/cpu/feature")}
     if host.is_local:
@@ -90,5 +92,6 @@ def host_facts(host: Host) -> HostFacts:
         qemu_version=format_version(qemu),
         libvirt_version=format_version(lib),
         host_arch=host_arch,
+        driver=driver,
         emulated_arches=arches,
     )

@@ -140,10 +140,16 @@ def delete(host: Host, name: str, *, force: bool = False, keep_disks: bool = Fal
         with libvirt_errors(f"poweroff {name}"):
             dom.destroy()
     view = parse_domain(dom.XMLDesc(0))
-    flags = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-             | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
+    basic = libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
     with libvirt_errors(f"delete {name}"):
-        dom.undefineFlags(flags)
+        try:
+            # NVRAM: a UEFI VM's variable store belongs to it and goes with it.
+            dom.undefineFlags(basic | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+                              | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
+        except libvirt.libvirtError as err:
+            if err.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:  # a driver without those flags
+                raise
+            dom.undefineFlags(basic)
     removed: list[str] = []
     if not keep_disks:
         for path in view.owned_volumes:
