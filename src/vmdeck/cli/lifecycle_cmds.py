@@ -88,12 +88,15 @@ def show(ctx: typer.Context, name: str, as_json: bool = typer.Option(False, "--j
     table = Table("DEVICE", "TARGET", "BUS", "SOURCE", box=None, header_style="bold")
     for disk in details["disks"]:
         source = disk["source"] or "(empty)"
-        table.add_row(disk["device"], disk["target"], disk["bus"], source + ("  [dim](vmdeck volume)[/dim]" if disk["owned"] else ""))
+        owned = "  [dim](vmdeck volume)[/dim]" if disk["owned"] else ""
+        table.add_row(disk["device"], disk["target"], disk["bus"], source + owned)
     for nic in details["nics"]:
         table.add_row("nic", nic["mac"] or "", nic["model"] or "", nic["network"] or nic["kind"])
     for gfx in details["graphics"]:
         where = f"{gfx['listen']}:{gfx['port']}" if gfx["port"] and gfx["port"] > 0 else "(when running)"
-        table.add_row("display", gfx["type"], "", where + (f" websocket {gfx['websocket']}" if gfx["websocket"] and gfx["websocket"] > 0 else ""))
+        if gfx["websocket"] and gfx["websocket"] > 0:
+            where += f" websocket {gfx['websocket']}"
+        table.add_row("display", gfx["type"], "", where)
     out.print(table)
 
 
@@ -158,6 +161,8 @@ def exec_(
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the command."),
 ) -> None:
     """Run a command in the guest (through its agent); exit with its status."""
+    if command and command[0] == "--":  # typer keeps the separator when interspersed args are off
+        command = command[1:]
     result = guest_exec(ctx.obj.host().lookup(name), command, timeout=timeout)
     sys.stdout.buffer.write(result.stdout)
     sys.stdout.flush()

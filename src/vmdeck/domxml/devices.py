@@ -98,7 +98,8 @@ def with_media(disk_xml: str, iso: str | None) -> str:
 
 
 def has_scsi_controller(xml: str) -> bool:
-    return any(c.get("model", "").startswith("virtio-scsi") for c in _root(xml).iterfind("devices/controller[@type='scsi']"))
+    controllers = _root(xml).iterfind("devices/controller[@type='scsi']")
+    return any(c.get("model", "").startswith("virtio-scsi") for c in controllers)
 
 
 def free_root_ports(xml: str) -> int:

@@ -7,7 +7,6 @@ hand-written one gives the same view, with `template` None.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from lxml import etree
 

@@ -72,7 +72,10 @@ def _boot_under_kvm(host: Host) -> KvmVerdict:
     try:
         dom = host.conn.createXML(render_domain(spec, ctx), 0)
     except libvirt.libvirtError as err:
-        return KvmVerdict(False, f"QEMU refused to start a KVM guest: {err.get_error_message()}", time.time())
+        lines = (err.get_error_message() or "").splitlines() or ["no message"]
+        # QEMU's own complaint ("failed to set MSR ...") says more than libvirt's wrapper line.
+        detail = next((line for line in lines if "error:" in line), lines[0]).strip()
+        return KvmVerdict(False, f"QEMU could not start a KVM guest: {detail}", time.time())
     try:
         while time.monotonic() - started < PROBE_DEADLINE_S:
             state, reason = dom.state()
