@@ -17,9 +17,9 @@ TRAILER = "TRAILER!!!"
 
 @dataclass(frozen=True)
 class Entry:
-    path: str            # inside the archive, no leading "/"
-    mode: int            # full st_mode (type bits + permissions)
-    data: bytes = b""    # file contents, or the link target for symlinks
+    path: str  # inside the archive, no leading "/"
+    mode: int  # full st_mode (type bits + permissions)
+    data: bytes = b""  # file contents, or the link target for symlinks
     rdev: tuple[int, int] = (0, 0)  # (major, minor) for device nodes
 
 
@@ -28,12 +28,8 @@ def _pad4(n: int) -> bytes:
 
 
 def _header(ino: int, e: Entry, namesize: int, filesize: int) -> bytes:
-    fields = (
-        ino, e.mode, 0, 0, 1, 0, filesize,  # ino mode uid gid nlink mtime filesize
-        0, 0,                               # devmajor devminor
-        e.rdev[0], e.rdev[1],               # rdevmajor rdevminor
-        namesize, 0,                        # namesize check
-    )
+    # ino mode uid gid nlink mtime filesize devmajor devminor rdevmajor rdevminor namesize check
+    fields = (ino, e.mode, 0, 0, 1, 0, filesize, 0, 0, e.rdev[0], e.rdev[1], namesize, 0)
     return b"070701" + b"".join(b"%08X" % f for f in fields)
 
 

@@ -24,7 +24,11 @@ def _run(args: list[str], *, cwd: Path | None = None, timeout: float = 600) -> s
         raise HostError(f"'{args[0]}' is not installed on this host (needed to build the tiny guest image)")
     try:
         p = subprocess.run(
-            args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+            args,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             env={**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"},
         )
     except subprocess.TimeoutExpired:
@@ -103,8 +107,12 @@ def download(pkg: str, dest: Path, progress=None) -> Path:
     _check_name(pkg)
     name, _, arch = pkg.partition(":")
     arch = arch or host_arch()
-    ver = ensure_candidate(pkg, progress)
     dest.mkdir(parents=True, exist_ok=True)
+    # a package downloaded earlier is reused as is (apt-cache is slow with two archs)
+    cached = sorted(p for a in (arch, "all") for p in dest.glob(f"{name}_*_{a}.deb") if p.stat().st_size > 0)
+    if cached:
+        return cached[-1]
+    ver = ensure_candidate(pkg, progress)
     fname = f"{name}_{ver.replace(':', '%3a')}_{arch}.deb"
     path = dest / fname
     if path.exists() and path.stat().st_size > 0:

@@ -50,9 +50,7 @@ def sections(data: bytes) -> dict[str, bytes]:
     raw = []
     for i in range(shnum):
         # sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size
-        name, typ, _flags, _addr, off, size = struct.unpack_from(
-            "<IIQQQQ", data, shoff + i * shentsize
-        )
+        name, typ, _flags, _addr, off, size = struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize)
         raw.append((name, typ, off, size))
     _n, _t, stroff, strsize = raw[shstrndx]
     strtab = data[stroff : stroff + strsize]
@@ -94,9 +92,7 @@ def dynamic_info(data: bytes) -> ElfInfo:
     dyn = None
     for i in range(phnum):
         # p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz
-        ptype, _fl, off, vaddr, _pa, filesz, _memsz = struct.unpack_from(
-            "<IIQQQQQ", data, phoff + i * phentsize
-        )
+        ptype, _fl, off, vaddr, _pa, filesz, _memsz = struct.unpack_from("<IIQQQQQ", data, phoff + i * phentsize)
         if ptype == PT_INTERP:
             info.interp = data[off : off + filesz].rstrip(b"\0").decode()
         elif ptype == PT_DYNAMIC:

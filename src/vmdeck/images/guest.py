@@ -27,7 +27,7 @@ RC = r"""#!/bin/sh
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin HOME=/root
 SERIAL=@SERIAL@
 
-/bin/busybox --install -s 2>/dev/null
+[ -e /bin/ls ] || /bin/busybox --install -s 2>/dev/null
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
@@ -36,12 +36,17 @@ mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 hostname -F /etc/hostname
+DEBUG=
+case " $(cat /proc/cmdline) " in *" vmdeck.debug "*) DEBUG=1 ;; esac
+stage() { [ -n "$DEBUG" ] && read -r up _ </proc/uptime && echo "vmdeck: $up $*" >/dev/console; }
+stage mounted
 
 # drivers the cloud kernel builds as modules, dependencies first
 kver=$(uname -r)
 while read -r m; do
     insmod "/lib/modules/$kver/$m" >>/var/log/modules.log 2>&1
 done < /etc/vmdeck/modules
+stage modules loaded
 
 # network: every NIC up, DHCP on eth0 (wait briefly), the others in background
 ip link set lo up
@@ -56,6 +61,7 @@ for d in /sys/class/net/*; do
     fi
 done
 
+stage network up
 # ACPI power button (x86, and arm64 booted with firmware/ACPI)
 acpid -c /etc/acpi -l /var/log/acpid.log
 # arm64 "virt" booted from a device tree: the power button is PL061 GPIO line 3
@@ -67,6 +73,7 @@ if [ -x /usr/bin/gpiomon ]; then
     done
 fi
 
+stage power button watchers
 # QEMU guest agent on the virtio-serial port named org.qemu.guest_agent.0
 /etc/vmdeck/qga-loop </dev/null >>/var/log/qemu-ga.log 2>&1 &
 i=0
@@ -81,6 +88,7 @@ while [ $i -lt 50 ]; do
     i=$((i + 1))
 done
 
+stage agent up
 boot_id=$(cat /proc/sys/kernel/random/boot_id)
 touch /run/vmdeck-ready
 seen=" "
@@ -174,11 +182,7 @@ export PS1='\h:\w\$ '
 
 def guest_files(serial: str, vga: bool) -> dict[str, tuple[str, int]]:
     vga_line = "tty1::respawn:-/bin/sh\n" if vga else ""
-    rc = (
-        RC.replace("@SERIAL@", serial)
-        .replace("@BOOTID@", BOOT_ID_PREFIX)
-        .replace("@READY@", READY_MARKER)
-    )
+    rc = RC.replace("@SERIAL@", serial).replace("@BOOTID@", BOOT_ID_PREFIX).replace("@READY@", READY_MARKER)
     return {
         "etc/inittab": (INITTAB.format(serial=serial, vga=vga_line), 0o644),
         "etc/rc": (rc, 0o755),

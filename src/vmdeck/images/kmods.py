@@ -106,9 +106,7 @@ def scan_tree(moddir: Path) -> dict[str, list[str]]:
     """Build the dependency map for a /lib/modules/<version> directory by reading
     each module's .modinfo (works for foreign architectures, needs no kmod)."""
     paths = sorted(
-        str(p.relative_to(moddir))
-        for p in moddir.rglob("*")
-        if p.is_file() and p.name.endswith(MODULE_SUFFIXES)
+        str(p.relative_to(moddir)) for p in moddir.rglob("*") if p.is_file() and p.name.endswith(MODULE_SUFFIXES)
     )
     names = {module_name(p): p for p in paths}
     dep: dict[str, list[str]] = {}

@@ -19,16 +19,18 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from vmdeck.errors import HostError, InvalidInput
 from vmdeck.paths import data_dir
 
-from . import cpio, debian_packages as deb, elf, kmods
+from . import cpio, elf, kmods
+from . import debian_packages as deb
 from .guest import READY_MARKER, guest_files
 
 __all__ = ["GuestImage", "ARCHES", "image_dir", "find_tiny", "build_tiny", "READY_MARKER"]
@@ -39,11 +41,11 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class GuestImage:
-    arch: str            # "x86_64" | "aarch64"
-    kernel: Path         # vmlinuz
-    initrd: Path         # initrd.img (cpio.gz)
-    cmdline: str         # kernel command line to boot it with
-    ready_marker: str    # line printed on the serial console when the guest is ready
+    arch: str  # "x86_64" | "aarch64"
+    kernel: Path  # vmlinuz
+    initrd: Path  # initrd.img (cpio.gz)
+    cmdline: str  # kernel command line to boot it with
+    ready_marker: str  # line printed on the serial console when the guest is ready
     kernel_version: str
 
 
@@ -55,33 +57,70 @@ class ArchProfile:
     serial: str
     cmdline: str
     vga: bool
-    modules: tuple[str, ...]       # loaded at boot when this kernel has them as modules
-    required: tuple[str, ...]      # the build fails when one of these is missing
-    extra_tools: tuple[tuple[str, str], ...] = ()   # (package, path inside it) copied with libs
+    modules: tuple[str, ...]  # loaded at boot when this kernel has them as modules
+    required: tuple[str, ...]  # the build fails when one of these is missing
+    extra_tools: tuple[tuple[str, str], ...] = ()  # (package, path inside it) copied with libs
 
 
 _COMMON_MODULES = (
-    "virtio_pci", "virtio_mmio", "virtio_blk", "virtio_net", "virtio_console",
-    "virtio_balloon", "virtio_input", "virtio_scsi", "virtio_rng",
-    "scsi_mod", "sd_mod", "sr_mod", "cdrom", "isofs", "vfat",
-    "ata_piix", "ata_generic", "libata", "pata_acpi", "ahci",
-    "button", "evdev", "8139cp", "8139too", "e1000", "e1000e",
-    "gpio_keys", "gpio_pl061", "pl061",
-    "usbhid", "hid_generic", "xhci_pci", "ehci_pci", "uhci_hcd",
+    "virtio_pci",
+    "virtio_mmio",
+    "virtio_blk",
+    "virtio_net",
+    "virtio_console",
+    "virtio_balloon",
+    "virtio_input",
+    "virtio_scsi",
+    "virtio_rng",
+    "scsi_mod",
+    "sd_mod",
+    "sr_mod",
+    "cdrom",
+    "isofs",
+    "vfat",
+    "ata_piix",
+    "ata_generic",
+    "libata",
+    "pata_acpi",
+    "ahci",
+    "button",
+    "evdev",
+    "8139cp",
+    "8139too",
+    "e1000",
+    "e1000e",
+    "gpio_keys",
+    "gpio_pl061",
+    "pl061",
+    "usbhid",
+    "hid_generic",
+    "xhci_pci",
+    "ehci_pci",
+    "uhci_hcd",
     "vmw_vsock_virtio_transport",
 )
 _REQUIRED = ("virtio_pci", "virtio_blk", "virtio_net", "virtio_console", "sr_mod", "isofs", "evdev")
 
 ARCHES: dict[str, ArchProfile] = {
     "x86_64": ArchProfile(
-        arch="x86_64", debarch="amd64", triplet="x86_64-linux-gnu", serial="ttyS0",
-        cmdline="console=tty0 console=ttyS0 quiet", vga=True,
-        modules=_COMMON_MODULES, required=_REQUIRED + ("button",),
+        arch="x86_64",
+        debarch="amd64",
+        triplet="x86_64-linux-gnu",
+        serial="ttyS0",
+        cmdline="console=tty0 console=ttyS0 quiet",
+        vga=True,
+        modules=_COMMON_MODULES,
+        required=_REQUIRED + ("button",),
     ),
     "aarch64": ArchProfile(
-        arch="aarch64", debarch="arm64", triplet="aarch64-linux-gnu", serial="ttyAMA0",
-        cmdline="console=ttyAMA0 quiet", vga=False,
-        modules=_COMMON_MODULES, required=_REQUIRED,
+        arch="aarch64",
+        debarch="arm64",
+        triplet="aarch64-linux-gnu",
+        serial="ttyAMA0",
+        cmdline="console=ttyAMA0 quiet",
+        vga=False,
+        modules=_COMMON_MODULES,
+        required=_REQUIRED,
         extra_tools=(("gpiod", "usr/bin/gpiomon"),),
     ),
 }
@@ -157,6 +196,7 @@ def build_tiny(arch: str, *, progress: Progress | None = None, force: bool = Fal
 
 # ---------------------------------------------------------------- building
 
+
 def _host_is(prof: ArchProfile) -> bool:
     return platform.machine() == prof.arch
 
@@ -199,7 +239,7 @@ def _build(prof: ArchProfile, tmp: Path, out: Path, say: Progress) -> GuestImage
 
     # 5. the initramfs
     tree = cpio.Tree()
-    for d in ("proc", "sys", "dev", "run", "tmp", "mnt", "root", "var/log", "etc/vmdeck", "usr/bin", "usr/sbin", "sbin"):
+    for d in "proc sys dev run tmp mnt root var/log etc/vmdeck usr/bin usr/sbin sbin".split():
         tree.dir(d)
     tree.dir("tmp", 0o1777)
     tree.chardev("dev/console", 5, 1)
@@ -209,6 +249,9 @@ def _build(prof: ArchProfile, tmp: Path, out: Path, say: Progress) -> GuestImage
     tree.symlink("sbin/init", "../bin/busybox")
     tree.symlink("init", "bin/busybox")
     tree.symlink("var/run", "../run")
+    for applet in _applets(prof, busybox):
+        if applet not in tree:
+            tree.symlink(applet, "/bin/busybox")
     for path, (text, mode) in guest_files(prof.serial, prof.vga).items():
         tree.file(path, text, mode)
     for gpath, src in tools.items():
@@ -219,9 +262,13 @@ def _build(prof: ArchProfile, tmp: Path, out: Path, say: Progress) -> GuestImage
     mroot = f"lib/modules/{kver}"
     for rel in order:
         tree.file(f"{mroot}/{kmods.normalize_path(rel)}", kmods.read_module(moddir / rel), 0o644)
-    tree.file(f"{mroot}/modules.dep", kmods.format_modules_dep(
-        {kmods.normalize_path(k): [kmods.normalize_path(x) for x in v] for k, v in dep.items()},
-        [kmods.normalize_path(r) for r in order]))
+    tree.file(
+        f"{mroot}/modules.dep",
+        kmods.format_modules_dep(
+            {kmods.normalize_path(k): [kmods.normalize_path(x) for x in v] for k, v in dep.items()},
+            [kmods.normalize_path(r) for r in order],
+        ),
+    )
     for extra in ("modules.builtin", "modules.builtin.modinfo", "modules.order"):
         if (moddir / extra).is_file():
             tree.file(f"{mroot}/{extra}", (moddir / extra).read_bytes())
@@ -272,7 +319,8 @@ def _kernel_layout(kroot: Path) -> tuple[str, Path, Path]:
 
 def _module_deps(kroot: Path, kver: str, moddir: Path, say: Progress) -> dict[str, list[str]]:
     depmod = shutil.which("depmod") or next(
-        (p for p in ("/usr/sbin/depmod", "/sbin/depmod") if os.access(p, os.X_OK)), None)
+        (p for p in ("/usr/sbin/depmod", "/sbin/depmod") if os.access(p, os.X_OK)), None
+    )
     if depmod and moddir.parent == kroot / "lib" / "modules":
         say(f"depmod -b <root> {kver}")
         try:
@@ -310,6 +358,20 @@ def _busybox(prof: ArchProfile, tmp: Path, debs: Path, packages: dict[str, str],
     raise HostError(f"{p.name} contains no bin/busybox")
 
 
+def _applets(prof: ArchProfile, busybox: Path) -> list[str]:
+    """Applet paths ('sbin/acpid', ...) when the busybox runs on this host; else the
+    guest links them at boot (busybox --install -s)."""
+    if not _host_is(prof):
+        return []
+    try:
+        out = subprocess.run([str(busybox), "--list-full"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if out.returncode != 0:
+        return []
+    return [a.strip("/") for a in out.stdout.split() if a.strip("/") and ".." not in a]
+
+
 def _resolve_in_root(path: Path, root: Path) -> Path | None:
     """Follow symlinks as if root were '/'."""
     for _ in range(40):
@@ -331,8 +393,7 @@ def _find_lib(soname: str, roots: list[Path], triplet: str) -> Path | None:
     return None
 
 
-def lib_closure(binaries: list[Path], roots: list[Path], triplet: str
-                ) -> tuple[dict[str, Path], str | None, list[str]]:
+def lib_closure(binaries: list[Path], roots: list[Path], triplet: str) -> tuple[dict[str, Path], str | None, list[str]]:
     """(soname -> file, program interpreter path, missing sonames) for the binaries."""
     libs: dict[str, Path] = {}
     missing: list[str] = []
@@ -358,8 +419,9 @@ def lib_closure(binaries: list[Path], roots: list[Path], triplet: str
     return libs, interp, missing
 
 
-def _userland(prof: ArchProfile, tmp: Path, debs: Path, packages: dict[str, str], say: Progress
-              ) -> tuple[dict[str, Path], dict[str, Path], tuple[str, Path]]:
+def _userland(
+    prof: ArchProfile, tmp: Path, debs: Path, packages: dict[str, str], say: Progress
+) -> tuple[dict[str, Path], dict[str, Path], tuple[str, Path]]:
     """Guest tools (guest path -> file), their libraries and the dynamic loader."""
     host_qga = Path("/usr/sbin/qemu-ga")
     if _host_is(prof) and host_qga.is_file() and not prof.extra_tools:
@@ -388,8 +450,10 @@ def _userland(prof: ArchProfile, tmp: Path, debs: Path, packages: dict[str, str]
             # which package ships the library? ask the host's dpkg about its own copy
             new = {n for so in missing if (n := deb.package_of_file(so))}
             queue = sorted({_pkg(prof, n) for n in new} - done)
-            if not queue:  # fall back to the direct Depends of what we have
-                queue = sorted({_pkg(prof, d) for pkg in done for d in deb.depends(pkg)} - done)
+            if not queue:  # fall back to the direct Depends of what we have (arch-specific ones)
+                deps = {_pkg(prof, d) for pkg in done for d in deb.depends(pkg)} - done
+                queue = sorted(q for q in deps if deb.candidate(q))
+                done |= deps - set(queue)
             if not queue:
                 raise HostError(f"cannot find {prof.debarch} packages for: {', '.join(missing)}")
     libs, interp, missing = lib_closure(list(tools.values()), roots, prof.triplet)
@@ -411,4 +475,3 @@ def _userland(prof: ArchProfile, tmp: Path, debs: Path, packages: dict[str, str]
         if elf.dynamic_info(f.read_bytes()).machine != prof.arch:
             raise HostError(f"{f} is not an {prof.arch} binary")
     return tools, libs, (interp.lstrip("/"), ifile)
-
