@@ -24,7 +24,9 @@ from vmdeck.vm import lifecycle
 from vmdeck.vm.agent import ExecResult, guest_exec
 from vmdeck.vm.create import create_vm
 
-PREFIX = "vmdeck-test-"
+# The pid in the name tells this run's VMs from those of a concurrent run (another engineer's)
+# and from leftovers of a dead one, which are the only ones cleaned up at start.
+PREFIX = f"vmdeck-test-{os.getpid()}-"
 VMDECK = [sys.executable, "-m", "vmdeck.cli.main"]
 
 
@@ -49,8 +51,10 @@ def _cleanup(host: Host, name: str) -> None:
 def _no_leftover_test_vms(host: Host) -> Iterator[None]:
     """Remove test VMs an earlier, interrupted run left behind (and ours at the end)."""
     for dom in host.conn.listAllDomains(0):
-        if dom.name().startswith(PREFIX):
-            _cleanup(host, dom.name())
+        parts = dom.name().split("-")
+        if dom.name().startswith("vmdeck-test-") and len(parts) > 2 and parts[2].isdigit():
+            if not Path(f"/proc/{parts[2]}").exists():
+                _cleanup(host, dom.name())
     yield
     for dom in host.conn.listAllDomains(0):
         if dom.name().startswith(PREFIX):

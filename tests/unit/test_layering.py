@@ -1,0 +1,43 @@
+"""The core never imports the CLI, API or web layers (checked on the source, so lazy imports count too)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import vmdeck
+
+PACKAGE = Path(vmdeck.__file__).parent
+UPPER = ("vmdeck.cli", "vmdeck.api", "vmdeck.web")
+CORE = [p for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE).parts[0] not in ("cli", "api", "web")]
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_core_modules_exist() -> None:
+    assert len(CORE) > 20
+
+
+def test_core_never_imports_upper_layers() -> None:
+    offenders = {
+        str(path.relative_to(PACKAGE)): sorted(n for n in _imports(path) if n.startswith(UPPER))
+        for path in CORE
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_cli_and_api_do_not_import_each_other() -> None:
+    for layer, other in (("cli", "vmdeck.api"), ("api", "vmdeck.cli")):
+        for path in (PACKAGE / layer).rglob("*.py"):
+            # `serve` is the one CLI command that starts the API server.
+            if path.name == "serve_cmds.py":
+                continue
+            assert not [n for n in _imports(path) if n.startswith(other)], path
