@@ -2,15 +2,53 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
+import typer.main
+from typer.core import TyperGroup
 
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host, connect
 
+# Which module defines each top-level command. A command's module is imported only when that
+# command runs (or for --help), so `vmdeck list` does not pay for the web server's imports.
+COMMAND_MODULES: dict[str, str] = {
+    **dict.fromkeys(("create", "start", "list", "show", "shutdown", "poweroff", "reboot", "reset", "pause",
+                     "resume", "delete", "exec"), "lifecycle_cmds"),
+    "template": "template_cmds",
+    "image": "image_cmds",
+    "host": "host_cmds",
+    **dict.fromkeys(("cdrom", "iso", "disk", "nic"), "device_cmds"),
+    **dict.fromkeys(("screenshot", "send-keys", "type", "mouse", "console", "display", "guest-info"), "console_cmds"),
+    **dict.fromkeys(("hostview", "pin", "balloon"), "hostview_cmds"),
+    "serve": "serve_cmds",
+}
+
+
+class LazyGroup(TyperGroup):
+    """The root command group: knows every command's name, imports its module on first use."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return list(dict.fromkeys([*COMMAND_MODULES, *super().list_commands(ctx)]))
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> typer.core.TyperCommand | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            module = importlib.import_module(f"vmdeck.cli.{COMMAND_MODULES[cmd_name]}")
+            staging = typer.Typer()
+            module.register(staging)
+            group = typer.main.get_group(staging)
+            for name, command in group.commands.items():
+                self.commands.setdefault(name, command)
+        return super().get_command(ctx, cmd_name)
+
+
+
+
 app = typer.Typer(
     name="vmdeck",
+    cls=LazyGroup,
     help="vmdeck: a virtual machine manager for QEMU/KVM hosts, built on libvirt.",
     no_args_is_help=True,
     add_completion=False,
@@ -39,17 +77,6 @@ def _global(
                                     help="libvirt URI of the host (default qemu:///system)."),
 ) -> None:
     ctx.obj = State(connect_uri)
-
-
-def _register() -> None:
-    # Each area lives in its own module; registering here keeps `main` the only place that knows them all.
-    from vmdeck.cli import host_cmds, image_cmds, lifecycle_cmds, template_cmds
-
-    for module in (lifecycle_cmds, template_cmds, image_cmds, host_cmds):
-        module.register(app)
-
-
-_register()
 
 
 def main() -> None:
