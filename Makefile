@@ -12,9 +12,8 @@ run: setup
 	bash scripts/run-demo.sh
 
 test: setup
-	VMDECK_EXTRAS=test bash scripts/setup-host.sh >/dev/null
 	$(VENV)/bin/ruff check src tests bench
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -p no:cacheprovider --durations=15
 
 unit:
 	$(PY) -m pytest tests/unit -q
