@@ -13,6 +13,7 @@ from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.vm import lifecycle
 from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.create import create_vm
+from vmdeck.vm.devices import device_table
 from vmdeck.vm.inventory import list_vms, show_vm
 
 _STATE_STYLE = {"running": "green", "paused": "yellow", "shut off": "dim", "crashed": "red"}
@@ -78,6 +79,7 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> 
 def show(ctx: typer.Context, name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Show one VM: settings, state and devices."""
     details = show_vm(ctx.obj.host(), name).to_dict()
+    details["devices"] = device_table(ctx.obj.host(), name)  # live, or pending until the next boot
     if as_json:
         print_json(details)
         return
@@ -85,13 +87,10 @@ def show(ctx: typer.Context, name: str, as_json: bool = typer.Option(False, "--j
               f"template {details['template'] or '-'})")
     out.print(f"  {details['arch']} {details['machine']}, {details['vcpus']} vCPU, "
               f"{details['memory_mib']} MiB (current {details['current_memory_mib']} MiB), boot {details['boot_kind']}")
-    table = Table("DEVICE", "TARGET", "BUS", "SOURCE", box=None, header_style="bold")
-    for disk in details["disks"]:
-        source = disk["source"] or "(empty)"
-        owned = "  [dim](vmdeck volume)[/dim]" if disk["owned"] else ""
-        table.add_row(disk["device"], disk["target"], disk["bus"], source + owned)
-    for nic in details["nics"]:
-        table.add_row("nic", nic["mac"] or "", nic["model"] or "", nic["network"] or nic["kind"])
+    table = Table("DEVICE", "TARGET", "BUS", "SOURCE", "STATUS", box=None, header_style="bold")
+    for row in details["devices"]:
+        owned = "  [dim](vmdeck volume)[/dim]" if row.source in details["owned_volumes"] else ""
+        table.add_row(row.kind, row.key, row.bus, (row.source or "(empty)") + owned, row.status)
     for gfx in details["graphics"]:
         where = f"{gfx['listen']}:{gfx['port']}" if gfx["port"] and gfx["port"] > 0 else "(when running)"
         if gfx["websocket"] and gfx["websocket"] > 0:

@@ -40,7 +40,13 @@ _GUEST = {
     libvirt.VIR_ERR_AGENT_UNRESPONSIVE,
     libvirt.VIR_ERR_AGENT_UNSYNCED,
 }
-_HOST = {libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_ERR_AUTH_FAILED}
+_HOST = {
+    libvirt.VIR_ERR_NO_SUPPORT,
+    libvirt.VIR_ERR_NO_CONNECT,
+    libvirt.VIR_ERR_RPC,
+    libvirt.VIR_ERR_SYSTEM_ERROR,
+    libvirt.VIR_ERR_AUTH_FAILED,
+}
 
 
 def translate(err: libvirt.libvirtError, context: str = "") -> VmdeckError:

@@ -16,7 +16,7 @@ import libvirt
 import libvirt_qemu
 
 from vmdeck.domxml.parse import parse_domain
-from vmdeck.errors import GuestError, InvalidInput, StateError
+from vmdeck.errors import GuestError, InvalidInput, NotFound, StateError, VmdeckError
 from vmdeck.host.connection import translate
 from vmdeck.vm.state import current_state
 
@@ -74,7 +74,13 @@ def guest_exec(dom: libvirt.virDomain, argv: list[str], *, timeout: float = 60.0
     arguments: dict[str, Any] = {"path": argv[0], "arg": argv[1:], "capture-output": True}
     if stdin is not None:
         arguments["input-data"] = base64.b64encode(stdin).decode()
-    pid = agent_command(dom, "guest-exec", arguments)["pid"]
+    try:
+        pid = agent_command(dom, "guest-exec", arguments)["pid"]
+    except VmdeckError as err:
+        # The agent could not spawn it: almost always a program that is not in the guest.
+        if "No such file" in str(err) or "Failed to execute child process" in str(err):
+            raise NotFound(f"command {argv[0]!r} not found in VM {dom.name()!r}") from err
+        raise
     deadline = time.monotonic() + timeout
     delay = 0.02
     while True:

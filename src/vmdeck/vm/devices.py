@@ -1,0 +1,457 @@
+"""Disks and NICs of an existing VM, hot and cold: add, attach, remove, resize (core layer).
+
+A running VM gets the change live *and* in its configuration (so it survives
+the next boot); a shut-off VM gets it in the configuration only. A bus that
+cannot hot-plug (IDE, SATA) on a running VM is changed in the configuration
+and the caller is told it takes effect at the next boot. Everything is checked
+before anything changes: a refused request leaves the VM's devices as they were.
+
+Volumes vmdeck creates here are recorded as vmdeck:owned-volume in the domain
+metadata, so `vmdeck delete` removes them and `disk remove --delete-volume`
+may; an image the user attached is never deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import libvirt
+from lxml import etree
+
+from vmdeck.domxml import devices as dx
+from vmdeck.domxml.names import VMDECK_NS, next_target
+from vmdeck.domxml.parse import DiskView, DomainView, parse_domain
+from vmdeck.domxml.render import disk_element, nic_element
+from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound
+from vmdeck.host.connection import Host, libvirt_errors, translate
+from vmdeck.spec.models import BUSES
+from vmdeck.storage.pool import GIB, create_volume, delete_volume, pool_free_bytes
+from vmdeck.vm.state import ACTIVE, current_state
+
+__all__ = [
+    "DeviceChange",
+    "HOTPLUG_BUSES",
+    "NIC_MODELS",
+    "add_disk",
+    "attach_disk",
+    "remove_disk",
+    "resize_disk",
+    "add_nic",
+    "remove_nic",
+    "device_table",
+    "apply_attach",
+    "users_of_image",
+]
+
+LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
+CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+# virtio disks are PCI(e) functions and SCSI disks hang off a virtio-scsi HBA: both hot-plug.
+# IDE and AHCI (SATA) ports cannot: QEMU refuses, so those changes wait for the next boot.
+HOTPLUG_BUSES = ("virtio", "scsi", "usb")
+NIC_MODELS = ("virtio", "e1000", "e1000e", "rtl8139")
+_MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
+# Under TCG a guest takes seconds to acknowledge a PCIe hot-unplug (ACPI/pciehp round trip).
+UNPLUG_TIMEOUT = 30.0
+NEXT_BOOT = "takes effect at the next boot"
+
+
+@dataclass(frozen=True)
+class DeviceChange:
+    """What a device operation did, in words a user can act on."""
+
+    vm: str
+    device: str  # "disk", "cdrom" or "nic"
+    key: str  # target (vdb, sda) or MAC address
+    live: bool  # the running VM has it now
+    persistent: bool  # the configuration (next boot) has it
+    message: str
+    source: str | None = None
+    size_bytes: int | None = None
+
+
+# -- reading the VM ---------------------------------------------------------------------------
+
+
+def is_running(dom: libvirt.virDomain) -> bool:
+    return current_state(dom) in ACTIVE
+
+
+def xml_pair(dom: libvirt.virDomain) -> tuple[str | None, str | None]:
+    """(config XML, live XML): None for what does not exist (a transient VM's config, a shut-off VM's live)."""
+    with libvirt_errors(dom.name()):
+        config = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) if dom.isPersistent() else None
+        live = dom.XMLDesc(0) if dom.isActive() else None
+    return config, live
+
+
+def _view(dom: libvirt.virDomain) -> DomainView:
+    with libvirt_errors(dom.name()):
+        return parse_domain(dom.XMLDesc(0))
+
+
+def _find_disk(view: DomainView, target: str) -> DiskView | None:
+    return next((d for d in view.disks if d.target == target), None)
+
+
+def users_of_image(host: Host, path: str | Path, *, exclude: str | None = None) -> list[tuple[str, DiskView]]:
+    """(VM name, disk) for every running VM whose live XML uses the image at `path`."""
+    wanted = str(Path(path).absolute())
+    users = []
+    with libvirt_errors("list running VMs"):
+        domains = host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+    for other in domains:
+        if other.name() == exclude:
+            continue
+        with contextlib.suppress(libvirt.libvirtError):  # it may have stopped meanwhile
+            for disk in parse_domain(other.XMLDesc(0)).disks:
+                if disk.source == wanted:
+                    users.append((other.name(), disk))
+    return users
+
+
+def device_table(host: Host, name: str) -> list[dx.DeviceRow]:
+    """Every disk, CD-ROM and NIC with whether it is live, pending (next boot) or config-only."""
+    dom = host.lookup(name)
+    config, live = xml_pair(dom)
+    # A transient VM has no configuration of its own: its live XML is all there is.
+    return dx.device_rows(config if config is not None else live or "<domain/>", live)
+
+
+# -- metadata: the volumes vmdeck owns ------------------------------------------------------
+
+
+def _metadata_flags(dom: libvirt.virDomain) -> int:
+    flags = CONFIG if dom.isPersistent() else 0
+    return flags | (LIVE if dom.isActive() else 0)
+
+
+def _owned_update(dom: libvirt.virDomain, add: str | None = None, remove: str | None = None) -> None:
+    """Add or drop one vmdeck:owned-volume record, keeping every other metadata field."""
+    for flag in (CONFIG, LIVE):
+        if not _metadata_flags(dom) & flag:
+            continue
+        try:
+            text = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, VMDECK_NS, flag)
+            root = etree.fromstring(text.encode())
+        except libvirt.libvirtError as err:
+            if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN_METADATA:
+                raise translate(err, f"{dom.name()}: metadata") from err
+            root = etree.Element("vm")  # a VM vmdeck did not create: start its record
+        for element in root.findall("owned-volume"):
+            if element.text in (add, remove):
+                root.remove(element)
+        if add is not None:
+            etree.SubElement(root, "owned-volume").text = add
+        with libvirt_errors(f"{dom.name()}: metadata"):
+            dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, etree.tostring(root, encoding="unicode"),
+                            "vmdeck", VMDECK_NS, flag)
+
+
+# -- applying a change ----------------------------------------------------------------------
+
+
+def apply_attach(dom: libvirt.virDomain, device_xml: str, *, hotpluggable: bool, what: str,
+                 why_not: str = "this bus cannot hot-plug") -> tuple[bool, str]:
+    """Attach `device_xml` live+config (running, hot-pluggable) or config only; returns (live, note)."""
+    persistent = bool(dom.isPersistent())
+    if not is_running(dom):
+        with libvirt_errors(f"{dom.name()}: add {what}"):
+            dom.attachDeviceFlags(device_xml, CONFIG)
+        return False, "added to the configuration (the VM is not running)"
+    if not hotpluggable:
+        if not persistent:
+            raise InvalidInput(f"{what} cannot be hot-plugged and VM {dom.name()!r} has no persistent configuration")
+        with libvirt_errors(f"{dom.name()}: add {what}"):
+            dom.attachDeviceFlags(device_xml, CONFIG)
+        return False, f"{why_not}: added to the configuration, {NEXT_BOOT}"
+    try:
+        dom.attachDeviceFlags(device_xml, LIVE | (CONFIG if persistent else 0))
+    except libvirt.libvirtError as err:
+        # QEMU or libvirt refused the hot-plug itself (no free slot, a device that cannot be
+        # plugged live): libvirt changed nothing, so the configuration alone can still take it.
+        code = err.get_error_code()
+        if not persistent or code not in (libvirt.VIR_ERR_OPERATION_UNSUPPORTED, libvirt.VIR_ERR_CONFIG_UNSUPPORTED,
+                                          libvirt.VIR_ERR_OPERATION_FAILED, libvirt.VIR_ERR_INTERNAL_ERROR):
+            raise translate(err, f"{dom.name()}: add {what}") from err
+        reason = (err.get_error_message() or "").strip().rstrip(".")
+        with libvirt_errors(f"{dom.name()}: add {what}"):
+            dom.attachDeviceFlags(device_xml, CONFIG)
+        return False, f"could not hot-plug ({reason}): added to the configuration, {NEXT_BOOT}"
+    return True, "added to the running VM and its configuration"
+
+
+def _wait_gone(dom: libvirt.virDomain, present: Callable[[str], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if not dom.isActive():
+            return True
+        with libvirt_errors(dom.name()):
+            if not present(dom.XMLDesc(0)):
+                return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.25)
+
+
+def _apply_detach(dom: libvirt.virDomain, config_xml: str | None, live_xml: str | None, *, hotpluggable: bool,
+                  what: str, present: Callable[[str], bool]) -> tuple[bool, str]:
+    """Detach from the config and, where the bus allows, from the running VM; returns (still live, note)."""
+    context = f"{dom.name()}: remove {what}"
+    if live_xml is not None and hotpluggable:
+        with libvirt_errors(context):
+            dom.detachDeviceFlags(live_xml, LIVE | (CONFIG if config_xml is not None else 0))
+        if not _wait_gone(dom, present, UNPLUG_TIMEOUT):
+            return True, (f"removed from the configuration; the guest has not released it after "
+                          f"{UNPLUG_TIMEOUT:g} s (it goes when the guest acknowledges, or at the next boot)")
+        return False, "removed from the running VM and its configuration"
+    if config_xml is not None:
+        with libvirt_errors(context):
+            dom.detachDeviceFlags(config_xml, CONFIG)
+    if live_xml is not None:
+        return True, f"this bus cannot hot-unplug: removed from the configuration, {NEXT_BOOT}"
+    return False, "removed from the configuration"
+
+
+# -- disks ----------------------------------------------------------------------------------
+
+
+def _check_bus(view: DomainView, bus: str) -> None:
+    allowed = BUSES.get(view.machine, ("virtio", "sata", "ide", "scsi"))
+    if bus not in allowed:
+        raise InvalidInput(f"bus {bus!r} does not exist on machine {view.machine!r}: use {', '.join(allowed)}",
+                           field="bus")
+
+
+def _free_volume_name(host: Host, base: str, fmt: str) -> str:
+    names: set[str] = set()
+    with contextlib.suppress(libvirt.libvirtError):
+        names = set(host.conn.storagePoolLookupByName("vmdeck").listVolumes())
+    candidate, n = f"{base}.{fmt}", 2
+    while candidate in names:
+        candidate, n = f"{base}-{n}.{fmt}", n + 1
+    return candidate
+
+
+def _taken_targets(dom: libvirt.virDomain) -> list[str]:
+    config, live = xml_pair(dom)
+    return sorted({t for xml in (config, live) if xml for t in dx.disk_targets(xml)})
+
+
+def add_disk(host: Host, name: str, size_gib: float, *, bus: str = "virtio", fmt: str = "qcow2") -> DeviceChange:
+    """Create a new vmdeck-owned volume of `size_gib` and plug it in as the next free target on `bus`."""
+    dom = host.lookup(name)
+    view = _view(dom)
+    _check_bus(view, bus)
+    if fmt not in ("qcow2", "raw"):
+        raise InvalidInput(f"disk format must be qcow2 or raw, got {fmt!r}", field="format")
+    target = next_target(bus, _taken_targets(dom))
+    # create_volume refuses 0 and sizes beyond the pool's free space before anything exists.
+    path = create_volume(host, _free_volume_name(host, f"{name}-{target}", fmt), size_gib, fmt)
+    try:
+        xml = etree.tostring(disk_element(path, bus, target, fmt), encoding="unicode")
+        live, note = apply_attach(dom, xml, hotpluggable=bus in HOTPLUG_BUSES, what=f"disk {target}")
+    except BaseException:
+        delete_volume(host, path)
+        raise
+    _owned_update(dom, add=str(path))
+    return DeviceChange(name, "disk", target, live, bool(dom.isPersistent()),
+                        f"disk {target} ({size_gib:g} GiB, {bus}) {note}", str(path), int(size_gib * GIB))
+
+
+def _image_format(host: Host, path: Path) -> str:
+    with contextlib.suppress(libvirt.libvirtError):
+        volume = host.conn.storageVolLookupByPath(str(path))
+        fmt = etree.fromstring(volume.XMLDesc(0).encode()).find("target/format")
+        if fmt is not None and fmt.get("type"):
+            return "raw" if fmt.get("type") == "iso" else fmt.get("type")
+    with contextlib.suppress(OSError), path.open("rb") as handle:
+        if handle.read(4) == b"QFI\xfb":
+            return "qcow2"
+    return "raw"
+
+
+def attach_disk(host: Host, name: str, path: str | Path, *, bus: str = "virtio",
+                readonly: bool = False) -> DeviceChange:
+    """Plug in an existing image the user owns (vmdeck never deletes it)."""
+    dom = host.lookup(name)
+    view = _view(dom)
+    _check_bus(view, bus)
+    image = Path(path).expanduser().absolute()
+    if not image.exists():
+        raise NotFound(f"disk image {image} does not exist")
+    if image.is_dir():
+        raise InvalidInput(f"disk image {image} is a directory, not an image file")
+    config, live = xml_pair(dom)
+    for xml in (config, live):
+        if xml and any(d.source == str(image) for d in parse_domain(xml).disks):
+            raise Conflict(f"{image} is already attached to VM {name!r}")
+    users = users_of_image(host, image, exclude=name)
+    writers = [vm for vm, disk in users if not disk.readonly]
+    if writers or (users and not readonly):
+        raise Conflict(f"{image} is in use by running VM {(writers or [users[0][0]])[0]!r}: "
+                       "two VMs writing one image corrupt it")
+    target = next_target(bus, _taken_targets(dom))
+    fmt = _image_format(host, image)
+    element = disk_element(image, bus, target, fmt, readonly=readonly)
+    live_now, note = apply_attach(dom, etree.tostring(element, encoding="unicode"),
+                                  hotpluggable=bus in HOTPLUG_BUSES, what=f"disk {target}")
+    return DeviceChange(name, "disk", target, live_now, bool(dom.isPersistent()),
+                        f"disk {target} ({image.name}, {fmt}, {bus}) {note}", str(image))
+
+
+def remove_disk(host: Host, name: str, target: str, *, delete_volume_too: bool = False) -> DeviceChange:
+    """Unplug disk (or CD drive) `target`; with delete_volume_too, also delete its vmdeck-owned volume."""
+    dom = host.lookup(name)
+    config, live = xml_pair(dom)
+    config_disk = dx.find_disk(config, target) if config else None
+    live_disk = dx.find_disk(live, target) if live else None
+    if config_disk is None and live_disk is None:
+        targets = ", ".join(_taken_targets(dom)) or "none"
+        raise NotFound(f"VM {name!r} has no disk {target!r} (its disks: {targets})")
+    view = parse_domain(live or config or "")
+    disk = _find_disk(view, target) or _find_disk(parse_domain(config or live or ""), target)
+    assert disk is not None
+    if delete_volume_too and disk.source and not disk.owned:
+        raise InvalidInput(f"{disk.source} was not created by vmdeck for {name!r}: vmdeck never deletes it "
+                           "(remove the disk without --delete-volume)")
+    still_live, note = _apply_detach(
+        dom, config_disk, live_disk, hotpluggable=disk.bus in HOTPLUG_BUSES and disk.device != "cdrom",
+        what=f"disk {target}", present=lambda xml: dx.find_disk(xml, target) is not None)
+    message = f"{disk.device} {target} {note}"
+    if delete_volume_too and disk.source:
+        if still_live:
+            message += f"; volume {disk.source} kept while the VM still uses it"
+        else:
+            delete_volume(host, disk.source)
+            _owned_update(dom, remove=disk.source)
+            message += f"; volume {disk.source} deleted"
+    elif disk.owned:
+        message += f"; volume {disk.source} kept (vmdeck deletes it with the VM)"
+    return DeviceChange(name, disk.device, target, still_live, False, message, disk.source)
+
+
+def _current_capacity(host: Host, dom: libvirt.virDomain, disk: DiskView) -> int:
+    if dom.isActive():
+        with libvirt_errors(f"{dom.name()}: block info {disk.target}"):
+            return int(dom.blockInfo(disk.target, 0)[0])
+    with contextlib.suppress(libvirt.libvirtError):
+        return int(host.conn.storageVolLookupByPath(disk.source).info()[1])
+    return _qemu_img_virtual_size(host, Path(disk.source or ""))
+
+
+def _qemu_img_virtual_size(host: Host, path: Path) -> int:
+    import json
+
+    qemu_img = shutil.which("qemu-img")
+    if not host.is_local or qemu_img is None:
+        raise HostError(f"cannot read the size of {path}: not a libvirt storage volume")
+    result = subprocess.run([qemu_img, "info", "--output=json", "-U", str(path)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    if result.returncode != 0:
+        raise HostError(f"qemu-img info {path}: {result.stderr.strip().splitlines()[-1:] or result.returncode}")
+    return int(json.loads(result.stdout)["virtual-size"])
+
+
+def resize_disk(host: Host, name: str, target: str, size_gib: float) -> DeviceChange:
+    """Grow disk `target` to `size_gib` (live through QEMU when running); shrinking is refused."""
+    dom = host.lookup(name)
+    view = _view(dom)
+    disk = _find_disk(view, target)
+    if disk is None:
+        raise NotFound(f"VM {name!r} has no disk {target!r} (its disks: {', '.join(d.target for d in view.disks)})")
+    if disk.device != "disk" or not disk.source:
+        raise InvalidInput(f"{target} is a {disk.device}, not a disk with an image: it cannot be resized")
+    if disk.readonly:
+        raise InvalidInput(f"disk {target} is read-only: it cannot be resized")
+    if size_gib <= 0:
+        raise InvalidInput(f"disk size must be more than 0 GiB, got {size_gib:g}", field="size_gib")
+    new = int(size_gib * GIB)
+    new -= new % 512  # block devices grow in whole sectors
+    current = _current_capacity(host, dom, disk)
+    if new < current:
+        raise InvalidInput(f"disk {target} is {current / GIB:g} GiB: shrinking to {size_gib:g} GiB would lose data "
+                           "(vmdeck only grows disks)", field="size_gib")
+    if new == current:
+        return DeviceChange(name, "disk", target, bool(dom.isActive()), True,
+                            f"disk {target} is already {size_gib:g} GiB", disk.source, new)
+    if disk.owned:
+        free = pool_free_bytes(host)
+        if new - current > free:
+            raise InvalidInput(f"growing {target} by {(new - current) / GIB:g} GiB does not fit: the pool has "
+                               f"{free / GIB:.1f} GiB free", field="size_gib")
+    if dom.isActive():
+        with libvirt_errors(f"{name}: resize {target}"):
+            dom.blockResize(target, new, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+        note = "resized live: the guest sees the new size now"
+    else:
+        try:
+            volume = host.conn.storageVolLookupByPath(disk.source)
+        except libvirt.libvirtError:
+            _qemu_img_resize(host, Path(disk.source), new)
+        else:
+            with libvirt_errors(f"{name}: resize {target}"):
+                volume.resize(new, 0)
+        note = "resized: the guest sees the new size at its next boot"
+    return DeviceChange(name, "disk", target, bool(dom.isActive()), True,
+                        f"disk {target} {current / GIB:g} -> {size_gib:g} GiB, {note}", disk.source, new)
+
+
+def _qemu_img_resize(host: Host, path: Path, size: int) -> None:
+    qemu_img = shutil.which("qemu-img")
+    if not host.is_local or qemu_img is None:
+        raise HostError(f"cannot resize {path}: it is not a libvirt storage volume")
+    result = subprocess.run([qemu_img, "resize", str(path), str(size)], capture_output=True, text=True,
+                            timeout=120, check=False)
+    if result.returncode != 0:
+        raise HostError(f"qemu-img resize {path}: {(result.stderr.strip().splitlines() or ['failed'])[-1]}")
+
+
+# -- NICs -----------------------------------------------------------------------------------
+
+
+def add_nic(host: Host, name: str, *, model: str = "virtio", network: str = "user",
+            mac: str | None = None) -> DeviceChange:
+    """Plug in a NIC on QEMU's user network or a libvirt network; returns its MAC."""
+    dom = host.lookup(name)
+    if model not in NIC_MODELS:
+        raise InvalidInput(f"unknown NIC model {model!r}: use {', '.join(NIC_MODELS)}", field="model")
+    if network != "user":
+        try:
+            host.conn.networkLookupByName(network)
+        except libvirt.libvirtError as err:
+            raise NotFound(f"no libvirt network named {network!r} (or use --network user)") from err
+    config, live = xml_pair(dom)
+    taken = sorted({m for xml in (config, live) if xml for m in dx.macs(xml)})
+    if mac is not None:
+        if not _MAC_RE.match(mac):
+            raise InvalidInput(f"invalid MAC address {mac!r}: use six hex pairs like 52:54:00:12:34:56", field="mac")
+        mac = mac.lower()
+        if int(mac[:2], 16) & 1:
+            raise InvalidInput(f"{mac} is a multicast address: a NIC needs a unicast MAC", field="mac")
+        if mac in taken:
+            raise Conflict(f"VM {name!r} already has a NIC with MAC {mac}")
+    mac = mac or dx.random_mac(taken)
+    xml = etree.tostring(nic_element(model, network, mac), encoding="unicode")
+    live_now, note = apply_attach(dom, xml, hotpluggable=True, what=f"NIC {mac}")
+    return DeviceChange(name, "nic", mac, live_now, bool(dom.isPersistent()),
+                        f"NIC {mac} ({model}, {network}) {note}", network)
+
+
+def remove_nic(host: Host, name: str, mac: str) -> DeviceChange:
+    dom = host.lookup(name)
+    config, live = xml_pair(dom)
+    config_nic = dx.find_nic(config, mac) if config else None
+    live_nic = dx.find_nic(live, mac) if live else None
+    if config_nic is None and live_nic is None:
+        known = sorted({m for xml in (config, live) if xml for m in dx.macs(xml)})
+        raise NotFound(f"VM {name!r} has no NIC with MAC {mac} (its NICs: {', '.join(known) or 'none'})")
+    still_live, note = _apply_detach(dom, config_nic, live_nic, hotpluggable=True, what=f"NIC {mac}",
+                                     present=lambda xml: dx.find_nic(xml, mac) is not None)
+    return DeviceChange(name, "nic", mac.lower(), still_live, False, f"NIC {mac.lower()} {note}")
