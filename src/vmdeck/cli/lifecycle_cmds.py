@@ -9,12 +9,11 @@ import typer
 from rich.table import Table
 
 from vmdeck.cli.output import info, out, print_json, progress_reporter
-from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.vm import lifecycle
-from vmdeck.vm.agent import guest_exec
-from vmdeck.vm.create import create_vm
-from vmdeck.vm.devices import device_table
 from vmdeck.vm.inventory import list_vms, show_vm
+
+# Template resolution (pydantic models), creation and device tables are imported inside the
+# commands that need them: `vmdeck list` stays quick to start.
 
 _STATE_STYLE = {"running": "green", "paused": "yellow", "shut off": "dim", "crashed": "red"}
 
@@ -34,6 +33,9 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print the created VM as JSON."),
 ) -> None:
     """Create a VM from a template, with overrides."""
+    from vmdeck.spec.templates import Overrides, resolve
+    from vmdeck.vm.create import create_vm
+
     host = ctx.obj.host()
     spec = resolve(template, name, Overrides(vcpus=cpus, memory_mib=memory, disk_gib=disk, cdrom=cdrom,
                                              accel=accel, network=network))
@@ -78,6 +80,8 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> 
 
 def show(ctx: typer.Context, name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Show one VM: settings, state and devices."""
+    from vmdeck.vm.devices import device_table
+
     details = show_vm(ctx.obj.host(), name).to_dict()
     details["devices"] = device_table(ctx.obj.host(), name)  # live, or pending until the next boot
     if as_json:
@@ -160,8 +164,8 @@ def exec_(
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the command."),
 ) -> None:
     """Run a command in the guest (through its agent); exit with its status."""
-    if command and command[0] == "--":  # typer keeps the separator when interspersed args are off
-        command = command[1:]
+    from vmdeck.vm.agent import guest_exec
+
     result = guest_exec(ctx.obj.host().lookup(name), command, timeout=timeout)
     sys.stdout.buffer.write(result.stdout)
     sys.stdout.flush()
@@ -184,4 +188,4 @@ def register(app: typer.Typer) -> None:
     app.command()(pause)
     app.command()(resume)
     app.command()(delete)
-    app.command("exec", context_settings={"allow_interspersed_args": False})(exec_)
+    app.command("exec")(exec_)
