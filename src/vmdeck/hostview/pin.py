@@ -1,0 +1,70 @@
+"""Pin a VM's vCPU threads or its emulator threads to host CPUs, through libvirt (core layer).
+
+Going through libvirt (not sched_setaffinity on the thread) matters: libvirt
+records the pinning in the domain (<cputune><vcpupin>/<emulatorpin>), applies
+it to the thread and its cgroup, and re-applies it when the VM starts again
+if asked to persist it (AFFECT_CONFIG).
+"""
+
+from __future__ import annotations
+
+import libvirt
+
+from vmdeck.errors import InvalidInput, StateError
+from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.hostview.procfs import format_cpu_list, parse_cpu_list
+from vmdeck.vm.state import ACTIVE, current_state
+
+__all__ = ["cpumap", "pin_vcpu", "pin_emulator"]
+
+
+def cpumap(cpus: str, host_pcpus: int) -> tuple[bool, ...]:
+    """ "0,2-3" on a 4-CPU host -> (True, False, True, True); InvalidInput for a bad or out-of-range list."""
+    try:
+        chosen = parse_cpu_list(cpus)
+    except ValueError as err:
+        raise InvalidInput(f"invalid CPU list {cpus!r} ({err}): use e.g. 1 or 0-1 or 0,2", field="cpus") from err
+    if not chosen:
+        raise InvalidInput("the CPU list is empty", field="cpus")
+    beyond = [c for c in chosen if c >= host_pcpus]
+    if beyond:
+        raise InvalidInput(f"host CPU {beyond[0]} does not exist: this host has CPUs 0-{host_pcpus - 1}",
+                           field="cpus")
+    return tuple(i in chosen for i in range(host_pcpus))
+
+
+def _flags(dom: libvirt.virDomain, persist: bool, action: str) -> tuple[int, bool]:
+    """AFFECT_LIVE for a running VM, plus AFFECT_CONFIG when persisting; (flags, live)."""
+    live = current_state(dom) in ACTIVE
+    if not live and not persist:
+        raise StateError(dom.name(), current_state(dom), "running (or use --persist to change the config)", action)
+    flags = (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0) | (libvirt.VIR_DOMAIN_AFFECT_CONFIG if persist else 0)
+    return flags, live
+
+
+def pin_vcpu(host: Host, name: str, vcpu: int, cpus: str, *, persist: bool = False) -> str:
+    """Pin vCPU `vcpu` of VM `name` to host CPUs `cpus`; returns the normalized CPU list."""
+    dom = host.lookup(name)
+    with libvirt_errors(f"pin {name}"):
+        pcpus = int(host.conn.getInfo()[2])
+        vcpus = int(dom.vcpusFlags(libvirt.VIR_DOMAIN_VCPU_MAXIMUM if current_state(dom) not in ACTIVE
+                                   else libvirt.VIR_DOMAIN_AFFECT_LIVE))
+    if not 0 <= vcpu < vcpus:
+        raise InvalidInput(f"VM {name!r} has vCPUs 0-{vcpus - 1}, not {vcpu}", field="vcpu")
+    mask = cpumap(cpus, pcpus)
+    flags, _live = _flags(dom, persist, "pin a vCPU of")
+    with libvirt_errors(f"pin vCPU {vcpu} of {name}"):
+        dom.pinVcpuFlags(vcpu, mask, flags)
+    return format_cpu_list([i for i, on in enumerate(mask) if on])
+
+
+def pin_emulator(host: Host, name: str, cpus: str, *, persist: bool = False) -> str:
+    """Pin the emulator threads (main loop, I/O, VNC ... everything but vCPUs) of VM `name`."""
+    dom = host.lookup(name)
+    with libvirt_errors(f"pin {name}"):
+        pcpus = int(host.conn.getInfo()[2])
+    mask = cpumap(cpus, pcpus)
+    flags, _live = _flags(dom, persist, "pin the emulator threads of")
+    with libvirt_errors(f"pin the emulator of {name}"):
+        dom.pinEmulator(mask, flags)
+    return format_cpu_list([i for i, on in enumerate(mask) if on])
