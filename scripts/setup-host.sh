@@ -19,7 +19,10 @@ PACKAGES=(
     libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
     dnsmasq-base busybox-static cpio xorriso kmod iproute2
     python3-venv python3-dev gcc
+    chromium chromium-driver fonts-dejavu-core
 )
+# The web UI's noVNC and xterm.js come from the npm registry: Debian's npm when none is installed.
+command -v npm >/dev/null || PACKAGES+=(npm)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -66,6 +69,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/pip install -q --disable-pip-version-check -e ".[${VMDECK_EXTRAS:-test}]"
     touch "$stamp"
 fi
+
+say "vendoring the web UI's browser libraries (pinned npm packages)"
+bash scripts/fetch-web-assets.sh
 
 say "building the tiny guest images (cached)"
 .venv/bin/vmdeck image build tiny --arch x86_64

@@ -1,0 +1,223 @@
+"""Accounts, passwords, sign-in sessions and API tokens (api layer).
+
+Passwords are hashed with Argon2id (argon2-cffi). Session cookies and API
+tokens are 256-bit random strings; the database keeps only their SHA-256, which
+is enough for values that cannot be guessed and keeps look-ups a single index hit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import sessionmaker
+
+from vmdeck.api.db import ApiToken, User, WebSession, utcnow
+from vmdeck.errors import Conflict, InvalidInput, NotFound
+
+__all__ = ["Principal", "Accounts", "ensure_admin", "token_digest"]
+
+_hasher = PasswordHasher()
+TOKEN_PREFIX = "vmd_"
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a signed-in browser (with its CSRF token) or a script with an API token."""
+
+    user_id: int
+    username: str
+    is_admin: bool
+    via: str  # "session" | "token"
+    csrf_token: str | None = None
+
+
+# Every API request resolves its caller: a few seconds of memory saves a database read per request
+# (and SQLite's single writer from 20 clients at once). Sign-out and token deletion drop entries at once.
+_CACHE_S = 10.0
+# last_used_at is a hint for people, not an audit log: written at most once a minute per token.
+_TOUCH_S = 60.0
+
+
+class Accounts:
+    def __init__(self, db: sessionmaker, session_ttl: float) -> None:
+        self.db = db
+        self.session_ttl = session_ttl
+        self._cache: dict[str, tuple[Principal, float, dt.datetime | None]] = {}
+        self._touched: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _cached(self, digest: str) -> Principal | None:
+        with self._lock:
+            entry = self._cache.get(digest)
+        if entry is None:
+            return None
+        principal, until, expires_at = entry
+        if time.monotonic() > until or (expires_at is not None and expires_at < utcnow()):
+            with self._lock:
+                self._cache.pop(digest, None)
+            return None
+        return principal
+
+    def _remember(self, digest: str, principal: Principal, expires_at: dt.datetime | None) -> None:
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (principal, time.monotonic() + _CACHE_S, expires_at)
+
+    def _forget_all(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    # --- users -------------------------------------------------------------------------------------
+    def create_user(self, username: str, password: str, *, is_admin: bool = False) -> int:
+        if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").isalnum():
+            raise InvalidInput("username: use 1-64 letters, digits, '-' or '_'", field="username")
+        if len(password) < 8:
+            raise InvalidInput("password: at least 8 characters", field="password")
+        with self.db.begin() as s:
+            if s.scalar(select(User.id).where(User.username == username)) is not None:
+                raise Conflict(f"a user named {username!r} already exists")
+            user = User(username=username, password_hash=_hasher.hash(password), is_admin=is_admin)
+            s.add(user)
+            s.flush()
+            return user.id
+
+    def set_password(self, user_id: int, old: str, new: str) -> None:
+        if len(new) < 8:
+            raise InvalidInput("new_password: at least 8 characters", field="new_password")
+        with self.db.begin() as s:
+            user = s.get(User, user_id)
+            if user is None or not _verify(user.password_hash, old):
+                raise InvalidInput("the current password is wrong", field="old_password")
+            user.password_hash = _hasher.hash(new)
+        self._forget_all()
+
+    def count_users(self) -> int:
+        with self.db() as s:
+            return len(s.scalars(select(User.id)).all())
+
+    # --- sign-in sessions --------------------------------------------------------------------------
+    def sign_in(self, username: str, password: str) -> tuple[str, Principal] | None:
+        """(cookie value, principal) for the right password, None otherwise (the caller says 401)."""
+        with self.db.begin() as s:
+            user = s.scalar(select(User).where(User.username == username))
+            if user is None:
+                # Spend the same time as a real check: response time does not tell which names exist.
+                _verify(_DUMMY_HASH, password)
+                return None
+            if not _verify(user.password_hash, password):
+                return None
+            if _hasher.check_needs_rehash(user.password_hash):
+                user.password_hash = _hasher.hash(password)
+            token = secrets.token_urlsafe(32)
+            csrf = secrets.token_urlsafe(32)
+            now = utcnow()
+            s.add(WebSession(token_hash=token_digest(token), user_id=user.id, csrf_token=csrf,
+                             expires_at=now + dt.timedelta(seconds=self.session_ttl)))
+            s.execute(delete(WebSession).where(WebSession.expires_at < now))
+            return token, Principal(user.id, user.username, user.is_admin, "session", csrf)
+
+    def from_session(self, cookie: str) -> Principal | None:
+        digest = token_digest(cookie)
+        if (cached := self._cached(digest)) is not None:
+            return cached
+        with self.db() as s:
+            row = s.execute(
+                select(WebSession, User).join(User, User.id == WebSession.user_id)
+                .where(WebSession.token_hash == digest)
+            ).first()
+            if row is None:
+                return None
+            web_session, user = row
+            if web_session.expires_at < utcnow():
+                return None
+            principal = Principal(user.id, user.username, user.is_admin, "session", web_session.csrf_token)
+        self._remember(digest, principal, web_session.expires_at)
+        return principal
+
+    def sign_out(self, cookie: str) -> None:
+        with self.db.begin() as s:
+            s.execute(delete(WebSession).where(WebSession.token_hash == token_digest(cookie)))
+        self._forget_all()
+
+    # --- API tokens --------------------------------------------------------------------------------
+    def create_token(self, user_id: int, name: str) -> tuple[int, str]:
+        if not name or len(name) > 64:
+            raise InvalidInput("name: 1-64 characters", field="name")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self.db.begin() as s:
+            row = ApiToken(name=name, token_hash=token_digest(token), prefix=token[:10], user_id=user_id)
+            s.add(row)
+            s.flush()
+            return row.id, token
+
+    def from_token(self, token: str) -> Principal | None:
+        digest = token_digest(token)
+        principal = self._cached(digest)
+        if principal is None:
+            with self.db() as s:
+                row = s.execute(
+                    select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+                    .where(ApiToken.token_hash == digest)
+                ).first()
+                if row is None:
+                    return None
+                _api_token, user = row
+                principal = Principal(user.id, user.username, user.is_admin, "token")
+            self._remember(digest, principal, None)
+        now = time.monotonic()
+        with self._lock:
+            due = now - self._touched.get(digest, -_TOUCH_S) >= _TOUCH_S
+            if due:
+                self._touched[digest] = now
+        if due:
+            with self.db.begin() as s:
+                s.execute(update(ApiToken).where(ApiToken.token_hash == digest).values(last_used_at=utcnow()))
+        return principal
+
+    def list_tokens(self, user_id: int) -> list[dict[str, object]]:
+        with self.db() as s:
+            rows = s.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)).all()
+            return [{"id": r.id, "name": r.name, "prefix": r.prefix, "created_at": r.created_at.isoformat() + "Z",
+                     "last_used_at": r.last_used_at.isoformat() + "Z" if r.last_used_at else None} for r in rows]
+
+    def delete_token(self, user_id: int, token_id: int) -> None:
+        with self.db.begin() as s:
+            deleted = s.execute(delete(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id))
+            if deleted.rowcount == 0:
+                raise NotFound(f"no API token with id {token_id}")
+        self._forget_all()
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+_DUMMY_HASH = _hasher.hash("vmdeck-timing-equaliser")
+
+
+def ensure_admin(accounts: Accounts, password: str | None) -> tuple[bool, str | None]:
+    """On first start create "admin": (created, the one-time password when it was generated here)."""
+    if accounts.count_users() > 0:
+        return False, None
+    generated = password is None
+    password = password or secrets.token_urlsafe(12)
+    accounts.create_user("admin", password, is_admin=True)
+    return True, password if generated else None
+
+

@@ -1,0 +1,71 @@
+"""Assembles the ASGI app: database, accounts, middleware, routers, pages, static files (api layer)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from vmdeck import __version__
+from vmdeck.api import auth, console, devices, events, hostview, isos, pages, templates, vms
+from vmdeck.api import host as host_api
+from vmdeck.api.accounts import Accounts, ensure_admin
+from vmdeck.api.context import AppContext, HostHandle
+from vmdeck.api.db import open_database
+from vmdeck.api.errors import install_error_handlers
+from vmdeck.api.security import AuthMiddleware
+from vmdeck.api.settings import Settings
+from vmdeck.api.tickets import TicketBook
+from vmdeck.host.connection import Host
+
+__all__ = ["create_app"]
+
+def create_app(settings: Settings | None = None, *, host: Host | None = None) -> FastAPI:
+    """The app for `vmdeck serve`. `host` hands in an already open connection (tests: the test driver)."""
+    settings = settings or Settings()
+    if settings.events:
+        # libvirt needs its event loop registered before the connections that deliver events are opened.
+        events.ensure_event_loop()
+    accounts = Accounts(open_database(settings.db_path), settings.session_ttl)
+    ctx = AppContext(settings=settings, accounts=accounts, host=HostHandle(settings.uri, host),
+                     tickets=TicketBook(settings.ticket_ttl))
+    ctx.admin_created, ctx.admin_password = ensure_admin(accounts, settings.admin_password)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        hub = None
+        if settings.events:
+            hub = events.EventHub(ctx.host, settings.stats_interval)
+            hub.start()
+            ctx.events = hub
+        try:
+            yield
+        finally:
+            if hub is not None:
+                hub.stop()
+            ctx.events = None
+            if host is None:
+                ctx.host.close()
+
+    app = FastAPI(
+        title="vmdeck",
+        version=__version__,
+        description="REST API of vmdeck, a virtual machine manager for QEMU/KVM hosts. Every call needs a "
+                    "signed-in session (with X-CSRF-Token on changes) or `Authorization: Bearer <API token>`.",
+        openapi_url="/api/openapi.json",
+        # Swagger UI and ReDoc load their code from a CDN; vmdeck serves nothing from outside.
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    install_error_handlers(app)
+    for module in (auth, vms, templates, host_api, isos, devices, hostview, console, events):
+        app.include_router(module.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")
+    app.add_middleware(AuthMiddleware, accounts=accounts, extra_origins=settings.extra_origins)
+    return app

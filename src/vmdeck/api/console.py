@@ -1,0 +1,262 @@
+"""Console tickets and the websocket proxy to a VM's screen (VNC) and serial port (api layer).
+
+The browser never learns a host or port: it asks for a ticket (POST
+/api/vms/{name}/console/ticket), then opens /api/vms/{name}/console/{kind}?ticket=...
+The proxy redeems the ticket (single use, this user, this VM, not expired),
+checks the Origin, and only then looks the target up in the VM's live XML:
+QEMU's own VNC websocket on loopback (or its plain VNC port), or the serial
+console through libvirt's virDomainOpenConsole stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import anyio
+import libvirt
+import websockets
+from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel
+
+from vmdeck.api.accounts import Principal
+from vmdeck.api.context import AppContext, request_host
+from vmdeck.api.errors import Forbidden
+from vmdeck.api.security import current_principal, origin_allowed
+from vmdeck.api.tickets import KINDS
+from vmdeck.console.display import display_info
+from vmdeck.errors import HostError, InvalidInput, StateError, VmdeckError
+from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.vm.state import current_state
+
+__all__ = ["router", "vnc_target"]
+
+router = APIRouter(tags=["console"])
+_CHUNK = 1 << 16
+
+
+class TicketRequest(BaseModel):
+    kind: str = "vnc"
+
+
+class TicketReply(BaseModel):
+    ticket: str
+    kind: str
+    vm: str
+    expires_in: float
+    path: str
+
+
+@router.post("/api/vms/{name}/console/ticket", response_model=TicketReply)
+def console_ticket(name: str, body: TicketRequest, request: Request,
+                   principal: Principal = Depends(current_principal),
+                   host: Host = Depends(request_host)) -> TicketReply:
+    """A single-use ticket for the VM's console websocket, valid for a few seconds."""
+    if body.kind not in KINDS:
+        raise InvalidInput(f"kind: one of {', '.join(KINDS)}", field="kind")
+    dom = host.lookup(name)  # NotFound for a VM that does not exist: no ticket for nothing
+    state = current_state(dom)
+    if state not in ("running", "paused", "blocked"):
+        raise StateError(name, state, "running", "open the console of")
+    ctx: AppContext = request.app.state.ctx
+    ticket = ctx.tickets.issue(principal.user_id, name, body.kind)
+    return TicketReply(ticket=ticket.value, kind=body.kind, vm=name, expires_in=ctx.tickets.ttl,
+                       path=f"/api/vms/{name}/console/{body.kind}?ticket={ticket.value}")
+
+
+def vnc_target(host: Host, name: str) -> tuple[str, str, int]:
+    """("ws"|"tcp", address, port) of the running VM's VNC server, from vmdeck.console.display."""
+    if not host.is_local:
+        raise HostError("the console proxy reaches VNC on loopback: it needs a local libvirt host")
+    info = display_info(host.lookup(name))
+    if info.type != "vnc":
+        raise InvalidInput(f"VM {name!r} shows a {info.type} display; the browser console speaks VNC only")
+    # A display listening on every address is still reached through loopback from here.
+    address = "127.0.0.1" if info.listen in ("0.0.0.0", "::", "") else info.listen
+    if info.websocket is not None:
+        return "ws", address, info.websocket
+    return "tcp", address, info.port
+
+
+async def _admit(websocket: WebSocket, name: str, kind: str) -> bool:
+    """Ticket (single use, this user, this VM), then Origin. Refused sockets close before the handshake.
+
+    The ticket is spent first, so even an attempt refused for its Origin leaves nothing to retry with.
+    """
+    ctx: AppContext = websocket.app.state.ctx
+    headers = {k.lower(): v for k, v in websocket.headers.items()}
+    principal: Principal | None = websocket.scope.get("state", {}).get("principal")
+    try:
+        ctx.tickets.redeem(websocket.query_params.get("ticket"), principal.user_id if principal else None,
+                           name, kind)
+        if not origin_allowed(headers, websocket.scope, ctx.settings.extra_origins):
+            raise Forbidden("console websocket from a foreign Origin")
+    except Forbidden as refused:
+        # Closing before accept makes the server answer the handshake with 403.
+        await websocket.close(code=1008, reason=refused.message[:120])
+        return False
+    return True
+
+
+def _subprotocol(websocket: WebSocket) -> str | None:
+    offered = websocket.scope.get("subprotocols") or []
+    return "binary" if "binary" in offered else None
+
+
+@router.websocket("/api/vms/{name}/console/vnc")
+async def vnc_proxy(websocket: WebSocket, name: str) -> None:
+    if not await _admit(websocket, name, "vnc"):
+        return
+    ctx: AppContext = websocket.app.state.ctx
+    try:
+        kind, address, port = await anyio.to_thread.run_sync(lambda: vnc_target(ctx.host.get(), name))
+    except VmdeckError as error:
+        await websocket.close(code=1011, reason=error.message[:120])
+        return
+    await websocket.accept(subprotocol=_subprotocol(websocket))
+    if kind == "ws":
+        await _bridge_websocket(websocket, f"ws://{address}:{port}")
+    else:
+        await _bridge_tcp(websocket, address, port)
+
+
+async def _client_bytes(websocket: WebSocket) -> bytes | None:
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        return None
+    return message.get("bytes") or (message.get("text") or "").encode()
+
+
+async def _bridge_websocket(websocket: WebSocket, url: str) -> None:
+    # QEMU's websocket server speaks the "binary" subprotocol, as noVNC does.
+    async with websockets.connect(url, subprotocols=["binary"], compression=None, max_size=None,
+                                  open_timeout=5, ping_interval=None) as upstream:
+        async def up() -> None:
+            while (data := await _client_bytes(websocket)) is not None:
+                await upstream.send(data)
+
+        async def down() -> None:
+            async for data in upstream:
+                await websocket.send_bytes(data if isinstance(data, bytes) else data.encode())
+
+        await _first_of(up, down)
+    await _close_quietly(websocket)
+
+
+async def _bridge_tcp(websocket: WebSocket, address: str, port: int) -> None:
+    reader, writer = await asyncio.open_connection(address, port)
+
+    async def up() -> None:
+        while (data := await _client_bytes(websocket)) is not None:
+            writer.write(data)
+            await writer.drain()
+
+    async def down() -> None:
+        while data := await reader.read(_CHUNK):
+            await websocket.send_bytes(data)
+
+    try:
+        await _first_of(up, down)
+    finally:
+        writer.close()
+        await _close_quietly(websocket)
+
+
+async def _close_quietly(websocket: WebSocket) -> None:
+    # The browser may already be gone (tab closed, page left): nothing left to tell it.
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        await websocket.close()
+
+
+async def _first_of(*pumps: Any) -> None:
+    """Run the two directions; when either ends (a side closed), stop the other."""
+    async with anyio.create_task_group() as tasks:
+        async def run(pump: Any) -> None:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError,
+                                     websockets.ConnectionClosed):
+                await pump()
+            tasks.cancel_scope.cancel()
+
+        for pump in pumps:
+            tasks.start_soon(run, pump)
+
+
+class _SerialStream:
+    """virDomainOpenConsole on a non-blocking libvirt stream; reads arrive on libvirt's event thread."""
+
+    def __init__(self, host: Host, name: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        dom = host.lookup(name)
+        with libvirt_errors(f"serial console of {name}"):
+            self.stream = host.conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
+            # FORCE: a tab left open elsewhere must not lock the user out of their own console.
+            dom.openConsole(None, self.stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
+            self.stream.eventAddCallback(
+                libvirt.VIR_STREAM_EVENT_READABLE | libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP,
+                self._on_event, None)
+
+    def _push(self, data: bytes | None) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, data)
+
+    def _on_event(self, stream: libvirt.virStream, events: int, _opaque: object) -> None:
+        if events & libvirt.VIR_STREAM_EVENT_READABLE:
+            while True:
+                try:
+                    data = stream.recv(_CHUNK)
+                except libvirt.libvirtError:
+                    self._push(None)
+                    return
+                if data == -2:  # EAGAIN: all read for now
+                    break
+                if not data:
+                    self._push(None)
+                    return
+                self._push(data)
+        if events & (libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP):
+            self._push(None)
+
+    def send(self, data: bytes) -> None:
+        while data:
+            sent = self.stream.send(data)
+            if sent == -2:  # the socket is full for a moment; keystrokes are tiny, so just retry
+                continue
+            data = data[sent:]
+
+    def close(self) -> None:
+        with contextlib.suppress(libvirt.libvirtError):
+            self.stream.eventRemoveCallback()
+        with contextlib.suppress(libvirt.libvirtError):
+            self.stream.abort()
+
+
+@router.websocket("/api/vms/{name}/console/serial")
+async def serial_proxy(websocket: WebSocket, name: str) -> None:
+    if not await _admit(websocket, name, "serial"):
+        return
+    ctx: AppContext = websocket.app.state.ctx
+    loop = asyncio.get_running_loop()
+    try:
+        serial = await anyio.to_thread.run_sync(lambda: _SerialStream(ctx.host.get(), name, loop))
+    except VmdeckError as error:
+        await websocket.close(code=1011, reason=error.message[:120])
+        return
+    await websocket.accept()
+
+    async def up() -> None:
+        while (data := await _client_bytes(websocket)) is not None:
+            await anyio.to_thread.run_sync(serial.send, data)
+
+    async def down() -> None:
+        while (data := await serial.queue.get()) is not None:
+            await websocket.send_bytes(data)
+
+    try:
+        await _first_of(up, down)
+    finally:
+        await anyio.to_thread.run_sync(serial.close)
+        await _close_quietly(websocket)
+
+

@@ -1,0 +1,229 @@
+"""The live event stream: libvirt's event API pushed to browsers over a WebSocket (api layer).
+
+libvirt calls back when a domain starts, stops, pauses, is defined ... (no
+polling): a daemon thread runs libvirt's default event loop implementation and
+the callbacks hand each event to every connected browser's asyncio queue.
+CPU and memory samples for the sparklines are one bulk getAllDomainStats call
+per interval, made only while someone is watching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from typing import Any
+
+import anyio
+import libvirt
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from vmdeck.api.security import origin_allowed
+from vmdeck.errors import VmdeckError
+from vmdeck.host.connection import Host
+from vmdeck.vm.inventory import list_vms
+
+__all__ = ["ensure_event_loop", "EventHub", "router"]
+
+log = logging.getLogger("vmdeck.api.events")
+
+_loop_lock = threading.Lock()
+_loop_started = False
+
+
+def ensure_event_loop() -> None:
+    """Register libvirt's default event loop and run it in a daemon thread, once per process.
+
+    Must happen before opening the connections that deliver events or console streams.
+    """
+    global _loop_started
+    with _loop_lock:
+        if _loop_started:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+        _loop_started = True
+
+
+_LIFECYCLE = {
+    libvirt.VIR_DOMAIN_EVENT_DEFINED: ("defined", None),
+    libvirt.VIR_DOMAIN_EVENT_UNDEFINED: ("undefined", None),
+    libvirt.VIR_DOMAIN_EVENT_STARTED: ("started", "running"),
+    libvirt.VIR_DOMAIN_EVENT_SUSPENDED: ("suspended", "paused"),
+    libvirt.VIR_DOMAIN_EVENT_RESUMED: ("resumed", "running"),
+    libvirt.VIR_DOMAIN_EVENT_STOPPED: ("stopped", "shut off"),
+    libvirt.VIR_DOMAIN_EVENT_SHUTDOWN: ("shutdown", "shutting down"),
+    libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: ("pmsuspended", "suspended"),
+    libvirt.VIR_DOMAIN_EVENT_CRASHED: ("crashed", "crashed"),
+}
+
+
+class EventHub:
+    """Fans libvirt domain events out to subscribers (one asyncio queue per browser)."""
+
+    def __init__(self, host: Any, stats_interval: float) -> None:
+        self.host_handle = host  # vmdeck.api.context.HostHandle, for the stats samples
+        self.stats_interval = stats_interval
+        self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = set()
+        self._lock = threading.Lock()
+        self._conn_host: Host | None = None
+        self._callback_id: int | None = None
+        self._stop = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self._stats_task: asyncio.Task[None] | None = None
+        self.events_seen = 0
+
+    # --- libvirt side (event-loop thread) ------------------------------------------------------------
+    def start(self) -> None:
+        ensure_event_loop()
+        # libvirtd down (or, in tests, another app holding this connection's callback): the watchdog retries.
+        with contextlib.suppress(VmdeckError, libvirt.libvirtError):
+            self._register()
+        self._watchdog = threading.Thread(target=self._watch, name="vmdeck-events-watchdog", daemon=True)
+        self._watchdog.start()
+        self._stats_task = asyncio.get_running_loop().create_task(self._sample_stats())
+
+    def _register(self) -> None:
+        # Events ride on the same connection the requests use: libvirt's test driver gives every
+        # connection its own fake host, and on a real host one connection is one less socket.
+        host = self.host_handle.get()
+        if host is self._conn_host:
+            return
+        self._callback_id = host.conn.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
+        reconnected = self._conn_host is not None
+        self._conn_host = host
+        if reconnected:
+            self.publish({"type": "inventory", "reason": "reconnected"})
+
+    def _watch(self) -> None:
+        # libvirtd may restart under us: the handle reconnects, we re-register and browsers re-read the list.
+        while not self._stop.wait(2.0):
+            with contextlib.suppress(VmdeckError, libvirt.libvirtError):
+                self._register()
+
+    def _on_lifecycle(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int, detail: int,
+                      _opaque: object) -> None:
+        self.events_seen += 1
+        name, state = _LIFECYCLE.get(event, (f"event-{event}", None))
+        message: dict[str, Any] = {"type": "state", "vm": dom.name(), "event": name, "detail": detail,
+                                   "state": state, "at": time.time()}
+        if event in (libvirt.VIR_DOMAIN_EVENT_DEFINED, libvirt.VIR_DOMAIN_EVENT_UNDEFINED):
+            message["type"] = "inventory"
+        self.publish(message)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+        host = self._conn_host
+        if host is not None:
+            with contextlib.suppress(libvirt.libvirtError):
+                if self._callback_id is not None:
+                    host.conn.domainEventDeregisterAny(self._callback_id)
+            host.close()
+
+    # --- asyncio side ----------------------------------------------------------------------------------
+    def publish(self, message: dict[str, Any]) -> None:
+        """Thread-safe: queue `message` for every subscriber on its own event loop."""
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for loop, queue in subscribers:
+            with contextlib.suppress(RuntimeError):  # that loop is closing
+                loop.call_soon_threadsafe(_put_dropping_oldest, queue, message)
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=256)
+        with self._lock:
+            self._subscribers.add((asyncio.get_running_loop(), queue))
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        with self._lock:
+            self._subscribers = {(loop, q) for loop, q in self._subscribers if q is not queue}
+
+    @property
+    def watching(self) -> int:
+        return len(self._subscribers)
+
+    async def _sample_stats(self) -> None:
+        previous: dict[str, tuple[int, float]] = {}
+        while True:
+            await asyncio.sleep(self.stats_interval)
+            if not self._subscribers:
+                previous.clear()
+                continue
+            try:
+                summaries = await anyio.to_thread.run_sync(lambda: list_vms(self.host_handle.get()))
+            except VmdeckError:
+                continue
+            now = time.monotonic()
+            sample: dict[str, dict[str, float | None]] = {}
+            for vm in summaries:
+                cpu_pct = None
+                if vm.cpu_time_ns is not None and vm.name in previous:
+                    last_ns, last_at = previous[vm.name]
+                    # Percent of one host CPU, as top shows a process: 2 busy vCPUs read 200.
+                    cpu_pct = max(0.0, (vm.cpu_time_ns - last_ns) / 1e9 / (now - last_at) * 100)
+                if vm.cpu_time_ns is not None:
+                    previous[vm.name] = (vm.cpu_time_ns, now)
+                rss = vm.rss_kib / 1024 if vm.rss_kib else None
+                sample[vm.name] = {"cpu_pct": cpu_pct, "rss_mib": rss}
+            self.publish({"type": "stats", "at": time.time(), "vms": sample})
+
+
+def _put_dropping_oldest(queue: asyncio.Queue[dict[str, Any]], message: dict[str, Any]) -> None:
+    # A stalled browser must not make the server hold unbounded history: it loses the oldest messages.
+    if queue.full():
+        with contextlib.suppress(asyncio.QueueEmpty):
+            queue.get_nowait()
+    queue.put_nowait(message)
+
+
+router = APIRouter()
+
+
+@router.websocket("/api/events")
+async def event_stream(websocket: WebSocket) -> None:
+    """State changes as JSON messages: {"type": "state", "vm", "state", "event"}, "inventory", "stats"."""
+    principal = websocket.scope.get("state", {}).get("principal")
+    ctx = websocket.app.state.ctx
+    headers = {k.lower(): v for k, v in websocket.headers.items()}
+    if principal is None or not origin_allowed(headers, websocket.scope, ctx.settings.extra_origins):
+        await websocket.close(code=1008)
+        return
+    hub: EventHub | None = ctx.events
+    if hub is None:
+        await websocket.close(code=1011, reason="event stream not running")
+        return
+    queue = hub.subscribe()
+    await websocket.accept()
+    try:
+        await websocket.send_json({"type": "hello", "user": principal.username})
+
+        async def forward() -> None:
+            while True:
+                await websocket.send_json(await queue.get())
+
+        async def drain() -> None:
+            # Browsers send nothing; reading notices when they leave.
+            while True:
+                await websocket.receive_text()
+
+        async with anyio.create_task_group() as tasks:
+            async def first(fn):  # type: ignore[no-untyped-def]
+                with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                    await fn()
+                tasks.cancel_scope.cancel()
+
+            tasks.start_soon(first, forward)
+            tasks.start_soon(first, drain)
+    finally:
+        hub.unsubscribe(queue)

@@ -1,0 +1,34 @@
+"""What one `vmdeck serve` instance is configured with (api layer)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vmdeck.paths import data_dir
+
+__all__ = ["Settings", "default_db_path"]
+
+
+def default_db_path() -> Path:
+    return data_dir() / "web" / "vmdeck.sqlite"
+
+
+@dataclass
+class Settings:
+    # libvirt URI of the managed host (None: $VMDECK_URI, then qemu:///system).
+    uri: str | None = None
+    # SQLite file holding accounts, sessions and API tokens; survives restarts.
+    db_path: Path = field(default_factory=default_db_path)
+    # The first start creates "admin" with this password, or a random one-time password when None.
+    admin_password: str | None = None
+    # Seconds a console ticket stays valid (it is also single-use).
+    ticket_ttl: float = 30.0
+    # Seconds a sign-in session lasts without use.
+    session_ttl: float = 7 * 24 * 3600.0
+    # Browser origins besides the server's own that may open console and event websockets.
+    extra_origins: tuple[str, ...] = ()
+    # Seconds between two live CPU/memory samples pushed on the event stream.
+    stats_interval: float = 2.0
+    # Start the libvirt event loop thread (tests of pure endpoints may turn it off).
+    events: bool = True

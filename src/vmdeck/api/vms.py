@@ -1,0 +1,177 @@
+"""REST endpoints for VMs: list, show, create, delete, power verbs, exec (api layer).
+
+Each handler is a thin call into vmdeck.vm.*, the same functions the CLI's
+commands call; FastAPI runs these sync handlers in worker threads, so a long
+libvirt call never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import asdict
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from vmdeck.api.context import request_host
+from vmdeck.api.isos import iso_path
+from vmdeck.host.connection import Host
+from vmdeck.spec.templates import Overrides, resolve
+from vmdeck.vm import lifecycle
+from vmdeck.vm.agent import guest_exec
+from vmdeck.vm.create import create_vm
+from vmdeck.vm.inventory import list_vms, show_vm
+from vmdeck.vm.state import current_state
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/vms", tags=["vms"])
+
+
+class VmSummaryOut(BaseModel):
+    name: str
+    state: str
+    vcpus: int
+    memory_mib: int
+    persistent: bool
+    cpu_time_ns: int | None
+    rss_kib: int | None
+
+
+class CreateVm(BaseModel):
+    name: str = Field(description="Name of the new VM.")
+    template: str = Field("tiny", description="Template (base form) to start from.")
+    vcpus: int | None = Field(None, description="vCPUs (overrides the template).")
+    memory_mib: int | None = Field(None, description="Memory in MiB.")
+    disk_gib: float | None = Field(None, description="Size of the first disk in GiB.")
+    cdrom: str | None = Field(None, description="Name of an ISO in the ISO library to insert in the first drive.")
+    accel: Literal["auto", "kvm", "tcg"] | None = None
+    # libvirt network names are plain words; the pattern keeps control characters out of the domain XML.
+    network: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+:-]{0,63}$",
+                                description="'user' or a libvirt network name for every NIC.")
+    start: bool = Field(False, description="Start the VM once created.")
+
+
+class PowerResult(BaseModel):
+    name: str
+    state: str
+    result: str | None = None
+
+
+class ShutdownRequest(BaseModel):
+    timeout: float = Field(60.0, gt=0, le=3600)
+    force: bool = False
+
+
+class StartRequest(BaseModel):
+    wait: bool = False
+    timeout: float = Field(120.0, gt=0, le=3600)
+
+
+class ExecRequest(BaseModel):
+    command: list[str] = Field(min_length=1, description="Program and arguments, no shell unless you name one.")
+    timeout: float = Field(60.0, gt=0, le=3600)
+
+
+class ExecOut(BaseModel):
+    exit_code: int
+    signal: int | None
+    stdout: str
+    stderr: str
+    stdout_b64: str
+    stderr_b64: str
+
+
+@router.get("", response_model=list[VmSummaryOut])
+def vms_list(host: Host = Depends(request_host)) -> list[dict[str, Any]]:
+    """Every VM on the host (one bulk libvirt call)."""
+    return [asdict(vm) for vm in list_vms(host)]
+
+
+@router.post("", status_code=201)
+def vms_create(body: CreateVm, host: Host = Depends(request_host)) -> dict[str, Any]:
+    """Create a VM from a template with overrides; errors name the field (`field`) they are about."""
+    cdrom = iso_path(body.cdrom, field="cdrom") if body.cdrom else None
+    spec = resolve(body.template, body.name, Overrides(vcpus=body.vcpus, memory_mib=body.memory_mib,
+                                                       disk_gib=body.disk_gib, cdrom=cdrom, accel=body.accel,
+                                                       network=body.network))
+    create_vm(host, spec)
+    if body.start:
+        lifecycle.start(host, body.name)
+    return show_vm(host, body.name).to_dict()
+
+
+@router.get("/{name}")
+def vms_show(name: str, host: Host = Depends(request_host)) -> dict[str, Any]:
+    """One VM: settings, state, disks, NICs, displays (from its live XML)."""
+    return show_vm(host, name).to_dict()
+
+
+@router.delete("/{name}")
+def vms_delete(name: str, force: bool = Query(False, description="Power the VM off first if it runs."),
+               keep_disks: bool = Query(False, description="Keep the volumes vmdeck created for it."),
+               host: Host = Depends(request_host)) -> dict[str, Any]:
+    """Delete the VM and the volumes vmdeck created for it (never ISOs or images the user brought)."""
+    removed = lifecycle.delete(host, name, force=force, keep_disks=keep_disks)
+    return {"name": name, "deleted": True, "removed_volumes": removed}
+
+
+def _result(host: Host, name: str, result: str | None = None) -> PowerResult:
+    return PowerResult(name=name, state=current_state(host.lookup(name)), result=result)
+
+
+@router.post("/{name}/start", response_model=PowerResult)
+def vms_start(name: str, body: StartRequest | None = None, host: Host = Depends(request_host)) -> PowerResult:
+    body = body or StartRequest()
+    lifecycle.start(host, name, wait=body.wait, timeout=body.timeout)
+    return _result(host, name, "started")
+
+
+@router.post("/{name}/shutdown", response_model=PowerResult)
+def vms_shutdown(name: str, body: ShutdownRequest | None = None, host: Host = Depends(request_host)) -> PowerResult:
+    """ACPI power button; waits for the guest; with force, powers off when the guest ignores it."""
+    body = body or ShutdownRequest()
+    how = lifecycle.shutdown(host, name, timeout=body.timeout, force=body.force)
+    return _result(host, name, how)
+
+
+@router.post("/{name}/poweroff", response_model=PowerResult)
+def vms_poweroff(name: str, host: Host = Depends(request_host)) -> PowerResult:
+    lifecycle.poweroff(host, name)
+    return _result(host, name, "powered off")
+
+
+@router.post("/{name}/reboot", response_model=PowerResult)
+def vms_reboot(name: str, host: Host = Depends(request_host)) -> PowerResult:
+    lifecycle.reboot(host, name)
+    return _result(host, name, "reboot requested")
+
+
+@router.post("/{name}/reset", response_model=PowerResult)
+def vms_reset(name: str, host: Host = Depends(request_host)) -> PowerResult:
+    lifecycle.reset(host, name)
+    return _result(host, name, "reset")
+
+
+@router.post("/{name}/pause", response_model=PowerResult)
+def vms_pause(name: str, host: Host = Depends(request_host)) -> PowerResult:
+    lifecycle.pause(host, name)
+    return _result(host, name, "paused")
+
+
+@router.post("/{name}/resume", response_model=PowerResult)
+def vms_resume(name: str, host: Host = Depends(request_host)) -> PowerResult:
+    lifecycle.resume(host, name)
+    return _result(host, name, "resumed")
+
+
+@router.post("/{name}/exec", response_model=ExecOut)
+def vms_exec(name: str, body: ExecRequest, host: Host = Depends(request_host)) -> ExecOut:
+    """Run a program in the guest through its agent; output as text (UTF-8, replaced) and base64."""
+    result = guest_exec(host.lookup(name), body.command, timeout=body.timeout)
+    return ExecOut(exit_code=result.exit_code, signal=result.signal,
+                   stdout=result.stdout.decode(errors="replace"), stderr=result.stderr.decode(errors="replace"),
+                   stdout_b64=base64.b64encode(result.stdout).decode(), stderr_b64=base64.b64encode(result.stderr).decode())
+
+

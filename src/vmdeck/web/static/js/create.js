@@ -1,0 +1,63 @@
+// Create form: templates and ISOs from the API; errors shown next to the field the server names.
+import { api, el } from './common.js';
+
+const form = document.getElementById('create-form');
+const templateSelect = document.getElementById('f-template');
+const info = document.getElementById('template-info');
+let templates = [];
+
+function showTemplate() {
+  const t = templates.find((x) => x.name === templateSelect.value);
+  if (!t) return;
+  const disk = t.disks?.[0]?.size_gib;
+  info.textContent = `${t.description || ''} — ${t.arch} ${t.machine}, ${t.vcpus} vCPU, ${t.memory_mib} MiB` +
+    (disk ? `, ${disk} GiB disk` : '');
+  form.vcpus.placeholder = t.vcpus;
+  form.memory_mib.placeholder = t.memory_mib;
+  form.disk_gib.placeholder = disk ?? 'none';
+}
+
+async function init() {
+  templates = await api('GET', '/api/templates');
+  templateSelect.replaceChildren(...templates.map((t) => el('option', { value: t.name }, t.name)));
+  templateSelect.value = templates.some((t) => t.name === 'tiny') ? 'tiny' : templates[0]?.name;
+  showTemplate();
+  const isos = await api('GET', '/api/isos');
+  document.getElementById('f-cdrom').append(...isos.map((iso) => el('option', { value: iso.name }, iso.name)));
+}
+
+function clearErrors() {
+  for (const p of form.querySelectorAll('.field-error, #form-error')) { p.hidden = true; p.textContent = ''; }
+}
+
+function number(input) {
+  return input.value === '' ? null : Number(input.value);
+}
+
+templateSelect.addEventListener('change', showTemplate);
+form.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  clearErrors();
+  const submit = document.getElementById('create-submit');
+  submit.disabled = true;
+  submit.textContent = 'Creating…';
+  const body = {
+    name: form.name.value.trim(), template: templateSelect.value, vcpus: number(form.vcpus),
+    memory_mib: number(form.memory_mib), disk_gib: number(form.disk_gib),
+    cdrom: form.cdrom.value || null, start: form.start.checked,
+  };
+  try {
+    const vm = await api('POST', '/api/vms', body);
+    location.href = `/vms/${encodeURIComponent(vm.name)}`;
+  } catch (error) {
+    // "vcpus" or a nested "disks.0.size_gib": show it by the closest field of the form.
+    const field = (error.field || '').split('.')[0].replace(/^disks$/, 'disk_gib').replace(/^cdroms$/, 'cdrom');
+    const slot = form.querySelector(`.field-error[data-for="${field}"]`) || document.getElementById('form-error');
+    slot.textContent = error.message;
+    slot.hidden = false;
+  } finally {
+    submit.disabled = false;
+    submit.textContent = 'Create';
+  }
+});
+init();

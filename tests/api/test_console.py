@@ -1,0 +1,139 @@
+"""Console tickets and the websocket proxy: who gets through and who is refused.
+
+The positive path bridges to a fake VNC server on loopback (the test driver's
+domain says where its display listens), so bytes really cross the proxy.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+from webapi_helpers import AppFactory, sign_in
+
+from vmdeck.host.connection import Host
+
+GREETING = b"RFB 003.008\n"
+
+
+@pytest.fixture
+def fake_vnc() -> Iterator[int]:
+    """A loopback TCP server that greets like VNC and echoes what it receives."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(GREETING)
+                while data := conn.recv(4096):
+                    conn.sendall(data.upper())
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield port
+    server.close()
+
+
+@pytest.fixture
+def screen_vm(test_host: Host, fake_vnc: int) -> str:
+    xml = f"""<domain type='test'><name>screen</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>
+      <os><type arch='x86_64'>hvm</type></os>
+      <devices><graphics type='vnc' port='{fake_vnc}' autoport='no' listen='127.0.0.1'/></devices></domain>"""
+    test_host.conn.defineXML(xml).create()
+    return "screen"
+
+
+def _ticket(client: TestClient, vm: str, kind: str = "vnc") -> str:
+    reply = client.post(f"/api/vms/{vm}/console/ticket", json={"kind": kind})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["path"] == f"/api/vms/{vm}/console/{kind}?ticket={body['ticket']}"
+    assert 0 < body["expires_in"] <= 30
+    return body["ticket"]
+
+
+def _refused(client: TestClient, path: str, **headers: str) -> int:
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(path, headers=headers):
+        pass
+    return refused.value.code
+
+
+def test_ticket_opens_the_screen_once(client: TestClient, screen_vm: str) -> None:
+    ticket = _ticket(client, screen_vm)
+    path = f"/api/vms/{screen_vm}/console/vnc?ticket={ticket}"
+    with client.websocket_connect(path, subprotocols=["binary"]) as ws:
+        assert ws.accepted_subprotocol == "binary"
+        assert ws.receive_bytes() == GREETING
+        ws.send_bytes(b"hello vnc")
+        assert ws.receive_bytes() == b"HELLO VNC"
+    assert _refused(client, path) == 1008  # single use
+
+
+def test_no_ticket_is_refused(client: TestClient, screen_vm: str) -> None:
+    assert _refused(client, f"/api/vms/{screen_vm}/console/vnc") == 1008
+    assert _refused(client, f"/api/vms/{screen_vm}/console/vnc?ticket=made-up") == 1008
+
+
+def test_expired_ticket_is_refused(client: TestClient, screen_vm: str) -> None:
+    tickets = client.app.state.ctx.tickets
+    now = [1000.0]
+    tickets.clock = lambda: now[0]
+    ticket = _ticket(client, screen_vm)
+    now[0] += tickets.ttl + 1
+    assert _refused(client, f"/api/vms/{screen_vm}/console/vnc?ticket={ticket}") == 1008
+
+
+def test_ticket_for_another_vm_or_console_is_refused(client: TestClient, screen_vm: str) -> None:
+    ticket = _ticket(client, "busy")
+    assert _refused(client, f"/api/vms/{screen_vm}/console/vnc?ticket={ticket}") == 1008
+    serial = _ticket(client, screen_vm, "serial")
+    assert _refused(client, f"/api/vms/{screen_vm}/console/vnc?ticket={serial}") == 1008
+
+
+def test_foreign_origin_is_refused(client: TestClient, screen_vm: str) -> None:
+    ticket = _ticket(client, screen_vm)
+    path = f"/api/vms/{screen_vm}/console/vnc?ticket={ticket}"
+    assert _refused(client, path, origin="http://evil.example") == 1008
+    # The refusal spent the ticket: a second try from the right origin gets nothing either.
+    assert _refused(client, path, origin="http://testserver") == 1008
+
+
+def test_same_origin_is_admitted(client: TestClient, screen_vm: str) -> None:
+    ticket = _ticket(client, screen_vm)
+    with client.websocket_connect(f"/api/vms/{screen_vm}/console/vnc?ticket={ticket}",
+                                  headers={"origin": "http://testserver"}) as ws:
+        assert ws.receive_bytes() == GREETING
+
+
+def test_ticket_of_another_user_is_refused(client: TestClient, make_app: AppFactory, screen_vm: str) -> None:
+    client.post("/api/auth/users", json={"username": "bob", "password": "bobs-password"})
+    ticket = _ticket(client, screen_vm)
+    with TestClient(make_app()) as bob:
+        sign_in(bob, "bob", "bobs-password")
+        assert _refused(bob, f"/api/vms/{screen_vm}/console/vnc?ticket={ticket}") == 1008
+    with TestClient(make_app()) as anonymous:
+        ticket = _ticket(client, screen_vm)
+        assert _refused(anonymous, f"/api/vms/{screen_vm}/console/vnc?ticket={ticket}") == 1008
+
+
+def test_ticket_requests_are_checked(client: TestClient, anon: TestClient) -> None:
+    assert client.post("/api/vms/ghost/console/ticket", json={}).status_code == 404
+    bad = client.post("/api/vms/busy/console/ticket", json={"kind": "spice"})
+    assert bad.status_code == 422 and bad.json()["field"] == "kind"
+    client.post("/api/vms/busy/poweroff")
+    stopped = client.post("/api/vms/busy/console/ticket", json={"kind": "vnc"})
+    assert stopped.status_code == 409 and stopped.json()["error"] == "wrong_state"
+
+
+def test_vm_without_display_closes_after_admission(client: TestClient) -> None:
+    # "busy" has no graphics: the ticket is fine, so the refusal is the server's (1011), not a policy one.
+    ticket = _ticket(client, "busy")
+    assert _refused(client, f"/api/vms/busy/console/vnc?ticket={ticket}") == 1011
