@@ -92,3 +92,10 @@ def test_bad_user_templates_give_one_clear_line(
     (tmp_path / "templates" / "loop.yaml").write_text(text)
     with pytest.raises(InvalidInput, match=message):
         get_template("loop")
+
+
+@pytest.mark.parametrize("network", ["bad\nname", "", "a b", "../x"])
+def test_network_names_are_validated(network: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        resolve("tiny", "ok", Overrides(network=network))
+    assert caught.value.field == "nics.0.network"

@@ -31,6 +31,8 @@ __all__ = ["KvmVerdict", "probe_kvm", "choose_domain_type", "SERIAL_LOG_DIR"]
 SERIAL_LOG_DIR = Path("/var/log/libvirt/qemu")
 PROBE_NAME = "vmdeck-kvm-probe"
 PROBE_DEADLINE_S = 25.0
+# Part of the cache key: bump it when the probe itself changes, so old verdicts are not reused.
+PROBE_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,9 @@ class KvmVerdict:
 
 def _fingerprint(facts: HostFacts) -> str:
     release = os.uname().release if facts.uri.startswith(("qemu:///", "qemu+unix")) else ""
-    raw = "|".join((facts.uri, facts.hostname, facts.qemu_version, facts.libvirt_version, release, str(facts.kvm_module)))
+    parts = (PROBE_VERSION, facts.uri, facts.hostname, facts.qemu_version, facts.libvirt_version, release,
+             str(facts.kvm_module))
+    raw = "|".join(parts)
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 

@@ -73,7 +73,7 @@ class NicSpec(_Model):
     model: NicModel = "virtio"
     # "user": QEMU's user-mode network (no host bridge, works everywhere);
     # any other value names a libvirt network such as "default".
-    network: str = "user"
+    network: str = Field(default="user", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     mac: str | None = Field(default=None, pattern=r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 
 

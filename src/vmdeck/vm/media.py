@@ -68,7 +68,8 @@ def _update(dom: libvirt.virDomain, config: str | None, live: str | None, target
             dom.updateDeviceFlags(dx.with_media(config_disk, iso), CONFIG)
     except libvirt.libvirtError as err:
         text = err.get_error_message() or ""
-        if "locked" in text:
+        # libvirt 9.0 words a tray the guest keeps shut as "timed out waiting to open tray".
+        if "locked" in text or "waiting to open tray" in text:
             raise Conflict(f"{action}: the guest has locked the tray (unmount the disc in the guest, "
                            "or eject with --force)") from err
         raise translate(err, action) from err
