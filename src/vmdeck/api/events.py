@@ -23,33 +23,13 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from vmdeck.api.security import origin_allowed
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
+from vmdeck.host.events import ensure_event_loop
 from vmdeck.vm.inventory import list_vms
 
 __all__ = ["ensure_event_loop", "EventHub", "router"]
 
 log = logging.getLogger("vmdeck.api.events")
 
-_loop_lock = threading.Lock()
-_loop_started = False
-
-
-def ensure_event_loop() -> None:
-    """Register libvirt's default event loop and run it in a daemon thread, once per process.
-
-    Must happen before opening the connections that deliver events or console streams.
-    """
-    global _loop_started
-    with _loop_lock:
-        if _loop_started:
-            return
-        libvirt.virEventRegisterDefaultImpl()
-
-        def run() -> None:
-            while True:
-                libvirt.virEventRunDefaultImpl()
-
-        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
-        _loop_started = True
 
 
 _LIFECYCLE = {

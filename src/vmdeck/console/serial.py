@@ -21,30 +21,13 @@ import libvirt
 
 from vmdeck.errors import HostError, NotFound, StateError
 from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.events import ensure_event_loop
 from vmdeck.vm.state import current_state
 
 __all__ = ["attach_console", "ESCAPE"]
 
 ESCAPE = b"\x1d"  # Ctrl+]
 
-_event_loop_lock = threading.Lock()
-_event_loop_started = False
-
-
-def _start_event_loop() -> None:
-    """libvirt's default event loop, run by one daemon thread for the whole process."""
-    global _event_loop_started
-    with _event_loop_lock:
-        if _event_loop_started:
-            return
-        libvirt.virEventRegisterDefaultImpl()
-
-        def run() -> None:
-            while True:
-                libvirt.virEventRunDefaultImpl()
-
-        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
-        _event_loop_started = True
 
 
 class _Session:
@@ -112,7 +95,7 @@ def attach_console(host: Host, name: str, *, infd: int | None = None, outfd: int
         raise StateError(name, state, "running", "attach to the console of")
     infd = sys.stdin.fileno() if infd is None else infd
     outfd = sys.stdout.fileno() if outfd is None else outfd
-    _start_event_loop()
+    ensure_event_loop()
     try:
         # Event callbacks only fire on connections opened after the loop was registered.
         conn = libvirt.open(host.uri)
