@@ -13,7 +13,10 @@ say() { printf '\033[1m[run]\033[0m %s\n' "$*"; }
 
 bash scripts/fetch-web-assets.sh
 
-state="$("$VMDECK" show demo --json 2>/dev/null | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["state"])' || true)"
+state=""
+if shown="$("$VMDECK" show demo --json 2>/dev/null)"; then
+    state="$(printf '%s' "$shown" | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["state"])')"
+fi
 if [ -z "$state" ]; then
     say "creating the demo VM 'demo' from the tiny template"
     "$VMDECK" create demo --template tiny --start --wait
