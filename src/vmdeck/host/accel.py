@@ -32,7 +32,7 @@ SERIAL_LOG_DIR = Path("/var/log/libvirt/qemu")
 PROBE_NAME = "vmdeck-kvm-probe"
 PROBE_DEADLINE_S = 25.0
 # Part of the cache key: bump it when the probe itself changes, so old verdicts are not reused.
-PROBE_VERSION = "2"
+PROBE_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,20 @@ def _fingerprint(facts: HostFacts) -> str:
 
 def _cache_path(facts: HostFacts) -> Path:
     return data_dir() / "probes" / f"kvm-{_fingerprint(facts)}.json"
+
+
+def qemu_complaint(message: str | None) -> str:
+    """QEMU's own words from a libvirt start error, e.g. "failed to set MSR 0x10a to 0x69".
+
+    libvirt wraps them as "internal error: qemu unexpectedly closed the monitor: <timestamp>
+    qemu-system-x86_64: error: ..."; the last "error:" is QEMU's, and it is what a user can act on.
+    """
+    text = " ".join((message or "no message").split())
+    if "error:" in text:
+        text = text.rsplit("error:", 1)[1]
+        # Follow-up lines (an assertion, a backtrace) start with the binary's name again.
+        text = text.split(" qemu-system-", 1)[0].strip()
+    return text or "no message"
 
 
 def _boot_under_kvm(host: Host) -> KvmVerdict:
@@ -76,10 +90,8 @@ def _boot_under_kvm(host: Host) -> KvmVerdict:
     try:
         dom = host.conn.createXML(render_domain(spec, ctx), 0)
     except libvirt.libvirtError as err:
-        lines = (err.get_error_message() or "").splitlines() or ["no message"]
-        # QEMU's own complaint ("failed to set MSR ...") says more than libvirt's wrapper line.
-        detail = next((line for line in lines if "error:" in line), lines[0]).strip()
-        return KvmVerdict(False, f"QEMU could not start a KVM guest: {detail}", time.time())
+        return KvmVerdict(False, f"QEMU could not start a KVM guest: {qemu_complaint(err.get_error_message())}",
+                          time.time())
     try:
         while time.monotonic() - started < PROBE_DEADLINE_S:
             state, reason = dom.state()
