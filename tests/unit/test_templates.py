@@ -100,11 +100,3 @@ def test_network_names_are_validated(network: str) -> None:
         resolve("tiny", "ok", Overrides(network=network))
     assert caught.value.field == "nics.0.network"
 
-
-def test_qemu_complaint_keeps_qemus_own_words() -> None:
-    from vmdeck.host.accel import qemu_complaint
-
-    message = ("internal error: qemu unexpectedly closed the monitor: 2026-11-26T06:10:11.025053Z "
-               "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69\nqemu-system-x86_64: assertion failed")
-    assert qemu_complaint(message) == "failed to set MSR 0x10a to 0x69"
-    assert qemu_complaint(None) == "no message"
