@@ -18,6 +18,7 @@ def test_guest_info_reports_the_real_hostname_and_addresses(shared_vm: str, cli:
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["hostname"] == run_in_guest(shared_vm, "hostname").stdout.decode().strip()
+    assert info["os"]["id"] == "vmdeck-tiny"  # from the guest's own /etc/os-release
     assert info["os"]["kernel-release"] == run_in_guest(shared_vm, "uname -r").stdout.decode().strip()
     eth0 = next(i for i in info["interfaces"] if i["name"] == "eth0")
     assert eth0["mac"] == run_in_guest(shared_vm, "cat /sys/class/net/eth0/address").stdout.decode().strip()

@@ -12,6 +12,13 @@ READY_MARKER = "VMDECK-READY"
 BOOT_ID_PREFIX = "VMDECK-BOOT-ID"
 AGENT_PORT_NAME = "org.qemu.guest_agent.0"
 HOSTNAME = "tiny"
+OS_RELEASE = (
+    'NAME="vmdeck tiny"\n'
+    'ID=vmdeck-tiny\n'
+    'ID_LIKE=debian\n'
+    'VERSION_ID="1"\n'
+    'PRETTY_NAME="vmdeck tiny Linux (Debian cloud kernel + busybox)"\n'
+)
 
 INITTAB = """\
 # vmdeck tiny guest (busybox init)
@@ -192,6 +199,8 @@ def guest_files(serial: str, vga: bool) -> dict[str, tuple[str, int]]:
         "etc/acpi/PWRF/00000080": (POWER_OFF, 0o755),
         "sbin/shutdown": (SHUTDOWN, 0o755),
         "etc/hostname": (HOSTNAME + "\n", 0o644),
+        # qemu-ga's guest-get-osinfo reads this: `vmdeck guest-info` names the OS like a distribution's.
+        "etc/os-release": (OS_RELEASE, 0o644),
         "etc/hosts": (f"127.0.0.1 localhost\n127.0.1.1 {HOSTNAME}\n", 0o644),
         "etc/passwd": ("root:x:0:0:root:/root:/bin/sh\n", 0o644),
         "etc/shadow": ("root::0:0:99999:7:::\n", 0o600),

@@ -35,7 +35,7 @@ from .guest import READY_MARKER, guest_files
 
 __all__ = ["GuestImage", "ARCHES", "image_dir", "find_tiny", "build_tiny", "READY_MARKER"]
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2  # 2: /etc/os-release
 Progress = Callable[[str], None]
 
 
