@@ -75,3 +75,13 @@ def test_insert_eject_live_and_cold(vm_factory: Callable, run_in_guest: Callable
     assert [(d["target"], d["bus"]) for d in drives] == [("sda", "scsi"), ("sdb", "scsi")]
     assert wait_for(lambda: run_in_guest(vm, "ls /sys/block").stdout.decode().split()).count("sr1") == 1
     assert iso.exists()  # media are never vmdeck's to delete
+
+    # A disc the guest holds mounted: ejecting is a conflict (exit 4) that leaves the disc in;
+    # --force takes it out anyway.
+    assert run_in_guest(vm, MOUNT).exit_code == 0
+    held = cli("cdrom", "eject", vm, "--drive", "sda")
+    assert held.returncode == 4, held.stderr
+    assert "locked the tray" in held.stderr
+    assert run_in_guest(vm, "cat /mnt/cd/payload/secret.txt").stdout.decode() == secret
+    forced = cli("cdrom", "eject", vm, "--drive", "sda", "--force")
+    assert forced.returncode == 0, forced.stderr
