@@ -24,6 +24,7 @@ COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(("screenshot", "send-keys", "type", "mouse", "console", "display", "guest-info"), "console_cmds"),
     **dict.fromkeys(("hostview", "pin", "balloon"), "hostview_cmds"),
     "serve": "serve_cmds",
+    "migrate": "migrate_cmds",
 }
 
 

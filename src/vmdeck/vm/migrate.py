@@ -1,0 +1,222 @@
+"""Move a VM to another libvirt host: live (memory copied while it runs) or offline (core layer).
+
+A live migration is driven by the source libvirtd itself (peer-to-peer) over its
+own connection to `dest_uri`, so `dest_uri` must be reachable from the source
+host; vmdeck opens a connection too, to check and prepare the destination, and
+an offline one (only a definition and disk bytes) goes through that connection.
+
+Storage is assumed NOT shared, the usual case for a small provider with a few
+hosts: every writable disk in vmdeck's pool is pre-created on the destination
+(QEMU's NBD disk copy needs a target file of the same size) and copied by QEMU
+during a live migration, or streamed through libvirt's storage API for an
+offline one. With `shared_storage=True` the disks stay where they are. After a
+successful move with copied disks, the source's now stale copies of the VM's own
+volumes are deleted, as `vmdeck delete` would: the VM owns the new ones.
+
+The kernel/initrd of a direct-kernel-boot VM (vmdeck's tiny image) are plain
+files, not volumes: they must already exist at the same path on the destination
+(`vmdeck image build tiny` there), otherwise libvirt refuses and says which file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import libvirt
+
+from vmdeck.domxml.parse import parse_domain
+from vmdeck.errors import Conflict, HostError, StateError, VmdeckError
+from vmdeck.host.connection import Host, connect, libvirt_errors, translate
+from vmdeck.paths import pool_dir
+from vmdeck.storage.pool import GIB, create_volume, delete_volume, volume_info
+from vmdeck.vm.state import current_state, require_state
+
+__all__ = ["migrate"]
+
+Progress = Callable[[str], None]
+_POLL_S = 0.5
+
+
+def _pool_disks(host: Host, dom: libvirt.virDomain) -> list[tuple[str, int, str]]:
+    """(path, capacity in bytes, format) of every writable disk that lives in vmdeck's pool."""
+    pool = pool_dir().resolve()
+    disks = []
+    for disk in parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).disks:
+        if disk.device != "disk" or disk.readonly or not disk.source:
+            continue
+        if Path(disk.source).resolve().parent != pool:
+            continue
+        capacity, _allocation = volume_info(host, disk.source)
+        disks.append((disk.source, capacity, disk.format or "raw"))
+    return disks
+
+
+def _prepare_destination(dest: Host, disks: list[tuple[str, int, str]], progress: Progress) -> list[str]:
+    """Create empty volumes of the same name, size and format on the destination; returns their paths."""
+    created: list[str] = []
+    try:
+        for path, capacity, fmt in disks:
+            name = Path(path).name
+            progress(f"creating {name} ({capacity / GIB:g} GiB) on {dest.uri}")
+            made = create_volume(dest, name, capacity / GIB, fmt)
+            if str(made) != path:
+                # The destination's pool lives elsewhere: QEMU would copy to a path the VM's XML does not name.
+                raise HostError(f"the destination's vmdeck pool is at {made.parent}, not {Path(path).parent}")
+            created.append(path)
+    except VmdeckError:
+        _remove_volumes(dest, created)
+        raise
+    return created
+
+
+def _remove_volumes(host: Host, paths: list[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(VmdeckError):
+            delete_volume(host, path)
+
+
+def _copy_volume(src: Host, dest: Host, path: str, progress: Progress) -> None:
+    """Stream one volume's bytes from the source host to the destination host (offline migration)."""
+    with libvirt_errors(f"copy {path}"):
+        src_vol = src.conn.storageVolLookupByPath(path)
+        dest_vol = dest.conn.storageVolLookupByPath(path)
+        down = src.conn.newStream(0)
+        up = dest.conn.newStream(0)
+        src_vol.download(down, 0, 0, 0)
+        dest_vol.upload(up, 0, 0, 0)
+        copied = 0
+        while True:
+            chunk = down.recv(1 << 20)
+            if not chunk:  # b"" is end of stream
+                break
+            up.send(chunk)
+            copied += len(chunk)
+        down.finish()
+        up.finish()
+    progress(f"copied {Path(path).name}: {copied / 2**20:.1f} MiB")
+
+
+def _watch(dom: libvirt.virDomain, done: threading.Event, progress: Progress) -> None:
+    """Report the migration job's progress until `done` is set (runs in the caller's thread)."""
+    last = ""
+    while not done.wait(_POLL_S):
+        try:
+            stats = dom.jobStats(0)
+        except libvirt.libvirtError:
+            continue  # the job ended between two polls
+        if stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) == libvirt.VIR_DOMAIN_JOB_NONE:
+            continue
+        parts = []
+        if stats.get("disk_total"):
+            parts.append(f"disks {stats.get('disk_processed', 0) / 2**20:.0f}/{stats['disk_total'] / 2**20:.0f} MiB")
+        if stats.get("memory_total"):
+            parts.append(f"memory {stats.get('memory_processed', 0) / 2**20:.0f}/"
+                         f"{stats['memory_total'] / 2**20:.0f} MiB, {stats.get('memory_remaining', 0) / 2**20:.0f} MiB left")
+        if stats.get("memory_iteration"):
+            parts.append(f"pass {stats['memory_iteration']}")
+        line = ", ".join(parts) or "starting"
+        if line != last:
+            progress(f"migrating: {line}")
+            last = line
+
+
+def _run_live(dom: libvirt.virDomain, dest_uri: str, params: dict, flags: int, progress: Progress) -> None:
+    """migrateToURI3 in a worker thread (it blocks until the end) while this thread reports progress."""
+    failure: list[libvirt.libvirtError] = []
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            dom.migrateToURI3(dest_uri, params, flags)
+        except libvirt.libvirtError as err:
+            failure.append(err)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=work, name=f"migrate {dom.name()}", daemon=True)
+    worker.start()
+    _watch(dom, done, progress)
+    worker.join()
+    if failure:
+        raise failure[0]
+
+
+def _downtime(dest: Host, name: str) -> str:
+    """' (downtime N ms)' from the completed job's statistics, which libvirt keeps on the destination."""
+    with contextlib.suppress(libvirt.libvirtError, VmdeckError):
+        stats = dest.lookup(name).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+        if "downtime" in stats:
+            return f", downtime {stats['downtime']} ms"
+    return ""
+
+
+def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_uri: str | None = None,
+            shared_storage: bool = False, progress: Progress = lambda _m: None) -> str:
+    """Move VM `name` from `host` to the libvirt host at `dest_uri`; returns a one-line summary.
+
+    live=True needs a running (or paused) VM and keeps it running; live=False moves a shut-off VM's
+    definition (and its disks). `migrate_uri` (tcp://ADDR[:PORT]) is where the destination's QEMU
+    listens for the memory stream, for hosts whose hostname does not resolve to the right address.
+    """
+    dom = host.lookup(name)
+    if live:
+        require_state(dom, {"running", "paused"}, "live-migrate")
+    else:
+        require_state(dom, {"shut off", "crashed"}, "migrate offline (use live migration for a running VM)")
+        if not dom.isPersistent():
+            raise StateError(name, "transient", "persistent", "migrate offline")
+    dest = connect(dest_uri)
+    try:
+        if dest.exists(name):
+            raise Conflict(f"cannot migrate VM {name!r}: the destination {dest_uri} already has a VM of that name")
+        disks = [] if shared_storage else _pool_disks(host, dom)
+        created = _prepare_destination(dest, disks, progress)
+        started = time.monotonic()
+        try:
+            flags = libvirt.VIR_MIGRATE_PERSIST_DEST
+            if dom.isPersistent():
+                flags |= libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+            params: dict = {}
+            if migrate_uri:
+                params[libvirt.VIR_MIGRATE_PARAM_URI] = migrate_uri
+            if live:
+                # Peer-to-peer: the source libvirtd talks to the destination's itself, so the move does
+                # not depend on this client staying connected for the whole copy.
+                flags |= libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
+                if disks:
+                    # Only the pool's disks: a user's own image outside the pool is the user's to place.
+                    flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
+                    params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = [
+                        d.target for d in parse_domain(dom.XMLDesc(0)).disks if d.source in {p for p, _c, _f in disks}
+                    ]
+                progress(f"live-migrating {name} to {dest_uri}")
+                _run_live(dom, dest_uri, params, flags, progress)
+            else:
+                for path in created:
+                    _copy_volume(host, dest, path, progress)
+                progress(f"moving the definition of {name} to {dest_uri}")
+                # Only the definition moves: this client hands it over on its own two connections.
+                dom.migrate3(dest.conn, params, flags | libvirt.VIR_MIGRATE_OFFLINE)
+        except libvirt.libvirtError as err:
+            _remove_volumes(dest, created)
+            raise translate(err, f"migrate {name} to {dest_uri}") from err
+        except BaseException:
+            _remove_volumes(dest, created)
+            raise
+        elapsed = time.monotonic() - started
+        downtime = _downtime(dest, name) if live else ""
+        # The source's copies are stale now; the VM owns the destination's.
+        owned = set(parse_domain(dest.lookup(name).XMLDesc(0)).owned_volumes)
+        stale = [path for path in created if path in owned]
+        if not host.exists(name):
+            for path in stale:
+                progress(f"deleting the source's copy {path}")
+            _remove_volumes(host, stale)
+        state = current_state(dest.lookup(name))
+        return f"{name} moved to {dest_uri} in {elapsed:.1f} s{downtime}; it is {state} there"
+    finally:
+        dest.close()
