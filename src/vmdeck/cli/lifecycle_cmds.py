@@ -176,6 +176,23 @@ def exec_(
     raise typer.Exit(result.exit_code)
 
 
+def set_(
+    ctx: typer.Context,
+    name: str,
+    cpus: int = typer.Option(None, "--cpus", help="New vCPU count."),
+    memory: int = typer.Option(None, "--memory", help="New memory in MiB."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Change a VM's vCPUs and/or memory (a running VM gets them at its next boot)."""
+    from vmdeck.vm.settings import set_vm_resources
+
+    change = set_vm_resources(ctx.obj.host(), name, vcpus=cpus, memory_mib=memory)
+    if as_json:
+        print_json(change)
+        return
+    out.print(f"{name}: {change.vcpus} vCPU, {change.memory_mib} MiB, applies {change.applies}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(create)
     app.command()(start)
@@ -188,4 +205,5 @@ def register(app: typer.Typer) -> None:
     app.command()(pause)
     app.command()(resume)
     app.command()(delete)
+    app.command("set")(set_)
     app.command("exec")(exec_)

@@ -1,0 +1,53 @@
+"""Change a VM's vCPUs and memory in its persistent definition (core layer).
+
+The definition is edited in place (`vmdeck.domxml.edit`), never re-rendered from a
+spec, so whatever a user or another tool (virsh edit, virt-xml) put there survives.
+A running VM keeps its current resources until its next boot, and the result says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libvirt
+
+from vmdeck.domxml.edit import set_resources
+from vmdeck.domxml.parse import parse_domain
+from vmdeck.errors import InvalidInput
+from vmdeck.host.capabilities import host_facts
+from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.vm.state import ACTIVE, current_state
+
+__all__ = ["ResourceChange", "set_vm_resources"]
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    vm: str
+    vcpus: int
+    memory_mib: int
+    applies: str  # "now" (shut off: the next start uses it) or "at next boot" (running)
+
+
+def _check(host: Host, vcpus: int | None, memory_mib: int | None) -> None:
+    if vcpus is None and memory_mib is None:
+        raise InvalidInput("nothing to change: give --cpus and/or --memory")
+    facts = host_facts(host)
+    if vcpus is not None and not 1 <= vcpus <= facts.pcpus * 8:
+        raise InvalidInput(f"vcpus must be between 1 and {facts.pcpus * 8} on this host, got {vcpus}", field="vcpus")
+    if memory_mib is not None and not 32 <= memory_mib <= facts.memory_mib:
+        raise InvalidInput(f"memory must be between 32 and {facts.memory_mib} MiB on this host, got {memory_mib}",
+                           field="memory_mib")
+
+
+def set_vm_resources(host: Host, name: str, *, vcpus: int | None = None,
+                     memory_mib: int | None = None) -> ResourceChange:
+    dom = host.lookup(name)
+    _check(host, vcpus, memory_mib)
+    with libvirt_errors(f"set {name}"):
+        inactive = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+        edited = set_resources(inactive, vcpus=vcpus, memory_mib=memory_mib)
+        host.conn.defineXML(edited)
+        view = parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    applies = "at next boot" if current_state(dom) in ACTIVE else "now"
+    return ResourceChange(vm=name, vcpus=view.vcpus, memory_mib=view.memory_mib, applies=applies)
