@@ -127,3 +127,14 @@ def test_openapi_document_is_served(client: TestClient) -> None:
 def test_unknown_route_is_a_json_404(client: TestClient) -> None:
     _error(client.get("/api/nothing-here"), 404, "not_found")
     _error(client.put("/api/vms"), 405, "method_not_allowed")
+
+
+def test_patch_changes_resources_in_the_definition(client: TestClient) -> None:
+    assert client.post("/api/vms", json={"name": "web2", "template": "q35-virtio"}).status_code == 201
+    changed = client.patch("/api/vms/web2", json={"vcpus": 3, "memory_mib": 1024})
+    assert changed.json() == {"name": "web2", "vcpus": 3, "memory_mib": 1024, "applies": "now"}, changed.text
+    shown = client.get("/api/vms/web2").json()
+    assert (shown["vcpus"], shown["memory_mib"]) == (3, 1024)
+    _error(client.patch("/api/vms/web2", json={"vcpus": 0}), 422, "invalid_input", "vcpus")
+    _error(client.patch("/api/vms/web2", json={}), 422, "invalid_input")
+    _error(client.patch("/api/vms/ghost", json={"vcpus": 1}), 404, "not_found")

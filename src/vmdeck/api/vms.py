@@ -53,6 +53,11 @@ class CreateVm(BaseModel):
     start: bool = Field(False, description="Start the VM once created.")
 
 
+class ResourcesRequest(BaseModel):
+    vcpus: int | None = Field(None, description="New vCPU count.")
+    memory_mib: int | None = Field(None, description="New memory in MiB.")
+
+
 class PowerResult(BaseModel):
     name: str
     state: str
@@ -106,6 +111,15 @@ def vms_create(body: CreateVm, host: Host = Depends(request_host)) -> dict[str, 
 def vms_show(name: str, host: Host = Depends(request_host)) -> dict[str, Any]:
     """One VM: settings, state, disks, NICs, displays (from its live XML)."""
     return show_vm(host, name).to_dict()
+
+
+@router.patch("/{name}")
+def vms_set_resources(name: str, body: ResourcesRequest, host: Host = Depends(request_host)) -> dict[str, Any]:
+    """Change vCPUs and/or memory in the VM's definition (a running VM gets them at its next boot)."""
+    from vmdeck.vm.settings import set_vm_resources
+
+    change = set_vm_resources(host, name, vcpus=body.vcpus, memory_mib=body.memory_mib)
+    return {"name": change.vm, "vcpus": change.vcpus, "memory_mib": change.memory_mib, "applies": change.applies}
 
 
 @router.delete("/{name}")
