@@ -19,7 +19,7 @@ PACKAGES=(
     libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
     dnsmasq-base busybox-static cpio xorriso kmod iproute2
     python3-venv python3-dev gcc
-    chromium fonts-dejavu-core virtinst
+    chromium fonts-dejavu-core virtinst ovmf
 )
 # The web UI's noVNC and xterm.js come from the npm registry: Debian's npm when none is installed.
 command -v npm >/dev/null || PACKAGES+=(npm)

@@ -11,26 +11,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from webapi_helpers import ADMIN_PASSWORD, AppFactory, sign_in
 
+from testdriver import open_test_host
 from vmdeck.api import Settings, create_app
 from vmdeck.api.events import ensure_event_loop
-from vmdeck.host.connection import Host, connect
-
-NODE_XML = """<node>
-  <cpu><mhz>2000</mhz><model>x86_64</model><nodes>1</nodes><sockets>1</sockets><cores>4</cores><threads>1</threads></cpu>
-  <memory>8388608</memory>
-  <pool type='dir'>
-    <name>vmdeck</name>
-    <target><path>{pool}</path></target>
-    <capacity unit='GiB'>100</capacity><allocation unit='GiB'>10</allocation><available unit='GiB'>90</available>
-  </pool>
-  <domain type='test'>
-    <name>busy</name>
-    <memory unit='MiB'>256</memory>
-    <vcpu>1</vcpu>
-    <os><type arch='x86_64'>hvm</type></os>
-  </domain>
-</node>
-"""
+from vmdeck.host.connection import Host
 
 
 @pytest.fixture(autouse=True)
@@ -45,11 +29,7 @@ def _data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_host(tmp_path: Path) -> Iterator[Host]:
     # The event loop must exist before the connection is opened for its events to be delivered.
     ensure_event_loop()
-    pool = tmp_path / "pool"
-    pool.mkdir()
-    node = tmp_path / "node.xml"
-    node.write_text(NODE_XML.format(pool=pool))
-    with connect(f"test://{node}") as host:
+    with open_test_host(tmp_path) as host:
         yield host
 
 

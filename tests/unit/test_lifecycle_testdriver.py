@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from testdriver import open_test_host
 
+from testdriver import open_test_host
 from vmdeck.errors import Conflict, InvalidInput, NotFound, StateError
 from vmdeck.host.connection import Host
 from vmdeck.spec.templates import Overrides, resolve
@@ -86,7 +86,7 @@ def test_delete_keep_disks(host: Host) -> None:
     assert host.conn.storagePoolLookupByName("vmdeck").listVolumes() == ["web1-vda.qcow2"]
 
 
-def test_list_uses_one_bulk_call(host: Host) -> None:
+def test_list_uses_bulk_calls(host: Host) -> None:
     for index in range(3):
         create_vm(host, resolve("q35-virtio", f"vm{index}", Overrides(vcpus=index + 1)))
     lifecycle.start(host, "vm1")
@@ -99,3 +99,11 @@ def test_list_uses_one_bulk_call(host: Host) -> None:
 def test_unknown_vm_is_not_found(host: Host) -> None:
     with pytest.raises(NotFound, match="no VM named 'ghost'"):
         lifecycle.start(host, "ghost")
+
+
+def test_list_tells_transient_from_persistent(host: Host) -> None:
+    create_vm(host, resolve("q35-virtio", "kept"))
+    host.conn.createXML("<domain type='test'><name>passing</name><memory unit='MiB'>64</memory>"
+                        "<os><type arch='x86_64'>hvm</type></os></domain>", 0)
+    persistent = {vm.name: vm.persistent for vm in list_vms(host)}
+    assert persistent["kept"] is True and persistent["passing"] is False

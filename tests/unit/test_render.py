@@ -12,8 +12,8 @@ from pathlib import Path
 
 import libvirt
 import pytest
-from testdriver import open_test_host
 
+from testdriver import open_test_host
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.domxml.render import RenderContext, render_domain
 from vmdeck.spec.templates import Overrides, list_templates, resolve
@@ -89,3 +89,15 @@ def test_every_render_context_field_reaches_the_xml() -> None:
                    'reason="golden"', "owned-volume", "host-passthrough", "websocket", "pcie-root-port",
                    "org.qemu.guest_agent.0", "virtio-scsi"):
         assert needle in xml, needle
+
+
+def test_uefi_boot_asks_libvirt_for_efi_firmware(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VMDECK_CONFIG_DIR", str(tmp_path))
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "q35-uefi.yaml").write_text("extends: q35-virtio\nboot: {kind: uefi}\n")
+    spec = resolve("q35-uefi", "golden")
+    xml = render_domain(spec, _context(len(spec.disks)))
+    assert '<os firmware="efi">' in xml
+    with open_test_host(tmp_path) as host:
+        dom = host.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        assert parse_domain(dom.XMLDesc(0)).boot_kind == "uefi"

@@ -21,22 +21,12 @@ from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.vm import lifecycle
 from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.create import create_vm
-from vmdeck.vm.inventory import list_vms, show_vm
+from vmdeck.vm.inventory import VmSummary, list_vms, show_vm
 from vmdeck.vm.state import current_state
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/vms", tags=["vms"])
-
-
-class VmSummaryOut(BaseModel):
-    name: str
-    state: str
-    vcpus: int
-    memory_mib: int
-    persistent: bool
-    cpu_time_ns: int | None
-    rss_kib: int | None
 
 
 class CreateVm(BaseModel):
@@ -88,9 +78,9 @@ class ExecOut(BaseModel):
     stderr_b64: str
 
 
-@router.get("", response_model=list[VmSummaryOut])
+@router.get("", response_model=list[VmSummary])  # the core's dataclass is the schema
 def vms_list(host: Host = Depends(request_host)) -> list[dict[str, Any]]:
-    """Every VM on the host (one bulk libvirt call)."""
+    """Every VM on the host (bulk libvirt calls, not one per VM)."""
     return [asdict(vm) for vm in list_vms(host)]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-__all__ = ["set_resources", "set_title"]
+__all__ = ["set_resources"]
 
 
 def _load(xml: str) -> etree._Element:
@@ -50,10 +50,4 @@ def set_resources(xml: str, *, vcpus: int | None = None, memory_mib: int | None 
             element = _child(root, tag, after="memory" if tag == "currentMemory" else "name")
             element.text = str(memory_mib)
             element.set("unit", "MiB")
-    return _dump(root)
-
-
-def set_title(xml: str, title: str) -> str:
-    root = _load(xml)
-    _child(root, "title", after="name").text = title
     return _dump(root)

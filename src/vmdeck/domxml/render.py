@@ -7,7 +7,7 @@ human would write.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
@@ -29,8 +29,6 @@ class RenderContext:
     serial_log: Path | None = None
     accel_requested: str = "auto"
     accel_reason: str = ""
-    uefi_loader: Path | None = None
-    extra_metadata: dict[str, str] = field(default_factory=dict)
 
 
 def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -87,15 +85,14 @@ def _metadata(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
         _sub(vm, f"{{{VMDECK_NS}}}image", spec.boot.image)
     for path in ctx.owned_volumes:
         _sub(vm, f"{{{VMDECK_NS}}}owned-volume", str(path))
-    for key, value in sorted(ctx.extra_metadata.items()):
-        _sub(vm, f"{{{VMDECK_NS}}}{key}", value)
 
 
 def _os(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
     os_ = _sub(root, "os")
     _sub(os_, "type", "hvm", arch=spec.arch, machine=spec.machine)
-    if spec.boot.kind == "uefi" and ctx.uefi_loader is not None:
-        _sub(os_, "loader", str(ctx.uefi_loader), readonly="yes", type="pflash")
+    if spec.boot.kind == "uefi":
+        # libvirt picks the firmware image (OVMF, AAVMF) and a per-VM variable store itself.
+        os_.set("firmware", "efi")
     if spec.boot.kind == "kernel":
         if ctx.kernel is None or ctx.initrd is None:
             raise ValueError("kernel boot needs the image's kernel and initrd in the render context")

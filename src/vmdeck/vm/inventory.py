@@ -26,12 +26,14 @@ class VmSummary:
 
 
 def list_vms(host: Host) -> list[VmSummary]:
-    """Every VM on the host, from a single virConnectGetAllDomainStats call (not one call per VM)."""
+    """Every VM on the host from bulk calls (getAllDomainStats + the transient list), not one call per VM."""
     stats_kinds = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON \
         | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
     with libvirt_errors("list VMs"):
         # NOWAIT: a VM stuck in a long job is reported with what is known instead of stalling the list.
         records = host.conn.getAllDomainStats(stats_kinds, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT)
+        # Persistence is not a stat: one more bulk call names the transient VMs (usually none).
+        transient = {d.name() for d in host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT)}
     summaries = []
     for dom, stats in records:
         if "vcpu.maximum" not in stats or "balloon.maximum" not in stats:
@@ -45,7 +47,7 @@ def list_vms(host: Host) -> list[VmSummary]:
                 state=state_name(int(stats.get("state.state", 0))),
                 vcpus=int(stats.get("vcpu.maximum", stats.get("vcpu.current", 0))),
                 memory_mib=int(stats.get("balloon.maximum", 0)) // 1024,
-                persistent=True,
+                persistent=dom.name() not in transient,
                 cpu_time_ns=stats.get("cpu.time"),
                 rss_kib=stats.get("balloon.rss"),
             )
