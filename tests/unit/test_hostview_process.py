@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from vmdeck.hostview.process import (
@@ -11,7 +9,6 @@ from vmdeck.hostview.process import (
     accelerator_from_cmdline,
     check_thread_map,
     classify_thread,
-    parse_query_cpus_fast,
     parse_status_xml,
 )
 
@@ -52,13 +49,6 @@ def test_libvirt_status_record() -> None:
     record = parse_status_xml(STATUS_XML)
     assert record.pid == 11772
     assert record.vcpu_tids == {0: 11780, 1: 11781}
-
-
-def test_query_cpus_fast_map() -> None:
-    reply = json.dumps({"return": [
-        {"thread-id": 11780, "qom-path": "/machine/unattached/device[0]", "cpu-index": 0, "target": "x86_64"},
-        {"thread-id": 11781, "qom-path": "/machine/unattached/device[2]", "cpu-index": 1, "target": "x86_64"}]})
-    assert parse_query_cpus_fast(reply) == {0: 11780, 1: 11781}
 
 
 def test_accelerator_from_cmdline() -> None:

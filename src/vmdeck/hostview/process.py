@@ -10,7 +10,6 @@ its status file /run/libvirt/qemu/NAME.xml.
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import re
@@ -108,11 +107,6 @@ def parse_status_xml(text: str) -> LibvirtRecord:
     pid = root.get("pid")
     tids = {int(v.get("id")): int(v.get("pid")) for v in root.iterfind("vcpus/vcpu") if v.get("pid")}
     return LibvirtRecord(int(pid) if pid else None, tids, "libvirt status file")
-
-
-def parse_query_cpus_fast(reply: str) -> dict[int, int]:
-    """QEMU's query-cpus-fast reply -> {cpu-index: thread-id}."""
-    return {int(c["cpu-index"]): int(c["thread-id"]) for c in json.loads(reply).get("return", [])}
 
 
 def read_libvirt_record(name: str, run_dir: Path = QEMU_RUN_DIR) -> LibvirtRecord | None:

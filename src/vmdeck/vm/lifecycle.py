@@ -27,17 +27,14 @@ READY_MARKER = "VMDECK-READY"
 Progress = Callable[[str], None]
 
 
-def _serial_log(dom: libvirt.virDomain) -> Path | None:
-    path = parse_domain(dom.XMLDesc(0)).serial_log
-    return Path(path) if path else None
-
-
 def wait_ready(host: Host, name: str, timeout: float = 120.0, progress: Progress = lambda _m: None) -> float:
     """Wait until the guest says it is ready: the marker on its serial console, or its agent answering."""
     dom = host.lookup(name)
     started = time.monotonic()
-    log = _serial_log(dom) if host.is_local else None
-    has_agent = parse_domain(dom.XMLDesc(0)).has_agent_channel
+    view = parse_domain(dom.XMLDesc(0))
+    # The serial log is a file on the VM's host: only readable when that host is this machine.
+    log = Path(view.serial_log) if view.serial_log and host.is_local else None
+    has_agent = view.has_agent_channel
     if log is None and not has_agent:
         raise GuestError(f"VM {name!r} has neither a serial log nor a guest agent: cannot tell when it is ready")
     progress(f"waiting for {name} to be ready (up to {timeout:g} s)")
