@@ -188,7 +188,7 @@ def main() -> None:
           f"\n    ratio vs bare QEMU {statistics.median(ours) / statistics.median(raw):.2f}x (target <= 1.1x), "
           f"vs virsh {statistics.median(ours) / statistics.median(virsh):.2f}x\n")
     cli, virsh, calls = bench_list(args.rounds * 2)
-    print(f"(c) 100 defined VMs: list_vms() in process: {summary(calls)} (one getAllDomainStats call)"
+    print(f"(c) 100 defined VMs: list_vms() in process: {summary(calls)} (bulk calls: getAllDomainStats + the transient list)"
           f"\n    vmdeck list --json (whole command, incl. Python start-up): {summary(cli)}"
           f"\n    virsh list --all: {summary(virsh)}\n    ratio (command vs virsh) "
           f"{statistics.median(cli) / statistics.median(virsh):.2f}x\n")
