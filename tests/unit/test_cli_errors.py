@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from testdriver import NODE_XML
 
 VMDECK = [sys.executable, "-m", "vmdeck.cli.main"]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
-from testdriver import open_test_host
 
+from testdriver import open_test_host
 from vmdeck.domxml import devices as dx
 from vmdeck.errors import Conflict, InvalidInput, NotFound, VmdeckError
 from vmdeck.host.connection import Host

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from testdriver import open_test_host
 
+from testdriver import open_test_host
 from vmdeck.errors import InvalidInput, StateError
 from vmdeck.hostview.balloon import set_balloon
 from vmdeck.hostview.pin import cpumap, pin_emulator, pin_vcpu

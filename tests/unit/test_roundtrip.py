@@ -6,8 +6,8 @@ from pathlib import Path
 
 import libvirt
 from lxml import etree
-from testdriver import open_test_host
 
+from testdriver import open_test_host
 from vmdeck.domxml.edit import set_resources
 from vmdeck.domxml.parse import machine_family, parse_domain
 from vmdeck.domxml.render import RenderContext, render_domain
