@@ -17,7 +17,7 @@ fi
 PACKAGES=(
     qemu-system-x86 qemu-system-arm qemu-utils qemu-guest-agent
     libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
-    dnsmasq-base busybox-static cpio xorriso kmod iproute2
+    dnsmasq-base busybox-static cpio xorriso kmod iproute2 acl
     python3-venv python3-dev gcc
     chromium fonts-dejavu-core virtinst ovmf
 )

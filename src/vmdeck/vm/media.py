@@ -19,6 +19,7 @@ from vmdeck.domxml.parse import DiskView, parse_domain
 from vmdeck.domxml.render import cdrom_element
 from vmdeck.errors import Conflict, InvalidInput, NotFound
 from vmdeck.host.connection import Host, translate
+from vmdeck.host.qemu_access import check_qemu_access
 from vmdeck.spec.models import BUSES
 from vmdeck.vm.create import check_iso
 from vmdeck.vm.devices import CONFIG, LIVE, DeviceChange, apply_attach, users_of_image, xml_pair
@@ -92,6 +93,7 @@ def insert(host: Host, name: str, iso: str | Path, *, drive: str | None = None, 
     """Put `iso` in the VM's drive (replacing any disc in it)."""
     dom = host.lookup(name)
     path = check_iso(Path(iso))
+    check_qemu_access(host, path)
     for other, disk in users_of_image(host, path, exclude=name):
         if not disk.readonly:
             raise Conflict(f"{path} is attached writable to running VM {other!r} (as {disk.target}): "
@@ -135,6 +137,8 @@ def add_drive(host: Host, name: str, *, bus: str | None = None, iso: str | Path 
         raise InvalidInput(f"a CD/DVD drive cannot go on bus {bus!r} of machine {view.machine!r}: use {usable}",
                            field="bus")
     path = check_iso(Path(iso)) if iso is not None else None
+    if path is not None:
+        check_qemu_access(host, path)
     if bus == "ide":
         ide = [d for xml in (config, live) if xml for d in parse_domain(xml).disks if d.bus == "ide"]
         if len({d.target for d in ide}) >= 4:
