@@ -30,6 +30,8 @@ def create(
     network: str = typer.Option(None, "--network", help="'user' or a libvirt network name for every NIC."),
     start_now: bool = typer.Option(False, "--start", help="Start the VM once created."),
     wait: bool = typer.Option(False, "--wait", help="With --start: wait until the guest is ready."),
+    fix_perms: bool = typer.Option(False, "--fix-permissions",
+                                   help="Grant the QEMU user search permission (an ACL) on folders above --cdrom."),
     as_json: bool = typer.Option(False, "--json", help="Print the created VM as JSON."),
 ) -> None:
     """Create a VM from a template, with overrides."""
@@ -37,6 +39,10 @@ def create(
     from vmdeck.vm.create import create_vm
 
     host = ctx.obj.host()
+    if fix_perms:
+        from vmdeck.cli.device_cmds import fix_permissions
+
+        fix_permissions(host, cdrom)
     spec = resolve(template, name, Overrides(vcpus=cpus, memory_mib=memory, disk_gib=disk, cdrom=cdrom,
                                              accel=accel, network=network))
     with progress_reporter(f"creating {name}") as progress:

@@ -12,13 +12,14 @@ from pathlib import Path
 import libvirt
 from lxml import etree
 
-from vmdeck.errors import Conflict, InvalidInput, NotFound
+from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound
 from vmdeck.host.connection import Host, libvirt_errors
-from vmdeck.paths import pool_dir
+from vmdeck.paths import pool_dir, pool_name
 
-__all__ = ["POOL_NAME", "ensure_pool", "create_volume", "delete_volume", "pool_free_bytes", "volume_info"]
+__all__ = ["POOL_NAME", "ensure_pool", "create_volume", "delete_volume", "pool_free_bytes", "pool_path",
+           "volume_info"]
 
-POOL_NAME = "vmdeck"
+POOL_NAME = "vmdeck"  # the default; $VMDECK_POOL (paths.pool_name) picks another
 GIB = 1024**3
 
 
@@ -26,12 +27,12 @@ def ensure_pool(host: Host) -> libvirt.virStoragePool:
     """The `vmdeck` pool, defined, built, started and autostarted on first use."""
     with libvirt_errors("storage pool"):
         try:
-            pool = host.conn.storagePoolLookupByName(POOL_NAME)
+            pool = host.conn.storagePoolLookupByName(pool_name())
         except libvirt.libvirtError as err:
             if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
                 raise
             root = etree.Element("pool", type="dir")
-            etree.SubElement(root, "name").text = POOL_NAME
+            etree.SubElement(root, "name").text = pool_name()
             target = etree.SubElement(root, "target")
             etree.SubElement(target, "path").text = str(pool_dir())
             pool = host.conn.storagePoolDefineXML(etree.tostring(root, encoding="unicode"), 0)
@@ -60,7 +61,7 @@ def create_volume(host: Host, name: str, size_gib: float, fmt: str = "qcow2") ->
     free = pool_free_bytes(host)
     if capacity > free:
         raise InvalidInput(
-            f"disk of {size_gib:g} GiB does not fit: pool '{POOL_NAME}' has {free / GIB:.1f} GiB free",
+            f"disk of {size_gib:g} GiB does not fit: pool '{pool_name()}' has {free / GIB:.1f} GiB free",
             field="size_gib",
         )
     with libvirt_errors(f"volume {name}"):
@@ -69,15 +70,27 @@ def create_volume(host: Host, name: str, size_gib: float, fmt: str = "qcow2") ->
         except libvirt.libvirtError:
             pass
         else:
-            raise Conflict(f"volume {name!r} already exists in pool '{POOL_NAME}'")
+            raise Conflict(f"volume {name!r} already exists in pool '{pool_name()}'")
         root = etree.Element("volume")
         etree.SubElement(root, "name").text = name
         etree.SubElement(root, "capacity", unit="bytes").text = str(capacity)
         etree.SubElement(root, "allocation", unit="bytes").text = "0"
         target = etree.SubElement(root, "target")
         etree.SubElement(target, "format", type=fmt)
-        volume = pool.createXML(etree.tostring(root, encoding="unicode"), 0)
+        try:
+            volume = pool.createXML(etree.tostring(root, encoding="unicode"), 0)
+        except libvirt.libvirtError as err:
+            if "No space left" in (err.get_error_message() or ""):
+                raise HostError(f"no space left on {pool_path(pool)} (pool '{pool_name()}') "
+                                f"for volume {name}") from err
+            raise
         return Path(volume.path())
+
+
+def pool_path(pool: libvirt.virStoragePool) -> str:
+    """The folder behind a `dir` pool."""
+    with libvirt_errors("storage pool"):
+        return str(etree.fromstring(pool.XMLDesc(0).encode()).findtext("target/path") or "?")
 
 
 def delete_volume(host: Host, path: str | Path) -> None:
