@@ -7,17 +7,18 @@ works against a remote host, and allocation stays thin (qcow2, allocation 0).
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 
 import libvirt
 from lxml import etree
 
 from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.connection import Host, libvirt_errors, translate
 from vmdeck.paths import pool_dir, pool_name
 
 __all__ = ["POOL_NAME", "ensure_pool", "create_volume", "delete_volume", "pool_free_bytes", "pool_path",
-           "volume_info"]
+           "refresh_pool", "volume_info"]
 
 POOL_NAME = "vmdeck"  # the default; $VMDECK_POOL (paths.pool_name) picks another
 GIB = 1024**3
@@ -45,10 +46,28 @@ def ensure_pool(host: Host) -> libvirt.virStoragePool:
         return pool
 
 
+def refresh_pool(pool: libvirt.virStoragePool, wait: float = 10.0) -> None:
+    """Rescan the pool's folder. libvirt refuses while another client creates a volume in it ("pool
+    has asynchronous jobs running"): retry for a bounded while, then go on with libvirt's last view."""
+    deadline = time.monotonic() + wait
+    delay = 0.05
+    while True:
+        try:
+            pool.refresh(0)
+            return
+        except libvirt.libvirtError as err:
+            if "asynchronous jobs" not in (err.get_error_message() or ""):
+                raise translate(err, "storage pool") from err
+            if time.monotonic() > deadline:
+                return
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
 def pool_free_bytes(host: Host) -> int:
     pool = ensure_pool(host)
+    refresh_pool(pool)
     with libvirt_errors("storage pool"):
-        pool.refresh(0)
         return int(pool.info()[3])
 
 
@@ -80,6 +99,8 @@ def create_volume(host: Host, name: str, size_gib: float, fmt: str = "qcow2") ->
         try:
             volume = pool.createXML(etree.tostring(root, encoding="unicode"), 0)
         except libvirt.libvirtError as err:
+            if err.get_error_code() == libvirt.VIR_ERR_STORAGE_VOL_EXIST:  # created meanwhile by another client
+                raise Conflict(f"volume {name!r} already exists in pool '{pool_name()}'") from err
             if "No space left" in (err.get_error_message() or ""):
                 raise HostError(f"no space left on {pool_path(pool)} (pool '{pool_name()}') "
                                 f"for volume {name}") from err
@@ -99,7 +120,7 @@ def delete_volume(host: Host, path: str | Path) -> None:
             volume = host.conn.storageVolLookupByPath(str(path))
         except libvirt.libvirtError as err:
             if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-                ensure_pool(host).refresh(0)
+                refresh_pool(ensure_pool(host))
                 try:
                     volume = host.conn.storageVolLookupByPath(str(path))
                 except libvirt.libvirtError:

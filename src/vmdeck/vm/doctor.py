@@ -28,7 +28,7 @@ from vmdeck.domxml.parse import parse_domain
 from vmdeck.host.connection import Host, libvirt_errors
 from vmdeck.paths import data_dir, iso_dir, pool_name
 from vmdeck.storage.journal import JournalEntry, read_entries, temp_owner, token_alive
-from vmdeck.storage.pool import delete_volume
+from vmdeck.storage.pool import delete_volume, refresh_pool
 
 __all__ = ["Finding", "examine", "repair"]
 
@@ -69,7 +69,8 @@ def _pool_volumes(host: Host) -> dict[str, str]:
     with libvirt_errors("storage pool"):
         if not pool.isActive():
             return {}
-        pool.refresh(0)
+    refresh_pool(pool)
+    with libvirt_errors("storage pool"):
         return {vol.name(): vol.path() for vol in pool.listAllVolumes(0)}
 
 

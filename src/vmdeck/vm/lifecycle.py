@@ -14,7 +14,7 @@ from pathlib import Path
 import libvirt
 
 from vmdeck.domxml.parse import parse_domain
-from vmdeck.errors import GuestError, StateError
+from vmdeck.errors import GuestError, NotFound, StateError
 from vmdeck.host.connection import Host, libvirt_errors
 from vmdeck.storage.pool import delete_volume
 from vmdeck.vm.agent import agent_ping
@@ -136,7 +136,9 @@ def delete(host: Host, name: str, *, force: bool = False, keep_disks: bool = Fal
         progress(f"powering off {name}")
         with libvirt_errors(f"poweroff {name}"):
             dom.destroy()
-    view = parse_domain(dom.XMLDesc(0))
+    with libvirt_errors(f"delete {name}"):
+        view = parse_domain(dom.XMLDesc(0))
+        saved = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
     basic = libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
     with libvirt_errors(f"delete {name}"):
         try:
@@ -147,6 +149,7 @@ def delete(host: Host, name: str, *, force: bool = False, keep_disks: bool = Fal
             if err.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:  # a driver without those flags
                 raise
             dom.undefineFlags(basic)
+    _started_meanwhile(host, name, saved)
     removed: list[str] = []
     if not keep_disks:
         for path in view.owned_volumes:
@@ -154,3 +157,18 @@ def delete(host: Host, name: str, *, force: bool = False, keep_disks: bool = Fal
             delete_volume(host, path)
             removed.append(path)
     return removed
+
+
+def _started_meanwhile(host: Host, name: str, saved_xml: str) -> None:
+    """A start racing the delete can win between the state check and the undefine: libvirt then keeps
+    the running VM as a transient one. Give it back its definition and report the conflict, so its
+    disks are not deleted under it."""
+    try:
+        dom = host.lookup(name)
+    except NotFound:
+        return
+    with libvirt_errors(f"delete {name}"):
+        if not dom.isActive():
+            return
+        host.conn.defineXML(saved_xml)
+    raise StateError(name, "running", "shut off", "delete (it was started meanwhile)")
