@@ -13,6 +13,7 @@ file with the final name is always complete and a stale temporary file is recogn
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vmdeck.errors import HostError
 from vmdeck.paths import data_dir
 
 __all__ = ["Journal", "JournalEntry", "journal_dir", "stale_entries", "process_token", "token_alive",
@@ -95,11 +97,18 @@ class Journal:
                                   start, time.time())
 
     def _save(self) -> None:
-        self.entry.path.parent.mkdir(parents=True, exist_ok=True)
         data = {k: v for k, v in vars(self.entry).items() if k != "path"}
         partial = self.entry.path.with_suffix(".tmp")
-        partial.write_text(json.dumps(data))
-        os.replace(partial, self.entry.path)  # a reader sees the old record or the new one, never half
+        try:
+            self.entry.path.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(data))
+            os.replace(partial, self.entry.path)  # a reader sees the old record or the new one, never half
+        except OSError as err:
+            partial.unlink(missing_ok=True)
+            if err.errno == errno.ENOSPC:
+                raise HostError(f"no space left on {self.entry.path.parent} (vmdeck's journal of "
+                                f"{self.entry.operation} {self.entry.vm})") from err
+            raise HostError(f"cannot write vmdeck's journal in {self.entry.path.parent}: {err.strerror}") from err
 
     def volume(self, name: str) -> None:
         """Note a pool volume about to be created (first: a crash right after creating it is covered)."""
