@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +19,14 @@ PASSWORD = "faults-test-password"
 # Same names as conftest's vm_factory: a dead run's VMs are cleaned up by the next run.
 PREFIX = f"vmdeck-test-{os.getpid()}-"
 VMDECK = [sys.executable, "-m", "vmdeck.cli.main"]
+
+
+def scratch_dir(prefix: str, mode: int = 0o755) -> Path:
+    """A fresh folder QEMU (libvirt-qemu) can reach: under /var/tmp, whose 1777 nobody tightens
+    (tests elsewhere may leave /tmp itself 0700, which no QEMU can enter)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    path.chmod(mode)
+    return path
 
 
 def free_port() -> int:

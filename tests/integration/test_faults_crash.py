@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from faults_support import PREFIX, VMDECK, Serve
+from faults_support import PREFIX, VMDECK, Serve, scratch_dir
 from lxml import etree
 
 from vmdeck.host.connection import Host
@@ -32,8 +31,7 @@ from vmdeck.vm.inventory import show_vm
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="vmdeck-test-faults-"))
-    path.chmod(0o755)
+    path = scratch_dir("vmdeck-test-faults-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

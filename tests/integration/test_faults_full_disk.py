@@ -7,13 +7,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from faults_support import PREFIX, VMDECK
+from faults_support import PREFIX, VMDECK, scratch_dir
 
 from vmdeck.api import Settings, create_app
 from vmdeck.host.connection import Host, connect
@@ -24,7 +23,7 @@ PASSWORD = "full-disk-password"
 @pytest.fixture
 def small_fs(host: Host) -> Iterator[tuple[Path, str]]:
     """(data dir on a 24 MiB tmpfs, name of a libvirt pool of our own inside it)."""
-    data = Path(tempfile.mkdtemp(prefix="vmdeck-test-full-"))
+    data = scratch_dir("vmdeck-test-full-")
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m,mode=0755", "tmpfs", str(data)], check=True)
     pool = f"{PREFIX}full"
     try:

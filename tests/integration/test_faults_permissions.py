@@ -7,11 +7,11 @@ import os
 import secrets
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from faults_support import scratch_dir
 from itest_support import wait_for
 
 from vmdeck.host.connection import Host
@@ -20,8 +20,8 @@ from vmdeck.storage.pool import POOL_NAME
 
 @pytest.fixture
 def private_dir() -> Iterator[Path]:
-    # What a user gets from mktemp -d: a 0700 folder owned by root, under the world-searchable /tmp.
-    path = Path(tempfile.mkdtemp(prefix="vmdeck-test-perm-"))
+    # What a user gets from mktemp -d: a 0700 folder owned by root, under a world-searchable /var/tmp.
+    path = scratch_dir("vmdeck-test-perm-", 0o700)
     assert path.stat().st_mode & 0o777 == 0o700
     yield path
     shutil.rmtree(path, ignore_errors=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from faults_support import PREFIX, VMDECK, Serve
+from faults_support import PREFIX, VMDECK, Serve, scratch_dir
 from lxml import etree
 
 from vmdeck.errors import NotFound
@@ -27,8 +26,7 @@ SMALL = {"template": "q35-virtio", "accel": "tcg", "memory_mib": 256, "disk_gib"
 
 @pytest.fixture(scope="module")
 def serve() -> Iterator[Serve]:
-    data = Path(tempfile.mkdtemp(prefix="vmdeck-test-races-"))
-    data.chmod(0o755)
+    data = scratch_dir("vmdeck-test-races-")
     server = Serve(data)
     server.start()
     yield server

@@ -53,6 +53,7 @@ class EventHub:
         self.stats_interval = stats_interval
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = set()
         self._lock = threading.Lock()
+        self._register_lock = threading.Lock()
         self._conn_host: Host | None = None
         self._callback_id: int | None = None
         self._stop = threading.Event()
@@ -63,6 +64,9 @@ class EventHub:
     # --- libvirt side (event-loop thread) ------------------------------------------------------------
     def start(self) -> None:
         ensure_event_loop()
+        on_connect = getattr(self.host_handle, "on_connect", None)
+        if on_connect is not None:
+            on_connect.append(self._register_on)
         # libvirtd down (or, in tests, another app holding this connection's callback): the watchdog retries.
         with contextlib.suppress(VmdeckError, libvirt.libvirtError):
             self._register()
@@ -73,19 +77,23 @@ class EventHub:
     def _register(self) -> None:
         # Events ride on the same connection the requests use: libvirt's test driver gives every
         # connection its own fake host, and on a real host one connection is one less socket.
-        host = self.host_handle.get()
-        if host is self._conn_host:
-            return
-        self._callback_id = host.conn.domainEventRegisterAny(
-            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
-        reconnected = self._conn_host is not None
-        self._conn_host = host
+        self._register_on(self.host_handle.get())
+
+    def _register_on(self, host: Host) -> None:
+        with self._register_lock:
+            if host is self._conn_host:
+                return
+            self._callback_id = host.conn.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
+            reconnected = self._conn_host is not None
+            self._conn_host = host
         if reconnected:
             self.publish({"type": "inventory", "reason": "reconnected"})
 
     def _watch(self) -> None:
-        # libvirtd may restart under us: the handle reconnects, we re-register and browsers re-read the list.
-        while not self._stop.wait(2.0):
+        # libvirtd may restart under us: the handle reconnects (here, or for the next request, whichever
+        # comes first), registers us on the new connection and browsers re-read the list.
+        while not self._stop.wait(1.0):
             with contextlib.suppress(VmdeckError, libvirt.libvirtError):
                 self._register()
 
@@ -101,6 +109,8 @@ class EventHub:
 
     def stop(self) -> None:
         self._stop.set()
+        with contextlib.suppress(AttributeError, ValueError):
+            self.host_handle.on_connect.remove(self._register_on)
         if self._stats_task is not None:
             self._stats_task.cancel()
         host = self._conn_host

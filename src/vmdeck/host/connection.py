@@ -62,8 +62,10 @@ def translate(err: libvirt.libvirtError, context: str = "") -> VmdeckError:
         return InvalidInput(message)
     if code in _GUEST:
         return GuestError(message)
-    if code in _HOST:
-        return HostError(message)
+    # The connection itself broke (libvirtd restarted or went away mid-call): "client socket is
+    # closed", "Cannot recv data", "connection closed" all come from libvirt's RPC layer.
+    if code in _HOST or err.get_error_domain() == libvirt.VIR_FROM_RPC:
+        return HostError(f"host unavailable: {message}" if code not in _HOST else message)
     return VmdeckError(message)
 
 
