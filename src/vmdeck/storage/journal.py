@@ -13,6 +13,7 @@ file with the final name is always complete and a stale temporary file is recogn
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -104,7 +105,8 @@ class Journal:
             partial.write_text(json.dumps(data))
             os.replace(partial, self.entry.path)  # a reader sees the old record or the new one, never half
         except OSError as err:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
             if err.errno == errno.ENOSPC:
                 raise HostError(f"no space left on {self.entry.path.parent} (vmdeck's journal of "
                                 f"{self.entry.operation} {self.entry.vm})") from err
