@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import libvirt
 from fastapi import APIRouter, Depends, Request
 
 from vmdeck.api.context import request_host
 from vmdeck.domxml.parse import parse_domain
-from vmdeck.errors import Conflict, InvalidInput, NotFound
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.errors import Conflict, InvalidInput, NotFound, VmdeckError
+from vmdeck.host.connection import Host
 from vmdeck.paths import iso_dir
 
 __all__ = ["router", "iso_path", "iso_users"]
@@ -41,16 +40,14 @@ def iso_users(host: Host, path: Path) -> list[str]:
     """VMs whose running or saved configuration has `path` in a drive."""
     wanted = str(path)
     users = []
-    with libvirt_errors("list VMs"):
-        domains = host.conn.listAllDomains(0)
-    for dom in domains:
+    for dom in host.conn.domains():
         xmls = []
-        with contextlib.suppress(libvirt.libvirtError):  # it may vanish meanwhile
-            xmls.append(dom.XMLDesc(0))
-            if dom.isPersistent() and dom.isActive():
-                xmls.append(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        with contextlib.suppress(VmdeckError):  # it may vanish meanwhile
+            xmls.append(dom.xml())
+            if dom.is_persistent() and dom.is_active():
+                xmls.append(dom.xml(inactive=True))
         if any(disk.source == wanted for xml in xmls for disk in parse_domain(xml).disks):
-            users.append(dom.name())
+            users.append(dom.name)
     return sorted(users)
 
 
