@@ -96,17 +96,28 @@ def _find_disk(view: DomainView, target: str) -> DiskView | None:
     return next((d for d in view.disks if d.target == target), None)
 
 
-def users_of_image(host: Host, path: str | Path, *, exclude: str | None = None) -> list[tuple[str, DiskView]]:
-    """(VM name, disk) for every running VM whose live XML uses the image at `path`."""
+def users_of_image(host: Host, path: str | Path, *, exclude: str | None = None,
+                   running_only: bool = True) -> list[tuple[str, DiskView]]:
+    """(VM name, disk) for every running VM whose live XML uses the image at `path`.
+
+    With running_only=False, every VM: its live XML and, when it runs, its saved configuration too
+    (a disc inserted for the next boot only still counts as used).
+    """
     wanted = str(Path(path).absolute())
     users = []
-    for other in host.conn.domains(active=True):
+    for other in host.conn.domains(active=running_only):
         if other.name == exclude:
             continue
         with contextlib.suppress(VmdeckError):  # it may have gone meanwhile
-            for disk in parse_domain(other.xml()).disks:
-                if disk.source == wanted:
-                    users.append((other.name, disk))
+            xmls = [other.xml()]
+            if not running_only and other.is_persistent() and other.is_active():
+                xmls.append(other.xml(inactive=True))
+            seen: set[str] = set()
+            for xml in xmls:
+                for disk in parse_domain(xml).disks:
+                    if disk.source == wanted and disk.target not in seen:
+                        seen.add(disk.target)
+                        users.append((other.name, disk))
     return users
 
 
