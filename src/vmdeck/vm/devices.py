@@ -218,19 +218,18 @@ def _free_volume_name(host: Host, base: str, fmt: str) -> str:
     return candidate
 
 
-def _taken_targets(dom: Domain) -> list[str]:
-    config, live = xml_pair(dom)
+def _taken_targets(config: str | None, live: str | None) -> list[str]:
     return sorted({t for xml in (config, live) if xml for t in dx.disk_targets(xml)})
 
 
 def add_disk(host: Host, name: str, size_gib: float, *, bus: str = "virtio", fmt: str = "qcow2") -> DeviceChange:
     """Create a new vmdeck-owned volume of `size_gib` and plug it in as the next free target on `bus`."""
     dom = host.lookup(name)
-    view = _view(dom)
-    _check_bus(view, bus)
+    config, live_xml = xml_pair(dom)  # the operation's one read of the domain
+    _check_bus(parse_domain(live_xml or config or "<domain/>"), bus)
     if fmt not in ("qcow2", "raw"):
         raise InvalidInput(f"disk format must be qcow2 or raw, got {fmt!r}", field="format")
-    target = next_target(bus, _taken_targets(dom))
+    target = next_target(bus, _taken_targets(config, live_xml))
     # create_volume refuses 0 and sizes beyond the pool's free space before anything exists.
     path = create_volume(host, _free_volume_name(host, f"{name}-{target}", fmt), size_gib, fmt)
     try:
@@ -259,14 +258,13 @@ def attach_disk(host: Host, name: str, path: str | Path, *, bus: str = "virtio",
                 readonly: bool = False) -> DeviceChange:
     """Plug in an existing image the user owns (vmdeck never deletes it)."""
     dom = host.lookup(name)
-    view = _view(dom)
-    _check_bus(view, bus)
+    config, live = xml_pair(dom)  # the operation's one read of the domain
+    _check_bus(parse_domain(live or config or "<domain/>"), bus)
     image = Path(path).expanduser().absolute()
     if not image.exists():
         raise NotFound(f"disk image {image} does not exist")
     if image.is_dir():
         raise InvalidInput(f"disk image {image} is a directory, not an image file")
-    config, live = xml_pair(dom)
     for xml in (config, live):
         if xml and any(d.source == str(image) for d in parse_domain(xml).disks):
             raise Conflict(f"{image} is already attached to VM {name!r}")
@@ -275,7 +273,7 @@ def attach_disk(host: Host, name: str, path: str | Path, *, bus: str = "virtio",
     if writers or (users and not readonly):
         raise Conflict(f"{image} is in use by running VM {(writers or [users[0][0]])[0]!r}: "
                        "two VMs writing one image corrupt it")
-    target = next_target(bus, _taken_targets(dom))
+    target = next_target(bus, _taken_targets(config, live))
     fmt = _image_format(host, image)
     element = disk_element(image, bus, target, fmt, readonly=readonly)
     live_now, note = apply_attach(dom, to_xml(element),
@@ -291,7 +289,7 @@ def remove_disk(host: Host, name: str, target: str, *, delete_volume_too: bool =
     config_disk = dx.find_disk(config, target) if config else None
     live_disk = dx.find_disk(live, target) if live else None
     if config_disk is None and live_disk is None:
-        targets = ", ".join(_taken_targets(dom)) or "none"
+        targets = ", ".join(_taken_targets(config, live)) or "none"
         raise NotFound(f"VM {name!r} has no disk {target!r} (its disks: {targets})")
     view = parse_domain(live or config or "")
     disk = _find_disk(view, target) or _find_disk(parse_domain(config or live or ""), target)
