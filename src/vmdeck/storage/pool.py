@@ -38,17 +38,11 @@ def ensure_pool(host: Host) -> StoragePool:
 
 def pool_free_bytes(host: Host) -> int:
     pool = ensure_pool(host)
-<<<<<<< HEAD
     # A refresh is refused while another client's volume job (a clone, an upload) runs in the
     # pool; the last refreshed figure is then good enough for a "will it fit" check.
-    with contextlib.suppress(libvirt.libvirtError):
-        pool.refresh(0)
-    with libvirt_errors("storage pool"):
-        return int(pool.info()[3])
-=======
-    pool.refresh()
+    with contextlib.suppress(VmdeckError):
+        pool.refresh()
     return pool.free_bytes()
->>>>>>> issue8-core
 
 
 def create_volume(host: Host, name: str, size_gib: float, fmt: str = "qcow2") -> Path:
