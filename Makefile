@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test unit integration lint bench clean-test-vms fuzz
+.PHONY: setup run test unit integration lint typecheck bench clean-test-vms fuzz
 
 setup:
 	bash scripts/setup-host.sh
@@ -13,6 +13,7 @@ run: setup
 
 test: setup
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 	$(PY) -m pytest tests -q -p no:cacheprovider --durations=15
 
 unit:
@@ -29,5 +30,9 @@ fuzz:
 	VMDECK_FUZZ_CALLS=$${VMDECK_FUZZ_CALLS:-10000} VMDECK_FUZZ_REPORT=$${VMDECK_FUZZ_REPORT:-fuzz-report.json} \
 		$(PY) -m pytest tests/api/test_fuzz_openapi.py -q -s -p no:cacheprovider
 
+typecheck:
+	$(VENV)/bin/mypy
+
 lint:
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import libvirt
 from fastapi import Request
 
 from vmdeck.api.accounts import Accounts
@@ -46,11 +45,7 @@ class HostHandle:
     def get(self) -> Host:
         with self._lock:
             if self._host is not None:
-                try:
-                    alive = self._host.conn.isAlive()
-                except libvirt.libvirtError:
-                    alive = False
-                if not alive:
+                if not self._host.conn.is_alive():
                     self._host.close()
                     self._host = None
             if self._host is None:
@@ -65,10 +60,9 @@ class HostHandle:
                     raise HostError(f"host unavailable: {err}") from err
                 self._backoff, self._last_error = 0.0, None
                 # Keepalive: a dead libvirtd is noticed within seconds instead of at the next call.
-                with contextlib.suppress(libvirt.libvirtError):
-                    self._host.conn.setKeepAlive(5, 3)
+                self._host.conn.set_keepalive(5, 3)
                 for hook in self.on_connect:
-                    with contextlib.suppress(VmdeckError, libvirt.libvirtError):
+                    with contextlib.suppress(VmdeckError):
                         hook(self._host)
             return self._host
 

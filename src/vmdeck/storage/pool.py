@@ -10,11 +10,10 @@ import contextlib
 import time
 from pathlib import Path
 
-import libvirt
-from lxml import etree
-
-from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound
-from vmdeck.host.connection import Host, libvirt_errors, translate
+from vmdeck.domxml.storage import pool_target_path, pool_xml, volume_xml
+from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound, VmdeckError
+from vmdeck.host.connection import Host
+from vmdeck.host.libvirt_api import StoragePool
 from vmdeck.paths import pool_dir, pool_name
 
 __all__ = ["POOL_NAME", "ensure_pool", "create_volume", "delete_volume", "pool_free_bytes", "pool_path",
@@ -24,40 +23,34 @@ POOL_NAME = "vmdeck"  # the default; $VMDECK_POOL (paths.pool_name) picks anothe
 GIB = 1024**3
 
 
-def ensure_pool(host: Host) -> libvirt.virStoragePool:
+def ensure_pool(host: Host) -> StoragePool:
     """The `vmdeck` pool, defined, built, started and autostarted on first use."""
-    with libvirt_errors("storage pool"):
-        try:
-            pool = host.conn.storagePoolLookupByName(pool_name())
-        except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
-                raise
-            root = etree.Element("pool", type="dir")
-            etree.SubElement(root, "name").text = pool_name()
-            target = etree.SubElement(root, "target")
-            etree.SubElement(target, "path").text = str(pool_dir())
-            pool = host.conn.storagePoolDefineXML(etree.tostring(root, encoding="unicode"), 0)
-            pool.build(0)
-            pool.setAutostart(1)
-        if not pool.isActive():
-            with contextlib.suppress(libvirt.libvirtError):
-                pool.build(0)
-            pool.create(0)
-        return pool
+    try:
+        pool = host.conn.pool(pool_name())
+    except NotFound:
+        pool = host.conn.define_pool(pool_xml(pool_name(), pool_dir()))
+        pool.build()
+        pool.set_autostart()
+    if not pool.is_active():
+        with contextlib.suppress(VmdeckError):
+            pool.build()
+        pool.start()
+    return pool
 
 
-def refresh_pool(pool: libvirt.virStoragePool, wait: float = 10.0) -> None:
-    """Rescan the pool's folder. libvirt refuses while another client creates a volume in it ("pool
-    has asynchronous jobs running"): retry for a bounded while, then go on with libvirt's last view."""
+def refresh_pool(pool: StoragePool, wait: float = 10.0) -> None:
+    """Rescan the pool's folder. libvirt refuses while another client's volume job (a create, a clone,
+    an upload) runs in the pool ("pool has asynchronous jobs running"): retry for a bounded while,
+    then go on with libvirt's last view, which is good enough for a "will it fit" check."""
     deadline = time.monotonic() + wait
     delay = 0.05
     while True:
         try:
-            pool.refresh(0)
+            pool.refresh()
             return
-        except libvirt.libvirtError as err:
-            if "asynchronous jobs" not in (err.get_error_message() or ""):
-                raise translate(err, "storage pool") from err
+        except VmdeckError as err:
+            if "asynchronous jobs" not in str(err):
+                raise
             if time.monotonic() > deadline:
                 return
         time.sleep(delay)
@@ -67,8 +60,12 @@ def refresh_pool(pool: libvirt.virStoragePool, wait: float = 10.0) -> None:
 def pool_free_bytes(host: Host) -> int:
     pool = ensure_pool(host)
     refresh_pool(pool)
-    with libvirt_errors("storage pool"):
-        return int(pool.info()[3])
+    return pool.free_bytes()
+
+
+def pool_path(pool: StoragePool) -> str:
+    """The folder behind a `dir` pool."""
+    return pool_target_path(pool.xml())
 
 
 def create_volume(host: Host, name: str, size_gib: float, fmt: str = "qcow2") -> Path:
@@ -83,59 +80,39 @@ def create_volume(host: Host, name: str, size_gib: float, fmt: str = "qcow2") ->
             f"disk of {size_gib:g} GiB does not fit: pool '{pool_name()}' has {free / GIB:.1f} GiB free",
             field="size_gib",
         )
-    with libvirt_errors(f"volume {name}"):
-        try:
-            pool.storageVolLookupByName(name)
-        except libvirt.libvirtError:
-            pass
-        else:
-            raise Conflict(f"volume {name!r} already exists in pool '{pool_name()}'")
-        root = etree.Element("volume")
-        etree.SubElement(root, "name").text = name
-        etree.SubElement(root, "capacity", unit="bytes").text = str(capacity)
-        etree.SubElement(root, "allocation", unit="bytes").text = "0"
-        target = etree.SubElement(root, "target")
-        etree.SubElement(target, "format", type=fmt)
-        try:
-            volume = pool.createXML(etree.tostring(root, encoding="unicode"), 0)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_STORAGE_VOL_EXIST:  # created meanwhile by another client
-                raise Conflict(f"volume {name!r} already exists in pool '{pool_name()}'") from err
-            if "No space left" in (err.get_error_message() or ""):
-                raise HostError(f"no space left on {pool_path(pool)} (pool '{pool_name()}') "
-                                f"for volume {name}") from err
-            raise
-        return Path(volume.path())
-
-
-def pool_path(pool: libvirt.virStoragePool) -> str:
-    """The folder behind a `dir` pool."""
-    with libvirt_errors("storage pool"):
-        return str(etree.fromstring(pool.XMLDesc(0).encode()).findtext("target/path") or "?")
+    try:
+        pool.volume(name)
+    except VmdeckError:
+        pass
+    else:
+        raise Conflict(f"volume {name!r} already exists in pool '{pool_name()}'")
+    try:
+        volume = pool.create_volume(volume_xml(name, capacity, fmt))
+    except Conflict as err:  # created meanwhile by another client
+        raise Conflict(f"volume {name!r} already exists in pool '{pool_name()}'") from err
+    except VmdeckError as err:
+        if "No space left" in str(err):
+            raise HostError(f"no space left on {pool_path(pool)} (pool '{pool_name()}') for volume {name}") from err
+        raise
+    return Path(volume.path())
 
 
 def delete_volume(host: Host, path: str | Path) -> None:
-    with libvirt_errors(f"volume {path}"):
+    try:
+        volume = host.conn.volume_at(str(path))
+    except NotFound:
+        refresh_pool(ensure_pool(host))
         try:
-            volume = host.conn.storageVolLookupByPath(str(path))
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-                refresh_pool(ensure_pool(host))
-                try:
-                    volume = host.conn.storageVolLookupByPath(str(path))
-                except libvirt.libvirtError:
-                    return  # already gone: deleting is idempotent
-            else:
-                raise
-        volume.delete(0)
+            volume = host.conn.volume_at(str(path))
+        except VmdeckError:
+            return  # already gone: deleting is idempotent
+    volume.delete()
 
 
 def volume_info(host: Host, path: str | Path) -> tuple[int, int]:
     """(capacity, allocation) in bytes of the volume at `path`."""
-    with libvirt_errors(f"volume {path}"):
-        try:
-            volume = host.conn.storageVolLookupByPath(str(path))
-        except libvirt.libvirtError as err:
-            raise NotFound(f"no storage volume at {path}") from err
-        _type, capacity, allocation = volume.info()
-        return int(capacity), int(allocation)
+    try:
+        volume = host.conn.volume_at(str(path))
+    except VmdeckError as err:
+        raise NotFound(f"no storage volume at {path}") from err
+    return volume.info()

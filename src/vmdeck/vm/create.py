@@ -10,16 +10,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import libvirt
-
 from vmdeck.domxml.devices import add_root_ports, free_root_ports
 from vmdeck.domxml.names import next_target
 from vmdeck.domxml.parse import DomainView, parse_domain
 from vmdeck.domxml.render import RenderContext, render_domain
-from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound
+from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound, VmdeckError
 from vmdeck.host.accel import SERIAL_LOG_DIR, choose_domain_type
 from vmdeck.host.capabilities import host_facts
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.connection import Host
 from vmdeck.host.qemu_access import check_qemu_access
 from vmdeck.spec.models import VmSpec
 from vmdeck.storage.journal import Journal
@@ -129,17 +127,18 @@ def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None) ->
 
 
 def _define(host: Host, spec: VmSpec, ctx: RenderContext) -> DomainView:
-    with libvirt_errors(f"define {spec.name}"):
-        try:
-            dom = host.conn.defineXML(render_domain(spec, ctx))
-        except libvirt.libvirtError as err:
-            # Two creates of one name racing: the loser's define meets the winner's domain.
-            if host.exists(spec.name):
-                raise Conflict(f"a VM named {spec.name!r} already exists") from err
-            raise
-        # libvirt puts the VM's own devices behind the spare root ports first: top them up so
-        # that `hotplug_slots` ports stay free for devices hot-plugged later.
-        missing = spec.hotplug_slots - free_root_ports(dom.XMLDesc(0)) if spec.machine in ("q35", "virt") else 0
-        if missing > 0:
-            dom = host.conn.defineXML(add_root_ports(dom.XMLDesc(0), missing))
-        return parse_domain(dom.XMLDesc(0))
+    try:
+        dom = host.conn.define(render_domain(spec, ctx), context=f"define {spec.name}")
+    except VmdeckError as err:
+        # Two creates of one name racing: the loser's define meets the winner's domain.
+        if host.exists(spec.name):
+            raise Conflict(f"a VM named {spec.name!r} already exists") from err
+        raise
+    # libvirt puts the VM's own devices behind the spare root ports first: top them up so
+    # that `hotplug_slots` ports stay free for devices hot-plugged later.
+    defined = dom.xml()
+    missing = spec.hotplug_slots - free_root_ports(defined) if spec.machine in ("q35", "virt") else 0
+    if missing > 0:
+        dom = host.conn.define(add_root_ports(defined, missing), context=f"define {spec.name}")
+        defined = dom.xml()
+    return parse_domain(defined)

@@ -22,10 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import libvirt
-
 from vmdeck.domxml.parse import parse_domain
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.errors import NotFound
+from vmdeck.host.connection import Host
 from vmdeck.paths import data_dir, iso_dir, pool_name
 from vmdeck.storage.journal import JournalEntry, read_entries, temp_owner, token_alive
 from vmdeck.storage.pool import delete_volume, refresh_pool
@@ -49,13 +48,11 @@ class Finding:
 def _used_paths(host: Host) -> set[str]:
     """Every file any VM (running config or saved config) has as a disk or CD source."""
     used: set[str] = set()
-    with libvirt_errors("list VMs"):
-        domains = host.conn.listAllDomains(0)
-    for dom in domains:
-        with contextlib.suppress(libvirt.libvirtError):  # a VM deleted meanwhile uses nothing
-            xmls = [dom.XMLDesc(0)]
-            if dom.isPersistent() and dom.isActive():
-                xmls.append(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    for dom in host.conn.domains():
+        with contextlib.suppress(NotFound):  # a VM deleted meanwhile uses nothing
+            xmls = [dom.xml()]
+            if dom.is_persistent() and dom.is_active():
+                xmls.append(dom.xml(inactive=True))
             used.update(d.source for xml in xmls for d in parse_domain(xml).disks if d.source)
     return used
 
@@ -63,15 +60,13 @@ def _used_paths(host: Host) -> set[str]:
 def _pool_volumes(host: Host) -> dict[str, str]:
     """name -> path of every volume in vmdeck's pool ({} when the pool does not exist yet)."""
     try:
-        pool = host.conn.storagePoolLookupByName(pool_name())
-    except libvirt.libvirtError:
+        pool = host.conn.pool(pool_name())
+    except NotFound:
         return {}
-    with libvirt_errors("storage pool"):
-        if not pool.isActive():
-            return {}
+    if not pool.is_active():
+        return {}
     refresh_pool(pool)
-    with libvirt_errors("storage pool"):
-        return {vol.name(): vol.path() for vol in pool.listAllVolumes(0)}
+    return dict(pool.volumes())
 
 
 def _journal_findings(entries: Iterable[JournalEntry], volumes: dict[str, str], used: set[str],
@@ -132,7 +127,7 @@ def _build_lock_free(images: Path, arch: str) -> bool:
 
 
 def _build_findings(images: Path) -> list[Finding]:
-    findings = []
+    findings: list[Finding] = []
     if not images.is_dir():
         return findings
     for path in sorted(images.iterdir()):
