@@ -130,10 +130,10 @@ class PrivateLibvirtd:
 
     def teardown(self) -> None:
         with contextlib.suppress(VmdeckError), connect(self.uri) as host:
-            for dom in host.conn.listAllDomains(0):
+            for dom in host.conn.domains():
                 with contextlib.suppress(Exception):
-                    if dom.isActive():
-                        dom.destroy()
+                    if dom.is_active():
+                        dom.poweroff()
         self.stop()
         holder = _pid(self.root / "virtlogd.pid")
         if holder is not None:

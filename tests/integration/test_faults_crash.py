@@ -53,8 +53,8 @@ def _mine(report: dict[str, list[dict[str, object]]], key: str, needle: str) -> 
 
 
 def test_sigkill_mid_create_leaves_nothing_or_doctor_fixes_it(host: Host, data_dir: Path) -> None:
-    pool = host.conn.storagePoolLookupByName(POOL_NAME)
-    pool_path = Path(etree.fromstring(pool.XMLDesc(0).encode()).findtext("target/path"))
+    pool = host.conn.pool(POOL_NAME)
+    pool_path = Path(etree.fromstring(pool.xml().encode()).findtext("target/path"))
     outcomes = []
     for _attempt in range(6):
         name = f"{PREFIX}crash-{uuid.uuid4().hex[:6]}"
@@ -83,7 +83,7 @@ def test_sigkill_mid_create_leaves_nothing_or_doctor_fixes_it(host: Host, data_d
             assert "record" in kinds and all(f["fixable"] for f in _mine(report, "findings", name)), report
             fixed = _doctor(data_dir, "--fix")
             assert {f["kind"] for f in _mine(fixed, "removed", name)} == kinds
-            pool.refresh(0)
+            pool.refresh()
             assert not volume.exists() and not list((data_dir / "journal").glob("*.json"))
             assert not _mine(_doctor(data_dir), "findings", name)
             # The name is free again: a new create is not blocked by a leftover volume.

@@ -30,13 +30,13 @@ def small_fs(host: Host) -> Iterator[tuple[Path, str]]:
         yield data, pool
     finally:
         try:
-            found = host.conn.storagePoolLookupByName(pool)
+            found = host.conn.pool(pool)
         except Exception:  # noqa: BLE001 - never made
             found = None
         if found is not None:
-            if found.isActive():
-                found.destroy()
-            found.undefine()
+            if found.is_active():
+                found.raw.destroy()
+            found.raw.undefine()
         subprocess.run(["umount", str(data)], check=False)
         shutil.rmtree(data, ignore_errors=True)
 
@@ -52,9 +52,9 @@ def _create(data: Path, pool: str, name: str, disk: str) -> subprocess.Completed
 
 def _left(host: Host, data: Path, pool: str, name: str) -> list[str]:
     left = [f"vm {name}"] if host.exists(name) else []
-    found = host.conn.storagePoolLookupByName(pool)
-    found.refresh(0)
-    left += [f"volume {v}" for v in found.listVolumes()]
+    found = host.conn.pool(pool)
+    found.refresh()
+    left += [f"volume {v}" for v in found.volume_names()]
     journal = data / "journal"
     left += [f"record {p.name}" for p in journal.iterdir()] if journal.is_dir() else []
     return left

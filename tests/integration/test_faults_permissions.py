@@ -32,9 +32,9 @@ def _acl(path: Path) -> str:
 
 
 def _volumes(host: Host) -> set[str]:
-    pool = host.conn.storagePoolLookupByName(POOL_NAME)
-    pool.refresh(0)
-    return set(pool.listVolumes())
+    pool = host.conn.pool(POOL_NAME)
+    pool.refresh()
+    return set(pool.volume_names())
 
 
 def test_iso_in_private_folder(vm_factory: Callable, cli: Callable, run_in_guest: Callable, host: Host,

@@ -42,7 +42,7 @@ def _check(path: str) -> dict[str, int]:
 def test_poweroff_while_writing_keeps_qcow2_consistent(vm_factory: Callable, run_in_guest: Callable,
                                                        host: Host) -> None:
     vm = vm_factory("tiny", memory_mib=192)
-    disk = parse_domain(host.lookup(vm).XMLDesc(0)).owned_volumes[0]
+    disk = parse_domain(host.lookup(vm).xml()).owned_volumes[0]
     leaks = []
     rng = random.Random(8)
     began = time.monotonic()
