@@ -1,0 +1,102 @@
+"""Disk image files on this host: backing chains, overlays, offline commit/rebase, checks (core layer).
+
+Snapshots and linked clones are chains of qcow2 files. Creating an overlay
+goes through libvirt's storage API (the pool stays in sync); reading a chain
+and the offline merges use `qemu-img`, which only works on the VM's own host,
+so the callers refuse remote hosts. `-U` (force-share) lets vmdeck read the
+header of an image a running QEMU holds open; it never writes one.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree
+
+from vmdeck.errors import Conflict, HostError, VmdeckError
+from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.storage.pool import ensure_pool
+
+__all__ = ["ImageInfo", "image_info", "backing_chain", "create_overlay", "qemu_img_commit", "qemu_img_rebase_unsafe",
+           "qemu_img_check"]
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    path: str
+    format: str
+    virtual_size: int
+    backing: str | None  # absolute path of the backing file, None for a base image
+    backing_format: str | None
+
+
+def _qemu_img(args: list[str], what: str, timeout: float = 3600) -> str:
+    try:
+        done = subprocess.run(["qemu-img", *args], capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError as err:
+        raise HostError("qemu-img is not installed (Debian package qemu-utils)") from err
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        raise VmdeckError(f"{what}: {detail[-1] if detail else f'qemu-img exit {done.returncode}'}")
+    return done.stdout
+
+
+def image_info(path: str | Path) -> ImageInfo:
+    """The header of one image; -U so that an image a running VM holds is readable too."""
+    data = json.loads(_qemu_img(["info", "-U", "--output=json", str(path)], f"read image {path}"))
+    backing = data.get("full-backing-filename") or data.get("backing-filename")
+    if backing and not Path(backing).is_absolute():
+        backing = str(Path(path).parent / backing)
+    return ImageInfo(str(path), data.get("format", "raw"), int(data.get("virtual-size", 0)), backing,
+                     data.get("backing-filename-format"))
+
+
+def backing_chain(path: str | Path) -> list[ImageInfo]:
+    """`path` first, then its backing file, down to the base image."""
+    chain: list[ImageInfo] = []
+    current: str | None = str(path)
+    while current is not None:
+        if any(info.path == current for info in chain):
+            raise Conflict(f"image {path} has a backing loop at {current}")
+        if not Path(current).exists():
+            break  # a missing backing file: the chain as far as it goes
+        info = image_info(current)
+        chain.append(info)
+        current = info.backing
+    return chain
+
+
+def create_overlay(host: Host, backing: str | Path, name: str) -> str:
+    """A new qcow2 volume `name` in vmdeck's pool whose backing file is `backing` (read-only from now on)."""
+    base = image_info(backing)
+    root = etree.Element("volume")
+    etree.SubElement(root, "name").text = name
+    etree.SubElement(root, "capacity", unit="bytes").text = str(base.virtual_size)
+    etree.SubElement(root, "allocation", unit="bytes").text = "0"
+    target = etree.SubElement(root, "target")
+    etree.SubElement(target, "format", type="qcow2")
+    store = etree.SubElement(root, "backingStore")
+    etree.SubElement(store, "path").text = str(backing)
+    etree.SubElement(store, "format", type=base.format)
+    pool = ensure_pool(host)
+    with libvirt_errors(f"create overlay {name}"):
+        return str(pool.createXML(etree.tostring(root, encoding="unicode"), 0).path())
+
+
+def qemu_img_commit(top: str | Path) -> None:
+    """Write `top`'s clusters into its backing file (offline only: no QEMU may hold either)."""
+    _qemu_img(["commit", "-q", "-d", str(top)], f"commit {top} into its backing file")
+
+
+def qemu_img_rebase_unsafe(image: str | Path, new_backing: str | Path, backing_format: str) -> None:
+    """Point `image` at `new_backing` without copying: only right when both hold the same data."""
+    _qemu_img(["rebase", "-u", "-b", str(new_backing), "-F", backing_format, str(image)],
+              f"rebase {image} onto {new_backing}")
+
+
+def qemu_img_check(path: str | Path) -> str:
+    """`qemu-img check` of one image (-U: readable while in use); raises when it finds corruption."""
+    return _qemu_img(["check", "-U", str(path)], f"check {path}")
