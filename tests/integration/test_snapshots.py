@@ -135,3 +135,32 @@ def test_raw_disk_is_refused_clearly(vm_factory: Callable, cli: Callable, tmp_pa
         assert json.loads(_ok(cli("snapshot", "list", vm, "--json")))["snapshots"] == []
     finally:
         raw.unlink(missing_ok=True)
+
+
+def test_uefi_snapshot_restores_nvram(vm_factory: Callable, cli: Callable, host: Host) -> None:
+    """q35 + OVMF: the variable store saved with the snapshot is put back by revert, byte for byte."""
+    from vmdeck.spec.models import BootSpec
+    from vmdeck.spec.templates import Overrides, resolve
+    from vmdeck.vm.create import create_vm
+
+    vm = vm_factory("tiny", start=False, suffix="uefi-src")  # only for its unique name's cleanup
+    lifecycle.delete(host, vm)
+    spec = resolve("q35-virtio", vm, Overrides(memory_mib=256, disk_gib=1))
+    create_vm(host, spec.model_copy(update={"boot": BootSpec(kind="uefi")}))
+    lifecycle.start(host, vm)  # libvirt makes the VM's NVRAM from OVMF's template at first start
+    nvram = Path(f"/var/lib/libvirt/qemu/nvram/{vm}_VARS.fd")
+    assert wait_for(nvram.exists)
+    lifecycle.poweroff(host, vm)
+    saved = nvram.read_bytes()
+
+    _ok(cli("snapshot", "create", vm, "fw"))
+    with nvram.open("r+b") as store:  # a variable changed afterwards (as efibootmgr would)
+        store.seek(len(saved) // 2)
+        store.write(b"BootOrder changed")
+    assert nvram.read_bytes() != saved
+    _ok(cli("snapshot", "revert", vm, "fw"))
+    assert nvram.read_bytes() == saved
+    lifecycle.start(host, vm)  # OVMF starts on the restored store
+    assert lifecycle.current_state(host.lookup(vm)) == "running"
+    _ok(cli("delete", vm, "--force"))
+    assert _files(vm) == set() and not nvram.exists()

@@ -21,10 +21,12 @@ from lxml import etree
 from vmdeck.domxml.names import VMDECK_NS
 from vmdeck.vm.snapshots import SnapshotRecord, SnapshotTree
 
-__all__ = ["read_tree", "write_tree", "tree_from_metadata", "metadata_with_tree", "set_disk_sources",
+__all__ = ["nvram_path", "NVRAM_DIR", "read_tree", "write_tree", "tree_from_metadata", "metadata_with_tree", "set_disk_sources",
            "drop_snapshots_and_owned", "NS"]
 
 NS = {"v": VMDECK_NS}
+# Where libvirt's system QEMU driver keeps per-VM UEFI variable stores it makes itself.
+NVRAM_DIR = "/var/lib/libvirt/qemu/nvram"
 _Q = f"{{{VMDECK_NS}}}"
 
 
@@ -33,6 +35,20 @@ def _snapshots_element(meta: etree._Element | None) -> etree._Element | None:
         return None
     found = meta.find("v:snapshots", NS)
     return found if found is not None else meta.find("snapshots")  # setMetadata may drop the prefix
+
+
+def nvram_path(domain_xml: str) -> str | None:
+    """A UEFI VM's variable store: the <nvram> path, or libvirt's default for firmware='efi' (libvirt 9.0
+    fills the path into the live XML only, so the configuration of a VM never started has none)."""
+    root = etree.fromstring(domain_xml.encode())
+    nvram = root.find("os/nvram")
+    if nvram is not None and nvram.text and nvram.text.strip():
+        return nvram.text.strip()
+    loader = root.find("os/loader")
+    if root.find("os") is not None and (root.find("os").get("firmware") == "efi"  # type: ignore[union-attr]
+                                        or (loader is not None and loader.get("type") == "pflash")):
+        return f"{NVRAM_DIR}/{root.findtext('name', '')}_VARS.fd"
+    return None
 
 
 def _local(element: etree._Element) -> str:

@@ -35,7 +35,7 @@ from lxml import etree
 
 from vmdeck.domxml.names import VMDECK_NS
 from vmdeck.domxml.parse import parse_domain
-from vmdeck.domxml.snapshots import drop_snapshots_and_owned, read_tree, set_disk_sources, write_tree
+from vmdeck.domxml.snapshots import NVRAM_DIR, drop_snapshots_and_owned, nvram_path, read_tree, set_disk_sources, write_tree
 from vmdeck.errors import Conflict, HostError, InvalidInput, StateError
 from vmdeck.host.connection import Host, libvirt_errors
 from vmdeck.paths import pool_dir
@@ -50,7 +50,6 @@ from vmdeck.vm.state import current_state
 __all__ = ["CloneResult", "clone_vm"]
 
 Progress = Callable[[str], None]
-NVRAM_DIR = Path("/var/lib/libvirt/qemu/nvram")
 
 
 @dataclass(frozen=True)
@@ -205,10 +204,11 @@ def clone_vm(host: Host, source: str, new: str, *, linked: bool = False, start: 
         seeds = {t: _reissue_seed(host, new, s) for t, s in seeds_from.items()}
         made.extend(seeds.values())
         nvram = None
-        old_nvram = etree.fromstring(xml.encode()).findtext("os/nvram")
-        if old_nvram and Path(old_nvram.strip()).exists():
-            nvram = str(NVRAM_DIR / f"{new}_VARS.fd")
-            shutil.copy2(old_nvram.strip(), nvram)
+        old_nvram = nvram_path(xml)
+        if old_nvram and Path(old_nvram).exists():
+            nvram = f"{NVRAM_DIR}/{new}_VARS.fd"
+            progress(f"copying the UEFI variable store to {nvram}")
+            shutil.copy2(old_nvram, nvram)
         with libvirt_errors(f"define {new}"):
             host.conn.defineXML(_clone_xml(xml, source, new, disks, made, seeds, nvram))
     except BaseException:

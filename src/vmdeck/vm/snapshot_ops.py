@@ -39,7 +39,7 @@ from lxml import etree
 
 from vmdeck.domxml.names import VMDECK_NS
 from vmdeck.domxml.parse import DiskView, parse_domain
-from vmdeck.domxml.snapshots import metadata_with_tree, read_tree, set_disk_sources, write_tree
+from vmdeck.domxml.snapshots import metadata_with_tree, nvram_path, read_tree, set_disk_sources, write_tree
 from vmdeck.errors import Conflict, GuestError, HostError, InvalidInput, StateError
 from vmdeck.host.connection import Host, libvirt_errors, translate
 from vmdeck.paths import pool_dir
@@ -104,12 +104,6 @@ def save_tree(dom: libvirt.virDomain, tree: SnapshotTree, owned_add: tuple[str, 
 def _define(host: Host, xml: str, what: str) -> libvirt.virDomain:
     with libvirt_errors(what):
         return host.conn.defineXML(xml)
-
-
-def _nvram_path(xml: str) -> str | None:
-    root = etree.fromstring(xml.encode())
-    nvram = root.find("os/nvram")
-    return nvram.text.strip() if nvram is not None and nvram.text else None
 
 
 def _snapshot_disks(view_disks: tuple[DiskView, ...], vm: str) -> list[DiskView]:
@@ -204,7 +198,7 @@ def create_snapshot(host: Host, name: str, snap: str | None = None, *, descripti
             overlays[disk.target] = create_overlay(host, disk.source or "", _overlay_name(name, disk.target))
             made.append(overlays[disk.target])
         config = config_xml(dom)
-        nvram = _nvram_path(config)
+        nvram = nvram_path(config)
         nvram_copy = None
         if nvram and Path(nvram).exists():
             nvram_copy = _copy_into_pool(host, nvram, f"{name}-{snap}-{secrets.token_hex(3)}.nvram")
@@ -294,7 +288,7 @@ def revert_snapshot(host: Host, name: str, snap: str, *, progress: Progress = la
         new_tree = tree.with_files(add=tuple(made))
         new_tree = SnapshotTree(new_tree.snapshots, snap, new_tree.created_files)
         new_xml = write_tree(set_disk_sources(config, overlays), new_tree, owned_add=tuple(made))
-        nvram = _nvram_path(config)
+        nvram = nvram_path(config)
         if record.nvram and nvram:
             progress("restoring the UEFI variable store saved with the snapshot")
             shutil.copyfile(record.nvram, nvram)
