@@ -40,8 +40,7 @@ def list_(ctx: typer.Context, name: str = typer.Argument(..., help="The VM."),
 
     tree = list_snapshots(ctx.obj.host(), name)
     if as_json:
-        print_json({"current": tree.current, "snapshots": [
-            {**_plain(s), "children": [c.name for c in tree.children(s.name)]} for s in tree.snapshots]})
+        print_json(tree.to_dict())
         return
     if not tree.snapshots:
         out.print(f"{name} has no snapshots")
@@ -53,14 +52,6 @@ def list_(ctx: typer.Context, name: str = typer.Argument(..., help="The VM."),
         table.add_row(mark, prefix + snap.name, snap.created, state, ",".join(t for t, _ in snap.disks),
                       snap.description, )
     out.print(table)
-
-
-def _plain(snap: object) -> dict[str, object]:
-    import dataclasses
-
-    data = dataclasses.asdict(snap)  # type: ignore[call-overload]
-    data["disks"] = [{"target": t, "image": p} for t, p in data["disks"]]
-    return data
 
 
 @snapshot_app.command("revert")

@@ -93,6 +93,14 @@ class SnapshotTree:
     def frozen_images(self) -> set[str]:
         return {path for s in self.snapshots for _t, path in s.disks}
 
+    def to_dict(self) -> dict[str, object]:
+        """The tree as JSON-ready data (CLI --json and the API): each snapshot with its children."""
+        return {"current": self.current, "snapshots": [
+            {"name": s.name, "created": s.created, "parent": s.parent, "state": s.state,
+             "description": s.description, "memory": s.memory, "nvram": s.nvram, "quiesced": s.quiesced,
+             "disks": [{"target": t, "image": p} for t, p in s.disks],
+             "children": [c.name for c in self.children(s.name)]} for s in self.snapshots]}
+
     def lines(self) -> list[tuple[str, SnapshotRecord]]:
         """(tree prefix, record) in display order: children under their parent, oldest first."""
         rows: list[tuple[str, SnapshotRecord]] = []
