@@ -18,10 +18,9 @@ import libvirt
 
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.domxml.snapshots import read_tree
-from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host, libvirt_errors
 from vmdeck.paths import pool_dir
-from vmdeck.storage.images import image_info
+from vmdeck.storage.images import read_backing
 
 __all__ = ["ImageUsage", "image_usage"]
 
@@ -66,10 +65,7 @@ def _walk(usage: ImageUsage, path: str) -> None:
         if not Path(current).exists():
             usage.backing[current] = None
             return
-        try:
-            backing = image_info(current).backing
-        except VmdeckError:
-            backing = None  # unreadable (a raw device, a half-written file): no chain to follow
+        backing = read_backing(current)
         usage.backing[current] = backing
         if backing is not None:
             usage.users[backing].add(f"image:{current}")
