@@ -6,7 +6,7 @@
   (c) clone create + start: `vmdeck clone --linked --start`  vs  `vmdeck clone --start` (full copy)
       and the full copy against `virt-clone --auto-clone` + `virsh start`
 
-The source disk holds 256 MiB of data (written with qemu-io) so that a full copy has something to copy.
+The source disk (1 GiB) holds 900 MiB of data (written with qemu-io) so that a full copy has something to copy.
 Run:  .venv/bin/python bench/bench_snapshots.py [--rounds N]   (as root, libvirtd running, tiny image built)
 """
 
@@ -74,7 +74,7 @@ def make_source(name: str, start: bool) -> None:
     with connect() as host:
         create_vm(host, resolve("tiny", name, Overrides(memory_mib=128)))
         disk = pool_dir() / f"{name}-vda.qcow2"
-        run(["qemu-io", "-f", "qcow2", "-c", "write -P 0xab 0 256M", str(disk)])
+        run(["qemu-io", "-f", "qcow2", "-c", "write -P 0xab 0 900M", str(disk)])
         if start:
             lifecycle.start(host, name, wait=True, timeout=300)
 

@@ -174,6 +174,10 @@ def create_snapshot(host: Host, name: str, snap: str | None = None, *, descripti
                     progress: Progress = lambda _m: None) -> SnapshotResult:
     _require_local(host)
     snap = check_snapshot_name(snap or datetime.now(UTC).strftime("snap-%Y%m%d-%H%M%S"))
+    if memory and quiesce:
+        # libvirt quiesces disk-only snapshots only; a memory snapshot pauses the guest, which is consistent anyway.
+        raise InvalidInput("--memory and --quiesce do not combine: a memory snapshot already captures "
+                           "the paused guest consistently", field="quiesce")
     dom = host.lookup(name)
     state = current_state(dom)
     if state not in RUNNING and state != "shut off":
