@@ -127,11 +127,11 @@ def _clone_xml(xml: str, source: str, new: str, disks: dict[str, str], owned: li
                seeds: dict[str, str], nvram: str | None) -> str:
     root = etree.fromstring(drop_snapshots_and_owned(xml).encode())
     root.find("name").text = new  # type: ignore[union-attr]
-    for tag in ("uuid",):
-        for element in root.findall(tag):
-            root.remove(element)
-    for mac in root.findall("devices/interface/mac"):  # libvirt makes new ones
-        mac.getparent().remove(mac)
+    for element in root.findall("uuid"):
+        root.remove(element)
+    for nic in root.findall("devices/interface"):  # libvirt makes new MACs
+        for mac in nic.findall("mac"):
+            nic.remove(mac)
     for log in root.findall("devices/serial/log"):
         if log.get("file"):
             log.set("file", str(Path(log.get("file", "")).with_name(f"{new}-serial.log")))
@@ -140,12 +140,13 @@ def _clone_xml(xml: str, source: str, new: str, disks: dict[str, str], owned: li
         source_el = disk.find("source")
         if target is not None and source_el is not None and target.get("dev") in seeds:
             source_el.set("file", seeds[target.get("dev", "")])
-    nvram_el = root.find("os/nvram")
-    if nvram_el is not None:
+    os_el = root.find("os")
+    nvram_el = os_el.find("nvram") if os_el is not None else None
+    if os_el is not None and nvram_el is not None:
         if nvram:
             nvram_el.text = nvram
         else:
-            nvram_el.getparent().remove(nvram_el)  # libvirt makes a fresh one from its template
+            os_el.remove(nvram_el)  # libvirt makes a fresh one from its template
     meta = root.find(f"metadata/{{{VMDECK_NS}}}vm")
     if meta is not None:
         etree.SubElement(meta, f"{{{VMDECK_NS}}}cloned-from").text = source

@@ -78,7 +78,7 @@ def _require_local(host: Host) -> None:
 
 def config_xml(dom: libvirt.virDomain) -> str:
     with libvirt_errors(f"{dom.name()}: read definition"):
-        return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+        return str(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE))
 
 
 def snapshot_tree(dom: libvirt.virDomain) -> SnapshotTree:
