@@ -69,6 +69,7 @@ def test_snapshot_revert_branch_delete_and_vm_delete(vm_factory: Callable, run_i
     # Revert again to the same snapshot works (a fresh overlay each time).
     _write(run_in_guest, vm, "BBBBBBBB")
     _ok(cli("snapshot", "revert", vm, "a"))
+    _check_all(vm)
     _boot(host, vm)
     assert _read(run_in_guest, vm) == "AAAAAAAA"
 
@@ -89,20 +90,24 @@ def test_snapshot_revert_branch_delete_and_vm_delete(vm_factory: Callable, run_i
     # Delete the current snapshot while running (live block commit): C stays, across a power cycle.
     _ok(cli("snapshot", "delete", vm, "c"))
     _check_all(vm)
+    assert json.loads(_ok(cli("snapshot", "list", vm, "--json")))["current"] == "a"
     lifecycle.poweroff(host, vm)
     _boot(host, vm)
     assert _read(run_in_guest, vm) == "CCCCCCCC"
 
     # Delete the unused branch "x" (its image is dropped) and then "a" while off (qemu-img commit).
     _ok(cli("snapshot", "delete", vm, "x"))
+    _check_all(vm)
     lifecycle.poweroff(host, vm)
     _ok(cli("snapshot", "delete", vm, "a"))
     _check_all(vm)
     assert json.loads(_ok(cli("snapshot", "list", vm, "--json")))["snapshots"] == []
-    _boot(host, vm)
-    assert _read(run_in_guest, vm) == "CCCCCCCC"
-    # Merged all the way down: only the VM's own volume is left.
+    # Merged all the way down: only the VM's own volume is left, and it holds C (read on the host:
+    # the guest already showed C after the live merge; this step is the offline one).
     assert [p.name for p in _files(vm)] == [f"{vm}-vda.qcow2"]
+    read = subprocess.run(["qemu-io", "-r", "-f", "qcow2", "-c", "read -P 0x43 0 8", str(pool_dir() / f"{vm}-vda.qcow2")],
+                          capture_output=True, text=True)
+    assert read.returncode == 0 and "Pattern verification failed" not in read.stdout, read.stdout
 
     # Bad input changes nothing.
     before = _files(vm)
@@ -110,7 +115,9 @@ def test_snapshot_revert_branch_delete_and_vm_delete(vm_factory: Callable, run_i
     assert bad.returncode == 2 and "invalid snapshot name" in bad.stderr
     unknown = cli("snapshot", "revert", vm, "nope")
     assert unknown.returncode == 3 and "no snapshot named 'nope'" in unknown.stderr
-    assert _files(vm) == before and lifecycle.current_state(host.lookup(vm)) == "running"
+    both = cli("snapshot", "create", vm, "m", "--memory")
+    assert both.returncode == 4 and "running" in both.stderr
+    assert _files(vm) == before and lifecycle.current_state(host.lookup(vm)) == "shut off"
 
     # With snapshots in place, `vmdeck delete` removes every overlay and saved file, and only those.
     _ok(cli("snapshot", "create", vm, "s1"))

@@ -16,13 +16,15 @@ next to the owned-volume list, so they travel with the domain definition:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lxml import etree
 
 from vmdeck.domxml.names import VMDECK_NS
 from vmdeck.vm.snapshots import SnapshotRecord, SnapshotTree
 
 __all__ = ["nvram_path", "NVRAM_DIR", "read_tree", "write_tree", "tree_from_metadata", "metadata_with_tree", "set_disk_sources",
-           "drop_snapshots_and_owned", "NS"]
+           "drop_snapshots_and_owned", "NS", "overlay_volume_xml", "snapshot_xml", "clone_domain_xml"]
 
 NS = {"v": VMDECK_NS}
 # Where libvirt's system QEMU driver keeps per-VM UEFI variable stores it makes itself.
@@ -173,3 +175,71 @@ def drop_snapshots_and_owned(domain_xml: str) -> str:
             if isinstance(child.tag, str) and _local(child) in ("snapshots", "owned-volume"):
                 meta.remove(child)
     return etree.tostring(root, encoding="unicode")
+
+
+def overlay_volume_xml(name: str, capacity: int, backing: str, backing_format: str) -> str:
+    """A storage volume: a thin qcow2 overlay whose backing file is `backing`."""
+    root = etree.Element("volume")
+    etree.SubElement(root, "name").text = name
+    etree.SubElement(root, "capacity", unit="bytes").text = str(capacity)
+    etree.SubElement(root, "allocation", unit="bytes").text = "0"
+    target = etree.SubElement(root, "target")
+    etree.SubElement(target, "format", type="qcow2")
+    store = etree.SubElement(root, "backingStore")
+    etree.SubElement(store, "path").text = backing
+    etree.SubElement(store, "format", type=backing_format)
+    return etree.tostring(root, encoding="unicode")
+
+
+def snapshot_xml(snap: str, description: str, overlays: dict[str, str], skipped: list[str],
+                 memory_file: str | None) -> str:
+    """<domainsnapshot> for libvirt: external overlays for `overlays` (target -> file), none for `skipped`."""
+    root = etree.Element("domainsnapshot")
+    etree.SubElement(root, "name").text = snap
+    if description:
+        etree.SubElement(root, "description").text = description
+    if memory_file:
+        etree.SubElement(root, "memory", snapshot="external", file=memory_file)
+    disks = etree.SubElement(root, "disks")
+    for target, path in overlays.items():
+        element = etree.SubElement(disks, "disk", name=target, snapshot="external", type="file")
+        etree.SubElement(element, "driver", type="qcow2")
+        etree.SubElement(element, "source", file=path)
+    for target in skipped:
+        etree.SubElement(disks, "disk", name=target, snapshot="no")
+    return etree.tostring(root, encoding="unicode")
+
+
+def clone_domain_xml(xml: str, source: str, new: str, disks: dict[str, str], owned: list[str],
+                     seeds: dict[str, str], nvram: str | None) -> str:
+    """The definition of a clone: new name, no UUID or MACs (libvirt makes them), its own disks, seed,
+    serial log and NVRAM, no snapshots; its owned volumes are the files made for it."""
+    root = etree.fromstring(drop_snapshots_and_owned(xml).encode())
+    name = root.find("name")
+    if name is not None:
+        name.text = new
+    for element in root.findall("uuid"):
+        root.remove(element)
+    for nic in root.findall("devices/interface"):
+        for mac in nic.findall("mac"):
+            nic.remove(mac)
+    for log in root.findall("devices/serial/log"):
+        if log.get("file"):
+            log.set("file", str(Path(log.get("file", "")).with_name(f"{new}-serial.log")))
+    for disk in root.iterfind("devices/disk"):
+        target = disk.find("target")
+        source_el = disk.find("source")
+        if target is not None and source_el is not None and target.get("dev") in seeds:
+            source_el.set("file", seeds[target.get("dev", "")])
+    os_el = root.find("os")
+    nvram_el = os_el.find("nvram") if os_el is not None else None
+    if os_el is not None and nvram_el is not None:
+        if nvram:
+            nvram_el.text = nvram
+        else:
+            os_el.remove(nvram_el)  # libvirt makes a fresh one from its template
+    meta = root.find("metadata/v:vm", NS)
+    if meta is not None:
+        etree.SubElement(meta, f"{_Q}cloned-from").text = source
+    out = set_disk_sources(etree.tostring(root, encoding="unicode"), disks)
+    return write_tree(out, SnapshotTree(created_files=tuple(owned)), owned_add=tuple(owned))
