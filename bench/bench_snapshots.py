@@ -22,12 +22,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import libvirt
-
 from vmdeck.domxml.snapshots import set_disk_sources
 from vmdeck.host.connection import connect
 from vmdeck.paths import pool_dir
 from vmdeck.spec.templates import Overrides, resolve
+from vmdeck.storage.pool import ensure_pool
 from vmdeck.vm import lifecycle
 from vmdeck.vm.create import create_vm
 from vmdeck.vm.snapshot_ops import config_xml, list_snapshots
@@ -66,8 +65,8 @@ def cleanup() -> None:
         for path in pool_dir().iterdir():  # virsh's and virt-clone's files are not vmdeck's: removed by name
             if path.name.startswith(PREFIX):
                 path.unlink()
-        with contextlib.suppress(libvirt.libvirtError):
-            host.conn.storagePoolLookupByName("vmdeck").refresh(0)
+        with contextlib.suppress(Exception):
+            ensure_pool(host).refresh()
 
 
 def make_source(name: str, start: bool) -> None:

@@ -14,10 +14,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from lxml import etree
-
+from vmdeck.domxml.snapshots import overlay_volume_xml
 from vmdeck.errors import Conflict, HostError, VmdeckError
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.connection import Host
 from vmdeck.storage.pool import ensure_pool
 
 __all__ = ["ImageInfo", "image_info", "read_backing", "backing_chain", "create_overlay", "qemu_img_commit",
@@ -100,18 +99,8 @@ def backing_chain(path: str | Path) -> list[ImageInfo]:
 def create_overlay(host: Host, backing: str | Path, name: str) -> str:
     """A new qcow2 volume `name` in vmdeck's pool whose backing file is `backing` (read-only from now on)."""
     base = image_info(backing)
-    root = etree.Element("volume")
-    etree.SubElement(root, "name").text = name
-    etree.SubElement(root, "capacity", unit="bytes").text = str(base.virtual_size)
-    etree.SubElement(root, "allocation", unit="bytes").text = "0"
-    target = etree.SubElement(root, "target")
-    etree.SubElement(target, "format", type="qcow2")
-    store = etree.SubElement(root, "backingStore")
-    etree.SubElement(store, "path").text = str(backing)
-    etree.SubElement(store, "format", type=base.format)
     pool = ensure_pool(host)
-    with libvirt_errors(f"create overlay {name}"):
-        return str(pool.createXML(etree.tostring(root, encoding="unicode"), 0).path())
+    return pool.create_volume(overlay_volume_xml(name, base.virtual_size, str(backing), base.format)).path()
 
 
 def qemu_img_commit(top: str | Path) -> None:

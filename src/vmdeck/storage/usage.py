@@ -14,11 +14,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import libvirt
-
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.domxml.snapshots import read_tree
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.errors import VmdeckError
+from vmdeck.host.connection import Host
 from vmdeck.paths import pool_dir
 from vmdeck.storage.images import read_backing
 
@@ -74,15 +73,13 @@ def _walk(usage: ImageUsage, path: str) -> None:
 
 def image_usage(host: Host) -> ImageUsage:
     usage = ImageUsage()
-    with libvirt_errors("list VMs"):
-        domains = host.conn.listAllDomains(0)
-    for dom in domains:
+    for dom in host.conn.domains():
         xmls = []
-        with contextlib.suppress(libvirt.libvirtError):  # a VM may vanish while we look
-            if dom.isPersistent():
-                xmls.append(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-            if dom.isActive():
-                xmls.append(dom.XMLDesc(0))
+        with contextlib.suppress(VmdeckError):  # a VM may vanish while we look
+            if dom.is_persistent():
+                xmls.append(dom.xml(inactive=True))
+            if dom.is_active():
+                xmls.append(dom.xml())
         for xml in xmls:
             view = parse_domain(xml)
             for disk in view.disks:

@@ -31,20 +31,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lxml import etree
-
-from vmdeck.domxml.names import VMDECK_NS
 from vmdeck.domxml.parse import parse_domain
-from vmdeck.domxml.snapshots import NVRAM_DIR, drop_snapshots_and_owned, nvram_path, read_tree, set_disk_sources, write_tree
+from vmdeck.domxml.snapshots import NVRAM_DIR, clone_domain_xml, nvram_path, read_tree
+from vmdeck.domxml.storage import volume_xml
 from vmdeck.errors import Conflict, HostError, InvalidInput, StateError
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.connection import Host
 from vmdeck.paths import pool_dir
 from vmdeck.spec.models import check_name
 from vmdeck.storage.images import create_overlay
 from vmdeck.storage.iso import make_iso
 from vmdeck.storage.pool import delete_volume, ensure_pool
 from vmdeck.vm.snapshot_ops import RUNNING, config_xml, create_snapshot
-from vmdeck.vm.snapshots import SnapshotTree
 from vmdeck.vm.state import current_state
 
 __all__ = ["CloneResult", "clone_vm"]
@@ -64,14 +61,8 @@ class CloneResult:
 def _copy_volume(host: Host, source: str, name: str, progress: Progress) -> str:
     """vol-clone through libvirt (flattens a backing chain); reports the bytes written every few seconds."""
     pool = ensure_pool(host)
-    with libvirt_errors(f"volume {source}"):
-        src = host.conn.storageVolLookupByPath(source)
-        capacity = src.info()[1]
-    root = etree.Element("volume")
-    etree.SubElement(root, "name").text = name
-    etree.SubElement(root, "capacity", unit="bytes").text = str(capacity)
-    target = etree.SubElement(root, "target")
-    etree.SubElement(target, "format", type="qcow2")
+    src = host.conn.volume_at(source)
+    capacity = src.info()[0]
     dest = pool_dir() / name
     done = threading.Event()
 
@@ -83,8 +74,7 @@ def _copy_volume(host: Host, source: str, name: str, progress: Progress) -> str:
     reporter = threading.Thread(target=report, daemon=True)
     reporter.start()
     try:
-        with libvirt_errors(f"copy {source}"):
-            return str(pool.createXMLFrom(etree.tostring(root, encoding="unicode"), src, 0).path())
+        return pool.clone_volume(volume_xml(name, capacity, "qcow2"), src).path()
     finally:
         done.set()
         reporter.join()
@@ -118,40 +108,8 @@ def _reissue_seed(host: Host, new: str, seed: str) -> str:
         meta.write_text("\n".join([f"instance-id: {new}-{secrets.token_hex(4)}", f"local-hostname: {new}",
                                    *lines]) + "\n")
         out = make_iso(folder, pool_dir() / f"{new}-seed.iso", label="cidata")
-    with libvirt_errors("storage pool"):
-        ensure_pool(host).refresh(0)
+    ensure_pool(host).refresh()
     return str(out)
-
-
-def _clone_xml(xml: str, source: str, new: str, disks: dict[str, str], owned: list[str],
-               seeds: dict[str, str], nvram: str | None) -> str:
-    root = etree.fromstring(drop_snapshots_and_owned(xml).encode())
-    root.find("name").text = new  # type: ignore[union-attr]
-    for element in root.findall("uuid"):
-        root.remove(element)
-    for nic in root.findall("devices/interface"):  # libvirt makes new MACs
-        for mac in nic.findall("mac"):
-            nic.remove(mac)
-    for log in root.findall("devices/serial/log"):
-        if log.get("file"):
-            log.set("file", str(Path(log.get("file", "")).with_name(f"{new}-serial.log")))
-    for disk in root.iterfind("devices/disk"):
-        target = disk.find("target")
-        source_el = disk.find("source")
-        if target is not None and source_el is not None and target.get("dev") in seeds:
-            source_el.set("file", seeds[target.get("dev", "")])
-    os_el = root.find("os")
-    nvram_el = os_el.find("nvram") if os_el is not None else None
-    if os_el is not None and nvram_el is not None:
-        if nvram:
-            nvram_el.text = nvram
-        else:
-            os_el.remove(nvram_el)  # libvirt makes a fresh one from its template
-    meta = root.find(f"metadata/{{{VMDECK_NS}}}vm")
-    if meta is not None:
-        etree.SubElement(meta, f"{{{VMDECK_NS}}}cloned-from").text = source
-    out = set_disk_sources(etree.tostring(root, encoding="unicode"), disks)
-    return write_tree(out, SnapshotTree(created_files=tuple(owned)), owned_add=tuple(owned))
 
 
 def clone_vm(host: Host, source: str, new: str, *, linked: bool = False, start: bool = False,
@@ -210,8 +168,7 @@ def clone_vm(host: Host, source: str, new: str, *, linked: bool = False, start: 
             nvram = f"{NVRAM_DIR}/{new}_VARS.fd"
             progress(f"copying the UEFI variable store to {nvram}")
             shutil.copy2(old_nvram, nvram)
-        with libvirt_errors(f"define {new}"):
-            host.conn.defineXML(_clone_xml(xml, source, new, disks, made, seeds, nvram))
+        host.conn.define(clone_domain_xml(xml, source, new, disks, made, seeds, nvram), context=f"define {new}")
     except BaseException:
         for path in made:
             with contextlib.suppress(Exception):

@@ -34,14 +34,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import libvirt
-from lxml import etree
-
 from vmdeck.domxml.names import VMDECK_NS
 from vmdeck.domxml.parse import DiskView, parse_domain
-from vmdeck.domxml.snapshots import metadata_with_tree, nvram_path, read_tree, set_disk_sources, write_tree
-from vmdeck.errors import Conflict, GuestError, HostError, InvalidInput, StateError
-from vmdeck.host.connection import Host, libvirt_errors, translate
+from vmdeck.domxml.snapshots import (
+    metadata_with_tree,
+    nvram_path,
+    read_tree,
+    set_disk_sources,
+    snapshot_xml,
+    write_tree,
+)
+from vmdeck.errors import Conflict, GuestError, HostError, InvalidInput, StateError, VmdeckError
+from vmdeck.host.connection import Host
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.paths import pool_dir
 from vmdeck.storage.images import backing_chain, create_overlay, image_info, qemu_img_commit, qemu_img_rebase_unsafe
 from vmdeck.storage.pool import delete_volume, ensure_pool
@@ -53,8 +58,6 @@ __all__ = ["SnapshotResult", "create_snapshot", "list_snapshots", "revert_snapsh
            "snapshot_tree", "collect_garbage", "config_xml", "save_tree"]
 
 Progress = Callable[[str], None]
-CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
-LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
 RUNNING = {"running", "blocked", "paused"}
 # A live block commit under TCG on a loaded host: generous, it waits on the job itself.
 BLOCK_JOB_TIMEOUT = 600.0
@@ -76,34 +79,24 @@ def _require_local(host: Host) -> None:
         raise HostError(f"snapshots need the VM's host to be this machine (qemu-img works on local files): {host.uri}")
 
 
-def config_xml(dom: libvirt.virDomain) -> str:
-    with libvirt_errors(f"{dom.name()}: read definition"):
-        return str(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE))
+def config_xml(dom: Domain) -> str:
+    return dom.xml(inactive=True, secure=True)
 
 
-def snapshot_tree(dom: libvirt.virDomain) -> SnapshotTree:
+def snapshot_tree(dom: Domain) -> SnapshotTree:
     return read_tree(config_xml(dom))
 
 
-def save_tree(dom: libvirt.virDomain, tree: SnapshotTree, owned_add: tuple[str, ...] = (),
+def save_tree(dom: Domain, tree: SnapshotTree, owned_add: tuple[str, ...] = (),
               owned_remove: tuple[str, ...] = ()) -> None:
     """Store the tree (and owned-volume changes) in the configuration, and in the live definition if running."""
-    flags = [CONFIG] + ([LIVE] if dom.isActive() else [])
-    for flag in flags:
-        try:
-            current = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, VMDECK_NS, flag)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN_METADATA:
-                raise translate(err, f"{dom.name()}: metadata") from err
-            current = None
-        with libvirt_errors(f"{dom.name()}: metadata"):
-            dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT,
-                            metadata_with_tree(current, tree, owned_add, owned_remove), "vmdeck", VMDECK_NS, flag)
+    for live in (False, True) if dom.is_active() else (False,):
+        current = dom.metadata(VMDECK_NS, live=live)
+        dom.set_metadata(metadata_with_tree(current, tree, owned_add, owned_remove), "vmdeck", VMDECK_NS, live=live)
 
 
-def _define(host: Host, xml: str, what: str) -> libvirt.virDomain:
-    with libvirt_errors(what):
-        return host.conn.defineXML(xml)
+def _define(host: Host, xml: str, what: str) -> Domain:
+    return host.conn.define(xml, context=what)
 
 
 def _snapshot_disks(view_disks: tuple[DiskView, ...], vm: str) -> list[DiskView]:
@@ -133,8 +126,7 @@ def _overlay_name(vm: str, target: str) -> str:
 def _copy_into_pool(host: Host, source: str, name: str) -> str:
     dest = pool_dir() / name
     shutil.copy2(source, dest)
-    with libvirt_errors("storage pool"):
-        ensure_pool(host).refresh(0)
+    ensure_pool(host).refresh()
     return str(dest)
 
 
@@ -147,26 +139,6 @@ def _remove_files(host: Host, paths: list[str]) -> None:
 
 
 # -- create -------------------------------------------------------------------------------------
-
-
-def _snapshot_xml(snap: str, description: str, disks: list[DiskView], overlays: dict[str, str],
-                  all_disks: tuple[DiskView, ...], memory_file: str | None) -> str:
-    root = etree.Element("domainsnapshot")
-    etree.SubElement(root, "name").text = snap
-    if description:
-        etree.SubElement(root, "description").text = description
-    if memory_file:
-        etree.SubElement(root, "memory", snapshot="external", file=memory_file)
-    disks_el = etree.SubElement(root, "disks")
-    chosen = {d.target for d in disks}
-    for disk in all_disks:
-        if disk.target in chosen:
-            element = etree.SubElement(disks_el, "disk", name=disk.target, snapshot="external", type="file")
-            etree.SubElement(element, "driver", type="qcow2")
-            etree.SubElement(element, "source", file=overlays[disk.target])
-        else:
-            etree.SubElement(disks_el, "disk", name=disk.target, snapshot="no")
-    return etree.tostring(root, encoding="unicode")
 
 
 def create_snapshot(host: Host, name: str, snap: str | None = None, *, description: str = "",
@@ -188,8 +160,7 @@ def create_snapshot(host: Host, name: str, snap: str | None = None, *, descripti
     tree = snapshot_tree(dom)
     if tree.has(snap):
         raise Conflict(f"VM {name!r} already has a snapshot named {snap!r}")
-    with libvirt_errors(name):
-        xml = dom.XMLDesc(0)
+    xml = dom.xml()
     view = parse_domain(xml)
     if quiesce and not view.has_agent_channel:
         raise GuestError(f"VM {name!r} has no guest agent channel: --quiesce needs qemu-ga in the guest")
@@ -212,29 +183,21 @@ def create_snapshot(host: Host, name: str, snap: str | None = None, *, descripti
                                 disks=tuple((d.target, d.source or "") for d in disks), description=description,
                                 memory=memory_file, nvram=nvram_copy, quiesced=quiesce)
         if running:
-            flags = (libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC
-                     | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT)
-            if not memory:
-                flags |= libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
-            if quiesce:
-                flags |= libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE
             progress("saving memory and device state" if memory else
                      "switching the running VM to the new overlays" + (" (filesystems frozen)" if quiesce else ""))
             if memory_file:
                 made.append(memory_file)
+            skipped = [d.target for d in view.disks if d.target not in overlays]
             try:
-                dom.snapshotCreateXML(_snapshot_xml(snap, description, disks, overlays, view.disks, memory_file),
-                                      flags)
-            except libvirt.libvirtError as err:
-                if quiesce and "fsfreeze" in (err.get_error_message() or "").lower() or (
-                        quiesce and err.get_error_code() in (libvirt.VIR_ERR_AGENT_UNRESPONSIVE,
-                                                              libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
-                                                              libvirt.VIR_ERR_AGENT_COMMAND_FAILED)):
-                    raise GuestError(f"cannot quiesce VM {name!r}: {err.get_error_message()}") from err
-                raise translate(err, f"snapshot {name}") from err
+                dom.snapshot_external(snapshot_xml(snap, description, overlays, skipped, memory_file),
+                                      with_memory=memory, quiesce=quiesce)
+            except VmdeckError as err:
+                text = str(err).lower()
+                if quiesce and ("agent" in text or "freeze" in text or "quiesce" in text):
+                    raise GuestError(f"cannot quiesce VM {name!r}: {getattr(err, 'libvirt_text', None) or err}") from err
+                raise
             if memory_file:
-                with libvirt_errors("storage pool"):
-                    ensure_pool(host).refresh(0)
+                ensure_pool(host).refresh()
             # libvirt updates the configuration with the new sources too; make sure (it must survive a restart).
             config = config_xml(dom)
             if any(parse_disk_source(config, t) != p for t, p in overlays.items()):
@@ -278,8 +241,7 @@ def revert_snapshot(host: Host, name: str, snap: str, *, progress: Progress = la
     state = current_state(dom)
     if state != "shut off":
         progress(f"powering off {name} (its present state is replaced by snapshot {snap})")
-        with libvirt_errors(f"poweroff {name}"):
-            dom.destroy()
+        dom.poweroff()
     config = config_xml(dom)
     old_sources = [d.source for d in parse_domain(config).disks if d.source]
     made: list[str] = []
@@ -302,8 +264,7 @@ def revert_snapshot(host: Host, name: str, snap: str, *, progress: Progress = la
         raise
     if record.memory:
         progress("restoring memory and device state")
-        with libvirt_errors(f"restore {name} from snapshot {snap}"):
-            host.conn.restoreFlags(record.memory, config_xml(dom), libvirt.VIR_DOMAIN_SAVE_RUNNING)
+        host.conn.restore(record.memory, config_xml(dom), context=f"restore {name} from snapshot {snap}")
     removed = collect_garbage(host, name, candidates=old_sources)
     after = current_state(dom)
     note = f"; {len(removed)} unused overlay(s) removed" if removed else ""
@@ -313,49 +274,43 @@ def revert_snapshot(host: Host, name: str, snap: str, *, progress: Progress = la
 # -- delete -------------------------------------------------------------------------------------
 
 
-def _wait_block_job(dom: libvirt.virDomain, target: str, *, pivot: bool) -> None:
+def _wait_block_job(dom: Domain, target: str, *, pivot: bool) -> None:
     deadline = time.monotonic() + BLOCK_JOB_TIMEOUT
     while time.monotonic() < deadline:
-        with libvirt_errors(f"{dom.name()}: block job on {target}"):
-            info = dom.blockJobInfo(target, 0)
+        info = dom.block_job(target)
         if not info:
             if pivot:
-                raise HostError(f"{dom.name()}: the block commit of {target} ended before it could pivot")
+                raise HostError(f"{dom.name}: the block commit of {target} ended before it could pivot")
             return
         if pivot and info.get("end", 0) > 0 and info.get("cur") == info.get("end"):
             try:
-                dom.blockJobAbort(target, libvirt.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT)
-            except libvirt.libvirtError as err:
-                if "not ready" not in (err.get_error_message() or ""):
-                    raise translate(err, f"{dom.name()}: pivot {target}") from err
+                dom.block_job_pivot(target)
+            except VmdeckError as err:
+                if "not ready" not in str(err):  # QEMU reports "ready" a moment after cur == end
+                    raise
             else:
                 _wait_gone(dom, target, deadline)
                 return
         time.sleep(0.2)
-    raise HostError(f"{dom.name()}: the block job on {target} did not finish within {BLOCK_JOB_TIMEOUT:g} s")
+    raise HostError(f"{dom.name}: the block job on {target} did not finish within {BLOCK_JOB_TIMEOUT:g} s")
 
 
-def _wait_gone(dom: libvirt.virDomain, target: str, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        with libvirt_errors(f"{dom.name()}: block job on {target}"):
-            if not dom.blockJobInfo(target, 0):
-                return
+def _wait_gone(dom: Domain, target: str, deadline: float) -> None:
+    while time.monotonic() < deadline and dom.block_job(target):
         time.sleep(0.1)
 
 
-def _merge(host: Host, dom: libvirt.virDomain, target: str, upper: str, frozen: str, fmt: str,
+def _merge(host: Host, dom: Domain, target: str, upper: str, frozen: str, fmt: str,
            progress: Progress) -> None:
     """Commit `upper` (the one image on top of `frozen`) into `frozen`; afterwards nothing names `upper`."""
     live_chain: list[str] = []
-    if dom.isActive():
-        live_source = parse_disk_source(dom.XMLDesc(0), target)
+    if dom.is_active():
+        live_source = parse_disk_source(dom.xml(), target)
         live_chain = [info.path for info in backing_chain(live_source)] if live_source else []
     if upper in live_chain:
         active = live_chain[0] == upper
         progress(f"block commit of {Path(upper).name} into {Path(frozen).name} ({target}, live)")
-        flags = libvirt.VIR_DOMAIN_BLOCK_COMMIT_ACTIVE if active else 0
-        with libvirt_errors(f"{dom.name()}: block commit {target}"):
-            dom.blockCommit(target, frozen, upper, 0, flags)
+        dom.block_commit(target, frozen, upper, active=active)
         _wait_block_job(dom, target, pivot=active)
     else:
         progress(f"qemu-img commit of {Path(upper).name} into {Path(frozen).name} ({target})")
@@ -405,7 +360,7 @@ def delete_snapshot(host: Host, name: str, snap: str, *, progress: Progress = la
             config = set_disk_sources(config, {target: frozen})
         tree = tree.replace_image(upper, frozen)
         _define(host, write_tree(config, tree), f"{name}: redefine after merging {target}")
-        if dom.isActive():
+        if dom.is_active():
             save_tree(dom, tree)
         to_remove.append(upper)
         notes.append(f"{target}: merged")
