@@ -28,6 +28,7 @@ COMMAND_MODULES: dict[str, str] = {
     "serve": "serve_cmds",
     "migrate": "migrate_cmds",
     "doctor": "doctor_cmds",
+    **dict.fromkeys(("snapshot", "clone"), "snapshot_cmds"),
 }
 
 

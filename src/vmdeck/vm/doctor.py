@@ -28,6 +28,7 @@ from vmdeck.host.connection import Host
 from vmdeck.paths import data_dir, iso_dir, pool_name
 from vmdeck.storage.journal import JournalEntry, read_entries, temp_owner, token_alive
 from vmdeck.storage.pool import delete_volume, refresh_pool
+from vmdeck.storage.usage import image_usage
 
 __all__ = ["Finding", "examine", "repair"]
 
@@ -54,6 +55,8 @@ def _used_paths(host: Host) -> set[str]:
             if dom.is_persistent() and dom.is_active():
                 xmls.append(dom.xml(inactive=True))
             used.update(d.source for xml in xmls for d in parse_domain(xml).disks if d.source)
+    # Images no disk names directly but a VM still reads: backing files of overlays, snapshot images.
+    used.update(path for path, users in image_usage(host).users.items() if users)
     return used
 
 
