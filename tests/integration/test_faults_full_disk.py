@@ -37,7 +37,8 @@ def small_fs(host: Host) -> Iterator[tuple[Path, str]]:
             if found.is_active():
                 found.raw.destroy()
             found.raw.undefine()
-        subprocess.run(["umount", str(data)], check=False)
+        # Lazy: the in-process app of the upload test may still hold its accounts database open.
+        subprocess.run(["umount", "--lazy", str(data)], check=False)
         shutil.rmtree(data, ignore_errors=True)
 
 
