@@ -53,15 +53,21 @@ def create(
 
 def start(
     ctx: typer.Context,
-    name: str,
-    wait: bool = typer.Option(False, "--wait", help="Wait until the guest is ready."),
+    names: list[str] = typer.Argument(..., help="The VM, or several started at once."),
+    wait: bool = typer.Option(False, "--wait", help="Wait until the guest (every guest) is ready."),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait with --wait."),
 ) -> None:
-    """Start (power on) a VM."""
+    """Start (power on) one VM, or several at once (a boot storm: `vmdeck start --wait A B C`)."""
     host = ctx.obj.host()
-    with progress_reporter(f"starting {name}") as progress:
-        lifecycle.start(host, name, wait=wait, timeout=timeout, progress=progress)
-    out.print(f"{name} started" + (" and ready" if wait else ""))
+    with progress_reporter(f"starting {' '.join(names)}") as progress:
+        if len(names) == 1:
+            lifecycle.start(host, names[0], wait=wait, timeout=timeout, progress=progress)
+        else:
+            from vmdeck.vm.boot import start_many
+
+            start_many(host, names, wait=wait, timeout=timeout, progress=progress)
+    for name in dict.fromkeys(names):
+        out.print(f"{name} started" + (" and ready" if wait else ""))
 
 
 def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:

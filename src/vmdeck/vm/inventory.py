@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import libvirt
 
-from vmdeck.domxml.parse import DomainView, parse_domain
 from vmdeck.host.connection import Host, libvirt_errors
 from vmdeck.vm.state import state_name
+
+if TYPE_CHECKING:  # the XML parser (lxml) is imported by show_vm only: `vmdeck list` starts faster without it
+    from vmdeck.domxml.parse import DomainView
 
 __all__ = ["VmSummary", "list_vms", "VmDetails", "show_vm"]
 
@@ -70,6 +72,8 @@ class VmDetails:
 
 
 def show_vm(host: Host, name: str) -> VmDetails:
+    from vmdeck.domxml.parse import parse_domain
+
     dom = host.lookup(name)
     with libvirt_errors(f"show {name}"):
         state = state_name(dom.state()[0])

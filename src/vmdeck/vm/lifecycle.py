@@ -13,12 +13,12 @@ from pathlib import Path
 
 import libvirt
 
-from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import GuestError, StateError
 from vmdeck.host.connection import Host, libvirt_errors
-from vmdeck.storage.pool import delete_volume
-from vmdeck.vm.agent import agent_ping
 from vmdeck.vm.state import ACTIVE, current_state, require_state
+
+# The XML parser (lxml), storage and agent modules are imported inside the verbs that use them:
+# `vmdeck start NAME` is a bare libvirt call and its command must start quickly (docs/PERFORMANCE.md).
 
 __all__ = ["start", "wait_ready", "shutdown", "poweroff", "reboot", "reset", "pause", "resume", "delete",
            "READY_MARKER"]
@@ -29,6 +29,9 @@ Progress = Callable[[str], None]
 
 def wait_ready(host: Host, name: str, timeout: float = 120.0, progress: Progress = lambda _m: None) -> float:
     """Wait until the guest says it is ready: the marker on its serial console, or its agent answering."""
+    from vmdeck.domxml.parse import parse_domain
+    from vmdeck.vm.agent import agent_ping
+
     dom = host.lookup(name)
     started = time.monotonic()
     view = parse_domain(dom.XMLDesc(0))
@@ -128,6 +131,9 @@ def resume(host: Host, name: str) -> None:
 def delete(host: Host, name: str, *, force: bool = False, keep_disks: bool = False,
            progress: Progress = lambda _m: None) -> list[str]:
     """Undefine the VM and delete the volumes vmdeck created for it (never ISOs or user images)."""
+    from vmdeck.domxml.parse import parse_domain
+    from vmdeck.storage.pool import delete_volume
+
     dom = host.lookup(name)
     state = current_state(dom)
     if state in ACTIVE:
