@@ -20,6 +20,7 @@ import anyio
 import libvirt
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from vmdeck.api.inventory import Inventory
 from vmdeck.api.security import origin_allowed
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
@@ -48,13 +49,14 @@ _LIFECYCLE = {
 class EventHub:
     """Fans libvirt domain events out to subscribers (one asyncio queue per browser)."""
 
-    def __init__(self, host: Any, stats_interval: float) -> None:
+    def __init__(self, host: Any, stats_interval: float, inventory: Inventory | None = None) -> None:
         self.host_handle = host  # vmdeck.api.context.HostHandle, for the stats samples
+        self.inventory = inventory
         self.stats_interval = stats_interval
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = set()
         self._lock = threading.Lock()
         self._conn_host: Host | None = None
-        self._callback_id: int | None = None
+        self._callback_ids: list[int] = []
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._stats_task: asyncio.Task[None] | None = None
@@ -76,10 +78,15 @@ class EventHub:
         host = self.host_handle.get()
         if host is self._conn_host:
             return
-        self._callback_id = host.conn.domainEventRegisterAny(
-            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
+        self._callback_ids = [host.conn.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)]
+        # Changes that leave the state alone but change what `show` says: the inventory drops its view.
+        for event_id, callback in _DEVICE_EVENTS.items():
+            self._callback_ids.append(host.conn.domainEventRegisterAny(None, event_id, callback, self))
         reconnected = self._conn_host is not None
         self._conn_host = host
+        if self.inventory is not None:
+            self.inventory.resync()
         if reconnected:
             self.publish({"type": "inventory", "reason": "reconnected"})
 
@@ -93,6 +100,8 @@ class EventHub:
                       _opaque: object) -> None:
         self.events_seen += 1
         name, state = _LIFECYCLE.get(event, (f"event-{event}", None))
+        if self.inventory is not None:
+            self.inventory.on_event(dom.name(), state)
         message: dict[str, Any] = {"type": "state", "vm": dom.name(), "event": name, "detail": detail,
                                    "state": state, "at": time.time()}
         if event in (libvirt.VIR_DOMAIN_EVENT_DEFINED, libvirt.VIR_DOMAIN_EVENT_UNDEFINED):
@@ -105,9 +114,9 @@ class EventHub:
             self._stats_task.cancel()
         host = self._conn_host
         if host is not None:
-            with contextlib.suppress(libvirt.libvirtError):
-                if self._callback_id is not None:
-                    host.conn.domainEventDeregisterAny(self._callback_id)
+            for callback_id in self._callback_ids:
+                with contextlib.suppress(libvirt.libvirtError):
+                    host.conn.domainEventDeregisterAny(callback_id)
             host.close()
 
     # --- asyncio side ----------------------------------------------------------------------------------
@@ -140,10 +149,13 @@ class EventHub:
             if not self._subscribers:
                 previous.clear()
                 continue
-            try:
-                summaries = await anyio.to_thread.run_sync(lambda: list_vms(self.host_handle.get()))
-            except VmdeckError:
-                continue
+            if self.inventory is not None and self.inventory.live:
+                summaries = self.inventory.summaries()  # refreshed in bulk by the inventory itself
+            else:
+                try:
+                    summaries = await anyio.to_thread.run_sync(lambda: list_vms(self.host_handle.get()))
+                except VmdeckError:
+                    continue
             now = time.monotonic()
             sample: dict[str, dict[str, float | None]] = {}
             for vm in summaries:
@@ -157,6 +169,21 @@ class EventHub:
                 rss = vm.rss_kib / 1024 if vm.rss_kib else None
                 sample[vm.name] = {"cpu_pct": cpu_pct, "rss_mib": rss}
             self.publish({"type": "stats", "at": time.time(), "vms": sample})
+
+
+def _device_changed(_conn: libvirt.virConnect, dom: libvirt.virDomain, *args: Any) -> None:
+    hub: EventHub = args[-1]  # the opaque argument is last in every callback signature
+    if hub.inventory is not None:
+        hub.inventory.on_event(dom.name())
+
+
+_DEVICE_EVENTS = {
+    libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED: _device_changed,
+    libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED: _device_changed,
+    libvirt.VIR_DOMAIN_EVENT_ID_TRAY_CHANGE: _device_changed,
+    libvirt.VIR_DOMAIN_EVENT_ID_DISK_CHANGE: _device_changed,
+    libvirt.VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE: _device_changed,
+}
 
 
 def _put_dropping_oldest(queue: asyncio.Queue[dict[str, Any]], message: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from vmdeck.vm.state import state_name
 if TYPE_CHECKING:  # the XML parser (lxml) is imported by show_vm only: `vmdeck list` starts faster without it
     from vmdeck.domxml.parse import DomainView
 
-__all__ = ["VmSummary", "list_vms", "VmDetails", "show_vm"]
+__all__ = ["VmSummary", "list_vms", "summarize_vm", "summary_from_stats", "VmDetails", "show_vm"]
 
 
 @dataclass(frozen=True)
@@ -27,34 +27,46 @@ class VmSummary:
     rss_kib: int | None
 
 
+STATS_KINDS = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON \
+    | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
+# NOWAIT: a VM stuck in a long job is reported with what is known instead of stalling the list.
+STATS_FLAGS = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
+
+
 def list_vms(host: Host) -> list[VmSummary]:
     """Every VM on the host from bulk calls (getAllDomainStats + the transient list), not one call per VM."""
-    stats_kinds = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON \
-        | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
     with libvirt_errors("list VMs"):
-        # NOWAIT: a VM stuck in a long job is reported with what is known instead of stalling the list.
-        records = host.conn.getAllDomainStats(stats_kinds, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT)
+        records = host.conn.getAllDomainStats(STATS_KINDS, STATS_FLAGS)
         # Persistence is not a stat: one more bulk call names the transient VMs (usually none).
         transient = {d.name() for d in host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT)}
-    summaries = []
-    for dom, stats in records:
-        if "vcpu.maximum" not in stats or "balloon.maximum" not in stats:
-            # QEMU reports these for shut-off VMs too; drivers that do not (the test driver) cost one call.
-            with libvirt_errors(f"list {dom.name()}"):
-                _state, max_kib, _cur, vcpus, _cpu = dom.info()
-            stats = {**stats, "vcpu.maximum": vcpus, "balloon.maximum": max_kib}
-        summaries.append(
-            VmSummary(
-                name=dom.name(),  # local to the binding: no RPC
-                state=state_name(int(stats.get("state.state", 0))),
-                vcpus=int(stats.get("vcpu.maximum", stats.get("vcpu.current", 0))),
-                memory_mib=int(stats.get("balloon.maximum", 0)) // 1024,
-                persistent=dom.name() not in transient,
-                cpu_time_ns=stats.get("cpu.time"),
-                rss_kib=stats.get("balloon.rss"),
-            )
-        )
+    summaries = [summary_from_stats(dom, stats, dom.name() not in transient) for dom, stats in records]
     return sorted(summaries, key=lambda s: s.name)
+
+
+def summarize_vm(host: Host, name: str) -> VmSummary:
+    """One VM's summary, as list_vms gives it, from the same stats call restricted to that VM."""
+    dom = host.lookup(name)
+    with libvirt_errors(f"list {name}"):
+        records = host.conn.domainListGetStats([dom], STATS_KINDS, STATS_FLAGS)
+        persistent = bool(dom.isPersistent())
+    return summary_from_stats(dom, records[0][1] if records else {}, persistent)
+
+
+def summary_from_stats(dom: libvirt.virDomain, stats: dict[str, Any], persistent: bool) -> VmSummary:
+    if "vcpu.maximum" not in stats or "balloon.maximum" not in stats:
+        # QEMU reports these for shut-off VMs too; drivers that do not (the test driver) cost one call.
+        with libvirt_errors(f"list {dom.name()}"):
+            _state, max_kib, _cur, vcpus, _cpu = dom.info()
+        stats = {**stats, "vcpu.maximum": vcpus, "balloon.maximum": max_kib}
+    return VmSummary(
+        name=dom.name(),  # local to the binding: no RPC
+        state=state_name(int(stats.get("state.state", 0))),
+        vcpus=int(stats.get("vcpu.maximum", stats.get("vcpu.current", 0))),
+        memory_mib=int(stats.get("balloon.maximum", 0)) // 1024,
+        persistent=persistent,
+        cpu_time_ns=stats.get("cpu.time"),
+        rss_kib=stats.get("balloon.rss"),
+    )
 
 
 @dataclass(frozen=True)
