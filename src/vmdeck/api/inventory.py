@@ -18,6 +18,7 @@ not new caches.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -42,6 +43,7 @@ class Entry:
 
     summary: VmSummary
     details: dict[str, Any] | None = None
+    details_json: bytes | None = None  # the show answer, serialized once per change
     generation: int = 0  # bumped by every change: details computed before a change are not kept
     labels: dict[str, str] = field(default_factory=dict)  # room for project, host ... (tenancy, several hosts)
 
@@ -60,6 +62,7 @@ class Inventory:
         self._loaded = threading.Event()
         self._thread: threading.Thread | None = None
         self._limiter: anyio.CapacityLimiter | None = None
+        self._list_json: bytes | None = None  # the list answer, serialized once per change
         self.refreshes = 0  # full bulk refreshes made (tests, diagnostics)
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -87,11 +90,12 @@ class Inventory:
                 self._entries.pop(name, None)
             elif entry is not None:
                 entry.generation += 1
-                entry.details = None
+                entry.details = entry.details_json = None
                 if state is not None and state != entry.summary.state:
                     entry.summary = VmSummary(**{**asdict(entry.summary), "state": state})
             if not gone:
                 self._dirty.add(name)
+            self._list_json = None
         self._wake.set()
 
     def resync(self) -> None:
@@ -113,6 +117,7 @@ class Inventory:
                     entry = Entry(summary, generation=entry.generation + 1 if entry else 0,
                                   labels=entry.labels if entry else {})
                 self._entries[summary.name] = entry
+            self._list_json = None
         self.refreshes += 1
         self._loaded.set()
 
@@ -130,12 +135,14 @@ class Inventory:
             else:
                 entry.summary = summary
                 entry.generation += 1
-                entry.details = None
+                entry.details = entry.details_json = None
+            self._list_json = None
 
     def forget(self, name: str) -> None:
         with self._lock:
             self._entries.pop(name, None)
             self._dirty.discard(name)
+            self._list_json = None
 
     def _details_blocking(self, name: str) -> dict[str, Any]:
         with self._lock:
@@ -146,6 +153,7 @@ class Inventory:
             entry = self._entries.get(name)
             if entry is not None and entry.generation == generation:
                 entry.details = details
+                entry.details_json = _dumps(details)
         return details
 
     def _run(self) -> None:
@@ -184,6 +192,25 @@ class Inventory:
         with self._lock:
             return sorted((entry.summary for entry in self._entries.values()), key=lambda s: s.name)
 
+    async def list_json(self) -> bytes:
+        """The list answer as JSON bytes, serialized once per change (20 clients do not each re-encode it)."""
+        if not self.live:
+            return _dumps([asdict(vm) for vm in await self.list()])
+        await self.list()  # waits for the first load
+        with self._lock:  # encoded under the lock: no change can slip between reading and caching
+            if self._list_json is None:
+                summaries = sorted((entry.summary for entry in self._entries.values()), key=lambda s: s.name)
+                self._list_json = _dumps([asdict(vm) for vm in summaries])
+            return self._list_json
+
+    async def show_json(self, name: str) -> bytes:
+        if self.live:
+            with self._lock:
+                entry = self._entries.get(name)
+                if entry is not None and entry.details_json is not None:
+                    return entry.details_json
+        return _dumps(await self.show(name))
+
     def summaries(self) -> list[VmSummary]:
         """What is known now, without waiting (the live stats sampler)."""
         with self._lock:
@@ -208,6 +235,10 @@ class Inventory:
             except VmdeckError as err:
                 log.warning("refresh of %s after a write failed: %s", name, err)
                 self.on_event(name)
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), default=str).encode()
 
 
 class WriteInvalidation:

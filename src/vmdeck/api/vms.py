@@ -10,10 +10,9 @@ every write refreshes its VM there before answering, so a client sees its own ch
 from __future__ import annotations
 
 import base64
-from dataclasses import asdict
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from vmdeck.api.context import request_host, request_inventory
@@ -82,9 +81,9 @@ class ExecOut(BaseModel):
 
 
 @router.get("", response_model=list[VmSummary])  # the core's dataclass is the schema
-async def vms_list(inventory: Inventory = Depends(request_inventory)) -> list[dict[str, Any]]:
+async def vms_list(inventory: Inventory = Depends(request_inventory)) -> Response:
     """Every VM on the host (from the event-fed inventory: no libvirt call per request)."""
-    return [asdict(vm) for vm in await inventory.list()]
+    return Response(await inventory.list_json(), media_type="application/json")
 
 
 @router.post("", status_code=201)
@@ -103,9 +102,9 @@ def vms_create(body: CreateVm, host: Host = Depends(request_host),
 
 
 @router.get("/{name}")
-async def vms_show(name: str, inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
+async def vms_show(name: str, inventory: Inventory = Depends(request_inventory)) -> Response:
     """One VM: settings, state, disks, NICs, displays (from its live XML, kept until the VM changes)."""
-    return await inventory.show(name)
+    return Response(await inventory.show_json(name), media_type="application/json")
 
 
 @router.patch("/{name}")
