@@ -70,10 +70,10 @@ def _list(uri: str | None, args: list[str]) -> None:
     positionals, options = _options(args, {"--json"}, {})
     if positionals:
         raise _NotFast
-    vms = list_vms(_host(uri))
     if options.get("--json"):
-        print_json(vms)
+        print_json(list_vms(_host(uri)))
         return
+    vms = list_vms(_host(uri), usage=False)  # the table shows no RSS: no QEMU monitor round trips
     rows = [(vm.name, vm.state, str(vm.vcpus), f"{vm.memory_mib} MiB") for vm in vms]
     print_columns(("NAME", "STATE", "vCPUs", "MEMORY"), rows,
                   [("", _STATE_STYLE.get(vm.state, "")) for vm in vms])

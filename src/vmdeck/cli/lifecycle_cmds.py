@@ -72,10 +72,10 @@ def start(
 
 def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """List every VM on the host."""
-    vms = list_vms(ctx.obj.host())
     if as_json:
-        print_json(vms)
+        print_json(list_vms(ctx.obj.host()))
         return
+    vms = list_vms(ctx.obj.host(), usage=False)  # the table shows no RSS: no QEMU monitor round trips
     table = Table("NAME", "STATE", "vCPUs", "MEMORY", box=None, header_style="bold")
     for vm in vms:
         style = _STATE_STYLE.get(vm.state, "")

@@ -6,7 +6,6 @@ do not import rich (~60 ms of start-up); vmdeck.cli.output reuses the JSON half.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -35,6 +34,8 @@ def plain_data(value: Any) -> Any:
 
 
 def print_json(value: Any) -> None:
+    import json  # only the --json outputs pay for it
+
     sys.stdout.write(json.dumps(plain_data(value), indent=2, sort_keys=False) + "\n")
 
 

@@ -33,13 +33,42 @@ STATS_KINDS = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | l
 STATS_FLAGS = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
 
 
-def list_vms(host: Host) -> list[VmSummary]:
-    """Every VM on the host from bulk calls (getAllDomainStats + the transient list), not one call per VM."""
+def list_vms(host: Host, *, usage: bool = True) -> list[VmSummary]:
+    """Every VM on the host from bulk calls (getAllDomainStats + the transient list), not one call per VM.
+
+    usage=False leaves out RSS (cpu_time_ns stays for running VMs): the balloon statistics behind RSS cost
+    a QMP round trip to every running QEMU, the bulk of the call on a busy host. `vmdeck list`'s table
+    does not show them, so it asks for the state, vCPUs and memory only.
+    """
+    if not usage:
+        return _list_light(host)
     with libvirt_errors("list VMs"):
         records = host.conn.getAllDomainStats(STATS_KINDS, STATS_FLAGS)
         # Persistence is not a stat: one more bulk call names the transient VMs (usually none).
         transient = {d.name() for d in host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT)}
     summaries = [summary_from_stats(dom, stats, dom.name() not in transient) for dom, stats in records]
+    return sorted(summaries, key=lambda s: s.name)
+
+
+def _list_light(host: Host) -> list[VmSummary]:
+    # Shut-off VMs: one bulk stats call answered from their definitions. Running VMs: virDomainGetInfo
+    # each, which libvirt answers from its own memory and /proc (no QEMU monitor round trip).
+    with libvirt_errors("list VMs"):
+        records = host.conn.getAllDomainStats(
+            libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON,
+            libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_INACTIVE)
+        summaries = [summary_from_stats(dom, stats, True) for dom, stats in records]
+        transient = {d.name() for d in host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT)}
+        for dom in host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+            try:
+                state, max_kib, _cur, vcpus, cpu_ns = dom.info()
+            except libvirt.libvirtError as err:
+                if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:  # went away meanwhile (transient)
+                    continue
+                raise
+            summaries.append(VmSummary(name=dom.name(), state=state_name(state), vcpus=vcpus,
+                                       memory_mib=max_kib // 1024, persistent=dom.name() not in transient,
+                                       cpu_time_ns=cpu_ns or None, rss_kib=None))
     return sorted(summaries, key=lambda s: s.name)
 
 
