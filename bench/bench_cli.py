@@ -65,14 +65,14 @@ def run(argv: list[str]) -> None:
 
 def cleanup() -> None:
     with connect("qemu:///system") as host:
-        for dom in host.conn.listAllDomains(0):
+        for dom in host.conn.raw.listAllDomains(0):
             if dom.name().startswith(PREFIX):
                 with contextlib.suppress(libvirt.libvirtError):
                     dom.destroy()
                 with contextlib.suppress(libvirt.libvirtError):
                     dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
         with contextlib.suppress(libvirt.libvirtError):
-            pool = host.conn.storagePoolLookupByName("vmdeck")
+            pool = host.conn.raw.storagePoolLookupByName("vmdeck")
             pool.refresh(0)
             for vol in pool.listAllVolumes(0):
                 if vol.name().startswith(PREFIX):
@@ -100,7 +100,7 @@ def create_start_round(index: int, vmdeck_first: bool) -> tuple[float, float]:
     template = f"{PREFIX}x{index}"
     run([VMDECK, "create", template, "-t", "tiny"])
     with connect("qemu:///system") as host:
-        xml = host.lookup(template).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        xml = host.lookup(template).raw.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
     xml = xml.replace(template, raw)  # name, volume and serial log path
     xml = "\n".join(line for line in xml.splitlines() if "<uuid>" not in line and "<mac " not in line)
     xml_file = Path(tempfile.mkstemp(suffix=".xml")[1])
@@ -131,10 +131,10 @@ def main() -> None:
         version, python = interleaved([f"{VMDECK} --version", f"{sys.executable} -c pass"], args.rounds, args.runs)
         with connect("qemu:///system") as host:
             for index in range(args.vms):
-                host.conn.defineXML(f"<domain type='qemu'><name>{PREFIX}l{index:03}</name><memory unit='MiB'>64"
+                host.conn.raw.defineXML(f"<domain type='qemu'><name>{PREFIX}l{index:03}</name><memory unit='MiB'>64"
                                     "</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='q35'>hvm</type></os>"
                                     "</domain>")
-            total = len(host.conn.listAllDomains(0))
+            total = len(host.conn.raw.listAllDomains(0))
         listing, virsh_list = interleaved([f"{VMDECK} list", " ".join([*VIRSH, "list", "--all"])],
                                           args.rounds, args.runs)
         cleanup()

@@ -102,7 +102,7 @@ def virsh_start_all(names: list[str], logs: dict[str, Path], timeout: float) -> 
 
 
 def cleanup(host: Host) -> None:
-    for dom in host.conn.listAllDomains(0):
+    for dom in host.conn.raw.listAllDomains(0):
         if dom.name().startswith(PREFIX):
             with contextlib.suppress(NotFound):
                 lifecycle.delete(host, dom.name(), force=True)
@@ -163,7 +163,7 @@ def main() -> None:
 
         for name in names:
             with contextlib.suppress(Exception):
-                host.lookup(name).destroy()
+                host.lookup(name).poweroff()
             with contextlib.suppress(OSError):
                 logs[name].write_bytes(b"")
         virsh_boot = virsh_start_all(names, logs, args.timeout)

@@ -20,11 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-import libvirt
 from perfdoc import command_line, host_load, spread, stamp, write_section
 
 from vmdeck.domxml.parse import parse_domain
-from vmdeck.errors import NotFound
+from vmdeck.errors import NotFound, VmdeckError
 from vmdeck.host.connection import Host, connect
 from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.vm import lifecycle
@@ -46,7 +45,7 @@ def make_vms(host: Host, count: int, memory_mib: int) -> dict[str, Path]:
             spec = resolve("tiny", name, Overrides(vcpus=1, memory_mib=memory_mib))
             spec = spec.model_copy(update={"disks": (), "cdroms": (), "tcg_tb_cache_mib": 16})
             create_vm(host, spec)
-        view = parse_domain(host.lookup(name).XMLDesc(0))
+        view = parse_domain(host.lookup(name).xml())
         assert view.serial_log, f"{name} has no serial log"
         logs[name] = Path(view.serial_log)
     return logs
@@ -55,9 +54,9 @@ def make_vms(host: Host, count: int, memory_mib: int) -> dict[str, Path]:
 def power_off_all(host: Host, logs: dict[str, Path]) -> None:
     for name, log in logs.items():
         dom = host.lookup(name)
-        with contextlib.suppress(libvirt.libvirtError):
-            if dom.isActive():
-                dom.destroy()
+        with contextlib.suppress(VmdeckError):
+            if dom.is_active():
+                dom.poweroff()
         with contextlib.suppress(OSError):
             log.write_bytes(b"")  # the next round must not see this round's marker
 
@@ -92,7 +91,7 @@ def virsh_storm(logs: dict[str, Path], timeout: float) -> float:
 
 
 def cleanup(host: Host) -> None:
-    for dom in host.conn.listAllDomains(0):
+    for dom in host.conn.raw.listAllDomains(0):
         if dom.name().startswith(PREFIX):
             with contextlib.suppress(NotFound):
                 lifecycle.delete(host, dom.name(), force=True)

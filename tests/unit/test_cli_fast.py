@@ -125,11 +125,11 @@ def test_version_matches_the_package(uri: str) -> None:
 def test_start_many_starts_every_vm_and_refuses_a_wrong_state(tmp_path: Path) -> None:
     host = open_test_host(tmp_path)
     for index in range(3):
-        host.conn.defineXML(f"<domain type='test'><name>storm{index}</name><memory unit='MiB'>64</memory>"
+        host.conn.define(f"<domain type='test'><name>storm{index}</name><memory unit='MiB'>64</memory>"
                             "<vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os></domain>")
     assert start_many(host, ["storm0", "storm1", "storm2"]) == {"storm0": None, "storm1": None, "storm2": None}
     assert {vm.name: vm.state for vm in list_vms(host)}["storm2"] == "running"
-    host.lookup("storm0").destroy()
+    host.lookup("storm0").poweroff()
     from vmdeck.errors import StateError
 
     with pytest.raises(StateError, match="storm1"):  # storm1 runs: nothing is started, storm0 stays off

@@ -70,7 +70,7 @@ def test_libvirt_accepts_and_starts_every_template(template: str, tmp_path: Path
     """libvirt's test driver validates the XML against its schema, defines it and runs it."""
     xml = _render(template)
     with open_test_host(tmp_path) as host:
-        dom = host.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        dom = host.conn.raw.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
         dom.create()
         assert dom.isActive()
         view = parse_domain(dom.XMLDesc(0))
@@ -99,7 +99,7 @@ def test_uefi_boot_asks_libvirt_for_efi_firmware(tmp_path: Path, monkeypatch: py
     xml = render_domain(spec, _context(len(spec.disks)))
     assert '<os firmware="efi">' in xml
     with open_test_host(tmp_path) as host:
-        dom = host.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        dom = host.conn.raw.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
         assert parse_domain(dom.XMLDesc(0)).boot_kind == "uefi"
 
 
@@ -110,5 +110,5 @@ def test_tcg_translation_cache_size_reaches_libvirt(tmp_path: Path) -> None:
     assert "<tcg>" in xml and "<tb-cache unit=\"MiB\">16</tb-cache>" in xml
     assert "<tcg>" not in render_domain(spec, _context(len(spec.disks), "kvm"))
     with open_test_host(tmp_path) as host:
-        dom = host.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
-        assert "<tb-cache unit='KiB'>16384</tb-cache>" in dom.XMLDesc(0)
+        dom = host.conn.define(xml, validate=True)
+        assert "<tb-cache unit='KiB'>16384</tb-cache>" in dom.xml()

@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 import anyio
-import libvirt
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from vmdeck.api.inventory import Inventory
@@ -25,7 +24,9 @@ from vmdeck.api.security import origin_allowed
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.events import ensure_event_loop
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.vm.inventory import list_vms
+from vmdeck.vm.state import allowed_actions
 
 __all__ = ["ensure_event_loop", "EventHub", "router"]
 
@@ -33,16 +34,17 @@ log = logging.getLogger("vmdeck.api.events")
 
 
 
-_LIFECYCLE = {
-    libvirt.VIR_DOMAIN_EVENT_DEFINED: ("defined", None),
-    libvirt.VIR_DOMAIN_EVENT_UNDEFINED: ("undefined", None),
-    libvirt.VIR_DOMAIN_EVENT_STARTED: ("started", "running"),
-    libvirt.VIR_DOMAIN_EVENT_SUSPENDED: ("suspended", "paused"),
-    libvirt.VIR_DOMAIN_EVENT_RESUMED: ("resumed", "running"),
-    libvirt.VIR_DOMAIN_EVENT_STOPPED: ("stopped", "shut off"),
-    libvirt.VIR_DOMAIN_EVENT_SHUTDOWN: ("shutdown", "shutting down"),
-    libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: ("pmsuspended", "suspended"),
-    libvirt.VIR_DOMAIN_EVENT_CRASHED: ("crashed", "crashed"),
+# The state a VM is in after each lifecycle event (None: the event says nothing about it).
+_STATE_AFTER: dict[str, str | None] = {
+    "defined": None,
+    "undefined": None,
+    "started": "running",
+    "suspended": "paused",
+    "resumed": "running",
+    "stopped": "shut off",
+    "shutdown": "shutting down",
+    "pmsuspended": "suspended",
+    "crashed": "crashed",
 }
 
 
@@ -50,8 +52,8 @@ class EventHub:
     """Fans libvirt domain events out to subscribers (one asyncio queue per browser)."""
 
     def __init__(self, host: Any, stats_interval: float, inventory: Inventory | None = None) -> None:
-        self.host_handle = host  # vmdeck.api.context.HostHandle, for the stats samples
         self.inventory = inventory
+        self.host_handle = host  # vmdeck.api.context.HostHandle, for the stats samples
         self.stats_interval = stats_interval
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = set()
         self._lock = threading.Lock()
@@ -66,7 +68,7 @@ class EventHub:
     def start(self) -> None:
         ensure_event_loop()
         # libvirtd down (or, in tests, another app holding this connection's callback): the watchdog retries.
-        with contextlib.suppress(VmdeckError, libvirt.libvirtError):
+        with contextlib.suppress(VmdeckError):
             self._register()
         self._watchdog = threading.Thread(target=self._watch, name="vmdeck-events-watchdog", daemon=True)
         self._watchdog.start()
@@ -78,11 +80,9 @@ class EventHub:
         host = self.host_handle.get()
         if host is self._conn_host:
             return
-        self._callback_ids = [host.conn.domainEventRegisterAny(
-            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)]
+        self._callback_ids = [host.conn.on_lifecycle(self._on_lifecycle)]
         # Changes that leave the state alone but change what `show` says: the inventory drops its view.
-        for event_id, callback in _DEVICE_EVENTS.items():
-            self._callback_ids.append(host.conn.domainEventRegisterAny(None, event_id, callback, self))
+        self._callback_ids += host.conn.on_device_change(self._on_device_change)
         reconnected = self._conn_host is not None
         self._conn_host = host
         if self.inventory is not None:
@@ -93,20 +93,25 @@ class EventHub:
     def _watch(self) -> None:
         # libvirtd may restart under us: the handle reconnects, we re-register and browsers re-read the list.
         while not self._stop.wait(2.0):
-            with contextlib.suppress(VmdeckError, libvirt.libvirtError):
+            with contextlib.suppress(VmdeckError):
                 self._register()
 
-    def _on_lifecycle(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int, detail: int,
-                      _opaque: object) -> None:
+    def _on_lifecycle(self, dom: Domain, event: str, detail: int) -> None:
         self.events_seen += 1
-        name, state = _LIFECYCLE.get(event, (f"event-{event}", None))
+        state = _STATE_AFTER.get(event)
         if self.inventory is not None:
-            self.inventory.on_event(dom.name(), state)
-        message: dict[str, Any] = {"type": "state", "vm": dom.name(), "event": name, "detail": detail,
+            self.inventory.on_event(dom.name, state)
+        message: dict[str, Any] = {"type": "state", "vm": dom.name, "event": event, "detail": detail,
                                    "state": state, "at": time.time()}
-        if event in (libvirt.VIR_DOMAIN_EVENT_DEFINED, libvirt.VIR_DOMAIN_EVENT_UNDEFINED):
+        if state is not None:
+            message["allowed_actions"] = allowed_actions(state)
+        if event in ("defined", "undefined"):
             message["type"] = "inventory"
         self.publish(message)
+
+    def _on_device_change(self, dom: Domain) -> None:
+        if self.inventory is not None:
+            self.inventory.on_event(dom.name)
 
     def stop(self) -> None:
         self._stop.set()
@@ -115,8 +120,7 @@ class EventHub:
         host = self._conn_host
         if host is not None:
             for callback_id in self._callback_ids:
-                with contextlib.suppress(libvirt.libvirtError):
-                    host.conn.domainEventDeregisterAny(callback_id)
+                host.conn.remove_callback(callback_id)
             host.close()
 
     # --- asyncio side ----------------------------------------------------------------------------------
@@ -171,21 +175,6 @@ class EventHub:
             self.publish({"type": "stats", "at": time.time(), "vms": sample})
 
 
-def _device_changed(_conn: libvirt.virConnect, dom: libvirt.virDomain, *args: Any) -> None:
-    hub: EventHub = args[-1]  # the opaque argument is last in every callback signature
-    if hub.inventory is not None:
-        hub.inventory.on_event(dom.name())
-
-
-_DEVICE_EVENTS = {
-    libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED: _device_changed,
-    libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED: _device_changed,
-    libvirt.VIR_DOMAIN_EVENT_ID_TRAY_CHANGE: _device_changed,
-    libvirt.VIR_DOMAIN_EVENT_ID_DISK_CHANGE: _device_changed,
-    libvirt.VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE: _device_changed,
-}
-
-
 def _put_dropping_oldest(queue: asyncio.Queue[dict[str, Any]], message: dict[str, Any]) -> None:
     # A stalled browser must not make the server hold unbounded history: it loses the oldest messages.
     if queue.full():
@@ -199,7 +188,8 @@ router = APIRouter()
 
 @router.websocket("/api/events")
 async def event_stream(websocket: WebSocket) -> None:
-    """State changes as JSON messages: {"type": "state", "vm", "state", "event"}, "inventory", "stats"."""
+    """State changes as JSON messages: {"type": "state", "vm", "state", "allowed_actions", "event"},
+    "inventory", "stats"."""
     principal = websocket.scope.get("state", {}).get("principal")
     ctx = websocket.app.state.ctx
     headers = {k.lower(): v for k, v in websocket.headers.items()}

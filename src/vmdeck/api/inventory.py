@@ -30,7 +30,7 @@ import anyio
 
 from vmdeck.errors import HostError, NotFound, VmdeckError
 from vmdeck.host.connection import Host
-from vmdeck.vm.inventory import VmSummary, list_vms, show_vm, summarize_vm
+from vmdeck.vm.inventory import VmSummary, list_vms, show_vm, summarize_vm, with_state
 
 __all__ = ["Inventory", "Entry"]
 
@@ -92,7 +92,7 @@ class Inventory:
                 entry.generation += 1
                 entry.details = entry.details_json = None
                 if state is not None and state != entry.summary.state:
-                    entry.summary = VmSummary(**{**asdict(entry.summary), "state": state})
+                    entry.summary = with_state(entry.summary, state)
             if not gone:
                 self._dirty.add(name)
             self._list_json = None

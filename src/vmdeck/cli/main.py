@@ -14,7 +14,8 @@ __all__ = ["main"]
 
 def main() -> None:
     # Typer's standalone mode already turns usage errors into exit 2 and typer.Exit into its code;
-    # vmdeck's own errors become one line on stderr and their exit code, never a traceback.
+    # vmdeck's own errors become one line on stderr and their exit code; anything else (a bug) one
+    # line and exit 1: never a traceback.
     if sys.argv[1:] in (["--version"], ["-V"]):  # before any other import: scripts call it to probe
         from vmdeck import __version__
 
@@ -36,6 +37,17 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as error:  # the last resort: a bug, never a traceback for the user
+        import os
+
+        if os.environ.get("VMDECK_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        detail = " ".join(str(error).split()) or "no message"
+        print(f"error: internal error ({type(error).__name__}): {detail} (VMDECK_DEBUG=1 shows where)",
+              file=sys.stderr)
+        sys.exit(1)
 
 
 def __getattr__(name: str) -> object:

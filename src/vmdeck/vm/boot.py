@@ -15,12 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import libvirt
-
 from vmdeck.errors import GuestError, StateError, VmdeckError
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.connection import Host
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.vm.lifecycle import READY_MARKER
-from vmdeck.vm.state import ACTIVE, current_state, require_state
+from vmdeck.vm.state import ACTIVE, POWER_VERBS, current_state, require_verb
 
 __all__ = ["start_many", "MAX_PARALLEL_STARTS"]
 
@@ -34,7 +33,7 @@ _AGENT_EVERY = 2.0  # seconds between two agent pings of one waiting VM
 
 @dataclass
 class _Waiting:
-    dom: libvirt.virDomain
+    dom: Domain
     log: Path | None
     has_agent: bool
     offset: int = 0
@@ -61,9 +60,8 @@ class _Waiting:
         return False
 
 
-def _start_one(dom: libvirt.virDomain) -> None:
-    with libvirt_errors(f"start {dom.name()}"):
-        dom.create()
+def _start_one(dom: Domain) -> None:
+    POWER_VERBS["start"].act(dom)
 
 
 def start_many(host: Host, names: list[str], *, wait: bool = False, timeout: float = 120.0,
@@ -76,19 +74,19 @@ def start_many(host: Host, names: list[str], *, wait: bool = False, timeout: flo
     """
     doms = [host.lookup(name) for name in dict.fromkeys(names)]
     for dom in doms:
-        require_state(dom, {"shut off", "crashed"}, "start")
+        require_verb(dom, "start")
     started_at = time.monotonic()
     failures: list[VmdeckError] = []
-    started: list[libvirt.virDomain] = []
+    started: list[Domain] = []
     with ThreadPoolExecutor(max_workers=min(len(doms), MAX_PARALLEL_STARTS) or 1) as pool:
         for dom, future in [(dom, pool.submit(_start_one, dom)) for dom in doms]:
             try:
                 future.result()
                 started.append(dom)
-                progress(f"{dom.name()} started")
+                progress(f"{dom.name} started")
             except VmdeckError as err:
                 failures.append(err)
-    ready: dict[str, float | None] = {dom.name(): None for dom in started}
+    ready: dict[str, float | None] = {dom.name: None for dom in started}
     if wait and started:
         ready.update(_wait_all(host, started, started_at, timeout, progress, failures))
     if failures:
@@ -96,18 +94,17 @@ def start_many(host: Host, names: list[str], *, wait: bool = False, timeout: flo
     return ready
 
 
-def _wait_all(host: Host, doms: list[libvirt.virDomain], started_at: float, timeout: float, progress: Progress,
+def _wait_all(host: Host, doms: list[Domain], started_at: float, timeout: float, progress: Progress,
               failures: list[VmdeckError]) -> dict[str, float]:
     from vmdeck.domxml.parse import parse_domain
     from vmdeck.vm.agent import agent_ping
 
     pending: list[_Waiting] = []
     for dom in doms:
-        with libvirt_errors(f"read {dom.name()}"):
-            view = parse_domain(dom.XMLDesc(0))
+        view = parse_domain(dom.xml())
         log = Path(view.serial_log) if view.serial_log and host.is_local else None
         if log is None and not view.has_agent_channel:
-            failures.append(GuestError(f"VM {dom.name()!r} has neither a serial log nor a guest agent: "
+            failures.append(GuestError(f"VM {dom.name!r} has neither a serial log nor a guest agent: "
                                        "cannot tell when it is ready"))
             continue
         pending.append(_Waiting(dom, log, view.has_agent_channel))
@@ -124,8 +121,8 @@ def _wait_all(host: Host, doms: list[libvirt.virDomain], started_at: float, time
                 vm.next_agent, pinged = now + _AGENT_EVERY, True
                 seen = agent_ping(vm.dom, timeout=1)
             if seen:
-                ready[vm.dom.name()] = time.monotonic() - started_at
-                progress(f"{vm.dom.name()} ready")
+                ready[vm.dom.name] = time.monotonic() - started_at
+                progress(f"{vm.dom.name} ready")
                 pending.remove(vm)
                 continue
             if now >= vm.next_state:
@@ -137,10 +134,10 @@ def _wait_all(host: Host, doms: list[libvirt.virDomain], started_at: float, time
                     pending.remove(vm)
                     continue
                 if state not in ACTIVE:
-                    failures.append(StateError(vm.dom.name(), state, "running", "wait for"))
+                    failures.append(StateError(vm.dom.name, state, "running", "wait for"))
                     pending.remove(vm)
         if pending:
             time.sleep(_POLL)
     for vm in pending:
-        failures.append(GuestError(f"VM {vm.dom.name()!r} did not become ready within {timeout:g} s"))
+        failures.append(GuestError(f"VM {vm.dom.name!r} did not become ready within {timeout:g} s"))
     return ready

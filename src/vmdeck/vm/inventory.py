@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-import libvirt
-
-from vmdeck.host.connection import Host, libvirt_errors
-from vmdeck.vm.state import state_name
+from vmdeck.host.connection import Host
+from vmdeck.host.libvirt_api import Domain
+from vmdeck.vm.state import allowed_actions, state_name
 
 if TYPE_CHECKING:  # the XML parser (lxml) is imported by show_vm only: `vmdeck list` starts faster without it
     from vmdeck.domxml.parse import DomainView
 
-__all__ = ["VmSummary", "list_vms", "summarize_vm", "summary_from_stats", "VmDetails", "show_vm"]
+__all__ = ["VmSummary", "list_vms", "summarize_vm", "summary_from_stats", "with_state", "VmDetails", "show_vm"]
 
 
 @dataclass(frozen=True)
@@ -25,12 +24,11 @@ class VmSummary:
     persistent: bool
     cpu_time_ns: int | None
     rss_kib: int | None
+    # The verbs this state accepts (vmdeck.vm.state.POWER_VERBS): clients show exactly these.
+    allowed_actions: list[str] = field(default_factory=list)
 
 
-STATS_KINDS = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON \
-    | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
-# NOWAIT: a VM stuck in a long job is reported with what is known instead of stalling the list.
-STATS_FLAGS = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT
+STATS_KINDS = ("state", "vcpu", "balloon", "cpu_total")
 
 
 def list_vms(host: Host, *, usage: bool = True) -> list[VmSummary]:
@@ -42,60 +40,61 @@ def list_vms(host: Host, *, usage: bool = True) -> list[VmSummary]:
     """
     if not usage:
         return _list_light(host)
-    with libvirt_errors("list VMs"):
-        records = host.conn.getAllDomainStats(STATS_KINDS, STATS_FLAGS)
-        # Persistence is not a stat: one more bulk call names the transient VMs (usually none).
-        transient = {d.name() for d in host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT)}
-    summaries = [summary_from_stats(dom, stats, dom.name() not in transient) for dom, stats in records]
-    return sorted(summaries, key=lambda s: s.name)
+    # One bulk call; NOWAIT inside: a VM stuck in a long job is reported with what is known.
+    records = host.conn.domain_stats(STATS_KINDS)
+    # Persistence is not a stat: one more bulk call names the transient VMs (usually none).
+    transient = {d.name for d in host.conn.domains(transient=True)}
+    return sorted((summary_from_stats(dom, stats, dom.name not in transient) for dom, stats in records),
+                  key=lambda s: s.name)
 
 
 def _list_light(host: Host) -> list[VmSummary]:
     # Shut-off VMs: one bulk stats call answered from their definitions. Running VMs: virDomainGetInfo
     # each, which libvirt answers from its own memory and /proc (no QEMU monitor round trip).
-    with libvirt_errors("list VMs"):
-        records = host.conn.getAllDomainStats(
-            libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON,
-            libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_INACTIVE)
-        summaries = [summary_from_stats(dom, stats, True) for dom, stats in records]
-        transient = {d.name() for d in host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT)}
-        for dom in host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-            try:
-                state, max_kib, _cur, vcpus, cpu_ns = dom.info()
-            except libvirt.libvirtError as err:
-                if err.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:  # went away meanwhile (transient)
-                    continue
-                raise
-            summaries.append(VmSummary(name=dom.name(), state=state_name(state), vcpus=vcpus,
-                                       memory_mib=max_kib // 1024, persistent=dom.name() not in transient,
-                                       cpu_time_ns=cpu_ns or None, rss_kib=None))
+    from vmdeck.errors import NotFound
+
+    summaries = [summary_from_stats(dom, stats, True)
+                 for dom, stats in host.conn.domain_stats(("state", "vcpu", "balloon"), inactive_only=True)]
+    transient = {d.name for d in host.conn.domains(transient=True)}
+    for dom in host.conn.domains(active=True):
+        try:
+            state, max_kib, _cur, vcpus, cpu_ns = dom.info()
+        except NotFound:  # went away meanwhile (a transient VM)
+            continue
+        summaries.append(VmSummary(name=dom.name, state=state, vcpus=vcpus, memory_mib=max_kib // 1024,
+                                   persistent=dom.name not in transient, cpu_time_ns=cpu_ns or None, rss_kib=None,
+                                   allowed_actions=allowed_actions(state)))
     return sorted(summaries, key=lambda s: s.name)
 
 
 def summarize_vm(host: Host, name: str) -> VmSummary:
     """One VM's summary, as list_vms gives it, from the same stats call restricted to that VM."""
     dom = host.lookup(name)
-    with libvirt_errors(f"list {name}"):
-        records = host.conn.domainListGetStats([dom], STATS_KINDS, STATS_FLAGS)
-        persistent = bool(dom.isPersistent())
-    return summary_from_stats(dom, records[0][1] if records else {}, persistent)
+    records = host.conn.domain_stats(STATS_KINDS, domains=[dom])
+    return summary_from_stats(dom, records[0][1] if records else {}, dom.is_persistent())
 
 
-def summary_from_stats(dom: libvirt.virDomain, stats: dict[str, Any], persistent: bool) -> VmSummary:
+def summary_from_stats(dom: Domain, stats: dict[str, Any], persistent: bool) -> VmSummary:
     if "vcpu.maximum" not in stats or "balloon.maximum" not in stats:
         # QEMU reports these for shut-off VMs too; drivers that do not (the test driver) cost one call.
-        with libvirt_errors(f"list {dom.name()}"):
-            _state, max_kib, _cur, vcpus, _cpu = dom.info()
+        _state, max_kib, _cur, vcpus, _cpu = dom.info()
         stats = {**stats, "vcpu.maximum": vcpus, "balloon.maximum": max_kib}
+    state = state_name(int(stats.get("state.state", 0)))
     return VmSummary(
-        name=dom.name(),  # local to the binding: no RPC
-        state=state_name(int(stats.get("state.state", 0))),
+        name=dom.name,  # local to the binding: no RPC
+        state=state,
         vcpus=int(stats.get("vcpu.maximum", stats.get("vcpu.current", 0))),
         memory_mib=int(stats.get("balloon.maximum", 0)) // 1024,
         persistent=persistent,
         cpu_time_ns=stats.get("cpu.time"),
         rss_kib=stats.get("balloon.rss"),
+        allowed_actions=allowed_actions(state),
     )
+
+
+def with_state(summary: VmSummary, state: str) -> VmSummary:
+    """The same summary in another state (an event said so), with that state's actions."""
+    return replace(summary, state=state, allowed_actions=allowed_actions(state))
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,8 @@ class VmDetails:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self.view)
-        data.update(state=self.state, autostart=self.autostart, persistent=self.persistent)
+        data.update(state=self.state, autostart=self.autostart, persistent=self.persistent,
+                    allowed_actions=allowed_actions(self.state))
         data["accel"] = "KVM" if self.view.domain_type == "kvm" else "TCG"
         return data
 
@@ -116,8 +116,7 @@ def show_vm(host: Host, name: str) -> VmDetails:
     from vmdeck.domxml.parse import parse_domain
 
     dom = host.lookup(name)
-    with libvirt_errors(f"show {name}"):
-        state = state_name(dom.state()[0])
-        # The live XML has what only a running VM knows: VNC ports, tap names, PCI addresses.
-        view = parse_domain(dom.XMLDesc(0))
-        return VmDetails(view=view, state=state, autostart=bool(dom.autostart()), persistent=bool(dom.isPersistent()))
+    state = dom.state()[0]
+    # The live XML has what only a running VM knows: VNC ports, tap names, PCI addresses.
+    view = parse_domain(dom.xml())
+    return VmDetails(view=view, state=state, autostart=dom.autostart(), persistent=dom.is_persistent())
