@@ -18,7 +18,8 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "PERFORMANCE.md"
 
 def spread(values: list[float], unit: str = "ms", digits: int = 0) -> str:
     """`median (min-max)` of a list of samples."""
-    return (f"{statistics.median(values):.{digits}f} {unit} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+    unit = f" {unit}" if unit else ""
+    return (f"{statistics.median(values):.{digits}f}{unit} ({min(values):.{digits}f}-{max(values):.{digits}f})"
             if values else "-")
 
 
