@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from bench_web import api_load, api_token, pct, server_rss_mib, start_server
-from perfdoc import command_line, host_load, spread, stamp, write_section
+from perfdoc import command_line, host_load, spread, stamp, tolerate_starved_vcpus, write_section
 
 from vmdeck.errors import NotFound
 from vmdeck.host.connection import Host, connect
@@ -138,6 +138,7 @@ def main() -> None:
         for name in names:
             spec = resolve("tiny", name, Overrides(vcpus=1, memory_mib=args.memory))
             create_vm(host, spec.model_copy(update={"disks": (), "cdroms": (), "tcg_tb_cache_mib": args.tb_cache}))
+            tolerate_starved_vcpus(host, name)
             logs[name] = Path(f"/var/log/libvirt/qemu/{name}-serial.log")
         started = time.perf_counter()
         done = subprocess.run([VMDECK, "start", "--wait", "--timeout", str(args.timeout), *names],

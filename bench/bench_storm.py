@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from perfdoc import command_line, host_load, spread, stamp, write_section
+from perfdoc import command_line, host_load, spread, stamp, tolerate_starved_vcpus, write_section
 
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import NotFound, VmdeckError
@@ -45,6 +45,7 @@ def make_vms(host: Host, count: int, memory_mib: int) -> dict[str, Path]:
             spec = resolve("tiny", name, Overrides(vcpus=1, memory_mib=memory_mib))
             spec = spec.model_copy(update={"disks": (), "cdroms": (), "tcg_tb_cache_mib": 16})
             create_vm(host, spec)
+            tolerate_starved_vcpus(host, name)
         view = parse_domain(host.lookup(name).xml())
         assert view.serial_log, f"{name} has no serial log"
         logs[name] = Path(view.serial_log)
