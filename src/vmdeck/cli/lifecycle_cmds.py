@@ -55,11 +55,12 @@ def create(
 
 def start(
     ctx: typer.Context,
-    names: list[str] = typer.Argument(..., help="The VM, or several started at once."),
+    names: list[str] = typer.Argument(..., help="The VM, or several: all start at once (a boot storm), "
+                                                "and --wait returns when every guest is ready."),
     wait: bool = typer.Option(False, "--wait", help="Wait until the guest (every guest) is ready."),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait with --wait."),
 ) -> None:
-    """Start (power on) one VM, or several at once (a boot storm: `vmdeck start --wait A B C`)."""
+    """Start (power on) a VM."""  # the core's POWER_VERBS help; several names are described above
     host = ctx.obj.host()
     with progress_reporter(f"starting {' '.join(names)}") as progress:
         if len(names) == 1:

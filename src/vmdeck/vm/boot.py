@@ -2,8 +2,9 @@
 
 `vmdeck start --wait A B C ...` and the benchmark of docs/PERFORMANCE.md come here. The starts are
 issued concurrently (libvirtd runs each in its own worker thread; one connection multiplexes the
-calls), then one loop watches every guest: the new bytes of each serial log, and now and then the
-VM's state and its agent, so twenty waiting guests cost one thread, not twenty.
+calls), then one loop watches every guest: the new bytes of each serial log, the guest agent (ready
+means what lifecycle.wait_ready says: the agent answers, or the marker alone without an agent) and
+now and then the VM's state, so twenty waiting guests cost one thread, not twenty.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from vmdeck.errors import GuestError, StateError, VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.libvirt_api import Domain
-from vmdeck.vm.lifecycle import READY_MARKER
+from vmdeck.vm.lifecycle import AGENT_GRACE_S, READY_MARKER
 from vmdeck.vm.state import ACTIVE, POWER_VERBS, current_state, require_verb
 
 __all__ = ["start_many", "MAX_PARALLEL_STARTS"]
@@ -28,7 +29,8 @@ MAX_PARALLEL_STARTS = 20
 Progress = Callable[[str], None]
 _POLL = 0.1  # seconds between two reads of the serial logs
 _STATE_EVERY = 1.0  # seconds between two state checks of a waiting VM (a crashed guest fails fast)
-_AGENT_EVERY = 2.0  # seconds between two agent pings of one waiting VM
+_AGENT_EVERY = 2.0  # seconds between two agent pings of one VM that has not printed its marker yet
+_AGENT_AFTER_MARKER = 0.3  # ... and once it has: its agent is expected any moment
 
 
 @dataclass
@@ -40,8 +42,7 @@ class _Waiting:
     tail: bytes = b""
     next_state: float = 0.0
     next_agent: float = 0.0
-    done_at: float | None = None
-    errors: list[VmdeckError] = field(default_factory=list)
+    marker_at: float | None = None
 
     def marker_seen(self, marker: bytes) -> bool:
         """Read only what the log gained since the last look (a long boot log is not re-read)."""
@@ -114,14 +115,22 @@ def _wait_all(host: Host, doms: list[Domain], started_at: float, timeout: float,
     deadline = started_at + timeout
     while pending and time.monotonic() < deadline:
         now = time.monotonic()
-        pinged = False  # at most one agent ping (up to 1 s) per pass, so the logs keep being read
+        pinged = False  # at most one agent ping per pass for guests not yet past their marker
         for vm in list(pending):
-            seen = vm.marker_seen(marker)
-            if not seen and vm.has_agent and not pinged and now >= vm.next_agent:
-                vm.next_agent, pinged = now + _AGENT_EVERY, True
-                seen = agent_ping(vm.dom, timeout=1)
-            if seen:
-                ready[vm.dom.name] = time.monotonic() - started_at
+            if vm.marker_at is None and vm.marker_seen(marker):
+                vm.marker_at, vm.next_agent = now, now  # the agent usually starts a moment after the marker
+            # Ready as lifecycle.wait_ready says: the agent answering; the marker alone when the VM has no
+            # agent channel or its agent stays silent for AGENT_GRACE_S (callers run `exec` next).
+            seen_at = None
+            if vm.has_agent and now >= vm.next_agent and (vm.marker_at is not None or not pinged):
+                pinged = pinged or vm.marker_at is None
+                vm.next_agent = now + (_AGENT_AFTER_MARKER if vm.marker_at is not None else _AGENT_EVERY)
+                if agent_ping(vm.dom, timeout=1):
+                    seen_at = time.monotonic()
+            if seen_at is None and vm.marker_at is not None and (not vm.has_agent or now - vm.marker_at > AGENT_GRACE_S):
+                seen_at = vm.marker_at
+            if seen_at is not None:
+                ready[vm.dom.name] = seen_at - started_at
                 progress(f"{vm.dom.name} ready")
                 pending.remove(vm)
                 continue
