@@ -134,7 +134,7 @@ def main() -> None:
         f"Command: `{command_line()}` ({stamp()}; {load} at the start).", "",
         f"{args.vms} diskless tiny VMs (1 vCPU, {args.memory} MiB, TCG, translation cache 16 MiB) started at once "
         f"until every guest is ready (its ready marker on the serial console, then its guest agent "
-        "answering); kernel command line with `no_timer_check` (see bench/perfdoc.py); {args.rounds} rounds, the order flips "
+        f"answering); kernel command line with `no_timer_check` (see bench/perfdoc.py); {args.rounds} rounds, the order flips "
         "every round, every VM powered off and its log emptied in between. Medians (min-max).", "",
         "| start N VMs to ready | vmdeck `start --wait A B ...` | N parallel `virsh start` + watching the logs and agents | "
         "ratio | target |",
