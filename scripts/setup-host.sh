@@ -20,6 +20,7 @@ PACKAGES=(
     dnsmasq-base busybox-static cpio xorriso kmod iproute2 acl
     python3-venv python3-dev gcc
     chromium fonts-dejavu-core virtinst ovmf
+    hyperfine  # bench/bench_cli.py: command start-up times
 )
 # The web UI's noVNC and xterm.js come from the npm registry: Debian's npm when none is installed.
 command -v npm >/dev/null || PACKAGES+=(npm)

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from vmdeck.api.accounts import Accounts
+from vmdeck.api.inventory import Inventory
 from vmdeck.api.settings import Settings
 from vmdeck.api.tickets import TicketBook
 from vmdeck.errors import HostError, VmdeckError
 from vmdeck.host.connection import Host, connect
 
-__all__ = ["HostHandle", "AppContext", "app_context", "request_host"]
+__all__ = ["HostHandle", "AppContext", "app_context", "request_host", "request_inventory"]
 
 
 class HostHandle:
@@ -79,6 +80,7 @@ class AppContext:
     accounts: Accounts
     host: HostHandle
     tickets: TicketBook
+    inventory: Inventory
     events: object | None = None  # vmdeck.api.events.EventHub once started
     admin_created: bool = False  # this start created the admin account
     admin_password: str | None = None  # the generated one-time password, for `vmdeck serve` to print
@@ -92,3 +94,8 @@ def app_context(request: Request) -> AppContext:
 def request_host(request: Request) -> Host:
     """Dependency: the libvirt host (HostError -> 503 when libvirtd is down)."""
     return request.app.state.ctx.host.get()
+
+
+def request_inventory(request: Request) -> Inventory:
+    """Dependency: the server's VM inventory (memory; see vmdeck.api.inventory)."""
+    return request.app.state.ctx.inventory

@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from vmdeck.api.inventory import Inventory
 from vmdeck.api.security import origin_allowed
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
@@ -50,14 +51,15 @@ _STATE_AFTER: dict[str, str | None] = {
 class EventHub:
     """Fans libvirt domain events out to subscribers (one asyncio queue per browser)."""
 
-    def __init__(self, host: Any, stats_interval: float) -> None:
+    def __init__(self, host: Any, stats_interval: float, inventory: Inventory | None = None) -> None:
+        self.inventory = inventory
         self.host_handle = host  # vmdeck.api.context.HostHandle, for the stats samples
         self.stats_interval = stats_interval
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = set()
         self._lock = threading.Lock()
         self._register_lock = threading.Lock()
         self._conn_host: Host | None = None
-        self._callback_id: int | None = None
+        self._callback_ids: list[int] = []
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._stats_task: asyncio.Task[None] | None = None
@@ -85,9 +87,14 @@ class EventHub:
         with self._register_lock:
             if host is self._conn_host:
                 return
-            self._callback_id = host.conn.on_lifecycle(self._on_lifecycle)
+            self._callback_ids = [host.conn.on_lifecycle(self._on_lifecycle)]
+            # Changes that leave the state alone but change what `show` says: the inventory drops its view.
+            self._callback_ids += host.conn.on_device_change(self._on_device_change)
             reconnected = self._conn_host is not None
             self._conn_host = host
+        # Outside the lock: a resync talks to libvirt, which may reconnect and call us back.
+        if self.inventory is not None:
+            self.inventory.resync()
         if reconnected:
             self.publish({"type": "inventory", "reason": "reconnected"})
 
@@ -101,6 +108,8 @@ class EventHub:
     def _on_lifecycle(self, dom: Domain, event: str, detail: int) -> None:
         self.events_seen += 1
         state = _STATE_AFTER.get(event)
+        if self.inventory is not None:
+            self.inventory.on_event(dom.name, state)
         message: dict[str, Any] = {"type": "state", "vm": dom.name, "event": event, "detail": detail,
                                    "state": state, "at": time.time()}
         if state is not None:
@@ -108,6 +117,10 @@ class EventHub:
         if event in ("defined", "undefined"):
             message["type"] = "inventory"
         self.publish(message)
+
+    def _on_device_change(self, dom: Domain) -> None:
+        if self.inventory is not None:
+            self.inventory.on_event(dom.name)
 
     def stop(self) -> None:
         self._stop.set()
@@ -117,8 +130,8 @@ class EventHub:
             self._stats_task.cancel()
         host = self._conn_host
         if host is not None:
-            if self._callback_id is not None:
-                host.conn.remove_callback(self._callback_id)
+            for callback_id in self._callback_ids:
+                host.conn.remove_callback(callback_id)
             host.close()
 
     # --- asyncio side ----------------------------------------------------------------------------------
@@ -151,10 +164,13 @@ class EventHub:
             if not self._subscribers:
                 previous.clear()
                 continue
-            try:
-                summaries = await anyio.to_thread.run_sync(lambda: list_vms(self.host_handle.get()))
-            except VmdeckError:
-                continue
+            if self.inventory is not None and self.inventory.live:
+                summaries = self.inventory.summaries()  # refreshed in bulk by the inventory itself
+            else:
+                try:
+                    summaries = await anyio.to_thread.run_sync(lambda: list_vms(self.host_handle.get()))
+                except VmdeckError:
+                    continue
             now = time.monotonic()
             sample: dict[str, dict[str, float | None]] = {}
             for vm in summaries:

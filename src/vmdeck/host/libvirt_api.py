@@ -564,7 +564,7 @@ class Connection:
             | (libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT if transient else 0)
         return [Domain(d) for d in self._do("list VMs", self.raw.listAllDomains, flags)]
 
-    def domain_stats(self, kinds: tuple[str, ...], *, active_only: bool = False,
+    def domain_stats(self, kinds: tuple[str, ...], *, active_only: bool = False, inactive_only: bool = False,
                      domains: list[Domain] | None = None) -> list[tuple[Domain, dict[str, Any]]]:
         """Bulk statistics ("state", "vcpu", "balloon", "cpu_total", "block") in one call.
 
@@ -577,6 +577,8 @@ class Connection:
         else:
             if active_only:
                 flags |= libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+            if inactive_only:
+                flags |= libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_INACTIVE
             records = self._do("domain stats", self.raw.getAllDomainStats, _stats_flags(kinds), flags)
         return [(Domain(dom), dict(stats)) for dom, stats in records]
 
@@ -672,6 +674,17 @@ class Connection:
 
         return int(self._do("register for events", self.raw.domainEventRegisterAny, None,
                             libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, relay, None))
+
+    def on_device_change(self, callback: Callable[[Domain], None]) -> list[int]:
+        """Call `callback(domain)` when a VM's devices change without a state change: a device added or
+        removed, media ejected or inserted, a disk source changed, the balloon moved. Returns the callback ids."""
+        def relay(_conn: libvirt.virConnect, dom: libvirt.virDomain, *_args: object) -> None:
+            callback(Domain(dom))
+
+        return [int(self._do("register for events", self.raw.domainEventRegisterAny, None, event_id, relay, None))
+                for event_id in (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                 libvirt.VIR_DOMAIN_EVENT_ID_TRAY_CHANGE, libvirt.VIR_DOMAIN_EVENT_ID_DISK_CHANGE,
+                                 libvirt.VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE)]
 
     def remove_callback(self, callback_id: int) -> None:
         with contextlib.suppress(libvirt.libvirtError):
