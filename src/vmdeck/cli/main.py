@@ -16,7 +16,7 @@ from vmdeck.host.connection import Host, connect
 # command runs (or for --help), so `vmdeck list` does not pay for the web server's imports.
 COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(("create", "start", "list", "show", "shutdown", "poweroff", "reboot", "reset", "pause",
-                     "resume", "delete", "exec", "set"), "lifecycle_cmds"),
+                     "resume", "delete", "exec", "set", "ssh"), "lifecycle_cmds"),
     "template": "template_cmds",
     "image": "image_cmds",
     "host": "host_cmds",
