@@ -30,9 +30,14 @@ from .library import ImageRecord, find_image, library_dir, write_record
 __all__ = ["BUILDABLE", "PACKAGES", "build_image", "KERNEL_CMDLINE"]
 
 Progress = Callable[[str], None]
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2  # 2: /etc/.updated, manage_etc_hosts, C.UTF-8, no RSA host key
 SUITE = "bookworm"
-MIRROR = "http://deb.debian.org/debian"
+# The release, its updates and its security archive: a fresh build has the current kernel and fixes.
+SOURCES = (
+    f"deb http://deb.debian.org/debian {SUITE} main",
+    f"deb http://deb.debian.org/debian {SUITE}-updates main",
+    f"deb http://deb.debian.org/debian-security {SUITE}-security main",
+)
 BUILDABLE = {"debian-12": ("x86_64",)}
 PACKAGES = (
     "linux-image-cloud-amd64", "systemd-sysv", "udev", "dbus", "cloud-init", "qemu-guest-agent",
@@ -82,11 +87,37 @@ def build_image(name: str, arch: str = "x86_64", *, progress: Progress | None = 
             return record
         started = time.monotonic()
         folder = library_dir()
-        with tempfile.TemporaryDirectory(prefix=f".{name}-build-", dir=folder) as tmp:
-            record = _build(name, arch, Path(tmp), say)
+        for stale in folder.glob(f".{name}-build-*"):  # a build killed before it could clean up
+            _remove_build_dir(stale)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-build-", dir=folder))
+        try:
+            record = _build(name, arch, tmp, say)
+        finally:
+            _remove_build_dir(tmp)
         say(f"{name} ready in {time.monotonic() - started:.0f} s: {record.path} "
             f"({Path(record.path).stat().st_size / MIB:.0f} MiB on disk)")
         return record
+
+
+def _mounts_under(path: Path) -> list[str]:
+    prefix = str(path.resolve()) + "/"
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    # /proc/mounts escapes spaces as \040; build folders have none.
+    points = [line.split()[1] for line in lines if len(line.split()) > 1]
+    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
+
+
+def _remove_build_dir(path: Path) -> None:
+    """Delete a build folder, first unmounting what a killed mmdebstrap may have left mounted in its
+    chroot (/proc, /sys, /dev/pts): removing through a live mount would reach into the host's."""
+    for point in _mounts_under(path):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, timeout=60, check=False)
+    if _mounts_under(path):
+        raise HostError(f"{path} still has mounts inside: unmount them, then delete it")
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _mmdebstrap(root: Path, say: Progress) -> None:
@@ -107,7 +138,7 @@ def _mmdebstrap(root: Path, say: Progress) -> None:
         '--customize-hook=chroot "$1" systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer',
         f"--customize-hook=sync-out /var/cache/apt/archives {cache}",
         '--customize-hook=rm -f "$1"/var/cache/apt/archives/*.deb',
-        SUITE, str(root), MIRROR,
+        SUITE, str(root), *SOURCES,
     ]
     say(f"mmdebstrap {SUITE}: {len(PACKAGES)} packages and their dependencies (package cache {cache})")
     env = {**os.environ, "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"}
@@ -142,8 +173,11 @@ def prepare_root(root: Path) -> str:
     # sshd starts is the fallback when cloud-init is switched off).
     for key in (root / "etc" / "ssh").glob("ssh_host_*"):
         key.unlink()
+    # Only when there is no host key at all: `ssh-keygen -A` would add a (slow) RSA key to
+    # cloud-init's ed25519 and ECDSA ones.
     _write(root / "etc/systemd/system/ssh.service.d/vmdeck-host-keys.conf",
-           "[Service]\nExecStartPre=/usr/bin/ssh-keygen -A\n")
+           "[Service]\nExecStartPre=/bin/sh -c 'ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1 || "
+           "/usr/bin/ssh-keygen -A'\n")
     # An empty machine-id: systemd makes a new one on each clone's first boot.
     _write(root / "etc/machine-id", "")
     (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
@@ -162,7 +196,12 @@ def prepare_root(root: Path) -> str:
     _write(root / "etc/cloud/cloud.cfg.d/90-vmdeck.cfg",
            "# vmdeck: look for a NoCloud seed (a disk labelled cidata) only, so boot does not\n"
            "# wait for cloud metadata services that are not there.\n"
-           "datasource_list: [NoCloud, None]\n")
+           "datasource_list: [NoCloud, None]\n"
+           "# The hostname resolves (sudo asks), without a locales package to generate anything,\n"
+           "# and only the fast host key types: RSA key generation takes long on an emulated CPU.\n"
+           "manage_etc_hosts: true\n"
+           "locale: C.UTF-8\n"
+           "ssh_genkeytypes: [ed25519, ecdsa]\n")
     _write(root / "boot/grub/grub.cfg", grub_cfg(KERNEL_CMDLINE))
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(root / "var/lib/apt/lists")
@@ -170,7 +209,21 @@ def prepare_root(root: Path) -> str:
     for log in (root / "var/log").rglob("*"):
         if log.is_file():
             log.write_bytes(b"")
+    _mark_updated(root)
     return kernels[-1]
+
+
+def _mark_updated(root: Path) -> None:
+    """Write /etc/.updated and /var/.updated as systemd-update-done would. Without them the first boot
+    runs every ConditionNeedsUpdate unit (hwdb rebuild, ldconfig, ...) before udev starts: minutes
+    under TCG, long enough for device units such as /dev/ttyS0 to time out."""
+    stamp = (root / "usr").stat().st_mtime_ns
+    for folder in (root / "etc", root / "var"):
+        marker = folder / ".updated"
+        marker.write_text("# This file was created by vmdeck image build (as systemd-update-done does): it holds\n"
+                          "# the time /usr was last updated. See man:systemd-update-done.service(8).\n"
+                          f"TIMESTAMP_NSEC={stamp}\n")
+        os.utime(marker, ns=(stamp, stamp))
 
 
 def _folder_bytes(root: Path) -> int:
@@ -188,7 +241,7 @@ def _build(name: str, arch: str, tmp: Path, say: Progress) -> ImageRecord:
     root_bytes = max(IMAGE_BYTES - 67 * MIB, used * 3 // 2 + 256 * MIB)
     raw = tmp / "disk.raw"
     assemble_disk(root, raw, root_bytes, say)
-    shutil.rmtree(root)
+    _remove_build_dir(root)
     out = library_dir() / f"{name}.qcow2"
     partial = library_dir() / f".{name}.qcow2.partial"
     say("converting to compressed qcow2 (qemu-img convert -c)")
