@@ -123,8 +123,12 @@ def _os(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
     os_ = _sub(root, "os")
     _sub(os_, "type", "hvm", arch=spec.arch, machine=spec.machine)
     if spec.boot.kind == "uefi":
-        # libvirt picks the firmware image (OVMF, AAVMF) and a per-VM variable store itself.
+        # libvirt picks the firmware image (OVMF, AAVMF) and a per-VM variable store itself. Without
+        # a word it picks Debian's Secure Boot build with Microsoft's keys enrolled, which refuses any
+        # boot loader they did not sign (vmdeck's images' GRUB, most ISOs built at home).
         os_.set("firmware", "efi")
+        firmware = _sub(os_, "firmware")
+        _sub(firmware, "feature", enabled="no", name="secure-boot")
     if spec.boot.kind == "kernel":
         if ctx.kernel is None or ctx.initrd is None:
             raise ValueError("kernel boot needs the image's kernel and initrd in the render context")
