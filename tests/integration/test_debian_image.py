@@ -296,3 +296,24 @@ def test_remove_image_refuses_users_given(image: ImageRecord) -> None:
     with pytest.raises(Conflict, match="vm-a"):
         remove_image(image.name, ["vm-a"])
     assert find_image(image.name) is not None
+
+
+def test_image_boots_with_uefi_too(host: Host, image: ImageRecord) -> None:
+    """The same disk under OVMF: the removable-path GRUB on the ESP loads the kernel, which sees EFI."""
+    (Path(os.environ["VMDECK_CONFIG_DIR"]) / "templates").mkdir(parents=True, exist_ok=True)
+    (Path(os.environ["VMDECK_CONFIG_DIR"]) / "templates" / "debian-12-uefi.yaml").write_text(
+        "extends: debian-12\nboot: {kind: uefi, order: [hd]}\n")
+    name = f"{PREFIX}uefi-{uuid.uuid4().hex[:6]}"
+    create_vm(host, resolve("debian-12-uefi", name))
+    try:
+        lifecycle.start(host, name)
+        log = Path(f"/var/log/libvirt/qemu/{name}-serial.log")
+
+        def kernel_on_efi() -> bool:
+            text = log.read_text(errors="replace")
+            return "efi: EFI v" in text and "Linux version" in text
+
+        wait_for(kernel_on_efi, timeout=BOOT_TIMEOUT, interval=2)
+        assert "GNU GRUB" in log.read_text(errors="replace")
+    finally:
+        _cleanup(host, name)
