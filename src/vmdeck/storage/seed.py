@@ -147,13 +147,13 @@ def render_user_data(cfg: CloudInitConfig) -> str:
     if isinstance(theirs_users, list):
         merged["users"] = [*theirs_users, user] if all(
             not (isinstance(u, dict) and u.get("name") == cfg.user) for u in theirs_users) else theirs_users
-    return "#cloud-config\n" + yaml.safe_dump(merged, sort_keys=False, default_flow_style=False)
+    return "#cloud-config\n" + str(yaml.safe_dump(merged, sort_keys=False, default_flow_style=False))
 
 
 def render_meta_data(vm_name: str, hostname: str) -> str:
     # A fresh instance-id per VM: cloud-init runs its once-per-instance modules for each new one.
-    return yaml.safe_dump({"instance-id": f"iid-{vm_name}-{uuid.uuid4().hex[:12]}", "local-hostname": hostname},
-                          sort_keys=False)
+    return str(yaml.safe_dump({"instance-id": f"iid-{vm_name}-{uuid.uuid4().hex[:12]}",
+                               "local-hostname": hostname}, sort_keys=False))
 
 
 def build_seed_iso(files: dict[str, str]) -> bytes:
