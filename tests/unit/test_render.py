@@ -121,7 +121,7 @@ def test_debian_image_vm_golden(tmp_path: Path) -> None:
     xml = render_domain(spec, ctx)
     _compare("debian-12-seeded", xml)
     with open_test_host(tmp_path) as host:
-        dom = host.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        dom = host.conn.raw.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
         view = parse_domain(dom.XMLDesc(0))
     # The test driver drops <qemu:commandline> (only the QEMU driver keeps it): read the forward from ours.
     (forward,) = parse_domain(xml).port_forwards

@@ -12,12 +12,11 @@ import socket
 import subprocess
 from pathlib import Path
 
-import libvirt
-from lxml import etree
-
 from vmdeck.domxml.parse import parse_domain
-from vmdeck.errors import Conflict, InvalidInput
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.domxml.storage import overlay_volume_xml, raw_volume_xml
+from vmdeck.errors import Conflict, InvalidInput, VmdeckError
+from vmdeck.host.connection import Host
+from vmdeck.host.libvirt_api import StoragePool
 from vmdeck.images.library import ImageRecord
 from vmdeck.storage.pool import GIB, POOL_NAME, ensure_pool, pool_free_bytes
 
@@ -37,10 +36,10 @@ def overlay_capacity(record: ImageRecord, size_gib: float | None) -> int:
     return wanted
 
 
-def _check_free_name(pool: libvirt.virStoragePool, name: str) -> None:
+def _check_free_name(pool: StoragePool, name: str) -> None:
     try:
-        pool.storageVolLookupByName(name)
-    except libvirt.libvirtError:
+        pool.volume(name)
+    except VmdeckError:
         return
     raise Conflict(f"volume {name!r} already exists in pool '{POOL_NAME}'")
 
@@ -48,19 +47,9 @@ def _check_free_name(pool: libvirt.virStoragePool, name: str) -> None:
 def create_overlay(host: Host, name: str, record: ImageRecord, capacity: int) -> Path:
     """A qcow2 volume whose backing file is the library image: only the VM's own writes land in it."""
     pool = ensure_pool(host)
-    root = etree.Element("volume")
-    etree.SubElement(root, "name").text = name
-    etree.SubElement(root, "capacity", unit="bytes").text = str(capacity)
-    etree.SubElement(root, "allocation", unit="bytes").text = "0"
-    target = etree.SubElement(root, "target")
-    etree.SubElement(target, "format", type="qcow2")
-    backing = etree.SubElement(root, "backingStore")
-    etree.SubElement(backing, "path").text = record.path
-    etree.SubElement(backing, "format", type=record.format)
-    with libvirt_errors(f"volume {name}"):
-        _check_free_name(pool, name)
-        volume = pool.createXML(etree.tostring(root, encoding="unicode"), 0)
-        return Path(volume.path())
+    _check_free_name(pool, name)
+    volume = pool.create_volume(overlay_volume_xml(name, capacity, record.path, record.format))
+    return Path(volume.path())
 
 
 def upload_volume(host: Host, name: str, data: bytes) -> Path:
@@ -68,30 +57,17 @@ def upload_volume(host: Host, name: str, data: bytes) -> Path:
     pool = ensure_pool(host)
     if len(data) > pool_free_bytes(host):
         raise InvalidInput(f"volume {name} does not fit in pool '{POOL_NAME}'")
-    root = etree.Element("volume")
-    etree.SubElement(root, "name").text = name
-    etree.SubElement(root, "capacity", unit="bytes").text = str(len(data))
-    target = etree.SubElement(root, "target")
-    etree.SubElement(target, "format", type="raw")
-    with libvirt_errors(f"volume {name}"):
-        _check_free_name(pool, name)
-        volume = pool.createXML(etree.tostring(root, encoding="unicode"), 0)
-        try:
-            stream = host.conn.newStream(0)
-            volume.upload(stream, 0, len(data), 0)
-            stream.send(data) if len(data) < 2**20 else _send_all(stream, data)
-            stream.finish()
-        except BaseException:
-            volume.delete(0)
-            raise
-        return Path(volume.path())
-
-
-def _send_all(stream: libvirt.virStream, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        sent = stream.send(bytes(view[: 2**20]))
-        view = view[sent:]
+    _check_free_name(pool, name)
+    volume = pool.create_volume(raw_volume_xml(name, len(data)))
+    try:
+        stream = host.conn.new_stream(context=f"upload {name}")
+        volume.upload(stream)
+        stream.send_all(data)
+        stream.finish()
+    except BaseException:
+        volume.delete()
+        raise
+    return Path(volume.path())
 
 
 def backing_chain(path: str) -> list[str]:
@@ -113,9 +89,7 @@ def vms_using_image(host: Host, image_path: Path) -> list[str]:
     """Names of the VMs (vmdeck's or anyone's) with a disk whose backing chain reaches image_path."""
     wanted = str(Path(image_path).resolve())
     users = []
-    with libvirt_errors("list VMs"):
-        domains = host.conn.listAllDomains(0)
-        views = [parse_domain(d.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)) for d in domains]
+    views = [parse_domain(d.xml(inactive=True)) for d in host.conn.domains()]
     for view in views:
         for disk in view.disks:
             if disk.source and disk.device == "disk" and (
@@ -127,8 +101,7 @@ def vms_using_image(host: Host, image_path: Path) -> list[str]:
 
 def free_loopback_port(host: Host) -> int:
     """A TCP port free on 127.0.0.1 now and not promised to another VM's port forward (running or not)."""
-    with libvirt_errors("list VMs"):
-        xmls = [d.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) for d in host.conn.listAllDomains(0)]
+    xmls = [d.xml(inactive=True) for d in host.conn.domains()]
     promised = {f.host_port for xml in xmls for f in parse_domain(xml).port_forwards}
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

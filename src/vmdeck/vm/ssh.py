@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vmdeck.domxml.parse import DomainView, PortForwardView, parse_domain
 from vmdeck.errors import HostError, InvalidInput, NotFound, StateError
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.connection import Host
 from vmdeck.paths import config_dir
 from vmdeck.vm.state import current_state
 
@@ -41,8 +41,7 @@ def ssh_argv(host: Host, name: str, *, user: str | None = None, identity: Path |
     if not host.is_local:
         raise InvalidInput(f"VM {name!r} runs on {host.uri}: its port forward listens on that host's loopback "
                            "only; run vmdeck ssh there")
-    with libvirt_errors(f"show {name}"):
-        view = parse_domain(dom.XMLDesc(0))
+    view = parse_domain(dom.xml())
     forward = ssh_forward(view)
     state = current_state(dom)
     if state != "running":
