@@ -96,3 +96,22 @@ def test_boot_img_keeps_the_partition_table_and_points_at_core() -> None:
 def test_grub_cfg_boots_the_root_by_label() -> None:
     cfg = grub_cfg("console=ttyS0")
     assert f"root=LABEL={ROOT_LABEL}" in cfg and "linux /vmlinuz" in cfg and "initrd /initrd.img" in cfg
+
+
+def test_vms_using_an_image_are_found_through_backing_chains(tmp_path: Path) -> None:
+    """Any VM on the host whose disk's backing chain reaches the image counts, vmdeck's or not."""
+    from testdriver import open_test_host
+    from vmdeck.vm.baseimage import vms_using_image
+
+    base = _qcow2(tmp_path / "base.qcow2")
+    middle = _qcow2(tmp_path / "middle.qcow2", backing=base)
+    top = _qcow2(tmp_path / "top.qcow2", backing=middle)
+    other = _qcow2(tmp_path / "other.qcow2")
+    with open_test_host(tmp_path) as host:
+        for name, disk in (("chained", top), ("unrelated", other)):
+            host.conn.define(f"<domain type='test'><name>{name}</name><memory>65536</memory>"
+                             "<os><type>hvm</type></os><devices><disk type='file' device='disk'>"
+                             f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk></devices></domain>")
+        assert vms_using_image(host, base) == ["chained"]
+        assert vms_using_image(host, other) == ["unrelated"]
+        assert vms_using_image(host, tmp_path / "nobody.qcow2") == []
