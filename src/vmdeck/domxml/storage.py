@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lxml import etree
 
-__all__ = ["pool_xml", "volume_xml", "overlay_volume_xml", "raw_volume_xml"]
+__all__ = ["pool_xml", "volume_xml", "raw_volume_xml"]
 
 
 def pool_xml(name: str, path: Path) -> str:
@@ -25,15 +25,6 @@ def volume_xml(name: str, capacity: int, fmt: str) -> str:
     etree.SubElement(root, "allocation", unit="bytes").text = "0"
     target = etree.SubElement(root, "target")
     etree.SubElement(target, "format", type=fmt)
-    return etree.tostring(root, encoding="unicode")
-
-
-def overlay_volume_xml(name: str, capacity: int, backing: str, backing_format: str) -> str:
-    """A qcow2 volume on top of `backing` (a linked clone): only its own writes land in it."""
-    root = etree.fromstring(volume_xml(name, capacity, "qcow2"))
-    store = etree.SubElement(root, "backingStore")
-    etree.SubElement(store, "path").text = backing
-    etree.SubElement(store, "format", type=backing_format)
     return etree.tostring(root, encoding="unicode")
 
 

@@ -7,21 +7,19 @@ them and never the base image.
 
 from __future__ import annotations
 
-import json
 import socket
-import subprocess
 from pathlib import Path
 
 from vmdeck.domxml.parse import parse_domain
-from vmdeck.domxml.storage import overlay_volume_xml, raw_volume_xml
+from vmdeck.domxml.snapshots import overlay_volume_xml
+from vmdeck.domxml.storage import raw_volume_xml
 from vmdeck.errors import Conflict, InvalidInput, VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.libvirt_api import StoragePool
 from vmdeck.images.library import ImageRecord
 from vmdeck.storage.pool import GIB, POOL_NAME, ensure_pool, pool_free_bytes
 
-__all__ = ["overlay_capacity", "create_overlay", "upload_volume", "vms_using_image", "backing_chain",
-           "free_loopback_port"]
+__all__ = ["overlay_capacity", "create_overlay", "upload_volume", "vms_using_image", "free_loopback_port"]
 
 
 def overlay_capacity(record: ImageRecord, size_gib: float | None) -> int:
@@ -70,33 +68,11 @@ def upload_volume(host: Host, name: str, data: bytes) -> Path:
     return Path(volume.path())
 
 
-def backing_chain(path: str) -> list[str]:
-    """Every backing file under a local image, nearest first (qemu-img reads the headers)."""
-    try:
-        result = subprocess.run(["qemu-img", "info", "-U", "--backing-chain", "--output=json", path],
-                                capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    if result.returncode != 0:
-        return []
-    chain = json.loads(result.stdout)
-    return [str(Path(entry["backing-filename-full"] if "backing-filename-full" in entry
-                     else entry["backing-filename"]).resolve())
-            for entry in chain if entry.get("backing-filename")]
-
-
 def vms_using_image(host: Host, image_path: Path) -> list[str]:
     """Names of the VMs (vmdeck's or anyone's) with a disk whose backing chain reaches image_path."""
-    wanted = str(Path(image_path).resolve())
-    users = []
-    views = [parse_domain(d.xml(inactive=True)) for d in host.conn.domains()]
-    for view in views:
-        for disk in view.disks:
-            if disk.source and disk.device == "disk" and (
-                    str(Path(disk.source).resolve()) == wanted or wanted in backing_chain(disk.source)):
-                users.append(view.name)
-                break
-    return users
+    from vmdeck.storage.usage import image_usage
+
+    return sorted(image_usage(host).vms_using(str(Path(image_path).absolute())))
 
 
 def free_loopback_port(host: Host) -> int:
