@@ -128,7 +128,7 @@ def test_passwords_are_argon2_hashes(tmp_path: Path, client: TestClient) -> None
     (stored,) = db.execute("select password_hash from users where username='admin'").fetchone()
     assert stored.startswith("$argon2id$") and ADMIN_PASSWORD not in stored
     # Alembic owns the schema: the revision table says where it stands.
-    assert db.execute("select version_num from alembic_version").fetchone() == ("0001",)
+    assert db.execute("select version_num from alembic_version").fetchone() == ("0002",)
 
 
 def test_change_password_and_accounts(client: TestClient, make_app: AppFactory) -> None:

@@ -6,18 +6,20 @@ import contextlib
 from collections.abc import AsyncIterator
 from importlib import resources
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from vmdeck import __version__
-from vmdeck.api import auth, console, devices, events, hostview, isos, pages, templates, vms
+from vmdeck.api import audit, auth, console, devices, events, hostview, isos, pages, projects, templates, vms
 from vmdeck.api import host as host_api
 from vmdeck.api.accounts import Accounts, ensure_admin
 from vmdeck.api.context import AppContext, HostHandle
 from vmdeck.api.db import open_database
 from vmdeck.api.errors import install_error_handlers
+from vmdeck.api.policy import enforce
 from vmdeck.api.security import AuthMiddleware
 from vmdeck.api.settings import Settings
+from vmdeck.api.tenancy import Tenancy
 from vmdeck.api.tickets import TicketBook
 from vmdeck.host.connection import Host
 
@@ -29,9 +31,10 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     if settings.events:
         # libvirt needs its event loop registered before the connections that deliver events are opened.
         events.ensure_event_loop()
-    accounts = Accounts(open_database(settings.db_path), settings.session_ttl)
+    db = open_database(settings.db_path)
+    accounts = Accounts(db, settings.session_ttl)
     ctx = AppContext(settings=settings, accounts=accounts, host=HostHandle(settings.uri, host),
-                     tickets=TicketBook(settings.ticket_ttl))
+                     tickets=TicketBook(settings.ticket_ttl), tenancy=Tenancy(db), audit=audit.Audit(db))
     ctx.admin_created, ctx.admin_password = ensure_admin(accounts, settings.admin_password)
 
     @contextlib.asynccontextmanager
@@ -60,10 +63,12 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # Every route, websockets and pages included, passes the one policy check (vmdeck.api.policy).
+        dependencies=[Depends(enforce)],
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (auth, vms, templates, host_api, isos, devices, hostview, console, events):
+    for module in (auth, vms, templates, host_api, isos, devices, hostview, console, events, projects, audit):
         app.include_router(module.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")

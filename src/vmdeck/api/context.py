@@ -10,7 +10,10 @@ import libvirt
 from fastapi import Request
 
 from vmdeck.api.accounts import Accounts
+from vmdeck.api.audit import Audit
 from vmdeck.api.settings import Settings
+from vmdeck.api.tenancy import Tenancy
+from vmdeck.api.throttle import LoginThrottle
 from vmdeck.api.tickets import TicketBook
 from vmdeck.host.connection import Host, connect
 
@@ -56,6 +59,9 @@ class AppContext:
     accounts: Accounts
     host: HostHandle
     tickets: TicketBook
+    tenancy: Tenancy
+    audit: Audit
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     events: object | None = None  # vmdeck.api.events.EventHub once started
     admin_created: bool = False  # this start created the admin account
     admin_password: str | None = None  # the generated one-time password, for `vmdeck serve` to print

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import translate
 
-__all__ = ["Unauthorized", "Forbidden", "error_body", "install_error_handlers"]
+__all__ = ["Unauthorized", "Forbidden", "TooManyAttempts", "error_body", "install_error_handlers"]
 
 log = logging.getLogger("vmdeck.api")
 
@@ -33,6 +33,17 @@ class Forbidden(VmdeckError):
     kind = "forbidden"
 
 
+class TooManyAttempts(VmdeckError):
+    """Sign-in throttled: the answer carries Retry-After."""
+
+    http_status = 429
+    kind = "too_many_attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed sign-ins: try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
 _HTTP_KINDS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
                422: "invalid_input"}
@@ -43,8 +54,9 @@ def error_body(kind: str, detail: str, field: str | None = None) -> dict[str, st
 
 
 def error_response(error: VmdeckError) -> JSONResponse:
+    headers = {"retry-after": str(error.retry_after)} if isinstance(error, TooManyAttempts) else None
     return JSONResponse(error_body(error.kind, error.message, getattr(error, "field", None)),
-                        status_code=error.http_status)
+                        status_code=error.http_status, headers=headers)
 
 
 def _validation_field(loc: tuple[object, ...]) -> str:

@@ -20,11 +20,14 @@ import anyio
 import libvirt
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from vmdeck.api.accounts import Principal
+from vmdeck.api.policy import visible
 from vmdeck.api.security import origin_allowed
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.events import ensure_event_loop
 from vmdeck.vm.inventory import list_vms
+from vmdeck.vm.project import metadata_project
 
 __all__ = ["ensure_event_loop", "EventHub", "router"]
 
@@ -59,6 +62,8 @@ class EventHub:
         self._watchdog: threading.Thread | None = None
         self._stats_task: asyncio.Task[None] | None = None
         self.events_seen = 0
+        # VM name -> project, kept from events and samples: an "undefined" VM has no metadata left to read.
+        self._projects: dict[str, str | None] = {}
 
     # --- libvirt side (event-loop thread) ------------------------------------------------------------
     def start(self) -> None:
@@ -93,8 +98,12 @@ class EventHub:
                       _opaque: object) -> None:
         self.events_seen += 1
         name, state = _LIFECYCLE.get(event, (f"event-{event}", None))
-        message: dict[str, Any] = {"type": "state", "vm": dom.name(), "event": name, "detail": detail,
-                                   "state": state, "at": time.time()}
+        vm = dom.name()
+        if event != libvirt.VIR_DOMAIN_EVENT_UNDEFINED:
+            with contextlib.suppress(VmdeckError, libvirt.libvirtError):
+                self._projects[vm] = metadata_project(dom)
+        message: dict[str, Any] = {"type": "state", "vm": vm, "event": name, "detail": detail,
+                                   "state": state, "at": time.time(), "project": self._projects.get(vm)}
         if event in (libvirt.VIR_DOMAIN_EVENT_DEFINED, libvirt.VIR_DOMAIN_EVENT_UNDEFINED):
             message["type"] = "inventory"
         self.publish(message)
@@ -156,7 +165,10 @@ class EventHub:
                     previous[vm.name] = (vm.cpu_time_ns, now)
                 rss = vm.rss_kib / 1024 if vm.rss_kib else None
                 sample[vm.name] = {"cpu_pct": cpu_pct, "rss_mib": rss}
-            self.publish({"type": "stats", "at": time.time(), "vms": sample})
+                self._projects[vm.name] = vm.project
+            # "_projects" is for the per-subscriber filter (for_principal), which removes it.
+            self.publish({"type": "stats", "at": time.time(), "vms": sample,
+                          "_projects": {vm.name: vm.project for vm in summaries}})
 
 
 def _put_dropping_oldest(queue: asyncio.Queue[dict[str, Any]], message: dict[str, Any]) -> None:
@@ -165,6 +177,19 @@ def _put_dropping_oldest(queue: asyncio.Queue[dict[str, Any]], message: dict[str
         with contextlib.suppress(asyncio.QueueEmpty):
             queue.get_nowait()
     queue.put_nowait(message)
+
+
+def for_principal(principal: Principal, message: dict[str, Any]) -> dict[str, Any] | None:
+    """What of `message` the caller may see: only their projects' VMs (administrators: all), else nothing."""
+    if message.get("type") == "stats":
+        projects = message.get("_projects", {})
+        vms = {n: v for n, v in message["vms"].items() if visible(principal, projects.get(n))}
+        return {"type": "stats", "at": message["at"], "vms": vms} if vms else None
+    if principal.admin:
+        return message
+    if "vm" in message:
+        return message if visible(principal, message.get("project")) else None
+    return message  # hello, reconnected: about no VM
 
 
 router = APIRouter()
@@ -190,7 +215,9 @@ async def event_stream(websocket: WebSocket) -> None:
 
         async def forward() -> None:
             while True:
-                await websocket.send_json(await queue.get())
+                message = for_principal(principal, await queue.get())
+                if message is not None:
+                    await websocket.send_json(message)
 
         async def drain() -> None:
             # Browsers send nothing; reading notices when they leave.

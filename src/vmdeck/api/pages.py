@@ -53,6 +53,11 @@ def vm_page(request: Request, name: str) -> Response:
     return _page(request, "vm.html", title=name, vm=name)
 
 
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request) -> Response:
+    return _page(request, "audit.html", title="Audit log")
+
+
 @router.get("/host", response_class=HTMLResponse)
 def host_page(request: Request) -> Response:
     return _page(request, "host.html", title="Host")

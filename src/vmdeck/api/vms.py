@@ -14,14 +14,19 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import request_host
+from vmdeck.api.context import AppContext, app_context, request_host
 from vmdeck.api.isos import iso_path
+from vmdeck.api.policy import Grant, grant_of, visible
+from vmdeck.api.quota import Demand, locked_change, reserve
+from vmdeck.api.tenancy import DEFAULT_PROJECT
+from vmdeck.errors import Conflict, NotFound
 from vmdeck.host.connection import Host
 from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.vm import lifecycle
 from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.create import create_vm
 from vmdeck.vm.inventory import VmSummary, list_vms, show_vm
+from vmdeck.vm.project import project_of, set_project
 from vmdeck.vm.state import current_state
 
 __all__ = ["router"]
@@ -41,6 +46,8 @@ class CreateVm(BaseModel):
     network: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+:-]{0,63}$",
                                 description="'user' or a libvirt network name for every NIC.")
     start: bool = Field(False, description="Start the VM once created.")
+    project: str | None = Field(None, description="Project of the new VM (default: your only project, else "
+                                "'default'); counted against its quotas.")
 
 
 class ResourcesRequest(BaseModel):
@@ -79,19 +86,33 @@ class ExecOut(BaseModel):
 
 
 @router.get("", response_model=list[VmSummary])  # the core's dataclass is the schema
-def vms_list(host: Host = Depends(request_host)) -> list[dict[str, Any]]:
-    """Every VM on the host (bulk libvirt calls, not one per VM)."""
-    return [asdict(vm) for vm in list_vms(host)]
+def vms_list(host: Host = Depends(request_host), grant: Grant = Depends(grant_of)) -> list[dict[str, Any]]:
+    """The VMs of your projects (administrators: every VM on the host, with its project or null)."""
+    assert grant.principal is not None
+    return [asdict(vm) for vm in list_vms(host) if visible(grant.principal, vm.project)]
 
 
 @router.post("", status_code=201)
-def vms_create(body: CreateVm, host: Host = Depends(request_host)) -> dict[str, Any]:
-    """Create a VM from a template with overrides; errors name the field (`field`) they are about."""
+def vms_create(body: CreateVm, host: Host = Depends(request_host), grant: Grant = Depends(grant_of),
+               ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """Create a VM from a template with overrides, in a project and within its quotas (409 quota_exceeded
+    names the quota, its limit and the use); errors name the field (`field`) they are about."""
     cdrom = iso_path(body.cdrom, field="cdrom") if body.cdrom else None
+    if cdrom is not None and grant.principal is not None and not grant.principal.admin:
+        owner = ctx.tenancy.iso_owner(cdrom.name)
+        if owner is not None and owner != grant.project:  # another project's upload: as if it were not there
+            raise NotFound(f"ISO {cdrom} does not exist")
     spec = resolve(body.template, body.name, Overrides(vcpus=body.vcpus, memory_mib=body.memory_mib,
                                                        disk_gib=body.disk_gib, cdrom=cdrom, accel=body.accel,
                                                        network=body.network))
-    create_vm(host, spec)
+    project = grant.project or DEFAULT_PROJECT
+    ctx.tenancy.ensure_project(project)
+    if host.exists(spec.name):
+        raise Conflict(f"a VM named {spec.name!r} already exists")
+    demand = Demand(instances=1, vcpus=spec.vcpus, memory_mib=spec.memory_mib,
+                    disk_gib=sum(d.size_gib or 0 for d in spec.disks if d.source is None))
+    with reserve(ctx.accounts.db, host, project, demand, f"vm:{spec.name}"):
+        create_vm(host, spec, project=project)
     if body.start:
         lifecycle.start(host, body.name)
     return show_vm(host, body.name).to_dict()
@@ -104,11 +125,22 @@ def vms_show(name: str, host: Host = Depends(request_host)) -> dict[str, Any]:
 
 
 @router.patch("/{name}")
-def vms_set_resources(name: str, body: ResourcesRequest, host: Host = Depends(request_host)) -> dict[str, Any]:
-    """Change vCPUs and/or memory in the VM's definition (a running VM gets them at its next boot)."""
+def vms_set_resources(name: str, body: ResourcesRequest, host: Host = Depends(request_host),
+                      grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """Change vCPUs and/or memory in the VM's definition (a running VM gets them at its next boot),
+    within the project's quotas (growth is checked and applied under the quota lock)."""
     from vmdeck.vm.settings import set_vm_resources
 
-    change = set_vm_resources(host, name, vcpus=body.vcpus, memory_mib=body.memory_mib)
+    def apply() -> Any:
+        return set_vm_resources(host, name, vcpus=body.vcpus, memory_mib=body.memory_mib)
+
+    if grant.project is None:  # a VM outside any project (administrators only): no quota to hold it to
+        change = apply()
+    else:
+        current = show_vm(host, name).view
+        demand = Demand(vcpus=max(0, (body.vcpus or current.vcpus) - current.vcpus),
+                        memory_mib=max(0, (body.memory_mib or current.memory_mib) - current.memory_mib))
+        change = locked_change(ctx.accounts.db, host, grant.project, demand, apply)
     return {"name": change.vm, "vcpus": change.vcpus, "memory_mib": change.memory_mib, "applies": change.applies}
 
 
@@ -119,6 +151,21 @@ def vms_delete(name: str, force: bool = Query(False, description="Power the VM o
     """Delete the VM and the volumes vmdeck created for it (never ISOs or images the user brought)."""
     removed = lifecycle.delete(host, name, force=force, keep_disks=keep_disks)
     return {"name": name, "deleted": True, "removed_volumes": removed}
+
+
+class Adopt(BaseModel):
+    project: str = Field(description="Project to move the VM into (created when it does not exist).")
+
+
+@router.post("/{name}/adopt")
+def vms_adopt(name: str, body: Adopt, host: Host = Depends(request_host),
+              ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """Record the VM (made by virt-install, virsh, or in another project) as belonging to `project`
+    (administrators). Not held to the quota: the administrator decides."""
+    ctx.tenancy.ensure_project(body.project)
+    before = project_of(host, name)
+    set_project(host, name, body.project)
+    return {"name": name, "project": body.project, "previous_project": before}
 
 
 def _result(host: Host, name: str, result: str | None = None) -> PowerResult:

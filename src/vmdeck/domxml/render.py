@@ -29,6 +29,7 @@ class RenderContext:
     serial_log: Path | None = None
     accel_requested: str = "auto"
     accel_reason: str = ""
+    project: str | None = None  # the tenant owning the VM (vmdeck.vm.project), None outside any project
 
 
 def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -79,6 +80,8 @@ def nic_element(model: str, network: str, mac: str | None) -> etree._Element:
 def _metadata(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
     metadata = _sub(root, "metadata")
     vm = etree.SubElement(metadata, f"{{{VMDECK_NS}}}vm", nsmap={"vmdeck": VMDECK_NS})
+    if ctx.project is not None:
+        _sub(vm, f"{{{VMDECK_NS}}}project", ctx.project)
     _sub(vm, f"{{{VMDECK_NS}}}template", spec.template)
     _sub(vm, f"{{{VMDECK_NS}}}accel", ctx.domain_type, requested=ctx.accel_requested, reason=ctx.accel_reason)
     if spec.boot.kind == "kernel" and spec.boot.image:

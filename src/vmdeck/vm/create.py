@@ -20,6 +20,7 @@ from vmdeck.host.capabilities import host_facts
 from vmdeck.host.connection import Host, libvirt_errors
 from vmdeck.spec.models import VmSpec
 from vmdeck.storage.pool import create_volume, delete_volume
+from vmdeck.vm.project import check_project_name
 
 __all__ = ["create_vm", "check_iso", "serial_log_path"]
 
@@ -57,7 +58,11 @@ def _check_fits_host(host: Host, spec: VmSpec) -> None:
         raise HostError(f"this host cannot run {spec.arch} guests (install qemu-system for it)")
 
 
-def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None) -> DomainView:
+def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None, *,
+              project: str | None = None) -> DomainView:
+    """Define the VM (volumes first); `project` is recorded in its metadata (vmdeck.vm.project)."""
+    if project is not None:
+        check_project_name(project)
     if host.exists(spec.name):
         raise Conflict(f"a VM named {spec.name!r} already exists")
     _check_fits_host(host, spec)
@@ -104,6 +109,7 @@ def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None) ->
             serial_log=serial_log_path(spec.name) if host.is_local else None,
             accel_requested=spec.accel,
             accel_reason=reason,
+            project=project,
         )
         with libvirt_errors(f"define {spec.name}"):
             dom = host.conn.defineXML(render_domain(spec, ctx))

@@ -8,7 +8,9 @@ from typing import Any
 import libvirt
 
 from vmdeck.domxml.parse import DomainView, parse_domain
+from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.vm.project import metadata_project
 from vmdeck.vm.state import state_name
 
 __all__ = ["VmSummary", "list_vms", "VmDetails", "show_vm"]
@@ -23,6 +25,7 @@ class VmSummary:
     persistent: bool
     cpu_time_ns: int | None
     rss_kib: int | None
+    project: str | None = None  # from vmdeck's metadata: None for VMs vmdeck did not create
 
 
 def list_vms(host: Host) -> list[VmSummary]:
@@ -50,9 +53,17 @@ def list_vms(host: Host) -> list[VmSummary]:
                 persistent=dom.name() not in transient,
                 cpu_time_ns=stats.get("cpu.time"),
                 rss_kib=stats.get("balloon.rss"),
+                project=_project(dom),
             )
         )
     return sorted(summaries, key=lambda s: s.name)
+
+
+def _project(dom: libvirt.virDomain) -> str | None:
+    try:
+        return metadata_project(dom)
+    except VmdeckError:  # gone meanwhile: it is listed without one
+        return None
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,7 @@ class VmDetails:
         data = asdict(self.view)
         data.update(state=self.state, autostart=self.autostart, persistent=self.persistent)
         data["accel"] = "KVM" if self.view.domain_type == "kvm" else "TCG"
+        data["project"] = self.view.extra.get("project")
         return data
 
 
