@@ -13,6 +13,7 @@ from vmdeck import __version__
 from vmdeck.api import audit, auth, console, devices, events, hostview, isos, pages, projects, templates, vms
 from vmdeck.api import host as host_api
 from vmdeck.api.accounts import Accounts, ensure_admin
+from vmdeck.api.auditlog import Audit
 from vmdeck.api.context import AppContext, HostHandle
 from vmdeck.api.db import open_database
 from vmdeck.api.errors import install_error_handlers
@@ -34,7 +35,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     db = open_database(settings.db_path)
     accounts = Accounts(db, settings.session_ttl)
     ctx = AppContext(settings=settings, accounts=accounts, host=HostHandle(settings.uri, host),
-                     tickets=TicketBook(settings.ticket_ttl), tenancy=Tenancy(db), audit=audit.Audit(db))
+                     tickets=TicketBook(settings.ticket_ttl), tenancy=Tenancy(db), audit=Audit(db))
     ctx.admin_created, ctx.admin_password = ensure_admin(accounts, settings.admin_password)
 
     @contextlib.asynccontextmanager

@@ -10,7 +10,7 @@ import libvirt
 from fastapi import Request
 
 from vmdeck.api.accounts import Accounts
-from vmdeck.api.audit import Audit
+from vmdeck.api.auditlog import Audit
 from vmdeck.api.settings import Settings
 from vmdeck.api.tenancy import Tenancy
 from vmdeck.api.throttle import LoginThrottle

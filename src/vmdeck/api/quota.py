@@ -28,7 +28,7 @@ from vmdeck.errors import Conflict, NotFound
 from vmdeck.host.connection import Host
 from vmdeck.vm.project import Usage, project_usage
 
-__all__ = ["QuotaExceeded", "Demand", "usage_report", "reserve", "locked_change", "iso_usage_gib"]
+__all__ = ["QuotaExceeded", "Demand", "demand_for", "usage_report", "reserve", "locked_change", "iso_usage_gib"]
 
 # A reservation older than this belongs to a process that died mid-create: it no longer counts.
 _STALE = dt.timedelta(hours=1)
@@ -56,6 +56,12 @@ class Demand:
     memory_mib: int = 0
     disk_gib: float = 0.0
     iso_gib: float = 0.0
+
+
+def demand_for(spec: Any) -> Demand:
+    """What creating a VM from `spec` (a vmdeck.spec.models.VmSpec) takes: its new volumes, not the user's images."""
+    return Demand(instances=1, vcpus=spec.vcpus, memory_mib=spec.memory_mib,
+                  disk_gib=sum(d.size_gib or 0 for d in spec.disks if d.source is None))
 
 
 def _raw(db: sessionmaker) -> sqlite3.Connection:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from vmdeck.api.context import AppContext, app_context, request_host
 from vmdeck.api.isos import iso_path
 from vmdeck.api.policy import Grant, grant_of, visible
-from vmdeck.api.quota import Demand, locked_change, reserve
+from vmdeck.api.quota import Demand, demand_for, locked_change, reserve
 from vmdeck.api.tenancy import DEFAULT_PROJECT
 from vmdeck.errors import Conflict, NotFound
 from vmdeck.host.connection import Host
@@ -109,9 +109,7 @@ def vms_create(body: CreateVm, host: Host = Depends(request_host), grant: Grant 
     ctx.tenancy.ensure_project(project)
     if host.exists(spec.name):
         raise Conflict(f"a VM named {spec.name!r} already exists")
-    demand = Demand(instances=1, vcpus=spec.vcpus, memory_mib=spec.memory_mib,
-                    disk_gib=sum(d.size_gib or 0 for d in spec.disks if d.source is None))
-    with reserve(ctx.accounts.db, host, project, demand, f"vm:{spec.name}"):
+    with reserve(ctx.accounts.db, host, project, demand_for(spec), f"vm:{spec.name}"):
         create_vm(host, spec, project=project)
     if body.start:
         lifecycle.start(host, body.name)

@@ -28,19 +28,21 @@ def create(
     cdrom: Path = typer.Option(None, "--cdrom", help="ISO to insert in the first CD/DVD drive."),
     accel: str = typer.Option(None, "--accel", help="auto (KVM when the probe passes), kvm or tcg."),
     network: str = typer.Option(None, "--network", help="'user' or a libvirt network name for every NIC."),
+    project: str = typer.Option(None, "--project", help="Project of the VM, held to its quotas (default: "
+                                "'default', created on first use)."),
     start_now: bool = typer.Option(False, "--start", help="Start the VM once created."),
     wait: bool = typer.Option(False, "--wait", help="With --start: wait until the guest is ready."),
     as_json: bool = typer.Option(False, "--json", help="Print the created VM as JSON."),
 ) -> None:
     """Create a VM from a template, with overrides."""
+    from vmdeck.cli.admin_cmds import create_in_project
     from vmdeck.spec.templates import Overrides, resolve
-    from vmdeck.vm.create import create_vm
 
     host = ctx.obj.host()
     spec = resolve(template, name, Overrides(vcpus=cpus, memory_mib=memory, disk_gib=disk, cdrom=cdrom,
                                              accel=accel, network=network))
     with progress_reporter(f"creating {name}") as progress:
-        view = create_vm(host, spec, progress)
+        view = create_in_project(host, spec, project, progress)
         if start_now:
             lifecycle.start(host, name, wait=wait, progress=progress)
     if as_json:
