@@ -159,9 +159,10 @@ class Accounts:
         """Drop remembered callers (after a change to roles, users or tokens)."""
         self._forget_all()
 
-    def count_users(self) -> int:
+    def count_users(self, *, admins_only: bool = False) -> int:
+        query = select(User.id).where(User.is_admin) if admins_only else select(User.id)
         with self.db() as s:
-            return len(s.scalars(select(User.id)).all())
+            return len(s.scalars(query).all())
 
     # --- sign-in sessions --------------------------------------------------------------------------
     def sign_in(self, username: str, password: str) -> tuple[str, Principal] | None:
@@ -316,8 +317,12 @@ _DUMMY_HASH = _hasher.hash("vmdeck-timing-equaliser")
 
 
 def ensure_admin(accounts: Accounts, password: str | None) -> tuple[bool, str | None]:
-    """On first start create "admin": (created, the one-time password when it was generated here)."""
-    if accounts.count_users() > 0:
+    """While there is no administrator, create "admin": (created, the one-time password when generated here).
+
+    Counting administrators, not users: root may have added tenants with `vmdeck user add` before the
+    first `vmdeck serve`, and the server still needs someone who can manage it.
+    """
+    if accounts.count_users(admins_only=True) > 0:
         return False, None
     generated = password is None
     password = password or secrets.token_urlsafe(12)

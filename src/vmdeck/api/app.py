@@ -17,6 +17,7 @@ from vmdeck.api.auditlog import Audit
 from vmdeck.api.context import AppContext, HostHandle
 from vmdeck.api.db import open_database
 from vmdeck.api.errors import install_error_handlers
+from vmdeck.api.hardening import HardeningMiddleware
 from vmdeck.api.policy import enforce
 from vmdeck.api.security import AuthMiddleware
 from vmdeck.api.settings import Settings
@@ -74,4 +75,6 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")
     app.add_middleware(AuthMiddleware, accounts=accounts, extra_origins=settings.extra_origins)
+    # Added last, so it runs first: an unknown Host is refused before anyone is looked up.
+    app.add_middleware(HardeningMiddleware, allowed_hosts=settings.allowed_hosts)
     return app

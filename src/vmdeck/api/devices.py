@@ -14,8 +14,9 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import request_host
-from vmdeck.api.isos import iso_path
+from vmdeck.api.context import AppContext, app_context, request_host
+from vmdeck.api.isos import usable_iso
+from vmdeck.api.policy import Grant, grant_of
 from vmdeck.console.input import send_keys, type_text
 from vmdeck.console.screen import screenshot
 from vmdeck.host.connection import Host
@@ -101,9 +102,11 @@ def nics_remove(name: str, mac: str, host: Host = Depends(request_host)) -> dict
 
 
 @router.post("/media")
-def media_insert(name: str, body: MediaInsert, host: Host = Depends(request_host)) -> dict[str, Any]:
+def media_insert(name: str, body: MediaInsert, host: Host = Depends(request_host), grant: Grant = Depends(grant_of),
+                 ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
     """Insert an ISO from the library into a CD/DVD drive (live when the VM runs, and for the next boot)."""
-    return _change(media.insert(host, name, iso_path(body.iso, field="iso"), drive=body.drive, force=body.force))
+    iso = usable_iso(ctx, grant, body.iso)
+    return _change(media.insert(host, name, iso, drive=body.drive, force=body.force))
 
 
 @router.delete("/media")
@@ -113,8 +116,9 @@ def media_eject(name: str, drive: str | None = Query(None), force: bool = Query(
 
 
 @router.post("/cdroms", status_code=201)
-def cdroms_add(name: str, body: DriveAdd, host: Host = Depends(request_host)) -> dict[str, Any]:
-    iso = iso_path(body.iso, field="iso") if body.iso else None
+def cdroms_add(name: str, body: DriveAdd, host: Host = Depends(request_host), grant: Grant = Depends(grant_of),
+               ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    iso = usable_iso(ctx, grant, body.iso) if body.iso else None
     return _change(media.add_drive(host, name, bus=body.bus, iso=iso))
 
 

@@ -7,18 +7,19 @@ kinds the CLI turns into exit codes.
 
 from __future__ import annotations
 
+import html
 import logging
 
 import libvirt
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import translate
 
-__all__ = ["Unauthorized", "Forbidden", "TooManyAttempts", "error_body", "install_error_handlers"]
+__all__ = ["Unauthorized", "Forbidden", "TooLarge", "TooManyAttempts", "error_body", "install_error_handlers"]
 
 log = logging.getLogger("vmdeck.api")
 
@@ -31,6 +32,13 @@ class Unauthorized(VmdeckError):
 class Forbidden(VmdeckError):
     http_status = 403
     kind = "forbidden"
+
+
+class TooLarge(VmdeckError):
+    """A body bigger than may be stored (an upload past its cap or its project's quota)."""
+
+    http_status = 413
+    kind = "too_large"
 
 
 class TooManyAttempts(VmdeckError):
@@ -47,6 +55,12 @@ class TooManyAttempts(VmdeckError):
 _HTTP_KINDS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
                422: "invalid_input"}
+
+
+_ERROR_PAGE = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} · vmdeck</title>"
+               "<link rel=\"stylesheet\" href=\"/static/css/vmdeck.css\"></head><body><main class=\"card\">"
+               "<h1>{status}</h1><p id=\"error-detail\">{detail}</p><p><a href=\"/\">Back to the VM list</a></p>"
+               "</main></body></html>")
 
 
 def error_body(kind: str, detail: str, field: str | None = None) -> dict[str, str | None]:
@@ -67,7 +81,10 @@ def _validation_field(loc: tuple[object, ...]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VmdeckError)
-    async def _vmdeck(_request: Request, error: VmdeckError) -> JSONResponse:
+    async def _vmdeck(request: Request, error: VmdeckError) -> Response:
+        if not request.url.path.startswith("/api/"):  # a page: the browser shows a page, not JSON
+            return HTMLResponse(_ERROR_PAGE.format(status=error.http_status, detail=html.escape(error.message)),
+                                status_code=error.http_status)
         return error_response(error)
 
     @app.exception_handler(libvirt.libvirtError)

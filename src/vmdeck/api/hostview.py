@@ -8,6 +8,7 @@ are differences between two snapshots; the page polls every couple of seconds.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -20,14 +21,20 @@ __all__ = ["router", "chart_view"]
 
 router = APIRouter(tags=["hostview"])
 _lock = threading.Lock()
+# Collectors kept at most: the least recently used goes first, so made-up or deleted VM names
+# cannot grow the server's memory (a collector holds the previous snapshot for its rates).
+MAX_COLLECTORS = 64
 
 
 def _collector(request: Request, host: Host, key: str) -> Collector:
-    collectors: dict[str, Collector] = request.app.state.ctx.extra.setdefault("hostview", {})
+    collectors: OrderedDict[str, Collector] = request.app.state.ctx.extra.setdefault("hostview", OrderedDict())
     with _lock:
         collector = collectors.get(key)
         if collector is None or collector.host is not host:  # reconnected: start over
             collector = collectors[key] = Collector(host, timeout_s=2.0)
+        collectors.move_to_end(key)
+        while len(collectors) > MAX_COLLECTORS:
+            collectors.popitem(last=False)
         return collector
 
 

@@ -167,7 +167,9 @@ async def _scope_project(conn: HTTPConnection, principal: Principal, rule: Rule)
     if rule.scope == "iso":
         name = conn.path_params["name"]
         project = await anyio.to_thread.run_sync(ctx.tenancy.iso_owner, name)
-        if not principal.admin and principal.role_in(project) is None:
+        # Another project's upload is "not there"; a shared library ISO (no project) is seen by all,
+        # so refusing it (403, below: no role) tells nothing new.
+        if project is not None and not principal.admin and principal.role_in(project) is None:
             raise NotFound(f"the ISO library has no {name!r}")
         return project, None
     if rule.scope == "project":

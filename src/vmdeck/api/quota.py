@@ -121,12 +121,14 @@ def _in_use(cur: Any, host: Host, project: str, project_id: int) -> tuple[dict[s
     held = _reserved(cur, project_id, tuple(f"vm:{n}" for n in usage.vms))
     return {"instances": usage.instances + held.instances, "vcpus": usage.vcpus + held.vcpus,
             "memory_mib": usage.memory_mib + held.memory_mib, "disk_gib": round(usage.disk_gib + held.disk_gib, 3),
-            "iso_gib": round(iso_usage_gib(cur, project_id) + held.iso_gib, 3)}, usage
+            "iso_gib": round(iso_usage_gib(cur, project_id) + held.iso_gib, 6)}, usage
 
 
 def _check(project: str, limits: dict[str, float | None], used: dict[str, float], demand: Demand) -> None:
     for quota, wanted in asdict(demand).items():
         limit = limits.get(quota)
+        if quota not in used:
+            continue
         if limit is not None and wanted > 0 and used[quota] + wanted > limit + 1e-9:
             raise QuotaExceeded(project, quota, limit, used[quota], wanted)
 
@@ -167,10 +169,25 @@ def locked_change(db: sessionmaker, host: Host, project: str, demand: Demand, ch
         return change()
 
 
+def publish_iso(db: sessionmaker, host: Host, project: str | None, name: str, size_bytes: int,
+                publish: Callable[[], None]) -> None:
+    """Under the write lock: check the project's ISO quota for `size_bytes`, `publish` the file, record its owner."""
+    with _immediate(db) as cur:
+        if project is None:
+            publish()
+            return
+        project_id, limits = _project_row(cur, project)
+        used = {"iso_gib": iso_usage_gib(cur, project_id)}
+        _check(project, {"iso_gib": limits["iso_gib"]}, used, Demand(iso_gib=size_bytes / 2**30))
+        publish()
+        cur.execute("INSERT INTO isos (name, project_id, size_bytes, created_at) VALUES (?, ?, ?, ?)",
+                    (name, project_id, size_bytes, str(utcnow())))
+
+
 def remaining(db: sessionmaker, host: Host, project: str, quota: str) -> float | None:
     """How much of `quota` is left (None: no limit)."""
     report = usage_report(db, host, project)["quota"][quota]
     return None if report["limit"] is None else max(0.0, report["limit"] - report["used"])
 
 
-__all__ += ["remaining"]
+__all__ += ["remaining", "publish_iso"]

@@ -15,11 +15,11 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from vmdeck.api.context import AppContext, app_context, request_host
-from vmdeck.api.isos import iso_path
+from vmdeck.api.isos import usable_iso
 from vmdeck.api.policy import Grant, grant_of, visible
 from vmdeck.api.quota import Demand, demand_for, locked_change, reserve
 from vmdeck.api.tenancy import DEFAULT_PROJECT
-from vmdeck.errors import Conflict, NotFound
+from vmdeck.errors import Conflict
 from vmdeck.host.connection import Host
 from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.vm import lifecycle
@@ -97,11 +97,7 @@ def vms_create(body: CreateVm, host: Host = Depends(request_host), grant: Grant 
                ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
     """Create a VM from a template with overrides, in a project and within its quotas (409 quota_exceeded
     names the quota, its limit and the use); errors name the field (`field`) they are about."""
-    cdrom = iso_path(body.cdrom, field="cdrom") if body.cdrom else None
-    if cdrom is not None and grant.principal is not None and not grant.principal.admin:
-        owner = ctx.tenancy.iso_owner(cdrom.name)
-        if owner is not None and owner != grant.project:  # another project's upload: as if it were not there
-            raise NotFound(f"ISO {cdrom} does not exist")
+    cdrom = usable_iso(ctx, grant, body.cdrom, field="cdrom") if body.cdrom else None
     spec = resolve(body.template, body.name, Overrides(vcpus=body.vcpus, memory_mib=body.memory_mib,
                                                        disk_gib=body.disk_gib, cdrom=cdrom, accel=body.accel,
                                                        network=body.network))
