@@ -74,5 +74,8 @@ def test_state_changes_are_audited_and_shown_by_project(client: TestClient) -> N
     assert any(e["user"] == "alpha-operator" and e["status"] == 403 and e["action"] == "vm.delete"
                for e in everything)
     assert client.get("/api/audit", params={"vm": "b1"}).json()[0]["user"] == "beta-manager"
+    # A request the API cannot parse is recorded as what it was (422), not as a crash.
+    assert operator.post("/api/vms/a1/shutdown", json={"timeout": "soon"}).status_code == 422
+    assert manager.get("/api/audit").json()[0]["status"] == 422
     page = manager.get("/audit")
     assert page.status_code == 200 and "/static/js/audit.js" in page.text

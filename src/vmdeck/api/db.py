@@ -8,6 +8,7 @@ the server restarts without signing anyone out.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 from importlib import resources
 from pathlib import Path
@@ -175,6 +176,13 @@ def open_database(path: Path) -> sessionmaker:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
-    command.upgrade(_alembic_config(engine), "head")
+    # The server and the admin CLI may open a new database at the same moment: one migrates, the other waits.
+    lock = path.with_name(path.name + ".lock")
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        command.upgrade(_alembic_config(engine), "head")
+    finally:
+        os.close(fd)
     _private_files(path)
     return sessionmaker(engine, expire_on_commit=False)

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from vmdeck.api.context import request_host
+from vmdeck.api.policy import Grant, grant_of
 from vmdeck.host.connection import Host
 from vmdeck.hostview.collect import Collector
 
@@ -70,14 +71,17 @@ def chart_view(vm: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/api/vms/{name}/hostview")
-def vm_hostview(name: str, request: Request, host: Host = Depends(request_host)) -> dict[str, Any]:
+def vm_hostview(name: str, request: Request, host: Host = Depends(request_host),
+                grant: Grant = Depends(grant_of)) -> dict[str, Any]:
     """One running VM from the host: per-vCPU CPU and run-queue delay, RSS, disk I/O, threads, CPU mode.
 
-    `detail` is the full host-view snapshot of the VM (as `vmdeck hostview --json` gives it).
+    `detail` is the full host-view snapshot of the VM (as `vmdeck hostview --json` gives it); `host`
+    (the whole host: overcommit, memory features) is for administrators only, null for others.
     """
     snapshot = _collector(request, host, name).snapshot([name]).to_dict()
     vm = snapshot["vms"][0]
-    return {**chart_view(vm), "detail": vm, "host": snapshot["host"]}
+    whole_host = grant.principal is not None and grant.principal.admin
+    return {**chart_view(vm), "detail": vm, "host": snapshot["host"] if whole_host else None}
 
 
 @router.get("/api/hostview")

@@ -25,7 +25,8 @@ def _page(request: Request, template: str, **context: object) -> Response:
     if principal is None:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
     response = _templates.TemplateResponse(request, template, {
-        "user": principal.username, "csrf_token": principal.csrf_token or "", "version": __version__, **context})
+        "user": principal.username, "csrf_token": principal.csrf_token or "", "version": __version__,
+        "is_admin": principal.admin, **context})
     # The pages hold a CSRF token: never cache them (framing and scripts: vmdeck.api.hardening's headers).
     response.headers["cache-control"] = "no-store"
     return response

@@ -26,6 +26,8 @@ from typing import Any
 
 import anyio
 from fastapi import WebSocketException
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 
 from vmdeck.api.accounts import Principal
@@ -80,7 +82,8 @@ POLICY: dict[str, Rule] = {
     "vm.media": Rule("operator", "vm", routes=("POST /api/vms/{name}/media", "DELETE /api/vms/{name}/media")),
     "vm.exec": Rule("operator", "vm", routes=("POST /api/vms/{name}/exec",)),
     # --- managing ------------------------------------------------------------------------------------
-    "vm.create": Rule("manager", "project", routes=("POST /api/vms", "GET /create")),
+    "vm.create": Rule("manager", "project", routes=("POST /api/vms",)),
+    "vm.create.form": Rule("signed-in", routes=("GET /create",)),  # the form offers the projects you manage
     "vm.delete": Rule("manager", "vm", routes=("DELETE /api/vms/{name}",)),
     "vm.resize": Rule("manager", "vm", routes=("PATCH /api/vms/{name}",)),
     "vm.devices": Rule("manager", "vm", routes=("POST /api/vms/{name}/disks", "DELETE /api/vms/{name}/disks/{target}",
@@ -222,6 +225,12 @@ async def enforce(conn: HTTPConnection) -> AsyncIterator[Grant]:
         yield grant
     except VmdeckError as error:
         await _audit(conn, grant, key, error.http_status, f"{error.kind}: {error.message}")
+        raise
+    except RequestValidationError:
+        await _audit(conn, grant, key, 422, "invalid_input: the request does not match the API")
+        raise
+    except HTTPException as error:
+        await _audit(conn, grant, key, error.status_code, f"http: {error.detail}")
         raise
     except Exception as error:
         await _audit(conn, grant, key, 500, f"internal: {type(error).__name__}")

@@ -72,11 +72,11 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> 
     if as_json:
         print_json(vms)
         return
-    table = Table("NAME", "STATE", "vCPUs", "MEMORY", box=None, header_style="bold")
+    table = Table("NAME", "STATE", "vCPUs", "MEMORY", "PROJECT", box=None, header_style="bold")
     for vm in vms:
         style = _STATE_STYLE.get(vm.state, "")
         table.add_row(vm.name, f"[{style}]{vm.state}[/]" if style else vm.state, str(vm.vcpus),
-                      f"{vm.memory_mib} MiB")
+                      f"{vm.memory_mib} MiB", vm.project or "-")
     out.print(table)
 
 

@@ -22,6 +22,9 @@ async function init() {
   templateSelect.replaceChildren(...templates.map((t) => el('option', { value: t.name }, t.name)));
   templateSelect.value = templates.some((t) => t.name === 'tiny') ? 'tiny' : templates[0]?.name;
   showTemplate();
+  // Projects where the user may create (manager; administrators: any), with their quota use shown on the list page.
+  const projects = (await api('GET', '/api/projects')).filter((p) => p.role === 'manager' || p.role === 'admin');
+  document.getElementById('f-project').replaceChildren(...projects.map((p) => el('option', { value: p.name }, p.name)));
   const isos = await api('GET', '/api/isos');
   document.getElementById('f-cdrom').append(...isos.map((iso) => el('option', { value: iso.name }, iso.name)));
 }
@@ -44,7 +47,7 @@ form.addEventListener('submit', async (event) => {
   const body = {
     name: form.name.value.trim(), template: templateSelect.value, vcpus: number(form.vcpus),
     memory_mib: number(form.memory_mib), disk_gib: number(form.disk_gib),
-    cdrom: form.cdrom.value || null, start: form.start.checked,
+    cdrom: form.cdrom.value || null, start: form.start.checked, project: form.project.value || null,
   };
   try {
     const vm = await api('POST', '/api/vms', body);
