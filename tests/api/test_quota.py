@@ -69,3 +69,15 @@ def test_a_create_refused_by_quota_names_quota_limit_and_use(client: TestClient)
     assert reply.status_code == 409
     assert reply.json()["detail"] == "quota exceeded in project small: vcpus limit 2, in use 0, this needs 3 more"
     assert client.get("/api/vms/big").status_code == 404
+
+
+def test_added_and_grown_disks_count_against_the_disk_quota(client: TestClient) -> None:
+    # (libvirt's test driver cannot attach disks: the quota check, which comes first, is what is tested)
+    _project(client, "disks", disk_gib=1.5)
+    assert client.post("/api/vms", json={"name": "d1", "template": "q35-virtio", "disk_gib": 1,
+                                         "project": "disks"}).status_code == 201
+    refused = client.post("/api/vms/d1/disks", json={"size_gib": 1})
+    assert refused.status_code == 409 and "disk_gib limit 1.5 GiB, in use 1 GiB" in refused.json()["detail"]
+    grown = client.post("/api/vms/d1/disks/vda/resize", json={"size_gib": 3})
+    assert grown.status_code == 409 and "this needs 2 GiB more" in grown.json()["detail"], grown.text
+    assert client.post("/api/vms/d1/disks/vda/resize", json={"size_gib": 1.5}).status_code != 409

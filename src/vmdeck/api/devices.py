@@ -17,12 +17,14 @@ from pydantic import BaseModel, Field
 from vmdeck.api.context import AppContext, app_context, request_host
 from vmdeck.api.isos import usable_iso
 from vmdeck.api.policy import Grant, grant_of
+from vmdeck.api.quota import Demand, locked_change
 from vmdeck.console.input import send_keys, type_text
 from vmdeck.console.screen import screenshot
 from vmdeck.host.connection import Host
 from vmdeck.vm import devices, media
 from vmdeck.vm.devices import DeviceChange
 from vmdeck.vm.guestinfo import guest_info
+from vmdeck.vm.project import owned_disk_gib
 
 __all__ = ["router"]
 
@@ -75,9 +77,15 @@ def devices_list(name: str, host: Host = Depends(request_host)) -> list[dict[str
 
 
 @router.post("/disks", status_code=201)
-def disks_add(name: str, body: DiskAdd, host: Host = Depends(request_host)) -> dict[str, Any]:
-    """A new volume in vmdeck's pool, attached (hot-plugged when the bus allows)."""
-    return _change(devices.add_disk(host, name, body.size_gib, bus=body.bus, fmt=body.format))
+def disks_add(name: str, body: DiskAdd, host: Host = Depends(request_host), grant: Grant = Depends(grant_of),
+              ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """A new volume in vmdeck's pool, attached (hot-plugged when the bus allows), within the disk quota."""
+    def add() -> DeviceChange:
+        return devices.add_disk(host, name, body.size_gib, bus=body.bus, fmt=body.format)
+
+    if grant.project is None:
+        return _change(add())
+    return _change(locked_change(ctx.accounts.db, host, grant.project, Demand(disk_gib=body.size_gib), add))
 
 
 @router.delete("/disks/{target}")
@@ -87,8 +95,16 @@ def disks_remove(name: str, target: str, delete_volume: bool = Query(False, desc
 
 
 @router.post("/disks/{target}/resize")
-def disks_resize(name: str, target: str, body: DiskResize, host: Host = Depends(request_host)) -> dict[str, Any]:
-    return _change(devices.resize_disk(host, name, target, body.size_gib))
+def disks_resize(name: str, target: str, body: DiskResize, host: Host = Depends(request_host),
+                 grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """Grow a disk; a volume vmdeck created counts its growth against the project's disk quota."""
+    def grow() -> DeviceChange:
+        return devices.resize_disk(host, name, target, body.size_gib)
+
+    if grant.project is None:
+        return _change(grow())
+    growth = max(0.0, body.size_gib - owned_disk_gib(host, name, target))
+    return _change(locked_change(ctx.accounts.db, host, grant.project, Demand(disk_gib=growth), grow))
 
 
 @router.post("/nics", status_code=201)

@@ -20,7 +20,7 @@ from vmdeck.errors import InvalidInput, VmdeckError
 from vmdeck.host.connection import Host, libvirt_errors, translate
 
 __all__ = ["PROJECT_NAME", "check_project_name", "metadata_project", "project_of", "vm_projects", "set_project",
-           "Usage", "project_usage"]
+           "Usage", "project_usage", "owned_disk_gib"]
 
 # Full-string match (re.fullmatch): a trailing newline is not a name.
 PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -97,6 +97,17 @@ def _volume_gib(host: Host, path: str) -> float:
         return float(vol.info()[1]) / 2**30  # capacity: the configured size, not what is allocated yet
     except libvirt.libvirtError:
         return 0.0  # deleted by hand: it takes nothing any more
+
+
+def owned_disk_gib(host: Host, name: str, target: str) -> float:
+    """Configured size of disk `target` when vmdeck created its volume (what counts against a quota), else 0."""
+    with libvirt_errors(f"{name}: disks"):
+        dom = host.lookup(name)
+        view = parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE if dom.isPersistent() else 0))
+    for disk in view.disks:
+        if disk.target == target and disk.source and disk.source in view.owned_volumes:
+            return _volume_gib(host, disk.source)
+    return 0.0
 
 
 def project_usage(host: Host, project: str) -> Usage:
