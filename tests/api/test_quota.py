@@ -38,7 +38,7 @@ def test_eight_concurrent_creates_against_three_instances(client: TestClient, te
     assert "instances limit 3, in use 3" in refusal["detail"]
     made = sorted(r.json()["name"] for r in replies if r.status_code == 201)
     # No volume left behind by the refused: the pool holds exactly the created VMs' disks.
-    volumes = sorted(test_host.conn.storagePoolLookupByName("vmdeck").listVolumes())
+    volumes = sorted(test_host.conn.pool("vmdeck").volume_names())
     assert volumes == sorted(f"{name}-vda.qcow2" for name in made)
     shown = client.get("/api/projects/gamma").json()
     assert shown["quota"]["instances"] == {"limit": 3, "used": 3}

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/audit", tags=["audit"])
 @router.get("")
 def audit_list(request: Request, project: str | None = Query(None, description="Only this project."),
                vm: str | None = Query(None, description="Only this VM."),
-               limit: int = Query(100, ge=1, le=1000), before_id: int | None = Query(None, ge=1),
+               limit: int = Query(100, ge=1, le=1000), before_id: int | None = Query(None, ge=1, le=2**63 - 1),
                grant: Grant = Depends(grant_of)) -> list[dict[str, Any]]:
     """State-changing actions, newest first: administrators see all, managers their projects' (others: none)."""
     principal = grant.principal

@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 import anyio
-import libvirt
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from vmdeck.api.accounts import Principal
@@ -26,8 +25,10 @@ from vmdeck.api.security import origin_allowed
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.events import ensure_event_loop
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.vm.inventory import list_vms
-from vmdeck.vm.project import metadata_project
+from vmdeck.vm.project import domain_project
+from vmdeck.vm.state import allowed_actions
 
 __all__ = ["ensure_event_loop", "EventHub", "router"]
 
@@ -35,16 +36,17 @@ log = logging.getLogger("vmdeck.api.events")
 
 
 
-_LIFECYCLE = {
-    libvirt.VIR_DOMAIN_EVENT_DEFINED: ("defined", None),
-    libvirt.VIR_DOMAIN_EVENT_UNDEFINED: ("undefined", None),
-    libvirt.VIR_DOMAIN_EVENT_STARTED: ("started", "running"),
-    libvirt.VIR_DOMAIN_EVENT_SUSPENDED: ("suspended", "paused"),
-    libvirt.VIR_DOMAIN_EVENT_RESUMED: ("resumed", "running"),
-    libvirt.VIR_DOMAIN_EVENT_STOPPED: ("stopped", "shut off"),
-    libvirt.VIR_DOMAIN_EVENT_SHUTDOWN: ("shutdown", "shutting down"),
-    libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: ("pmsuspended", "suspended"),
-    libvirt.VIR_DOMAIN_EVENT_CRASHED: ("crashed", "crashed"),
+# The state a VM is in after each lifecycle event (None: the event says nothing about it).
+_STATE_AFTER: dict[str, str | None] = {
+    "defined": None,
+    "undefined": None,
+    "started": "running",
+    "suspended": "paused",
+    "resumed": "running",
+    "stopped": "shut off",
+    "shutdown": "shutting down",
+    "pmsuspended": "suspended",
+    "crashed": "crashed",
 }
 
 
@@ -69,7 +71,7 @@ class EventHub:
     def start(self) -> None:
         ensure_event_loop()
         # libvirtd down (or, in tests, another app holding this connection's callback): the watchdog retries.
-        with contextlib.suppress(VmdeckError, libvirt.libvirtError):
+        with contextlib.suppress(VmdeckError):
             self._register()
         self._watchdog = threading.Thread(target=self._watch, name="vmdeck-events-watchdog", daemon=True)
         self._watchdog.start()
@@ -81,8 +83,7 @@ class EventHub:
         host = self.host_handle.get()
         if host is self._conn_host:
             return
-        self._callback_id = host.conn.domainEventRegisterAny(
-            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
+        self._callback_id = host.conn.on_lifecycle(self._on_lifecycle)
         reconnected = self._conn_host is not None
         self._conn_host = host
         if reconnected:
@@ -91,20 +92,19 @@ class EventHub:
     def _watch(self) -> None:
         # libvirtd may restart under us: the handle reconnects, we re-register and browsers re-read the list.
         while not self._stop.wait(2.0):
-            with contextlib.suppress(VmdeckError, libvirt.libvirtError):
+            with contextlib.suppress(VmdeckError):
                 self._register()
 
-    def _on_lifecycle(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int, detail: int,
-                      _opaque: object) -> None:
+    def _on_lifecycle(self, dom: Domain, event: str, detail: int) -> None:
         self.events_seen += 1
-        name, state = _LIFECYCLE.get(event, (f"event-{event}", None))
-        vm = dom.name()
-        if event != libvirt.VIR_DOMAIN_EVENT_UNDEFINED:
-            with contextlib.suppress(VmdeckError, libvirt.libvirtError):
-                self._projects[vm] = metadata_project(dom)
-        message: dict[str, Any] = {"type": "state", "vm": vm, "event": name, "detail": detail,
-                                   "state": state, "at": time.time(), "project": self._projects.get(vm)}
-        if event in (libvirt.VIR_DOMAIN_EVENT_DEFINED, libvirt.VIR_DOMAIN_EVENT_UNDEFINED):
+        state = _STATE_AFTER.get(event)
+        if event != "undefined":  # an undefined VM has no metadata left: its last known project is kept
+            self._projects[dom.name] = domain_project(dom)
+        message: dict[str, Any] = {"type": "state", "vm": dom.name, "event": event, "detail": detail,
+                                   "state": state, "at": time.time(), "project": self._projects.get(dom.name)}
+        if state is not None:
+            message["allowed_actions"] = allowed_actions(state)
+        if event in ("defined", "undefined"):
             message["type"] = "inventory"
         self.publish(message)
 
@@ -114,9 +114,8 @@ class EventHub:
             self._stats_task.cancel()
         host = self._conn_host
         if host is not None:
-            with contextlib.suppress(libvirt.libvirtError):
-                if self._callback_id is not None:
-                    host.conn.domainEventDeregisterAny(self._callback_id)
+            if self._callback_id is not None:
+                host.conn.remove_callback(self._callback_id)
             host.close()
 
     # --- asyncio side ----------------------------------------------------------------------------------
@@ -197,7 +196,8 @@ router = APIRouter()
 
 @router.websocket("/api/events")
 async def event_stream(websocket: WebSocket) -> None:
-    """State changes as JSON messages: {"type": "state", "vm", "state", "event"}, "inventory", "stats"."""
+    """State changes as JSON messages: {"type": "state", "vm", "state", "allowed_actions", "event"},
+    "inventory", "stats"."""
     principal = websocket.scope.get("state", {}).get("principal")
     ctx = websocket.app.state.ctx
     headers = {k.lower(): v for k, v in websocket.headers.items()}

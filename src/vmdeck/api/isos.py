@@ -13,7 +13,6 @@ when the name is taken: 409) while the quota is checked under the database's wri
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import tempfile
@@ -21,17 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import libvirt
 from fastapi import APIRouter, Depends, Request
 
 from vmdeck.api.context import AppContext, app_context, request_host
 from vmdeck.api.errors import TooLarge
 from vmdeck.api.policy import Grant, grant_of, visible
 from vmdeck.api.quota import publish_iso, remaining
-from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import Conflict, InvalidInput, NotFound
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.connection import Host
 from vmdeck.paths import iso_dir
+from vmdeck.vm.devices import users_of_image
 from vmdeck.vm.project import vm_projects
 
 __all__ = ["router", "iso_path", "iso_users", "usable_iso", "is_iso9660"]
@@ -71,19 +69,7 @@ def is_iso9660(path: Path) -> bool:
 
 def iso_users(host: Host, path: Path) -> list[str]:
     """VMs whose running or saved configuration has `path` in a drive."""
-    wanted = str(path)
-    users = []
-    with libvirt_errors("list VMs"):
-        domains = host.conn.listAllDomains(0)
-    for dom in domains:
-        xmls = []
-        with contextlib.suppress(libvirt.libvirtError):  # it may vanish meanwhile
-            xmls.append(dom.XMLDesc(0))
-            if dom.isPersistent() and dom.isActive():
-                xmls.append(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        if any(disk.source == wanted for xml in xmls for disk in parse_domain(xml).disks):
-            users.append(dom.name())
-    return sorted(users)
+    return sorted({vm for vm, _disk in users_of_image(host, path, running_only=False)})
 
 
 def _describe(host: Host, path: Path, project: str | None, grant: Grant | None = None) -> dict[str, Any]:

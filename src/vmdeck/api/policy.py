@@ -35,6 +35,7 @@ from vmdeck.api.errors import Forbidden, Unauthorized
 from vmdeck.api.tenancy import DEFAULT_PROJECT, role_rank
 from vmdeck.errors import NotFound, VmdeckError
 from vmdeck.vm.project import project_of
+from vmdeck.vm.state import POWER_VERBS
 
 __all__ = ["Rule", "POLICY", "ROUTE_ACTIONS", "Grant", "enforce", "grant_of", "may", "vm_not_found"]
 
@@ -74,8 +75,7 @@ POLICY: dict[str, Rule] = {
     "iso.list": Rule("signed-in", routes=("GET /api/isos",)),
     "audit.read": Rule("signed-in", routes=("GET /api/audit", "GET /audit")),  # managers: their projects
     # --- operating -----------------------------------------------------------------------------------
-    "vm.power": Rule("operator", "vm", routes=tuple(f"POST /api/vms/{{name}}/{verb}" for verb in (
-        "start", "shutdown", "poweroff", "reboot", "reset", "pause", "resume"))),
+    "vm.power": Rule("operator", "vm", routes=tuple(f"POST /api/vms/{{name}}/{verb}" for verb in POWER_VERBS)),
     "vm.console": Rule("operator", "vm", routes=("POST /api/vms/{name}/console/ticket",
                                                  "WS /api/vms/{name}/console/vnc", "WS /api/vms/{name}/console/serial")),
     "vm.keys": Rule("operator", "vm", routes=("POST /api/vms/{name}/keys", "POST /api/vms/{name}/type")),

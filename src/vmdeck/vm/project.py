@@ -11,15 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import libvirt
-
 from vmdeck.domxml.metadata import project_in, with_project
 from vmdeck.domxml.names import VMDECK_NS
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import InvalidInput, VmdeckError
-from vmdeck.host.connection import Host, libvirt_errors, translate
+from vmdeck.host.connection import Host
+from vmdeck.host.libvirt_api import Domain
 
-__all__ = ["PROJECT_NAME", "check_project_name", "metadata_project", "project_of", "vm_projects", "set_project",
+__all__ = ["PROJECT_NAME", "check_project_name", "metadata_project", "domain_project", "project_of", "vm_projects", "set_project",
            "Usage", "project_usage", "owned_disk_gib"]
 
 # Full-string match (re.fullmatch): a trailing newline is not a name.
@@ -33,36 +32,31 @@ def check_project_name(name: str) -> str:
     return name
 
 
-def _metadata(dom: libvirt.virDomain, flags: int = 0) -> str | None:
-    try:
-        return str(dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, VMDECK_NS, flags))
-    except libvirt.libvirtError as err:
-        if err.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN_METADATA, libvirt.VIR_ERR_NO_DOMAIN):
-            return None
-        raise translate(err, f"{dom.name()}: metadata") from err
+def metadata_project(dom: Domain, *, live: bool = False) -> str | None:
+    """The project of an already looked-up domain (one libvirt call; a transient VM has only its live record)."""
+    return project_in(dom.metadata(VMDECK_NS, live=live))
 
 
-def metadata_project(dom: libvirt.virDomain) -> str | None:
-    """The project of an already looked-up domain (one libvirt call)."""
-    return project_in(_metadata(dom))
+def domain_project(dom: Domain) -> str | None:
+    """Like metadata_project, for listings: the saved record, else the live one (transient VMs), else None
+    (a VM gone meanwhile is listed without a project rather than failing the list)."""
+    for live in (False, True):
+        try:
+            return metadata_project(dom, live=live)
+        except VmdeckError:
+            continue
+    return None
 
 
 def project_of(host: Host, name: str) -> str | None:
     """The VM's project, None for a VM vmdeck did not create (NotFound for no VM)."""
-    return metadata_project(host.lookup(name))
+    dom = host.lookup(name)
+    return metadata_project(dom, live=not dom.is_persistent())
 
 
 def vm_projects(host: Host) -> dict[str, str | None]:
     """Every VM on the host with its project (one metadata read per VM)."""
-    with libvirt_errors("list VMs"):
-        domains = host.conn.listAllDomains(0)
-    projects: dict[str, str | None] = {}
-    for dom in domains:
-        try:
-            projects[dom.name()] = metadata_project(dom)
-        except (libvirt.libvirtError, VmdeckError):  # gone meanwhile
-            continue
-    return projects
+    return {dom.name: domain_project(dom) for dom in host.conn.domains()}
 
 
 def set_project(host: Host, name: str, project: str | None) -> None:
@@ -70,14 +64,10 @@ def set_project(host: Host, name: str, project: str | None) -> None:
     if project is not None:
         check_project_name(project)
     dom = host.lookup(name)
-    with libvirt_errors(f"{name}: metadata"):
-        flags = [libvirt.VIR_DOMAIN_AFFECT_CONFIG] if dom.isPersistent() else []
-        if dom.isActive():
-            flags.append(libvirt.VIR_DOMAIN_AFFECT_LIVE)
-    for flag in flags:
-        edited = with_project(_metadata(dom, flag), project)
-        with libvirt_errors(f"{name}: metadata"):
-            dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, edited, "vmdeck", VMDECK_NS, flag)
+    records = ([False] if dom.is_persistent() else []) + ([True] if dom.is_active() else [])
+    for live in records:
+        edited = with_project(dom.metadata(VMDECK_NS, live=live), project)
+        dom.set_metadata(edited, "vmdeck", VMDECK_NS, live=live)
 
 
 @dataclass(frozen=True)
@@ -93,17 +83,16 @@ class Usage:
 
 def _volume_gib(host: Host, path: str) -> float:
     try:
-        vol = host.conn.storageVolLookupByPath(path)
-        return float(vol.info()[1]) / 2**30  # capacity: the configured size, not what is allocated yet
-    except libvirt.libvirtError:
+        # info(): (capacity, allocation); capacity is the configured size, not what is allocated yet.
+        return float(host.conn.volume_at(path).info()[0]) / 2**30
+    except VmdeckError:
         return 0.0  # deleted by hand: it takes nothing any more
 
 
 def owned_disk_gib(host: Host, name: str, target: str) -> float:
     """Configured size of disk `target` when vmdeck created its volume (what counts against a quota), else 0."""
-    with libvirt_errors(f"{name}: disks"):
-        dom = host.lookup(name)
-        view = parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE if dom.isPersistent() else 0))
+    dom = host.lookup(name)
+    view = parse_domain(dom.xml(inactive=dom.is_persistent()))
     for disk in view.disks:
         if disk.target == target and disk.source and disk.source in view.owned_volumes:
             return _volume_gib(host, disk.source)
@@ -112,18 +101,16 @@ def owned_disk_gib(host: Host, name: str, target: str) -> float:
 
 def project_usage(host: Host, project: str) -> Usage:
     """Instances, vCPUs, memory and disk (vmdeck-created volumes) of the project's VMs."""
-    with libvirt_errors("list VMs"):
-        domains = host.conn.listAllDomains(0)
     names: list[str] = []
     vcpus = memory = 0
     disk = 0.0
-    for dom in domains:
+    owners = vm_projects(host)
+    for dom in host.conn.domains():
+        if owners.get(dom.name) != project:
+            continue
         try:
-            if metadata_project(dom) != project:
-                continue
-            persistent = dom.isPersistent()
-            view = parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE if persistent else 0))
-        except (libvirt.libvirtError, VmdeckError):  # gone meanwhile
+            view = parse_domain(dom.xml(inactive=dom.is_persistent()))
+        except VmdeckError:  # gone meanwhile
             continue
         names.append(view.name)
         vcpus += view.vcpus
