@@ -92,9 +92,14 @@ def test_db_files_are_private(env: dict[str, str]) -> None:
         assert file.stat().st_mode & 0o777 == 0o600, file
 
 
-def test_admin_commands_do_not_load_the_web_server() -> None:
+def _loaded_after(*args: str) -> str:
     code = ("import sys\nfrom vmdeck.cli.main import app\n"
-            "try:\n    app(['project', 'list', '--help'])\nexcept SystemExit:\n    pass\n"
-            "import vmdeck.cli.admin_cmds\nprint('fastapi' in sys.modules)")
+            f"try:\n    app({list(args)!r})\nexcept SystemExit:\n    pass\n"
+            "print('fastapi' in sys.modules, 'sqlalchemy' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_admin_commands_do_not_load_the_web_server(tmp_path: Path) -> None:
+    assert _loaded_after("project", "list", "--db", str(tmp_path / "db.sqlite")) == "False True"  # never FastAPI
+    assert _loaded_after("list", "--help") == "False False"  # commands without the database load neither
