@@ -146,3 +146,29 @@ def test_host_views_are_for_administrators(make_app: AppFactory, client: TestCli
     for path in ("/api/host", "/api/hostview", "/api/users"):
         assert manager.get(path).status_code == 403, path
         assert client.get(path).status_code == 200, path
+
+
+ISO = bytes(32769) + b"CD001" + bytes(2048)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_on_project_actions(make_app: AppFactory, client: TestClient, role: str) -> None:
+    world = make_world(client.app, client)  # type: ignore[arg-type]
+    me = world.client(f"alpha-{role}")
+    manager = role == "manager"
+    made = me.post("/api/vms", json={"name": f"new-{role}", "template": "q35-virtio", "project": "alpha"})
+    assert made.status_code == (201 if manager else 403), made.text
+    elsewhere = me.post("/api/vms", json={"name": f"new2-{role}", "template": "q35-virtio", "project": "beta"})
+    assert elsewhere.status_code == 404 and elsewhere.json()["detail"] == "no project named 'beta'"
+    upload = me.put(f"/api/isos/{role}.iso", params={"project": "alpha"}, content=ISO)
+    assert upload.status_code == (201 if manager else 403), upload.text
+    assert me.put("/api/isos/x.iso", params={"project": "beta"}, content=ISO).status_code == 404
+    shown = me.get("/api/projects/alpha")
+    assert shown.status_code == 200 and shown.json()["role"] == role
+    assert ("members" in shown.json()) == manager  # who belongs: managers (and administrators) only
+    assert me.get("/api/projects/beta").status_code == 404
+    assert [p["name"] for p in me.get("/api/projects").json()] == ["alpha"]
+    for admin_only in (("POST", "/api/projects", {"name": "mine"}), ("PATCH", "/api/projects/alpha", {"vcpus": 99}),
+                       ("PUT", "/api/projects/alpha/members/alpha-viewer", {"role": "manager"}),
+                       ("POST", "/api/auth/users", {"username": "eve", "password": "long-enough"})):
+        assert me.request(admin_only[0], admin_only[1], json=admin_only[2]).status_code == 403, admin_only
