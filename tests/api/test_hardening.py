@@ -101,6 +101,7 @@ def test_iso_uploads_count_against_the_project_quota(client: TestClient, _data_d
     assert over.status_code in (409, 413) and "iso" in over.json()["detail"].lower(), over.text
     shown = manager.get("/api/projects/alpha").json()["quota"]["iso_gib"]
     assert shown["limit"] == 0.0001 and shown["used"] > 0
+    assert manager.get("/api/isos").json()[0]["path"] is None  # the host's folders are not the tenant's business
     # Another project neither sees it nor can use it.
     beta = world.client("beta-manager")
     assert [i["name"] for i in beta.get("/api/isos").json()] == []

@@ -75,10 +75,12 @@ def iso_users(host: Host, path: Path) -> list[str]:
 def _describe(host: Host, path: Path, project: str | None, grant: Grant | None = None) -> dict[str, Any]:
     stat = path.stat()
     users = iso_users(host, path)
-    if grant is not None and grant.principal is not None and not grant.principal.admin:
+    tenant = grant is not None and grant.principal is not None and not grant.principal.admin
+    if tenant:
         projects = vm_projects(host)  # name only the VMs the caller may see
-        users = [u for u in users if visible(grant.principal, projects.get(u))]
-    return {"name": path.name, "size_bytes": stat.st_size, "modified": stat.st_mtime, "path": str(path),
+        users = [u for u in users if visible(grant.principal, projects.get(u))]  # type: ignore[union-attr]
+    return {"name": path.name, "size_bytes": stat.st_size, "modified": stat.st_mtime,
+            "path": None if tenant else str(path),  # the host's folders are the administrator's business
             "project": project, "used_by": users}
 
 
@@ -148,7 +150,7 @@ async def isos_upload(name: str, request: Request, host: Host = Depends(request_
         await anyio.to_thread.run_sync(lambda: publish_iso(ctx.accounts.db, host, project, name, received, publish))
     finally:
         partial.unlink(missing_ok=True)
-    return await anyio.to_thread.run_sync(_describe, host, target, project)
+    return await anyio.to_thread.run_sync(_describe, host, target, project, grant)
 
 
 @router.delete("/{name}")
