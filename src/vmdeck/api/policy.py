@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 from fastapi import WebSocketException
@@ -37,7 +36,8 @@ from vmdeck.errors import NotFound, VmdeckError
 from vmdeck.vm.project import project_of
 from vmdeck.vm.state import POWER_VERBS
 
-__all__ = ["Rule", "POLICY", "ROUTE_ACTIONS", "Grant", "enforce", "grant_of", "may", "vm_not_found"]
+__all__ = ["NEEDS", "Rule", "POLICY", "ROUTE_ACTIONS", "Grant", "enforce", "grant_of", "may", "visible",
+           "vm_not_found"]
 
 NEEDS = ("public", "signed-in", "viewer", "operator", "manager", "admin")
 
@@ -266,10 +266,3 @@ def visible(principal: Principal, project: str | None, need: str = "viewer") -> 
     """May the caller see (or act with `need` on) a resource of `project`? Foreign VMs: admins only."""
     return principal.admin or role_rank(principal.role_in(project)) >= role_rank(need)
 
-
-__all__ += ["visible", "NEEDS"]
-
-
-def describe() -> list[dict[str, Any]]:
-    """The table as data (docs, `GET /api/projects` clients): action, need, scope, routes."""
-    return [{"action": a, "need": r.need, "scope": r.scope, "routes": list(r.routes)} for a, r in POLICY.items()]

@@ -28,7 +28,8 @@ from vmdeck.errors import Conflict, NotFound
 from vmdeck.host.connection import Host
 from vmdeck.vm.project import Usage, project_usage
 
-__all__ = ["QuotaExceeded", "Demand", "demand_for", "usage_report", "reserve", "locked_change", "iso_usage_gib"]
+__all__ = ["QuotaExceeded", "Demand", "demand_for", "usage_report", "reserve", "locked_change", "iso_usage_gib",
+           "remaining", "publish_iso"]
 
 # A reservation older than this belongs to a process that died mid-create: it no longer counts.
 _STALE = dt.timedelta(hours=1)
@@ -189,5 +190,3 @@ def remaining(db: sessionmaker, host: Host, project: str, quota: str) -> float |
     report = usage_report(db, host, project)["quota"][quota]
     return None if report["limit"] is None else max(0.0, report["limit"] - report["used"])
 
-
-__all__ += ["remaining", "publish_iso"]
