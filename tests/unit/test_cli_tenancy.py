@@ -70,6 +70,7 @@ def test_projects_users_and_audit(env: dict[str, str]) -> None:
     assert all(e["via"] == "cli" for e in audit) and any("user passwd alice" in e["target"] for e in audit)
     ok(env, "project", "delete", "acme")
     assert run(env, "project", "show", "acme").returncode == 3
+    assert "deleted 0 audit entries" in ok(env, "audit", "--prune-older-than", "30")
 
 
 def test_adopt_and_create_in_a_project(env: dict[str, str]) -> None:

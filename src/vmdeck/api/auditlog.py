@@ -7,12 +7,13 @@ Free of FastAPI so that the CLI can use it cheaply.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import sessionmaker
 
-from vmdeck.api.db import AuditEntry
+from vmdeck.api.db import AuditEntry, utcnow
 
 __all__ = ["Audit"]
 
@@ -39,6 +40,12 @@ class Audit:
             query = query.where(AuditEntry.id < before_id)
         with self.db() as s:
             return [_row(e) for e in s.scalars(query).all()]
+
+    def prune(self, older_than_days: float) -> int:
+        """Delete entries older than `older_than_days` (the administrator's retention); how many went."""
+        cutoff = utcnow() - dt.timedelta(days=older_than_days)
+        with self.db.begin() as s:
+            return int(s.execute(delete(AuditEntry).where(AuditEntry.at < cutoff)).rowcount or 0)
 
     def for_user(self, username: str, limit: int = 100) -> list[dict[str, Any]]:
         with self.db() as s:

@@ -288,11 +288,18 @@ def audit(
     project: str = typer.Option(None, "--project", help="Only this project."),
     vm: str = typer.Option(None, "--vm", help="Only this VM."),
     limit: int = typer.Option(50, "--limit"),
+    prune_days: float = typer.Option(None, "--prune-older-than", help="Delete entries older than this many days "
+                                     "(retention) instead of listing."),
     db: Path = DB_OPTION,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The audit log, newest first: who did what, when, to which VM, and how it ended."""
     s = stores(db)
+    if prune_days is not None:
+        gone = s.audit.prune(prune_days)
+        s.record("audit.prune", f"audit --prune-older-than {prune_days:g} ({gone} entries)")
+        out.print(f"deleted {gone} audit entries older than {prune_days:g} days")
+        return
     entries = s.audit.entries([project] if project else None, vm=vm, limit=limit)
     if as_json:
         print_json(entries)
