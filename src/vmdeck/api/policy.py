@@ -69,7 +69,8 @@ POLICY: dict[str, Rule] = {
     "project.show": Rule("viewer", "project", routes=("GET /api/projects/{project}",)),
     "vm.list": Rule("signed-in", routes=("GET /api/vms", "GET /", "WS /api/events")),
     "vm.show": Rule("viewer", "vm", routes=("GET /api/vms/{name}", "GET /api/vms/{name}/devices",
-                                            "GET /api/vms/{name}/guest", "GET /vms/{name}")),
+                                            "GET /api/vms/{name}/guest", "GET /vms/{name}",
+                                            "GET /api/vms/{name}/snapshots")),
     "vm.screenshot": Rule("viewer", "vm", routes=("GET /api/vms/{name}/screenshot",)),
     "vm.hostview": Rule("viewer", "vm", routes=("GET /api/vms/{name}/hostview",)),
     "iso.list": Rule("signed-in", routes=("GET /api/isos",)),
@@ -90,6 +91,10 @@ POLICY: dict[str, Rule] = {
                                                 "POST /api/vms/{name}/disks/{target}/resize",
                                                 "POST /api/vms/{name}/nics", "DELETE /api/vms/{name}/nics/{mac}",
                                                 "POST /api/vms/{name}/cdroms")),
+    "vm.snapshot": Rule("manager", "vm", routes=("POST /api/vms/{name}/snapshots",
+                                                 "POST /api/vms/{name}/snapshots/{snap}/revert",
+                                                 "DELETE /api/vms/{name}/snapshots/{snap}")),
+    "vm.clone": Rule("manager", "vm", routes=("POST /api/vms/{name}/clone",)),  # into the source's project
     "iso.upload": Rule("manager", "project", routes=("PUT /api/isos/{name}",)),
     "iso.delete": Rule("manager", "iso", routes=("DELETE /api/isos/{name}",)),
 }

@@ -19,7 +19,7 @@ from vmdeck.host.connection import Host
 from vmdeck.host.libvirt_api import Domain
 
 __all__ = ["PROJECT_NAME", "check_project_name", "metadata_project", "domain_project", "project_of", "vm_projects", "set_project",
-           "Usage", "project_usage", "owned_disk_gib"]
+           "Usage", "project_usage", "owned_disk_gib", "vm_usage"]
 
 # Full-string match (re.fullmatch): a trailing newline is not a name.
 PROJECT_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -87,6 +87,14 @@ def _volume_gib(host: Host, path: str) -> float:
         return float(host.conn.volume_at(path).info()[0]) / 2**30
     except VmdeckError:
         return 0.0  # deleted by hand: it takes nothing any more
+
+
+def vm_usage(host: Host, name: str) -> Usage:
+    """What one VM takes (configured sizes; disk: the volumes vmdeck created for it)."""
+    dom = host.lookup(name)
+    view = parse_domain(dom.xml(inactive=dom.is_persistent()))
+    disk = sum(_volume_gib(host, path) for path in view.owned_volumes)
+    return Usage(instances=1, vcpus=view.vcpus, memory_mib=view.memory_mib, disk_gib=round(disk, 3), vms=(name,))
 
 
 def owned_disk_gib(host: Host, name: str, target: str) -> float:
