@@ -115,7 +115,8 @@ def test_host_down_is_503(make_app, tmp_path) -> None:  # type: ignore[no-untype
     from vmdeck.api import Settings, create_app
 
     app = create_app(Settings(uri=f"qemu+unix:///system?socket={tmp_path}/no-libvirtd.sock",
-                              db_path=tmp_path / "down.sqlite", admin_password="pw-for-down-host", events=False))
+                              db_path=tmp_path / "down.sqlite", admin_password="pw-for-down-host", events=False,
+                              allowed_hosts=("testserver",)))
     with TestClient(app) as down:
         sign_in(down, password="pw-for-down-host")
         _error(down.get("/api/vms"), 503, "host_unavailable")

@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from vmdeck.api.accounts import Accounts
+from vmdeck.api.auditlog import Audit
 from vmdeck.api.inventory import Inventory
 from vmdeck.api.settings import Settings
+from vmdeck.api.tenancy import Tenancy
+from vmdeck.api.throttle import LoginThrottle
 from vmdeck.api.tickets import TicketBook
 from vmdeck.errors import HostError, VmdeckError
 from vmdeck.host.connection import Host, connect
@@ -81,6 +84,9 @@ class AppContext:
     host: HostHandle
     tickets: TicketBook
     inventory: Inventory
+    tenancy: Tenancy
+    audit: Audit
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     events: object | None = None  # vmdeck.api.events.EventHub once started
     admin_created: bool = False  # this start created the admin account
     admin_password: str | None = None  # the generated one-time password, for `vmdeck serve` to print

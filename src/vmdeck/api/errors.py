@@ -7,16 +7,17 @@ kinds the CLI turns into exit codes.
 
 from __future__ import annotations
 
+import html
 import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vmdeck.errors import VmdeckError
 
-__all__ = ["Unauthorized", "Forbidden", "error_body", "install_error_handlers"]
+__all__ = ["Unauthorized", "Forbidden", "TooLarge", "TooManyAttempts", "error_body", "install_error_handlers"]
 
 log = logging.getLogger("vmdeck.api")
 
@@ -31,9 +32,33 @@ class Forbidden(VmdeckError):
     kind = "forbidden"
 
 
+class TooLarge(VmdeckError):
+    """A body bigger than may be stored (an upload past its cap or its project's quota)."""
+
+    http_status = 413
+    kind = "too_large"
+
+
+class TooManyAttempts(VmdeckError):
+    """Sign-in throttled: the answer carries Retry-After."""
+
+    http_status = 429
+    kind = "too_many_attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed sign-ins: try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
 _HTTP_KINDS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
                422: "invalid_input"}
+
+
+_ERROR_PAGE = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} · vmdeck</title>"
+               "<link rel=\"stylesheet\" href=\"/static/css/vmdeck.css\"></head><body><main class=\"card\">"
+               "<h1>{status}</h1><p id=\"error-detail\">{detail}</p><p><a href=\"/\">Back to the VM list</a></p>"
+               "</main></body></html>")
 
 
 def error_body(kind: str, detail: str, field: str | None = None) -> dict[str, str | None]:
@@ -41,8 +66,9 @@ def error_body(kind: str, detail: str, field: str | None = None) -> dict[str, st
 
 
 def error_response(error: VmdeckError) -> JSONResponse:
+    headers = {"retry-after": str(error.retry_after)} if isinstance(error, TooManyAttempts) else None
     return JSONResponse(error_body(error.kind, error.message, getattr(error, "field", None)),
-                        status_code=error.http_status)
+                        status_code=error.http_status, headers=headers)
 
 
 def _validation_field(loc: tuple[object, ...]) -> str:
@@ -53,7 +79,10 @@ def _validation_field(loc: tuple[object, ...]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VmdeckError)
-    async def _vmdeck(_request: Request, error: VmdeckError) -> JSONResponse:
+    async def _vmdeck(request: Request, error: VmdeckError) -> Response:
+        if not request.url.path.startswith("/api/"):  # a page: the browser shows a page, not JSON
+            return HTMLResponse(_ERROR_PAGE.format(status=error.http_status, detail=html.escape(error.message)),
+                                status_code=error.http_status)
         return error_response(error)
 
     @app.exception_handler(RequestValidationError)

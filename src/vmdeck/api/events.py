@@ -19,13 +19,16 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from vmdeck.api.accounts import Principal
 from vmdeck.api.inventory import Inventory
+from vmdeck.api.policy import visible
 from vmdeck.api.security import origin_allowed
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.events import ensure_event_loop
 from vmdeck.host.libvirt_api import Domain
 from vmdeck.vm.inventory import list_vms
+from vmdeck.vm.project import domain_project
 from vmdeck.vm.state import allowed_actions
 
 __all__ = ["ensure_event_loop", "EventHub", "router"]
@@ -64,6 +67,8 @@ class EventHub:
         self._watchdog: threading.Thread | None = None
         self._stats_task: asyncio.Task[None] | None = None
         self.events_seen = 0
+        # VM name -> project, kept from events and samples: an "undefined" VM has no metadata left to read.
+        self._projects: dict[str, str | None] = {}
 
     # --- libvirt side (event-loop thread) ------------------------------------------------------------
     def start(self) -> None:
@@ -110,8 +115,10 @@ class EventHub:
         state = _STATE_AFTER.get(event)
         if self.inventory is not None:
             self.inventory.on_event(dom.name, state)
+        if event != "undefined":  # an undefined VM has no metadata left: its last known project is kept
+            self._projects[dom.name] = domain_project(dom)
         message: dict[str, Any] = {"type": "state", "vm": dom.name, "event": event, "detail": detail,
-                                   "state": state, "at": time.time()}
+                                   "state": state, "at": time.time(), "project": self._projects.get(dom.name)}
         if state is not None:
             message["allowed_actions"] = allowed_actions(state)
         if event in ("defined", "undefined"):
@@ -183,7 +190,10 @@ class EventHub:
                     previous[vm.name] = (vm.cpu_time_ns, now)
                 rss = vm.rss_kib / 1024 if vm.rss_kib else None
                 sample[vm.name] = {"cpu_pct": cpu_pct, "rss_mib": rss}
-            self.publish({"type": "stats", "at": time.time(), "vms": sample})
+                self._projects[vm.name] = vm.project
+            # "_projects" is for the per-subscriber filter (for_principal), which removes it.
+            self.publish({"type": "stats", "at": time.time(), "vms": sample,
+                          "_projects": {vm.name: vm.project for vm in summaries}})
 
 
 def _put_dropping_oldest(queue: asyncio.Queue[dict[str, Any]], message: dict[str, Any]) -> None:
@@ -192,6 +202,19 @@ def _put_dropping_oldest(queue: asyncio.Queue[dict[str, Any]], message: dict[str
         with contextlib.suppress(asyncio.QueueEmpty):
             queue.get_nowait()
     queue.put_nowait(message)
+
+
+def for_principal(principal: Principal, message: dict[str, Any]) -> dict[str, Any] | None:
+    """What of `message` the caller may see: only their projects' VMs (administrators: all), else nothing."""
+    if message.get("type") == "stats":
+        projects = message.get("_projects", {})
+        vms = {n: v for n, v in message["vms"].items() if visible(principal, projects.get(n))}
+        return {"type": "stats", "at": message["at"], "vms": vms} if vms else None
+    if principal.admin:
+        return message
+    if "vm" in message:
+        return message if visible(principal, message.get("project")) else None
+    return message  # hello, reconnected: about no VM
 
 
 router = APIRouter()
@@ -218,7 +241,9 @@ async def event_stream(websocket: WebSocket) -> None:
 
         async def forward() -> None:
             while True:
-                await websocket.send_json(await queue.get())
+                message = for_principal(principal, await queue.get())
+                if message is not None:
+                    await websocket.send_json(message)
 
         async def drain() -> None:
             # Browsers send nothing; reading notices when they leave.

@@ -5,7 +5,7 @@ through the same REST API and event stream that scripts use.
 from __future__ import annotations
 
 from importlib import resources
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -25,17 +25,30 @@ def _page(request: Request, template: str, **context: object) -> Response:
     if principal is None:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
     response = _templates.TemplateResponse(request, template, {
-        "user": principal.username, "csrf_token": principal.csrf_token or "", "version": __version__, **context})
-    # The pages hold a CSRF token: never cache them, never frame them.
+        "user": principal.username, "csrf_token": principal.csrf_token or "", "version": __version__,
+        "is_admin": principal.admin, **context})
+    # The pages hold a CSRF token: never cache them (framing and scripts: vmdeck.api.hardening's headers).
     response.headers["cache-control"] = "no-store"
-    response.headers["x-frame-options"] = "DENY"
     return response
+
+
+def same_origin_path(target: str) -> str:
+    """`target` when it is a path on this server, else "/": browsers read "/\\evil" and "//evil" as
+    another host, and a scheme or control characters have no place in a path either."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return "/"
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else "/"
 
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/") -> Response:  # noqa: A002
-    target = next if next.startswith("/") and not next.startswith("//") else "/"
-    return _templates.TemplateResponse(request, "login.html", {"next": target, "version": __version__})
+    response = _templates.TemplateResponse(request, "login.html", {"next": same_origin_path(next),
+                                                                   "version": __version__})
+    response.headers["cache-control"] = "no-store"
+    return response
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -51,6 +64,11 @@ def create_page(request: Request) -> Response:
 @router.get("/vms/{name}", response_class=HTMLResponse)
 def vm_page(request: Request, name: str) -> Response:
     return _page(request, "vm.html", title=name, vm=name)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request) -> Response:
+    return _page(request, "audit.html", title="Audit log")
 
 
 @router.get("/host", response_class=HTMLResponse)

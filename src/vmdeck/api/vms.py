@@ -10,15 +10,20 @@ every write refreshes its VM there before answering, so a client sees its own ch
 from __future__ import annotations
 
 import base64
+import json
+from dataclasses import asdict
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import request_host, request_inventory
+from vmdeck.api.context import AppContext, app_context, request_host, request_inventory
 from vmdeck.api.inventory import Inventory
-from vmdeck.api.isos import iso_path
-from vmdeck.errors import InvalidInput
+from vmdeck.api.isos import usable_iso
+from vmdeck.api.policy import Grant, grant_of, visible
+from vmdeck.api.quota import Demand, demand_for, locked_change, reserve
+from vmdeck.api.tenancy import DEFAULT_PROJECT
+from vmdeck.errors import Conflict, InvalidInput
 from vmdeck.host.connection import Host
 from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.storage.seed import cloud_init_config
@@ -26,6 +31,7 @@ from vmdeck.vm import lifecycle
 from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.create import create_vm
 from vmdeck.vm.inventory import VmSummary, show_vm
+from vmdeck.vm.project import project_of, set_project
 from vmdeck.vm.state import POWER_VERBS, PowerVerb, allowed_actions, current_state
 
 __all__ = ["router"]
@@ -55,6 +61,8 @@ class CreateVm(BaseModel):
     user_data: str | None = Field(None, max_length=1_000_000, description="A #cloud-config document.")
     network_config: str | None = Field(None, max_length=1_000_000, description="cloud-init network config.")
     start: bool = Field(False, description="Start the VM once created.")
+    project: str | None = Field(None, description="Project of the new VM (default: your only project, else "
+                                "'default'); counted against its quotas.")
 
 
 class ResourcesRequest(BaseModel):
@@ -94,16 +102,24 @@ class ExecOut(BaseModel):
 
 
 @router.get("", response_model=list[VmSummary])  # the core's dataclass is the schema
-async def vms_list(inventory: Inventory = Depends(request_inventory)) -> Response:
-    """Every VM on the host (from the event-fed inventory: no libvirt call per request)."""
-    return Response(await inventory.list_json(), media_type="application/json")
+async def vms_list(inventory: Inventory = Depends(request_inventory), grant: Grant = Depends(grant_of)) -> Response:
+    """The VMs of your projects (administrators: every VM on the host, with its project or null), from the
+    event-fed inventory: no libvirt call per request."""
+    principal = grant.principal
+    assert principal is not None
+    if principal.admin:  # everything: the answer encoded once per change, shared by every administrator
+        return Response(await inventory.list_json(), media_type="application/json")
+    mine = [asdict(vm) for vm in await inventory.list() if visible(principal, vm.project)]
+    return Response(json.dumps(mine).encode(), media_type="application/json")
 
 
 @router.post("", status_code=201)
-def vms_create(body: CreateVm, host: Host = Depends(request_host),
+def vms_create(body: CreateVm, host: Host = Depends(request_host), grant: Grant = Depends(grant_of),
+               ctx: AppContext = Depends(app_context),
                inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
-    """Create a VM from a template with overrides; errors name the field (`field`) they are about."""
-    cdrom = iso_path(body.cdrom, field="cdrom") if body.cdrom else None
+    """Create a VM from a template with overrides, in a project and within its quotas (409 quota_exceeded
+    names the quota, its limit and the use); errors name the field (`field`) they are about."""
+    cdrom = usable_iso(ctx, grant, body.cdrom, field="cdrom") if body.cdrom else None
     template = body.template or ("debian-12" if body.image else "tiny")
     spec = resolve(template, body.name, Overrides(vcpus=body.vcpus, memory_mib=body.memory_mib,
                                                   disk_gib=body.disk_gib, cdrom=cdrom, accel=body.accel,
@@ -117,7 +133,12 @@ def vms_create(body: CreateVm, host: Host = Depends(request_host),
     elif body.ssh_keys or body.user or body.password or body.hostname or body.user_data or body.network_config:
         raise InvalidInput("ssh_keys, user, password, hostname, user_data and network_config need an image",
                            field="image")
-    create_vm(host, spec, cloud_init=cloud_init)
+    project = grant.project or DEFAULT_PROJECT
+    ctx.tenancy.ensure_project(project)
+    if host.exists(spec.name):
+        raise Conflict(f"a VM named {spec.name!r} already exists")
+    with reserve(ctx.accounts.db, host, project, demand_for(spec), f"vm:{spec.name}"):
+        create_vm(host, spec, cloud_init=cloud_init, project=project)
     if body.start:
         lifecycle.start(host, body.name)
     inventory.after_write(body.name)
@@ -132,11 +153,22 @@ async def vms_show(name: str, inventory: Inventory = Depends(request_inventory))
 
 @router.patch("/{name}")
 def vms_set_resources(name: str, body: ResourcesRequest, host: Host = Depends(request_host),
+                      grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context),
                       inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
-    """Change vCPUs and/or memory in the VM's definition (a running VM gets them at its next boot)."""
+    """Change vCPUs and/or memory in the VM's definition (a running VM gets them at its next boot),
+    within the project's quotas (growth is checked and applied under the quota lock)."""
     from vmdeck.vm.settings import set_vm_resources
 
-    change = set_vm_resources(host, name, vcpus=body.vcpus, memory_mib=body.memory_mib)
+    def apply() -> Any:
+        return set_vm_resources(host, name, vcpus=body.vcpus, memory_mib=body.memory_mib)
+
+    if grant.project is None:  # a VM outside any project (administrators only): no quota to hold it to
+        change = apply()
+    else:
+        current = show_vm(host, name).view
+        demand = Demand(vcpus=max(0, (body.vcpus or current.vcpus) - current.vcpus),
+                        memory_mib=max(0, (body.memory_mib or current.memory_mib) - current.memory_mib))
+        change = locked_change(ctx.accounts.db, host, grant.project, demand, apply)
     inventory.after_write(name)
     return {"name": change.vm, "vcpus": change.vcpus, "memory_mib": change.memory_mib, "applies": change.applies}
 
@@ -149,6 +181,22 @@ def vms_delete(name: str, force: bool = Query(False, description="Power the VM o
     removed = lifecycle.delete(host, name, force=force, keep_disks=keep_disks)
     inventory.forget(name)
     return {"name": name, "deleted": True, "removed_volumes": removed}
+
+
+class Adopt(BaseModel):
+    project: str = Field(description="Project to move the VM into (created when it does not exist).")
+
+
+@router.post("/{name}/adopt")
+def vms_adopt(name: str, body: Adopt, host: Host = Depends(request_host), ctx: AppContext = Depends(app_context),
+              inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
+    """Record the VM (made by virt-install, virsh, or in another project) as belonging to `project`
+    (administrators). Not held to the quota: the administrator decides."""
+    ctx.tenancy.ensure_project(body.project)
+    before = project_of(host, name)
+    set_project(host, name, body.project)
+    inventory.after_write(name)
+    return {"name": name, "project": body.project, "previous_project": before}
 
 
 def _result(host: Host, inventory: Inventory, name: str, result: str | None = None) -> PowerResult:

@@ -17,7 +17,7 @@ from vmdeck.host.connection import Host, connect
 # command runs (or for --help), so `vmdeck list` does not pay for the web server's imports.
 COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(("create", "start", "list", "show", "shutdown", "poweroff", "reboot", "reset", "pause",
-                     "resume", "delete", "exec", "set"), "lifecycle_cmds"),
+                     "resume", "delete", "exec", "set", "ssh"), "lifecycle_cmds"),
     "template": "template_cmds",
     "image": "image_cmds",
     "host": "host_cmds",
@@ -28,6 +28,7 @@ COMMAND_MODULES: dict[str, str] = {
     "migrate": "migrate_cmds",
     "doctor": "doctor_cmds",
     **dict.fromkeys(("snapshot", "clone"), "snapshot_cmds"),
+    **dict.fromkeys(("project", "user", "vm", "audit"), "admin_cmds"),
 }
 
 

@@ -38,6 +38,8 @@ def create(
     hostname: str = typer.Option(None, "--hostname", help="Guest hostname (default: from the VM name)."),
     user_data: Path = typer.Option(None, "--user-data", help="Your #cloud-config file (merged with the above)."),
     network_config: Path = typer.Option(None, "--network-config", help="cloud-init network config file."),
+    project: str = typer.Option(None, "--project", help="Project of the VM, held to its quotas (default: "
+                                "'default', created on first use)."),
     start_now: bool = typer.Option(False, "--start", help="Start the VM once created."),
     wait: bool = typer.Option(False, "--wait", help="With --start: wait until the guest is ready."),
     fix_perms: bool = typer.Option(False, "--fix-permissions",
@@ -45,9 +47,9 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print the created VM as JSON."),
 ) -> None:
     """Create a VM from a template, with overrides."""
+    from vmdeck.cli.admin_cmds import create_in_project
     from vmdeck.errors import InvalidInput
     from vmdeck.spec.templates import Overrides, resolve
-    from vmdeck.vm.create import create_vm
 
     template = template or ("debian-12" if image else "tiny")
     host = ctx.obj.host()
@@ -72,7 +74,7 @@ def create(
             user_data=read_text_file(user_data, "user-data") if user_data else None,
             network_config=read_text_file(network_config, "network-config") if network_config else None)
     with progress_reporter(f"creating {name}") as progress:
-        view = create_vm(host, spec, progress, cloud_init=cloud_init)
+        view = create_in_project(host, spec, project, progress, cloud_init=cloud_init)
         if start_now:
             lifecycle.start(host, name, wait=wait, progress=progress)
     if as_json:
@@ -109,11 +111,11 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> 
         print_json(list_vms(ctx.obj.host()))
         return
     vms = list_vms(ctx.obj.host(), usage=False)  # the table shows no RSS: no QEMU monitor round trips
-    table = Table("NAME", "STATE", "vCPUs", "MEMORY", box=None, header_style="bold")
+    table = Table("NAME", "STATE", "vCPUs", "MEMORY", "PROJECT", box=None, header_style="bold")
     for vm in vms:
         style = _STATE_STYLE.get(vm.state, "")
         table.add_row(vm.name, f"[{style}]{vm.state}[/]" if style else vm.state, str(vm.vcpus),
-                      f"{vm.memory_mib} MiB")
+                      f"{vm.memory_mib} MiB", vm.project or "-")
     out.print(table)
 
 

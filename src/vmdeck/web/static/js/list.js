@@ -34,6 +34,7 @@ function row(vm) {
     el('button', { 'data-action': action, onclick: () => power(vm.name, action) }, label));
   const tr = el('tr', { dataset: { vm: vm.name } },
     el('td', {}, el('a', { href: `/vms/${encodeURIComponent(vm.name)}` }, vm.name)),
+    el('td', { class: 'project' }, vm.project ?? '—'),
     el('td', {}, el('span', { class: 'state' })),
     el('td', {}, vm.vcpus), el('td', {}, `${vm.memory_mib} MiB`),
     el('td', {}, cpu, el('span', { class: 'cpu-now dim' })),
@@ -45,7 +46,7 @@ function row(vm) {
 
 async function load() {
   const vms = await api('GET', '/api/vms');
-  rows.replaceChildren(...(vms.length ? vms.map(row) : [el('tr', {}, el('td', { colspan: 7, class: 'dim' }, 'No VMs yet.'))]));
+  rows.replaceChildren(...(vms.length ? vms.map(row) : [el('tr', {}, el('td', { colspan: 8, class: 'dim' }, 'No VMs yet.'))]));
 }
 
 function onStats(sample) {
@@ -74,3 +75,15 @@ connectEvents((message) => {
   }
 });
 load().catch((error) => toast(error.message, true));
+
+// Each project's use against its quota ("3 / 4"; no limit: "3 / —").
+async function loadUsage() {
+  const projects = await api('GET', '/api/projects');
+  const body = document.getElementById('usage-rows');
+  const shown = await Promise.all(projects.map((p) => api('GET', `/api/projects/${encodeURIComponent(p.name)}`)));
+  body.replaceChildren(...shown.map((p, i) => el('tr', { dataset: { project: p.name } },
+    el('td', {}, p.name), el('td', {}, projects[i].role || ''),
+    ...['instances', 'vcpus', 'memory_mib', 'disk_gib', 'iso_gib'].map((q) =>
+      el('td', { class: `quota-${q}` }, `${+p.quota[q].used.toFixed(2)} / ${p.quota[q].limit ?? '—'}`)))));
+}
+loadUsage().catch((error) => toast(error.message, true));
