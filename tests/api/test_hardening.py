@@ -127,6 +127,17 @@ def test_database_files_are_private(client: TestClient, tmp_path: Path) -> None:
         assert (folder / name).stat().st_mode & 0o777 == 0o600, name
 
 
+def test_a_database_in_a_shared_folder_leaves_the_folder_alone(tmp_path: Path) -> None:
+    from vmdeck.api.db import open_database
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: closing it would lock everyone else (QEMU included) out
+    open_database(shared / "vmdeck.sqlite")
+    assert shared.stat().st_mode & 0o7777 == 0o1777
+    assert (shared / "vmdeck.sqlite").stat().st_mode & 0o777 == 0o600
+
+
 # --- open redirect ---------------------------------------------------------------------------------------
 def test_login_next_accepts_only_paths_of_this_server(anon: TestClient) -> None:
     for evil in ("/\\evil.example", "//evil.example", "https://evil.example/", "\\/evil",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import os
+import stat
 from importlib import resources
 from pathlib import Path
 
@@ -154,8 +155,14 @@ def _private_files(path: Path) -> None:
     SQLite gives -wal and -shm the mode of the database file, so creating that one 0600 first
     (before SQLite ever opens it) is what keeps the side files private too.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.parent.chmod(0o700)
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Only a folder of our own is closed: a database put in a shared folder (/tmp, a sticky or
+    # world-writable one, or one owned by someone else) must not take that folder from its other users.
+    info = folder.stat()
+    shared = bool(info.st_mode & (stat.S_ISVTX | stat.S_IWOTH)) or info.st_uid != os.geteuid()
+    if not shared:
+        folder.chmod(0o700)
     os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         if file.exists():
