@@ -12,9 +12,10 @@ import logging
 import libvirt
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vmdeck.api.messages import humane_message
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import translate
 
@@ -43,8 +44,9 @@ def error_body(kind: str, detail: str, field: str | None = None) -> dict[str, st
 
 
 def error_response(error: VmdeckError) -> JSONResponse:
-    return JSONResponse(error_body(error.kind, error.message, getattr(error, "field", None)),
-                        status_code=error.http_status)
+    field = getattr(error, "field", None)
+    detail = humane_message(field, error.message) if error.kind == "invalid_input" else error.message
+    return JSONResponse(error_body(error.kind, detail, field), status_code=error.http_status)
 
 
 def _validation_field(loc: tuple[object, ...]) -> str:
@@ -68,11 +70,17 @@ def install_error_handlers(app: FastAPI) -> None:
         first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
         field = _validation_field(tuple(first.get("loc", ())))
         message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        return JSONResponse(error_body("invalid_input", f"{field}: {message}" if field else message, field or None),
-                            status_code=422)
+        detail = humane_message(field, message) if field else message
+        if detail == message and field:
+            detail = f"{field}: {message}"
+        return JSONResponse(error_body("invalid_input", detail, field or None), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404 and not request.url.path.startswith(("/api/", "/static/")):
+            from vmdeck.api.pages import not_found_page  # a browser asked for a page: answer with one
+
+            return not_found_page(request)
         kind = _HTTP_KINDS.get(error.status_code, "error")
         return JSONResponse(error_body(kind, str(error.detail)), status_code=error.status_code,
                             headers=getattr(error, "headers", None))

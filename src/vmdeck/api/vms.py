@@ -46,6 +46,7 @@ class CreateVm(BaseModel):
 class ResourcesRequest(BaseModel):
     vcpus: int | None = Field(None, description="New vCPU count.")
     memory_mib: int | None = Field(None, description="New memory in MiB.")
+    autostart: bool | None = Field(None, description="Start the VM when libvirtd starts.")
 
 
 class PowerResult(BaseModel):
@@ -105,11 +106,19 @@ def vms_show(name: str, host: Host = Depends(request_host)) -> dict[str, Any]:
 
 @router.patch("/{name}")
 def vms_set_resources(name: str, body: ResourcesRequest, host: Host = Depends(request_host)) -> dict[str, Any]:
-    """Change vCPUs and/or memory in the VM's definition (a running VM gets them at its next boot)."""
-    from vmdeck.vm.settings import set_vm_resources
+    """Change vCPUs and/or memory in the VM's definition (a running VM gets them at its next boot),
+    and/or whether it starts with the host."""
+    from vmdeck.vm.settings import set_autostart, set_vm_resources
 
+    reply: dict[str, Any] = {"name": name}
+    if body.autostart is not None and body.vcpus is None and body.memory_mib is None:
+        reply["autostart"] = set_autostart(host, name, body.autostart)
+        return reply
     change = set_vm_resources(host, name, vcpus=body.vcpus, memory_mib=body.memory_mib)
-    return {"name": change.vm, "vcpus": change.vcpus, "memory_mib": change.memory_mib, "applies": change.applies}
+    reply.update(vcpus=change.vcpus, memory_mib=change.memory_mib, applies=change.applies)
+    if body.autostart is not None:
+        reply["autostart"] = set_autostart(host, name, body.autostart)
+    return reply
 
 
 @router.delete("/{name}")

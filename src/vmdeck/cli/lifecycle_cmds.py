@@ -70,6 +70,9 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> 
     if as_json:
         print_json(vms)
         return
+    if not vms:
+        out.print("no VMs on this host. Create one with: vmdeck create NAME (templates: vmdeck template list)")
+        return
     table = Table("NAME", "STATE", "vCPUs", "MEMORY", box=None, header_style="bold")
     for vm in vms:
         style = _STATE_STYLE.get(vm.state, "")

@@ -18,7 +18,7 @@ from vmdeck.host.capabilities import host_facts
 from vmdeck.host.connection import Host, libvirt_errors
 from vmdeck.vm.state import ACTIVE, current_state
 
-__all__ = ["ResourceChange", "set_vm_resources"]
+__all__ = ["ResourceChange", "set_vm_resources", "set_autostart"]
 
 
 @dataclass(frozen=True)
@@ -51,3 +51,11 @@ def set_vm_resources(host: Host, name: str, *, vcpus: int | None = None,
         view = parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     applies = "at next boot" if current_state(dom) in ACTIVE else "now"
     return ResourceChange(vm=name, vcpus=view.vcpus, memory_mib=view.memory_mib, applies=applies)
+
+
+def set_autostart(host: Host, name: str, enabled: bool) -> bool:
+    """Whether libvirtd starts the VM when it starts (virsh autostart); returns the new setting."""
+    dom = host.lookup(name)
+    with libvirt_errors(f"autostart {name}"):
+        dom.setAutostart(1 if enabled else 0)
+        return bool(dom.autostart())

@@ -1,5 +1,5 @@
 // Host page: capacity, overcommit and KVM usability; the ISO library (upload with progress, delete).
-import { api, csrfToken, el, formatBytes, toast } from './common.js';
+import { api, confirmDialog, csrfToken, el, formatBytes, toast, track } from './common.js';
 
 async function loadFacts() {
   const h = await api('GET', '/api/host');
@@ -27,8 +27,11 @@ async function loadIsos() {
 }
 
 async function remove(name) {
-  try { await api('DELETE', `/api/isos/${encodeURIComponent(name)}`); toast(`${name} deleted`); }
-  catch (error) { toast(error.message, true); }
+  const ok = await confirmDialog({ title: `Delete ${name}?`, confirm: 'Delete',
+    message: `The ISO image ${name} is deleted from the host's ISO library; a copy you keep elsewhere is not touched.` });
+  if (!ok) return;
+  await track(`Delete ISO ${name}`, () => api('DELETE', `/api/isos/${encodeURIComponent(name)}`), () => `${name} deleted`)
+    .catch(() => {});
   loadIsos();
 }
 
