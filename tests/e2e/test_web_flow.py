@@ -85,10 +85,17 @@ def test_create_form_shows_errors_next_to_the_field_then_creates(page: Page, ser
     expect(page.locator('.field-error[data-for="vcpus"]')).to_be_visible()
     expect(page.locator('.field-error[data-for="name"]')).to_be_hidden()
     page.fill("#f-vcpus", "1")
+    # Limits come from the host and the message uses the form's label.
+    page.fill("#f-memory", "99999999")
+    page.click("#create-submit")
+    expect(page.locator('.field-error[data-for="memory_mib"]')).to_contain_text("Memory (MiB) must be at most")
+    expect(page.locator('.field-error[data-for="memory_mib"]')).to_contain_text("on this host")
     page.fill("#f-memory", "256")
     page.click("#create-submit")
     expect(page).to_have_url(f"{server.url}/vms/{vm_name}", timeout=120_000)
     expect(page.locator("#vm-state")).to_have_text("shut off")
+    # The success notice survives the change of page.
+    expect(page.locator("#toast")).to_contain_text(f"{vm_name} created")
 
 
 def test_start_shows_the_guest_screen(page: Page, host: Host, vm_name: str) -> None:

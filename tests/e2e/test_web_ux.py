@@ -9,6 +9,7 @@ shut off (placeholders, the screenshot's message, 404s, layouts), the later ones
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -196,10 +197,50 @@ def test_paste_as_keys_types_a_command_in_the_guest(signed_in: Page, host: Host,
         out = guest_exec(host.lookup(vm), ["/bin/sh", "-c", "ls /tmp"], timeout=30).stdout.decode()
         return marker in out
     _until(listed, "the pasted command's directory in the guest", 90)
+    page.screenshot(path="/tmp/webux-console-1280.png", full_page=True)
+    page.click('#tabs [data-tab="overview"]')
+    expect(page.locator("#ov-cpu")).to_have_attribute("data-samples", re.compile(r"^[3-9]|\d\d"), timeout=30_000)
+    page.screenshot(path="/tmp/webux-overview-1280.png", full_page=True)
+
+
+def test_list_sorts_filters_and_shows_uptime_and_ip(signed_in: Page, host: Host, vm: str) -> None:
+    page = signed_in
+    # Give the guest an address of its own (user-mode networking's range; no traffic is sent).
+    guest_exec(host.lookup(vm), ["/bin/sh", "-c", "for n in /sys/class/net/*; do i=${n##*/}; [ $i = lo ] || "
+                                 "{ ip link set $i up; ip addr add 10.0.2.15/24 dev $i; break; }; done"], timeout=30)
+    page.goto("/")
+    row = page.locator(f'tr[data-vm="{vm}"]')
+    expect(row.locator("td.uptime")).to_have_text(re.compile(r"^\d+ (s|min)$"), timeout=30_000)
+    # The agent is asked every 30 s at most.
+    expect(row.locator("td.ip")).to_contain_text("10.0.2.15", timeout=90_000)
+    page.fill("#vm-filter", vm[-6:])
+    expect(page.locator("#vm-rows tr[data-vm]")).to_have_count(1)
+    page.fill("#vm-filter", "no-vm-is-called-this")
+    expect(page.locator("#vm-rows")).to_contain_text("No VM matches the filter.")
+    page.fill("#vm-filter", "")
+    page.select_option("#vm-state-filter", "shut off")
+    expect(row).to_have_count(0)
+    page.select_option("#vm-state-filter", "")
+    expect(row).to_be_visible()
+    names = page.locator("#vm-rows tr[data-vm]")
+    ascending = names.evaluate_all("rows => rows.map((r) => r.dataset.vm)")
+    assert ascending == sorted(ascending)
+    page.click('th[data-sort="name"]')
+    expect(page.locator('th[data-sort="name"]')).to_have_attribute("aria-sort", "descending")
+    assert names.evaluate_all("rows => rows.map((r) => r.dataset.vm)") == sorted(ascending, reverse=True)
+
+
+def test_host_page_charts_cpu_and_memory(signed_in: Page) -> None:
+    page = signed_in
+    page.goto("/host")
+    for chart in ("#host-cpu", "#host-mem"):
+        expect(page.locator(chart)).to_have_attribute("data-samples", re.compile(r"^[2-9]|\d\d"), timeout=30_000)
+    page.screenshot(path="/tmp/webux-host-1280.png", full_page=True)
 
 
 def test_a_notice_is_drawn_on_top_of_the_serial_terminal(signed_in: Page, vm: str) -> None:
     page = signed_in
+    page.goto(f"/vms/{vm}")
     page.click('#tabs [data-tab="serial"]')
     expect(page.locator("#terminal")).to_have_attribute("data-connected", "true", timeout=30_000)
     page.click('#power button[data-action="pause"]')

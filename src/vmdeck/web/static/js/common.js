@@ -241,11 +241,14 @@ export function drawLines(canvas, seriesList, { max = null, unit = '', interval 
   const ctx = canvas.getContext('2d');
   const { width, height } = canvas;
   ctx.clearRect(0, 0, width, height);
-  const left = 44; const bottom = 16; const top = 6; const right = 6;
-  const plotW = width - left - right; const plotH = height - top - bottom;
   const all = seriesList.flatMap((s) => s.values.filter((v) => v != null));
   const ceiling = max ?? niceCeiling(Math.max(1, ...all));
   ctx.font = '10px system-ui, sans-serif';
+  const tick = (fraction) => `${formatTick(fraction * ceiling)}${unit ? ` ${unit}` : ''}`;
+  // The value axis is as wide as its widest label: "24153 MiB" must not be cut to "153 MiB".
+  const left = Math.ceil(Math.max(...[0, 0.5, 1].map((f) => ctx.measureText(tick(f)).width))) + 8;
+  const bottom = 16; const top = 6; const right = 6;
+  const plotW = width - left - right; const plotH = height - top - bottom;
   ctx.fillStyle = '#6b7483';
   ctx.strokeStyle = '#dde2ea';
   ctx.lineWidth = 1;
@@ -254,7 +257,7 @@ export function drawLines(canvas, seriesList, { max = null, unit = '', interval 
   for (const fraction of [0, 0.5, 1]) {
     const y = top + plotH - fraction * plotH;
     ctx.beginPath(); ctx.moveTo(left, y + 0.5); ctx.lineTo(left + plotW, y + 0.5); ctx.stroke();
-    ctx.fillText(`${formatTick(fraction * ceiling)}${unit ? ` ${unit}` : ''}`, left - 4, y);
+    ctx.fillText(tick(fraction), left - 4, y);
   }
   ctx.textBaseline = 'alphabetic';
   ctx.textAlign = 'left';

@@ -44,6 +44,10 @@ export function startHostView(name, getState) {
         el('td', {}, t.state ?? ''))));
     section.dataset.live = 'true';
   }
+  // Empty axes until the first sample: a chart frame, never a blank box.
+  for (const id of ['hv-cpu', 'hv-delay', 'hv-rss', 'hv-io', 'ov-cpu', 'ov-rss']) {
+    drawLines(document.getElementById(id), [], { interval: INTERVAL_S, capacity: HISTORY });
+  }
   setInterval(sample, INTERVAL_S * 1000);
   sample();
 }

@@ -1,12 +1,13 @@
 // VM list: rows from GET /api/vms, states from the event stream (libvirt events), sparklines from stats.
 // Sortable columns, a filter, a per-row action menu and bulk power actions on the ticked rows.
-import { POWER, POWER_BY_ACTION, allowedActions, api, confirmDialog, connectEvents, drawSpark, el, powerAction, toast, track } from './common.js';
+import { POWER, POWER_BY_ACTION, allowedActions, api, confirmDialog, connectEvents, drawSpark, el, formatDuration, powerAction, toast, track } from './common.js';
 
 const rows = document.getElementById('vm-rows');
 const filterInput = document.getElementById('vm-filter');
 const stateFilter = document.getElementById('vm-state-filter');
 const selectAll = document.getElementById('select-all');
 const history = new Map(); // name -> {cpu: [], rss: []}
+const runtime = new Map(); // name -> {uptime_s, addresses}, from the stats samples (blank until known)
 const HISTORY = 30;
 let vms = [];
 const selected = new Set();
@@ -20,6 +21,8 @@ function latest(name, key) {
 function sortValue(vm, key) {
   if (key === 'cpu') return latest(vm.name, 'cpu') ?? -1;
   if (key === 'rss') return latest(vm.name, 'rss') ?? -1;
+  if (key === 'uptime') return runtime.get(vm.name)?.uptime_s ?? -1;
+  if (key === 'ip') return runtime.get(vm.name)?.addresses?.[0] ?? '';
   return vm[key];
 }
 
@@ -69,6 +72,7 @@ function row(vm) {
     el('td', { class: 'hide-narrow' }, vm.vcpus), el('td', { class: 'hide-narrow' }, `${vm.memory_mib} MiB`),
     el('td', { class: 'hide-narrow' }, cpu, el('span', { class: 'cpu-now dim' })),
     el('td', { class: 'hide-narrow' }, rss, el('span', { class: 'rss-now dim' })),
+    el('td', { class: 'hide-narrow ip' }), el('td', { class: 'hide-narrow uptime' }),
     el('td', { class: 'actions' }, el('div', { class: 'menu' }, toggle, items)));
   setState(tr, vm);
   drawRow(tr, vm.name);
@@ -85,10 +89,10 @@ function render() {
   }
   let empty = null;
   if (!vms.length) {
-    empty = el('td', { colspan: 8, class: 'dim' }, 'No VMs yet. ', el('a', { href: '/create' }, 'Create one'),
+    empty = el('td', { colspan: 10, class: 'dim' }, 'No VMs yet. ', el('a', { href: '/create' }, 'Create one'),
       ' from a template, or run ', el('code', {}, 'vmdeck create NAME'), '.');
   } else if (!shown.length) {
-    empty = el('td', { colspan: 8, class: 'dim' }, 'No VM matches the filter.');
+    empty = el('td', { colspan: 10, class: 'dim' }, 'No VM matches the filter.');
   }
   rows.replaceChildren(...(empty ? [el('tr', {}, empty)] : shown.map(row)));
   updateBulk();
@@ -135,6 +139,10 @@ document.getElementById('bulk').addEventListener('click', async (event) => {
 });
 
 function drawRow(tr, name) {
+  const info = runtime.get(name);
+  const running = tr.dataset.state === 'running' || tr.dataset.state === 'paused';
+  tr.querySelector('.ip').textContent = running ? (info?.addresses || []).join(', ') : '';
+  tr.querySelector('.uptime').textContent = running ? formatDuration(info?.uptime_s) : '';
   const h = history.get(name);
   if (!h) return;
   drawSpark(tr.querySelector('canvas.cpu'), h.cpu, { max: 100 });
@@ -150,6 +158,7 @@ function onStats(sample) {
     h.cpu.push(values.cpu_pct); h.rss.push(values.rss_mib);
     h.cpu = h.cpu.slice(-HISTORY); h.rss = h.rss.slice(-HISTORY);
     history.set(name, h);
+    runtime.set(name, { uptime_s: values.uptime_s, addresses: values.addresses });
     const tr = rows.querySelector(`tr[data-vm="${CSS.escape(name)}"]`);
     if (tr) drawRow(tr, name);
   }
@@ -162,7 +171,7 @@ connectEvents((message) => {
     if (!vm) { load(); return; }
     vm.state = message.state;
     vm.allowed_actions = message.allowed_actions;  // absent until the server sends it: the fallback applies
-    if (tr) setState(tr, vm);
+    if (tr) { setState(tr, vm); drawRow(tr, vm.name); }
     if (stateFilter.value) render();
   } else if (message.type === 'inventory') {
     load();
