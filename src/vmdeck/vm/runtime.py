@@ -32,7 +32,8 @@ class Addresses:
 
 def uptime_s(host: Host, name: str, *, now: float | None = None, btime: int | None = None) -> float | None:
     """Seconds since the QEMU process of running VM `name` started, or None (not running here, remote host)."""
-    if not host.is_local:
+    # Only QEMU's local driver keeps its records in /run/libvirt/qemu on this machine.
+    if not (host.is_local and host.uri.startswith("qemu:")):
         return None
     record = read_libvirt_record(name)
     if record is None or record.pid is None:
