@@ -17,7 +17,7 @@ FIELD_LABELS = {
     "name": "Name", "template": "Template", "vcpus": "vCPUs", "memory_mib": "Memory (MiB)",
     "disk_gib": "Disk (GiB)", "size_gib": "Size (GiB)", "cdrom": "CD/DVD", "iso": "ISO", "network": "Network",
     "timeout": "Timeout (s)", "text": "Text", "keys": "Keys", "model": "NIC model", "bus": "Bus",
-    "autostart": "Autostart", "accel": "Accelerator",
+    "autostart": "Autostart", "accel": "Accelerator", "boot_order": "Boot order",
 }
 
 

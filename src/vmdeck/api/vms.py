@@ -47,6 +47,8 @@ class ResourcesRequest(BaseModel):
     vcpus: int | None = Field(None, description="New vCPU count.")
     memory_mib: int | None = Field(None, description="New memory in MiB.")
     autostart: bool | None = Field(None, description="Start the VM when libvirtd starts.")
+    boot_order: list[Literal["hd", "cdrom", "network"]] | None = Field(
+        None, min_length=1, max_length=3, description="Devices the firmware boots from, in order (next boot).")
 
 
 class PowerResult(BaseModel):
@@ -107,15 +109,15 @@ def vms_show(name: str, host: Host = Depends(request_host)) -> dict[str, Any]:
 @router.patch("/{name}")
 def vms_set_resources(name: str, body: ResourcesRequest, host: Host = Depends(request_host)) -> dict[str, Any]:
     """Change vCPUs and/or memory in the VM's definition (a running VM gets them at its next boot),
-    and/or whether it starts with the host."""
-    from vmdeck.vm.settings import set_autostart, set_vm_resources
+    whether it starts with the host, and/or its boot order."""
+    from vmdeck.vm.settings import set_autostart, set_boot_order, set_vm_resources
 
     reply: dict[str, Any] = {"name": name}
-    if body.autostart is not None and body.vcpus is None and body.memory_mib is None:
-        reply["autostart"] = set_autostart(host, name, body.autostart)
-        return reply
-    change = set_vm_resources(host, name, vcpus=body.vcpus, memory_mib=body.memory_mib)
-    reply.update(vcpus=change.vcpus, memory_mib=change.memory_mib, applies=change.applies)
+    if body.vcpus is not None or body.memory_mib is not None or (body.autostart is None and body.boot_order is None):
+        change = set_vm_resources(host, name, vcpus=body.vcpus, memory_mib=body.memory_mib)
+        reply.update(vcpus=change.vcpus, memory_mib=change.memory_mib, applies=change.applies)
+    if body.boot_order is not None:
+        reply["boot_order"] = list(set_boot_order(host, name, list(body.boot_order)))
     if body.autostart is not None:
         reply["autostart"] = set_autostart(host, name, body.autostart)
     return reply

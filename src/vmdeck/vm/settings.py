@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import libvirt
 
+from vmdeck.domxml.edit import set_boot_order as edit_boot_order
 from vmdeck.domxml.edit import set_resources
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import InvalidInput
@@ -18,7 +19,7 @@ from vmdeck.host.capabilities import host_facts
 from vmdeck.host.connection import Host, libvirt_errors
 from vmdeck.vm.state import ACTIVE, current_state
 
-__all__ = ["ResourceChange", "set_vm_resources", "set_autostart"]
+__all__ = ["ResourceChange", "set_vm_resources", "set_autostart", "set_boot_order"]
 
 
 @dataclass(frozen=True)
@@ -59,3 +60,17 @@ def set_autostart(host: Host, name: str, enabled: bool) -> bool:
     with libvirt_errors(f"autostart {name}"):
         dom.setAutostart(1 if enabled else 0)
         return bool(dom.autostart())
+
+
+def set_boot_order(host: Host, name: str, order: list[str]) -> tuple[str, ...]:
+    """Which devices the firmware tries, in order (applies at the next boot); returns the new order."""
+    dom = host.lookup(name)
+    with libvirt_errors(f"set boot order of {name}"):
+        inactive = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+    try:
+        edited = edit_boot_order(inactive, order)
+    except ValueError as err:
+        raise InvalidInput(str(err), field="boot_order") from err
+    with libvirt_errors(f"set boot order of {name}"):
+        host.conn.defineXML(edited)
+        return parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).boot_order

@@ -332,7 +332,41 @@ function renderSettings(vm) {
     settingsForm.memory_mib.value = vm.memory_mib;
   }
   document.getElementById('s-autostart').checked = !!vm.autostart;
+  if (!bootDirty) renderBoot(vm.boot_order || []);
+  document.getElementById('boot-note').textContent = vm.boot_kind === 'kernel'
+    ? 'This VM boots a kernel directly: the boot order applies once it boots from a disk or a CD.'
+    : 'The firmware tries the ticked devices from top to bottom, at the next boot.';
 }
+
+// Boot order: the ticked devices, top to bottom; unticked ones are not tried.
+const BOOT_LABELS = { hd: 'Disk', cdrom: 'CD/DVD', network: 'Network (PXE)' };
+const bootList = document.getElementById('boot-list');
+let bootDirty = false;
+function renderBoot(order) {
+  const devices = [...order, ...Object.keys(BOOT_LABELS).filter((dev) => !order.includes(dev))];
+  bootList.replaceChildren(...devices.map((dev) => el('li', { dataset: { dev } },
+    el('label', { class: 'check' }, el('input', { type: 'checkbox', checked: order.includes(dev) }), BOOT_LABELS[dev] || dev),
+    el('button', { type: 'button', class: 'up', 'aria-label': `Move ${BOOT_LABELS[dev]} up` }, '↑'),
+    el('button', { type: 'button', class: 'down', 'aria-label': `Move ${BOOT_LABELS[dev]} down` }, '↓'))));
+}
+bootList.addEventListener('click', (event) => {
+  const item = event.target.closest('li');
+  if (!item) return;
+  if (event.target.classList.contains('up') && item.previousElementSibling) item.previousElementSibling.before(item);
+  else if (event.target.classList.contains('down') && item.nextElementSibling) item.nextElementSibling.after(item);
+  else return;
+  bootDirty = true;
+});
+bootList.addEventListener('change', () => { bootDirty = true; });
+document.getElementById('boot-save').addEventListener('click', async () => {
+  const order = [...bootList.querySelectorAll('li')].filter((li) => li.querySelector('input').checked).map((li) => li.dataset.dev);
+  try {
+    await track(`Set ${name}'s boot order`, () => api('PATCH', `/api/vms/${enc}`, { boot_order: order }),
+      (reply) => `${name} boots from ${reply.boot_order.map((dev) => BOOT_LABELS[dev] || dev).join(', then ')}`);
+    bootDirty = false;
+    refresh();
+  } catch { /* the notice says why */ }
+});
 
 settingsForm.addEventListener('submit', async (event) => {
   event.preventDefault();
