@@ -202,7 +202,10 @@ def test_paste_as_keys_types_a_command_in_the_guest(signed_in: Page, host: Host,
     def listed() -> bool:
         out = guest_exec(host.lookup(vm), ["/bin/sh", "-c", "ls /tmp"], timeout=30).stdout.decode()
         return marker in out
-    _until(listed, "the pasted command's directory in the guest", 90)
+    try:
+        _until(listed, "the pasted command's directory in the guest", 180)
+    finally:
+        page.screenshot(path="/tmp/webux-console-1280.png", full_page=True)
 
     # The send-key menu presses the combination through the API (libvirt's send-key). The tiny guest
     # shows no effect of Ctrl+Alt+Fn (it does not switch terminals), so the notice is what is checked.

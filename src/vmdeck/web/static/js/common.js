@@ -153,10 +153,14 @@ function saveActivity() {
   renderActivity();
 }
 
+// Stream events (other people's VMs too) must not push the user's own tasks out: they have their own cap.
+const EVENTS_MAX = 15;
+
 function addActivity(entry) {
   const item = { id: `${Date.now()}-${Math.random()}`, at: Date.now(), ...entry };
   activity.unshift(item);
-  activity = activity.slice(0, ACTIVITY_MAX);
+  let events = 0;
+  activity = activity.filter((a) => a.status !== 'event' || ++events <= EVENTS_MAX).slice(0, ACTIVITY_MAX);
   saveActivity();
   return item;
 }
