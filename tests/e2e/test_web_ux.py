@@ -300,7 +300,9 @@ def test_destructive_controls_ask_and_cancel_changes_nothing(signed_in: Page, ap
     row.locator(".menu-toggle").click()
     row.locator('button[data-action="poweroff"]').click()
     _cancel_dialog(page, vm)
+    expect(page.locator("#bulk")).to_be_hidden()  # nothing ticked: no bulk bar
     row.locator("input.select").check()
+    expect(page.locator("#bulk-count")).to_have_text("1 selected")
     page.click('#bulk button[data-bulk="poweroff"]')
     _cancel_dialog(page, vm)
     # The ISO library.
