@@ -86,7 +86,7 @@ def test_create_form_shows_errors_next_to_the_field_then_creates(page: Page, ser
     expect(page.locator('.field-error[data-for="name"]')).to_be_hidden()
     page.fill("#f-vcpus", "1")
     # Limits come from the host and the message uses the form's label.
-    page.fill("#f-memory", "99999999")
+    page.fill("#f-memory", "9999999")
     page.click("#create-submit")
     expect(page.locator('.field-error[data-for="memory_mib"]')).to_contain_text("Memory (MiB) must be at most")
     expect(page.locator('.field-error[data-for="memory_mib"]')).to_contain_text("on this host")
