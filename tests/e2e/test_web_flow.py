@@ -104,7 +104,7 @@ def test_start_shows_the_guest_screen(page: Page, host: Host, vm_name: str) -> N
     # The badge changes through the event stream; then the page connects the console by itself.
     expect(page.locator("#vm-state")).to_have_text("running", timeout=30_000)
     expect(page.locator("#screen")).to_have_attribute("data-connected", "true", timeout=30_000)
-    wait_ready(host, vm_name, timeout=180)
+    wait_ready(host, vm_name, timeout=600)
     canvas = page.locator("#screen canvas")
     lit, before = _until(lambda: (shot := _lit_pixels(canvas.screenshot()))[0] > 500 and shot,
                          "the guest's text on the canvas")  # type: ignore[misc]
@@ -204,11 +204,16 @@ def test_power_off_from_the_list_updates_through_the_event_stream(page: Page, vm
     page.goto("/")
     row = page.locator(f'tr[data-vm="{vm_name}"]')
     expect(row.locator(".state")).to_have_text("running")
+    # The buttons follow the server's allowed_actions (vmdeck.vm.state), not a copy of the rules in JS.
+    expect(row.locator('button[data-action="start"]')).to_be_disabled()
+    expect(row.locator('button[data-action="resume"]')).to_be_disabled()
     expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
     page.evaluate("window.__sameDocument = 'still here'")
     row.locator(".menu-toggle").click()
     row.locator('button[data-action="poweroff"]').click()
     page.click("#confirm-ok")  # power off asks first: whatever the guest has not saved is lost
     expect(row.locator(".state")).to_have_text("shut off", timeout=30_000)
+    expect(row.locator('button[data-action="start"]')).to_be_enabled()
+    expect(row.locator('button[data-action="poweroff"]')).to_be_disabled()
     # No reload happened: the marker set in this document is still there.
     assert page.evaluate("window.__sameDocument") == "still here"

@@ -19,16 +19,17 @@ import time
 from typing import Any
 
 import anyio
-import libvirt
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from vmdeck.api.security import origin_allowed
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.events import ensure_event_loop
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.hostview.node import NodeSample, cpu_percent, node_sample
 from vmdeck.vm.inventory import VmSummary, list_vms
 from vmdeck.vm.runtime import guest_addresses, uptime_s
+from vmdeck.vm.state import allowed_actions
 
 __all__ = ["ensure_event_loop", "EventHub", "router"]
 
@@ -39,16 +40,17 @@ ADDRESS_INTERVAL_S = 30.0
 
 
 
-_LIFECYCLE = {
-    libvirt.VIR_DOMAIN_EVENT_DEFINED: ("defined", None),
-    libvirt.VIR_DOMAIN_EVENT_UNDEFINED: ("undefined", None),
-    libvirt.VIR_DOMAIN_EVENT_STARTED: ("started", "running"),
-    libvirt.VIR_DOMAIN_EVENT_SUSPENDED: ("suspended", "paused"),
-    libvirt.VIR_DOMAIN_EVENT_RESUMED: ("resumed", "running"),
-    libvirt.VIR_DOMAIN_EVENT_STOPPED: ("stopped", "shut off"),
-    libvirt.VIR_DOMAIN_EVENT_SHUTDOWN: ("shutdown", "shutting down"),
-    libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: ("pmsuspended", "suspended"),
-    libvirt.VIR_DOMAIN_EVENT_CRASHED: ("crashed", "crashed"),
+# The state a VM is in after each lifecycle event (None: the event says nothing about it).
+_STATE_AFTER: dict[str, str | None] = {
+    "defined": None,
+    "undefined": None,
+    "started": "running",
+    "suspended": "paused",
+    "resumed": "running",
+    "stopped": "shut off",
+    "shutdown": "shutting down",
+    "pmsuspended": "suspended",
+    "crashed": "crashed",
 }
 
 
@@ -74,7 +76,7 @@ class EventHub:
     def start(self) -> None:
         ensure_event_loop()
         # libvirtd down (or, in tests, another app holding this connection's callback): the watchdog retries.
-        with contextlib.suppress(VmdeckError, libvirt.libvirtError):
+        with contextlib.suppress(VmdeckError):
             self._register()
         self._watchdog = threading.Thread(target=self._watch, name="vmdeck-events-watchdog", daemon=True)
         self._watchdog.start()
@@ -86,8 +88,7 @@ class EventHub:
         host = self.host_handle.get()
         if host is self._conn_host:
             return
-        self._callback_id = host.conn.domainEventRegisterAny(
-            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
+        self._callback_id = host.conn.on_lifecycle(self._on_lifecycle)
         reconnected = self._conn_host is not None
         self._conn_host = host
         if reconnected:
@@ -96,16 +97,17 @@ class EventHub:
     def _watch(self) -> None:
         # libvirtd may restart under us: the handle reconnects, we re-register and browsers re-read the list.
         while not self._stop.wait(2.0):
-            with contextlib.suppress(VmdeckError, libvirt.libvirtError):
+            with contextlib.suppress(VmdeckError):
                 self._register()
 
-    def _on_lifecycle(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int, detail: int,
-                      _opaque: object) -> None:
+    def _on_lifecycle(self, dom: Domain, event: str, detail: int) -> None:
         self.events_seen += 1
-        name, state = _LIFECYCLE.get(event, (f"event-{event}", None))
-        message: dict[str, Any] = {"type": "state", "vm": dom.name(), "event": name, "detail": detail,
+        state = _STATE_AFTER.get(event)
+        message: dict[str, Any] = {"type": "state", "vm": dom.name, "event": event, "detail": detail,
                                    "state": state, "at": time.time()}
-        if event in (libvirt.VIR_DOMAIN_EVENT_DEFINED, libvirt.VIR_DOMAIN_EVENT_UNDEFINED):
+        if state is not None:
+            message["allowed_actions"] = allowed_actions(state)
+        if event in ("defined", "undefined"):
             message["type"] = "inventory"
         self.publish(message)
 
@@ -117,9 +119,8 @@ class EventHub:
             self._addresses_task.cancel()
         host = self._conn_host
         if host is not None:
-            with contextlib.suppress(libvirt.libvirtError):
-                if self._callback_id is not None:
-                    host.conn.domainEventDeregisterAny(self._callback_id)
+            if self._callback_id is not None:
+                host.conn.remove_callback(self._callback_id)
             host.close()
 
     # --- asyncio side ----------------------------------------------------------------------------------
@@ -200,12 +201,12 @@ class EventHub:
             host = self.host_handle.get()
             found: dict[str, list[str]] = {}
             for name in running:
-                with contextlib.suppress(VmdeckError, libvirt.libvirtError):
+                with contextlib.suppress(VmdeckError):
                     found[name] = list(guest_addresses(host, name).addresses)
             return found
 
         async def refresh() -> None:
-            with contextlib.suppress(VmdeckError, libvirt.libvirtError):
+            with contextlib.suppress(VmdeckError):
                 self._addresses.update(await anyio.to_thread.run_sync(ask))
 
         self._addresses_task = asyncio.get_running_loop().create_task(refresh())
@@ -224,7 +225,8 @@ router = APIRouter()
 
 @router.websocket("/api/events")
 async def event_stream(websocket: WebSocket) -> None:
-    """State changes as JSON messages: {"type": "state", "vm", "state", "event"}, "inventory", "stats"."""
+    """State changes as JSON messages: {"type": "state", "vm", "state", "allowed_actions", "event"},
+    "inventory", "stats"."""
     principal = websocket.scope.get("state", {}).get("principal")
     ctx = websocket.app.state.ctx
     headers = {k.lower(): v for k, v in websocket.headers.items()}

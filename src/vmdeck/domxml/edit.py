@@ -46,8 +46,9 @@ def set_resources(xml: str, *, vcpus: int | None = None, memory_mib: int | None 
         for stale in root.findall("vcpus"):
             root.remove(stale)
         topology = root.find("cpu/topology")
-        if topology is not None:
-            topology.getparent().remove(topology)
+        parent = topology.getparent() if topology is not None else None
+        if topology is not None and parent is not None:
+            parent.remove(topology)
     if memory_mib is not None:
         for tag in ("memory", "currentMemory"):
             element = _child(root, tag, after="memory" if tag == "currentMemory" else "name")
@@ -70,8 +71,9 @@ def set_boot_order(xml: str, order: list[str] | tuple[str, ...]) -> str:
     os_element = _child(root, "os")
     for stale in os_element.findall("boot"):
         os_element.remove(stale)
-    for device_boot in root.findall("devices/*/boot"):
-        device_boot.getparent().remove(device_boot)
+    for device in root.iterfind("devices/*"):
+        for device_boot in device.findall("boot"):
+            device.remove(device_boot)
     # After the firmware and kernel elements, where libvirt itself writes them.
     anchor = None
     for tag in ("type", "firmware", "loader", "nvram", "kernel", "initrd", "cmdline"):

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import libvirt
-
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.errors import VmdeckError
+from vmdeck.host.connection import Host
 
 __all__ = ["NodeSample", "node_sample", "cpu_percent"]
 
@@ -22,17 +21,16 @@ class NodeSample:
 
 
 def node_sample(host: Host) -> NodeSample:
-    with libvirt_errors("host CPU statistics"):
-        cpu = host.conn.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS, 0)
-    busy = int(cpu.get("user", 0)) + int(cpu.get("kernel", 0))
-    total = busy + int(cpu.get("idle", 0)) + int(cpu.get("iowait", 0))
+    cpu = host.conn.cpu_stats()
+    busy = cpu.get("user", 0) + cpu.get("kernel", 0)
+    total = busy + cpu.get("idle", 0) + cpu.get("iowait", 0)
     try:
-        memory = host.conn.getMemoryStats(libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)
-    except libvirt.libvirtError:
+        memory = host.conn.memory_stats()
+    except VmdeckError:
         # libvirt's test driver has no memory statistics: the chart stays blank rather than invented.
         return NodeSample(busy, total, None, None)
-    total_kib = int(memory.get("total", 0))
-    free_kib = sum(int(memory.get(key, 0)) for key in ("free", "buffers", "cached"))
+    total_kib = memory.get("total", 0)
+    free_kib = sum(memory.get(key, 0) for key in ("free", "buffers", "cached"))
     return NodeSample(busy, total, total_kib / 1024, max(0, total_kib - free_kib) / 1024)
 
 

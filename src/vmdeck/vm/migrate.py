@@ -26,11 +26,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import libvirt
-
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import Conflict, HostError, StateError, VmdeckError
-from vmdeck.host.connection import Host, connect, libvirt_errors, translate
+from vmdeck.host.connection import Host, connect
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.paths import pool_dir
 from vmdeck.storage.pool import GIB, create_volume, delete_volume, volume_info
 from vmdeck.vm.state import current_state, require_state
@@ -41,11 +40,11 @@ Progress = Callable[[str], None]
 _POLL_S = 0.5
 
 
-def _pool_disks(host: Host, dom: libvirt.virDomain) -> list[tuple[str, int, str]]:
+def _pool_disks(host: Host, dom: Domain) -> list[tuple[str, int, str]]:
     """(path, capacity in bytes, format) of every writable disk that lives in vmdeck's pool."""
     pool = pool_dir().resolve()
     disks = []
-    for disk in parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).disks:
+    for disk in parse_domain(dom.xml(inactive=True)).disks:
         if disk.device != "disk" or disk.readonly or not disk.source:
             continue
         if Path(disk.source).resolve().parent != pool:
@@ -81,34 +80,34 @@ def _remove_volumes(host: Host, paths: list[str]) -> None:
 
 def _copy_volume(src: Host, dest: Host, path: str, progress: Progress) -> None:
     """Stream one volume's bytes from the source host to the destination host (offline migration)."""
-    with libvirt_errors(f"copy {path}"):
-        src_vol = src.conn.storageVolLookupByPath(path)
-        dest_vol = dest.conn.storageVolLookupByPath(path)
-        down = src.conn.newStream(0)
-        up = dest.conn.newStream(0)
-        src_vol.download(down, 0, 0, 0)
-        dest_vol.upload(up, 0, 0, 0)
-        copied = 0
-        while True:
-            chunk = down.recv(1 << 20)
-            if not chunk:  # b"" is end of stream
-                break
-            up.send(chunk)
+    src_vol = src.conn.volume_at(path)
+    dest_vol = dest.conn.volume_at(path)
+    down = src.conn.new_stream(context=f"copy {path}")
+    up = dest.conn.new_stream(context=f"copy {path}")
+    src_vol.download(down)
+    dest_vol.upload(up)
+    copied = 0
+    while True:
+        chunk = down.recv(1 << 20)
+        if chunk == b"":  # end of stream
+            break
+        if chunk:
+            up.send_all(chunk)
             copied += len(chunk)
-        down.finish()
-        up.finish()
+    down.finish()
+    up.finish()
     progress(f"copied {Path(path).name}: {copied / 2**20:.1f} MiB")
 
 
-def _watch(dom: libvirt.virDomain, done: threading.Event, progress: Progress) -> None:
+def _watch(dom: Domain, done: threading.Event, progress: Progress) -> None:
     """Report the migration job's progress until `done` is set (runs in the caller's thread)."""
     last = ""
     while not done.wait(_POLL_S):
         try:
-            stats = dom.jobStats(0)
-        except libvirt.libvirtError:
+            stats = dom.job_stats()
+        except VmdeckError:
             continue  # the job ended between two polls
-        if stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) == libvirt.VIR_DOMAIN_JOB_NONE:
+        if stats is None:
             continue
         parts = []
         if stats.get("disk_total"):
@@ -124,20 +123,20 @@ def _watch(dom: libvirt.virDomain, done: threading.Event, progress: Progress) ->
             last = line
 
 
-def _run_live(dom: libvirt.virDomain, dest_uri: str, params: dict, flags: int, progress: Progress) -> None:
-    """migrateToURI3 in a worker thread (it blocks until the end) while this thread reports progress."""
-    failure: list[libvirt.libvirtError] = []
+def _run_live(dom: Domain, dest_uri: str, migrate_uri: str | None, disks: list[str], progress: Progress) -> None:
+    """The migration in a worker thread (it blocks until the end) while this thread reports progress."""
+    failure: list[VmdeckError] = []
     done = threading.Event()
 
     def work() -> None:
         try:
-            dom.migrateToURI3(dest_uri, params, flags)
-        except libvirt.libvirtError as err:
+            dom.migrate_live(dest_uri, migrate_uri=migrate_uri, disks=disks, context=f"migrate {dom.name} to {dest_uri}")
+        except VmdeckError as err:
             failure.append(err)
         finally:
             done.set()
 
-    worker = threading.Thread(target=work, name=f"migrate {dom.name()}", daemon=True)
+    worker = threading.Thread(target=work, name=f"migrate {dom.name}", daemon=True)
     worker.start()
     _watch(dom, done, progress)
     worker.join()
@@ -147,8 +146,8 @@ def _run_live(dom: libvirt.virDomain, dest_uri: str, params: dict, flags: int, p
 
 def _downtime(dest: Host, name: str) -> str:
     """' (downtime N ms)' from the completed job's statistics, which libvirt keeps on the destination."""
-    with contextlib.suppress(libvirt.libvirtError, VmdeckError):
-        stats = dest.lookup(name).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+    with contextlib.suppress(VmdeckError):
+        stats = dest.lookup(name).job_stats(completed=True) or {}
         if "downtime" in stats:
             return f", downtime {stats['downtime']} ms"
     return ""
@@ -167,7 +166,7 @@ def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_
         require_state(dom, {"running", "paused"}, "live-migrate")
     else:
         require_state(dom, {"shut off", "crashed"}, "migrate offline (use live migration for a running VM)")
-        if not dom.isPersistent():
+        if not dom.is_persistent():
             raise StateError(name, "transient", "persistent", "migrate offline")
     dest = connect(dest_uri)
     try:
@@ -177,40 +176,24 @@ def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_
         created = _prepare_destination(dest, disks, progress)
         started = time.monotonic()
         try:
-            flags = libvirt.VIR_MIGRATE_PERSIST_DEST
-            if dom.isPersistent():
-                flags |= libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
-            params: dict = {}
-            if migrate_uri:
-                params[libvirt.VIR_MIGRATE_PARAM_URI] = migrate_uri
             if live:
-                # Peer-to-peer: the source libvirtd talks to the destination's itself, so the move does
-                # not depend on this client staying connected for the whole copy.
-                flags |= libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
-                if disks:
-                    # Only the pool's disks: a user's own image outside the pool is the user's to place.
-                    flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
-                    params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = [
-                        d.target for d in parse_domain(dom.XMLDesc(0)).disks if d.source in {p for p, _c, _f in disks}
-                    ]
+                # Only the pool's disks are copied: a user's own image outside the pool is the user's to place.
+                targets = [d.target for d in parse_domain(dom.xml()).disks if d.source in {p for p, _c, _f in disks}]
                 progress(f"live-migrating {name} to {dest_uri}")
-                _run_live(dom, dest_uri, params, flags, progress)
+                _run_live(dom, dest_uri, migrate_uri, targets, progress)
             else:
                 for path in created:
                     _copy_volume(host, dest, path, progress)
                 progress(f"moving the definition of {name} to {dest_uri}")
                 # Only the definition moves: this client hands it over on its own two connections.
-                dom.migrate3(dest.conn, params, flags | libvirt.VIR_MIGRATE_OFFLINE)
-        except libvirt.libvirtError as err:
-            _remove_volumes(dest, created)
-            raise translate(err, f"migrate {name} to {dest_uri}") from err
+                dom.migrate_offline(dest.conn, migrate_uri=migrate_uri, context=f"migrate {name} to {dest_uri}")
         except BaseException:
             _remove_volumes(dest, created)
             raise
         elapsed = time.monotonic() - started
         downtime = _downtime(dest, name) if live else ""
         # The source's copies are stale now; the VM owns the destination's.
-        owned = set(parse_domain(dest.lookup(name).XMLDesc(0)).owned_volumes)
+        owned = set(parse_domain(dest.lookup(name).xml()).owned_volumes)
         stale = [path for path in created if path in owned]
         if not host.exists(name):
             for path in stale:

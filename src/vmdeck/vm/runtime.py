@@ -12,10 +12,10 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
-import libvirt
-
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.errors import VmdeckError
+from vmdeck.host.connection import Host
 from vmdeck.hostview.process import read_libvirt_record
 from vmdeck.hostview.procfs import CLK_TCK, boot_time, parse_stat, read_text
 from vmdeck.vm.agent import agent_ping
@@ -45,12 +45,12 @@ def uptime_s(host: Host, name: str, *, now: float | None = None, btime: int | No
     return max(0.0, (now if now is not None else time.time()) - started)
 
 
-def _flatten(reply: dict[str, dict[str, object]]) -> tuple[str, ...]:
+def _flatten(reply: dict[str, Any]) -> tuple[str, ...]:
     found: list[str] = []
     for iface, info in sorted(reply.items()):
         if iface == "lo":
             continue
-        for address in info.get("addrs") or []:  # type: ignore[attr-defined]
+        for address in info.get("addrs") or []:
             addr = str(address.get("addr", ""))
             if addr and not addr.startswith(("127.", "::1", "fe80:")):
                 found.append(addr)
@@ -60,17 +60,16 @@ def _flatten(reply: dict[str, dict[str, object]]) -> tuple[str, ...]:
 def guest_addresses(host: Host, name: str) -> Addresses:
     """The guest's addresses: the agent's view, else libvirt's DHCP leases; empty when neither knows."""
     dom = host.lookup(name)
-    with libvirt_errors(f"{name}: state"):
-        if not dom.isActive():
-            return Addresses(name, (), "none")
+    if not dom.is_active():
+        return Addresses(name, (), "none")
     # A short ping first: an agent that is not there would otherwise hold the call for its whole timeout.
     if agent_ping(dom, timeout=2):
-        with contextlib.suppress(libvirt.libvirtError):
-            found = _flatten(dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, 0))
+        with contextlib.suppress(VmdeckError):
+            found = _flatten(dom.interface_addresses("agent"))
             if found:
                 return Addresses(name, found, "agent")
-    with contextlib.suppress(libvirt.libvirtError):
-        found = _flatten(dom.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, 0))
+    with contextlib.suppress(VmdeckError):
+        found = _flatten(dom.interface_addresses("lease"))
         if found:
             return Addresses(name, found, "lease")
     return Addresses(name, (), "none")

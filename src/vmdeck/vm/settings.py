@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import libvirt
-
 from vmdeck.domxml.edit import set_boot_order as edit_boot_order
 from vmdeck.domxml.edit import set_resources
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import InvalidInput
 from vmdeck.host.capabilities import host_facts
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.connection import Host
 from vmdeck.vm.state import ACTIVE, current_state
 
 __all__ = ["ResourceChange", "set_vm_resources", "set_autostart", "set_boot_order"]
@@ -45,11 +43,9 @@ def set_vm_resources(host: Host, name: str, *, vcpus: int | None = None,
                      memory_mib: int | None = None) -> ResourceChange:
     dom = host.lookup(name)
     _check(host, vcpus, memory_mib)
-    with libvirt_errors(f"set {name}"):
-        inactive = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
-        edited = set_resources(inactive, vcpus=vcpus, memory_mib=memory_mib)
-        host.conn.defineXML(edited)
-        view = parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    edited = set_resources(dom.xml(inactive=True, secure=True), vcpus=vcpus, memory_mib=memory_mib)
+    host.conn.define(edited)
+    view = parse_domain(dom.xml(inactive=True))
     applies = "at next boot" if current_state(dom) in ACTIVE else "now"
     return ResourceChange(vm=name, vcpus=view.vcpus, memory_mib=view.memory_mib, applies=applies)
 
@@ -57,20 +53,16 @@ def set_vm_resources(host: Host, name: str, *, vcpus: int | None = None,
 def set_autostart(host: Host, name: str, enabled: bool) -> bool:
     """Whether libvirtd starts the VM when it starts (virsh autostart); returns the new setting."""
     dom = host.lookup(name)
-    with libvirt_errors(f"autostart {name}"):
-        dom.setAutostart(1 if enabled else 0)
-        return bool(dom.autostart())
+    dom.set_autostart(enabled)
+    return dom.autostart()
 
 
 def set_boot_order(host: Host, name: str, order: list[str]) -> tuple[str, ...]:
     """Which devices the firmware tries, in order (applies at the next boot); returns the new order."""
     dom = host.lookup(name)
-    with libvirt_errors(f"set boot order of {name}"):
-        inactive = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
     try:
-        edited = edit_boot_order(inactive, order)
+        edited = edit_boot_order(dom.xml(inactive=True, secure=True), order)
     except ValueError as err:
         raise InvalidInput(str(err), field="boot_order") from err
-    with libvirt_errors(f"set boot order of {name}"):
-        host.conn.defineXML(edited)
-        return parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).boot_order
+    host.conn.define(edited, context=f"set boot order of {name}")
+    return parse_domain(dom.xml(inactive=True)).boot_order

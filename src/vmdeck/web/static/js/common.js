@@ -61,19 +61,10 @@ export function formatDuration(seconds) {
 }
 
 // --- what a VM allows -------------------------------------------------------------------------------
-// The server computes the allowed actions (VmState in the core) and sends them as `allowed_actions`;
-// this fallback, for a server that does not yet, is the only copy of the rules in the browser.
-const FALLBACK_ALLOWED = {
-  'running': ['shutdown', 'reboot', 'pause', 'reset', 'poweroff', 'delete'],
-  'paused': ['resume', 'reset', 'poweroff', 'delete'],
-  'blocked': ['poweroff', 'delete'],
-  'shutting down': ['poweroff', 'delete'],
-  'shut off': ['start', 'delete'],
-  'crashed': ['start', 'poweroff', 'delete'],
-};
+// The core computes the actions each state allows (vmdeck.vm.state) and every VM, power reply and
+// state event carries them as `allowed_actions`: the browser keeps no copy of the rules.
 export function allowedActions(vm) {
-  if (Array.isArray(vm?.allowed_actions)) return new Set(vm.allowed_actions);
-  return new Set(FALLBACK_ALLOWED[vm?.state] || ['delete']);
+  return new Set(vm?.allowed_actions || []);
 }
 
 // Power actions as the pages show them; `lose` names what a destructive one throws away.

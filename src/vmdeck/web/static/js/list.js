@@ -170,7 +170,7 @@ connectEvents((message) => {
     const tr = rows.querySelector(`tr[data-vm="${CSS.escape(message.vm)}"]`);
     if (!vm) { load(); return; }
     vm.state = message.state;
-    vm.allowed_actions = message.allowed_actions;  // absent until the server sends it: the fallback applies
+    vm.allowed_actions = message.allowed_actions;  // computed by the core for the new state
     if (tr) { setState(tr, vm); drawRow(tr, vm.name); }
     if (stateFilter.value) render();
   } else if (message.type === 'inventory') {

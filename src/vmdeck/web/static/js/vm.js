@@ -9,8 +9,8 @@ import { startHostView } from './hostview.js';
 
 const name = document.getElementById('vm').dataset.vm;
 const enc = encodeURIComponent(name);
-const ACTIVE = new Set(['running', 'paused', 'blocked', 'shutting down']);
 let state = null;
+let vmActive = false;  // a QEMU process exists (the state allows power off)
 let vmInfo = null;
 let rfb = null;
 let serialSocket = null;
@@ -34,17 +34,18 @@ tabs.addEventListener('click', (event) => {
 });
 
 // --- state and power -------------------------------------------------------------------------------------
-// `source` is a VM from the API or an event: allowed_actions when the server sends them, else the
-// fallback in common.js.
-function setState(next, source = { state: next }) {
+// `source` is a VM from the API, a power reply or a state event: each carries allowed_actions.
+function setState(next, source) {
   const allowed = allowedActions(source);
   for (const button of document.querySelectorAll('#power button')) button.disabled = !allowed.has(button.dataset.action);
+  vmActive = allowed.has('poweroff');
   if (state === next) return;
   state = next;
   const badge = document.getElementById('vm-state');
   badge.textContent = next;
   badge.dataset.state = next;
-  const active = ACTIVE.has(next);
+  // Power off is allowed exactly while a QEMU process exists: only then is there a screen or a serial port.
+  const active = allowed.has('poweroff');
   document.body.dataset.vmActive = String(active);
   // The screenshot stays: on a stopped VM it answers with the API's reason instead of a picture.
   for (const control of document.querySelectorAll('#console-tools button:not(#console-shot), #console-tools select, #serial-connect')) {
@@ -278,7 +279,7 @@ async function loadDevices() {
 
 async function removeDisk(row) {
   const owned = (vmInfo?.owned_volumes || []).includes(row.source);
-  const live = ACTIVE.has(state) ? ` ${name} is running: the guest loses the disk at once, with whatever it has not written out.` : '';
+  const live = vmActive ? ` ${name} is running: the guest loses the disk at once, with whatever it has not written out.` : '';
   const answer = await confirmDialog({
     title: `Remove disk ${row.key} from ${name}?`,
     message: owned
@@ -297,7 +298,7 @@ async function removeDisk(row) {
 }
 
 async function removeNic(row) {
-  const live = ACTIVE.has(state) ? ` ${name} is running: its connections through this interface drop at once.` : '';
+  const live = vmActive ? ` ${name} is running: its connections through this interface drop at once.` : '';
   const ok = await confirmDialog({
     title: `Remove network interface ${row.key} from ${name}?`,
     message: `The interface ${row.key} (${row.bus}, network ${row.source || '–'}) and its MAC address are removed.${live}`,
