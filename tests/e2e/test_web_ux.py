@@ -26,6 +26,8 @@ from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.lifecycle import wait_ready
 
 WIDTHS = (360, 420, 768, 1280)
+# The machine is shared and often loaded: a page may take more than Playwright's default 5 s to fill.
+expect.set_options(timeout=20_000)
 
 
 def _until(check: Callable[[], object], what: str, timeout: float = 60) -> object:
@@ -194,6 +196,15 @@ def test_start_then_console_scale_modes_change_the_canvas(signed_in: Page, host:
 def test_paste_as_keys_types_a_command_in_the_guest(signed_in: Page, host: Host, vm: str) -> None:
     page = signed_in
     marker = f"pasted{vm[-6:]}"
+
+    # "Ready" means the agent answers; the shell on the screen (tty1) may start a moment later, and
+    # keys typed before it are lost. Wait for a shell reading tty1.
+    def tty1_shell() -> bool:
+        out = guest_exec(host.lookup(vm), ["/bin/sh", "-c", "for p in /proc/[0-9]*; do "
+                         "[ \"$(readlink $p/fd/0)\" = /dev/tty1 ] && cat $p/comm; done"], timeout=30).stdout.decode()
+        return "sh" in out.split()
+    _until(tty1_shell, "the shell on the guest's screen", 300)
+    time.sleep(1)  # its prompt
     page.click("#console-paste-open")
     page.fill("#console-paste-text", f"mkdir /tmp/{marker}\n")
     page.click("#console-paste-send")
@@ -337,7 +348,7 @@ def test_power_off_shows_at_once_and_delete_notices_on_the_list(signed_in: Page,
     expect(page.locator("#vm-state")).to_have_text("running")
     page.click('#power button[data-action="poweroff"]')
     page.click("#confirm-ok")
-    expect(page.locator("#vm-state")).to_have_text("shut off", timeout=5_000)
+    expect(page.locator("#vm-state")).to_have_text("shut off", timeout=10_000)
     expect(page.locator('#power button[data-action="start"]')).to_be_enabled()
     expect(page.locator("#screen-off")).to_be_hidden()  # on another tab; shown on the console tab:
     page.click('#tabs [data-tab="console"]')
