@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_helpers import PASSWORD, Server
+from browser_helpers import PASSWORD, Server, wait_for_screen_shell
 from playwright.sync_api import Page, expect
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
@@ -88,7 +88,9 @@ def test_create_form_shows_errors_next_to_the_field_then_creates(page: Page, ser
     # Limits come from the host and the message uses the form's label.
     page.fill("#f-memory", "9999999")
     page.click("#create-submit")
-    expect(page.locator('.field-error[data-for="memory_mib"]')).to_contain_text("Memory (MiB) must be at most")
+    # (the server checks the host's facts: patient on a loaded machine)
+    expect(page.locator('.field-error[data-for="memory_mib"]')).to_contain_text("Memory (MiB) must be at most",
+                                                                               timeout=60_000)
     expect(page.locator('.field-error[data-for="memory_mib"]')).to_contain_text("on this host")
     page.fill("#f-memory", "256")
     page.click("#create-submit")
@@ -116,6 +118,7 @@ def test_start_shows_the_guest_screen(page: Page, host: Host, vm_name: str) -> N
 
 def test_keys_typed_in_the_browser_run_in_the_guest(page: Page, host: Host, vm_name: str) -> None:
     marker = f"typed{vm_name[-6:]}"
+    wait_for_screen_shell(host, vm_name)
     page.locator("#screen canvas").click()
     # Unshifted characters only: a real keyboard sends Shift itself, Playwright's type() does not.
     page.keyboard.type(f"mkdir /tmp/{marker}\n", delay=40)

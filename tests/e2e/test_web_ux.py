@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_helpers import PASSWORD, Server
+from browser_helpers import PASSWORD, Server, wait_for_screen_shell
 from playwright.sync_api import Browser, Page, expect
 
 from vmdeck.host.connection import Host
@@ -197,14 +197,7 @@ def test_paste_as_keys_types_a_command_in_the_guest(signed_in: Page, host: Host,
     page = signed_in
     marker = f"pasted{vm[-6:]}"
 
-    # "Ready" means the agent answers; the shell on the screen (tty1) may start a moment later, and
-    # keys typed before it are lost. Wait for a shell reading tty1.
-    def tty1_shell() -> bool:
-        out = guest_exec(host.lookup(vm), ["/bin/sh", "-c", "for p in /proc/[0-9]*; do "
-                         "[ \"$(readlink $p/fd/0)\" = /dev/tty1 ] && cat $p/comm; done"], timeout=30).stdout.decode()
-        return "sh" in out.split()
-    _until(tty1_shell, "the shell on the guest's screen", 300)
-    time.sleep(1)  # its prompt
+    wait_for_screen_shell(host, vm)
     page.click("#console-paste-open")
     page.fill("#console-paste-text", f"mkdir /tmp/{marker}\n")
     page.click("#console-paste-send")
@@ -368,7 +361,9 @@ def test_api_reference_is_a_page_with_local_assets(signed_in: Page, server: Serv
     outside: list[str] = []
     page.on("request", lambda request: outside.append(request.url)
             if not request.url.startswith(server.url) and not request.url.startswith("data:") else None)
-    page.goto("/docs")
+    page.goto("/")
+    page.click('header nav a:has-text("API")')
+    expect(page).to_have_url(f"{server.url}/docs")
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("vmdeck", timeout=30_000)
     expect(page.locator(".swagger-ui")).to_contain_text("/api/vms")
     assert not outside, outside
