@@ -21,7 +21,7 @@ const tabs = document.getElementById('tabs');
 function showTab(tab) {
   if (!document.getElementById(`tab-${tab}`)) tab = 'overview';
   for (const button of tabs.querySelectorAll('[data-tab]')) button.setAttribute('aria-selected', String(button.dataset.tab === tab));
-  for (const panel of document.querySelectorAll('section.tab')) panel.hidden = panel.dataset.tab !== tab;
+  for (const panel of document.querySelectorAll('.tab[role=tabpanel]')) panel.hidden = panel.dataset.tab !== tab;
   document.body.dataset.tab = tab;
   if (tab === 'serial') fit.fit();
   if (tab === 'console') rfb?.focus();
