@@ -29,3 +29,8 @@ def pool_dir() -> Path:
 def iso_dir() -> Path:
     """The ISO library: media users upload or build with `vmdeck iso make`."""
     return data_dir() / "isos"
+
+
+def pool_name() -> str:
+    """The libvirt storage pool vmdeck creates volumes in (a test may point at its own small one)."""
+    return os.environ.get("VMDECK_POOL", "vmdeck")

@@ -2,27 +2,46 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
 
 from vmdeck.api.accounts import Accounts
+from vmdeck.api.inventory import Inventory
 from vmdeck.api.settings import Settings
 from vmdeck.api.tickets import TicketBook
+from vmdeck.errors import HostError, VmdeckError
 from vmdeck.host.connection import Host, connect
 
-__all__ = ["HostHandle", "AppContext", "app_context", "request_host"]
+__all__ = ["HostHandle", "AppContext", "app_context", "request_host", "request_inventory"]
 
 
 class HostHandle:
     """One libvirt connection shared by all request threads (libvirt connections are thread-safe),
-    reopened when libvirtd went away and came back."""
+    reopened when libvirtd went away and came back.
+
+    While libvirtd is away every request gets HostError (503) at once: after a failed attempt to
+    reconnect, the next one waits a back-off (doubling up to MAX_BACKOFF), and requests in between
+    fail fast instead of queueing behind the lock for a connect that cannot succeed yet.
+    """
+
+    FIRST_BACKOFF = 0.25
+    MAX_BACKOFF = 2.0
 
     def __init__(self, uri: str | None, opened: Host | None = None) -> None:
         self.uri = uri
         self._host: Host | None = opened
         self._lock = threading.Lock()
+        self._backoff = 0.0
+        self._retry_at = 0.0
+        self._last_error: HostError | None = None
+        # Called with each newly opened connection, under the lock, before any request uses it:
+        # the event hub registers its callbacks there, so no event of the new connection is missed.
+        self.on_connect: list[Callable[[Host], None]] = []
 
     def get(self) -> Host:
         with self._lock:
@@ -31,9 +50,21 @@ class HostHandle:
                     self._host.close()
                     self._host = None
             if self._host is None:
-                self._host = connect(self.uri)
+                if self._last_error is not None and time.monotonic() < self._retry_at:
+                    raise HostError(f"host unavailable: {self._last_error}")
+                try:
+                    self._host = connect(self.uri)
+                except HostError as err:
+                    self._backoff = min(self.MAX_BACKOFF, max(self.FIRST_BACKOFF, self._backoff * 2))
+                    self._retry_at = time.monotonic() + self._backoff
+                    self._last_error = err
+                    raise HostError(f"host unavailable: {err}") from err
+                self._backoff, self._last_error = 0.0, None
                 # Keepalive: a dead libvirtd is noticed within seconds instead of at the next call.
                 self._host.conn.set_keepalive(5, 3)
+                for hook in self.on_connect:
+                    with contextlib.suppress(VmdeckError):
+                        hook(self._host)
             return self._host
 
     def close(self) -> None:
@@ -49,6 +80,7 @@ class AppContext:
     accounts: Accounts
     host: HostHandle
     tickets: TicketBook
+    inventory: Inventory
     events: object | None = None  # vmdeck.api.events.EventHub once started
     admin_created: bool = False  # this start created the admin account
     admin_password: str | None = None  # the generated one-time password, for `vmdeck serve` to print
@@ -62,3 +94,8 @@ def app_context(request: Request) -> AppContext:
 def request_host(request: Request) -> Host:
     """Dependency: the libvirt host (HostError -> 503 when libvirtd is down)."""
     return request.app.state.ctx.host.get()
+
+
+def request_inventory(request: Request) -> Inventory:
+    """Dependency: the server's VM inventory (memory; see vmdeck.api.inventory)."""
+    return request.app.state.ctx.inventory

@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from vmdeck.api.inventory import Inventory
 from vmdeck.api.security import origin_allowed
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
@@ -57,13 +58,15 @@ _STATE_AFTER: dict[str, str | None] = {
 class EventHub:
     """Fans libvirt domain events out to subscribers (one asyncio queue per browser)."""
 
-    def __init__(self, host: Any, stats_interval: float) -> None:
+    def __init__(self, host: Any, stats_interval: float, inventory: Inventory | None = None) -> None:
+        self.inventory = inventory
         self.host_handle = host  # vmdeck.api.context.HostHandle, for the stats samples
         self.stats_interval = stats_interval
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = set()
         self._lock = threading.Lock()
+        self._register_lock = threading.Lock()
         self._conn_host: Host | None = None
-        self._callback_id: int | None = None
+        self._callback_ids: list[int] = []
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._stats_task: asyncio.Task[None] | None = None
@@ -75,6 +78,9 @@ class EventHub:
     # --- libvirt side (event-loop thread) ------------------------------------------------------------
     def start(self) -> None:
         ensure_event_loop()
+        on_connect = getattr(self.host_handle, "on_connect", None)
+        if on_connect is not None:
+            on_connect.append(self._register_on)
         # libvirtd down (or, in tests, another app holding this connection's callback): the watchdog retries.
         with contextlib.suppress(VmdeckError):
             self._register()
@@ -85,24 +91,35 @@ class EventHub:
     def _register(self) -> None:
         # Events ride on the same connection the requests use: libvirt's test driver gives every
         # connection its own fake host, and on a real host one connection is one less socket.
-        host = self.host_handle.get()
-        if host is self._conn_host:
-            return
-        self._callback_id = host.conn.on_lifecycle(self._on_lifecycle)
-        reconnected = self._conn_host is not None
-        self._conn_host = host
+        self._register_on(self.host_handle.get())
+
+    def _register_on(self, host: Host) -> None:
+        with self._register_lock:
+            if host is self._conn_host:
+                return
+            self._callback_ids = [host.conn.on_lifecycle(self._on_lifecycle)]
+            # Changes that leave the state alone but change what `show` says: the inventory drops its view.
+            self._callback_ids += host.conn.on_device_change(self._on_device_change)
+            reconnected = self._conn_host is not None
+            self._conn_host = host
+        # Outside the lock: a resync talks to libvirt, which may reconnect and call us back.
+        if self.inventory is not None:
+            self.inventory.resync()
         if reconnected:
             self.publish({"type": "inventory", "reason": "reconnected"})
 
     def _watch(self) -> None:
-        # libvirtd may restart under us: the handle reconnects, we re-register and browsers re-read the list.
-        while not self._stop.wait(2.0):
+        # libvirtd may restart under us: the handle reconnects (here, or for the next request, whichever
+        # comes first), registers us on the new connection and browsers re-read the list.
+        while not self._stop.wait(1.0):
             with contextlib.suppress(VmdeckError):
                 self._register()
 
     def _on_lifecycle(self, dom: Domain, event: str, detail: int) -> None:
         self.events_seen += 1
         state = _STATE_AFTER.get(event)
+        if self.inventory is not None:
+            self.inventory.on_event(dom.name, state)
         message: dict[str, Any] = {"type": "state", "vm": dom.name, "event": event, "detail": detail,
                                    "state": state, "at": time.time()}
         if state is not None:
@@ -111,16 +128,22 @@ class EventHub:
             message["type"] = "inventory"
         self.publish(message)
 
+    def _on_device_change(self, dom: Domain) -> None:
+        if self.inventory is not None:
+            self.inventory.on_event(dom.name)
+
     def stop(self) -> None:
         self._stop.set()
+        with contextlib.suppress(AttributeError, ValueError):
+            self.host_handle.on_connect.remove(self._register_on)
         if self._stats_task is not None:
             self._stats_task.cancel()
         if self._addresses_task is not None:
             self._addresses_task.cancel()
         host = self._conn_host
         if host is not None:
-            if self._callback_id is not None:
-                host.conn.remove_callback(self._callback_id)
+            for callback_id in self._callback_ids:
+                host.conn.remove_callback(callback_id)
             host.close()
 
     # --- asyncio side ----------------------------------------------------------------------------------
@@ -154,10 +177,17 @@ class EventHub:
             if not self._subscribers:
                 previous.clear()
                 continue
+            if self.inventory is not None and self.inventory.live:
+                summaries = self.inventory.summaries()  # refreshed in bulk by the inventory itself
+            else:
+                try:
+                    summaries = await anyio.to_thread.run_sync(lambda: list_vms(self.host_handle.get()))
+                except VmdeckError:
+                    continue
             try:
-                summaries, uptimes, node = await anyio.to_thread.run_sync(self._collect)
+                uptimes, node = await anyio.to_thread.run_sync(lambda: self._runtime(summaries))
             except VmdeckError:
-                continue
+                uptimes, node = {}, None
             self._maybe_refresh_addresses(summaries)
             now = time.monotonic()
             sample: dict[str, dict[str, float | None]] = {}
@@ -180,14 +210,14 @@ class EventHub:
             self.publish({"type": "stats", "at": time.time(), "vms": sample, "host": host_sample})
 
 
-    def _collect(self) -> tuple[list[VmSummary], dict[str, float | None], NodeSample | None]:
+    def _runtime(self, summaries: list[VmSummary]) -> tuple[dict[str, float | None], NodeSample | None]:
+        """Uptimes of the running VMs (/proc, cheap) and the host's CPU and memory statistics."""
         host = self.host_handle.get()
-        summaries = list_vms(host)
         uptimes = {vm.name: uptime_s(host, vm.name) for vm in summaries if vm.state in ("running", "paused")}
         node = None
         with contextlib.suppress(VmdeckError):
             node = node_sample(host)
-        return summaries, uptimes, node
+        return uptimes, node
 
     def _maybe_refresh_addresses(self, summaries: list[VmSummary]) -> None:
         running = [vm.name for vm in summaries if vm.state == "running"]

@@ -32,6 +32,8 @@ def create(
     network: str = typer.Option(None, "--network", help="'user' or a libvirt network name for every NIC."),
     start_now: bool = typer.Option(False, "--start", help="Start the VM once created."),
     wait: bool = typer.Option(False, "--wait", help="With --start: wait until the guest is ready."),
+    fix_perms: bool = typer.Option(False, "--fix-permissions",
+                                   help="Grant the QEMU user search permission (an ACL) on folders above --cdrom."),
     as_json: bool = typer.Option(False, "--json", help="Print the created VM as JSON."),
 ) -> None:
     """Create a VM from a template, with overrides."""
@@ -39,6 +41,10 @@ def create(
     from vmdeck.vm.create import create_vm
 
     host = ctx.obj.host()
+    if fix_perms:
+        from vmdeck.cli.device_cmds import fix_permissions
+
+        fix_permissions(host, cdrom)
     spec = resolve(template, name, Overrides(vcpus=cpus, memory_mib=memory, disk_gib=disk, cdrom=cdrom,
                                              accel=accel, network=network))
     with progress_reporter(f"creating {name}") as progress:
@@ -55,23 +61,30 @@ def create(
 
 def start(
     ctx: typer.Context,
-    name: str,
-    wait: bool = typer.Option(False, "--wait", help="Wait until the guest is ready."),
+    names: list[str] = typer.Argument(..., help="The VM, or several: all start at once (a boot storm), "
+                                                "and --wait returns when every guest is ready."),
+    wait: bool = typer.Option(False, "--wait", help="Wait until the guest (every guest) is ready."),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait with --wait."),
 ) -> None:
-    """Start (power on) a VM."""
+    """Start (power on) a VM."""  # the core's POWER_VERBS help; several names are described above
     host = ctx.obj.host()
-    with progress_reporter(f"starting {name}") as progress:
-        lifecycle.start(host, name, wait=wait, timeout=timeout, progress=progress)
-    out.print(f"{name} started" + (" and ready" if wait else ""))
+    with progress_reporter(f"starting {' '.join(names)}") as progress:
+        if len(names) == 1:
+            lifecycle.start(host, names[0], wait=wait, timeout=timeout, progress=progress)
+        else:
+            from vmdeck.vm.boot import start_many
+
+            start_many(host, names, wait=wait, timeout=timeout, progress=progress)
+    for name in dict.fromkeys(names):
+        out.print(f"{name} started" + (" and ready" if wait else ""))
 
 
 def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """List every VM on the host."""
-    vms = list_vms(ctx.obj.host())
     if as_json:
-        print_json(vms)
+        print_json(list_vms(ctx.obj.host()))
         return
+    vms = list_vms(ctx.obj.host(), usage=False)  # the table shows no RSS: no QEMU monitor round trips
     if not vms:
         out.print("no VMs on this host. Create one with: vmdeck create NAME (templates: vmdeck template list)")
         return

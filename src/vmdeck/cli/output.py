@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
 from rich.console import Console
+
+from vmdeck.cli.plain import print_json
+
+__all__ = ["out", "err", "print_json", "info", "progress_reporter"]
 
 # Piped or redirected (`vmdeck show NAME | cat`, a file), there is no terminal width to respect: rich
 # would lay tables out for 80 columns and cut long paths, so the full values are printed instead.
@@ -27,24 +27,6 @@ def _console(stderr: bool = False) -> Console:
 
 out = _console()
 err = _console(stderr=True)
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    return value
-
-
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(_plain(value), indent=2, sort_keys=False) + "\n")
 
 
 def info(message: str) -> None:

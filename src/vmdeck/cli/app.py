@@ -1,0 +1,106 @@
+"""The full `vmdeck` command (typer): global options and lazy sub-command registration.
+
+vmdeck.cli.main runs it for every command line its fast path does not answer."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import typer
+import typer.main
+from typer.core import TyperGroup
+
+from vmdeck import __version__
+from vmdeck.host.connection import Host, connect
+
+# Which module defines each top-level command. A command's module is imported only when that
+# command runs (or for --help), so `vmdeck list` does not pay for the web server's imports.
+COMMAND_MODULES: dict[str, str] = {
+    **dict.fromkeys(("create", "start", "list", "show", "shutdown", "poweroff", "reboot", "reset", "pause",
+                     "resume", "delete", "exec", "set"), "lifecycle_cmds"),
+    "template": "template_cmds",
+    "image": "image_cmds",
+    "host": "host_cmds",
+    **dict.fromkeys(("cdrom", "iso", "disk", "nic"), "device_cmds"),
+    **dict.fromkeys(("screenshot", "send-keys", "type", "mouse", "console", "display", "guest-info"), "console_cmds"),
+    **dict.fromkeys(("hostview", "pin", "balloon"), "hostview_cmds"),
+    "serve": "serve_cmds",
+    "migrate": "migrate_cmds",
+    "doctor": "doctor_cmds",
+    **dict.fromkeys(("snapshot", "clone"), "snapshot_cmds"),
+}
+
+
+def hide_flag_placeholders(command: Any, ctx: Any) -> None:
+    """Typer's rich help prints a type placeholder (`<bool>`) beside on/off flags, which take no value:
+    show none. Walks sub-groups too."""
+    for param in command.get_params(ctx):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    # Typer carries its own copy of click: a group is whatever has sub-commands.
+    for sub in (getattr(command, "commands", None) or {}).values():
+        hide_flag_placeholders(sub, ctx)
+
+
+class LazyGroup(TyperGroup):
+    """The root command group: knows every command's name, imports its module on first use."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        hide_flag_placeholders(self, ctx)
+        super().format_help(ctx, formatter)
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return list(dict.fromkeys([*COMMAND_MODULES, *super().list_commands(ctx)]))
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> typer.core.TyperCommand | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            module = importlib.import_module(f"vmdeck.cli.{COMMAND_MODULES[cmd_name]}")
+            staging = typer.Typer()
+            module.register(staging)
+            group = typer.main.get_group(staging)
+            for name, command in group.commands.items():
+                hide_flag_placeholders(command, ctx)
+                self.commands.setdefault(name, command)
+        return super().get_command(ctx, cmd_name)
+
+
+app = typer.Typer(
+    name="vmdeck",
+    cls=LazyGroup,
+    help="vmdeck: a virtual machine manager for QEMU/KVM hosts, built on libvirt.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class State:
+    """Per-invocation settings shared by every command; the connection opens lazily."""
+
+    def __init__(self, uri: str | None) -> None:
+        self.uri = uri
+        self._host: Host | None = None
+
+    def host(self) -> Host:
+        if self._host is None:
+            self._host = connect(self.uri)
+        return self._host
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"vmdeck {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    connect_uri: str = typer.Option(None, "--connect", "-c", envvar="VMDECK_URI",
+                                    help="libvirt URI of the host (default qemu:///system)."),
+    _version: bool = typer.Option(False, "--version", "-V", is_eager=True, callback=_print_version,
+                                  help="Print vmdeck's version and exit."),
+) -> None:
+    ctx.obj = State(connect_uri)
