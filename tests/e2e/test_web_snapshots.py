@@ -39,7 +39,7 @@ def _sign_in(page: Page, server: Server, path: str) -> None:
 
 def test_snapshot_panel_tree_revert_delete_clone(page: Page, server: Server, host: Host, snap_vm: str) -> None:
     _sign_in(page, server, f"/vms/{snap_vm}")
-    page.click('#tabs [data-tab="snapshots"]')  # the VM page's Snapshots tab
+    page.goto(f"/vms/{snap_vm}#snapshots")  # the VM page's Snapshots tab (once the page has loaded)
     tree = page.locator("#snap-tree")
     expect(tree).to_contain_text("no snapshots yet")
 
