@@ -32,8 +32,11 @@ def test_power_changes_arrive_as_events(client: TestClient) -> None:
 def test_stats_samples_are_pushed(client: TestClient) -> None:
     with client.websocket_connect("/api/events") as ws:
         first = _next(ws, "stats")
-        # The test driver reports no CPU time or RSS: the sample names the VM with empty values.
-        assert set(first["vms"]["busy"]) == {"cpu_pct", "rss_mib"}
+        # The test driver reports no CPU time or RSS: the sample names the VM with empty values;
+        # "busy" has no QEMU process on this machine, so no uptime (blank, not guessed).
+        assert set(first["vms"]["busy"]) == {"cpu_pct", "rss_mib", "uptime_s", "addresses"}
+        assert first["vms"]["busy"]["uptime_s"] is None
+        assert set(first["host"]) == {"cpu_pct", "memory_used_mib", "memory_total_mib"}
 
 
 def test_event_stream_needs_a_session_and_our_origin(anon: TestClient, client: TestClient) -> None:

@@ -4,7 +4,9 @@ libvirt calls back when a domain starts, stops, pauses, is defined ... (no
 polling): a daemon thread runs libvirt's default event loop implementation and
 the callbacks hand each event to every connected browser's asyncio queue.
 CPU and memory samples for the sparklines are one bulk getAllDomainStats call
-per interval, made only while someone is watching.
+per interval, made only while someone is watching; each running VM's uptime rides
+along (from /proc, local hosts only), and its guest addresses, asked of the agent
+at a slower pace in the background so a silent agent never delays a sample.
 """
 
 from __future__ import annotations
@@ -27,13 +29,18 @@ from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.events import ensure_event_loop
 from vmdeck.host.libvirt_api import Domain
-from vmdeck.vm.inventory import list_vms
+from vmdeck.hostview.node import NodeSample, cpu_percent, node_sample
+from vmdeck.vm.inventory import VmSummary, list_vms
 from vmdeck.vm.project import domain_project
+from vmdeck.vm.runtime import guest_addresses, uptime_s
 from vmdeck.vm.state import allowed_actions
 
 __all__ = ["ensure_event_loop", "EventHub", "router"]
 
 log = logging.getLogger("vmdeck.api.events")
+
+# Guest addresses change rarely and cost an agent round trip per VM: asked this often at most.
+ADDRESS_INTERVAL_S = 30.0
 
 
 
@@ -69,6 +76,9 @@ class EventHub:
         self.events_seen = 0
         # VM name -> project, kept from events and samples: an "undefined" VM has no metadata left to read.
         self._projects: dict[str, str | None] = {}
+        self._addresses: dict[str, list[str]] = {}
+        self._addresses_at = 0.0
+        self._addresses_task: asyncio.Task[None] | None = None
 
     # --- libvirt side (event-loop thread) ------------------------------------------------------------
     def start(self) -> None:
@@ -135,6 +145,8 @@ class EventHub:
             self.host_handle.on_connect.remove(self._register_on)
         if self._stats_task is not None:
             self._stats_task.cancel()
+        if self._addresses_task is not None:
+            self._addresses_task.cancel()
         host = self._conn_host
         if host is not None:
             for callback_id in self._callback_ids:
@@ -166,6 +178,7 @@ class EventHub:
 
     async def _sample_stats(self) -> None:
         previous: dict[str, tuple[int, float]] = {}
+        last_node: NodeSample | None = None
         while True:
             await asyncio.sleep(self.stats_interval)
             if not self._subscribers:
@@ -178,6 +191,11 @@ class EventHub:
                     summaries = await anyio.to_thread.run_sync(lambda: list_vms(self.host_handle.get()))
                 except VmdeckError:
                     continue
+            try:
+                uptimes, node = await anyio.to_thread.run_sync(lambda: self._runtime(summaries))
+            except VmdeckError:
+                uptimes, node = {}, None
+            self._maybe_refresh_addresses(summaries)
             now = time.monotonic()
             sample: dict[str, dict[str, float | None]] = {}
             for vm in summaries:
@@ -189,11 +207,50 @@ class EventHub:
                 if vm.cpu_time_ns is not None:
                     previous[vm.name] = (vm.cpu_time_ns, now)
                 rss = vm.rss_kib / 1024 if vm.rss_kib else None
-                sample[vm.name] = {"cpu_pct": cpu_pct, "rss_mib": rss}
+                sample[vm.name] = {"cpu_pct": cpu_pct, "rss_mib": rss, "uptime_s": uptimes.get(vm.name),
+                                   "addresses": self._addresses.get(vm.name, [])}
                 self._projects[vm.name] = vm.project
-            # "_projects" is for the per-subscriber filter (for_principal), which removes it.
-            self.publish({"type": "stats", "at": time.time(), "vms": sample,
+            host_sample: dict[str, float | None] = {
+                "cpu_pct": cpu_percent(last_node, node) if last_node and node else None,
+                "memory_used_mib": node.memory_used_mib if node else None,
+                "memory_total_mib": node.memory_total_mib if node else None}
+            last_node = node
+            # "_projects" is for the per-subscriber filter (for_principal), which removes it, and the
+            # host-wide figures too for anyone but an administrator.
+            self.publish({"type": "stats", "at": time.time(), "vms": sample, "host": host_sample,
                           "_projects": {vm.name: vm.project for vm in summaries}})
+
+
+    def _runtime(self, summaries: list[VmSummary]) -> tuple[dict[str, float | None], NodeSample | None]:
+        """Uptimes of the running VMs (/proc, cheap) and the host's CPU and memory statistics."""
+        host = self.host_handle.get()
+        uptimes = {vm.name: uptime_s(host, vm.name) for vm in summaries if vm.state in ("running", "paused")}
+        node = None
+        with contextlib.suppress(VmdeckError):
+            node = node_sample(host)
+        return uptimes, node
+
+    def _maybe_refresh_addresses(self, summaries: list[VmSummary]) -> None:
+        running = [vm.name for vm in summaries if vm.state == "running"]
+        self._addresses = {name: found for name, found in self._addresses.items() if name in running}
+        busy = self._addresses_task is not None and not self._addresses_task.done()
+        if busy or not running or time.monotonic() - self._addresses_at < ADDRESS_INTERVAL_S:
+            return
+        self._addresses_at = time.monotonic()
+
+        def ask() -> dict[str, list[str]]:
+            host = self.host_handle.get()
+            found: dict[str, list[str]] = {}
+            for name in running:
+                with contextlib.suppress(VmdeckError):
+                    found[name] = list(guest_addresses(host, name).addresses)
+            return found
+
+        async def refresh() -> None:
+            with contextlib.suppress(VmdeckError):
+                self._addresses.update(await anyio.to_thread.run_sync(ask))
+
+        self._addresses_task = asyncio.get_running_loop().create_task(refresh())
 
 
 def _put_dropping_oldest(queue: asyncio.Queue[dict[str, Any]], message: dict[str, Any]) -> None:
@@ -209,7 +266,10 @@ def for_principal(principal: Principal, message: dict[str, Any]) -> dict[str, An
     if message.get("type") == "stats":
         projects = message.get("_projects", {})
         vms = {n: v for n, v in message["vms"].items() if visible(principal, projects.get(n))}
-        return {"type": "stats", "at": message["at"], "vms": vms} if vms else None
+        shown: dict[str, Any] = {"type": "stats", "at": message["at"], "vms": vms}
+        if principal.admin and "host" in message:  # host-wide figures: the host page is the administrators'
+            shown["host"] = message["host"]
+        return shown if vms or "host" in shown else None
     if principal.admin:
         return message
     if "vm" in message:

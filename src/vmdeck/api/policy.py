@@ -65,6 +65,9 @@ POLICY: dict[str, Rule] = {
     "vm.adopt": Rule("admin", "vm", routes=("POST /api/vms/{name}/adopt",)),
     # --- reading -------------------------------------------------------------------------------------
     "template.list": Rule("signed-in", routes=("GET /api/templates", "GET /api/templates/{name}")),
+    "image.list": Rule("signed-in", routes=("GET /api/images", "GET /api/images/{name}")),  # the shared library
+    "api.docs": Rule("signed-in", routes=("GET /docs",)),  # the REST API's reference page
+    "site.icon": Rule("public", routes=("GET /favicon.ico",)),
     "project.list": Rule("signed-in", routes=("GET /api/projects",)),
     "project.show": Rule("viewer", "project", routes=("GET /api/projects/{project}",)),
     "vm.list": Rule("signed-in", routes=("GET /api/vms", "GET /", "WS /api/events")),

@@ -68,6 +68,9 @@ class CreateVm(BaseModel):
 class ResourcesRequest(BaseModel):
     vcpus: int | None = Field(None, description="New vCPU count.")
     memory_mib: int | None = Field(None, description="New memory in MiB.")
+    autostart: bool | None = Field(None, description="Start the VM when libvirtd starts.")
+    boot_order: list[Literal["hd", "cdrom", "network"]] | None = Field(
+        None, min_length=1, max_length=3, description="Devices the firmware boots from, in order (next boot).")
 
 
 class PowerResult(BaseModel):
@@ -156,21 +159,29 @@ def vms_set_resources(name: str, body: ResourcesRequest, host: Host = Depends(re
                       grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context),
                       inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
     """Change vCPUs and/or memory in the VM's definition (a running VM gets them at its next boot),
-    within the project's quotas (growth is checked and applied under the quota lock)."""
-    from vmdeck.vm.settings import set_vm_resources
+    within the project's quotas (growth is checked and applied under the quota lock); whether it starts
+    with the host, and/or its boot order."""
+    from vmdeck.vm.settings import set_autostart, set_boot_order, set_vm_resources
 
-    def apply() -> Any:
-        return set_vm_resources(host, name, vcpus=body.vcpus, memory_mib=body.memory_mib)
+    reply: dict[str, Any] = {"name": name}
+    if body.vcpus is not None or body.memory_mib is not None or (body.autostart is None and body.boot_order is None):
+        def apply() -> Any:
+            return set_vm_resources(host, name, vcpus=body.vcpus, memory_mib=body.memory_mib)
 
-    if grant.project is None:  # a VM outside any project (administrators only): no quota to hold it to
-        change = apply()
-    else:
-        current = show_vm(host, name).view
-        demand = Demand(vcpus=max(0, (body.vcpus or current.vcpus) - current.vcpus),
-                        memory_mib=max(0, (body.memory_mib or current.memory_mib) - current.memory_mib))
-        change = locked_change(ctx.accounts.db, host, grant.project, demand, apply)
+        if grant.project is None:  # a VM outside any project (administrators only): no quota to hold it to
+            change = apply()
+        else:
+            current = show_vm(host, name).view
+            demand = Demand(vcpus=max(0, (body.vcpus or current.vcpus) - current.vcpus),
+                            memory_mib=max(0, (body.memory_mib or current.memory_mib) - current.memory_mib))
+            change = locked_change(ctx.accounts.db, host, grant.project, demand, apply)
+        reply.update(vcpus=change.vcpus, memory_mib=change.memory_mib, applies=change.applies)
+    if body.boot_order is not None:
+        reply["boot_order"] = list(set_boot_order(host, name, list(body.boot_order)))
+    if body.autostart is not None:
+        reply["autostart"] = set_autostart(host, name, body.autostart)
     inventory.after_write(name)
-    return {"name": change.vm, "vcpus": change.vcpus, "memory_mib": change.memory_mib, "applies": change.applies}
+    return reply
 
 
 @router.delete("/{name}")

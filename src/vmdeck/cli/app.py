@@ -5,6 +5,7 @@ vmdeck.cli.main runs it for every command line its fast path does not answer."""
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import typer
 import typer.main
@@ -32,8 +33,23 @@ COMMAND_MODULES: dict[str, str] = {
 }
 
 
+def hide_flag_placeholders(command: Any, ctx: Any) -> None:
+    """Typer's rich help prints a type placeholder (`<bool>`) beside on/off flags, which take no value:
+    show none. Walks sub-groups too."""
+    for param in command.get_params(ctx):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    # Typer carries its own copy of click: a group is whatever has sub-commands.
+    for sub in (getattr(command, "commands", None) or {}).values():
+        hide_flag_placeholders(sub, ctx)
+
+
 class LazyGroup(TyperGroup):
     """The root command group: knows every command's name, imports its module on first use."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        hide_flag_placeholders(self, ctx)
+        super().format_help(ctx, formatter)
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         return list(dict.fromkeys([*COMMAND_MODULES, *super().list_commands(ctx)]))
@@ -45,6 +61,7 @@ class LazyGroup(TyperGroup):
             module.register(staging)
             group = typer.main.get_group(staging)
             for name, command in group.commands.items():
+                hide_flag_placeholders(command, ctx)
                 self.commands.setdefault(name, command)
         return super().get_command(ctx, cmd_name)
 

@@ -74,6 +74,9 @@ def _list(uri: str | None, args: list[str]) -> None:
         print_json(list_vms(_host(uri)))
         return
     vms = list_vms(_host(uri), usage=False)  # the table shows no RSS: no QEMU monitor round trips
+    if not vms:
+        print("no VMs on this host. Create one with: vmdeck create NAME (templates: vmdeck template list)")
+        return
     rows = [(vm.name, vm.state, str(vm.vcpus), f"{vm.memory_mib} MiB", vm.project or "-") for vm in vms]
     print_columns(("NAME", "STATE", "vCPUs", "MEMORY", "PROJECT"), rows,
                   [("", _STATE_STYLE.get(vm.state, "")) for vm in vms])

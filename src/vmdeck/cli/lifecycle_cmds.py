@@ -111,6 +111,9 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> 
         print_json(list_vms(ctx.obj.host()))
         return
     vms = list_vms(ctx.obj.host(), usage=False)  # the table shows no RSS: no QEMU monitor round trips
+    if not vms:
+        out.print("no VMs on this host. Create one with: vmdeck create NAME (templates: vmdeck template list)")
+        return
     table = Table("NAME", "STATE", "vCPUs", "MEMORY", "PROJECT", box=None, header_style="bold")
     for vm in vms:
         style = _STATE_STYLE.get(vm.state, "")

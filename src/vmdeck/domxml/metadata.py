@@ -6,7 +6,9 @@ and re-adds the namespace on setMetadata, so these helpers work on the bare elem
 
 from __future__ import annotations
 
-from lxml import etree
+# Reading uses the standard library's parser: `vmdeck list` reads every VM's project and must not
+# pay for importing lxml (tests/unit/test_cli_fast.py); the element is libvirt's own small output.
+from xml.etree import ElementTree
 
 __all__ = ["project_in", "with_project"]
 
@@ -15,13 +17,15 @@ def project_in(metadata_xml: str | None) -> str | None:
     """The project named in vmdeck's metadata element, None when there is none (a foreign VM)."""
     if not metadata_xml:
         return None
-    root = etree.fromstring(metadata_xml.encode())
+    root = ElementTree.fromstring(metadata_xml)
     text = root.findtext("project")
     return text.strip() if text and text.strip() else None
 
 
 def with_project(metadata_xml: str | None, project: str | None) -> str:
     """vmdeck's metadata element with `project` set (or dropped for None), every other field kept."""
+    from lxml import etree
+
     root = etree.fromstring(metadata_xml.encode()) if metadata_xml else etree.Element("vm")
     for old in root.findall("project"):
         root.remove(old)

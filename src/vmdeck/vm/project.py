@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from vmdeck.domxml.metadata import project_in, with_project
 from vmdeck.domxml.names import VMDECK_NS
-from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import InvalidInput, VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.libvirt_api import Domain
@@ -91,6 +90,8 @@ def _volume_gib(host: Host, path: str) -> float:
 
 def vm_usage(host: Host, name: str) -> Usage:
     """What one VM takes (configured sizes; disk: the volumes vmdeck created for it)."""
+    from vmdeck.domxml.parse import parse_domain  # lxml: not on `vmdeck list`'s path
+
     dom = host.lookup(name)
     view = parse_domain(dom.xml(inactive=dom.is_persistent()))
     disk = sum(_volume_gib(host, path) for path in view.owned_volumes)
@@ -99,6 +100,8 @@ def vm_usage(host: Host, name: str) -> Usage:
 
 def owned_disk_gib(host: Host, name: str, target: str) -> float:
     """Configured size of disk `target` when vmdeck created its volume (what counts against a quota), else 0."""
+    from vmdeck.domxml.parse import parse_domain  # lxml: not on `vmdeck list`'s path
+
     dom = host.lookup(name)
     view = parse_domain(dom.xml(inactive=dom.is_persistent()))
     for disk in view.disks:
@@ -109,6 +112,8 @@ def owned_disk_gib(host: Host, name: str, target: str) -> float:
 
 def project_usage(host: Host, project: str) -> Usage:
     """Instances, vCPUs, memory and disk (vmdeck-created volumes) of the project's VMs."""
+    from vmdeck.domxml.parse import parse_domain  # lxml: not on `vmdeck list`'s path
+
     names: list[str] = []
     vcpus = memory = 0
     disk = 0.0

@@ -1,5 +1,5 @@
 // Create form: templates and ISOs from the API; errors shown next to the field the server names.
-import { api, el } from './common.js';
+import { api, el, noteForNextPage } from './common.js';
 
 const form = document.getElementById('create-form');
 const templateSelect = document.getElementById('f-template');
@@ -73,6 +73,7 @@ form.addEventListener('submit', async (event) => {
   }
   try {
     const vm = await api('POST', '/api/vms', body);
+    noteForNextPage(`${vm.name} created${body.start ? ' and started' : ''}`);
     location.href = `/vms/${encodeURIComponent(vm.name)}`;
   } catch (error) {
     // "vcpus" or a nested "disks.0.size_gib": show it by the closest field of the form.
