@@ -68,7 +68,7 @@ function row(vm) {
   const tr = el('tr', { dataset: { vm: vm.name } },
     el('td', {}, check),
     el('td', {}, el('a', { href: `/vms/${encodeURIComponent(vm.name)}` }, vm.name)),
-    el('td', { class: 'hide-narrow project' }, vm.project ?? '—'),
+    el('td', { class: 'hide-narrow hide-medium project' }, vm.project ?? '—'),
     el('td', {}, el('span', { class: 'state' })),
     el('td', { class: 'hide-narrow' }, vm.vcpus), el('td', { class: 'hide-narrow' }, `${vm.memory_mib} MiB`),
     el('td', { class: 'hide-narrow' }, cpu, el('span', { class: 'cpu-now dim' })),
