@@ -149,10 +149,17 @@ def reserve(db: sessionmaker, host: Host, project: str, demand: Demand, what: st
         project_id, limits = _project_row(cur, project)
         used, _usage = _in_use(cur, host, project, project_id)
         _check(project, limits, used, demand)
-        cur.execute("INSERT INTO reservations (project_id, what, instances, vcpus, memory_mib, disk_gib, iso_gib, "
-                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (project_id, what, demand.instances, demand.vcpus, demand.memory_mib, demand.disk_gib,
-                     demand.iso_gib, str(utcnow())))
+        try:
+            cur.execute("INSERT INTO reservations (project_id, what, instances, vcpus, memory_mib, disk_gib, "
+                        "iso_gib, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (project_id, what, demand.instances, demand.vcpus, demand.memory_mib, demand.disk_gib,
+                         demand.iso_gib, str(utcnow())))
+        except sqlite3.IntegrityError:
+            # One reservation per thing: a second create of the same VM name (or upload of the same
+            # ISO) racing the first loses here, as it would at libvirt's define a moment later.
+            kind, _, name = what.partition(":")
+            raise Conflict(f"a {'VM' if kind == 'vm' else 'resource'} named {name!r} is being created "
+                           "right now") from None
         reservation = cur.lastrowid
     try:
         yield
