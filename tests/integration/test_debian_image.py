@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -93,13 +94,25 @@ def debian_vm(host: Host, image: ImageRecord, ssh_key: Path, base_checksum: str)
     create_vm(host, resolve("debian-12", name, Overrides(disk_gib=4)), cloud_init=cloud_init)
     try:
         _boot_and_wait_for_ssh(host, name, ssh_key)
+        # cloud-init restarts sshd while it finishes: wait for it to be done, so tests meet a settled guest.
+        subprocess.run([sys.executable, "-m", "vmdeck.cli.main", "ssh", name, "--identity", str(ssh_key), "--", "cloud-init", "status", "--wait"],
+                       capture_output=True, text=True, timeout=BOOT_TIMEOUT)
         yield name
     finally:
         _cleanup(host, name)
 
 
 def _ssh(cli: Cli, name: str, key: Path, *command: str) -> subprocess.CompletedProcess[str]:
-    return cli("ssh", name, "--identity", key, "--", *command, timeout=120)
+    # ssh exits 255 for its own failures: a connection reset while cloud-init restarts sshd (or a
+    # loaded host drops the forward's first packets) is retried, anything the command says is not.
+    for _attempt in range(6):
+        result = cli("ssh", name, "--identity", key, "--", *command, timeout=120)
+        if result.returncode != 255 or not any(
+                why in result.stderr for why in ("Connection reset", "Connection refused", "kex_exchange_identification",
+                                                 "Connection closed")):
+            return result
+        time.sleep(5)
+    return result
 
 
 # ------------------------------------------------------------------ the image itself

@@ -105,9 +105,11 @@ class ExecOut(BaseModel):
 
 
 @router.get("", response_model=list[VmSummary])  # the core's dataclass is the schema
-async def vms_list(inventory: Inventory = Depends(request_inventory), grant: Grant = Depends(grant_of)) -> Response:
+async def vms_list(inventory: Inventory = Depends(request_inventory), grant: Grant = Depends(grant_of),
+                   _host_up: Host = Depends(request_host)) -> Response:
     """The VMs of your projects (administrators: every VM on the host, with its project or null), from the
-    event-fed inventory: no libvirt call per request."""
+    event-fed inventory: no libvirt call per request. While libvirtd is down the answer is 503, not the
+    last known list (the connection's liveness is known locally, without a call)."""
     principal = grant.principal
     assert principal is not None
     if principal.admin:  # everything: the answer encoded once per change, shared by every administrator
