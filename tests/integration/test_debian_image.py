@@ -95,8 +95,8 @@ def debian_vm(host: Host, image: ImageRecord, ssh_key: Path, base_checksum: str)
     try:
         _boot_and_wait_for_ssh(host, name, ssh_key)
         # cloud-init restarts sshd while it finishes: wait for it to be done, so tests meet a settled guest.
-        subprocess.run([sys.executable, "-m", "vmdeck.cli.main", "ssh", name, "--identity", str(ssh_key), "--", "cloud-init", "status", "--wait"],
-                       capture_output=True, text=True, timeout=BOOT_TIMEOUT)
+        subprocess.run([sys.executable, "-m", "vmdeck.cli.main", "ssh", name, "--identity", str(ssh_key), "--",
+                        "cloud-init", "status", "--wait"], capture_output=True, text=True, timeout=BOOT_TIMEOUT)
         yield name
     finally:
         _cleanup(host, name)
