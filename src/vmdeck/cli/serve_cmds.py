@@ -53,7 +53,11 @@ def serve(
         out.print("first start: created user admin with the password from VMDECK_ADMIN_PASSWORD")
     out.print(f"accounts database: {settings.db_path}", highlight=False)
     # proxy_headers off: vmdeck is reached directly; X-Forwarded-* from a client must not change its origin.
+    # loop="asyncio", not uvloop: under uvloop the server stopped answering websocket pings for 20 s and
+    # more while libvirtd restarted (tests/integration/test_faults_libvirtd_restart.py); asyncio's loop
+    # kept the event stream alive through all 20 restarts.
     uvicorn.run(app, host=listen, port=port, log_level=log_level, proxy_headers=False, server_header=False,
+                loop="asyncio",
                 ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None)
 
 
