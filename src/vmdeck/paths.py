@@ -29,3 +29,8 @@ def pool_dir() -> Path:
 def iso_dir() -> Path:
     """The ISO library: media users upload or build with `vmdeck iso make`."""
     return data_dir() / "isos"
+
+
+def database_path() -> Path:
+    """The SQLite file of `vmdeck serve` (accounts, tokens) and of the host registry the CLI reads too."""
+    return Path(os.environ.get("VMDECK_DB", data_dir() / "web" / "vmdeck.sqlite"))

@@ -31,14 +31,22 @@ def create(
     start_now: bool = typer.Option(False, "--start", help="Start the VM once created."),
     wait: bool = typer.Option(False, "--wait", help="With --start: wait until the guest is ready."),
     as_json: bool = typer.Option(False, "--json", help="Print the created VM as JSON."),
+    on_host: str = typer.Option(None, "--host", help="Registered host to create it on, or 'auto' (default): "
+                                                     "the host with the most free memory that fits it."),
 ) -> None:
-    """Create a VM from a template, with overrides."""
+    """Create a VM from a template, with overrides, on the host placement picks (or --host)."""
     from vmdeck.spec.templates import Overrides, resolve
     from vmdeck.vm.create import create_vm
 
-    host = ctx.obj.host()
     spec = resolve(template, name, Overrides(vcpus=cpus, memory_mib=memory, disk_gib=disk, cdrom=cdrom,
                                              accel=accel, network=network))
+    if ctx.obj.single_host() and on_host in (None, "auto"):
+        host, placed = ctx.obj.host(), ""
+    else:
+        from vmdeck.cluster.place import place_new_vm
+
+        entry = place_new_vm(ctx.obj.fleet(), spec, on_host if on_host not in (None, "auto") else ctx.obj.host_name)
+        host, placed = ctx.obj.fleet().host(entry), f" on host {entry.name}"
     with progress_reporter(f"creating {name}") as progress:
         view = create_vm(host, spec, progress)
         if start_now:
@@ -48,7 +56,7 @@ def create(
         return
     accel_name = "KVM" if view.domain_type == "kvm" else "TCG"
     out.print(f"created [bold]{name}[/bold] from template {template}: {view.vcpus} vCPU, "
-              f"{view.memory_mib} MiB, {accel_name}" + (", started" if start_now else ""))
+              f"{view.memory_mib} MiB, {accel_name}" + (", started" if start_now else "") + placed)
 
 
 def start(
@@ -64,18 +72,31 @@ def start(
     out.print(f"{name} started" + (" and ready" if wait else ""))
 
 
-def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
-    """List every VM on the host."""
-    vms = list_vms(ctx.obj.host())
+def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
+          deadline: float = typer.Option(None, "--deadline", help="Seconds to wait for each host "
+                                                                   "(several hosts; default 15).")) -> None:
+    """List every VM on every registered host (one bulk query per host, all hosts at once)."""
+    unreachable: dict[str, str] = {}
+    if ctx.obj.single_host():
+        vms = list_vms(ctx.obj.host())
+    else:
+        from vmdeck.cluster.inventory import list_everywhere
+
+        listed = list_everywhere(ctx.obj.fleet(), deadline=deadline)
+        vms, unreachable = listed.vms, listed.unreachable
     if as_json:
         print_json(vms)
+        for name, why in unreachable.items():
+            info(f"host {name} unreachable: {why}")
         return
-    table = Table("NAME", "STATE", "vCPUs", "MEMORY", box=None, header_style="bold")
+    table = Table("NAME", "STATE", "vCPUs", "MEMORY", "HOST", box=None, header_style="bold")
     for vm in vms:
         style = _STATE_STYLE.get(vm.state, "")
         table.add_row(vm.name, f"[{style}]{vm.state}[/]" if style else vm.state, str(vm.vcpus),
-                      f"{vm.memory_mib} MiB")
+                      f"{vm.memory_mib} MiB", vm.host)
     out.print(table)
+    for name, why in unreachable.items():
+        out.print(f"[red]host {name} unreachable[/red]: {why}", highlight=False)
 
 
 def show(ctx: typer.Context, name: str, as_json: bool = typer.Option(False, "--json")) -> None:

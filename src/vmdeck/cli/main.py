@@ -59,25 +59,85 @@ app = typer.Typer(
 
 
 class State:
-    """Per-invocation settings shared by every command; the connection opens lazily."""
+    """Per-invocation settings shared by every command; connections open lazily.
 
-    def __init__(self, uri: str | None) -> None:
+    `--connect URI` (or $VMDECK_URI) talks to that one libvirt host, as before the registry existed.
+    Otherwise the host registry decides: with only `local` registered it is that host, with several
+    a command about a VM finds the VM's host through the one resolver (vmdeck.cluster.resolve).
+    """
+
+    # Commands whose NAME argument is not an existing VM: they never resolve it to a host.
+    _NOT_A_VM = {"create", "build", "make"}
+    _NOT_VM_GROUPS = {"template", "image", "host", "iso"}
+
+    def __init__(self, uri: str | None, host_name: str | None = None) -> None:
         self.uri = uri
+        self.host_name = host_name
         self._host: Host | None = None
+        self._fleet: object | None = None
+
+    def fleet(self):  # type: ignore[no-untyped-def]
+        """The registered hosts (vmdeck.cluster.fleet.Fleet), opened on demand."""
+        from vmdeck.cluster.fleet import Fleet
+
+        if self._fleet is None:
+            self._fleet = Fleet()
+        return self._fleet
+
+    def single_host(self) -> bool:
+        """True when commands talk to one libvirt host only (--connect given, or only `local` registered)."""
+        if self.uri:
+            return True
+        from vmdeck.cluster.registry import Registry
+
+        return self.host_name is None and len(Registry().entries()) == 1
 
     def host(self) -> Host:
         if self._host is None:
-            self._host = connect(self.uri)
+            self._host = self._open()
         return self._host
+
+    def _open(self) -> Host:
+        if self.uri:
+            return connect(self.uri)
+        from vmdeck.cluster.registry import Registry
+        from vmdeck.cluster.resolve import vm_host
+
+        entries = Registry().entries()
+        if self.host_name is None and len(entries) == 1:
+            return connect(entries[0].connect_uri)  # the common case: no thread, no deadline machinery
+        vm = self._vm_argument()
+        if vm is None:
+            entry = self.fleet().entry(self.host_name) if self.host_name else entries[0]
+            return self.fleet().host(entry)
+        return vm_host(self.fleet(), vm, host=self.host_name)
+
+    def _vm_argument(self) -> str | None:
+        """The VM the running command is about: its NAME argument (read from click's context)."""
+        # Typer (pinned) carries its own copy of click since 0.22: the context stack is that copy's.
+        try:
+            from typer._click.globals import get_current_context
+        except ImportError:  # pragma: no cover - an older Typer on plain click
+            from click import get_current_context
+
+        current = get_current_context(silent=True)
+        if current is None or current.info_name in self._NOT_A_VM:
+            return None
+        if current.parent is not None and current.parent.info_name in self._NOT_VM_GROUPS:
+            return None
+        name = current.params.get("name")
+        return name if isinstance(name, str) else None
 
 
 @app.callback()
 def _global(
     ctx: typer.Context,
     connect_uri: str = typer.Option(None, "--connect", "-c", envvar="VMDECK_URI",
-                                    help="libvirt URI of the host (default qemu:///system)."),
+                                    help="libvirt URI of one host to talk to, bypassing the host registry."),
+    host_name: str = typer.Option(None, "--host", "-H", envvar="VMDECK_HOST",
+                                  help="Registered host the command is about (default: the VM's own host)."),
 ) -> None:
-    ctx.obj = State(connect_uri)
+    ctx.obj = State(connect_uri, host_name)
 
 
 def main() -> None:

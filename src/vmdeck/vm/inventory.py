@@ -7,6 +7,7 @@ from typing import Any
 
 import libvirt
 
+from vmdeck.domxml.migration import record_from_domain
 from vmdeck.domxml.parse import DomainView, parse_domain
 from vmdeck.host.connection import Host, libvirt_errors
 from vmdeck.vm.state import state_name
@@ -23,6 +24,7 @@ class VmSummary:
     persistent: bool
     cpu_time_ns: int | None
     rss_kib: int | None
+    host: str = "local"  # the registry's name for the host it runs on (vmdeck.cluster)
 
 
 def list_vms(host: Host) -> list[VmSummary]:
@@ -61,10 +63,12 @@ class VmDetails:
     state: str
     autostart: bool
     persistent: bool
+    last_migration: dict[str, Any] | None = None  # vmdeck.domxml.migration: downtime, total time, outcome
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self.view)
-        data.update(state=self.state, autostart=self.autostart, persistent=self.persistent)
+        data.update(state=self.state, autostart=self.autostart, persistent=self.persistent,
+                    last_migration=self.last_migration)
         data["accel"] = "KVM" if self.view.domain_type == "kvm" else "TCG"
         return data
 
@@ -74,5 +78,6 @@ def show_vm(host: Host, name: str) -> VmDetails:
     with libvirt_errors(f"show {name}"):
         state = state_name(dom.state()[0])
         # The live XML has what only a running VM knows: VNC ports, tap names, PCI addresses.
-        view = parse_domain(dom.XMLDesc(0))
-        return VmDetails(view=view, state=state, autostart=bool(dom.autostart()), persistent=bool(dom.isPersistent()))
+        xml = dom.XMLDesc(0)
+        return VmDetails(view=parse_domain(xml), state=state, autostart=bool(dom.autostart()),
+                         persistent=bool(dom.isPersistent()), last_migration=record_from_domain(xml))

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import libvirt
 
+from vmdeck.domxml.migration import MIGRATION_KEY, MIGRATION_NS, render_record
 from vmdeck.domxml.parse import parse_domain
-from vmdeck.errors import Conflict, HostError, StateError, VmdeckError
+from vmdeck.errors import Conflict, HostError, InvalidInput, StateError, TimedOut, VmdeckError
 from vmdeck.host.connection import Host, connect, libvirt_errors, translate
 from vmdeck.paths import pool_dir
 from vmdeck.storage.pool import GIB, create_volume, delete_volume, volume_info
@@ -100,10 +101,22 @@ def _copy_volume(src: Host, dest: Host, path: str, progress: Progress) -> None:
     progress(f"copied {Path(path).name}: {copied / 2**20:.1f} MiB")
 
 
-def _watch(dom: libvirt.virDomain, done: threading.Event, progress: Progress) -> None:
-    """Report the migration job's progress until `done` is set (runs in the caller's thread)."""
+def _watch(dom: libvirt.virDomain, done: threading.Event, progress: Progress, timeout: float | None) -> bool:
+    """Report the migration job's progress until `done` is set (runs in the caller's thread).
+
+    With `timeout`, a job still running after that many seconds is cancelled with abortJob (the VM
+    keeps running on the source, as libvirt guarantees for a cancelled migration); returns True then.
+    """
     last = ""
+    started = time.monotonic()
+    aborted = False
     while not done.wait(_POLL_S):
+        if timeout is not None and not aborted and time.monotonic() - started > timeout:
+            progress(f"migration still running after {timeout:g} s: cancelling it")
+            with contextlib.suppress(libvirt.libvirtError):  # it may have ended in between
+                dom.abortJob()
+                aborted = True
+            continue
         try:
             stats = dom.jobStats(0)
         except libvirt.libvirtError:
@@ -122,9 +135,11 @@ def _watch(dom: libvirt.virDomain, done: threading.Event, progress: Progress) ->
         if line != last:
             progress(f"migrating: {line}")
             last = line
+    return aborted
 
 
-def _run_live(dom: libvirt.virDomain, dest_uri: str, params: dict, flags: int, progress: Progress) -> None:
+def _run_live(dom: libvirt.virDomain, dest_uri: str, params: dict, flags: int, progress: Progress,
+              timeout: float | None) -> None:
     """migrateToURI3 in a worker thread (it blocks until the end) while this thread reports progress."""
     failure: list[libvirt.libvirtError] = []
     done = threading.Event()
@@ -139,29 +154,51 @@ def _run_live(dom: libvirt.virDomain, dest_uri: str, params: dict, flags: int, p
 
     worker = threading.Thread(target=work, name=f"migrate {dom.name()}", daemon=True)
     worker.start()
-    _watch(dom, done, progress)
+    aborted = _watch(dom, done, progress, timeout)
     worker.join()
+    if failure and aborted:
+        raise _Aborted(failure[0])
     if failure:
         raise failure[0]
 
 
-def _downtime(dest: Host, name: str) -> str:
-    """' (downtime N ms)' from the completed job's statistics, which libvirt keeps on the destination."""
+class _Aborted(Exception):
+    def __init__(self, cause: libvirt.libvirtError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _completed_stats(dest: Host, name: str) -> dict:
+    """The completed job's statistics, which libvirt keeps on the destination ({} when it has none)."""
     with contextlib.suppress(libvirt.libvirtError, VmdeckError):
-        stats = dest.lookup(name).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
-        if "downtime" in stats:
-            return f", downtime {stats['downtime']} ms"
-    return ""
+        return dict(dest.lookup(name).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED))
+    return {}
+
+
+def _record(dom: libvirt.virDomain, record: dict) -> None:
+    """Keep `record` in the VM's own metadata (live and persistent definition), so it follows the VM."""
+    flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG if dom.isPersistent() else 0
+    if dom.isActive():
+        flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+    with contextlib.suppress(libvirt.libvirtError):
+        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, render_record(record), MIGRATION_KEY, MIGRATION_NS,
+                        flags)
 
 
 def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_uri: str | None = None,
-            shared_storage: bool = False, progress: Progress = lambda _m: None) -> str:
+            shared_storage: bool = False, timeout: float | None = None,
+            progress: Progress = lambda _m: None) -> str:
     """Move VM `name` from `host` to the libvirt host at `dest_uri`; returns a one-line summary.
 
     live=True needs a running (or paused) VM and keeps it running; live=False moves a shut-off VM's
     definition (and its disks). `migrate_uri` (tcp://ADDR[:PORT]) is where the destination's QEMU
     listens for the memory stream, for hosts whose hostname does not resolve to the right address.
+    `timeout` (live only): cancel a migration still running after that many seconds (TimedOut); the
+    VM then keeps running on the source. The outcome, downtime and total time are recorded in the
+    VM's metadata (vmdeck.domxml.migration) on the host where it ends up.
     """
+    if timeout is not None and timeout <= 0:
+        raise InvalidInput(f"migration timeout must be above 0 seconds, got {timeout:g}", field="timeout")
     dom = host.lookup(name)
     if live:
         require_state(dom, {"running", "paused"}, "live-migrate")
@@ -194,13 +231,20 @@ def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_
                         d.target for d in parse_domain(dom.XMLDesc(0)).disks if d.source in {p for p, _c, _f in disks}
                     ]
                 progress(f"live-migrating {name} to {dest_uri}")
-                _run_live(dom, dest_uri, params, flags, progress)
+                _run_live(dom, dest_uri, params, flags, progress, timeout)
             else:
                 for path in created:
                     _copy_volume(host, dest, path, progress)
                 progress(f"moving the definition of {name} to {dest_uri}")
                 # Only the definition moves: this client hands it over on its own two connections.
                 dom.migrate3(dest.conn, params, flags | libvirt.VIR_MIGRATE_OFFLINE)
+        except _Aborted as aborted:
+            _remove_volumes(dest, created)
+            took = time.monotonic() - started
+            _record(dom, {"outcome": "aborted", "from": host.uri, "to": dest_uri, "at": int(time.time()),
+                          "total_ms": int(took * 1000), "timeout_s": int(timeout or 0)})
+            raise TimedOut(f"migration of {name} to {dest_uri} did not finish within {timeout:g} s and was "
+                           f"cancelled; {name} is {current_state(dom)} on {host.uri}") from aborted.cause
         except libvirt.libvirtError as err:
             _remove_volumes(dest, created)
             raise translate(err, f"migrate {name} to {dest_uri}") from err
@@ -208,7 +252,13 @@ def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_
             _remove_volumes(dest, created)
             raise
         elapsed = time.monotonic() - started
-        downtime = _downtime(dest, name) if live else ""
+        stats = _completed_stats(dest, name) if live else {}
+        downtime = f", downtime {stats['downtime']} ms" if "downtime" in stats else ""
+        _record(dest.lookup(name), {
+            "outcome": "completed", "kind": "live" if live else "offline", "from": host.uri, "to": dest_uri,
+            "at": int(time.time()), "total_ms": int(elapsed * 1000), "downtime_ms": stats.get("downtime"),
+            "libvirt_total_ms": stats.get("time_elapsed"), "memory_bytes": stats.get("memory_processed"),
+            "disk_bytes": stats.get("disk_processed")})
         # The source's copies are stale now; the VM owns the destination's.
         owned = set(parse_domain(dest.lookup(name).XMLDesc(0)).owned_volumes)
         stale = [path for path in created if path in owned]
