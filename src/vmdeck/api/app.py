@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from vmdeck import __version__
-from vmdeck.api import auth, console, devices, events, hostview, isos, pages, templates, vms
+from vmdeck.api import auth, console, devices, events, hosts, hostview, isos, pages, templates, vms
 from vmdeck.api import host as host_api
 from vmdeck.api.accounts import Accounts, ensure_admin
 from vmdeck.api.context import AppContext, HostHandle
@@ -19,6 +19,8 @@ from vmdeck.api.errors import install_error_handlers
 from vmdeck.api.security import AuthMiddleware
 from vmdeck.api.settings import Settings
 from vmdeck.api.tickets import TicketBook
+from vmdeck.cluster.fleet import Fleet
+from vmdeck.cluster.registry import Registry
 from vmdeck.host.connection import Host
 
 __all__ = ["create_app"]
@@ -32,13 +34,16 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     accounts = Accounts(open_database(settings.db_path), settings.session_ttl)
     ctx = AppContext(settings=settings, accounts=accounts, host=HostHandle(settings.uri, host),
                      tickets=TicketBook(settings.ticket_ttl))
+    if settings.uri is None and host is None:
+        # The host registry lives in the same database; keepalive needs the event loop (settings.events).
+        ctx.fleet = Fleet(registry=Registry(settings.db_path), keepalive=settings.events)
     ctx.admin_created, ctx.admin_password = ensure_admin(accounts, settings.admin_password)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         hub = None
         if settings.events:
-            hub = events.EventHub(ctx.host, settings.stats_interval)
+            hub = events.EventHub(ctx, settings.stats_interval)
             hub.start()
             ctx.events = hub
         try:
@@ -49,6 +54,8 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
             ctx.events = None
             if host is None:
                 ctx.host.close()
+            if ctx.fleet is not None:
+                ctx.fleet.close()
 
     app = FastAPI(
         title="vmdeck",
@@ -63,7 +70,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (auth, vms, templates, host_api, isos, devices, hostview, console, events):
+    for module in (auth, vms, templates, host_api, hosts, isos, devices, hostview, console, events):
         app.include_router(module.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")

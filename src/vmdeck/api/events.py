@@ -21,6 +21,7 @@ import libvirt
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from vmdeck.api.security import origin_allowed
+from vmdeck.cluster.inventory import list_everywhere
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.events import ensure_event_loop
@@ -46,15 +47,18 @@ _LIFECYCLE = {
 
 
 class EventHub:
-    """Fans libvirt domain events out to subscribers (one asyncio queue per browser)."""
+    """Fans libvirt domain events of every registered host out to subscribers (one asyncio queue per browser).
 
-    def __init__(self, host: Any, stats_interval: float) -> None:
-        self.host_handle = host  # vmdeck.api.context.HostHandle, for the stats samples
+    Each host's events arrive on that host's own connection (one callback per connection, tagged with
+    the host's name); a host that is down is retried by the watchdog and never delays the others.
+    """
+
+    def __init__(self, ctx: Any, stats_interval: float) -> None:
+        self.ctx = ctx  # vmdeck.api.context.AppContext: its HostHandle, or its fleet of registered hosts
         self.stats_interval = stats_interval
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = set()
         self._lock = threading.Lock()
-        self._conn_host: Host | None = None
-        self._callback_id: int | None = None
+        self._registered: dict[str, tuple[Host, int]] = {}  # host name -> (connection, callback id)
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._stats_task: asyncio.Task[None] | None = None
@@ -64,37 +68,49 @@ class EventHub:
     def start(self) -> None:
         ensure_event_loop()
         # libvirtd down (or, in tests, another app holding this connection's callback): the watchdog retries.
-        with contextlib.suppress(VmdeckError, libvirt.libvirtError):
-            self._register()
+        self._register_all()
         self._watchdog = threading.Thread(target=self._watch, name="vmdeck-events-watchdog", daemon=True)
         self._watchdog.start()
         self._stats_task = asyncio.get_running_loop().create_task(self._sample_stats())
 
-    def _register(self) -> None:
+    def _targets(self) -> list[tuple[str, Any]]:
+        """(host name, a function opening its connection) for every host whose events are wanted."""
+        from vmdeck.api.context import fleet_of
+
+        fleet = fleet_of(self.ctx)
+        if fleet is None:
+            return [("local", self.ctx.host.get)]
+        # A short deadline: the watchdog comes back in 2 s, and one silent host must not hold up the others.
+        return [(entry.name, lambda e=entry: fleet.host(e, timeout=2.0)) for entry in fleet.entries]
+
+    def _register_all(self) -> None:
+        for name, opener in self._targets():
+            with contextlib.suppress(VmdeckError, libvirt.libvirtError):
+                self._register(name, opener())
+
+    def _register(self, name: str, host: Host) -> None:
         # Events ride on the same connection the requests use: libvirt's test driver gives every
         # connection its own fake host, and on a real host one connection is one less socket.
-        host = self.host_handle.get()
-        if host is self._conn_host:
+        known = self._registered.get(name)
+        if known is not None and known[0] is host:
             return
-        self._callback_id = host.conn.domainEventRegisterAny(
-            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
-        reconnected = self._conn_host is not None
-        self._conn_host = host
-        if reconnected:
-            self.publish({"type": "inventory", "reason": "reconnected"})
+        callback_id = host.conn.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, name)
+        self._registered[name] = (host, callback_id)
+        if known is not None:
+            self.publish({"type": "inventory", "reason": "reconnected", "host": name})
 
     def _watch(self) -> None:
         # libvirtd may restart under us: the handle reconnects, we re-register and browsers re-read the list.
         while not self._stop.wait(2.0):
-            with contextlib.suppress(VmdeckError, libvirt.libvirtError):
-                self._register()
+            self._register_all()
 
     def _on_lifecycle(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int, detail: int,
-                      _opaque: object) -> None:
+                      host_name: object) -> None:
         self.events_seen += 1
         name, state = _LIFECYCLE.get(event, (f"event-{event}", None))
         message: dict[str, Any] = {"type": "state", "vm": dom.name(), "event": name, "detail": detail,
-                                   "state": state, "at": time.time()}
+                                   "state": state, "at": time.time(), "host": host_name}
         if event in (libvirt.VIR_DOMAIN_EVENT_DEFINED, libvirt.VIR_DOMAIN_EVENT_UNDEFINED):
             message["type"] = "inventory"
         self.publish(message)
@@ -103,12 +119,10 @@ class EventHub:
         self._stop.set()
         if self._stats_task is not None:
             self._stats_task.cancel()
-        host = self._conn_host
-        if host is not None:
+        for host, callback_id in self._registered.values():
             with contextlib.suppress(libvirt.libvirtError):
-                if self._callback_id is not None:
-                    host.conn.domainEventDeregisterAny(self._callback_id)
-            host.close()
+                host.conn.domainEventDeregisterAny(callback_id)
+        self._registered.clear()
 
     # --- asyncio side ----------------------------------------------------------------------------------
     def publish(self, message: dict[str, Any]) -> None:
@@ -133,6 +147,12 @@ class EventHub:
     def watching(self) -> int:
         return len(self._subscribers)
 
+    def _list_vms(self) -> list[Any]:
+        from vmdeck.api.context import fleet_of
+
+        fleet = fleet_of(self.ctx)
+        return list_vms(self.ctx.host.get()) if fleet is None else list_everywhere(fleet).vms
+
     async def _sample_stats(self) -> None:
         previous: dict[str, tuple[int, float]] = {}
         while True:
@@ -141,7 +161,7 @@ class EventHub:
                 previous.clear()
                 continue
             try:
-                summaries = await anyio.to_thread.run_sync(lambda: list_vms(self.host_handle.get()))
+                summaries = await anyio.to_thread.run_sync(self._list_vms)
             except VmdeckError:
                 continue
             now = time.monotonic()

@@ -8,14 +8,17 @@ libvirt call never blocks the event loop.
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import asdict
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import request_host
+from vmdeck.api.context import AppContext, app_context, fleet_of, request_host
 from vmdeck.api.isos import iso_path
+from vmdeck.cluster.inventory import list_everywhere
+from vmdeck.cluster.place import place_new_vm
 from vmdeck.host.connection import Host
 from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.vm import lifecycle
@@ -41,6 +44,8 @@ class CreateVm(BaseModel):
     network: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+:-]{0,63}$",
                                 description="'user' or a libvirt network name for every NIC.")
     start: bool = Field(False, description="Start the VM once created.")
+    host: str = Field("auto", description="Registered host to create it on, or 'auto': the host with the most "
+                                          "free memory that fits it.")
 
 
 class ResourcesRequest(BaseModel):
@@ -79,18 +84,35 @@ class ExecOut(BaseModel):
 
 
 @router.get("", response_model=list[VmSummary])  # the core's dataclass is the schema
-def vms_list(host: Host = Depends(request_host)) -> list[dict[str, Any]]:
-    """Every VM on the host (bulk libvirt calls, not one per VM)."""
-    return [asdict(vm) for vm in list_vms(host)]
+def vms_list(response: Response, ctx: AppContext = Depends(app_context)) -> list[dict[str, Any]]:
+    """Every VM on every registered host, with its host (each host asked at once, under a deadline).
+
+    Hosts that did not answer are named in the X-Vmdeck-Unreachable header (JSON: host -> why).
+    """
+    fleet = fleet_of(ctx)
+    if fleet is None:
+        return [asdict(vm) for vm in list_vms(ctx.host.get())]
+    listed = list_everywhere(fleet)
+    if listed.unreachable:
+        response.headers["X-Vmdeck-Unreachable"] = json.dumps(listed.unreachable)
+    return [asdict(vm) for vm in listed.vms]
 
 
 @router.post("", status_code=201)
-def vms_create(body: CreateVm, host: Host = Depends(request_host)) -> dict[str, Any]:
-    """Create a VM from a template with overrides; errors name the field (`field`) they are about."""
+def vms_create(body: CreateVm, ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """Create a VM from a template with overrides, on the host placement picks (or `host`); errors name
+    the field (`field`) they are about, and a refusal for lack of room names each host and why."""
     cdrom = iso_path(body.cdrom, field="cdrom") if body.cdrom else None
     spec = resolve(body.template, body.name, Overrides(vcpus=body.vcpus, memory_mib=body.memory_mib,
                                                        disk_gib=body.disk_gib, cdrom=cdrom, accel=body.accel,
                                                        network=body.network))
+    fleet = fleet_of(ctx)
+    if fleet is None and body.host == "auto":
+        host = ctx.host.get()
+    else:
+        fleet = fleet or ctx.fleet
+        assert fleet is not None
+        host = fleet.host(place_new_vm(fleet, spec, None if body.host == "auto" else body.host))
     create_vm(host, spec)
     if body.start:
         lifecycle.start(host, body.name)
@@ -179,3 +201,39 @@ def vms_exec(name: str, body: ExecRequest, host: Host = Depends(request_host)) -
                    stdout_b64=base64.b64encode(result.stdout).decode(), stderr_b64=base64.b64encode(result.stderr).decode())
 
 
+
+
+class MigrateRequest(BaseModel):
+    to: str = Field(description="Registered host name (or a libvirt URI) to move the VM to.")
+    live: bool = Field(True, description="Live (the VM keeps running); false moves a shut-off VM.")
+    timeout: float | None = Field(None, gt=0, le=86400, description="Cancel a live move still running after "
+                                                                    "this many seconds (the VM stays where it was).")
+    bandwidth_mib: int | None = Field(None, ge=1, description="Cap the copy at this many MiB/s.")
+
+
+@router.post("/{name}/migrate")
+def vms_migrate(name: str, body: MigrateRequest, host: Host = Depends(request_host),
+                ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """Move the VM to another host; progress lines go out on the event stream ({"type": "migration"})."""
+    from vmdeck.cluster.registry import Registry
+    from vmdeck.vm.migrate import migrate
+
+    dest_uri, migrate_uri = body.to, None
+    if "://" not in body.to:
+        registry = ctx.fleet.registry if ctx.fleet is not None else Registry(ctx.settings.db_path)
+        entry = registry.get(body.to)
+        dest_uri, migrate_uri = entry.connect_uri, entry.migrate_uri
+    hub = ctx.events
+
+    def progress(line: str) -> None:
+        if hub is not None:
+            hub.publish({"type": "migration", "vm": name, "to": body.to, "line": line})  # type: ignore[attr-defined]
+
+    try:
+        summary = migrate(host, name, dest_uri, live=body.live, migrate_uri=migrate_uri, timeout=body.timeout,
+                          bandwidth_mib=body.bandwidth_mib, progress=progress)
+    except Exception as error:
+        progress(f"failed: {error}")
+        raise
+    progress(f"done: {summary}")
+    return {"name": name, "to": body.to, "summary": summary}

@@ -112,6 +112,12 @@ def show(ctx: typer.Context, name: str, as_json: bool = typer.Option(False, "--j
               f"template {details['template'] or '-'})")
     out.print(f"  {details['arch']} {details['machine']}, {details['vcpus']} vCPU, "
               f"{details['memory_mib']} MiB (current {details['current_memory_mib']} MiB), boot {details['boot_kind']}")
+    moved = details.get("last_migration")
+    if moved:
+        timing = ", ".join(f"{label} {moved[key]} ms" for key, label in (("downtime_ms", "downtime"),
+                                                                          ("total_ms", "total")) if key in moved)
+        out.print(f"  last migration: {moved.get('outcome')} from {moved.get('from')} to {moved.get('to')}"
+                  + (f" ({timing})" if timing else ""), highlight=False)
     table = Table("DEVICE", "TARGET", "BUS", "SOURCE", "STATUS", box=None, header_style="bold")
     for row in details["devices"]:
         owned = "  [dim](vmdeck volume)[/dim]" if row.source in details["owned_volumes"] else ""

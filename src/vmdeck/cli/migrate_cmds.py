@@ -22,6 +22,7 @@ def migrate(
                                                                          "do not copy them."),
     timeout: float = typer.Option(None, "--timeout", help="Cancel a live migration still running after this many "
                                                           "seconds; the VM keeps running where it was."),
+    bandwidth: int = typer.Option(None, "--bandwidth", help="Cap the copy at this many MiB/s."),
 ) -> None:
     """Move a VM to another host: live by default (it keeps running), or --offline."""
     dest_uri = to
@@ -32,7 +33,8 @@ def migrate(
         dest_uri, migrate_uri = entry.connect_uri, migrate_uri or entry.migrate_uri
     with progress_reporter(f"migrating {name}") as progress:
         summary = migrate_vm(ctx.obj.host(), name, dest_uri, live=not offline, migrate_uri=migrate_uri,
-                             shared_storage=shared_storage, timeout=timeout, progress=progress)
+                             shared_storage=shared_storage, timeout=timeout, bandwidth_mib=bandwidth,
+                             progress=progress)
     out.print(summary)
 
 

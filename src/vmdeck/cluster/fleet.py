@@ -55,9 +55,11 @@ def _first_line(error: BaseException) -> str:
 class Fleet:
     """The registered hosts and their open connections."""
 
-    def __init__(self, entries: list[HostEntry] | None = None, *, connect_timeout: float = CONNECT_TIMEOUT_S,
-                 call_timeout: float = CALL_TIMEOUT_S, keepalive: bool = False) -> None:
+    def __init__(self, entries: list[HostEntry] | None = None, *, registry: Registry | None = None,
+                 connect_timeout: float = CONNECT_TIMEOUT_S, call_timeout: float = CALL_TIMEOUT_S,
+                 keepalive: bool = False) -> None:
         self._entries = entries
+        self.registry = registry or Registry()
         self.connect_timeout = connect_timeout
         self.call_timeout = call_timeout
         # Keepalive needs libvirt's event loop running in this process (vmdeck serve has one).
@@ -70,13 +72,13 @@ class Fleet:
     @property
     def entries(self) -> list[HostEntry]:
         # Re-read on every use unless fixed at construction: `vmdeck serve` sees `host add` at once.
-        return list(self._entries) if self._entries is not None else Registry().entries()
+        return list(self._entries) if self._entries is not None else self.registry.entries()
 
     def entry(self, name: str) -> HostEntry:
         for entry in self.entries:
             if entry.name == name:
                 return entry
-        return Registry().get(name)  # raises NotFound naming the known hosts
+        return self.registry.get(name)  # raises NotFound naming the known hosts
 
     # --- connections ------------------------------------------------------------------------------
     def host(self, name_or_entry: str | HostEntry, timeout: float | None = None) -> Host:
@@ -100,14 +102,15 @@ class Fleet:
                 self._connecting[uri] = pending
                 self._errors.pop(uri, None)
                 pending.start()
-        pending.join(self.connect_timeout if timeout is None else timeout)
+        waited = self.connect_timeout if timeout is None else timeout
+        pending.join(waited)
         with self._lock:
             if uri in self._hosts:
                 return self._hosts[uri]
             error = self._errors.get(uri)
         if error is not None:
             raise error
-        raise HostError(f"host {entry.name} ({uri}) did not answer within {self.connect_timeout:g} s")
+        raise HostError(f"host {entry.name} did not answer within {waited:g} s")
 
     def _open(self, uri: str) -> None:
         try:

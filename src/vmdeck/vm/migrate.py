@@ -186,7 +186,7 @@ def _record(dom: libvirt.virDomain, record: dict) -> None:
 
 
 def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_uri: str | None = None,
-            shared_storage: bool = False, timeout: float | None = None,
+            shared_storage: bool = False, timeout: float | None = None, bandwidth_mib: int | None = None,
             progress: Progress = lambda _m: None) -> str:
     """Move VM `name` from `host` to the libvirt host at `dest_uri`; returns a one-line summary.
 
@@ -195,10 +195,13 @@ def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_
     listens for the memory stream, for hosts whose hostname does not resolve to the right address.
     `timeout` (live only): cancel a migration still running after that many seconds (TimedOut); the
     VM then keeps running on the source. The outcome, downtime and total time are recorded in the
-    VM's metadata (vmdeck.domxml.migration) on the host where it ends up.
+    VM's metadata (vmdeck.domxml.migration) on the host where it ends up. `bandwidth_mib` caps the
+    copy at that many MiB/s (libvirt's bandwidth parameter), for a link shared with other traffic.
     """
     if timeout is not None and timeout <= 0:
         raise InvalidInput(f"migration timeout must be above 0 seconds, got {timeout:g}", field="timeout")
+    if bandwidth_mib is not None and bandwidth_mib <= 0:
+        raise InvalidInput(f"migration bandwidth must be at least 1 MiB/s, got {bandwidth_mib}", field="bandwidth")
     dom = host.lookup(name)
     if live:
         require_state(dom, {"running", "paused"}, "live-migrate")
@@ -220,6 +223,8 @@ def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_
             params: dict = {}
             if migrate_uri:
                 params[libvirt.VIR_MIGRATE_PARAM_URI] = migrate_uri
+            if bandwidth_mib:
+                params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = bandwidth_mib
             if live:
                 # Peer-to-peer: the source libvirtd talks to the destination's itself, so the move does
                 # not depend on this client staying connected for the whole copy.
