@@ -237,7 +237,9 @@ def remove_leftovers(host: Host) -> None:
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
     for name in listed:
         parts = name.split("-")
-        if name.startswith("vmdeck-test-") and len(parts) in (3, 4) and _dead(parts[2]):
+        # Only names this module (or test_migrate before it) makes: vmdeck-test-PID, -PID-N, -PID-lan.
+        ours = len(parts) == 3 or (len(parts) == 4 and (parts[3].isdigit() or parts[3] == "lan"))
+        if name.startswith("vmdeck-test-") and ours and _dead(parts[2]):
             tag = int(parts[2]) % 16000
             # vmdm*: the older per-test veth of test_migrate; vmdn*r: this machine's leg on a LAN.
             _remove_netns(name, f"vmdm{tag}a" if len(parts) == 3 else f"vmdn{tag}r")

@@ -56,3 +56,8 @@ def vm_page(request: Request, name: str) -> Response:
 @router.get("/host", response_class=HTMLResponse)
 def host_page(request: Request) -> Response:
     return _page(request, "host.html", title="Host")
+
+
+@router.get("/hosts", response_class=HTMLResponse)
+def hosts_page(request: Request) -> Response:
+    return _page(request, "hosts.html", title="Hosts")

@@ -75,6 +75,15 @@ class State:
         self.host_name = host_name
         self._host: Host | None = None
         self._fleet: object | None = None
+        self._entries: list | None = None  # type: ignore[type-arg]
+
+    def entries(self) -> list:  # type: ignore[type-arg]
+        """The registered hosts, read once per command (one small SQLite query; none without a database)."""
+        if self._entries is None:
+            from vmdeck.cluster.registry import Registry
+
+            self._entries = Registry().entries()
+        return self._entries
 
     def fleet(self):  # type: ignore[no-untyped-def]
         """The registered hosts (vmdeck.cluster.fleet.Fleet), opened on demand."""
@@ -88,9 +97,7 @@ class State:
         """True when commands talk to one libvirt host only (--connect given, or only `local` registered)."""
         if self.uri:
             return True
-        from vmdeck.cluster.registry import Registry
-
-        return self.host_name is None and len(Registry().entries()) == 1
+        return self.host_name is None and len(self.entries()) == 1
 
     def host(self) -> Host:
         if self._host is None:
@@ -100,12 +107,11 @@ class State:
     def _open(self) -> Host:
         if self.uri:
             return connect(self.uri)
-        from vmdeck.cluster.registry import Registry
-        from vmdeck.cluster.resolve import vm_host
-
-        entries = Registry().entries()
+        entries = self.entries()
         if self.host_name is None and len(entries) == 1:
             return connect(entries[0].connect_uri)  # the common case: no thread, no deadline machinery
+        from vmdeck.cluster.resolve import vm_host
+
         vm = self._vm_argument()
         if vm is None:
             entry = self.fleet().entry(self.host_name) if self.host_name else entries[0]

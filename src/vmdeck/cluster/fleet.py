@@ -157,14 +157,12 @@ class Fleet:
             except libvirt.libvirtError as err:
                 results[entry.name] = Answer(entry, None, HostError(_first_line(err)), time.monotonic() - begin)
 
-        if len(chosen) == 1:
-            run(chosen[0])  # one host: no thread to start
-        else:
-            threads = [threading.Thread(target=run, args=(e,), name=f"query {e.name}", daemon=True) for e in chosen]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(max(0.0, started + limit - time.monotonic()))
+        # A thread per host even for one: the deadline holds for a single remote host too.
+        threads = [threading.Thread(target=run, args=(e,), name=f"query {e.name}", daemon=True) for e in chosen]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(max(0.0, started + limit - time.monotonic()))
         answers = []
         for entry in chosen:
             answer = results.get(entry.name)

@@ -10,14 +10,17 @@ no ORM import. A database without the table (or no file at all) means "only the 
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from vmdeck.errors import Conflict, InvalidInput, NotFound
 from vmdeck.paths import database_path
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["HostEntry", "LOCAL", "Registry", "DEFAULT_LOCAL_URI"]
 
@@ -86,6 +89,8 @@ class Registry:
     def _open(self, create: bool) -> sqlite3.Connection | None:
         if not create and not self.path.exists():
             return None
+        import sqlite3  # here: `vmdeck list` on a machine without a database does not pay for it
+
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=10)
@@ -103,6 +108,8 @@ class Registry:
         conn = self._open(create=False)
         if conn is None:
             return [LOCAL]
+        import sqlite3
+
         try:
             rows = conn.execute("SELECT name, uri, vcpu_ratio, reserve_mib, draining FROM hosts "
                                 "ORDER BY name != 'local', added_at, name").fetchall()

@@ -39,7 +39,7 @@ function row(vm) {
   const tr = el('tr', { dataset: { vm: vm.name } },
     el('td', {}, el('a', { href: `/vms/${encodeURIComponent(vm.name)}` }, vm.name)),
     el('td', {}, el('span', { class: 'state' })),
-    el('td', {}, vm.vcpus), el('td', {}, `${vm.memory_mib} MiB`),
+    el('td', {}, vm.vcpus), el('td', {}, `${vm.memory_mib} MiB`), el('td', { class: 'host' }, vm.host),
     el('td', {}, cpu, el('span', { class: 'cpu-now dim' })),
     el('td', {}, rss, el('span', { class: 'rss-now dim' })),
     el('td', { class: 'power' }, buttons));
@@ -49,7 +49,7 @@ function row(vm) {
 
 async function load() {
   const vms = await api('GET', '/api/vms');
-  rows.replaceChildren(...(vms.length ? vms.map(row) : [el('tr', {}, el('td', { colspan: 7, class: 'dim' }, 'No VMs yet.'))]));
+  rows.replaceChildren(...(vms.length ? vms.map(row) : [el('tr', {}, el('td', { colspan: 8, class: 'dim' }, 'No VMs yet.'))]));
 }
 
 function onStats(sample) {
