@@ -98,3 +98,14 @@ def test_cli_list_and_show_across_hosts(tmp_path: Path) -> None:
     assert shown.returncode == 0 and '"name": "busy-b"' in shown.stdout, shown.stderr
     missing = subprocess.run([*vmdeck, "show", "nope"], capture_output=True, text=True, timeout=60)
     assert missing.returncode == 3 and "no VM named 'nope' on any host (a, b)" in missing.stderr
+
+
+def test_cli_list_with_one_silent_remote_host_still_answers(silent_port: int) -> None:
+    """Only `local` goes straight to libvirt: a single remote host is asked under the deadline too."""
+    registry = Registry()
+    registry.remove("local")
+    registry.add(HostEntry("far", f"qemu+tcp://127.0.0.1:{silent_port}/system"))
+    listed = subprocess.run([sys.executable, "-m", "vmdeck.cli.main", "list", "--deadline", "1"],
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert listed.returncode == 0, listed.stderr
+    assert "host far unreachable: host far did not answer within 1 s" in listed.stdout

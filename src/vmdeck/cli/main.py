@@ -97,7 +97,13 @@ class State:
         """True when commands talk to one libvirt host only (--connect given, or only `local` registered)."""
         if self.uri:
             return True
-        return self.host_name is None and len(self.entries()) == 1
+        return self.host_name is None and self._only_local()
+
+    def _only_local(self) -> bool:
+        # Only the default local host: straight to it as before the registry. A single *remote* host
+        # still goes through the fleet, whose deadlines keep a silent host from hanging the command.
+        entries = self.entries()
+        return len(entries) == 1 and entries[0].uri is None
 
     def host(self) -> Host:
         if self._host is None:
@@ -108,7 +114,7 @@ class State:
         if self.uri:
             return connect(self.uri)
         entries = self.entries()
-        if self.host_name is None and len(entries) == 1:
+        if self.host_name is None and self._only_local():
             return connect(entries[0].connect_uri)  # the common case: no thread, no deadline machinery
         from vmdeck.cluster.resolve import vm_host
 
