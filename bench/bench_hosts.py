@@ -74,8 +74,11 @@ def serve_rss_mib(env: dict[str, str]) -> float:
         with httpx.Client(base_url=base, timeout=60) as client:
             reply = client.post("/api/auth/login", json={"username": "admin", "password": "bench-pw-1"})
             client.headers["X-CSRF-Token"] = reply.json()["csrf_token"]
+            # The session cookie is Secure: httpx keeps it off plain http, a browser on loopback does not.
+            client.headers["Cookie"] = f"vmdeck_session={reply.cookies['vmdeck_session']}"
             for _ in range(20):
-                assert client.get("/api/vms").status_code == 200
+                listed = client.get("/api/vms")
+                assert listed.status_code == 200, listed.text
             assert client.get("/api/hosts").status_code == 200
         status = Path(f"/proc/{server.pid}/status").read_text()
         return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 import typer.main
 from typer.core import TyperGroup
 
 from vmdeck.errors import VmdeckError
-from vmdeck.host.connection import Host, connect
+
+if TYPE_CHECKING:
+    from vmdeck.cluster.fleet import Fleet
+    from vmdeck.cluster.registry import HostEntry
+    from vmdeck.host.connection import Host
 
 # Which module defines each top-level command. A command's module is imported only when that
 # command runs (or for --help), so `vmdeck list` does not pay for the web server's imports.
@@ -61,9 +66,8 @@ app = typer.Typer(
 class State:
     """Per-invocation settings shared by every command; connections open lazily.
 
-    `--connect URI` (or $VMDECK_URI) talks to that one libvirt host, as before the registry existed.
-    Otherwise the host registry decides: with only `local` registered it is that host, with several
-    a command about a VM finds the VM's host through the one resolver (vmdeck.cluster.resolve).
+    Which host a command talks to is vmdeck.cli.target's decision: `--connect URI`, or the host
+    registry (a command about a VM goes to that VM's host, found by the one resolver).
     """
 
     # Commands whose NAME argument is not an existing VM: they never resolve it to a host.
@@ -74,19 +78,18 @@ class State:
         self.uri = uri
         self.host_name = host_name
         self._host: Host | None = None
-        self._fleet: object | None = None
-        self._entries: list | None = None  # type: ignore[type-arg]
+        self._fleet: Fleet | None = None
+        self._entries: list[HostEntry] | None = None
 
-    def entries(self) -> list:  # type: ignore[type-arg]
-        """The registered hosts, read once per command (one small SQLite query; none without a database)."""
+    def entries(self) -> list[HostEntry]:
         if self._entries is None:
-            from vmdeck.cluster.registry import Registry
+            from vmdeck.cli.target import registered
 
-            self._entries = Registry().entries()
+            self._entries = registered()
         return self._entries
 
-    def fleet(self):  # type: ignore[no-untyped-def]
-        """The registered hosts (vmdeck.cluster.fleet.Fleet), opened on demand."""
+    def fleet(self) -> Fleet:
+        """The registered hosts, opened on demand."""
         from vmdeck.cluster.fleet import Fleet
 
         if self._fleet is None:
@@ -95,34 +98,18 @@ class State:
 
     def single_host(self) -> bool:
         """True when commands talk to one libvirt host only (--connect given, or only `local` registered)."""
-        if self.uri:
-            return True
-        return self.host_name is None and self._only_local()
+        from vmdeck.cli.target import only_local
 
-    def _only_local(self) -> bool:
-        # Only the default local host: straight to it as before the registry. A single *remote* host
-        # still goes through the fleet, whose deadlines keep a silent host from hanging the command.
-        entries = self.entries()
-        return len(entries) == 1 and entries[0].uri is None
+        return bool(self.uri) or (self.host_name is None and only_local(self.entries()))
 
     def host(self) -> Host:
         if self._host is None:
-            self._host = self._open()
+            from vmdeck.cli.target import open_host
+
+            entries = [] if self.uri else self.entries()
+            fleet = None if self.single_host() else self.fleet()
+            self._host = open_host(self.uri, self.host_name, self._vm_argument(), entries, fleet)
         return self._host
-
-    def _open(self) -> Host:
-        if self.uri:
-            return connect(self.uri)
-        entries = self.entries()
-        if self.host_name is None and self._only_local():
-            return connect(entries[0].connect_uri)  # the common case: no thread, no deadline machinery
-        from vmdeck.cluster.resolve import vm_host
-
-        vm = self._vm_argument()
-        if vm is None:
-            entry = self.fleet().entry(self.host_name) if self.host_name else entries[0]
-            return self.fleet().host(entry)
-        return vm_host(self.fleet(), vm, host=self.host_name)
 
     def _vm_argument(self) -> str | None:
         """The VM the running command is about: its NAME argument (read from click's context)."""
