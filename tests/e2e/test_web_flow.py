@@ -96,7 +96,7 @@ def test_start_shows_the_guest_screen(page: Page, host: Host, vm_name: str) -> N
     # The badge changes through the event stream; then the page connects the console by itself.
     expect(page.locator("#vm-state")).to_have_text("running", timeout=30_000)
     expect(page.locator("#screen")).to_have_attribute("data-connected", "true", timeout=30_000)
-    wait_ready(host, vm_name, timeout=180)
+    wait_ready(host, vm_name, timeout=600)
     canvas = page.locator("#screen canvas")
     lit, before = _until(lambda: (shot := _lit_pixels(canvas.screenshot()))[0] > 500 and shot,
                          "the guest's text on the canvas")  # type: ignore[misc]

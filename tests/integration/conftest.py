@@ -28,6 +28,10 @@ from vmdeck.vm.create import create_vm
 # and from leftovers of a dead one, which are the only ones cleaned up at start.
 PREFIX = f"vmdeck-test-{os.getpid()}-"
 VMDECK = [sys.executable, "-m", "vmdeck.cli.main"]
+# An upper bound, not an expectation: the tiny guest is ready in seconds on a quiet host, but a
+# loaded 2-core machine running TCG guests side by side can take minutes; the wait ends on the
+# ready marker itself.
+READY_TIMEOUT_S = 600
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -76,7 +80,7 @@ def vm_factory(host: Host) -> Iterator[VmFactory]:
         create_vm(host, spec)
         made.append(name)
         if start:
-            lifecycle.start(host, name, wait=wait, timeout=180)
+            lifecycle.start(host, name, wait=wait, timeout=READY_TIMEOUT_S)
         return name
 
     yield make
@@ -89,7 +93,7 @@ def shared_vm(host: Host) -> Iterator[str]:
     """A running tiny VM with 2 vCPUs and 256 MiB, shared by read-only tests. Do not change it."""
     name = f"{PREFIX}shared-{uuid.uuid4().hex[:6]}"
     create_vm(host, resolve("tiny", name, Overrides(vcpus=2, memory_mib=256)))
-    lifecycle.start(host, name, wait=True, timeout=180)
+    lifecycle.start(host, name, wait=True, timeout=READY_TIMEOUT_S)
     yield name
     _cleanup(host, name)
 

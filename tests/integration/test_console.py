@@ -37,7 +37,7 @@ def vm(host: Host) -> Iterator[str]:
     name = f"vmdeck-test-console-{uuid.uuid4().hex[:6]}"
     create_vm(host, resolve("tiny", name))
     try:
-        lifecycle.start(host, name, wait=True, timeout=180)
+        lifecycle.start(host, name, wait=True, timeout=600)
         yield name
     finally:
         lifecycle.delete(host, name, force=True)

@@ -49,7 +49,7 @@ def test_hot_add_persist_resize_remove(vm_factory: Callable, run_in_guest: Calla
     wrote = run_in_guest(vm, f"printf {data} | dd of=/dev/vdb bs=512 conv=sync,fsync 2>/dev/null && sync")
     assert wrote.exit_code == 0, wrote.stderr
     lifecycle.poweroff(host, vm)
-    lifecycle.start(host, vm, wait=True, timeout=180)
+    lifecycle.start(host, vm, wait=True, timeout=600)
     read = wait_for(lambda: run_in_guest(vm, "head -c 32 /dev/vdb").stdout.decode())
     assert read == data
 

@@ -81,7 +81,12 @@ def test_cpu_loop_in_the_guest_shows_on_that_vcpus_thread(vm_factory: Callable, 
     busy, other = vm.sched.vcpus
     run_in_guest(name, f"kill {started.stdout.decode().strip()}")
     assert busy.cpu_share_pct is not None and other.cpu_share_pct is not None
-    assert busy.cpu_share_pct >= 50, (busy, other)  # most of the interval (2 host CPUs shared with others)
+    # On a loaded host the busy thread may spend much of the interval waiting in the run queue:
+    # what proves the loop is on vCPU 0 is that it wanted the CPU the whole time (ran or waited)
+    # while vCPU 1 stayed idle, not a fixed share of a CPU it has to share with others.
+    assert busy.run_delay_pct is not None
+    assert busy.cpu_share_pct + busy.run_delay_pct >= 75, (busy, other)
+    assert busy.cpu_share_pct >= 3 * other.cpu_share_pct, (busy, other)
     assert other.cpu_share_pct <= 15, (busy, other)
 
 

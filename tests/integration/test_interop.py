@@ -30,7 +30,7 @@ def test_virt_xml_edits_survive_vmdeck_set(vm_factory: Callable, host: Host, cli
     xml = host.lookup(name).XMLDesc(0)
     assert "billing: team-a" in xml and "i6300esb" in xml and "vmdeck:owned-volume" in xml
 
-    lifecycle.start(host, name, wait=True, timeout=180)
+    lifecycle.start(host, name, wait=True, timeout=600)
     cpus, mem = run_in_guest(name, "nproc; grep MemTotal /proc/meminfo").stdout.decode().splitlines()
     assert int(cpus) == 2
     assert 240 * 1024 < int(mem.split()[1]) <= 320 * 1024

@@ -69,7 +69,7 @@ def test_insert_eject_live_and_cold(vm_factory: Callable, run_in_guest: Callable
     added = cli("cdrom", "add", vm, "--json")
     assert added.returncode == 0, added.stderr
     assert json.loads(added.stdout)["key"] == "sdb"
-    lifecycle.start(host, vm, wait=True, timeout=180)
+    lifecycle.start(host, vm, wait=True, timeout=600)
     assert wait_for(lambda: _read_cd(run_in_guest, vm)) == secret
     drives = [d for d in json.loads(cli("show", vm, "--json").stdout)["disks"] if d["device"] == "cdrom"]
     assert [(d["target"], d["bus"]) for d in drives] == [("sda", "scsi"), ("sdb", "scsi")]

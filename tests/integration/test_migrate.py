@@ -96,7 +96,7 @@ def test_live_migration_keeps_the_guest_running(host: Host, second_host: Host, s
     assert f"{vm} moved to {host.uri}" in moved.stdout
     assert not second_host.exists(vm)
     assert host.lookup(vm).isPersistent() and not host.lookup(vm).isActive()
-    lifecycle.start(host, vm, wait=True, timeout=120)
+    lifecycle.start(host, vm, wait=True, timeout=600)
     assert _disk_token(host, vm) == disk_token
     assert _guest(host, vm, "cat /proc/sys/kernel/random/boot_id") != boot_id
 

@@ -46,8 +46,11 @@ def ensure_pool(host: Host) -> libvirt.virStoragePool:
 
 def pool_free_bytes(host: Host) -> int:
     pool = ensure_pool(host)
-    with libvirt_errors("storage pool"):
+    # A refresh is refused while another client's volume job (a clone, an upload) runs in the
+    # pool; the last refreshed figure is then good enough for a "will it fit" check.
+    with contextlib.suppress(libvirt.libvirtError):
         pool.refresh(0)
+    with libvirt_errors("storage pool"):
         return int(pool.info()[3])
 
 
