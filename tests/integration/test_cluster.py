@@ -64,7 +64,7 @@ def _guest(ns: NamespaceHost, vm: str, command: str) -> str:
 
 def _boot_id(ns: NamespaceHost, vm: str) -> str:
     # The agent starts a little after the VM: wait for it on a loaded machine (minutes, not seconds).
-    return str(wait_for(lambda: _guest(ns, vm, "cat /proc/sys/kernel/random/boot_id"), timeout=300))
+    return str(wait_for(lambda: _guest(ns, vm, "cat /proc/sys/kernel/random/boot_id"), timeout=600))
 
 
 @pytest.fixture(scope="module")
@@ -136,10 +136,18 @@ def test_drain_moves_every_vm_with_the_guests_running(registry: Registry, ns_hos
     on_h0 = [vm for vm, h in placed.items() if h == "h0"]
     assert len(on_h0) == 3
     boot_ids = {vm: _boot_id(ns_hosts["h0"], vm) for vm in on_h0}
+    # A shut-off VM on h0 too: it moves offline (definition and disk), after the running ones.
+    stopped = f"{PREFIX}stopped-{uuid.uuid4().hex[:4]}"
+    made = cli("create", stopped, "--memory", str(VM_MIB), "--accel", "tcg", "--host", "h0")
+    assert made.returncode == 0, made.stderr
     drained = cli("host", "drain", "h0", timeout=900)
     assert drained.returncode == 0, drained.stderr
     print(drained.stdout, drained.stderr)
     where = _where(cli)
+    assert where[stopped] in ("h1", "h2")
+    assert f"[4/4] {stopped}: moving (offline) to {where[stopped]}" in drained.stderr
+    shown_stopped = json.loads(cli("show", stopped, "--json").stdout)
+    assert shown_stopped["state"] == "shut off" and shown_stopped["last_migration"]["kind"] == "offline"
     assert all(where[vm] in ("h1", "h2") for vm in on_h0), where
     for vm in on_h0:
         placed[vm] = where[vm]
@@ -148,7 +156,7 @@ def test_drain_moves_every_vm_with_the_guests_running(registry: Registry, ns_hos
         record = json.loads(cli("show", vm, "--json").stdout)["last_migration"]
         assert record["outcome"] == "completed" and record["to"] == ns_hosts[where[vm]].uri
         assert record["downtime_ms"] >= 0 and record["total_ms"] > 0
-    assert "[1/3]" in drained.stderr and "moved to" in drained.stderr
+    assert "[1/4]" in drained.stderr and "moved to" in drained.stderr
     hosts = {h["name"]: h for h in json.loads(cli("host", "list", "--json").stdout)}
     assert hosts["h0"]["draining"] and hosts["h0"]["vms_running"] == 0
     # Nothing new lands on a draining host; undrain takes it back.
