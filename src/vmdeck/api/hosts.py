@@ -88,7 +88,7 @@ def hosts_drain(host: str, body: DrainRequest | None = None, principal: Principa
         if hub is not None:
             hub.publish({"type": "drain", "host": host, "line": line})  # type: ignore[attr-defined]
 
-    report = drain_host(_fleet(ctx), _registry(ctx), host, timeout=(body or DrainRequest()).timeout,
+    report = drain_host(_fleet(ctx), _registry(ctx), host, timeout=body.timeout if body else None,
                         progress=progress)
     return {"host": host, "moved": report.moved, "failed": report.failed, "complete": report.complete}
 

@@ -59,8 +59,11 @@ def drain_host(fleet: Fleet, registry: Registry, name: str, *, timeout: float | 
                                  exclude=[name])
             entry = fleet.entry(target.name)
             progress(f"{prefix}: {'live-migrating' if live else 'moving (offline)'} to {entry.name}")
+            def step(line: str, p: str = prefix) -> None:
+                progress(f"{p}: {line}")
+
             summary = migrate(source, vm.name, entry.connect_uri, live=live, migrate_uri=entry.migrate_uri,
-                              timeout=timeout, progress=lambda line, p=prefix: progress(f"{p}: {line}"))
+                              timeout=timeout, progress=step)
             progress(f"{prefix}: {summary}")
             report.moved[vm.name] = entry.name
         except VmdeckError as err:

@@ -24,7 +24,7 @@ def render_record(record: dict[str, Any]) -> str:
     for key, value in record.items():
         if value is not None:
             element.set(key.replace("_", "-"), str(value))
-    return etree.tostring(element).decode()
+    return str(etree.tostring(element).decode())
 
 
 def record_from_domain(domain_xml: str) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import libvirt
 
@@ -138,7 +139,7 @@ def _watch(dom: libvirt.virDomain, done: threading.Event, progress: Progress, ti
     return aborted
 
 
-def _run_live(dom: libvirt.virDomain, dest_uri: str, params: dict, flags: int, progress: Progress,
+def _run_live(dom: libvirt.virDomain, dest_uri: str, params: dict[str, Any], flags: int, progress: Progress,
               timeout: float | None) -> None:
     """migrateToURI3 in a worker thread (it blocks until the end) while this thread reports progress."""
     failure: list[libvirt.libvirtError] = []
@@ -168,14 +169,14 @@ class _Aborted(Exception):
         self.cause = cause
 
 
-def _completed_stats(dest: Host, name: str) -> dict:
+def _completed_stats(dest: Host, name: str) -> dict[str, Any]:
     """The completed job's statistics, which libvirt keeps on the destination ({} when it has none)."""
     with contextlib.suppress(libvirt.libvirtError, VmdeckError):
         return dict(dest.lookup(name).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED))
     return {}
 
 
-def _record(dom: libvirt.virDomain, record: dict) -> None:
+def _record(dom: libvirt.virDomain, record: dict[str, Any]) -> None:
     """Keep `record` in the VM's own metadata (live and persistent definition), so it follows the VM."""
     flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG if dom.isPersistent() else 0
     if dom.isActive():
@@ -220,7 +221,7 @@ def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_
             flags = libvirt.VIR_MIGRATE_PERSIST_DEST
             if dom.isPersistent():
                 flags |= libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
-            params: dict = {}
+            params: dict[str, Any] = {}
             if migrate_uri:
                 params[libvirt.VIR_MIGRATE_PARAM_URI] = migrate_uri
             if bandwidth_mib:
