@@ -59,6 +59,7 @@ class EventHub:
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = set()
         self._lock = threading.Lock()
         self._registered: dict[str, tuple[Host, int]] = {}  # host name -> (connection, callback id)
+        self._register_lock = threading.Lock()  # the watchdog registers hosts from one thread each
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._stats_task: asyncio.Task[None] | None = None
@@ -73,30 +74,28 @@ class EventHub:
         self._watchdog.start()
         self._stats_task = asyncio.get_running_loop().create_task(self._sample_stats())
 
-    def _targets(self) -> list[tuple[str, Any]]:
-        """(host name, a function opening its connection) for every host whose events are wanted."""
+    def _register_all(self) -> None:
         from vmdeck.api.context import fleet_of
 
         fleet = fleet_of(self.ctx)
         if fleet is None:
-            return [("local", self.ctx.host.get)]
-        # A short deadline: the watchdog comes back in 2 s, and one silent host must not hold up the others.
-        return [(entry.name, lambda e=entry: fleet.host(e, timeout=2.0)) for entry in fleet.entries]
-
-    def _register_all(self) -> None:
-        for name, opener in self._targets():
             with contextlib.suppress(VmdeckError, libvirt.libvirtError):
-                self._register(name, opener())
+                self._register("local", self.ctx.host.get())
+            return
+        # Every host at once, under one short deadline: the watchdog is back in 2 s, and one silent
+        # host must not hold up the others (its answer simply arrives on a later pass).
+        fleet.each(lambda host, entry: self._register(entry.name, host), deadline=2.0)
 
     def _register(self, name: str, host: Host) -> None:
         # Events ride on the same connection the requests use: libvirt's test driver gives every
         # connection its own fake host, and on a real host one connection is one less socket.
-        known = self._registered.get(name)
-        if known is not None and known[0] is host:
-            return
-        callback_id = host.conn.domainEventRegisterAny(
-            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, name)
-        self._registered[name] = (host, callback_id)
+        with self._register_lock:
+            known = self._registered.get(name)
+            if known is not None and known[0] is host:
+                return
+            callback_id = host.conn.domainEventRegisterAny(
+                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, name)
+            self._registered[name] = (host, callback_id)
         if known is not None:
             self.publish({"type": "inventory", "reason": "reconnected", "host": name})
 
