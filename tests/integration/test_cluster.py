@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -183,3 +184,42 @@ def test_migration_timeout_aborts_and_the_vm_keeps_running(registry: Registry, n
         assert not other.exists(vm)
     shown = cli("show", vm)
     assert "last migration: aborted" in shown.stdout, shown.stdout
+
+
+def test_api_migrates_with_progress_on_the_event_stream(registry: Registry, ns_hosts: dict[str, NamespaceHost],
+                                                        placed: dict[str, str]) -> None:
+    """The REST API on the same registry: POST .../migrate moves a VM live, progress arrives as events."""
+    from fastapi.testclient import TestClient
+
+    from vmdeck.api import Settings, create_app
+    from vmdeck.paths import database_path
+
+    # The last VM on h1/h2 (the timeout test's guest, the first one, still dirties its memory).
+    vm, source = [(vm, h) for vm, h in placed.items() if h in ("h1", "h2")][-1]
+    dest = "h2" if source == "h1" else "h1"
+    boot_id = _boot_id(ns_hosts[source], vm)
+    app = create_app(Settings(db_path=database_path(), admin_password="cluster-test-pw"))
+    with TestClient(app) as client:
+        reply = client.post("/api/auth/login", json={"username": "admin", "password": "cluster-test-pw"})
+        client.headers["X-CSRF-Token"] = reply.json()["csrf_token"]
+        listed = {v["name"]: v["host"] for v in client.get("/api/vms").json()}
+        assert listed[vm] == source
+        lines: list[str] = []
+        with client.websocket_connect("/api/events") as ws:
+            assert ws.receive_json()["type"] == "hello"
+            result: dict[str, object] = {}
+            mover = threading.Thread(target=lambda: result.update(
+                reply=client.post(f"/api/vms/{vm}/migrate", json={"to": dest, "timeout": 600})))
+            mover.start()
+            while not any(line.startswith(("done:", "failed:")) for line in lines):
+                message = ws.receive_json()
+                if message["type"] == "migration" and message["vm"] == vm:
+                    lines.append(message["line"])
+            mover.join(600)
+        answer = result["reply"]
+        assert answer.status_code == 200, answer.text  # type: ignore[attr-defined]
+        assert any(line.startswith("migrating:") for line in lines), lines
+        assert {v["name"]: v["host"] for v in client.get("/api/vms").json()}[vm] == dest
+        record = client.get(f"/api/vms/{vm}").json()["last_migration"]
+        assert record["outcome"] == "completed" and record["to"] == ns_hosts[dest].uri
+    assert _guest(ns_hosts[dest], vm, "cat /proc/sys/kernel/random/boot_id") == boot_id
