@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test unit integration lint bench clean-test-vms
+.PHONY: setup run test unit integration lint typecheck bench clean-test-vms
 
 setup:
 	bash scripts/setup-host.sh
@@ -13,6 +13,7 @@ run: setup
 
 test: setup
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 	$(PY) -m pytest tests -q -p no:cacheprovider --durations=15
 
 unit:
@@ -24,5 +25,9 @@ integration:
 bench: setup
 	$(PY) bench/run.py
 
+typecheck:
+	$(VENV)/bin/mypy
+
 lint:
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy

@@ -49,14 +49,14 @@ def summary(samples: list[float]) -> str:
 
 def cleanup() -> None:
     with connect() as host:
-        for dom in host.conn.listAllDomains(0):
+        for dom in host.conn.raw.listAllDomains(0):
             if dom.name().startswith(PREFIX):
                 with contextlib.suppress(libvirt.libvirtError):
                     dom.destroy()
                 subprocess.run([*VMDECK, "delete", "--force", dom.name()], capture_output=True)
                 with contextlib.suppress(libvirt.libvirtError):
                     dom.undefine()
-        pool = host.conn.storagePoolLookupByName("vmdeck")
+        pool = host.conn.raw.storagePoolLookupByName("vmdeck")
         pool.refresh(0)
         for vol in pool.listAllVolumes(0):
             if vol.name().startswith(PREFIX):
@@ -85,7 +85,7 @@ def bench_create_start(rounds: int) -> tuple[list[float], list[float], list[floa
         vmdeck_times.append(timed(lambda n=name: run([*VMDECK, "create", n, "-t", "tiny", "--start"])))
         # The same XML, under another name and with its own new volume, through virsh.
         with connect() as host:
-            xml = host.lookup(name).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            xml = host.lookup(name).raw.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
         raw = f"{PREFIX}r{index}"
         xml = xml.replace(name, raw)  # name, volume and serial log path
         xml = "\n".join(line for line in xml.splitlines() if "<uuid>" not in line and "<mac " not in line)
@@ -158,7 +158,7 @@ def bench_ready(rounds: int) -> tuple[list[float], list[float], list[float]]:
 def bench_list(rounds: int, count: int = 100) -> tuple[list[float], list[float], list[float]]:
     with connect() as host:
         for index in range(count):
-            host.conn.defineXML(
+            host.conn.raw.defineXML(
                 f"<domain type='qemu'><name>{PREFIX}l{index:03}</name><memory unit='MiB'>64</memory>"
                 "<vcpu>1</vcpu><os><type arch='x86_64' machine='q35'>hvm</type></os></domain>"
             )

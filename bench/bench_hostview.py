@@ -59,7 +59,7 @@ def ensure_vms(host: Host, count: int, memory_mib: int) -> list[str]:
 
 
 def cleanup(host: Host) -> None:
-    for dom in host.conn.listAllDomains(0):
+    for dom in host.conn.raw.listAllDomains(0):
         if dom.name().startswith(PREFIX):
             with contextlib.suppress(NotFound):
                 lifecycle.delete(host, dom.name(), force=True)

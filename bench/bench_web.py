@@ -53,7 +53,7 @@ def define_light_vms(host: Host, count: int) -> list[str]:
     names = [f"{PREFIX}{i:02d}" for i in range(count)]
     for name in names:
         if not host.exists(name):
-            host.conn.defineXML(f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>"
+            host.conn.raw.defineXML(f"<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>"
                                 "<vcpu>1</vcpu><os><type arch='x86_64' machine='q35'>hvm</type></os></domain>")
     return names
 
@@ -228,7 +228,7 @@ def main() -> None:
             process.wait(10)
         for name in light:
             with contextlib.suppress(Exception):
-                host.lookup(name).undefine()
+                host.lookup(name).raw.undefine()
         with contextlib.suppress(NotFound):
             lifecycle.delete(host, console_vm, force=True)
 

@@ -11,7 +11,7 @@
 
 The CLI maps errors to exit codes and the API to statuses through the two
 class attributes below, so each mapping lives in exactly one table: this one.
-libvirt's own exceptions are translated in vmdeck.host.connection, nowhere else.
+libvirt's own exceptions are translated in vmdeck.host.libvirt_api, nowhere else.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ class VmdeckError(Exception):
     exit_code = 1
     http_status = 500
     kind = "internal"
+    # Set by the libvirt boundary on the errors it translates: libvirt's error name
+    # ("operation_timeout", "no_domain_metadata") and libvirt's own text, without vmdeck's context.
+    reason: str | None = None
+    libvirt_text: str = ""
 
     def __init__(self, message: str) -> None:
         # One line: the CLI prints it as-is and the API returns it as `detail`.

@@ -47,7 +47,7 @@ def screen_vm(test_host: Host, fake_vnc: int) -> str:
     xml = f"""<domain type='test'><name>screen</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>
       <os><type arch='x86_64'>hvm</type></os>
       <devices><graphics type='vnc' port='{fake_vnc}' autoport='no' listen='127.0.0.1'/></devices></domain>"""
-    test_host.conn.defineXML(xml).create()
+    test_host.conn.raw.defineXML(xml).create()
     return "screen"
 
 

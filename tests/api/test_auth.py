@@ -23,7 +23,8 @@ def test_anonymous_requests_get_401_and_nothing_else(anon: TestClient, method: s
     # Even a malformed body is not looked at: no 422 tells an anonymous caller what the API expects.
     reply = anon.request(method, path, content=b"{not json", headers={"content-type": "application/json"})
     assert reply.status_code == 401
-    assert reply.json() == {"error": "unauthorized", "detail": reply.json()["detail"], "field": None}
+    assert reply.json() == {"error": "unauthorized", "kind": "unauthorized", "detail": reply.json()["detail"],
+                            "field": None}
     assert reply.headers["www-authenticate"].startswith("Bearer")
 
 

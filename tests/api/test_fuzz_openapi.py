@@ -45,7 +45,7 @@ def errors_are_vmdeck_json(ctx: CheckContext, response: schemathesis.Response, c
     if response.status_code < 400:
         return True
     body = response.json()
-    assert set(body) == {"error", "detail", "field"}, body
+    assert set(body) == {"error", "kind", "detail", "field"}, body
     assert isinstance(body["error"], str) and isinstance(body["detail"], str) and "\n" not in body["detail"]
     assert response.status_code != 500, f"internal error: {body}"
     if response.status_code >= 500:

@@ -18,8 +18,10 @@ def _error(reply, status: int, kind: str, field: str | None = None) -> str:  # t
 def test_list_and_show(client: TestClient) -> None:
     vms = client.get("/api/vms").json()
     assert [(v["name"], v["state"], v["vcpus"]) for v in vms] == [("busy", "running", 1)]
+    assert vms[0]["allowed_actions"] == ["shutdown", "poweroff", "reboot", "reset", "pause", "delete"]
     shown = client.get("/api/vms/busy").json()
     assert shown["name"] == "busy" and shown["state"] == "running" and shown["memory_mib"] == 256
+    assert shown["allowed_actions"] == vms[0]["allowed_actions"]
     assert "ghost" in _error(client.get("/api/vms/ghost"), 404, "not_found")
 
 
@@ -30,7 +32,9 @@ def test_create_show_power_and_delete(client: TestClient) -> None:
     body = created.json()
     assert (body["vcpus"], body["memory_mib"], body["state"]) == (2, 512, "shut off")
     assert body["owned_volumes"] and body["owned_volumes"][0].endswith("web1-vda.qcow2")
-    assert client.post("/api/vms/web1/start").json() == {"name": "web1", "state": "running", "result": "started"}
+    assert client.post("/api/vms/web1/start").json() == {
+        "name": "web1", "state": "running", "result": "started",
+        "allowed_actions": ["shutdown", "poweroff", "reboot", "reset", "pause", "delete"]}
     assert client.post("/api/vms/web1/pause").json()["state"] == "paused"
     assert client.post("/api/vms/web1/resume").json()["state"] == "running"
     assert client.post("/api/vms/web1/reset").json()["state"] == "running"

@@ -54,13 +54,13 @@ def _cleanup(host: Host, name: str) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def _no_leftover_test_vms(host: Host) -> Iterator[None]:
     """Remove test VMs an earlier, interrupted run left behind (and ours at the end)."""
-    for dom in host.conn.listAllDomains(0):
+    for dom in host.conn.raw.listAllDomains(0):
         parts = dom.name().split("-")
         if dom.name().startswith("vmdeck-test-") and len(parts) > 2 and parts[2].isdigit():
             if not Path(f"/proc/{parts[2]}").exists():
                 _cleanup(host, dom.name())
     yield
-    for dom in host.conn.listAllDomains(0):
+    for dom in host.conn.raw.listAllDomains(0):
         if dom.name().startswith(PREFIX):
             _cleanup(host, dom.name())
 

@@ -28,8 +28,6 @@ import time
 import uuid
 from pathlib import Path
 
-import libvirt
-
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host, connect
@@ -191,11 +189,11 @@ class NamespaceHost:
         """Stop every VM, the daemons, and remove the namespaces and state directories."""
         with contextlib.suppress(OSError, TypeError):
             os.kill(self.libvirtd_pid or -1, signal.SIGCONT)
-        with contextlib.suppress(VmdeckError, libvirt.libvirtError), connect(self.uri) as opened:
-            for dom in opened.conn.listAllDomains(0):
-                with contextlib.suppress(libvirt.libvirtError):
-                    if dom.isActive():
-                        dom.destroy()
+        with contextlib.suppress(VmdeckError), connect(self.uri) as opened:
+            for dom in opened.conn.domains():
+                with contextlib.suppress(VmdeckError):
+                    if dom.is_active():
+                        dom.poweroff()
         _kill_pidfile(self.root / "libvirtd.pid")
         _kill_pidfile(self.root / "virtlogd.pid")
         _remove_netns(self.netns)
@@ -252,7 +250,7 @@ def remove_leftovers(host: Host) -> None:
     for volume in pool_dir().glob("vmdeck-test-*"):
         parts = volume.name.split("-")
         if len(parts) > 2 and _dead(parts[2]) and not any(
-            str(volume) in parse_domain(dom.XMLDesc(0)).owned_volumes for dom in host.conn.listAllDomains(0)
+            str(volume) in parse_domain(dom.xml()).owned_volumes for dom in host.conn.domains()
         ):
             delete_volume(host, volume)
 

@@ -27,7 +27,7 @@ def test_virt_xml_edits_survive_vmdeck_set(vm_factory: Callable, host: Host, cli
     changed = cli("set", name, "--cpus", "2", "--memory", "320", "--json")
     assert changed.returncode == 0, changed.stderr
     assert json.loads(changed.stdout) == {"vm": name, "vcpus": 2, "memory_mib": 320, "applies": "now"}
-    xml = host.lookup(name).XMLDesc(0)
+    xml = host.lookup(name).raw.XMLDesc(0)
     assert "billing: team-a" in xml and "i6300esb" in xml and "vmdeck:owned-volume" in xml
 
     lifecycle.start(host, name, wait=True, timeout=600)
@@ -45,12 +45,12 @@ def test_virt_xml_edits_survive_vmdeck_set(vm_factory: Callable, host: Host, cli
 
 def test_set_rejects_bad_values_and_changes_nothing(vm_factory: Callable, host: Host, cli: Callable) -> None:
     name = vm_factory("tiny", start=False)
-    before = host.lookup(name).XMLDesc(0)
+    before = host.lookup(name).raw.XMLDesc(0)
     for args, message in ((("--cpus", "0"), "vcpus must be between 1"), (("--memory", "9999999"), "memory must be"),
                           ((), "nothing to change")):
         result = cli("set", name, *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
-    assert host.lookup(name).XMLDesc(0) == before
+    assert host.lookup(name).raw.XMLDesc(0) == before
     assert cli("set", "no-such-vm", "--cpus", "1").returncode == 3
 
 

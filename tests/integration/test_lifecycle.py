@@ -58,7 +58,7 @@ def test_reboot_then_acpi_shutdown(vm_factory: Callable, host: Host, run_in_gues
 
 def test_delete_removes_vm_and_its_disk_file(vm_factory: Callable, host: Host, cli: Callable) -> None:
     name = vm_factory("tiny", start=False)
-    disk = Path(parse_domain(host.lookup(name).XMLDesc(0)).owned_volumes[0])
+    disk = Path(parse_domain(host.lookup(name).raw.XMLDesc(0)).owned_volumes[0])
     assert disk.exists()
     result = cli("delete", name)
     assert result.returncode == 0, result.stderr

@@ -55,7 +55,7 @@ def test_live_migration_keeps_the_guest_running(host: Host, second_host: Host, s
     token, disk_token = uuid.uuid4().hex, uuid.uuid4().hex
     _guest(host, vm, f"echo {token} > /tmp/vmdeck-token; printf {disk_token} > /dev/vda; sync")
     boot_id = _guest(host, vm, "cat /proc/sys/kernel/random/boot_id")
-    disk = parse_domain(host.lookup(vm).XMLDesc(0)).owned_volumes[0]
+    disk = parse_domain(host.lookup(vm).raw.XMLDesc(0)).owned_volumes[0]
     steps: list[str] = []
 
     # Refused before anything moves: an unreachable destination, --offline for a running VM, no such VM.
@@ -65,7 +65,7 @@ def test_live_migration_keeps_the_guest_running(host: Host, second_host: Host, s
     assert running.returncode == 4 and "it is running" in running.stderr, running.stderr
     missing = cli("migrate", "vmdeck-test-no-such-vm", "--to", second_host.uri)
     assert missing.returncode == 3, missing.stderr
-    assert host.lookup(vm).isActive() and not second_host.exists(vm)
+    assert host.lookup(vm).raw.isActive() and not second_host.exists(vm)
 
     summary = migrate(host, vm, second_host.uri, migrate_uri=f"tcp://{second_ns.addr}", progress=steps.append)
     print(summary, *steps, sep="\n")
@@ -75,17 +75,17 @@ def test_live_migration_keeps_the_guest_running(host: Host, second_host: Host, s
     assert _guest(second_host, vm, "cat /tmp/vmdeck-token") == token
     assert _guest(second_host, vm, "cat /proc/sys/kernel/random/boot_id") == boot_id
     assert _disk_token(second_host, vm) == disk_token
-    assert second_host.lookup(vm).isPersistent()
+    assert second_host.lookup(vm).raw.isPersistent()
     # Gone from the source, with its (now stale) disk; the destination has its own copy.
     assert not host.exists(vm)
     assert not Path(disk).exists()
-    assert disk in parse_domain(second_host.lookup(vm).XMLDesc(0)).owned_volumes
+    assert disk in parse_domain(second_host.lookup(vm).raw.XMLDesc(0)).owned_volumes
     assert any(step.startswith("migrating:") for step in steps)
 
     # Refused: onto a host that already has a VM of that name; a live move of a VM that is not running.
     with pytest.raises(Conflict, match="already has a VM"):
         migrate(second_host, vm, second_host.uri)
-    second_host.lookup(vm).destroy()
+    second_host.lookup(vm).raw.destroy()
     with pytest.raises(StateError, match="shut off"):
         migrate(second_host, vm, host.uri)
 
@@ -95,7 +95,7 @@ def test_live_migration_keeps_the_guest_running(host: Host, second_host: Host, s
     assert moved.returncode == 0, moved.stderr
     assert f"{vm} moved to {host.uri}" in moved.stdout
     assert not second_host.exists(vm)
-    assert host.lookup(vm).isPersistent() and not host.lookup(vm).isActive()
+    assert host.lookup(vm).raw.isPersistent() and not host.lookup(vm).raw.isActive()
     lifecycle.start(host, vm, wait=True, timeout=600)
     assert _disk_token(host, vm) == disk_token
     assert _guest(host, vm, "cat /proc/sys/kernel/random/boot_id") != boot_id

@@ -77,3 +77,22 @@ def test_json_outputs_parse(uri: str) -> None:
     assert {t["name"] for t in templates} >= {"tiny", "legacy-pc"}
     shown = json.loads(run(uri, "show", "busy", "--json").stdout)
     assert shown["name"] == "busy" and shown["state"] == "running"
+
+
+def test_unexpected_exception_is_one_line_and_exit_1(uri: str) -> None:
+    # A bug anywhere under a command (here: `list` made to fail the way a bug would) must still
+    # end as one line on stderr and exit 1, never a traceback; VMDECK_DEBUG=1 shows the traceback.
+    script = ("import sys, vmdeck.vm.inventory as inventory\n"
+              "def broken(_host):\n"
+              "    raise KeyError('vcpu.maximum')\n"
+              "inventory.list_vms = broken\n"
+              "from vmdeck.cli.main import main\n"
+              "sys.argv = ['vmdeck', 'list']\n"
+              "main()\n")
+    env = {**os.environ, "VMDECK_URI": uri}
+    env.pop("VMDECK_DEBUG", None)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert_error(result, 1, "internal error (KeyError): 'vcpu.maximum'")
+    debug = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                           env={**env, "VMDECK_DEBUG": "1"})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr

@@ -153,7 +153,7 @@ def host(tmp_path: Path) -> Host:
 
 def _snapshot(host: Host) -> tuple[str, list[str]]:
     dom = host.lookup("web1")
-    return dom.XMLDesc(0), sorted(host.conn.storagePoolLookupByName("vmdeck").listVolumes())
+    return dom.raw.XMLDesc(0), sorted(host.conn.raw.storagePoolLookupByName("vmdeck").listVolumes())
 
 
 @pytest.mark.parametrize(
@@ -187,10 +187,10 @@ def test_remove_with_delete_volume_refuses_an_image_vmdeck_does_not_own(host: Ho
     dom = host.lookup("web1")
     image = tmp_path / "mine.img"
     image.write_bytes(b"\0" * 1024)
-    xml = dom.XMLDesc(0).replace(
+    xml = dom.raw.XMLDesc(0).replace(
         "</devices>", f"<disk type='file' device='disk'><source file='{image}'/><target dev='vdb' bus='virtio'/>"
                       "</disk></devices>")
-    host.conn.defineXML(xml)
+    host.conn.raw.defineXML(xml)
     before = _snapshot(host)
     with pytest.raises(InvalidInput, match="never deletes it"):
         devices.remove_disk(host, "web1", "vdb", delete_volume_too=True)
@@ -223,10 +223,10 @@ def test_media_used_writable_by_another_running_vm_is_refused(host: Host, tmp_pa
     image.write_bytes(b"\0" * 4096)
     create_vm(host, resolve("q35-virtio", "writer"))
     writer = host.lookup("writer")
-    host.conn.defineXML(writer.XMLDesc(0).replace(
+    host.conn.raw.defineXML(writer.raw.XMLDesc(0).replace(
         "</devices>", f"<disk type='file' device='disk'><source file='{image}'/><target dev='vdb' bus='virtio'/>"
                       "</disk></devices>"))
-    host.lookup("writer").create()
+    host.lookup("writer").raw.create()
     before = _snapshot(host)
     with pytest.raises(Conflict, match="attached writable to running VM 'writer'"):
         media.insert(host, "web1", image)

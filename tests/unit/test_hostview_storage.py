@@ -94,12 +94,12 @@ def test_pin_checks_and_balloon_on_the_test_driver(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="has vCPUs 0-0"):
         pin_vcpu(host, "busy", 3, "1")
     assert set_balloon(host, "busy", 128) == 128 * 1024
-    assert host.lookup("busy").info()[2] == 128 * 1024
+    assert host.lookup("busy").raw.info()[2] == 128 * 1024
     with pytest.raises(InvalidInput, match="more than"):
         set_balloon(host, "busy", 4096)
     with pytest.raises(InvalidInput, match="at least"):
         set_balloon(host, "busy", 1)
-    host.lookup("busy").destroy()
+    host.lookup("busy").raw.destroy()
     with pytest.raises(StateError, match="shut off"):
         set_balloon(host, "busy", 128)
     with pytest.raises(StateError, match="persist"):

@@ -23,7 +23,7 @@ def host(tmp_path: Path) -> Host:
 def test_create_defines_vm_with_owned_volume(host: Host) -> None:
     view = create_vm(host, resolve("q35-virtio", "web1", Overrides(vcpus=2, disk_gib=3)))
     assert view.owned_volumes and view.owned_volumes[0].endswith("web1-vda.qcow2")
-    capacity = host.conn.storageVolLookupByPath(view.owned_volumes[0]).info()[1]
+    capacity = host.conn.raw.storageVolLookupByPath(view.owned_volumes[0]).info()[1]
     assert capacity == 3 * 1024**3
     assert show_vm(host, "web1").state == "shut off"
 
@@ -44,7 +44,7 @@ def test_missing_iso_is_not_found_and_nothing_is_left(host: Host, tmp_path: Path
     with pytest.raises(NotFound, match="does not exist"):
         create_vm(host, resolve("q35-virtio", "inst", Overrides(cdrom=tmp_path / "nope.iso")))
     assert not host.exists("inst")
-    assert host.conn.storagePoolLookupByName("vmdeck").listVolumes() == []
+    assert host.conn.raw.storagePoolLookupByName("vmdeck").listVolumes() == []
 
 
 def test_directory_as_iso_is_invalid(host: Host, tmp_path: Path) -> None:
@@ -69,7 +69,7 @@ def test_state_guards(host: Host) -> None:
 
 def test_delete_removes_only_owned_volumes(host: Host, tmp_path: Path) -> None:
     view = create_vm(host, resolve("q35-virtio", "web1"))
-    pool = host.conn.storagePoolLookupByName("vmdeck")
+    pool = host.conn.raw.storagePoolLookupByName("vmdeck")
     user_volume = pool.createXML(
         "<volume><name>mine.qcow2</name><capacity>1048576</capacity><target><format type='qcow2'/></target></volume>", 0)
     lifecycle.start(host, "web1")
@@ -83,7 +83,7 @@ def test_delete_removes_only_owned_volumes(host: Host, tmp_path: Path) -> None:
 def test_delete_keep_disks(host: Host) -> None:
     create_vm(host, resolve("q35-virtio", "web1"))
     assert lifecycle.delete(host, "web1", keep_disks=True) == []
-    assert host.conn.storagePoolLookupByName("vmdeck").listVolumes() == ["web1-vda.qcow2"]
+    assert host.conn.raw.storagePoolLookupByName("vmdeck").listVolumes() == ["web1-vda.qcow2"]
 
 
 def test_list_uses_bulk_calls(host: Host) -> None:
@@ -103,7 +103,7 @@ def test_unknown_vm_is_not_found(host: Host) -> None:
 
 def test_list_tells_transient_from_persistent(host: Host) -> None:
     create_vm(host, resolve("q35-virtio", "kept"))
-    host.conn.createXML("<domain type='test'><name>passing</name><memory unit='MiB'>64</memory>"
+    host.conn.raw.createXML("<domain type='test'><name>passing</name><memory unit='MiB'>64</memory>"
                         "<os><type arch='x86_64'>hvm</type></os></domain>", 0)
     persistent = {vm.name: vm.persistent for vm in list_vms(host)}
     assert persistent["kept"] is True and persistent["passing"] is False

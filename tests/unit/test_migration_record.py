@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import libvirt
-
 from testdriver import open_test_host
 from vmdeck.domxml.migration import MIGRATION_KEY, MIGRATION_NS, record_from_domain, render_record
 from vmdeck.vm.inventory import show_vm
@@ -17,8 +15,7 @@ def test_record_round_trips_through_libvirt_metadata(tmp_path: Path) -> None:
     with open_test_host(tmp_path) as host:
         dom = host.lookup("busy")
         assert show_vm(host, "busy").last_migration is None
-        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, render_record(record), MIGRATION_KEY, MIGRATION_NS,
-                        libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        dom.set_metadata(render_record(record), MIGRATION_KEY, MIGRATION_NS, live=True)
         shown = show_vm(host, "busy").to_dict()["last_migration"]
     # Numbers come back as numbers; a value that was None is simply absent.
     assert shown == {"outcome": "completed", "kind": "live", "from": "qemu:///system", "to": "qemu+tcp://h2/system",

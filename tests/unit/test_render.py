@@ -70,7 +70,7 @@ def test_libvirt_accepts_and_starts_every_template(template: str, tmp_path: Path
     """libvirt's test driver validates the XML against its schema, defines it and runs it."""
     xml = _render(template)
     with open_test_host(tmp_path) as host:
-        dom = host.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        dom = host.conn.raw.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
         dom.create()
         assert dom.isActive()
         view = parse_domain(dom.XMLDesc(0))
@@ -99,5 +99,5 @@ def test_uefi_boot_asks_libvirt_for_efi_firmware(tmp_path: Path, monkeypatch: py
     xml = render_domain(spec, _context(len(spec.disks)))
     assert '<os firmware="efi">' in xml
     with open_test_host(tmp_path) as host:
-        dom = host.conn.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        dom = host.conn.raw.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
         assert parse_domain(dom.XMLDesc(0)).boot_kind == "uefi"

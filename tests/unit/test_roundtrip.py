@@ -69,9 +69,9 @@ def test_resource_edit_changes_only_vcpus_and_memory() -> None:
 
 def test_hand_edits_survive_a_round_trip_through_libvirt(tmp_path: Path) -> None:
     with open_test_host(tmp_path) as host:
-        dom = host.conn.defineXMLFlags(_hand_edited_xml(), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        dom = host.conn.raw.defineXMLFlags(_hand_edited_xml(), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
         edited = set_resources(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), vcpus=4)
-        dom = host.conn.defineXML(edited)
+        dom = host.conn.raw.defineXML(edited)
         final = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
     assert parse_domain(final).vcpus == 4
     for fragment in ("billing: team-a", "i6300esb", "tickpolicy", "vmdeck:owned-volume"):

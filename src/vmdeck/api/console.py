@@ -15,7 +15,6 @@ import contextlib
 from typing import Any
 
 import anyio
-import libvirt
 import websockets
 from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
@@ -26,8 +25,9 @@ from vmdeck.api.errors import Forbidden
 from vmdeck.api.security import current_principal, origin_allowed
 from vmdeck.api.tickets import KINDS
 from vmdeck.console.display import display_info
+from vmdeck.console.serial import SerialStream
 from vmdeck.errors import HostError, InvalidInput, StateError, VmdeckError
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.connection import Host
 from vmdeck.vm.state import current_state
 
 __all__ = ["router", "vnc_target"]
@@ -182,54 +182,20 @@ async def _first_of(*pumps: Any) -> None:
             tasks.start_soon(run, pump)
 
 
-class _SerialStream:
-    """virDomainOpenConsole on a non-blocking libvirt stream; reads arrive on libvirt's event thread."""
+class _SerialQueue:
+    """The VM's serial console (vmdeck.console.serial.SerialStream) feeding an asyncio queue."""
 
     def __init__(self, host: Host, name: str, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        dom = host.lookup(name)
-        with libvirt_errors(f"serial console of {name}"):
-            self.stream = host.conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
-            # FORCE: a tab left open elsewhere must not lock the user out of their own console.
-            dom.openConsole(None, self.stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE)
-            self.stream.eventAddCallback(
-                libvirt.VIR_STREAM_EVENT_READABLE | libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP,
-                self._on_event, None)
+        # FORCE: a tab left open elsewhere must not lock the user out of their own console.
+        self.stream = SerialStream(host.conn, name, self._push, force=True)
+        self.send = self.stream.send
+        self.close = self.stream.close
 
     def _push(self, data: bytes | None) -> None:
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self.queue.put_nowait, data)
-
-    def _on_event(self, stream: libvirt.virStream, events: int, _opaque: object) -> None:
-        if events & libvirt.VIR_STREAM_EVENT_READABLE:
-            while True:
-                try:
-                    data = stream.recv(_CHUNK)
-                except libvirt.libvirtError:
-                    self._push(None)
-                    return
-                if data == -2:  # EAGAIN: all read for now
-                    break
-                if not data:
-                    self._push(None)
-                    return
-                self._push(data)
-        if events & (libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP):
-            self._push(None)
-
-    def send(self, data: bytes) -> None:
-        while data:
-            sent = self.stream.send(data)
-            if sent == -2:  # the socket is full for a moment; keystrokes are tiny, so just retry
-                continue
-            data = data[sent:]
-
-    def close(self) -> None:
-        with contextlib.suppress(libvirt.libvirtError):
-            self.stream.eventRemoveCallback()
-        with contextlib.suppress(libvirt.libvirtError):
-            self.stream.abort()
 
 
 @router.websocket("/api/vms/{name}/console/serial")
@@ -239,7 +205,7 @@ async def serial_proxy(websocket: WebSocket, name: str) -> None:
     ctx: AppContext = websocket.app.state.ctx
     loop = asyncio.get_running_loop()
     try:
-        serial = await anyio.to_thread.run_sync(lambda: _SerialStream(vm_host_of(ctx, name), name, loop))
+        serial = await anyio.to_thread.run_sync(lambda: _SerialQueue(vm_host_of(ctx, name), name, loop))
     except VmdeckError as error:
         await websocket.close(code=1011, reason=error.message[:120])
         return

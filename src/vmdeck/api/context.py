@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from dataclasses import dataclass, field
 
-import libvirt
 from fastapi import Request
 
 from vmdeck.api.accounts import Accounts
@@ -31,18 +29,13 @@ class HostHandle:
     def get(self) -> Host:
         with self._lock:
             if self._host is not None:
-                try:
-                    alive = self._host.conn.isAlive()
-                except libvirt.libvirtError:
-                    alive = False
-                if not alive:
+                if not self._host.conn.is_alive():
                     self._host.close()
                     self._host = None
             if self._host is None:
                 self._host = connect(self.uri)
                 # Keepalive: a dead libvirtd is noticed within seconds instead of at the next call.
-                with contextlib.suppress(libvirt.libvirtError):
-                    self._host.conn.setKeepAlive(5, 3)
+                self._host.conn.set_keepalive(5, 3)
             return self._host
 
     def close(self) -> None:

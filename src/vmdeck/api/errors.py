@@ -1,6 +1,6 @@
 """The one place where errors become HTTP responses (api layer).
 
-Every error body is JSON {"error": kind, "detail": one line, "field": name or null},
+Every error body is JSON {"error": kind, "kind": kind, "detail": one line, "field": name or null},
 with the status from vmdeck.errors (each error class carries its own): the same
 kinds the CLI turns into exit codes.
 """
@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import logging
 
-import libvirt
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vmdeck.errors import VmdeckError
-from vmdeck.host.connection import translate
 
 __all__ = ["Unauthorized", "Forbidden", "error_body", "install_error_handlers"]
 
@@ -39,7 +37,7 @@ _HTTP_KINDS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
 
 
 def error_body(kind: str, detail: str, field: str | None = None) -> dict[str, str | None]:
-    return {"error": kind, "detail": detail, "field": field}
+    return {"error": kind, "kind": kind, "detail": detail, "field": field}
 
 
 def error_response(error: VmdeckError) -> JSONResponse:
@@ -58,11 +56,6 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _vmdeck(_request: Request, error: VmdeckError) -> JSONResponse:
         return error_response(error)
 
-    @app.exception_handler(libvirt.libvirtError)
-    async def _libvirt(_request: Request, error: libvirt.libvirtError) -> JSONResponse:
-        # Core code translates libvirt errors itself; this is the net under anything it missed.
-        return error_response(translate(error))
-
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
@@ -78,6 +71,7 @@ def install_error_handlers(app: FastAPI) -> None:
                             headers=getattr(error, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=error)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        # The last resort (a bug): the traceback goes to the server's log, never to the client.
+        log.error("unexpected error in %s %s", request.method, request.url.path, exc_info=error)
         return JSONResponse(error_body("internal", f"unexpected error: {type(error).__name__}"), status_code=500)

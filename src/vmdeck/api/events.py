@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 import anyio
-import libvirt
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from vmdeck.api.security import origin_allowed
@@ -25,7 +24,9 @@ from vmdeck.cluster.inventory import list_everywhere
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.events import ensure_event_loop
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.vm.inventory import list_vms
+from vmdeck.vm.state import allowed_actions
 
 __all__ = ["ensure_event_loop", "EventHub", "router"]
 
@@ -33,16 +34,17 @@ log = logging.getLogger("vmdeck.api.events")
 
 
 
-_LIFECYCLE = {
-    libvirt.VIR_DOMAIN_EVENT_DEFINED: ("defined", None),
-    libvirt.VIR_DOMAIN_EVENT_UNDEFINED: ("undefined", None),
-    libvirt.VIR_DOMAIN_EVENT_STARTED: ("started", "running"),
-    libvirt.VIR_DOMAIN_EVENT_SUSPENDED: ("suspended", "paused"),
-    libvirt.VIR_DOMAIN_EVENT_RESUMED: ("resumed", "running"),
-    libvirt.VIR_DOMAIN_EVENT_STOPPED: ("stopped", "shut off"),
-    libvirt.VIR_DOMAIN_EVENT_SHUTDOWN: ("shutdown", "shutting down"),
-    libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: ("pmsuspended", "suspended"),
-    libvirt.VIR_DOMAIN_EVENT_CRASHED: ("crashed", "crashed"),
+# The state a VM is in after each lifecycle event (None: the event says nothing about it).
+_STATE_AFTER: dict[str, str | None] = {
+    "defined": None,
+    "undefined": None,
+    "started": "running",
+    "suspended": "paused",
+    "resumed": "running",
+    "stopped": "shut off",
+    "shutdown": "shutting down",
+    "pmsuspended": "suspended",
+    "crashed": "crashed",
 }
 
 
@@ -79,7 +81,7 @@ class EventHub:
 
         fleet = fleet_of(self.ctx)
         if fleet is None:
-            with contextlib.suppress(VmdeckError, libvirt.libvirtError):
+            with contextlib.suppress(VmdeckError):
                 self._register("local", self.ctx.host.get())
             return
         # Every host at once, under one short deadline: the watchdog is back in 2 s, and one silent
@@ -93,9 +95,11 @@ class EventHub:
             known = self._registered.get(name)
             if known is not None and known[0] is host:
                 return
-            callback_id = host.conn.domainEventRegisterAny(
-                None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, name)
-            self._registered[name] = (host, callback_id)
+
+            def relay(dom: Domain, event: str, detail: int) -> None:
+                self._on_lifecycle(dom, event, detail, name)
+
+            self._registered[name] = (host, host.conn.on_lifecycle(relay))
         if known is not None:
             self.publish({"type": "inventory", "reason": "reconnected", "host": name})
 
@@ -104,13 +108,14 @@ class EventHub:
         while not self._stop.wait(2.0):
             self._register_all()
 
-    def _on_lifecycle(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int, detail: int,
-                      host_name: object) -> None:
+    def _on_lifecycle(self, dom: Domain, event: str, detail: int, host_name: str = "local") -> None:
         self.events_seen += 1
-        name, state = _LIFECYCLE.get(event, (f"event-{event}", None))
-        message: dict[str, Any] = {"type": "state", "vm": dom.name(), "event": name, "detail": detail,
+        state = _STATE_AFTER.get(event)
+        message: dict[str, Any] = {"type": "state", "vm": dom.name, "event": event, "detail": detail,
                                    "state": state, "at": time.time(), "host": host_name}
-        if event in (libvirt.VIR_DOMAIN_EVENT_DEFINED, libvirt.VIR_DOMAIN_EVENT_UNDEFINED):
+        if state is not None:
+            message["allowed_actions"] = allowed_actions(state)
+        if event in ("defined", "undefined"):
             message["type"] = "inventory"
         self.publish(message)
 
@@ -118,10 +123,10 @@ class EventHub:
         self._stop.set()
         if self._stats_task is not None:
             self._stats_task.cancel()
-        for host, callback_id in self._registered.values():
-            with contextlib.suppress(libvirt.libvirtError):
-                host.conn.domainEventDeregisterAny(callback_id)
-        self._registered.clear()
+        with self._register_lock:
+            for host, callback_id in self._registered.values():
+                host.conn.remove_callback(callback_id)
+            self._registered.clear()
 
     # --- asyncio side ----------------------------------------------------------------------------------
     def publish(self, message: dict[str, Any]) -> None:
@@ -191,7 +196,8 @@ router = APIRouter()
 
 @router.websocket("/api/events")
 async def event_stream(websocket: WebSocket) -> None:
-    """State changes as JSON messages: {"type": "state", "vm", "state", "event"}, "inventory", "stats"."""
+    """State changes as JSON messages: {"type": "state", "vm", "state", "allowed_actions", "event"},
+    "inventory", "stats"."""
     principal = websocket.scope.get("state", {}).get("principal")
     ctx = websocket.app.state.ctx
     headers = {k.lower(): v for k, v in websocket.headers.items()}

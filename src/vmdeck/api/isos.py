@@ -7,21 +7,19 @@ arbitrary file on the host.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 import anyio
-import libvirt
 from fastapi import APIRouter, Depends, Request
 
 from vmdeck.api.context import request_host
-from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import Conflict, InvalidInput, NotFound
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.connection import Host
 from vmdeck.paths import iso_dir
+from vmdeck.vm.devices import users_of_image
 
 __all__ = ["router", "iso_path", "iso_users"]
 
@@ -39,19 +37,7 @@ def iso_path(name: str, *, field: str = "name") -> Path:
 
 def iso_users(host: Host, path: Path) -> list[str]:
     """VMs whose running or saved configuration has `path` in a drive."""
-    wanted = str(path)
-    users = []
-    with libvirt_errors("list VMs"):
-        domains = host.conn.listAllDomains(0)
-    for dom in domains:
-        xmls = []
-        with contextlib.suppress(libvirt.libvirtError):  # it may vanish meanwhile
-            xmls.append(dom.XMLDesc(0))
-            if dom.isPersistent() and dom.isActive():
-                xmls.append(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        if any(disk.source == wanted for xml in xmls for disk in parse_domain(xml).disks):
-            users.append(dom.name())
-    return sorted(users)
+    return sorted({vm for vm, _disk in users_of_image(host, path, running_only=False)})
 
 
 def _describe(host: Host, path: Path) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from vmdeck.vm import lifecycle
 from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.create import create_vm
 from vmdeck.vm.inventory import VmSummary, list_vms, show_vm
-from vmdeck.vm.state import current_state
+from vmdeck.vm.state import POWER_VERBS, PowerVerb, allowed_actions, current_state
 
 __all__ = ["router"]
 
@@ -57,6 +57,7 @@ class PowerResult(BaseModel):
     name: str
     state: str
     result: str | None = None
+    allowed_actions: list[str] = Field(default_factory=list, description="What the VM's new state allows.")
 
 
 class ShutdownRequest(BaseModel):
@@ -144,14 +145,15 @@ def vms_delete(name: str, force: bool = Query(False, description="Power the VM o
 
 
 def _result(host: Host, name: str, result: str | None = None) -> PowerResult:
-    return PowerResult(name=name, state=current_state(host.lookup(name)), result=result)
+    state = current_state(host.lookup(name))
+    return PowerResult(name=name, state=state, result=result, allowed_actions=allowed_actions(state))
 
 
 @router.post("/{name}/start", response_model=PowerResult)
 def vms_start(name: str, body: StartRequest | None = None, host: Host = Depends(request_host)) -> PowerResult:
     body = body or StartRequest()
     lifecycle.start(host, name, wait=body.wait, timeout=body.timeout)
-    return _result(host, name, "started")
+    return _result(host, name, POWER_VERBS["start"].done)
 
 
 @router.post("/{name}/shutdown", response_model=PowerResult)
@@ -162,34 +164,19 @@ def vms_shutdown(name: str, body: ShutdownRequest | None = None, host: Host = De
     return _result(host, name, how)
 
 
-@router.post("/{name}/poweroff", response_model=PowerResult)
-def vms_poweroff(name: str, host: Host = Depends(request_host)) -> PowerResult:
-    lifecycle.poweroff(host, name)
-    return _result(host, name, "powered off")
+def _power_route(verb: PowerVerb) -> None:
+    def route(name: str, host: Host = Depends(request_host)) -> PowerResult:
+        lifecycle.power(host, name, verb.name)
+        return _result(host, name, verb.done)
+
+    route.__doc__ = verb.help
+    router.post(f"/{{name}}/{verb.name}", response_model=PowerResult, name=f"vms_{verb.name}")(route)
 
 
-@router.post("/{name}/reboot", response_model=PowerResult)
-def vms_reboot(name: str, host: Host = Depends(request_host)) -> PowerResult:
-    lifecycle.reboot(host, name)
-    return _result(host, name, "reboot requested")
-
-
-@router.post("/{name}/reset", response_model=PowerResult)
-def vms_reset(name: str, host: Host = Depends(request_host)) -> PowerResult:
-    lifecycle.reset(host, name)
-    return _result(host, name, "reset")
-
-
-@router.post("/{name}/pause", response_model=PowerResult)
-def vms_pause(name: str, host: Host = Depends(request_host)) -> PowerResult:
-    lifecycle.pause(host, name)
-    return _result(host, name, "paused")
-
-
-@router.post("/{name}/resume", response_model=PowerResult)
-def vms_resume(name: str, host: Host = Depends(request_host)) -> PowerResult:
-    lifecycle.resume(host, name)
-    return _result(host, name, "resumed")
+# The verbs without options, one route each from the core's table; start and shutdown (above) take a body.
+for _verb in POWER_VERBS.values():
+    if _verb.name not in ("start", "shutdown"):
+        _power_route(_verb)
 
 
 @router.post("/{name}/exec", response_model=ExecOut)

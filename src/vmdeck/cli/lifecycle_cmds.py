@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -11,6 +12,7 @@ from rich.table import Table
 from vmdeck.cli.output import info, out, print_json, progress_reporter
 from vmdeck.vm import lifecycle
 from vmdeck.vm.inventory import list_vms, show_vm
+from vmdeck.vm.state import POWER_VERBS, PowerVerb
 
 # Template resolution (pydantic models), creation and device tables are imported inside the
 # commands that need them: `vmdeck list` stays quick to start.
@@ -142,34 +144,15 @@ def shutdown(
     out.print(f"{name}: {how}")
 
 
-def poweroff(ctx: typer.Context, name: str) -> None:
-    """Power a VM off at once (pull the plug)."""
-    lifecycle.poweroff(ctx.obj.host(), name)
-    out.print(f"{name} powered off")
+def _power_command(verb: PowerVerb) -> Callable[[typer.Context, str], None]:
+    """The CLI command for a power verb without options, from the core's table."""
+    def command(ctx: typer.Context, name: str) -> None:
+        lifecycle.power(ctx.obj.host(), name, verb.name)
+        out.print(verb.outcome.format(name=name))
 
-
-def reboot(ctx: typer.Context, name: str) -> None:
-    """Ask the guest to reboot (ACPI)."""
-    lifecycle.reboot(ctx.obj.host(), name)
-    out.print(f"{name}: reboot requested")
-
-
-def reset(ctx: typer.Context, name: str) -> None:
-    """Press the reset button (no guest cooperation)."""
-    lifecycle.reset(ctx.obj.host(), name)
-    out.print(f"{name} reset")
-
-
-def pause(ctx: typer.Context, name: str) -> None:
-    """Pause a running VM (its vCPUs stop; memory stays)."""
-    lifecycle.pause(ctx.obj.host(), name)
-    out.print(f"{name} paused")
-
-
-def resume(ctx: typer.Context, name: str) -> None:
-    """Resume a paused VM."""
-    lifecycle.resume(ctx.obj.host(), name)
-    out.print(f"{name} resumed")
+    command.__doc__ = verb.help
+    command.__name__ = verb.name
+    return command
 
 
 def delete(
@@ -226,11 +209,9 @@ def register(app: typer.Typer) -> None:
     app.command("list")(list_)
     app.command()(show)
     app.command()(shutdown)
-    app.command()(poweroff)
-    app.command()(reboot)
-    app.command()(reset)
-    app.command()(pause)
-    app.command()(resume)
+    for verb in POWER_VERBS.values():
+        if verb.name not in ("start", "shutdown"):  # those two take options: defined above
+            app.command(verb.name)(_power_command(verb))
     app.command()(delete)
     app.command("set")(set_)
     app.command("exec")(exec_)

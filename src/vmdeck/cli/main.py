@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import traceback
 from typing import TYPE_CHECKING
 
 import typer
@@ -141,7 +143,8 @@ def _global(
 
 def main() -> None:
     # Typer's standalone mode already turns usage errors into exit 2 and typer.Exit into its code;
-    # vmdeck's own errors become one line on stderr and their exit code, never a traceback.
+    # vmdeck's own errors become one line on stderr and their exit code; anything else (a bug) one
+    # line and exit 1: never a traceback.
     try:
         app()
     except VmdeckError as error:
@@ -150,6 +153,13 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as error:  # the last resort: a bug, never a traceback for the user
+        if os.environ.get("VMDECK_DEBUG"):
+            traceback.print_exc()
+        detail = " ".join(str(error).split()) or "no message"
+        print(f"error: internal error ({type(error).__name__}): {detail} (VMDECK_DEBUG=1 shows where)",
+              file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

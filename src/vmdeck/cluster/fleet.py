@@ -13,14 +13,11 @@ libvirt keepalive on so a dead peer is noticed); the CLI opens one per command.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
-
-import libvirt
 
 from vmdeck.cluster.registry import HostEntry, Registry
 from vmdeck.errors import HostError, VmdeckError
@@ -46,10 +43,6 @@ class Answer(Generic[T]):
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 class Fleet:
@@ -88,11 +81,7 @@ class Fleet:
         with self._lock:
             cached = self._hosts.get(uri)
             if cached is not None:
-                try:
-                    alive = cached.conn.isAlive()  # local bookkeeping, no round trip
-                except libvirt.libvirtError:
-                    alive = False
-                if alive:
+                if cached.conn.is_alive():  # local bookkeeping, no round trip
                     return cached
                 del self._hosts[uri]
                 cached.close()
@@ -121,8 +110,7 @@ class Fleet:
             return
         if self.keepalive:
             # A peer that stops answering is closed after ~6 s instead of blocking calls for minutes.
-            with contextlib.suppress(libvirt.libvirtError):
-                opened.conn.setKeepAlive(2, 3)
+            opened.conn.set_keepalive(2, 3)
         with self._lock:
             self._hosts[uri] = opened
 
@@ -152,10 +140,8 @@ class Fleet:
             try:
                 value = fn(self.host(entry, timeout=limit), entry)
                 results[entry.name] = Answer(entry, value, None, time.monotonic() - begin)
-            except VmdeckError as err:
+            except VmdeckError as err:  # libvirt's own errors arrive translated (vmdeck.host.libvirt_api)
                 results[entry.name] = Answer(entry, None, err, time.monotonic() - begin)
-            except libvirt.libvirtError as err:
-                results[entry.name] = Answer(entry, None, HostError(_first_line(err)), time.monotonic() - begin)
 
         # A thread per host even for one: the deadline holds for a single remote host too.
         threads = [threading.Thread(target=run, args=(e,), name=f"query {e.name}", daemon=True) for e in chosen]

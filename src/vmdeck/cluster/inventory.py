@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from vmdeck.cluster.fleet import Answer, Fleet
 from vmdeck.cluster.placement import Capacity
 from vmdeck.cluster.registry import HostEntry
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.connection import Host
 from vmdeck.vm.inventory import VmSummary, list_vms
 from vmdeck.vm.state import ACTIVE
 
@@ -36,8 +36,7 @@ def list_everywhere(fleet: Fleet, *, deadline: float | None = None) -> FleetInve
 
 def capacity_of(host: Host, entry: HostEntry) -> Capacity:
     """What one host has and what its running VMs take (getInfo + the bulk VM list)."""
-    with libvirt_errors(f"host {entry.name}"):
-        _model, memory_mib, pcpus, *_rest = host.conn.getInfo()
+    _arch, memory_mib, pcpus = host.conn.info()
     running = [vm for vm in list_vms(host) if vm.state in ACTIVE]
     return Capacity(name=entry.name, reachable=True, reason="", draining=entry.draining, pcpus=int(pcpus),
                     memory_mib=int(memory_mib), vcpu_ratio=entry.vcpu_ratio, reserve_mib=entry.reserve_mib,

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import libvirt
-
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import NotFound, StateError
-from vmdeck.host.connection import libvirt_errors
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.vm.state import current_state
 
 __all__ = ["DisplayInfo", "display_info", "LOOPBACK"]
@@ -43,16 +41,15 @@ class DisplayInfo:
         return f"ws://{host}:{self.websocket}"
 
 
-def display_info(dom: libvirt.virDomain) -> DisplayInfo:
+def display_info(dom: Domain) -> DisplayInfo:
     """The first graphical console of a running VM."""
     state = current_state(dom)
     if state not in ("running", "paused", "blocked"):
-        raise StateError(dom.name(), state, "running", "show the display of")
-    with libvirt_errors(f"{dom.name()}: display"):
-        view = parse_domain(dom.XMLDesc(0))
+        raise StateError(dom.name, state, "running", "show the display of")
+    view = parse_domain(dom.xml())
     for graphics in view.graphics:
         if graphics.type in ("vnc", "spice") and graphics.port and graphics.port > 0:
             listen = graphics.listen or "127.0.0.1"
             websocket = graphics.websocket if graphics.websocket and graphics.websocket > 0 else None
-            return DisplayInfo(dom.name(), graphics.type, listen, graphics.port, websocket, listen in LOOPBACK)
-    raise NotFound(f"VM {dom.name()!r} has no graphical console (its template has graphics: none)")
+            return DisplayInfo(dom.name, graphics.type, listen, graphics.port, websocket, listen in LOOPBACK)
+    raise NotFound(f"VM {dom.name!r} has no graphical console (its template has graphics: none)")

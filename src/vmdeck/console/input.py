@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import json
 import time
-
-import libvirt
-import libvirt_qemu
-from lxml import etree
+from typing import Any
 
 from vmdeck.console.keys import parse_combos, text_to_presses
 from vmdeck.console.screen import png_size, screenshot
+from vmdeck.domxml.devices import input_types
 from vmdeck.errors import InvalidInput, StateError
-from vmdeck.host.connection import libvirt_errors
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.vm.state import current_state
 
 __all__ = ["send_keys", "type_text", "mouse_move", "mouse_click", "BUTTONS", "ABS_MAX"]
@@ -34,18 +32,17 @@ BUTTONS = ("left", "middle", "right", "wheel-up", "wheel-down", "side", "extra")
 HOLD_MS = 30
 
 
-def _require_running(dom: libvirt.virDomain, action: str) -> None:
+def _require_running(dom: Domain, action: str) -> None:
     state = current_state(dom)
     if state != "running":
-        raise StateError(dom.name(), state, "running", action)
+        raise StateError(dom.name, state, "running", action)
 
 
-def _send(dom: libvirt.virDomain, codes: list[int], hold_ms: int) -> None:
-    with libvirt_errors(f"{dom.name()}: send keys"):
-        dom.sendKey(libvirt.VIR_KEYCODE_SET_LINUX, hold_ms, codes, len(codes), 0)
+def _send(dom: Domain, codes: list[int], hold_ms: int) -> None:
+    dom.send_keys(codes, hold_ms)
 
 
-def send_keys(dom: libvirt.virDomain, combos: list[str] | tuple[str, ...], *, hold_ms: int = HOLD_MS) -> int:
+def send_keys(dom: Domain, combos: list[str] | tuple[str, ...], *, hold_ms: int = HOLD_MS) -> int:
     """Press each combination in turn ("ctrl-alt-delete", "enter"); returns how many were sent."""
     presses = parse_combos(combos)  # all validated before the first is sent
     _require_running(dom, "send keys to")
@@ -54,7 +51,7 @@ def send_keys(dom: libvirt.virDomain, combos: list[str] | tuple[str, ...], *, ho
     return len(presses)
 
 
-def type_text(dom: libvirt.virDomain, text: str, *, hold_ms: int = HOLD_MS) -> int:
+def type_text(dom: Domain, text: str, *, hold_ms: int = HOLD_MS) -> int:
     """Type `text` as key presses (US layout, Shift where needed); returns the number of keys."""
     if not text:
         raise InvalidInput("nothing to type", field="text")
@@ -65,18 +62,16 @@ def type_text(dom: libvirt.virDomain, text: str, *, hold_ms: int = HOLD_MS) -> i
     return len(presses)
 
 
-def _qmp(dom: libvirt.virDomain, command: str, arguments: dict) -> None:
-    with libvirt_errors(f"{dom.name()}: {command}"):
-        libvirt_qemu.qemuMonitorCommand(dom, json.dumps({"execute": command, "arguments": arguments}), 0)
+def _qmp(dom: Domain, command: str, arguments: dict[str, Any]) -> None:
+    dom.qemu_monitor(json.dumps({"execute": command, "arguments": arguments}))
 
 
-def _require_input(dom: libvirt.virDomain, kinds: tuple[str, ...], what: str) -> None:
-    root = etree.fromstring(dom.XMLDesc(0).encode())
-    if not any(root.find(f"devices/input[@type='{kind}']") is not None for kind in kinds):
-        raise InvalidInput(f"VM {dom.name()!r} has no {what} (add a tablet to the template: tablet: usb or virtio)")
+def _require_input(dom: Domain, kinds: tuple[str, ...], what: str) -> None:
+    if not input_types(dom.xml()) & set(kinds):
+        raise InvalidInput(f"VM {dom.name!r} has no {what} (add a tablet to the template: tablet: usb or virtio)")
 
 
-def mouse_move(dom: libvirt.virDomain, x: int, y: int, *, size: tuple[int, int] | None = None) -> tuple[int, int]:
+def mouse_move(dom: Domain, x: int, y: int, *, size: tuple[int, int] | None = None) -> tuple[int, int]:
     """Move the pointer to pixel (x, y) of the screen; returns the absolute axis values sent."""
     _require_running(dom, "move the mouse of")
     # Absolute positions need an absolute device; a PS/2 mouse only takes relative motion.
@@ -94,7 +89,7 @@ def mouse_move(dom: libvirt.virDomain, x: int, y: int, *, size: tuple[int, int] 
     return ax, ay
 
 
-def mouse_click(dom: libvirt.virDomain, button: str = "left", *, hold_ms: int = 50) -> None:
+def mouse_click(dom: Domain, button: str = "left", *, hold_ms: int = 50) -> None:
     """Press and release `button` where the pointer is."""
     if button not in BUTTONS:
         raise InvalidInput(f"unknown mouse button {button!r}: use {', '.join(BUTTONS)}", field="button")

@@ -11,10 +11,8 @@ from __future__ import annotations
 import struct
 import zlib
 
-import libvirt
-
 from vmdeck.errors import HostError, InvalidInput, StateError
-from vmdeck.host.connection import libvirt_errors
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.vm.state import current_state
 
 __all__ = ["screenshot", "png_size", "ppm_to_png", "decode_png_rgb"]
@@ -89,19 +87,19 @@ def decode_png_rgb(data: bytes) -> tuple[int, int, bytes]:
     out = bytearray()
     previous = bytearray(stride)
     for y in range(height):
-        kind = raw[y * (stride + 1)]
+        filter_type = raw[y * (stride + 1)]
         line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
         for x in range(stride):
             left = line[x - channels] if x >= channels else 0
             up = previous[x]
             corner = previous[x - channels] if x >= channels else 0
-            if kind == 1:
+            if filter_type == 1:
                 line[x] = (line[x] + left) & 0xFF
-            elif kind == 2:
+            elif filter_type == 2:
                 line[x] = (line[x] + up) & 0xFF
-            elif kind == 3:
+            elif filter_type == 3:
                 line[x] = (line[x] + (left + up) // 2) & 0xFF
-            elif kind == 4:
+            elif filter_type == 4:
                 p = left + up - corner
                 pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
                 predictor = left if pa <= pb and pa <= pc else (up if pb <= pc else corner)
@@ -115,34 +113,14 @@ def decode_png_rgb(data: bytes) -> tuple[int, int, bytes]:
     return width, height, bytes(out)
 
 
-def screenshot(dom: libvirt.virDomain, screen: int = 0) -> bytes:
+def screenshot(dom: Domain, screen: int = 0) -> bytes:
     """The VM's screen `screen` as PNG bytes."""
     state = current_state(dom)
     if state not in ("running", "paused", "blocked"):
-        raise StateError(dom.name(), state, "running or paused", "take a screenshot of")
-    conn = dom.connect()
-    with libvirt_errors(f"{dom.name()}: screenshot"):
-        stream = conn.newStream(0)
-        try:
-            mime = dom.screenshot(stream, screen, 0)
-            chunks: list[bytes] = []
-            while True:
-                chunk = stream.recv(256 * 1024)
-                if not chunk:  # b"" = end of stream
-                    break
-                if isinstance(chunk, int):  # -2: would block (not on a blocking stream)
-                    continue
-                chunks.append(chunk)
-            stream.finish()
-        except BaseException:
-            try:
-                stream.abort()
-            except libvirt.libvirtError:
-                pass
-            raise
-    data = b"".join(chunks)
+        raise StateError(dom.name, state, "running or paused", "take a screenshot of")
+    mime, data = dom.screenshot(screen)
     if data.startswith(_PNG_MAGIC):
         return data
     if mime and "png" in mime:
-        raise HostError(f"{dom.name()}: the screenshot says {mime} but is not a PNG")
+        raise HostError(f"{dom.name}: the screenshot says {mime} but is not a PNG")
     return ppm_to_png(data)

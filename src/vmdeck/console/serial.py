@@ -15,48 +15,83 @@ import sys
 import termios
 import threading
 import tty
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-import libvirt
-
-from vmdeck.errors import HostError, NotFound, StateError
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.errors import HostError, StateError, VmdeckError
+from vmdeck.host.connection import Host
 from vmdeck.host.events import ensure_event_loop
+from vmdeck.host.libvirt_api import Connection, add_fd_watch, open_connection, remove_fd_watch
 from vmdeck.vm.state import current_state
 
-__all__ = ["attach_console", "ESCAPE"]
+__all__ = ["attach_console", "ESCAPE", "SerialStream"]
 
 ESCAPE = b"\x1d"  # Ctrl+]
+_CHUNK = 1 << 16
 
+
+class SerialStream:
+    """A VM's serial console on a non-blocking libvirt stream (virDomainOpenConsole).
+
+    Output arrives on libvirt's event thread: `on_data(bytes)` for each chunk, then
+    `on_data(None)` once when the console closes (the VM stopped, another client took it).
+    The CLI's terminal and the web server's websocket both read the console through this.
+    """
+
+    def __init__(self, conn: Connection, name: str, on_data: Callable[[bytes | None], None], *,
+                 force: bool = False) -> None:
+        self.on_data = on_data
+        self._closed = False
+        dom = conn.lookup(name)
+        self.stream = conn.new_stream(nonblocking=True, context=f"serial console of {name}")
+        # FORCE takes the console over from another client, as `virsh console --force` does.
+        dom.open_console(self.stream, force=force)
+        self.stream.watch(self._on_event)
+
+    def _end(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.on_data(None)
+
+    def _on_event(self, readable: bool, closed: bool) -> None:
+        if readable:
+            # Drain what is there: one event may stand for several chunks.
+            while True:
+                try:
+                    data = self.stream.recv(_CHUNK)
+                except VmdeckError:
+                    self._end()
+                    return
+                if data is None:  # EAGAIN: all read for now
+                    break
+                if data == b"":
+                    self._end()
+                    return
+                self.on_data(data)
+        if closed:
+            self._end()
+
+    def send(self, data: bytes) -> None:
+        self.stream.send_all(data)
+
+    def close(self) -> None:
+        self.stream.close_quietly()
 
 
 class _Session:
-    def __init__(self, stream: libvirt.virStream, infd: int, outfd: int) -> None:
-        self.stream = stream
-        self.infd = infd
+    def __init__(self, outfd: int) -> None:
         self.outfd = outfd
+        self.stream: SerialStream | None = None
         self.done = threading.Event()
         self.reason = "detached"
 
-    def on_stream(self, stream: libvirt.virStream, events: int, _opaque: object) -> None:
-        if events & (libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP):
+    def on_data(self, data: bytes | None) -> None:
+        if data is None:
             self.reason = "the console closed (the VM stopped?)"
             self.done.set()
-            return
-        if events & libvirt.VIR_STREAM_EVENT_READABLE:
-            try:
-                data = stream.recv(64 * 1024)
-            except libvirt.libvirtError:
-                self.reason = "the console closed"
-                self.done.set()
-                return
-            if data == b"" or data is None:
-                self.reason = "the console closed (the VM stopped?)"
-                self.done.set()
-            elif isinstance(data, bytes):
-                os.write(self.outfd, data)
+        else:
+            os.write(self.outfd, data)
 
-    def on_stdin(self, _watch: int, fd: int, _events: int, _opaque: object) -> None:
+    def on_stdin(self, fd: int) -> None:
         try:
             data = os.read(fd, 4096)
         except OSError:
@@ -68,13 +103,13 @@ class _Session:
         if ESCAPE in data:
             data = data[: data.index(ESCAPE)]
             self.done.set()
-        if data:
-            with contextlib.suppress(libvirt.libvirtError):
+        if data and self.stream is not None:
+            with contextlib.suppress(VmdeckError):
                 self.stream.send(data)
 
 
 @contextlib.contextmanager
-def _raw_terminal(fd: int):  # type: ignore[no-untyped-def]
+def _raw_terminal(fd: int) -> Iterator[None]:
     if not os.isatty(fd):
         yield
         return
@@ -98,34 +133,20 @@ def attach_console(host: Host, name: str, *, infd: int | None = None, outfd: int
     ensure_event_loop()
     try:
         # Event callbacks only fire on connections opened after the loop was registered.
-        conn = libvirt.open(host.uri)
-    except libvirt.libvirtError as err:
-        raise HostError(f"cannot open a console connection to {host.uri}: {err.get_error_message()}") from err
+        conn = open_connection(host.uri)
+    except HostError as err:
+        raise HostError(f"cannot open a console connection to {host.uri}: {err.libvirt_text or err}") from err
     try:
-        with libvirt_errors(f"{name}: console"):
-            try:
-                console_dom = conn.lookupByName(name)
-            except libvirt.libvirtError as err:
-                raise NotFound(f"no VM named {name!r}") from err
-            stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
-            # FORCE takes the console over from another client, as `virsh console --force` does.
-            console_dom.openConsole(None, stream, libvirt.VIR_DOMAIN_CONSOLE_FORCE if force else 0)
-        session = _Session(stream, infd, outfd)
+        session = _Session(outfd)
+        session.stream = SerialStream(conn, name, session.on_data, force=force)
         announce(f"connected to {name}'s serial console (Ctrl+] leaves)")
         with _raw_terminal(infd):
-            stream.eventAddCallback(
-                libvirt.VIR_STREAM_EVENT_READABLE | libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP,
-                session.on_stream, None)
-            watch = libvirt.virEventAddHandle(infd, libvirt.VIR_EVENT_HANDLE_READABLE, session.on_stdin, None)
+            watch = add_fd_watch(infd, session.on_stdin)
             try:
                 session.done.wait()
             finally:
-                libvirt.virEventRemoveHandle(watch)
-                with contextlib.suppress(libvirt.libvirtError):
-                    stream.eventRemoveCallback()
-                with contextlib.suppress(libvirt.libvirtError):
-                    stream.finish()
+                remove_fd_watch(watch)
+                session.stream.close()
         return session.reason
     finally:
-        with contextlib.suppress(libvirt.libvirtError):
-            conn.close()
+        conn.close()

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from vmdeck.domxml.parse import disk_source
+
 __all__ = [
     "DeviceRow",
     "find_disk",
@@ -25,6 +27,9 @@ __all__ = [
     "add_root_ports",
     "random_mac",
     "device_rows",
+    "input_types",
+    "volume_format",
+    "with_owned_volume",
 ]
 
 
@@ -118,6 +123,8 @@ def add_root_ports(xml: str, count: int) -> str:
     """`count` more empty pcie-root-port controllers (libvirt numbers and places them)."""
     root = _root(xml)
     devices = root.find("devices")
+    if devices is None:
+        devices = etree.SubElement(root, "devices")
     for _ in range(count):
         etree.SubElement(devices, "controller", type="pci", model="pcie-root-port")
     return etree.tostring(root, encoding="unicode")
@@ -145,10 +152,7 @@ def _rows(xml: str) -> dict[tuple[str, str], tuple[str, str, str | None]]:
     rows: dict[tuple[str, str], tuple[str, str, str | None]] = {}
     for disk in root.iterfind("devices/disk"):
         target = disk.find("target")
-        source = disk.find("source")
-        path = None
-        if source is not None:
-            path = source.get("file") or source.get("dev") or source.get("volume") or source.get("name")
+        path = disk_source(disk)
         kind = "cdrom" if disk.get("device") == "cdrom" else disk.get("device", "disk")
         if target is not None:
             rows[(kind, target.get("dev", ""))] = (kind, target.get("bus", ""), path)
@@ -180,3 +184,31 @@ def device_rows(config_xml: str, live_xml: str | None) -> list[DeviceRow]:
         if (kind, key) not in live:
             result.append(DeviceRow(kind, key, bus, source, "pending add"))
     return result
+
+
+def input_types(xml: str) -> set[str]:
+    """The kinds of input device a domain has: "tablet", "mouse", "keyboard"."""
+    return {i.get("type", "") for i in _root(xml).iterfind("devices/input")}
+
+
+def volume_format(volume_xml: str) -> str | None:
+    """A storage volume's image format from libvirt's volume XML, as a disk's driver names it (iso reads raw)."""
+    fmt = _root(volume_xml).find("target/format")
+    kind = fmt.get("type") if fmt is not None else None
+    if not kind:
+        return None
+    return "raw" if kind == "iso" else kind
+
+
+def with_owned_volume(metadata_xml: str | None, *, add: str | None = None, remove: str | None = None) -> str:
+    """vmdeck's metadata element with one owned-volume record added or dropped, every other field kept.
+
+    `metadata_xml` is what libvirt returns for vmdeck's namespace (None: a VM vmdeck did not create).
+    """
+    root = _root(metadata_xml) if metadata_xml is not None else etree.Element("vm")
+    for element in root.findall("owned-volume"):
+        if element.text in (add, remove):
+            root.remove(element)
+    if add is not None:
+        etree.SubElement(root, "owned-volume").text = add
+    return etree.tostring(root, encoding="unicode")

@@ -43,8 +43,9 @@ def set_resources(xml: str, *, vcpus: int | None = None, memory_mib: int | None 
         for stale in root.findall("vcpus"):
             root.remove(stale)
         topology = root.find("cpu/topology")
-        if topology is not None:
-            topology.getparent().remove(topology)
+        parent = topology.getparent() if topology is not None else None
+        if topology is not None and parent is not None:
+            parent.remove(topology)
     if memory_mib is not None:
         for tag in ("memory", "currentMemory"):
             element = _child(root, tag, after="memory" if tag == "currentMemory" else "name")

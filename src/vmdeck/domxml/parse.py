@@ -12,7 +12,8 @@ from lxml import etree
 
 from vmdeck.domxml.names import VMDECK_NS
 
-__all__ = ["DiskView", "NicView", "GraphicsView", "DomainView", "parse_domain", "machine_family"]
+__all__ = ["DiskView", "NicView", "GraphicsView", "DomainView", "parse_domain", "machine_family", "disk_source",
+           "DiskConfig", "disk_configs"]
 
 _NS = {"vmdeck": VMDECK_NS}
 _UNIT_TO_KIB = {"b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "kb": 1000 / 1024, "m": 1024, "mib": 1024,
@@ -99,6 +100,52 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+def disk_source(disk: etree._Element) -> str | None:
+    """The one rule for what a <disk> (or a <backingStore>) reads: its file, block device, pool volume or
+    network name, in that order; None for an empty drive."""
+    source = disk.find("source")
+    if source is None:
+        return None
+    return source.get("file") or source.get("dev") or source.get("volume") or source.get("name")
+
+
+@dataclass(frozen=True)
+class DiskConfig:
+    """How QEMU opens one disk on the host: cache and I/O modes and the backing chain (live XML)."""
+
+    target: str
+    device: str
+    bus: str
+    path: str | None
+    format: str | None
+    cache: str | None
+    io: str | None
+    backing_chain: tuple[tuple[str, str | None], ...]  # (path, format), nearest first
+
+
+def disk_configs(xml: str) -> list[DiskConfig]:
+    configs = []
+    for disk in etree.fromstring(xml.encode()).iterfind("devices/disk"):
+        target, driver = disk.find("target"), disk.find("driver")
+        chain = []
+        store = disk.find("backingStore")
+        while store is not None and store.find("source") is not None:
+            fmt = store.find("format")
+            chain.append((disk_source(store) or "?", fmt.get("type") if fmt is not None else None))
+            store = store.find("backingStore")
+        configs.append(DiskConfig(
+            target=target.get("dev", "") if target is not None else "",
+            device=disk.get("device", "disk"),
+            bus=target.get("bus", "") if target is not None else "",
+            path=disk_source(disk),
+            format=driver.get("type") if driver is not None else None,
+            cache=driver.get("cache") if driver is not None else None,
+            io=driver.get("io") if driver is not None else None,
+            backing_chain=tuple(chain),
+        ))
+    return configs
+
+
 def parse_domain(xml: str) -> DomainView:
     root = etree.fromstring(xml.encode())
     meta = root.find("metadata/vmdeck:vm", _NS)
@@ -112,10 +159,7 @@ def parse_domain(xml: str) -> DomainView:
                 extra[tag] = child.text
     disks = []
     for disk in root.iterfind("devices/disk"):
-        source = disk.find("source")
-        path = None
-        if source is not None:
-            path = source.get("file") or source.get("dev") or source.get("volume") or source.get("name")
+        path = disk_source(disk)
         target = disk.find("target")
         driver = disk.find("driver")
         disks.append(
@@ -166,7 +210,7 @@ def parse_domain(xml: str) -> DomainView:
         accel_requested=accel.get("requested") if accel is not None else None,
         accel_reason=accel.get("reason") if accel is not None else None,
         boot_kind="kernel" if root.find("os/kernel") is not None else (
-            "uefi" if root.find("os/loader") is not None or root.find("os").get("firmware") == "efi" else "bios"
+            "uefi" if root.find("os/loader") is not None or root.find("os[@firmware='efi']") is not None else "bios"
         ),
         disks=tuple(disks),
         nics=tuple(nics),

@@ -15,7 +15,12 @@ from lxml import etree
 from vmdeck.domxml.names import VMDECK_NS, next_target
 from vmdeck.spec.models import VmSpec
 
-__all__ = ["RenderContext", "render_domain", "disk_element", "cdrom_element", "nic_element"]
+__all__ = ["RenderContext", "render_domain", "disk_element", "cdrom_element", "nic_element", "to_xml"]
+
+
+def to_xml(element: etree._Element) -> str:
+    """One element (a device for attach/detach) as the XML text libvirt takes."""
+    return etree.tostring(element, encoding="unicode")
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ def _devices(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
         target = cdrom.target or next_target(cdrom.bus, taken)
         taken.append(target)
         devices.append(cdrom_element(cdrom.bus, target, cdrom.iso))
-    if any(d.bus == "scsi" for d in (*spec.disks, *spec.cdroms)):
+    if any(d.bus == "scsi" for d in spec.disks) or any(c.bus == "scsi" for c in spec.cdroms):
         _sub(devices, "controller", type="scsi", model="virtio-scsi")
     if spec.usb:
         _sub(devices, "controller", type="usb", model="qemu-xhci" if spec.machine != "pc" else "piix3-uhci")

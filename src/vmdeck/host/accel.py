@@ -17,14 +17,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import libvirt
-
 from vmdeck.domxml.render import RenderContext, render_domain
-from vmdeck.errors import HostError, InvalidInput
+from vmdeck.errors import HostError, InvalidInput, VmdeckError
 from vmdeck.host.capabilities import HostFacts, host_facts
 from vmdeck.host.connection import Host
 from vmdeck.paths import data_dir
-from vmdeck.spec.models import GraphicsSpec, VmSpec
+from vmdeck.spec.models import BootSpec, GraphicsSpec, VmSpec
 
 __all__ = ["KvmVerdict", "probe_kvm", "cached_kvm_verdict", "choose_domain_type", "SERIAL_LOG_DIR"]
 
@@ -80,22 +78,22 @@ def _boot_under_kvm(host: Host) -> KvmVerdict:
     spec = VmSpec(
         name=PROBE_NAME, template="tiny", vcpus=1, memory_mib=128, nics=(), cdroms=(), disks=(),
         graphics=GraphicsSpec(type="none"), video="none", tablet="none", usb=False, guest_agent=False,
-        balloon=False, hotplug_slots=0, boot={"kind": "kernel", "image": "tiny"},
+        balloon=False, hotplug_slots=0, boot=BootSpec(kind="kernel", image="tiny"),
     )
     ctx = RenderContext(domain_type="kvm", kernel=image.kernel, initrd=image.initrd,
                         cmdline=image.cmdline, serial_log=log, accel_requested="kvm")
-    with contextlib.suppress(libvirt.libvirtError):
-        host.conn.lookupByName(PROBE_NAME).destroy()
+    with contextlib.suppress(VmdeckError):
+        host.conn.lookup(PROBE_NAME).poweroff()
     started = time.monotonic()
     try:
-        dom = host.conn.createXML(render_domain(spec, ctx), 0)
-    except libvirt.libvirtError as err:
-        return KvmVerdict(False, f"QEMU could not start a KVM guest: {qemu_complaint(err.get_error_message())}",
+        dom = host.conn.create_transient(render_domain(spec, ctx))
+    except VmdeckError as err:
+        return KvmVerdict(False, f"QEMU could not start a KVM guest: {qemu_complaint(err.libvirt_text or None)}",
                           time.time())
     try:
         while time.monotonic() - started < PROBE_DEADLINE_S:
             state, reason = dom.state()
-            if state in (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_CRASHED, libvirt.VIR_DOMAIN_SHUTOFF):
+            if state in ("paused", "crashed", "shut off"):
                 return KvmVerdict(
                     False,
                     f"/dev/kvm accepted the guest but it stopped (state {state}, reason {reason}): "
@@ -113,8 +111,8 @@ def _boot_under_kvm(host: Host) -> KvmVerdict:
             time.time(),
         )
     finally:
-        with contextlib.suppress(libvirt.libvirtError):
-            dom.destroy()
+        with contextlib.suppress(VmdeckError):
+            dom.poweroff()
 
 
 def cached_kvm_verdict(facts: HostFacts) -> KvmVerdict | None:

@@ -6,10 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import libvirt
-from lxml import etree
-
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.domxml.capabilities import parse_capabilities
+from vmdeck.host.connection import Host
 
 __all__ = ["HostFacts", "host_facts", "format_version", "kvm_module"]
 
@@ -49,15 +47,14 @@ def kvm_module() -> str | None:
 
 
 def host_facts(host: Host) -> HostFacts:
-    with libvirt_errors("host capabilities"):
-        caps = etree.fromstring(host.conn.getCapabilities().encode())
-        info = host.conn.getInfo()
-        qemu = host.conn.getVersion()
-        lib = host.conn.getLibVersion()
-        hostname = host.conn.getHostname()
-        driver = host.conn.getType()
-    host_arch = caps.findtext("host/cpu/arch", "")
-    features = {f.get("name") for f in caps.iterfind("host/cpu/feature")}
+    caps = parse_capabilities(host.conn.capabilities())
+    info = host.conn.info()
+    qemu = host.conn.hypervisor_version()
+    lib = host.conn.libvirt_version()
+    hostname = host.conn.hostname()
+    driver = host.conn.driver()
+    host_arch = caps.host_arch
+    features = set(caps.cpu_features)
     if host.is_local:
         # libvirt reports the CPU *model's* features separately; /proc has the truth for vmx/svm.
         try:
@@ -65,24 +62,15 @@ def host_facts(host: Host) -> HostFacts:
             features |= {f for f in ("vmx", "svm") if f in flags}
         except OSError:
             pass
-    arches: dict[str, tuple[str, ...]] = {}
-    for guest in caps.iterfind("guest"):
-        arch = guest.find("arch")
-        if arch is None:
-            continue
-        types = tuple(sorted({d.get("type", "") for d in arch.iterfind("domain")}))
-        arches[arch.get("name", "")] = tuple(sorted(set(arches.get(arch.get("name", ""), ())) | set(types)))
+    arches = caps.emulated_arches
     kvm_offered = "kvm" in arches.get(host_arch, ())
     if kvm_offered:
-        try:
-            host.conn.getDomainCapabilities(None, host_arch, None, "kvm", 0)
-        except libvirt.libvirtError:
-            kvm_offered = False
+        kvm_offered = host.conn.offers_domain_type(host_arch, "kvm")
     return HostFacts(
         hostname=hostname,
         uri=host.uri,
-        cpu_model=caps.findtext("host/cpu/model", ""),
-        cpu_vendor=caps.findtext("host/cpu/vendor", ""),
+        cpu_model=caps.cpu_model,
+        cpu_vendor=caps.cpu_vendor,
         pcpus=int(info[2]),
         memory_mib=int(info[1]),
         virt_extensions=tuple(sorted(f for f in features if f in ("vmx", "svm"))),

@@ -8,10 +8,8 @@ balloon holds (unless the device uses deflate-on-oom/free page reporting).
 
 from __future__ import annotations
 
-import libvirt
-
 from vmdeck.errors import InvalidInput
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.connection import Host
 from vmdeck.vm.state import require_state
 
 __all__ = ["set_balloon"]
@@ -23,15 +21,12 @@ def set_balloon(host: Host, name: str, mib: int, *, persist: bool = False) -> in
     """Set VM `name`'s current memory to `mib` MiB (live; also in the config with persist). Returns KiB set."""
     dom = host.lookup(name)
     require_state(dom, {"running", "paused"}, "set the balloon of")
-    with libvirt_errors(f"balloon {name}"):
-        maximum_kib = int(dom.maxMemory())
+    maximum_kib = dom.max_memory_kib()
     if mib < MIN_MIB:
         raise InvalidInput(f"{mib} MiB is too little for a guest: the balloon target must be at least {MIN_MIB} MiB",
                            field="mib")
     if mib * 1024 > maximum_kib:
         raise InvalidInput(f"{mib} MiB is more than VM {name!r} is configured with ({maximum_kib // 1024} MiB): "
                            "the balloon can only give back memory the VM was started with", field="mib")
-    flags = libvirt.VIR_DOMAIN_AFFECT_LIVE | (libvirt.VIR_DOMAIN_AFFECT_CONFIG if persist else 0)
-    with libvirt_errors(f"balloon {name}"):
-        dom.setMemoryFlags(mib * 1024, flags)
+    dom.set_memory(mib * 1024, live=True, config=persist)
     return mib * 1024

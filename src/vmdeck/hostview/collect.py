@@ -17,12 +17,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import libvirt
-import libvirt_qemu
-
 from vmdeck.domxml.parse import parse_domain
-from vmdeck.errors import HostError, StateError
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.errors import HostError, StateError, VmdeckError
+from vmdeck.host.connection import Host
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.hostview.cpumode import (
     CpuModeView,
     HostCpuFacts,
@@ -42,15 +40,7 @@ from vmdeck.vm.state import ACTIVE, state_name
 
 __all__ = ["VmHostView", "HostSummary", "Snapshot", "Collector", "STATS_KINDS"]
 
-STATS_KINDS = (libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON
-               | libvirt.VIR_DOMAIN_STATS_BLOCK)
-_STATS_FLAGS = libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT | libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
-_SHUTOFF_REASONS = {
-    libvirt.VIR_DOMAIN_SHUTOFF_CRASHED: "its QEMU crashed or was killed",
-    libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED: "it was powered off",
-    libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN: "the guest shut down",
-    libvirt.VIR_DOMAIN_SHUTOFF_FAILED: "it failed to start",
-}
+STATS_KINDS = ("state", "vcpu", "balloon", "block")
 
 
 @dataclass
@@ -103,7 +93,8 @@ class Snapshot:
             if isinstance(value, (list, tuple)):
                 return [plain(v) for v in value]
             return value
-        return plain(self)
+        data: dict[str, Any] = plain(self)
+        return data
 
 
 class Collector:
@@ -118,47 +109,40 @@ class Collector:
         self.detailed = detailed
         self.page_cache = page_cache
         self.previous: Snapshot | None = None
-        with libvirt_errors("host info"):
-            self._hostname = host.conn.getHostname()
-            self._pcpus = int(host.conn.getInfo()[2])
+        self._hostname = host.conn.hostname()
+        self._pcpus = host.conn.info()[2]
         self._cpu = host_cpu_facts()
         self._btime = boot_time()
 
     # -- libvirt: one call -------------------------------------------------------------------------------
 
-    def _stats(self, names: list[str] | None) -> list[tuple[libvirt.virDomain, dict[str, Any]]]:
-        with libvirt_errors("domain stats"):
-            if names is None:
-                return self.host.conn.getAllDomainStats(STATS_KINDS, _STATS_FLAGS)
-            doms = [self._running(name) for name in names]
-            return self.host.conn.domainListGetStats(doms, STATS_KINDS, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT)
+    def _stats(self, names: list[str] | None) -> list[tuple[Domain, dict[str, Any]]]:
+        if names is None:
+            return self.host.conn.domain_stats(STATS_KINDS, active_only=True)
+        return self.host.conn.domain_stats(STATS_KINDS, domains=[self._running(name) for name in names])
 
-    def _running(self, name: str) -> libvirt.virDomain:
+    def _running(self, name: str) -> Domain:
         dom = self.host.lookup(name)
-        with libvirt_errors(name):
-            code, reason = dom.state()
-        state = state_name(code)
+        state, detail = dom.state()
         if state not in ACTIVE:
-            detail = _SHUTOFF_REASONS.get(reason) if code == libvirt.VIR_DOMAIN_SHUTOFF else None
             raise StateError(name, f"{state} ({detail})" if detail else state, "running",
                              "show the host view (its QEMU process) of")
         return dom
 
-    def _running_vcpus(self, records: list[tuple[libvirt.virDomain, dict[str, Any]]], all_vms: bool) -> list[int]:
-        counts = {dom.UUIDString(): int(stats.get("vcpu.current", 0)) for dom, stats in records}
+    def _running_vcpus(self, records: list[tuple[Domain, dict[str, Any]]], all_vms: bool) -> list[int]:
+        counts = {dom.uuid(): int(stats.get("vcpu.current", 0)) for dom, stats in records}
         if not all_vms:
             # The other running VMs count for overcommit too: one cheap info() each, no monitor call.
-            with libvirt_errors("list running VMs"):
-                for dom in self.host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-                    if dom.UUIDString() not in counts:
-                        counts[dom.UUIDString()] = int(dom.info()[3])
+            for dom in self.host.conn.domains(active=True):
+                if dom.uuid() not in counts:
+                    counts[dom.uuid()] = dom.info()[3]
         return list(counts.values())
 
     # -- per VM: /proc and the live XML, in a worker -----------------------------------------------------
 
-    def _read_vm(self, dom: libvirt.virDomain, stats: dict[str, Any]) -> VmHostView:
-        name = dom.name()
-        xml = dom.XMLDesc(0)
+    def _read_vm(self, dom: Domain, stats: dict[str, Any]) -> VmHostView:
+        name = dom.name
+        xml = dom.xml()
         view_xml = parse_domain(xml)
         vcpus = int(stats.get("vcpu.current", view_xml.vcpus))
         view = VmHostView(name=name, state=state_name(int(stats.get("state.state", 0))), vcpus=vcpus,
@@ -185,7 +169,7 @@ class Collector:
         return view
 
     def _sched(self, process: ProcessInfo, vcpus: int, vcpu_tids: dict[int, int]) -> SchedView:
-        by_tid = {tid: n for n, tid in vcpu_tids.items()} or {t.tid: t.vcpu for t in process.vcpu_threads}
+        by_tid = {tid: n for n, tid in vcpu_tids.items()} or {t.tid: t.vcpu for t in process.vcpu_threads if t.vcpu is not None}
         entries, emulator_ns, emulator_cpus = [], 0, ""
         for thread in process.threads:
             reading = read_thread_sched(process.pid, thread.tid)
@@ -200,15 +184,15 @@ class Collector:
         return SchedView(vcpus=sorted(entries, key=lambda v: v.vcpu), emulator_cpus_allowed=emulator_cpus,
                          emulator_run_time_ns=emulator_ns, overcommit=overcommit(self._pcpus, [vcpus]))
 
-    def _kvm_stats(self, dom: libvirt.virDomain, stats: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def _kvm_stats(self, dom: Domain, stats: dict[str, Any]) -> dict[str, dict[str, Any]]:
         # libvirt >= 8.9 already put KVM's per-vCPU stats into the bulk reply; older ones need QMP.
         from_bulk = kvm_stats_from_libvirt(stats)
         if from_bulk:
             return from_bulk
         request = {"execute": "query-stats", "arguments": {"target": "vcpu", "providers": [{"provider": "kvm"}]}}
         try:
-            return parse_query_stats(libvirt_qemu.qemuMonitorCommand(dom, json.dumps(request), 0))
-        except libvirt.libvirtError:
+            return parse_query_stats(dom.qemu_monitor(json.dumps(request)))
+        except VmdeckError:
             return {}
 
     # -- the snapshot ------------------------------------------------------------------------------------
@@ -221,11 +205,11 @@ class Collector:
         running_vcpus = self._running_vcpus(records, names is None)
         results: dict[str, VmHostView | BaseException] = {}
 
-        def work(dom: libvirt.virDomain, stats: dict[str, Any]) -> None:
+        def work(dom: Domain, stats: dict[str, Any]) -> None:
             try:
-                results[dom.name()] = self._read_vm(dom, stats)
+                results[dom.name] = self._read_vm(dom, stats)
             except BaseException as exc:  # reported per VM below; a worker must never die silently
-                results[dom.name()] = exc
+                results[dom.name] = exc
 
         workers = []
         for dom, stats in records:
@@ -238,7 +222,7 @@ class Collector:
         vms = []
         for dom, stats, thread in workers:
             thread.join(max(0.0, deadline - time.monotonic()))
-            name = dom.name()
+            name = dom.name
             result = results.get(name)
             if result is None:
                 vms.append(self._stale(name, stats, previous.get(name)))
@@ -267,8 +251,8 @@ class Collector:
                           collected_at_epoch_s=time.time())
 
     def _failed(self, name: str, stats: dict[str, Any], exc: BaseException) -> VmHostView:
-        if isinstance(exc, libvirt.libvirtError):
-            text = (exc.get_error_message() or str(exc)).strip()
+        if isinstance(exc, VmdeckError) and exc.reason is not None:  # libvirt's, translated
+            text = exc.libvirt_text
             message = f"VM {name!r} stopped while it was being read: {text}"
         else:
             message = f"reading VM {name!r} failed: {type(exc).__name__}: {exc}"

@@ -8,10 +8,9 @@ if asked to persist it (AFFECT_CONFIG).
 
 from __future__ import annotations
 
-import libvirt
-
 from vmdeck.errors import InvalidInput, StateError
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.connection import Host
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.hostview.procfs import format_cpu_list, parse_cpu_list
 from vmdeck.vm.state import ACTIVE, current_state
 
@@ -33,38 +32,32 @@ def cpumap(cpus: str, host_pcpus: int) -> tuple[bool, ...]:
     return tuple(i in chosen for i in range(host_pcpus))
 
 
-def _flags(dom: libvirt.virDomain, persist: bool, action: str) -> tuple[int, bool]:
-    """AFFECT_LIVE for a running VM, plus AFFECT_CONFIG when persisting; (flags, live)."""
+def _live(dom: Domain, persist: bool, action: str) -> bool:
+    """Whether the change goes to the running VM (it runs); StateError when it would go nowhere."""
     live = current_state(dom) in ACTIVE
     if not live and not persist:
-        raise StateError(dom.name(), current_state(dom), "running (or use --persist to change the config)", action)
-    flags = (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0) | (libvirt.VIR_DOMAIN_AFFECT_CONFIG if persist else 0)
-    return flags, live
+        raise StateError(dom.name, current_state(dom), "running (or use --persist to change the config)", action)
+    return live
 
 
 def pin_vcpu(host: Host, name: str, vcpu: int, cpus: str, *, persist: bool = False) -> str:
     """Pin vCPU `vcpu` of VM `name` to host CPUs `cpus`; returns the normalized CPU list."""
     dom = host.lookup(name)
-    with libvirt_errors(f"pin {name}"):
-        pcpus = int(host.conn.getInfo()[2])
-        vcpus = int(dom.vcpusFlags(libvirt.VIR_DOMAIN_VCPU_MAXIMUM if current_state(dom) not in ACTIVE
-                                   else libvirt.VIR_DOMAIN_AFFECT_LIVE))
+    pcpus = host.conn.info()[2]
+    vcpus = dom.vcpu_count(maximum=current_state(dom) not in ACTIVE)
     if not 0 <= vcpu < vcpus:
         raise InvalidInput(f"VM {name!r} has vCPUs 0-{vcpus - 1}, not {vcpu}", field="vcpu")
     mask = cpumap(cpus, pcpus)
-    flags, _live = _flags(dom, persist, "pin a vCPU of")
-    with libvirt_errors(f"pin vCPU {vcpu} of {name}"):
-        dom.pinVcpuFlags(vcpu, mask, flags)
+    live = _live(dom, persist, "pin a vCPU of")
+    dom.pin_vcpu(vcpu, mask, live=live, config=persist)
     return format_cpu_list([i for i, on in enumerate(mask) if on])
 
 
 def pin_emulator(host: Host, name: str, cpus: str, *, persist: bool = False) -> str:
     """Pin the emulator threads (main loop, I/O, VNC ... everything but vCPUs) of VM `name`."""
     dom = host.lookup(name)
-    with libvirt_errors(f"pin {name}"):
-        pcpus = int(host.conn.getInfo()[2])
+    pcpus = host.conn.info()[2]
     mask = cpumap(cpus, pcpus)
-    flags, _live = _flags(dom, persist, "pin the emulator threads of")
-    with libvirt_errors(f"pin the emulator of {name}"):
-        dom.pinEmulator(mask, flags)
+    live = _live(dom, persist, "pin the emulator threads of")
+    dom.pin_emulator(mask, live=live, config=persist)
     return format_cpu_list([i for i, on in enumerate(mask) if on])

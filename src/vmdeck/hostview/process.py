@@ -17,8 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lxml import etree
-
+from vmdeck.domxml.status import status_pids
 from vmdeck.hostview.procfs import CLK_TCK, boot_time, parse_stat, parse_status, read_text
 
 __all__ = [
@@ -101,22 +100,17 @@ class LibvirtRecord:
     source: str
 
 
-def parse_status_xml(text: str) -> LibvirtRecord:
-    """libvirt's status XML (<domstatus pid=...><vcpus><vcpu id= pid=/>) -> LibvirtRecord."""
-    root = etree.fromstring(text.encode())
-    pid = root.get("pid")
-    tids = {int(v.get("id")): int(v.get("pid")) for v in root.iterfind("vcpus/vcpu") if v.get("pid")}
-    return LibvirtRecord(int(pid) if pid else None, tids, "libvirt status file")
+def parse_status_xml(text: str) -> LibvirtRecord | None:
+    """libvirt's status XML (<domstatus pid=...><vcpus><vcpu id= pid=/>) -> LibvirtRecord; None if unreadable."""
+    pids = status_pids(text)
+    return LibvirtRecord(pids[0], pids[1], "libvirt status file") if pids is not None else None
 
 
 def read_libvirt_record(name: str, run_dir: Path = QEMU_RUN_DIR) -> LibvirtRecord | None:
     """The pid and vCPU thread map libvirt keeps for a running VM on this host (None: not running here)."""
     text = read_text(run_dir / f"{name}.xml")
     if text:
-        try:
-            record = parse_status_xml(text)
-        except etree.XMLSyntaxError:
-            record = None
+        record = parse_status_xml(text)
         if record is not None and record.pid:
             return record
     pid_text = read_text(run_dir / f"{name}.pid")

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from lxml import etree
+from vmdeck.domxml.parse import disk_configs
 
 __all__ = ["BackingFile", "DiskHost", "disks_from_xml", "page_cache_bytes", "read_disks", "CACHE_MODES"]
 
@@ -70,37 +70,18 @@ class DiskHost:
     write_reqs_per_s: float | None = None
 
 
-def _chain(disk: etree._Element) -> list[BackingFile]:
-    chain = []
-    store = disk.find("backingStore")
-    while store is not None and store.find("source") is not None:
-        source = store.find("source")
-        fmt = store.find("format")
-        chain.append(BackingFile(path=source.get("file") or source.get("dev") or source.get("name") or "?",
-                                 format=fmt.get("type") if fmt is not None else None))
-        store = store.find("backingStore")
-    return chain
-
-
 def disks_from_xml(xml: str) -> list[DiskHost]:
     """The disks of a (live) domain XML, with their host-side configuration."""
-    root = etree.fromstring(xml.encode())
     disks = []
-    for disk in root.iterfind("devices/disk"):
-        source, target, driver = disk.find("source"), disk.find("target"), disk.find("driver")
-        path = None
-        if source is not None:
-            path = source.get("file") or source.get("dev") or source.get("volume") or source.get("name")
-        cache = (driver.get("cache") if driver is not None else None) or "default"
-        io = (driver.get("io") if driver is not None else None) or "default"
+    for disk in disk_configs(xml):
+        cache = disk.cache or "default"
+        io = disk.io or "default"
         disks.append(DiskHost(
-            target=target.get("dev", "") if target is not None else "",
-            device=disk.get("device", "disk"), bus=target.get("bus", "") if target is not None else "",
-            path=path, format=driver.get("type") if driver is not None else None,
+            target=disk.target, device=disk.device, bus=disk.bus, path=disk.path, format=disk.format,
             cache=cache,
             cache_meaning=CACHE_MODES.get(cache, "QEMU's default: writeback (host page cache)"),
             io=io, io_meaning=IO_MODES.get(io, "QEMU's default: threads (worker pool)"),
-            backing_chain=_chain(disk),
+            backing_chain=[BackingFile(path=path, format=fmt) for path, fmt in disk.backing_chain],
         ))
     return disks
 

@@ -7,9 +7,12 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from vmdeck.errors import HostError
+
+Progress = Callable[[str], None]
 
 _PKG_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9]+)?$")
 
@@ -48,7 +51,7 @@ def foreign_archs() -> list[str]:
     return _run(["dpkg", "--print-foreign-architectures"]).split()
 
 
-def ensure_arch(debarch: str, progress=None) -> None:
+def ensure_arch(debarch: str, progress: Progress | None = None) -> None:
     """Make apt know about a foreign architecture (dpkg --add-architecture + update)."""
     if debarch == host_arch() or debarch in foreign_archs():
         return
@@ -58,7 +61,7 @@ def ensure_arch(debarch: str, progress=None) -> None:
     apt_update(progress)
 
 
-def apt_update(progress=None) -> None:
+def apt_update(progress: Progress | None = None) -> None:
     if progress:
         progress("updating the apt package lists")
     _run(["apt-get", "update"], timeout=900)
@@ -91,7 +94,7 @@ def depends(pkg: str) -> list[str]:
     return deps
 
 
-def ensure_candidate(pkg: str, progress=None) -> str:
+def ensure_candidate(pkg: str, progress: Progress | None = None) -> str:
     """Candidate version, running apt-get update once when there is none."""
     ver = candidate(pkg)
     if ver is None:
@@ -102,7 +105,7 @@ def ensure_candidate(pkg: str, progress=None) -> str:
     return ver
 
 
-def download(pkg: str, dest: Path, progress=None) -> Path:
+def download(pkg: str, dest: Path, progress: Progress | None = None) -> Path:
     """apt-get download pkg[:arch] into dest (reused when already there); the .deb path."""
     _check_name(pkg)
     name, _, arch = pkg.partition(":")
@@ -148,7 +151,7 @@ def package_of_file(pattern: str) -> str | None:
     return None
 
 
-def kernel_package(flavour: str, debarch: str, progress=None) -> str:
+def kernel_package(flavour: str, debarch: str, progress: Progress | None = None) -> str:
     """'cloud', 'arm64' -> 'linux-image-6.1.0-N-cloud-arm64-unsigned' (or the signed
     one when no -unsigned exists), from the linux-image-<flavour>-<arch> meta package."""
     meta = f"linux-image-{flavour}-{debarch}"

@@ -31,7 +31,7 @@ class ElfInfo:
     needed: list[str] = field(default_factory=list)
 
 
-def _header(data: bytes) -> tuple:
+def _header(data: bytes) -> tuple[int, ...]:
     if len(data) < 64 or data[:4] != b"\x7fELF":
         raise ElfError("not an ELF file")
     if data[4] != 2 or data[5] != 1:

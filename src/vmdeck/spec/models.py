@@ -129,7 +129,8 @@ class TemplateSpec(_Model):
         if self.machine not in machines:
             raise ValueError(f"machine {self.machine!r} is not available for {self.arch}: use {', '.join(machines)}")
         buses = BUSES[self.machine]
-        for device in (*self.disks, *self.cdroms):
+        devices: tuple[DiskSpec | CdromSpec, ...] = (*self.disks, *self.cdroms)
+        for device in devices:
             if device.bus not in buses:
                 raise ValueError(
                     f"bus {device.bus!r} does not exist on machine {self.machine!r}: use {', '.join(buses)}"

@@ -9,11 +9,10 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-import libvirt
-from lxml import etree
-
-from vmdeck.errors import Conflict, InvalidInput, NotFound
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.domxml.storage import pool_xml, volume_xml
+from vmdeck.errors import Conflict, InvalidInput, NotFound, VmdeckError
+from vmdeck.host.connection import Host
+from vmdeck.host.libvirt_api import StoragePool
 from vmdeck.paths import pool_dir
 
 __all__ = ["POOL_NAME", "ensure_pool", "create_volume", "delete_volume", "pool_free_bytes", "volume_info"]
@@ -22,36 +21,28 @@ POOL_NAME = "vmdeck"
 GIB = 1024**3
 
 
-def ensure_pool(host: Host) -> libvirt.virStoragePool:
+def ensure_pool(host: Host) -> StoragePool:
     """The `vmdeck` pool, defined, built, started and autostarted on first use."""
-    with libvirt_errors("storage pool"):
-        try:
-            pool = host.conn.storagePoolLookupByName(POOL_NAME)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
-                raise
-            root = etree.Element("pool", type="dir")
-            etree.SubElement(root, "name").text = POOL_NAME
-            target = etree.SubElement(root, "target")
-            etree.SubElement(target, "path").text = str(pool_dir())
-            pool = host.conn.storagePoolDefineXML(etree.tostring(root, encoding="unicode"), 0)
-            pool.build(0)
-            pool.setAutostart(1)
-        if not pool.isActive():
-            with contextlib.suppress(libvirt.libvirtError):
-                pool.build(0)
-            pool.create(0)
-        return pool
+    try:
+        pool = host.conn.pool(POOL_NAME)
+    except NotFound:
+        pool = host.conn.define_pool(pool_xml(POOL_NAME, pool_dir()))
+        pool.build()
+        pool.set_autostart()
+    if not pool.is_active():
+        with contextlib.suppress(VmdeckError):
+            pool.build()
+        pool.start()
+    return pool
 
 
 def pool_free_bytes(host: Host) -> int:
     pool = ensure_pool(host)
     # A refresh is refused while another client's volume job (a clone, an upload) runs in the
     # pool; the last refreshed figure is then good enough for a "will it fit" check.
-    with contextlib.suppress(libvirt.libvirtError):
-        pool.refresh(0)
-    with libvirt_errors("storage pool"):
-        return int(pool.info()[3])
+    with contextlib.suppress(VmdeckError):
+        pool.refresh()
+    return pool.free_bytes()
 
 
 def create_volume(host: Host, name: str, size_gib: float, fmt: str = "qcow2") -> Path:
@@ -66,45 +57,32 @@ def create_volume(host: Host, name: str, size_gib: float, fmt: str = "qcow2") ->
             f"disk of {size_gib:g} GiB does not fit: pool '{POOL_NAME}' has {free / GIB:.1f} GiB free",
             field="size_gib",
         )
-    with libvirt_errors(f"volume {name}"):
-        try:
-            pool.storageVolLookupByName(name)
-        except libvirt.libvirtError:
-            pass
-        else:
-            raise Conflict(f"volume {name!r} already exists in pool '{POOL_NAME}'")
-        root = etree.Element("volume")
-        etree.SubElement(root, "name").text = name
-        etree.SubElement(root, "capacity", unit="bytes").text = str(capacity)
-        etree.SubElement(root, "allocation", unit="bytes").text = "0"
-        target = etree.SubElement(root, "target")
-        etree.SubElement(target, "format", type=fmt)
-        volume = pool.createXML(etree.tostring(root, encoding="unicode"), 0)
-        return Path(volume.path())
+    try:
+        pool.volume(name)
+    except VmdeckError:
+        pass
+    else:
+        raise Conflict(f"volume {name!r} already exists in pool '{POOL_NAME}'")
+    volume = pool.create_volume(volume_xml(name, capacity, fmt))
+    return Path(volume.path())
 
 
 def delete_volume(host: Host, path: str | Path) -> None:
-    with libvirt_errors(f"volume {path}"):
+    try:
+        volume = host.conn.volume_at(str(path))
+    except NotFound:
+        ensure_pool(host).refresh()
         try:
-            volume = host.conn.storageVolLookupByPath(str(path))
-        except libvirt.libvirtError as err:
-            if err.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-                ensure_pool(host).refresh(0)
-                try:
-                    volume = host.conn.storageVolLookupByPath(str(path))
-                except libvirt.libvirtError:
-                    return  # already gone: deleting is idempotent
-            else:
-                raise
-        volume.delete(0)
+            volume = host.conn.volume_at(str(path))
+        except VmdeckError:
+            return  # already gone: deleting is idempotent
+    volume.delete()
 
 
 def volume_info(host: Host, path: str | Path) -> tuple[int, int]:
     """(capacity, allocation) in bytes of the volume at `path`."""
-    with libvirt_errors(f"volume {path}"):
-        try:
-            volume = host.conn.storageVolLookupByPath(str(path))
-        except libvirt.libvirtError as err:
-            raise NotFound(f"no storage volume at {path}") from err
-        _type, capacity, allocation = volume.info()
-        return int(capacity), int(allocation)
+    try:
+        volume = host.conn.volume_at(str(path))
+    except VmdeckError as err:
+        raise NotFound(f"no storage volume at {path}") from err
+    return volume.info()

@@ -12,12 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import libvirt
-import libvirt_qemu
-
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import GuestError, InvalidInput, NotFound, StateError, VmdeckError
-from vmdeck.host.connection import translate
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.vm.state import current_state
 
 __all__ = ["ExecResult", "agent_command", "guest_exec", "agent_ping"]
@@ -31,33 +28,30 @@ class ExecResult:
     signal: int | None = None
 
 
-def _require_agent(dom: libvirt.virDomain) -> None:
+def _require_agent(dom: Domain) -> None:
     state = current_state(dom)
     if state != "running":
-        raise StateError(dom.name(), state, "running", "talk to the guest agent of")
-    if not parse_domain(dom.XMLDesc(0)).has_agent_channel:
-        raise GuestError(f"VM {dom.name()!r} has no guest agent channel (org.qemu.guest_agent.0)")
+        raise StateError(dom.name, state, "running", "talk to the guest agent of")
+    if not parse_domain(dom.xml()).has_agent_channel:
+        raise GuestError(f"VM {dom.name!r} has no guest agent channel (org.qemu.guest_agent.0)")
 
 
-def agent_command(dom: libvirt.virDomain, command: str, arguments: dict[str, Any] | None = None,
+def agent_command(dom: Domain, command: str, arguments: dict[str, Any] | None = None,
                   timeout: int = 10) -> Any:
     """Send one QMP-style command to the guest agent and return its `return` value."""
-    request = {"execute": command}
+    request: dict[str, Any] = {"execute": command}
     if arguments is not None:
         request["arguments"] = arguments
     try:
-        reply = libvirt_qemu.qemuAgentCommand(dom, json.dumps(request), timeout, 0)
-    except libvirt.libvirtError as err:
-        code = err.get_error_code()
-        if code in (libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_AGENT_UNSYNCED):
-            raise GuestError(f"the guest agent of VM {dom.name()!r} is not responding (not installed or not started?)") from err
-        if code == libvirt.VIR_ERR_OPERATION_TIMEOUT:
-            raise GuestError(f"the guest agent of VM {dom.name()!r} did not answer {command} within {timeout} s") from err
-        raise translate(err, f"{dom.name()}: agent {command}") from err
+        reply = dom.agent_command(json.dumps(request), timeout, context=f"agent {command}")
+    except GuestError as err:
+        if err.reason == "operation_timeout":
+            raise GuestError(f"the guest agent of VM {dom.name!r} did not answer {command} within {timeout} s") from err
+        raise GuestError(f"the guest agent of VM {dom.name!r} is not responding (not installed or not started?)") from err
     return json.loads(reply).get("return")
 
 
-def agent_ping(dom: libvirt.virDomain, timeout: int = 2) -> bool:
+def agent_ping(dom: Domain, timeout: int = 2) -> bool:
     try:
         agent_command(dom, "guest-ping", timeout=timeout)
     except GuestError:
@@ -65,7 +59,7 @@ def agent_ping(dom: libvirt.virDomain, timeout: int = 2) -> bool:
     return True
 
 
-def guest_exec(dom: libvirt.virDomain, argv: list[str], *, timeout: float = 60.0,
+def guest_exec(dom: Domain, argv: list[str], *, timeout: float = 60.0,
                stdin: bytes | None = None) -> ExecResult:
     """Run argv[0] with argv[1:] in the guest (no shell), wait, and return its output and status."""
     if not argv or not argv[0]:
@@ -79,7 +73,7 @@ def guest_exec(dom: libvirt.virDomain, argv: list[str], *, timeout: float = 60.0
     except VmdeckError as err:
         # The agent could not spawn it: almost always a program that is not in the guest.
         if "No such file" in str(err) or "Failed to execute child process" in str(err):
-            raise NotFound(f"command {argv[0]!r} not found in VM {dom.name()!r}") from err
+            raise NotFound(f"command {argv[0]!r} not found in VM {dom.name!r}") from err
         raise
     deadline = time.monotonic() + timeout
     delay = 0.02
@@ -93,6 +87,6 @@ def guest_exec(dom: libvirt.virDomain, argv: list[str], *, timeout: float = 60.0
                 signal=status.get("signal"),
             )
         if time.monotonic() > deadline:
-            raise GuestError(f"command {argv[0]!r} in VM {dom.name()!r} did not finish within {timeout:g} s")
+            raise GuestError(f"command {argv[0]!r} in VM {dom.name!r} did not finish within {timeout:g} s")
         time.sleep(delay)
         delay = min(delay * 2, 0.25)

@@ -17,7 +17,7 @@ from vmdeck.domxml.render import RenderContext, render_domain
 from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound
 from vmdeck.host.accel import SERIAL_LOG_DIR, choose_domain_type
 from vmdeck.host.capabilities import host_facts
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.connection import Host
 from vmdeck.spec.models import VmSpec
 from vmdeck.storage.pool import create_volume, delete_volume
 
@@ -105,14 +105,15 @@ def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None) ->
             accel_requested=spec.accel,
             accel_reason=reason,
         )
-        with libvirt_errors(f"define {spec.name}"):
-            dom = host.conn.defineXML(render_domain(spec, ctx))
-            # libvirt puts the VM's own devices behind the spare root ports first: top them up so
-            # that `hotplug_slots` ports stay free for devices hot-plugged later.
-            missing = spec.hotplug_slots - free_root_ports(dom.XMLDesc(0)) if spec.machine in ("q35", "virt") else 0
-            if missing > 0:
-                dom = host.conn.defineXML(add_root_ports(dom.XMLDesc(0), missing))
-            return parse_domain(dom.XMLDesc(0))
+        dom = host.conn.define(render_domain(spec, ctx), context=f"define {spec.name}")
+        # libvirt puts the VM's own devices behind the spare root ports first: top them up so
+        # that `hotplug_slots` ports stay free for devices hot-plugged later.
+        defined = dom.xml()
+        missing = spec.hotplug_slots - free_root_ports(defined) if spec.machine in ("q35", "virt") else 0
+        if missing > 0:
+            dom = host.conn.define(add_root_ports(defined, missing), context=f"define {spec.name}")
+            defined = dom.xml()
+        return parse_domain(defined)
     except BaseException:
         for path in created:
             delete_volume(host, path)

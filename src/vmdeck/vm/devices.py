@@ -22,15 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import libvirt
-from lxml import etree
-
 from vmdeck.domxml import devices as dx
 from vmdeck.domxml.names import VMDECK_NS, next_target
 from vmdeck.domxml.parse import DiskView, DomainView, parse_domain
-from vmdeck.domxml.render import disk_element, nic_element
-from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound
-from vmdeck.host.connection import Host, libvirt_errors, translate
+from vmdeck.domxml.render import disk_element, nic_element, to_xml
+from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound, VmdeckError
+from vmdeck.host.connection import Host
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.spec.models import BUSES
 from vmdeck.storage.pool import GIB, create_volume, delete_volume, pool_free_bytes
 from vmdeck.vm.state import ACTIVE, current_state
@@ -50,8 +48,6 @@ __all__ = [
     "users_of_image",
 ]
 
-LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
-CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
 # virtio disks are PCI(e) functions and SCSI disks hang off a virtio-scsi HBA: both hot-plug.
 # IDE and AHCI (SATA) ports cannot: QEMU refuses, so those changes wait for the next boot.
 HOTPLUG_BUSES = ("virtio", "scsi", "usb")
@@ -60,6 +56,8 @@ _MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 # Under TCG a guest takes seconds to acknowledge a PCIe hot-unplug (ACPI/pciehp round trip).
 UNPLUG_TIMEOUT = 30.0
 NEXT_BOOT = "takes effect at the next boot"
+# libvirt's words for "this device cannot be hot-plugged here" (the configuration can still take it).
+_HOTPLUG_REFUSED = ("operation_unsupported", "config_unsupported", "operation_failed", "internal_error")
 
 
 @dataclass(frozen=True)
@@ -79,40 +77,47 @@ class DeviceChange:
 # -- reading the VM ---------------------------------------------------------------------------
 
 
-def is_running(dom: libvirt.virDomain) -> bool:
+def is_running(dom: Domain) -> bool:
     return current_state(dom) in ACTIVE
 
 
-def xml_pair(dom: libvirt.virDomain) -> tuple[str | None, str | None]:
+def xml_pair(dom: Domain) -> tuple[str | None, str | None]:
     """(config XML, live XML): None for what does not exist (a transient VM's config, a shut-off VM's live)."""
-    with libvirt_errors(dom.name()):
-        config = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) if dom.isPersistent() else None
-        live = dom.XMLDesc(0) if dom.isActive() else None
+    config = dom.xml(inactive=True) if dom.is_persistent() else None
+    live = dom.xml() if dom.is_active() else None
     return config, live
 
 
-def _view(dom: libvirt.virDomain) -> DomainView:
-    with libvirt_errors(dom.name()):
-        return parse_domain(dom.XMLDesc(0))
+def _view(dom: Domain) -> DomainView:
+    return parse_domain(dom.xml())
 
 
 def _find_disk(view: DomainView, target: str) -> DiskView | None:
     return next((d for d in view.disks if d.target == target), None)
 
 
-def users_of_image(host: Host, path: str | Path, *, exclude: str | None = None) -> list[tuple[str, DiskView]]:
-    """(VM name, disk) for every running VM whose live XML uses the image at `path`."""
+def users_of_image(host: Host, path: str | Path, *, exclude: str | None = None,
+                   running_only: bool = True) -> list[tuple[str, DiskView]]:
+    """(VM name, disk) for every running VM whose live XML uses the image at `path`.
+
+    With running_only=False, every VM: its live XML and, when it runs, its saved configuration too
+    (a disc inserted for the next boot only still counts as used).
+    """
     wanted = str(Path(path).absolute())
     users = []
-    with libvirt_errors("list running VMs"):
-        domains = host.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
-    for other in domains:
-        if other.name() == exclude:
+    for other in host.conn.domains(active=running_only):
+        if other.name == exclude:
             continue
-        with contextlib.suppress(libvirt.libvirtError):  # it may have stopped meanwhile
-            for disk in parse_domain(other.XMLDesc(0)).disks:
-                if disk.source == wanted:
-                    users.append((other.name(), disk))
+        with contextlib.suppress(VmdeckError):  # it may have gone meanwhile
+            xmls = [other.xml()]
+            if not running_only and other.is_persistent() and other.is_active():
+                xmls.append(other.xml(inactive=True))
+            seen: set[str] = set()
+            for xml in xmls:
+                for disk in parse_domain(xml).disks:
+                    if disk.source == wanted and disk.target not in seen:
+                        seen.add(disk.target)
+                        users.append((other.name, disk))
     return users
 
 
@@ -127,93 +132,67 @@ def device_table(host: Host, name: str) -> list[dx.DeviceRow]:
 # -- metadata: the volumes vmdeck owns ------------------------------------------------------
 
 
-def _metadata_flags(dom: libvirt.virDomain) -> int:
-    flags = CONFIG if dom.isPersistent() else 0
-    return flags | (LIVE if dom.isActive() else 0)
-
-
-def _owned_update(dom: libvirt.virDomain, add: str | None = None, remove: str | None = None) -> None:
+def _owned_update(dom: Domain, add: str | None = None, remove: str | None = None) -> None:
     """Add or drop one vmdeck:owned-volume record, keeping every other metadata field."""
-    for flag in (CONFIG, LIVE):
-        if not _metadata_flags(dom) & flag:
+    for live, present in ((False, dom.is_persistent()), (True, dom.is_active())):
+        if not present:
             continue
-        try:
-            text = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, VMDECK_NS, flag)
-            root = etree.fromstring(text.encode())
-        except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN_METADATA:
-                raise translate(err, f"{dom.name()}: metadata") from err
-            root = etree.Element("vm")  # a VM vmdeck did not create: start its record
-        for element in root.findall("owned-volume"):
-            if element.text in (add, remove):
-                root.remove(element)
-        if add is not None:
-            etree.SubElement(root, "owned-volume").text = add
-        with libvirt_errors(f"{dom.name()}: metadata"):
-            dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, etree.tostring(root, encoding="unicode"),
-                            "vmdeck", VMDECK_NS, flag)
+        edited = dx.with_owned_volume(dom.metadata(VMDECK_NS, live=live), add=add, remove=remove)
+        dom.set_metadata(edited, "vmdeck", VMDECK_NS, live=live)
 
 
 # -- applying a change ----------------------------------------------------------------------
 
 
-def apply_attach(dom: libvirt.virDomain, device_xml: str, *, hotpluggable: bool, what: str,
+def apply_attach(dom: Domain, device_xml: str, *, hotpluggable: bool, what: str,
                  why_not: str = "this bus cannot hot-plug") -> tuple[bool, str]:
     """Attach `device_xml` live+config (running, hot-pluggable) or config only; returns (live, note)."""
-    persistent = bool(dom.isPersistent())
+    persistent = dom.is_persistent()
     if not is_running(dom):
-        with libvirt_errors(f"{dom.name()}: add {what}"):
-            dom.attachDeviceFlags(device_xml, CONFIG)
+        dom.attach(device_xml, live=False, config=True, context=f"{dom.name}: add {what}")
         return False, "added to the configuration (the VM is not running)"
     if not hotpluggable:
         if not persistent:
-            raise InvalidInput(f"{what} cannot be hot-plugged and VM {dom.name()!r} has no persistent configuration")
-        with libvirt_errors(f"{dom.name()}: add {what}"):
-            dom.attachDeviceFlags(device_xml, CONFIG)
+            raise InvalidInput(f"{what} cannot be hot-plugged and VM {dom.name!r} has no persistent configuration")
+        dom.attach(device_xml, live=False, config=True, context=f"{dom.name}: add {what}")
         return False, f"{why_not}: added to the configuration, {NEXT_BOOT}"
     try:
-        dom.attachDeviceFlags(device_xml, LIVE | (CONFIG if persistent else 0))
-    except libvirt.libvirtError as err:
+        dom.attach(device_xml, live=True, config=persistent, context=f"{dom.name}: add {what}")
+    except VmdeckError as err:
         # QEMU or libvirt refused the hot-plug itself (no free slot, a device that cannot be
         # plugged live): libvirt changed nothing, so the configuration alone can still take it.
-        code = err.get_error_code()
-        if not persistent or code not in (libvirt.VIR_ERR_OPERATION_UNSUPPORTED, libvirt.VIR_ERR_CONFIG_UNSUPPORTED,
-                                          libvirt.VIR_ERR_OPERATION_FAILED, libvirt.VIR_ERR_INTERNAL_ERROR):
-            raise translate(err, f"{dom.name()}: add {what}") from err
-        reason = (err.get_error_message() or "").strip().rstrip(".")
-        with libvirt_errors(f"{dom.name()}: add {what}"):
-            dom.attachDeviceFlags(device_xml, CONFIG)
+        if not persistent or err.reason not in _HOTPLUG_REFUSED:
+            raise
+        reason = err.libvirt_text.strip().rstrip(".")
+        dom.attach(device_xml, live=False, config=True, context=f"{dom.name}: add {what}")
         return False, f"could not hot-plug ({reason}): added to the configuration, {NEXT_BOOT}"
     return True, "added to the running VM and its configuration"
 
 
-def _wait_gone(dom: libvirt.virDomain, present: Callable[[str], bool], timeout: float) -> bool:
+def _wait_gone(dom: Domain, present: Callable[[str], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while True:
-        if not dom.isActive():
+        if not dom.is_active():
             return True
-        with libvirt_errors(dom.name()):
-            if not present(dom.XMLDesc(0)):
-                return True
+        if not present(dom.xml()):
+            return True
         if time.monotonic() > deadline:
             return False
         time.sleep(0.25)
 
 
-def _apply_detach(dom: libvirt.virDomain, config_xml: str | None, live_xml: str | None, *, hotpluggable: bool,
+def _apply_detach(dom: Domain, config_xml: str | None, live_xml: str | None, *, hotpluggable: bool,
                   what: str, present: Callable[[str], bool]) -> tuple[bool, str]:
     """Detach from the config and, where the bus allows, from the running VM; returns (still live, note)."""
-    context = f"{dom.name()}: remove {what}"
+    context = f"{dom.name}: remove {what}"
     if live_xml is not None and hotpluggable:
-        with libvirt_errors(context):
-            dom.detachDeviceFlags(live_xml, LIVE | (CONFIG if config_xml is not None else 0))
+        dom.detach(live_xml, live=True, config=config_xml is not None, context=context)
         if not _wait_gone(dom, present, UNPLUG_TIMEOUT):
             return True, (f"removed from the configuration; the guest has not released it after "
                           f"{UNPLUG_TIMEOUT:g} s (it goes when the guest acknowledges, or at the next boot)")
         return False, "removed from the running VM and its configuration"
     if config_xml is not None:
-        with libvirt_errors(context):
-            dom.detachDeviceFlags(config_xml, CONFIG)
+        dom.detach(config_xml, live=False, config=True, context=context)
     if live_xml is not None:
         return True, f"this bus cannot hot-unplug: removed from the configuration, {NEXT_BOOT}"
     return False, "removed from the configuration"
@@ -231,46 +210,44 @@ def _check_bus(view: DomainView, bus: str) -> None:
 
 def _free_volume_name(host: Host, base: str, fmt: str) -> str:
     names: set[str] = set()
-    with contextlib.suppress(libvirt.libvirtError):
-        names = set(host.conn.storagePoolLookupByName("vmdeck").listVolumes())
+    with contextlib.suppress(VmdeckError):
+        names = set(host.conn.pool("vmdeck").volume_names())
     candidate, n = f"{base}.{fmt}", 2
     while candidate in names:
         candidate, n = f"{base}-{n}.{fmt}", n + 1
     return candidate
 
 
-def _taken_targets(dom: libvirt.virDomain) -> list[str]:
-    config, live = xml_pair(dom)
+def _taken_targets(config: str | None, live: str | None) -> list[str]:
     return sorted({t for xml in (config, live) if xml for t in dx.disk_targets(xml)})
 
 
 def add_disk(host: Host, name: str, size_gib: float, *, bus: str = "virtio", fmt: str = "qcow2") -> DeviceChange:
     """Create a new vmdeck-owned volume of `size_gib` and plug it in as the next free target on `bus`."""
     dom = host.lookup(name)
-    view = _view(dom)
-    _check_bus(view, bus)
+    config, live_xml = xml_pair(dom)  # the operation's one read of the domain
+    _check_bus(parse_domain(live_xml or config or "<domain/>"), bus)
     if fmt not in ("qcow2", "raw"):
         raise InvalidInput(f"disk format must be qcow2 or raw, got {fmt!r}", field="format")
-    target = next_target(bus, _taken_targets(dom))
+    target = next_target(bus, _taken_targets(config, live_xml))
     # create_volume refuses 0 and sizes beyond the pool's free space before anything exists.
     path = create_volume(host, _free_volume_name(host, f"{name}-{target}", fmt), size_gib, fmt)
     try:
-        xml = etree.tostring(disk_element(path, bus, target, fmt), encoding="unicode")
+        xml = to_xml(disk_element(path, bus, target, fmt))
         live, note = apply_attach(dom, xml, hotpluggable=bus in HOTPLUG_BUSES, what=f"disk {target}")
     except BaseException:
         delete_volume(host, path)
         raise
     _owned_update(dom, add=str(path))
-    return DeviceChange(name, "disk", target, live, bool(dom.isPersistent()),
+    return DeviceChange(name, "disk", target, live, dom.is_persistent(),
                         f"disk {target} ({size_gib:g} GiB, {bus}) {note}", str(path), int(size_gib * GIB))
 
 
 def _image_format(host: Host, path: Path) -> str:
-    with contextlib.suppress(libvirt.libvirtError):
-        volume = host.conn.storageVolLookupByPath(str(path))
-        fmt = etree.fromstring(volume.XMLDesc(0).encode()).find("target/format")
-        if fmt is not None and fmt.get("type"):
-            return "raw" if fmt.get("type") == "iso" else fmt.get("type")
+    with contextlib.suppress(VmdeckError):
+        fmt = dx.volume_format(host.conn.volume_at(str(path)).xml())
+        if fmt:
+            return fmt
     with contextlib.suppress(OSError), path.open("rb") as handle:
         if handle.read(4) == b"QFI\xfb":
             return "qcow2"
@@ -281,14 +258,13 @@ def attach_disk(host: Host, name: str, path: str | Path, *, bus: str = "virtio",
                 readonly: bool = False) -> DeviceChange:
     """Plug in an existing image the user owns (vmdeck never deletes it)."""
     dom = host.lookup(name)
-    view = _view(dom)
-    _check_bus(view, bus)
+    config, live = xml_pair(dom)  # the operation's one read of the domain
+    _check_bus(parse_domain(live or config or "<domain/>"), bus)
     image = Path(path).expanduser().absolute()
     if not image.exists():
         raise NotFound(f"disk image {image} does not exist")
     if image.is_dir():
         raise InvalidInput(f"disk image {image} is a directory, not an image file")
-    config, live = xml_pair(dom)
     for xml in (config, live):
         if xml and any(d.source == str(image) for d in parse_domain(xml).disks):
             raise Conflict(f"{image} is already attached to VM {name!r}")
@@ -297,12 +273,12 @@ def attach_disk(host: Host, name: str, path: str | Path, *, bus: str = "virtio",
     if writers or (users and not readonly):
         raise Conflict(f"{image} is in use by running VM {(writers or [users[0][0]])[0]!r}: "
                        "two VMs writing one image corrupt it")
-    target = next_target(bus, _taken_targets(dom))
+    target = next_target(bus, _taken_targets(config, live))
     fmt = _image_format(host, image)
     element = disk_element(image, bus, target, fmt, readonly=readonly)
-    live_now, note = apply_attach(dom, etree.tostring(element, encoding="unicode"),
+    live_now, note = apply_attach(dom, to_xml(element),
                                   hotpluggable=bus in HOTPLUG_BUSES, what=f"disk {target}")
-    return DeviceChange(name, "disk", target, live_now, bool(dom.isPersistent()),
+    return DeviceChange(name, "disk", target, live_now, dom.is_persistent(),
                         f"disk {target} ({image.name}, {fmt}, {bus}) {note}", str(image))
 
 
@@ -313,7 +289,7 @@ def remove_disk(host: Host, name: str, target: str, *, delete_volume_too: bool =
     config_disk = dx.find_disk(config, target) if config else None
     live_disk = dx.find_disk(live, target) if live else None
     if config_disk is None and live_disk is None:
-        targets = ", ".join(_taken_targets(dom)) or "none"
+        targets = ", ".join(_taken_targets(config, live)) or "none"
         raise NotFound(f"VM {name!r} has no disk {target!r} (its disks: {targets})")
     view = parse_domain(live or config or "")
     disk = _find_disk(view, target) or _find_disk(parse_domain(config or live or ""), target)
@@ -337,12 +313,11 @@ def remove_disk(host: Host, name: str, target: str, *, delete_volume_too: bool =
     return DeviceChange(name, disk.device, target, still_live, False, message, disk.source)
 
 
-def _current_capacity(host: Host, dom: libvirt.virDomain, disk: DiskView) -> int:
-    if dom.isActive():
-        with libvirt_errors(f"{dom.name()}: block info {disk.target}"):
-            return int(dom.blockInfo(disk.target, 0)[0])
-    with contextlib.suppress(libvirt.libvirtError):
-        return int(host.conn.storageVolLookupByPath(disk.source).info()[1])
+def _current_capacity(host: Host, dom: Domain, disk: DiskView) -> int:
+    if dom.is_active():
+        return dom.block_capacity(disk.target)
+    with contextlib.suppress(VmdeckError):
+        return host.conn.volume_at(disk.source or "").info()[0]
     return _qemu_img_virtual_size(host, Path(disk.source or ""))
 
 
@@ -379,27 +354,25 @@ def resize_disk(host: Host, name: str, target: str, size_gib: float) -> DeviceCh
         raise InvalidInput(f"disk {target} is {current / GIB:g} GiB: shrinking to {size_gib:g} GiB would lose data "
                            "(vmdeck only grows disks)", field="size_gib")
     if new == current:
-        return DeviceChange(name, "disk", target, bool(dom.isActive()), True,
+        return DeviceChange(name, "disk", target, dom.is_active(), True,
                             f"disk {target} is already {size_gib:g} GiB", disk.source, new)
     if disk.owned:
         free = pool_free_bytes(host)
         if new - current > free:
             raise InvalidInput(f"growing {target} by {(new - current) / GIB:g} GiB does not fit: the pool has "
                                f"{free / GIB:.1f} GiB free", field="size_gib")
-    if dom.isActive():
-        with libvirt_errors(f"{name}: resize {target}"):
-            dom.blockResize(target, new, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+    if dom.is_active():
+        dom.block_resize(target, new)
         note = "resized live: the guest sees the new size now"
     else:
         try:
-            volume = host.conn.storageVolLookupByPath(disk.source)
-        except libvirt.libvirtError:
+            volume = host.conn.volume_at(disk.source)
+        except VmdeckError:
             _qemu_img_resize(host, Path(disk.source), new)
         else:
-            with libvirt_errors(f"{name}: resize {target}"):
-                volume.resize(new, 0)
+            volume.resize(new)
         note = "resized: the guest sees the new size at its next boot"
-    return DeviceChange(name, "disk", target, bool(dom.isActive()), True,
+    return DeviceChange(name, "disk", target, dom.is_active(), True,
                         f"disk {target} {current / GIB:g} -> {size_gib:g} GiB, {note}", disk.source, new)
 
 
@@ -422,11 +395,8 @@ def add_nic(host: Host, name: str, *, model: str = "virtio", network: str = "use
     dom = host.lookup(name)
     if model not in NIC_MODELS:
         raise InvalidInput(f"unknown NIC model {model!r}: use {', '.join(NIC_MODELS)}", field="model")
-    if network != "user":
-        try:
-            host.conn.networkLookupByName(network)
-        except libvirt.libvirtError as err:
-            raise NotFound(f"no libvirt network named {network!r} (or use --network user)") from err
+    if network != "user" and not host.conn.has_network(network):
+        raise NotFound(f"no libvirt network named {network!r} (or use --network user)")
     config, live = xml_pair(dom)
     taken = sorted({m for xml in (config, live) if xml for m in dx.macs(xml)})
     if mac is not None:
@@ -438,9 +408,9 @@ def add_nic(host: Host, name: str, *, model: str = "virtio", network: str = "use
         if mac in taken:
             raise Conflict(f"VM {name!r} already has a NIC with MAC {mac}")
     mac = mac or dx.random_mac(taken)
-    xml = etree.tostring(nic_element(model, network, mac), encoding="unicode")
+    xml = to_xml(nic_element(model, network, mac))
     live_now, note = apply_attach(dom, xml, hotpluggable=True, what=f"NIC {mac}")
-    return DeviceChange(name, "nic", mac, live_now, bool(dom.isPersistent()),
+    return DeviceChange(name, "nic", mac, live_now, dom.is_persistent(),
                         f"NIC {mac} ({model}, {network}) {note}", network)
 
 

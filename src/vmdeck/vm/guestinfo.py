@@ -71,7 +71,7 @@ def guest_info(host: Host, name: str, *, timeout: int = 10) -> GuestInfo:
     state = current_state(dom)
     if state != "running":
         raise StateError(name, state, "running", "ask the guest of")
-    if not parse_domain(dom.XMLDesc(0)).has_agent_channel:
+    if not parse_domain(dom.xml()).has_agent_channel:
         raise GuestError(f"VM {name!r} has no guest agent channel: it cannot report anything about its guest")
     if not agent_ping(dom, timeout=min(timeout, 5)):
         raise GuestError(f"the guest agent of VM {name!r} does not answer (qemu-ga not installed or not running "

@@ -1,7 +1,7 @@
 """Power verbs on an existing VM: start, shutdown, poweroff, reboot, reset, pause, resume, delete.
 
-Each verb checks the state it needs first (StateError says both states), and
-each long wait has a deadline and reports progress.
+Each verb checks the state it needs first (vmdeck.vm.state.POWER_VERBS, StateError
+says both states), and each long wait has a deadline and reports progress.
 """
 
 from __future__ import annotations
@@ -11,16 +11,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import libvirt
-
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import GuestError, StateError
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.connection import Host
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.storage.pool import delete_volume
 from vmdeck.vm.agent import agent_ping
-from vmdeck.vm.state import ACTIVE, current_state, require_state
+from vmdeck.vm.state import ACTIVE, POWER_VERBS, VmState, current_state, require_verb
 
-__all__ = ["start", "wait_ready", "shutdown", "poweroff", "reboot", "reset", "pause", "resume", "delete",
+__all__ = ["power", "start", "wait_ready", "shutdown", "poweroff", "reboot", "reset", "pause", "resume", "delete",
            "READY_MARKER"]
 
 READY_MARKER = "VMDECK-READY"
@@ -31,7 +30,7 @@ def wait_ready(host: Host, name: str, timeout: float = 120.0, progress: Progress
     """Wait until the guest says it is ready: the marker on its serial console, or its agent answering."""
     dom = host.lookup(name)
     started = time.monotonic()
-    view = parse_domain(dom.XMLDesc(0))
+    view = parse_domain(dom.xml())
     # The serial log is a file on the VM's host: only readable when that host is this machine.
     log = Path(view.serial_log) if view.serial_log and host.is_local else None
     has_agent = view.has_agent_channel
@@ -52,33 +51,36 @@ def wait_ready(host: Host, name: str, timeout: float = 120.0, progress: Progress
     raise GuestError(f"VM {name!r} did not become ready within {timeout:g} s")
 
 
+def power(host: Host, name: str, verb: str) -> None:
+    """Use power verb `verb` (a key of POWER_VERBS) on VM `name`, after checking the state it needs."""
+    dom = host.lookup(name)
+    require_verb(dom, verb)
+    POWER_VERBS[verb].act(dom)
+
+
 def start(host: Host, name: str, *, wait: bool = False, timeout: float = 120.0,
           progress: Progress = lambda _m: None) -> None:
-    dom = host.lookup(name)
-    require_state(dom, {"shut off", "crashed"}, "start")
-    with libvirt_errors(f"start {name}"):
-        dom.create()
+    power(host, name, "start")
     if wait:
         wait_ready(host, name, timeout, progress)
 
 
-def _wait_shut_off(dom: libvirt.virDomain, timeout: float) -> bool:
+def _wait_shut_off(dom: Domain, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if current_state(dom) == "shut off":
+        if current_state(dom) == VmState.SHUT_OFF:
             return True
         time.sleep(0.2)
-    return current_state(dom) == "shut off"
+    return current_state(dom) == VmState.SHUT_OFF
 
 
 def shutdown(host: Host, name: str, *, timeout: float = 60.0, force: bool = False,
              progress: Progress = lambda _m: None) -> str:
     """ACPI power button, wait; then, if asked, pull the plug. Returns how it ended."""
     dom = host.lookup(name)
-    require_state(dom, {"running", "blocked", "shutting down"}, "shut down")
+    require_verb(dom, "shutdown")
     progress(f"pressing the ACPI power button of {name}; waiting up to {timeout:g} s")
-    with libvirt_errors(f"shutdown {name}"):
-        dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+    dom.shutdown()
     if _wait_shut_off(dom, timeout):
         return "shut down by the guest"
     if not force:
@@ -89,40 +91,25 @@ def shutdown(host: Host, name: str, *, timeout: float = 60.0, force: bool = Fals
 
 
 def poweroff(host: Host, name: str) -> None:
-    dom = host.lookup(name)
-    require_state(dom, ACTIVE, "power off")
-    with libvirt_errors(f"poweroff {name}"):
-        dom.destroy()
+    power(host, name, "poweroff")
 
 
 def reboot(host: Host, name: str) -> None:
     """Ask the guest to reboot (ACPI), as pressing the power button then restarting would."""
-    dom = host.lookup(name)
-    require_state(dom, {"running"}, "reboot")
-    with libvirt_errors(f"reboot {name}"):
-        dom.reboot(libvirt.VIR_DOMAIN_REBOOT_ACPI_POWER_BTN)
+    power(host, name, "reboot")
 
 
 def reset(host: Host, name: str) -> None:
     """The reset button: immediate, no guest cooperation."""
-    dom = host.lookup(name)
-    require_state(dom, {"running", "paused", "blocked"}, "reset")
-    with libvirt_errors(f"reset {name}"):
-        dom.reset(0)
+    power(host, name, "reset")
 
 
 def pause(host: Host, name: str) -> None:
-    dom = host.lookup(name)
-    require_state(dom, {"running", "blocked"}, "pause")
-    with libvirt_errors(f"pause {name}"):
-        dom.suspend()
+    power(host, name, "pause")
 
 
 def resume(host: Host, name: str) -> None:
-    dom = host.lookup(name)
-    require_state(dom, {"paused"}, "resume")
-    with libvirt_errors(f"resume {name}"):
-        dom.resume()
+    power(host, name, "resume")
 
 
 def delete(host: Host, name: str, *, force: bool = False, keep_disks: bool = False,
@@ -134,19 +121,9 @@ def delete(host: Host, name: str, *, force: bool = False, keep_disks: bool = Fal
         if not force:
             raise StateError(name, state, "shut off", "delete (use --force to power it off first)")
         progress(f"powering off {name}")
-        with libvirt_errors(f"poweroff {name}"):
-            dom.destroy()
-    view = parse_domain(dom.XMLDesc(0))
-    basic = libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-    with libvirt_errors(f"delete {name}"):
-        try:
-            # NVRAM: a UEFI VM's variable store belongs to it and goes with it.
-            dom.undefineFlags(basic | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-                              | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
-        except libvirt.libvirtError as err:
-            if err.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:  # a driver without those flags
-                raise
-            dom.undefineFlags(basic)
+        dom.poweroff()
+    view = parse_domain(dom.xml())
+    dom.undefine()
     removed: list[str] = []
     if not keep_disks:
         for path in view.owned_volumes:

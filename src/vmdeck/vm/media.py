@@ -10,18 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import libvirt
-from lxml import etree
-
 from vmdeck.domxml import devices as dx
 from vmdeck.domxml.names import next_target
 from vmdeck.domxml.parse import DiskView, parse_domain
-from vmdeck.domxml.render import cdrom_element
-from vmdeck.errors import Conflict, InvalidInput, NotFound
-from vmdeck.host.connection import Host, translate
+from vmdeck.domxml.render import cdrom_element, to_xml
+from vmdeck.errors import Conflict, InvalidInput, NotFound, VmdeckError
+from vmdeck.host.connection import Host
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.spec.models import BUSES
 from vmdeck.vm.create import check_iso
-from vmdeck.vm.devices import CONFIG, LIVE, DeviceChange, apply_attach, users_of_image, xml_pair
+from vmdeck.vm.devices import DeviceChange, apply_attach, users_of_image, xml_pair
 
 __all__ = ["insert", "eject", "add_drive", "choose_cdrom_bus"]
 
@@ -53,26 +51,25 @@ def _pick(name: str, config: str | None, live: str | None, drive: str | None) ->
     return drive
 
 
-def _update(dom: libvirt.virDomain, config: str | None, live: str | None, target: str, iso: str | None,
+def _update(dom: Domain, config: str | None, live: str | None, target: str, iso: str | None,
             force: bool) -> tuple[bool, bool]:
     """Change the media of `target` live and/or in the config; returns (live, persistent)."""
     live_disk = dx.find_disk(live, target) if live else None
     config_disk = dx.find_disk(config, target) if config else None
-    force_flag = libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE if force else 0
-    action = f"{dom.name()}: {'insert ' + iso if iso else 'eject'} ({target})"
+    action = f"{dom.name}: {'insert ' + iso if iso else 'eject'} ({target})"
     try:
         if live_disk is not None:
-            flags = LIVE | (CONFIG if config_disk is not None else 0) | force_flag
-            dom.updateDeviceFlags(dx.with_media(live_disk, iso), flags)
+            dom.update_device(dx.with_media(live_disk, iso), live=True, config=config_disk is not None, force=force,
+                              context=action)
         elif config_disk is not None:
-            dom.updateDeviceFlags(dx.with_media(config_disk, iso), CONFIG)
-    except libvirt.libvirtError as err:
-        text = err.get_error_message() or ""
+            dom.update_device(dx.with_media(config_disk, iso), live=False, config=True, context=action)
+    except VmdeckError as err:
+        text = err.libvirt_text
         # libvirt 9.0 words a tray the guest keeps shut as "timed out waiting to open tray".
         if "locked" in text or "waiting to open tray" in text:
             raise Conflict(f"{action}: the guest has locked the tray (unmount the disc in the guest, "
                            "or eject with --force)") from err
-        raise translate(err, action) from err
+        raise
     return live_disk is not None, config_disk is not None
 
 
@@ -141,8 +138,8 @@ def add_drive(host: Host, name: str, *, bus: str | None = None, iso: str | Path 
             raise Conflict(f"VM {name!r} has all 4 IDE positions taken: no room for another drive")
     taken = sorted({t for xml in (config, live) if xml for t in dx.disk_targets(xml)})
     target = next_target(bus, taken)
-    xml = etree.tostring(cdrom_element(bus, target, path), encoding="unicode")
+    xml = to_xml(cdrom_element(bus, target, path))
     is_live, note = apply_attach(dom, xml, hotpluggable=bus in _HOTPLUG, what=f"CD/DVD drive {target}",
                                  why_not="CD/DVD drives are not hot-plugged")
-    return DeviceChange(name, "cdrom", target, is_live, bool(dom.isPersistent()),
+    return DeviceChange(name, "cdrom", target, is_live, dom.is_persistent(),
                         f"CD/DVD drive {target} ({bus}) {note}", str(path) if path else None)

@@ -27,12 +27,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import libvirt
-
 from vmdeck.domxml.migration import MIGRATION_KEY, MIGRATION_NS, render_record
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import Conflict, HostError, InvalidInput, StateError, TimedOut, VmdeckError
-from vmdeck.host.connection import Host, connect, libvirt_errors, translate
+from vmdeck.host.connection import Host, connect
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.paths import pool_dir
 from vmdeck.storage.pool import GIB, create_volume, delete_volume, volume_info
 from vmdeck.vm.state import current_state, require_state
@@ -43,11 +42,11 @@ Progress = Callable[[str], None]
 _POLL_S = 0.5
 
 
-def _pool_disks(host: Host, dom: libvirt.virDomain) -> list[tuple[str, int, str]]:
+def _pool_disks(host: Host, dom: Domain) -> list[tuple[str, int, str]]:
     """(path, capacity in bytes, format) of every writable disk that lives in vmdeck's pool."""
     pool = pool_dir().resolve()
     disks = []
-    for disk in parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).disks:
+    for disk in parse_domain(dom.xml(inactive=True)).disks:
         if disk.device != "disk" or disk.readonly or not disk.source:
             continue
         if Path(disk.source).resolve().parent != pool:
@@ -83,30 +82,30 @@ def _remove_volumes(host: Host, paths: list[str]) -> None:
 
 def _copy_volume(src: Host, dest: Host, path: str, progress: Progress) -> None:
     """Stream one volume's bytes from the source host to the destination host (offline migration)."""
-    with libvirt_errors(f"copy {path}"):
-        src_vol = src.conn.storageVolLookupByPath(path)
-        dest_vol = dest.conn.storageVolLookupByPath(path)
-        down = src.conn.newStream(0)
-        up = dest.conn.newStream(0)
-        src_vol.download(down, 0, 0, 0)
-        dest_vol.upload(up, 0, 0, 0)
-        copied = 0
-        while True:
-            chunk = down.recv(1 << 20)
-            if not chunk:  # b"" is end of stream
-                break
-            up.send(chunk)
+    src_vol = src.conn.volume_at(path)
+    dest_vol = dest.conn.volume_at(path)
+    down = src.conn.new_stream(context=f"copy {path}")
+    up = dest.conn.new_stream(context=f"copy {path}")
+    src_vol.download(down)
+    dest_vol.upload(up)
+    copied = 0
+    while True:
+        chunk = down.recv(1 << 20)
+        if chunk == b"":  # end of stream
+            break
+        if chunk:
+            up.send_all(chunk)
             copied += len(chunk)
-        down.finish()
-        up.finish()
+    down.finish()
+    up.finish()
     progress(f"copied {Path(path).name}: {copied / 2**20:.1f} MiB")
 
 
-def _watch(dom: libvirt.virDomain, done: threading.Event, progress: Progress, timeout: float | None) -> bool:
+def _watch(dom: Domain, done: threading.Event, progress: Progress, timeout: float | None) -> bool:
     """Report the migration job's progress until `done` is set (runs in the caller's thread).
 
-    With `timeout`, a job still running after that many seconds is cancelled with abortJob (the VM
-    keeps running on the source, as libvirt guarantees for a cancelled migration); returns True then.
+    With `timeout`, a job still running after that many seconds is cancelled (abortJob: the VM keeps
+    running on the source, as libvirt guarantees for a cancelled migration); returns True then.
     """
     last = ""
     started = time.monotonic()
@@ -114,15 +113,13 @@ def _watch(dom: libvirt.virDomain, done: threading.Event, progress: Progress, ti
     while not done.wait(_POLL_S):
         if timeout is not None and not aborted and time.monotonic() - started > timeout:
             progress(f"migration still running after {timeout:g} s: cancelling it")
-            with contextlib.suppress(libvirt.libvirtError):  # it may have ended in between
-                dom.abortJob()
-                aborted = True
+            aborted = dom.abort_job()
             continue
         try:
-            stats = dom.jobStats(0)
-        except libvirt.libvirtError:
+            stats = dom.job_stats()
+        except VmdeckError:
             continue  # the job ended between two polls
-        if stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) == libvirt.VIR_DOMAIN_JOB_NONE:
+        if stats is None:
             continue
         parts = []
         if stats.get("disk_total"):
@@ -139,21 +136,30 @@ def _watch(dom: libvirt.virDomain, done: threading.Event, progress: Progress, ti
     return aborted
 
 
-def _run_live(dom: libvirt.virDomain, dest_uri: str, params: dict[str, Any], flags: int, progress: Progress,
-              timeout: float | None) -> None:
-    """migrateToURI3 in a worker thread (it blocks until the end) while this thread reports progress."""
-    failure: list[libvirt.libvirtError] = []
+class _Aborted(Exception):
+    """The migration was cancelled after its timeout (carries libvirt's own error as `cause`)."""
+
+    def __init__(self, cause: VmdeckError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _run_live(dom: Domain, dest_uri: str, migrate_uri: str | None, disks: list[str], progress: Progress,
+              timeout: float | None, bandwidth_mib: int | None) -> None:
+    """The migration in a worker thread (it blocks until the end) while this thread reports progress."""
+    failure: list[VmdeckError] = []
     done = threading.Event()
 
     def work() -> None:
         try:
-            dom.migrateToURI3(dest_uri, params, flags)
-        except libvirt.libvirtError as err:
+            dom.migrate_live(dest_uri, migrate_uri=migrate_uri, disks=disks, bandwidth_mib=bandwidth_mib,
+                             context=f"migrate {dom.name} to {dest_uri}")
+        except VmdeckError as err:
             failure.append(err)
         finally:
             done.set()
 
-    worker = threading.Thread(target=work, name=f"migrate {dom.name()}", daemon=True)
+    worker = threading.Thread(target=work, name=f"migrate {dom.name}", daemon=True)
     worker.start()
     aborted = _watch(dom, done, progress, timeout)
     worker.join()
@@ -163,27 +169,21 @@ def _run_live(dom: libvirt.virDomain, dest_uri: str, params: dict[str, Any], fla
         raise failure[0]
 
 
-class _Aborted(Exception):
-    def __init__(self, cause: libvirt.libvirtError) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
 def _completed_stats(dest: Host, name: str) -> dict[str, Any]:
     """The completed job's statistics, which libvirt keeps on the destination ({} when it has none)."""
-    with contextlib.suppress(libvirt.libvirtError, VmdeckError):
-        return dict(dest.lookup(name).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED))
+    with contextlib.suppress(VmdeckError):
+        return dest.lookup(name).job_stats(completed=True) or {}
     return {}
 
 
-def _record(dom: libvirt.virDomain, record: dict[str, Any]) -> None:
+def _record(dom: Domain, record: dict[str, Any]) -> None:
     """Keep `record` in the VM's own metadata (live and persistent definition), so it follows the VM."""
-    flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG if dom.isPersistent() else 0
-    if dom.isActive():
-        flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
-    with contextlib.suppress(libvirt.libvirtError):
-        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, render_record(record), MIGRATION_KEY, MIGRATION_NS,
-                        flags)
+    xml = render_record(record)
+    with contextlib.suppress(VmdeckError):
+        if dom.is_persistent():
+            dom.set_metadata(xml, MIGRATION_KEY, MIGRATION_NS, live=False)
+        if dom.is_active():
+            dom.set_metadata(xml, MIGRATION_KEY, MIGRATION_NS, live=True)
 
 
 def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_uri: str | None = None,
@@ -195,9 +195,9 @@ def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_
     definition (and its disks). `migrate_uri` (tcp://ADDR[:PORT]) is where the destination's QEMU
     listens for the memory stream, for hosts whose hostname does not resolve to the right address.
     `timeout` (live only): cancel a migration still running after that many seconds (TimedOut); the
-    VM then keeps running on the source. The outcome, downtime and total time are recorded in the
-    VM's metadata (vmdeck.domxml.migration) on the host where it ends up. `bandwidth_mib` caps the
-    copy at that many MiB/s (libvirt's bandwidth parameter), for a link shared with other traffic.
+    VM then keeps running on the source. `bandwidth_mib` caps the copy at that many MiB/s. The
+    outcome, downtime and total time are recorded in the VM's metadata (vmdeck.domxml.migration) on
+    the host where it ends up.
     """
     if timeout is not None and timeout <= 0:
         raise InvalidInput(f"migration timeout must be above 0 seconds, got {timeout:g}", field="timeout")
@@ -208,7 +208,7 @@ def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_
         require_state(dom, {"running", "paused"}, "live-migrate")
     else:
         require_state(dom, {"shut off", "crashed"}, "migrate offline (use live migration for a running VM)")
-        if not dom.isPersistent():
+        if not dom.is_persistent():
             raise StateError(name, "transient", "persistent", "migrate offline")
     dest = connect(dest_uri)
     try:
@@ -218,42 +218,23 @@ def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_
         created = _prepare_destination(dest, disks, progress)
         started = time.monotonic()
         try:
-            flags = libvirt.VIR_MIGRATE_PERSIST_DEST
-            if dom.isPersistent():
-                flags |= libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
-            params: dict[str, Any] = {}
-            if migrate_uri:
-                params[libvirt.VIR_MIGRATE_PARAM_URI] = migrate_uri
-            if bandwidth_mib:
-                params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = bandwidth_mib
             if live:
-                # Peer-to-peer: the source libvirtd talks to the destination's itself, so the move does
-                # not depend on this client staying connected for the whole copy.
-                flags |= libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
-                if disks:
-                    # Only the pool's disks: a user's own image outside the pool is the user's to place.
-                    flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
-                    params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = [
-                        d.target for d in parse_domain(dom.XMLDesc(0)).disks if d.source in {p for p, _c, _f in disks}
-                    ]
+                # Only the pool's disks are copied: a user's own image outside the pool is the user's to place.
+                targets = [d.target for d in parse_domain(dom.xml()).disks if d.source in {p for p, _c, _f in disks}]
                 progress(f"live-migrating {name} to {dest_uri}")
-                _run_live(dom, dest_uri, params, flags, progress, timeout)
+                _run_live(dom, dest_uri, migrate_uri, targets, progress, timeout, bandwidth_mib)
             else:
                 for path in created:
                     _copy_volume(host, dest, path, progress)
                 progress(f"moving the definition of {name} to {dest_uri}")
                 # Only the definition moves: this client hands it over on its own two connections.
-                dom.migrate3(dest.conn, params, flags | libvirt.VIR_MIGRATE_OFFLINE)
+                dom.migrate_offline(dest.conn, migrate_uri=migrate_uri, context=f"migrate {name} to {dest_uri}")
         except _Aborted as aborted:
             _remove_volumes(dest, created)
-            took = time.monotonic() - started
             _record(dom, {"outcome": "aborted", "from": host.uri, "to": dest_uri, "at": int(time.time()),
-                          "total_ms": int(took * 1000), "timeout_s": int(timeout or 0)})
+                          "total_ms": int((time.monotonic() - started) * 1000), "timeout_s": int(timeout or 0)})
             raise TimedOut(f"migration of {name} to {dest_uri} did not finish within {timeout:g} s and was "
                            f"cancelled; {name} is {current_state(dom)} on {host.uri}") from aborted.cause
-        except libvirt.libvirtError as err:
-            _remove_volumes(dest, created)
-            raise translate(err, f"migrate {name} to {dest_uri}") from err
         except BaseException:
             _remove_volumes(dest, created)
             raise
@@ -266,7 +247,7 @@ def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_
             "libvirt_total_ms": stats.get("time_elapsed"), "memory_bytes": stats.get("memory_processed"),
             "disk_bytes": stats.get("disk_processed")})
         # The source's copies are stale now; the VM owns the destination's.
-        owned = set(parse_domain(dest.lookup(name).XMLDesc(0)).owned_volumes)
+        owned = set(parse_domain(dest.lookup(name).xml()).owned_volumes)
         stale = [path for path in created if path in owned]
         if not host.exists(name):
             for path in stale:

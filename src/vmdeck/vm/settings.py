@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import libvirt
-
 from vmdeck.domxml.edit import set_resources
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import InvalidInput
 from vmdeck.host.capabilities import host_facts
-from vmdeck.host.connection import Host, libvirt_errors
+from vmdeck.host.connection import Host
 from vmdeck.vm.state import ACTIVE, current_state
 
 __all__ = ["ResourceChange", "set_vm_resources"]
@@ -44,10 +42,8 @@ def set_vm_resources(host: Host, name: str, *, vcpus: int | None = None,
                      memory_mib: int | None = None) -> ResourceChange:
     dom = host.lookup(name)
     _check(host, vcpus, memory_mib)
-    with libvirt_errors(f"set {name}"):
-        inactive = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
-        edited = set_resources(inactive, vcpus=vcpus, memory_mib=memory_mib)
-        host.conn.defineXML(edited)
-        view = parse_domain(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    edited = set_resources(dom.xml(inactive=True, secure=True), vcpus=vcpus, memory_mib=memory_mib)
+    host.conn.define(edited)
+    view = parse_domain(dom.xml(inactive=True))
     applies = "at next boot" if current_state(dom) in ACTIVE else "now"
     return ResourceChange(vm=name, vcpus=view.vcpus, memory_mib=view.memory_mib, applies=applies)

@@ -1,40 +1,103 @@
-"""VM run states as users read them, and guards for verbs that need one."""
+"""VM run states, the power verbs, and which verbs each state allows: the one copy of these rules.
+
+The CLI's commands, the API's routes (and the `allowed_actions` it sends with every
+VM) and the web pages' buttons all come from `POWER_VERBS` here.
+"""
 
 from __future__ import annotations
 
-import libvirt
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 
 from vmdeck.errors import StateError
-from vmdeck.host.connection import libvirt_errors
+from vmdeck.host.libvirt_api import STATE_NAMES, Domain, state_name
 
-__all__ = ["STATE_NAMES", "state_name", "current_state", "require_state"]
-
-STATE_NAMES = {
-    libvirt.VIR_DOMAIN_NOSTATE: "no state",
-    libvirt.VIR_DOMAIN_RUNNING: "running",
-    libvirt.VIR_DOMAIN_BLOCKED: "blocked",
-    libvirt.VIR_DOMAIN_PAUSED: "paused",
-    libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down",
-    libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
-    libvirt.VIR_DOMAIN_CRASHED: "crashed",
-    libvirt.VIR_DOMAIN_PMSUSPENDED: "suspended",
-}
-# States in which a QEMU process exists.
-ACTIVE = {"running", "blocked", "paused", "shutting down", "suspended"}
+__all__ = ["VmState", "ACTIVE", "ACTIVE_STATES", "PowerVerb", "POWER_VERBS", "STATE_NAMES", "state_name",
+           "to_state", "allowed_actions", "current_state", "require_state", "require_verb"]
 
 
-def state_name(code: int) -> str:
-    return STATE_NAMES.get(code, f"unknown ({code})")
+class VmState(StrEnum):
+    """A VM's state in the words libvirt's tools use (`virsh domstate`); compares equal to those strings."""
+
+    NO_STATE = "no state"
+    RUNNING = "running"
+    BLOCKED = "blocked"
+    PAUSED = "paused"
+    SHUTTING_DOWN = "shutting down"
+    SHUT_OFF = "shut off"
+    CRASHED = "crashed"
+    SUSPENDED = "suspended"  # to RAM by the guest (S3, pmsuspended)
+
+    @property
+    def active(self) -> bool:
+        """A QEMU process exists."""
+        return self in ACTIVE_STATES
 
 
-def current_state(dom: libvirt.virDomain) -> str:
-    with libvirt_errors(dom.name()):
-        return state_name(dom.state()[0])
+ACTIVE_STATES = frozenset({VmState.RUNNING, VmState.BLOCKED, VmState.PAUSED, VmState.SHUTTING_DOWN,
+                           VmState.SUSPENDED})
+# The same set as plain strings, for callers that hold a state name.
+ACTIVE = {str(s) for s in ACTIVE_STATES}
 
 
-def require_state(dom: libvirt.virDomain, allowed: set[str], action: str) -> str:
+def to_state(name: str) -> VmState:
+    """The VmState for a state name; one libvirt added after this code reads as "no state"."""
+    try:
+        return VmState(name)
+    except ValueError:
+        return VmState.NO_STATE
+
+
+@dataclass(frozen=True)
+class PowerVerb:
+    name: str  # the CLI command and the API route: "poweroff"
+    needs: frozenset[VmState]  # the states it may be used in
+    phrase: str  # for "cannot <phrase> VM 'x'": "power off"
+    done: str  # what happened, in the API's `result`: "powered off"
+    outcome: str  # the same for a person, with {name}: "{name} powered off"
+    help: str
+    act: Callable[[Domain], None]  # the libvirt call, through the boundary
+
+
+POWER_VERBS: dict[str, PowerVerb] = {verb.name: verb for verb in (
+    PowerVerb("start", frozenset({VmState.SHUT_OFF, VmState.CRASHED}), "start", "started", "{name} started",
+              "Start (power on) a VM.", Domain.start),
+    PowerVerb("shutdown", frozenset({VmState.RUNNING, VmState.BLOCKED, VmState.SHUTTING_DOWN}), "shut down",
+              "shut down", "{name} shut down", "Shut a VM down through ACPI (the guest's own power-button handling).",
+              Domain.shutdown),
+    PowerVerb("poweroff", ACTIVE_STATES, "power off", "powered off", "{name} powered off",
+              "Power a VM off at once (pull the plug).", Domain.poweroff),
+    PowerVerb("reboot", frozenset({VmState.RUNNING}), "reboot", "reboot requested", "{name}: reboot requested",
+              "Ask the guest to reboot (ACPI).", Domain.reboot),
+    PowerVerb("reset", frozenset({VmState.RUNNING, VmState.PAUSED, VmState.BLOCKED}), "reset", "reset",
+              "{name} reset", "Press the reset button (no guest cooperation).", Domain.reset),
+    PowerVerb("pause", frozenset({VmState.RUNNING, VmState.BLOCKED}), "pause", "paused", "{name} paused",
+              "Pause a running VM (its vCPUs stop; memory stays).", Domain.pause),
+    PowerVerb("resume", frozenset({VmState.PAUSED}), "resume", "resumed", "{name} resumed", "Resume a paused VM.",
+              Domain.resume),
+)}
+
+
+def allowed_actions(state: str) -> list[str]:
+    """The power verbs a VM in `state` accepts, then "delete" (always: with force when it runs)."""
+    known = to_state(state)
+    return [verb.name for verb in POWER_VERBS.values() if known in verb.needs] + ["delete"]
+
+
+def current_state(dom: Domain) -> VmState:
+    return to_state(dom.state()[0])
+
+
+def require_state(dom: Domain, allowed: set[str] | frozenset[VmState], action: str) -> VmState:
     """The VM's state, or StateError naming both what it is and what `action` needs."""
     state = current_state(dom)
     if state not in allowed:
-        raise StateError(dom.name(), state, " or ".join(sorted(allowed)), action)
+        raise StateError(dom.name, state, " or ".join(sorted(str(s) for s in allowed)), action)
     return state
+
+
+def require_verb(dom: Domain, verb: str) -> VmState:
+    """The VM's state when `verb` may be used in it, else StateError."""
+    power = POWER_VERBS[verb]
+    return require_state(dom, power.needs, power.phrase)

@@ -4,21 +4,17 @@ import { api, connectEvents, drawLines, el, toast } from './common.js';
 const rows = document.getElementById('vm-rows');
 const history = new Map(); // name -> {cpu: [], rss: []}
 const HISTORY = 30;
-const ACTIONS = [
-  ['start', 'Start', (s) => s === 'shut off' || s === 'crashed'],
-  ['shutdown', 'Shut down', (s) => s === 'running'],
-  ['poweroff', 'Power off', (s) => s !== 'shut off'],
-  ['pause', 'Pause', (s) => s === 'running'],
-  ['resume', 'Resume', (s) => s === 'paused'],
-];
+const ACTIONS = [['start', 'Start'], ['shutdown', 'Shut down'], ['poweroff', 'Power off'], ['pause', 'Pause'],
+  ['resume', 'Resume']];
 
-function setState(row, state) {
+// `allowed` is the server's list of actions for this state (allowed_actions): the rules live in the core.
+function setState(row, state, allowed) {
   const badge = row.querySelector('.state');
   badge.textContent = state;
   badge.dataset.state = state;
   row.dataset.state = state;
-  for (const [action, , allowed] of ACTIONS) {
-    row.querySelector(`button[data-action="${action}"]`).disabled = !allowed(state);
+  for (const [action] of ACTIONS) {
+    row.querySelector(`button[data-action="${action}"]`).disabled = !allowed.includes(action);
   }
 }
 
@@ -43,7 +39,7 @@ function row(vm) {
     el('td', {}, cpu, el('span', { class: 'cpu-now dim' })),
     el('td', {}, rss, el('span', { class: 'rss-now dim' })),
     el('td', { class: 'power' }, buttons));
-  setState(tr, vm.state);
+  setState(tr, vm.state, vm.allowed_actions);
   return tr;
 }
 
@@ -70,7 +66,7 @@ function onStats(sample) {
 connectEvents((message) => {
   if (message.type === 'state' && message.state) {
     const tr = rows.querySelector(`tr[data-vm="${CSS.escape(message.vm)}"]`);
-    if (tr) setState(tr, message.state); else load();
+    if (tr) setState(tr, message.state, message.allowed_actions); else load();
   } else if (message.type === 'inventory') {
     load();
   } else if (message.type === 'stats') {

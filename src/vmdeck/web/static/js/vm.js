@@ -8,33 +8,29 @@ import { startHostView } from './hostview.js';
 
 const name = document.getElementById('vm').dataset.vm;
 const enc = encodeURIComponent(name);
-const ACTIVE = new Set(['running', 'paused', 'blocked', 'shutting down']);
-const ALLOWED = {
-  start: (s) => s === 'shut off' || s === 'crashed', shutdown: (s) => s === 'running', reboot: (s) => s === 'running',
-  pause: (s) => s === 'running', resume: (s) => s === 'paused', reset: (s) => s === 'running' || s === 'paused',
-  poweroff: (s) => ACTIVE.has(s), delete: () => true,
-};
 let state = null;
 let rfb = null;
 let serialSocket = null;
 const connecting = { vnc: false, serial: false };
 
 // --- state and power -------------------------------------------------------------------------
-function setState(next) {
+// `allowed` is the server's list of actions for this state (allowed_actions): the rules live in the core.
+function setState(next, allowed) {
   const was = state;
   if (was === next) return was;
   state = next;
   const badge = document.getElementById('vm-state');
   badge.textContent = next;
   badge.dataset.state = next;
-  for (const button of document.querySelectorAll('#power button')) button.disabled = !ALLOWED[button.dataset.action](next);
+  for (const button of document.querySelectorAll('#power button')) button.disabled = !allowed.includes(button.dataset.action);
   if (next === 'running' || next === 'paused') {
     // QEMU's VNC server exists as soon as the process does: connect the screen and the serial port.
     // (A start passes through "paused" on its way to "running": connect once, whichever comes first.)
     if (!rfb && !connecting.vnc) connectConsole();
     if (!serialSocket && !connecting.serial) connectSerial();
   }
-  if (!ACTIVE.has(next)) { rfb?.disconnect(); serialSocket?.close(); }
+  // Power off is allowed exactly while a QEMU process exists: without one there is no screen or serial port.
+  if (!allowed.includes('poweroff')) { rfb?.disconnect(); serialSocket?.close(); }
   return was;
 }
 
@@ -43,7 +39,7 @@ async function refresh() {
   document.getElementById('vm-summary').textContent =
     `${vm.arch} ${vm.machine} · ${vm.vcpus} vCPU · ${vm.memory_mib} MiB · ${vm.accel} · template ${vm.template || '–'}`;
   renderMedia(vm.disks.filter((d) => d.device === 'cdrom'));
-  setState(vm.state);
+  setState(vm.state, vm.allowed_actions);
   return vm;
 }
 
@@ -203,7 +199,7 @@ document.getElementById('nic-add').addEventListener('click', async () => {
 // --- live updates ---------------------------------------------------------------------------------
 connectEvents((message) => {
   if (message.type === 'state' && message.vm === name && message.state) {
-    setState(message.state);
+    setState(message.state, message.allowed_actions);
     loadDevices().catch(() => {});
   } else if (message.type === 'inventory') {
     refresh().catch(() => { document.getElementById('vm-state').textContent = 'deleted'; });

@@ -1,0 +1,28 @@
+"""libvirt storage XML that vmdeck writes: its `dir` pool and thin volumes (pure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lxml import etree
+
+__all__ = ["pool_xml", "volume_xml"]
+
+
+def pool_xml(name: str, path: Path) -> str:
+    root = etree.Element("pool", type="dir")
+    etree.SubElement(root, "name").text = name
+    target = etree.SubElement(root, "target")
+    etree.SubElement(target, "path").text = str(path)
+    return etree.tostring(root, encoding="unicode")
+
+
+def volume_xml(name: str, capacity: int, fmt: str) -> str:
+    """A thin volume: `capacity` bytes, nothing allocated yet."""
+    root = etree.Element("volume")
+    etree.SubElement(root, "name").text = name
+    etree.SubElement(root, "capacity", unit="bytes").text = str(capacity)
+    etree.SubElement(root, "allocation", unit="bytes").text = "0"
+    target = etree.SubElement(root, "target")
+    etree.SubElement(target, "format", type=fmt)
+    return etree.tostring(root, encoding="unicode")
