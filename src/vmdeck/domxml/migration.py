@@ -20,7 +20,9 @@ _INTS = ("at", "downtime-ms", "total-ms", "libvirt-total-ms", "memory-bytes", "d
 
 
 def render_record(record: dict[str, Any]) -> str:
-    element = etree.Element(f"{{{MIGRATION_NS}}}migration", nsmap={None: MIGRATION_NS})
+    # The default namespace (no prefix): libvirt puts its own prefix (MIGRATION_KEY) on it and refuses
+    # an element that brings another one. (lxml accepts None as the default prefix; its stubs do not.)
+    element = etree.Element(f"{{{MIGRATION_NS}}}migration", nsmap={None: MIGRATION_NS})  # type: ignore[dict-item]
     for key, value in record.items():
         if value is not None:
             element.set(key.replace("_", "-"), str(value))
@@ -34,7 +36,7 @@ def record_from_domain(domain_xml: str) -> dict[str, Any] | None:
     if element is None:
         return None
     record: dict[str, Any] = {}
-    for key, value in element.attrib.items():
-        name = str(key).replace("-", "_")
-        record[name] = int(value) if key in _INTS and value.lstrip("-").isdigit() else value
+    for raw_key, raw_value in element.attrib.items():
+        key, value = str(raw_key), str(raw_value)
+        record[key.replace("-", "_")] = int(value) if key in _INTS and value.lstrip("-").isdigit() else value
     return record
