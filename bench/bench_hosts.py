@@ -133,7 +133,7 @@ def main() -> None:
         for ns in hosts:
             with ns.connect() as opened:
                 for index in range(VMS_PER_HOST):
-                    opened.conn.defineXML(DOMAIN.format(name=f"vmdeck-bench-{ns.index}-{index}"))
+                    opened.conn.define(DOMAIN.format(name=f"vmdeck-bench-{ns.index}-{index}"))
         print("| hosts | `vmdeck list --json` | virsh list, host after host | ratio | in-process | "
               "one host frozen (deadline 2 s) | `vmdeck serve` RSS |")
         print("|---|---|---|---|---|---|---|")

@@ -200,11 +200,14 @@ class NamespaceHost:
         shutil.rmtree(self.root, ignore_errors=True)
         _live.discard(self.index)
         if not _live:
-            _remove_netns(LAN_NS)
+            # The root-side veth first: deleting it is synchronous, a namespace's teardown is not
+            # (the next LAN of this process would find the old leg still there).
+            _remove_netns(LAN_NS, _LAN_ROOT_VETH)
 
 
 def _make_lan() -> None:
     """The bridge the hosts share, in its own namespace, with this machine's leg at .1."""
+    subprocess.run(["ip", "link", "del", _LAN_ROOT_VETH], capture_output=True)  # a leftover of this process
     _run("ip", "netns", "add", LAN_NS)
     _run("ip", "-n", LAN_NS, "link", "add", "br0", "type", "bridge")
     _run("ip", "-n", LAN_NS, "link", "set", "br0", "up")

@@ -41,7 +41,7 @@ def ns_hosts(host: Host) -> Iterator[dict[str, NamespaceHost]]:
 @pytest.fixture
 def registry(ns_hosts: dict[str, NamespaceHost], host: Host) -> Registry:
     """This test's registry: h0, h1, h2 with reserves that leave ROOM[name] MiB for VMs."""
-    total_mib = host.conn.getInfo()[1]
+    total_mib = host.conn.info()[1]
     reg = Registry()
     reg.remove("local")
     for name, ns in ns_hosts.items():
