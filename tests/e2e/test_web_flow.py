@@ -192,9 +192,14 @@ def test_power_off_from_the_list_updates_through_the_event_stream(page: Page, vm
     page.goto("/")
     row = page.locator(f'tr[data-vm="{vm_name}"]')
     expect(row.locator(".state")).to_have_text("running")
+    # The buttons follow the server's allowed_actions (vmdeck.vm.state), not a copy of the rules in JS.
+    expect(row.locator('button[data-action="start"]')).to_be_disabled()
+    expect(row.locator('button[data-action="resume"]')).to_be_disabled()
     expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
     page.evaluate("window.__sameDocument = 'still here'")
     row.locator('button[data-action="poweroff"]').click()
     expect(row.locator(".state")).to_have_text("shut off", timeout=30_000)
+    expect(row.locator('button[data-action="start"]')).to_be_enabled()
+    expect(row.locator('button[data-action="poweroff"]')).to_be_disabled()
     # No reload happened: the marker set in this document is still there.
     assert page.evaluate("window.__sameDocument") == "still here"

@@ -68,3 +68,19 @@ def test_list_and_show_carry_allowed_actions(host: Host) -> None:
     lifecycle.pause(host, "busy")
     assert show_vm(host, "busy").to_dict()["allowed_actions"] == ["poweroff", "reset", "resume", "delete"]
     assert list_vms(host)[0].allowed_actions == ["poweroff", "reset", "resume", "delete"]
+
+
+def test_cli_and_api_offer_every_verb_of_the_table() -> None:
+    import typer
+    import typer.main
+
+    from vmdeck.api.vms import router
+    from vmdeck.cli import lifecycle_cmds
+
+    routes = {(route.path, tuple(sorted(route.methods))) for route in router.routes}  # type: ignore[attr-defined]
+    staging = typer.Typer()
+    lifecycle_cmds.register(staging)
+    commands = typer.main.get_group(staging).commands
+    for verb in POWER_VERBS.values():
+        assert (f"/api/vms/{{name}}/{verb.name}", ("POST",)) in routes
+        assert verb.name in commands and commands[verb.name].help == verb.help

@@ -214,12 +214,6 @@ class Stream:
         with contextlib.suppress(libvirt.libvirtError):
             self.raw.abort()
 
-    def finish_quietly(self) -> None:
-        with contextlib.suppress(libvirt.libvirtError):
-            self.raw.eventRemoveCallback()
-        with contextlib.suppress(libvirt.libvirtError):
-            self.raw.finish()
-
     def watch(self, callback: Callable[[bool, bool], None]) -> None:
         """Call `callback(readable, closed)` on libvirt's event thread when data arrives or the stream ends."""
         def on_event(_stream: libvirt.virStream, events: int, _opaque: object) -> None:
