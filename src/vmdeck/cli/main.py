@@ -32,6 +32,7 @@ COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(("hostview", "pin", "balloon"), "hostview_cmds"),
     "serve": "serve_cmds",
     "migrate": "migrate_cmds",
+    **dict.fromkeys(("snapshot", "clone"), "snapshot_cmds"),
 }
 
 

@@ -289,6 +289,10 @@ class StoragePool:
     def create_volume(self, xml: str) -> StorageVolume:
         return StorageVolume(_call(self.context, self.raw.createXML, xml, 0))
 
+    def clone_volume(self, xml: str, source: StorageVolume) -> StorageVolume:
+        """A new volume `xml` with `source`'s content (libvirt's vol-clone; a backing chain is flattened)."""
+        return StorageVolume(_call(f"copy {source.path()}", self.raw.createXMLFrom, xml, source.raw, 0))
+
 
 # -- domains ---------------------------------------------------------------------------------------
 
@@ -409,6 +413,31 @@ class Domain:
     def set_metadata(self, xml: str, key: str, namespace: str, *, live: bool) -> None:
         flags = libvirt.VIR_DOMAIN_AFFECT_LIVE if live else libvirt.VIR_DOMAIN_AFFECT_CONFIG
         self._do("metadata of", self.raw.setMetadata, libvirt.VIR_DOMAIN_METADATA_ELEMENT, xml, key, namespace, flags)
+
+    # external snapshots and block jobs (vm/snapshot_ops.py): vmdeck keeps the snapshot records itself,
+    # so libvirt is always asked for NO_METADATA; the overlays exist beforehand (REUSE_EXT).
+    def snapshot_external(self, snapshot_xml: str, *, with_memory: bool, quiesce: bool) -> None:
+        flags = (libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC
+                 | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT)
+        if not with_memory:
+            flags |= libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
+        if quiesce:
+            flags |= libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE
+        self._do("snapshot", self.raw.snapshotCreateXML, snapshot_xml, flags)
+
+    def block_commit(self, target: str, base: str, top: str, *, active: bool) -> None:
+        """Start committing `top` down into `base` (an active commit when `top` is the image QEMU writes)."""
+        flags = libvirt.VIR_DOMAIN_BLOCK_COMMIT_ACTIVE if active else 0
+        self._do(f"block commit {target} of", self.raw.blockCommit, target, base, top, 0, flags)
+
+    def block_job(self, target: str) -> dict[str, int] | None:
+        """The block job on `target` ({"cur", "end", ...}), None when there is none."""
+        info: dict[str, int] = self._do(f"block job {target} of", self.raw.blockJobInfo, target, 0)
+        return info or None
+
+    def block_job_pivot(self, target: str) -> None:
+        """Finish an active commit: QEMU switches to the base image."""
+        self._do(f"pivot {target} of", self.raw.blockJobAbort, target, libvirt.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT)
 
     def block_resize(self, target: str, size_bytes: int) -> None:
         self._do(f"resize {target} of", self.raw.blockResize, target, size_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
@@ -555,6 +584,11 @@ class Connection:
     def define(self, xml: str, *, validate: bool = False, context: str = "define") -> Domain:
         flags = libvirt.VIR_DOMAIN_DEFINE_VALIDATE if validate else 0
         return Domain(self._do(context, self.raw.defineXMLFlags, xml, flags))
+
+    def restore(self, path: str, xml: str, *, running: bool = True, context: str = "restore") -> None:
+        """Start a domain from saved memory state (`path`, libvirt's save format) with definition `xml`."""
+        flags = libvirt.VIR_DOMAIN_SAVE_RUNNING if running else libvirt.VIR_DOMAIN_SAVE_PAUSED
+        self._do(context, self.raw.restoreFlags, path, xml, flags)
 
     def create_transient(self, xml: str) -> Domain:
         return Domain(self._do("create", self.raw.createXML, xml, 0))

@@ -121,6 +121,31 @@ def resume(host: Host, name: str) -> None:
     power(host, name, "resume")
 
 
+def _still_read_by_others(host: Host, xml: str) -> dict[str, str]:
+    """Owned images another VM still reads (a linked clone's backing file): path -> the VM that inherits it.
+
+    Only a VM whose images took part in snapshots or clones can have such images, so only then is the
+    host's storage scanned. The image's ownership passes to a VM that reads it, so it is deleted with the
+    last of them: deleting a linked clone's source never breaks the clone.
+    """
+    from vmdeck.domxml.snapshots import read_tree
+    from vmdeck.storage.usage import image_usage
+    from vmdeck.vm.snapshot_ops import save_tree, snapshot_tree
+
+    if not host.is_local or not read_tree(xml).created_files:
+        return {}
+    usage = image_usage(host)  # the VM is undefined by now: what is left is other VMs' use
+    heirs: dict[str, str] = {}
+    for path in parse_domain(xml).owned_volumes:
+        users = sorted(usage.vms_using(path))
+        if not users:
+            continue
+        heir = host.lookup(users[0])
+        save_tree(heir, snapshot_tree(heir).with_files(add=(path,)), owned_add=(path,))
+        heirs[path] = users[0]
+    return heirs
+
+
 def delete(host: Host, name: str, *, force: bool = False, keep_disks: bool = False,
            progress: Progress = lambda _m: None) -> list[str]:
     """Undefine the VM and delete the volumes vmdeck created for it (never ISOs or user images)."""
@@ -131,11 +156,16 @@ def delete(host: Host, name: str, *, force: bool = False, keep_disks: bool = Fal
             raise StateError(name, state, "shut off", "delete (use --force to power it off first)")
         progress(f"powering off {name}")
         dom.poweroff()
-    view = parse_domain(dom.xml())
+    xml = dom.xml()
+    view = parse_domain(xml)
     dom.undefine()
     removed: list[str] = []
     if not keep_disks:
+        shared = _still_read_by_others(host, xml)
         for path in view.owned_volumes:
+            if path in shared:
+                progress(f"keeping {path}: VM {shared[path]} still reads it (it belongs to that VM now)")
+                continue
             progress(f"deleting volume {path}")
             delete_volume(host, path)
             removed.append(path)
