@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -117,6 +118,7 @@ def measure(hosts: list[NamespaceHost], rounds: int) -> dict[str, float]:
     finally:
         hosts[-1].resume()
     rss = serve_rss_mib(env)
+    shutil.rmtree(db.parent, ignore_errors=True)
     return {"cli": median_ms(cli), "virsh": median_ms(virsh), "inproc": median_ms(inproc),
             "frozen": median_ms(frozen), "rss": rss}
 
