@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test unit integration lint typecheck bench clean-test-vms
+.PHONY: setup run test unit integration lint typecheck bench clean-test-vms fuzz
 
 setup:
 	bash scripts/setup-host.sh
@@ -24,6 +24,11 @@ integration:
 
 bench: setup
 	$(PY) bench/run.py
+
+# The long fuzz run (10,000 calls over the whole API); the suite runs a CI-sized one. Summary in fuzz-report.json.
+fuzz:
+	VMDECK_FUZZ_CALLS=$${VMDECK_FUZZ_CALLS:-10000} VMDECK_FUZZ_REPORT=$${VMDECK_FUZZ_REPORT:-fuzz-report.json} \
+		$(PY) -m pytest tests/api/test_fuzz_openapi.py -q -s -p no:cacheprovider
 
 typecheck:
 	$(VENV)/bin/mypy

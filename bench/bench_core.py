@@ -4,7 +4,7 @@
   (b) start -> guest ready marker through vmdeck       vs  a bare qemu-system-x86_64 command line
   (c) `vmdeck list --json` with 100 defined VMs        vs  `virsh list --all`; plus the in-process call
 
-Run:  .venv/bin/python bench/bench_core.py [--rounds N]   (as root, libvirtd running, tiny image built)
+Run:  .venv/bin/python bench/bench_core.py [--rounds N] [--write]   (as root, libvirtd running, tiny image built)
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import libvirt
+from perfdoc import command_line, host_load, spread, stamp, write_section
 
 from vmdeck.host.connection import connect
 from vmdeck.images.tiny import find_tiny
 from vmdeck.vm.inventory import list_vms
 
-VMDECK = [sys.executable, "-m", "vmdeck.cli.main"]
+VMDECK = [str(Path(sys.executable).parent / "vmdeck")]  # the console script a user runs
 VIRSH = ["virsh", "-q", "-c", "qemu:///system"]
 PREFIX = "vmdeck-bench-"
 
@@ -40,11 +41,6 @@ def timed(action: Callable[[], object]) -> float:
     started = time.perf_counter()
     action()
     return time.perf_counter() - started
-
-
-def summary(samples: list[float]) -> str:
-    med = statistics.median(samples)
-    return f"median {med * 1000:.0f} ms (min {min(samples) * 1000:.0f}, max {max(samples) * 1000:.0f}, n={len(samples)})"
 
 
 def cleanup() -> None:
@@ -171,27 +167,45 @@ def bench_list(rounds: int, count: int = 100) -> tuple[list[float], list[float],
     return cli_times, virsh_times, calls
 
 
+TITLE = "Core: create, start, ready, list"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--write", action="store_true", help="put the section into docs/PERFORMANCE.md")
     args = parser.parse_args()
+    load = host_load()
     cleanup()
-    print(f"# vmdeck core benchmark, {args.rounds} rounds, {time.strftime('%Y-%m-%d %H:%M')}\n")
-    ours, raw, core = bench_create_start(args.rounds)
-    print(f"(a) vmdeck create --start: {summary(ours)}\n    virsh vol-create-as+define+start: {summary(raw)}"
-          f"\n    vmdeck core in process (create_vm + start): {summary(core)}"
-          f"\n    ratio command {statistics.median(ours) / statistics.median(raw):.2f}x (target <= 1.2x), "
-          f"core {statistics.median(core) / statistics.median(raw):.2f}x\n")
-    ours, raw, virsh = bench_ready(args.rounds)
-    print(f"(b) vmdeck start --wait (to ready marker): {summary(ours)}\n    bare qemu-system-x86_64: {summary(raw)}"
-          f"\n    virsh start + watching the serial log: {summary(virsh)}"
-          f"\n    ratio vs bare QEMU {statistics.median(ours) / statistics.median(raw):.2f}x (target <= 1.1x), "
-          f"vs virsh {statistics.median(ours) / statistics.median(virsh):.2f}x\n")
-    cli, virsh, calls = bench_list(args.rounds * 2)
-    print(f"(c) 100 defined VMs: list_vms() in process: {summary(calls)} (bulk calls: getAllDomainStats + the transient list)"
-          f"\n    vmdeck list --json (whole command, incl. Python start-up): {summary(cli)}"
-          f"\n    virsh list --all: {summary(virsh)}\n    ratio (command vs virsh) "
-          f"{statistics.median(cli) / statistics.median(virsh):.2f}x\n")
+    a_ours, a_raw, a_core = bench_create_start(args.rounds)
+    b_ours, b_bare, b_virsh = bench_ready(args.rounds)
+    c_cli, c_virsh, c_calls = bench_list(args.rounds * 2)
+
+    def ratio(x: list[float], y: list[float]) -> str:
+        return f"{statistics.median(x) / statistics.median(y):.2f}x"
+
+    def ms(values: list[float]) -> str:
+        return spread([v * 1000 for v in values])
+
+    body = "\n".join([
+        f"Command: `{command_line()}` ({stamp()}; {load} at the start).", "",
+        f"{args.rounds} rounds ((c): {args.rounds * 2}); medians (min-max).", "",
+        "| measure | vmdeck | raw baseline in the same run | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| (a) `vmdeck create NAME -t tiny --start` (one command) | {ms(a_ours)} | `virsh vol-create-as` + "
+        f"`define` + `start` of the same XML: {ms(a_raw)} | **{ratio(a_ours, a_raw)}** | <= 1.2x |",
+        f"| (a) the same in-process (`create_vm` + `start`) | {ms(a_core)} | same | {ratio(a_core, a_raw)} | |",
+        f"| (b) `vmdeck start --wait` to the ready marker | {ms(b_ours)} | bare `qemu-system-x86_64`, same kernel "
+        f"and devices: {ms(b_bare)} | **{ratio(b_ours, b_bare)}** | <= 1.1x |",
+        f"| (b) against libvirt alone (`virsh start` + watching the log) | {ms(b_ours)} | {ms(b_virsh)} | "
+        f"{ratio(b_ours, b_virsh)} | |",
+        f"| (c) `list_vms()` in-process, 100 defined VMs | {ms(c_calls)} | | | < 100 ms |",
+        f"| (c) `vmdeck list --json` command | {ms(c_cli)} | `virsh list --all`: {ms(c_virsh)} | "
+        f"{ratio(c_cli, c_virsh)} | |",
+    ])
+    print(f"## {TITLE}\n\n{body}")
+    if args.write:
+        write_section(TITLE, body)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmark: the web API and the console proxy against their raw baselines, in one run.
 
-    .venv/bin/python bench/bench_web.py [--vms 50] [--clients 20] [--requests 20] [--frames 30]
+    .venv/bin/python bench/bench_web.py [--vms 50] [--clients 20] [--requests 20] [--rounds 3] [--no-console] [--write]
 
 1. API latency: a real `vmdeck serve` on a free loopback port, --vms extra (shut-off, diskless)
    domains defined in libvirt; --clients concurrent clients each GET /api/vms and GET /api/vms/{name}
@@ -8,7 +8,7 @@
 2. Console proxy: one running tiny VM; an RFB client asks QEMU for full raw framebuffer updates
    (720x400x4 bytes each) through vmdeck's ticketed proxy and directly from QEMU's own websocket
    port; throughput (MB/s) and the round trip of a 1x1 update (added latency).
-Prints a Markdown section; --write appends/replaces it in docs/PERFORMANCE.md.
+Prints two Markdown sections; --write replaces them in docs/PERFORMANCE.md ("Web API", "Console proxy").
 Everything it creates is named vmdeck-dev-bench-web-* and removed at the end.
 """
 
@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import httpx
+from perfdoc import command_line, host_load, spread, stamp, write_section
 from websockets.sync.client import connect as ws_connect
 
 from vmdeck.console.display import display_info
@@ -40,7 +41,6 @@ from vmdeck.vm.inventory import list_vms, show_vm
 
 PREFIX = "vmdeck-dev-bench-web-"
 PASSWORD = "bench-admin-password"
-SECTION = "## Web API and console proxy"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -176,52 +176,85 @@ def measure_console(open_ws, frames: int, pings: int) -> tuple[float, float]:  #
     return payload / seconds / 1e6, statistics.median(rtts)
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_rss_mib(process: subprocess.Popen[bytes]) -> float:
+    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def api_section(args: argparse.Namespace, total_vms: int, rounds: list[dict[str, list[float]]],
+                base: list[dict[str, float]], show_path: str, rss: float, cpu_per_request: list[float]) -> str:
+    n = args.clients * args.requests
+    lines = [
+        f"Command: `{command_line()}` ({stamp()}; {LOAD}).", "",
+        f"A real `vmdeck serve` (uvicorn, one process) on loopback, {total_vms} VMs defined in libvirt, "
+        f"{args.clients} concurrent clients with an API token, {n} requests per endpoint per round, "
+        f"{len(rounds)} rounds; each round's p50/p99, then the median over rounds (min-max). The baseline is "
+        "the same core call made in-process by one caller (list_vms: the bulk libvirt calls; show_vm: lookup + XML "
+        "parse), measured between the rounds.", "",
+        "| request | p50 ms | p99 ms | target | core call in-process, ms | API p50 / core |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, path, key in (("GET /api/vms (list)", "/api/vms", "list"),
+                             ("GET /api/vms/{name} (show)", show_path, "show")):
+        p50s = [pct(r[path], 50) for r in rounds]
+        p99s = [pct(r[path], 99) for r in rounds]
+        core = [b[key] for b in base]
+        met = statistics.median(p50s) <= 30 and statistics.median(p99s) <= 200
+        lines.append(f"| {label} | {spread(p50s, '', 1)} | {spread(p99s, '', 1)} | p50 <= 30, p99 <= 200: "
+                     f"**{'met' if met else 'missed'}** | {spread(core, '', 2)} | "
+                     f"{statistics.median(p50s) / statistics.median(core):.1f}x |")
+    lines += ["", f"Server CPU time per request (list and show alike, independent of the host's load): "
+              f"{spread(cpu_per_request, 'ms', 2)}. Server RSS after the run: {rss:.0f} MiB "
+              "(target with 100 VMs: <= 150 MiB)."]
+    return "\n".join(lines)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vms", type=int, default=50)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--frames", type=int, default=30)
-    parser.add_argument("--write", action="store_true", help="put the section into docs/PERFORMANCE.md")
+    parser.add_argument("--no-console", action="store_true", help="API latency only (no VM is booted)")
+    parser.add_argument("--write", action="store_true", help="put the sections into docs/PERFORMANCE.md")
     args = parser.parse_args()
+    global LOAD
+    LOAD = host_load()
     host = connect("qemu:///system")
     console_vm = f"{PREFIX}console"
     light: list[str] = []
     process = None
+    console_text = None
     try:
         light = define_light_vms(host, args.vms)
-        if not host.exists(console_vm):
-            create_vm(host, resolve("tiny", console_vm, Overrides(vcpus=1, memory_mib=256)))
-        if show_vm(host, console_vm).state != "running":
-            lifecycle.start(host, console_vm, wait=True, timeout=180)
         folder = Path(tempfile.mkdtemp(prefix="vmdeck-bench-web-"))
         process, url = start_server(folder)
-        token, cookie = api_token(url)
+        token, _cookie = api_token(url)
         total_vms = len(list_vms(host))
         show_path = f"/api/vms/{light[0]}"
-        timings = asyncio.run(api_load(url, token, ["/api/vms", show_path], args.clients, args.requests))
-        base = core_baseline(host, light[0], 50)
-
-        info = display_info(host.lookup(console_vm))
-        ws_base = url.replace("http://", "ws://")
-
-        def via_proxy():  # type: ignore[no-untyped-def]
-            ticket = httpx.post(f"{url}/api/vms/{console_vm}/console/ticket", json={"kind": "vnc"},
-                                headers={"Authorization": f"Bearer {token}"}).json()
-            return ws_connect(ws_base + ticket["path"], subprotocols=["binary"], max_size=None, compression=None,
-                              additional_headers={"Authorization": f"Bearer {token}"})
-
-        def direct():  # type: ignore[no-untyped-def]
-            return ws_connect(f"ws://127.0.0.1:{info.websocket}", subprotocols=["binary"], max_size=None,
-                              compression=None)
-
-        results = {}
-        for label, opener in (("direct", direct), ("proxy", via_proxy), ("direct2", direct), ("proxy2", via_proxy)):
-            results[label] = measure_console(opener, args.frames, 30)
-        direct_mbs = statistics.mean([results["direct"][0], results["direct2"][0]])
-        proxy_mbs = statistics.mean([results["proxy"][0], results["proxy2"][0]])
-        direct_rtt = statistics.mean([results["direct"][1], results["direct2"][1]])
-        proxy_rtt = statistics.mean([results["proxy"][1], results["proxy2"][1]])
+        asyncio.run(api_load(url, token, ["/api/vms", show_path], 2, 2))  # warm-up: the inventory is loaded
+        rounds, base = [], []
+        cpu_per_request = []
+        for _ in range(args.rounds):  # interleaved: server under load, then the core call alone
+            cpu_before = cpu_seconds(process.pid)
+            rounds.append(asyncio.run(api_load(url, token, ["/api/vms", show_path], args.clients, args.requests)))
+            cpu_per_request.append((cpu_seconds(process.pid) - cpu_before) * 1000 / (2 * args.clients * args.requests))
+            base.append(core_baseline(host, light[0], 20))
+        rss = server_rss_mib(process)
+        api_text = api_section(args, total_vms, rounds, base, show_path, rss, cpu_per_request)
+        print("## Web API\n\n" + api_text, flush=True)
+        if not args.no_console:
+            console_text = bench_console(host, console_vm, url, token, args.frames)
+            print("## Console proxy\n\n" + console_text)
     finally:
         if process is not None:
             process.terminate()
@@ -231,44 +264,51 @@ def main() -> None:
                 host.lookup(name).raw.undefine()
         with contextlib.suppress(NotFound):
             lifecycle.delete(host, console_vm, force=True)
+    if args.write:
+        write_section("Web API", api_text)
+        if console_text:
+            write_section("Console proxy", console_text)
 
-    n = args.clients * args.requests
-    lines = [
-        SECTION, "",
-        f"Measured by `bench/bench_web.py` on this 2-core host (TCG), {time.strftime('%Y-%m-%d')}: a real "
-        f"`vmdeck serve` (uvicorn, one process) on loopback, {total_vms} VMs defined in libvirt, "
-        f"{args.clients} concurrent clients with an API token, {n} requests per endpoint.", "",
-        "| request | p50 ms | p99 ms | core call in-process, median ms | API / core (p50) |",
-        "|---|---|---|---|---|",
-    ]
-    for label, path, core in (("GET /api/vms (list)", "/api/vms", base["list"]),
-                              ("GET /api/vms/{name} (show)", show_path, base["show"])):
-        p50, p99 = pct(timings[path], 50), pct(timings[path], 99)
-        lines.append(f"| {label} | {p50:.1f} | {p99:.1f} | {core:.2f} | {p50 / core:.1f}x |")
-    lines += [
-        "", "p50/p99 include queueing behind the other 19 clients on 2 cores; the core column is one caller alone.",
-        "", f"Console proxy: full raw framebuffer updates ({args.frames} x 720x400x4 bytes per run, two runs each, "
+
+def bench_console(host: Host, console_vm: str, url: str, token: str, frames: int) -> str:
+    if not host.exists(console_vm):
+        create_vm(host, resolve("tiny", console_vm, Overrides(vcpus=1, memory_mib=256)))
+    if show_vm(host, console_vm).state != "running":
+        lifecycle.start(host, console_vm, wait=True, timeout=180)
+    info = display_info(host.lookup(console_vm))
+    ws_base = url.replace("http://", "ws://")
+
+    def via_proxy():  # type: ignore[no-untyped-def]
+        ticket = httpx.post(f"{url}/api/vms/{console_vm}/console/ticket", json={"kind": "vnc"},
+                            headers={"Authorization": f"Bearer {token}"}).json()
+        return ws_connect(ws_base + ticket["path"], subprotocols=["binary"], max_size=None, compression=None,
+                          additional_headers={"Authorization": f"Bearer {token}"})
+
+    def direct():  # type: ignore[no-untyped-def]
+        return ws_connect(f"ws://127.0.0.1:{info.websocket}", subprotocols=["binary"], max_size=None,
+                          compression=None)
+
+    results = {}
+    for label, opener in (("direct", direct), ("proxy", via_proxy), ("direct2", direct), ("proxy2", via_proxy)):
+        results[label] = measure_console(opener, frames, 30)
+    direct_mbs = statistics.mean([results["direct"][0], results["direct2"][0]])
+    proxy_mbs = statistics.mean([results["proxy"][0], results["proxy2"][0]])
+    direct_rtt = statistics.mean([results["direct"][1], results["direct2"][1]])
+    proxy_rtt = statistics.mean([results["proxy"][1], results["proxy2"][1]])
+    return "\n".join([
+        f"Command: `{command_line()}` ({stamp()}; {LOAD}).", "",
+        f"Full raw framebuffer updates ({frames} x 720x400x4 bytes per run, two runs each, "
         "interleaved) from QEMU's own VNC websocket, directly and through vmdeck's ticketed proxy; "
         "latency is the round trip of a 1x1 update request (median of 30).", "",
         "| path | throughput MB/s | 1x1 round trip ms |", "|---|---|---|",
         f"| direct to QEMU's websocket port | {direct_mbs:.1f} | {direct_rtt:.2f} |",
         f"| through vmdeck's proxy | {proxy_mbs:.1f} | {proxy_rtt:.2f} |",
         "", f"Proxy throughput = **{100 * proxy_mbs / direct_mbs:.0f}%** of direct (target: at least 90%); "
-        f"added latency {proxy_rtt - direct_rtt:+.2f} ms per round trip.", "",
-    ]
-    section = "\n".join(lines)
-    print(section)
-    if args.write:
-        doc = Path(__file__).resolve().parent.parent / "docs" / "PERFORMANCE.md"
-        text = doc.read_text() if doc.exists() else "# Performance\n\n"
-        if SECTION in text:
-            head, _, rest = text.partition(SECTION)
-            following = rest.find("\n## ")
-            text = head + section + (rest[following + 1:] if following >= 0 else "")
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        doc.write_text(text)
+        f"added latency {proxy_rtt - direct_rtt:+.2f} ms per round trip.",
+    ])
 
+
+LOAD = ""
 
 if __name__ == "__main__":
     main()

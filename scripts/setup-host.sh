@@ -17,9 +17,10 @@ fi
 PACKAGES=(
     qemu-system-x86 qemu-system-arm qemu-utils qemu-guest-agent
     libvirt-daemon-system libvirt-clients libvirt-dev pkg-config
-    dnsmasq-base busybox-static cpio xorriso kmod iproute2
+    dnsmasq-base busybox-static cpio xorriso kmod iproute2 acl
     python3-venv python3-dev gcc
     chromium fonts-dejavu-core virtinst ovmf
+    hyperfine  # bench/bench_cli.py: command start-up times
 )
 # The web UI's noVNC and xterm.js come from the npm registry: Debian's npm when none is installed.
 command -v npm >/dev/null || PACKAGES+=(npm)

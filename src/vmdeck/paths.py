@@ -31,6 +31,11 @@ def iso_dir() -> Path:
     return data_dir() / "isos"
 
 
+def pool_name() -> str:
+    """The libvirt storage pool vmdeck creates volumes in (a test may point at its own small one)."""
+    return os.environ.get("VMDECK_POOL", "vmdeck")
+
+
 def database_path() -> Path:
     """The SQLite file of `vmdeck serve` (accounts, tokens) and of the host registry the CLI reads too."""
     return Path(os.environ.get("VMDECK_DB", data_dir() / "web" / "vmdeck.sqlite"))

@@ -9,15 +9,16 @@ import pytest
 from fastapi.testclient import TestClient
 from webapi_helpers import AppFactory, sign_in
 
-import vmdeck.api.vms
+from vmdeck.api.inventory import Inventory
 
 
 def test_unexpected_exception_is_json_500_and_logged(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch,
                                                       caplog: pytest.LogCaptureFixture) -> None:
-    def broken(_host: object) -> list[object]:
+    async def broken(_inventory: object) -> bytes:
         raise KeyError("secret-internal-detail")
 
-    monkeypatch.setattr(vmdeck.api.vms, "list_vms", broken)
+    # GET /api/vms answers from the server's inventory: the bug is planted on its request path.
+    monkeypatch.setattr(Inventory, "list_json", broken)
     # raise_server_exceptions=False: see what a real client sees, not the exception the test client re-raises.
     with TestClient(make_app(), raise_server_exceptions=False) as client, caplog.at_level(logging.ERROR):
         client.headers["X-CSRF-Token"] = sign_in(client)

@@ -83,7 +83,7 @@ def test_unexpected_exception_is_one_line_and_exit_1(uri: str) -> None:
     # A bug anywhere under a command (here: `list` made to fail the way a bug would) must still
     # end as one line on stderr and exit 1, never a traceback; VMDECK_DEBUG=1 shows the traceback.
     script = ("import sys, vmdeck.vm.inventory as inventory\n"
-              "def broken(_host):\n"
+              "def broken(_host, **_options):\n"
               "    raise KeyError('vcpu.maximum')\n"
               "inventory.list_vms = broken\n"
               "from vmdeck.cli.main import main\n"

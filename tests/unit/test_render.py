@@ -101,3 +101,14 @@ def test_uefi_boot_asks_libvirt_for_efi_firmware(tmp_path: Path, monkeypatch: py
     with open_test_host(tmp_path) as host:
         dom = host.conn.raw.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
         assert parse_domain(dom.XMLDesc(0)).boot_kind == "uefi"
+
+
+def test_tcg_translation_cache_size_reaches_libvirt(tmp_path: Path) -> None:
+    """tcg_tb_cache_mib: libvirt's <features><tcg><tb-cache> under TCG (what density needs), nothing under KVM."""
+    spec = resolve("tiny", "golden").model_copy(update={"tcg_tb_cache_mib": 16})
+    xml = render_domain(spec, _context(len(spec.disks)))
+    assert "<tcg>" in xml and "<tb-cache unit=\"MiB\">16</tb-cache>" in xml
+    assert "<tcg>" not in render_domain(spec, _context(len(spec.disks), "kvm"))
+    with open_test_host(tmp_path) as host:
+        dom = host.conn.define(xml, validate=True)
+        assert "<tb-cache unit='KiB'>16384</tb-cache>" in dom.xml()

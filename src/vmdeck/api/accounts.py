@@ -163,6 +163,20 @@ class Accounts:
             s.flush()
             return row.id, token
 
+    def known_token(self, token: str) -> Principal | None:
+        """The token's principal when it is in memory and needs no database write: callable on the event loop."""
+        digest = token_digest(token)
+        principal = self._cached(digest)
+        if principal is not None:
+            with self._lock:
+                if time.monotonic() - self._touched.get(digest, -_TOUCH_S) >= _TOUCH_S:
+                    return None  # last_used_at is due: from_token (in a thread) writes it
+        return principal
+
+    def known_session(self, cookie: str) -> Principal | None:
+        """The session's principal when it is in memory: callable on the event loop."""
+        return self._cached(token_digest(cookie))
+
     def from_token(self, token: str) -> Principal | None:
         digest = token_digest(token)
         principal = self._cached(digest)

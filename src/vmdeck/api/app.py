@@ -16,6 +16,7 @@ from vmdeck.api.accounts import Accounts, ensure_admin
 from vmdeck.api.context import AppContext, HostHandle
 from vmdeck.api.db import open_database
 from vmdeck.api.errors import install_error_handlers
+from vmdeck.api.inventory import Inventory, WriteInvalidation
 from vmdeck.api.security import AuthMiddleware
 from vmdeck.api.settings import Settings
 from vmdeck.api.tickets import TicketBook
@@ -32,8 +33,9 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
         # libvirt needs its event loop registered before the connections that deliver events are opened.
         events.ensure_event_loop()
     accounts = Accounts(open_database(settings.db_path), settings.session_ttl)
-    ctx = AppContext(settings=settings, accounts=accounts, host=HostHandle(settings.uri, host),
-                     tickets=TicketBook(settings.ticket_ttl))
+    handle = HostHandle(settings.uri, host)
+    ctx = AppContext(settings=settings, accounts=accounts, host=handle, tickets=TicketBook(settings.ticket_ttl),
+                     inventory=Inventory(handle.get, interval=settings.inventory_interval))
     if settings.uri is None and host is None:
         # The host registry lives in the same database; keepalive needs the event loop (settings.events).
         ctx.fleet = Fleet(registry=Registry(settings.db_path), keepalive=settings.events)
@@ -43,12 +45,15 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         hub = None
         if settings.events:
-            hub = events.EventHub(ctx, settings.stats_interval)
+            # The inventory answers list/show from memory only while events keep it current.
+            hub = events.EventHub(ctx.host, settings.stats_interval, ctx.inventory, ctx=ctx)
             hub.start()
             ctx.events = hub
+            ctx.inventory.start()
         try:
             yield
         finally:
+            ctx.inventory.stop()
             if hub is not None:
                 hub.stop()
             ctx.events = None
@@ -74,5 +79,6 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
         app.include_router(module.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")
+    app.add_middleware(WriteInvalidation, inventory=ctx.inventory)
     app.add_middleware(AuthMiddleware, accounts=accounts, extra_origins=settings.extra_origins)
     return app

@@ -2,29 +2,48 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
 
 from vmdeck.api.accounts import Accounts
+from vmdeck.api.inventory import Inventory
 from vmdeck.api.settings import Settings
 from vmdeck.api.tickets import TicketBook
 from vmdeck.cluster.fleet import Fleet
 from vmdeck.cluster.resolve import vm_host
+from vmdeck.errors import HostError, VmdeckError
 from vmdeck.host.connection import Host, connect
 
-__all__ = ["HostHandle", "AppContext", "app_context", "request_host", "vm_host_of", "fleet_of"]
+__all__ = ["HostHandle", "AppContext", "app_context", "request_host", "request_inventory", "vm_host_of", "fleet_of"]
 
 
 class HostHandle:
     """One libvirt connection shared by all request threads (libvirt connections are thread-safe),
-    reopened when libvirtd went away and came back."""
+    reopened when libvirtd went away and came back.
+
+    While libvirtd is away every request gets HostError (503) at once: after a failed attempt to
+    reconnect, the next one waits a back-off (doubling up to MAX_BACKOFF), and requests in between
+    fail fast instead of queueing behind the lock for a connect that cannot succeed yet.
+    """
+
+    FIRST_BACKOFF = 0.25
+    MAX_BACKOFF = 2.0
 
     def __init__(self, uri: str | None, opened: Host | None = None) -> None:
         self.uri = uri
         self._host: Host | None = opened
         self._lock = threading.Lock()
+        self._backoff = 0.0
+        self._retry_at = 0.0
+        self._last_error: HostError | None = None
+        # Called with each newly opened connection, under the lock, before any request uses it:
+        # the event hub registers its callbacks there, so no event of the new connection is missed.
+        self.on_connect: list[Callable[[Host], None]] = []
 
     def get(self) -> Host:
         with self._lock:
@@ -33,9 +52,21 @@ class HostHandle:
                     self._host.close()
                     self._host = None
             if self._host is None:
-                self._host = connect(self.uri)
+                if self._last_error is not None and time.monotonic() < self._retry_at:
+                    raise HostError(f"host unavailable: {self._last_error}")
+                try:
+                    self._host = connect(self.uri)
+                except HostError as err:
+                    self._backoff = min(self.MAX_BACKOFF, max(self.FIRST_BACKOFF, self._backoff * 2))
+                    self._retry_at = time.monotonic() + self._backoff
+                    self._last_error = err
+                    raise HostError(f"host unavailable: {err}") from err
+                self._backoff, self._last_error = 0.0, None
                 # Keepalive: a dead libvirtd is noticed within seconds instead of at the next call.
                 self._host.conn.set_keepalive(5, 3)
+                for hook in self.on_connect:
+                    with contextlib.suppress(VmdeckError):
+                        hook(self._host)
             return self._host
 
     def close(self) -> None:
@@ -51,6 +82,7 @@ class AppContext:
     accounts: Accounts
     host: HostHandle
     tickets: TicketBook
+    inventory: Inventory
     events: object | None = None  # vmdeck.api.events.EventHub once started
     # The registered hosts (None: this server manages the one host of --connect / the test's connection).
     fleet: Fleet | None = None
@@ -86,3 +118,9 @@ def vm_host_of(ctx: AppContext, name: str | None, host: str | None = None) -> Ho
 def request_host(request: Request) -> Host:
     """Dependency: the libvirt host of the VM in the path ({name}), or `?host=`; HostError -> 503 when down."""
     return vm_host_of(request.app.state.ctx, request.path_params.get("name"), request.query_params.get("host"))
+
+
+def request_inventory(request: Request) -> Inventory:
+    """Dependency: the server's VM inventory (memory; see vmdeck.api.inventory). Single-host only: with
+    several hosts registered, list and show go to the hosts (vmdeck.cluster)."""
+    return request.app.state.ctx.inventory

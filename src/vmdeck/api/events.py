@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from vmdeck.api.inventory import Inventory
 from vmdeck.api.security import origin_allowed
 from vmdeck.cluster.inventory import list_everywhere
 from vmdeck.errors import VmdeckError
@@ -49,19 +50,22 @@ _STATE_AFTER: dict[str, str | None] = {
 
 
 class EventHub:
-    """Fans libvirt domain events of every registered host out to subscribers (one asyncio queue per browser).
+    """Fans libvirt domain events out to subscribers (one asyncio queue per browser)."""
 
-    Each host's events arrive on that host's own connection (one callback per connection, tagged with
-    the host's name); a host that is down is retried by the watchdog and never delays the others.
-    """
-
-    def __init__(self, ctx: Any, stats_interval: float) -> None:
-        self.ctx = ctx  # vmdeck.api.context.AppContext: its HostHandle, or its fleet of registered hosts
+    def __init__(self, host: Any, stats_interval: float, inventory: Inventory | None = None,
+                 ctx: Any = None) -> None:
+        self.inventory = inventory
+        # vmdeck.api.context.AppContext: with several hosts registered, each remote host's events are
+        # relayed too, tagged with its name (the local host's come through `host`, as before).
+        self.ctx = ctx
+        self._remote: dict[str, tuple[Host, int]] = {}  # host name -> (connection, callback id)
+        self.host_handle = host  # vmdeck.api.context.HostHandle, for the stats samples
         self.stats_interval = stats_interval
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = set()
         self._lock = threading.Lock()
-        self._registered: dict[str, tuple[Host, int]] = {}  # host name -> (connection, callback id)
-        self._register_lock = threading.Lock()  # the watchdog registers hosts from one thread each
+        self._register_lock = threading.Lock()
+        self._conn_host: Host | None = None
+        self._callback_ids: list[int] = []
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
         self._stats_task: asyncio.Task[None] | None = None
@@ -70,47 +74,76 @@ class EventHub:
     # --- libvirt side (event-loop thread) ------------------------------------------------------------
     def start(self) -> None:
         ensure_event_loop()
+        on_connect = getattr(self.host_handle, "on_connect", None)
+        if on_connect is not None:
+            on_connect.append(self._register_on)
         # libvirtd down (or, in tests, another app holding this connection's callback): the watchdog retries.
-        self._register_all()
+        with contextlib.suppress(VmdeckError):
+            self._register()
+        self._register_fleet()
         self._watchdog = threading.Thread(target=self._watch, name="vmdeck-events-watchdog", daemon=True)
         self._watchdog.start()
         self._stats_task = asyncio.get_running_loop().create_task(self._sample_stats())
 
-    def _register_all(self) -> None:
-        from vmdeck.api.context import fleet_of
-
-        fleet = fleet_of(self.ctx)
-        if fleet is None:
-            with contextlib.suppress(VmdeckError):
-                self._register("local", self.ctx.host.get())
-            return
-        # Every host at once, under one short deadline: the watchdog is back in 2 s, and one silent
-        # host must not hold up the others (its answer simply arrives on a later pass).
-        fleet.each(lambda host, entry: self._register(entry.name, host), deadline=2.0)
-
-    def _register(self, name: str, host: Host) -> None:
+    def _register(self) -> None:
         # Events ride on the same connection the requests use: libvirt's test driver gives every
         # connection its own fake host, and on a real host one connection is one less socket.
+        self._register_on(self.host_handle.get())
+
+    def _register_on(self, host: Host) -> None:
         with self._register_lock:
-            known = self._registered.get(name)
+            if host is self._conn_host:
+                return
+            self._callback_ids = [host.conn.on_lifecycle(self._on_lifecycle)]
+            # Changes that leave the state alone but change what `show` says: the inventory drops its view.
+            self._callback_ids += host.conn.on_device_change(self._on_device_change)
+            reconnected = self._conn_host is not None
+            self._conn_host = host
+        # Outside the lock: a resync talks to libvirt, which may reconnect and call us back.
+        if self.inventory is not None:
+            self.inventory.resync()
+        if reconnected:
+            self.publish({"type": "inventory", "reason": "reconnected"})
+
+    def _watch(self) -> None:
+        # libvirtd may restart under us: the handle reconnects (here, or for the next request, whichever
+        # comes first), registers us on the new connection and browsers re-read the list.
+        while not self._stop.wait(1.0):
+            with contextlib.suppress(VmdeckError):
+                self._register()
+            self._register_fleet()
+
+    def _fleet(self) -> Any:
+        from vmdeck.api.context import fleet_of
+
+        return fleet_of(self.ctx) if self.ctx is not None else None
+
+    def _register_fleet(self) -> None:
+        fleet = self._fleet()
+        if fleet is None:
+            return
+        remote = [e for e in fleet.entries if e.uri is not None]
+        # Every remote host at once, under one short deadline: one silent host never delays the others.
+        fleet.each(lambda host, entry: self._register_remote(entry.name, host), deadline=2.0, entries=remote)
+
+    def _register_remote(self, name: str, host: Host) -> None:
+        with self._register_lock:
+            known = self._remote.get(name)
             if known is not None and known[0] is host:
                 return
 
             def relay(dom: Domain, event: str, detail: int) -> None:
                 self._on_lifecycle(dom, event, detail, name)
 
-            self._registered[name] = (host, host.conn.on_lifecycle(relay))
+            self._remote[name] = (host, host.conn.on_lifecycle(relay))
         if known is not None:
             self.publish({"type": "inventory", "reason": "reconnected", "host": name})
-
-    def _watch(self) -> None:
-        # libvirtd may restart under us: the handle reconnects, we re-register and browsers re-read the list.
-        while not self._stop.wait(2.0):
-            self._register_all()
 
     def _on_lifecycle(self, dom: Domain, event: str, detail: int, host_name: str = "local") -> None:
         self.events_seen += 1
         state = _STATE_AFTER.get(event)
+        if self.inventory is not None and host_name == "local":
+            self.inventory.on_event(dom.name, state)
         message: dict[str, Any] = {"type": "state", "vm": dom.name, "event": event, "detail": detail,
                                    "state": state, "at": time.time(), "host": host_name}
         if state is not None:
@@ -119,14 +152,24 @@ class EventHub:
             message["type"] = "inventory"
         self.publish(message)
 
+    def _on_device_change(self, dom: Domain) -> None:
+        if self.inventory is not None:
+            self.inventory.on_event(dom.name)
+
     def stop(self) -> None:
         self._stop.set()
+        with contextlib.suppress(AttributeError, ValueError):
+            self.host_handle.on_connect.remove(self._register_on)
         if self._stats_task is not None:
             self._stats_task.cancel()
-        with self._register_lock:
-            for host, callback_id in self._registered.values():
+        host = self._conn_host
+        if host is not None:
+            for callback_id in self._callback_ids:
                 host.conn.remove_callback(callback_id)
-            self._registered.clear()
+            host.close()
+        for remote, callback_id in self._remote.values():
+            remote.conn.remove_callback(callback_id)
+        self._remote.clear()
 
     # --- asyncio side ----------------------------------------------------------------------------------
     def publish(self, message: dict[str, Any]) -> None:
@@ -151,12 +194,6 @@ class EventHub:
     def watching(self) -> int:
         return len(self._subscribers)
 
-    def _list_vms(self) -> list[Any]:
-        from vmdeck.api.context import fleet_of
-
-        fleet = fleet_of(self.ctx)
-        return list_vms(self.ctx.host.get()) if fleet is None else list_everywhere(fleet).vms
-
     async def _sample_stats(self) -> None:
         previous: dict[str, tuple[int, float]] = {}
         while True:
@@ -164,10 +201,19 @@ class EventHub:
             if not self._subscribers:
                 previous.clear()
                 continue
-            try:
-                summaries = await anyio.to_thread.run_sync(self._list_vms)
-            except VmdeckError:
-                continue
+            fleet = self._fleet()
+            if fleet is not None:
+                try:
+                    summaries = (await anyio.to_thread.run_sync(list_everywhere, fleet)).vms
+                except VmdeckError:
+                    continue
+            elif self.inventory is not None and self.inventory.live:
+                summaries = self.inventory.summaries()  # refreshed in bulk by the inventory itself
+            else:
+                try:
+                    summaries = await anyio.to_thread.run_sync(lambda: list_vms(self.host_handle.get()))
+                except VmdeckError:
+                    continue
             now = time.monotonic()
             sample: dict[str, dict[str, float | None]] = {}
             for vm in summaries:

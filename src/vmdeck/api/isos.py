@@ -7,6 +7,7 @@ arbitrary file on the host.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
@@ -16,9 +17,10 @@ import anyio
 from fastapi import APIRouter, Depends, Request
 
 from vmdeck.api.context import request_host
-from vmdeck.errors import Conflict, InvalidInput, NotFound
+from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound
 from vmdeck.host.connection import Host
 from vmdeck.paths import iso_dir
+from vmdeck.storage.journal import temp_path
 from vmdeck.vm.devices import users_of_image
 
 __all__ = ["router", "iso_path", "iso_users"]
@@ -62,17 +64,28 @@ async def isos_upload(name: str, request: Request, host: Host = Depends(request_
     if target.exists():
         raise Conflict(f"the ISO library already has {name!r} (delete it first)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{name}.part")
+    # A per-writer temporary name: two uploads of one name never share a file, and one left by a
+    # killed server names its dead writer, so `vmdeck doctor` can tell it from an upload in progress.
+    partial = temp_path(target)
     received = 0
     try:
-        async with await anyio.open_file(partial, "wb") as out:
-            async for chunk in request.stream():
-                received += len(chunk)
-                await out.write(chunk)
+        try:
+            async with await anyio.open_file(partial, "wb") as out:
+                async for chunk in request.stream():
+                    received += len(chunk)
+                    await out.write(chunk)
+        except OSError as err:
+            if err.errno == errno.ENOSPC:
+                raise HostError(f"no space left on {target.parent} for {name} "
+                                f"(the upload stopped after {received} bytes)") from err
+            raise HostError(f"cannot write {name} in {target.parent}: {err.strerror}") from err
         if received == 0:
             raise InvalidInput("the upload is empty (send the ISO as the request body)")
         os.chmod(partial, 0o644)  # QEMU runs as libvirt-qemu and must be able to read it
-        os.rename(partial, target)
+        try:
+            os.link(partial, target)  # atomic, and unlike rename it never replaces a concurrent upload
+        except FileExistsError:
+            raise Conflict(f"the ISO library already has {name!r} (delete it first)") from None
     finally:
         partial.unlink(missing_ok=True)
     return await anyio.to_thread.run_sync(_describe, host, target)

@@ -68,11 +68,15 @@ class AuthMiddleware:
 
     async def _resolve(self, headers: dict[str, str]) -> Principal | None:
         auth = headers.get("authorization", "")
+        # Known credentials are answered from memory; only a miss (a database read) takes a worker thread,
+        # so 20 clients do not queue for threads just to be recognised.
         if auth[:7].lower() == "bearer ":
-            return await anyio.to_thread.run_sync(self.accounts.from_token, auth[7:].strip())
+            token = auth[7:].strip()
+            return self.accounts.known_token(token) or await anyio.to_thread.run_sync(self.accounts.from_token, token)
         cookie = _cookie(headers, SESSION_COOKIE)
         if cookie:
-            return await anyio.to_thread.run_sync(self.accounts.from_session, cookie)
+            return self.accounts.known_session(cookie) or await anyio.to_thread.run_sync(
+                self.accounts.from_session, cookie)
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

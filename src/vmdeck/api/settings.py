@@ -30,5 +30,7 @@ class Settings:
     extra_origins: tuple[str, ...] = ()
     # Seconds between two live CPU/memory samples pushed on the event stream.
     stats_interval: float = 2.0
+    # Seconds between two bulk refreshes of the VM inventory (events keep it current in between).
+    inventory_interval: float = 5.0
     # Start the libvirt event loop thread (tests of pure endpoints may turn it off).
     events: bool = True

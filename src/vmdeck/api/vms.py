@@ -2,7 +2,9 @@
 
 Each handler is a thin call into vmdeck.vm.*, the same functions the CLI's
 commands call; FastAPI runs these sync handlers in worker threads, so a long
-libvirt call never blocks the event loop.
+libvirt call never blocks the event loop. List and show answer from the
+server's inventory (vmdeck.api.inventory, kept current by libvirt's events);
+every write refreshes its VM there before answering, so a client sees its own change.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import json
 from dataclasses import asdict
 from typing import Any, Literal
 
+import anyio
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import AppContext, app_context, fleet_of, request_host
+from vmdeck.api.context import AppContext, app_context, fleet_of, request_host, request_inventory, vm_host_of
+from vmdeck.api.inventory import Inventory
 from vmdeck.api.isos import iso_path
 from vmdeck.cluster.inventory import list_everywhere
 from vmdeck.cluster.place import place_new_vm
@@ -24,7 +28,7 @@ from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.vm import lifecycle
 from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.create import create_vm
-from vmdeck.vm.inventory import VmSummary, list_vms, show_vm
+from vmdeck.vm.inventory import VmSummary, show_vm
 from vmdeck.vm.state import POWER_VERBS, PowerVerb, allowed_actions, current_state
 
 __all__ = ["router"]
@@ -85,22 +89,22 @@ class ExecOut(BaseModel):
 
 
 @router.get("", response_model=list[VmSummary])  # the core's dataclass is the schema
-def vms_list(response: Response, ctx: AppContext = Depends(app_context)) -> list[dict[str, Any]]:
-    """Every VM on every registered host, with its host (each host asked at once, under a deadline).
-
-    Hosts that did not answer are named in the X-Vmdeck-Unreachable header (JSON: host -> why).
-    """
+async def vms_list(response: Response, ctx: AppContext = Depends(app_context),
+                   inventory: Inventory = Depends(request_inventory)) -> Response:
+    """Every VM, with its host. One host: from the event-fed inventory (no libvirt call per request).
+    Several: each host asked at once, under a deadline; hosts that did not answer are named in the
+    X-Vmdeck-Unreachable header (JSON: host -> why)."""
     fleet = fleet_of(ctx)
     if fleet is None:
-        return [asdict(vm) for vm in list_vms(ctx.host.get())]
-    listed = list_everywhere(fleet)
-    if listed.unreachable:
-        response.headers["X-Vmdeck-Unreachable"] = json.dumps(listed.unreachable)
-    return [asdict(vm) for vm in listed.vms]
+        return Response(await inventory.list_json(), media_type="application/json")
+    listed = await anyio.to_thread.run_sync(list_everywhere, fleet)
+    headers = {"X-Vmdeck-Unreachable": json.dumps(listed.unreachable)} if listed.unreachable else None
+    return Response(json.dumps([asdict(vm) for vm in listed.vms]), media_type="application/json", headers=headers)
 
 
 @router.post("", status_code=201)
-def vms_create(body: CreateVm, ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+def vms_create(body: CreateVm, ctx: AppContext = Depends(app_context),
+               inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
     """Create a VM from a template with overrides, on the host placement picks (or `host`); errors name
     the field (`field`) they are about, and a refusal for lack of room names each host and why."""
     cdrom = iso_path(body.cdrom, field="cdrom") if body.cdrom else None
@@ -117,57 +121,70 @@ def vms_create(body: CreateVm, ctx: AppContext = Depends(app_context)) -> dict[s
     create_vm(host, spec)
     if body.start:
         lifecycle.start(host, body.name)
+    inventory.after_write(body.name)
     return show_vm(host, body.name).to_dict()
 
 
 @router.get("/{name}")
-def vms_show(name: str, host: Host = Depends(request_host)) -> dict[str, Any]:
-    """One VM: settings, state, disks, NICs, displays (from its live XML)."""
-    return show_vm(host, name).to_dict()
+async def vms_show(name: str, host: str | None = Query(None, description="The VM's host (several hosts)."),
+                   ctx: AppContext = Depends(app_context),
+                   inventory: Inventory = Depends(request_inventory)) -> Response:
+    """One VM: settings, state, disks, NICs, displays (from its live XML, kept until the VM changes)."""
+    if fleet_of(ctx) is None:
+        return Response(await inventory.show_json(name), media_type="application/json")
+    details = await anyio.to_thread.run_sync(lambda: show_vm(vm_host_of(ctx, name, host), name).to_dict())
+    return Response(json.dumps(details, default=str), media_type="application/json")
 
 
 @router.patch("/{name}")
-def vms_set_resources(name: str, body: ResourcesRequest, host: Host = Depends(request_host)) -> dict[str, Any]:
+def vms_set_resources(name: str, body: ResourcesRequest, host: Host = Depends(request_host),
+                      inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
     """Change vCPUs and/or memory in the VM's definition (a running VM gets them at its next boot)."""
     from vmdeck.vm.settings import set_vm_resources
 
     change = set_vm_resources(host, name, vcpus=body.vcpus, memory_mib=body.memory_mib)
+    inventory.after_write(name)
     return {"name": change.vm, "vcpus": change.vcpus, "memory_mib": change.memory_mib, "applies": change.applies}
 
 
 @router.delete("/{name}")
 def vms_delete(name: str, force: bool = Query(False, description="Power the VM off first if it runs."),
                keep_disks: bool = Query(False, description="Keep the volumes vmdeck created for it."),
-               host: Host = Depends(request_host)) -> dict[str, Any]:
+               host: Host = Depends(request_host), inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
     """Delete the VM and the volumes vmdeck created for it (never ISOs or images the user brought)."""
     removed = lifecycle.delete(host, name, force=force, keep_disks=keep_disks)
+    inventory.forget(name)
     return {"name": name, "deleted": True, "removed_volumes": removed}
 
 
-def _result(host: Host, name: str, result: str | None = None) -> PowerResult:
+def _result(host: Host, inventory: Inventory, name: str, result: str | None = None) -> PowerResult:
+    inventory.after_write(name)  # the next list shows the new state, whether or not the event has arrived
     state = current_state(host.lookup(name))
     return PowerResult(name=name, state=state, result=result, allowed_actions=allowed_actions(state))
 
 
 @router.post("/{name}/start", response_model=PowerResult)
-def vms_start(name: str, body: StartRequest | None = None, host: Host = Depends(request_host)) -> PowerResult:
+def vms_start(name: str, body: StartRequest | None = None, host: Host = Depends(request_host),
+              inventory: Inventory = Depends(request_inventory)) -> PowerResult:
     body = body or StartRequest()
     lifecycle.start(host, name, wait=body.wait, timeout=body.timeout)
-    return _result(host, name, POWER_VERBS["start"].done)
+    return _result(host, inventory, name, POWER_VERBS["start"].done)
 
 
 @router.post("/{name}/shutdown", response_model=PowerResult)
-def vms_shutdown(name: str, body: ShutdownRequest | None = None, host: Host = Depends(request_host)) -> PowerResult:
+def vms_shutdown(name: str, body: ShutdownRequest | None = None, host: Host = Depends(request_host),
+                 inventory: Inventory = Depends(request_inventory)) -> PowerResult:
     """ACPI power button; waits for the guest; with force, powers off when the guest ignores it."""
     body = body or ShutdownRequest()
     how = lifecycle.shutdown(host, name, timeout=body.timeout, force=body.force)
-    return _result(host, name, how)
+    return _result(host, inventory, name, how)
 
 
 def _power_route(verb: PowerVerb) -> None:
-    def route(name: str, host: Host = Depends(request_host)) -> PowerResult:
+    def route(name: str, host: Host = Depends(request_host),
+              inventory: Inventory = Depends(request_inventory)) -> PowerResult:
         lifecycle.power(host, name, verb.name)
-        return _result(host, name, verb.done)
+        return _result(host, inventory, name, verb.done)
 
     route.__doc__ = verb.help
     router.post(f"/{{name}}/{verb.name}", response_model=PowerResult, name=f"vms_{verb.name}")(route)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import typer
 
-from vmdeck.cli.output import out, print_json
+from vmdeck.cli.output import err, out, print_json
+from vmdeck.host.connection import Host
 from vmdeck.storage.iso import make_iso
 from vmdeck.vm import devices, media
 from vmdeck.vm.devices import DeviceChange
@@ -21,6 +22,18 @@ disk_app = typer.Typer(help="Disks: add, attach, remove, resize (live where the 
 nic_app = typer.Typer(help="Network interfaces: add, remove (live on a running VM).", no_args_is_help=True)
 
 _JSON = typer.Option(False, "--json", help="Print the result as JSON.")
+_FIX = typer.Option(False, "--fix-permissions",
+                    help="Grant the QEMU user search permission (an ACL) on folders it cannot enter.")
+
+
+def fix_permissions(host: Host, path: Path | None, *, write: bool = False) -> None:
+    """--fix-permissions: add the ACLs QEMU needs to reach `path`, saying each one on stderr."""
+    from vmdeck.host.qemu_access import applies_to, grant_qemu_access
+
+    if path is None or not applies_to(host):
+        return
+    for line in grant_qemu_access(path.expanduser().absolute(), write=write):
+        err.print(line, markup=False)
 
 
 def _report(change: DeviceChange, as_json: bool) -> None:
@@ -36,9 +49,12 @@ def cdrom_insert(
     name: str = typer.Argument(..., help="The VM."),
     iso: Path = typer.Argument(..., help="ISO image to insert."),
     drive: str = typer.Option(None, "--drive", help="Drive target (sda, hdc ...); default: the first drive."),
+    fix: bool = _FIX,
     as_json: bool = _JSON,
 ) -> None:
     """Insert an ISO into a CD/DVD drive (live on a running VM, and for the next boot)."""
+    if fix:
+        fix_permissions(ctx.obj.host(), iso)
     _report(media.insert(ctx.obj.host(), name, iso, drive=drive), as_json)
 
 
@@ -60,9 +76,12 @@ def cdrom_add(
     name: str = typer.Argument(..., help="The VM."),
     bus: str = typer.Option(None, "--bus", help="scsi, sata or ide; default: what the machine type has."),
     iso: Path = typer.Option(None, "--iso", help="Insert this ISO in the new drive."),
+    fix: bool = _FIX,
     as_json: bool = _JSON,
 ) -> None:
     """Add a CD/DVD drive (it appears at the VM's next boot)."""
+    if fix:
+        fix_permissions(ctx.obj.host(), iso)
     _report(media.add_drive(ctx.obj.host(), name, bus=bus, iso=iso), as_json)
 
 
@@ -98,9 +117,12 @@ def disk_attach(
     path: Path = typer.Argument(..., help="An existing disk image (never deleted by vmdeck)."),
     bus: str = typer.Option("virtio", "--bus", help="virtio, scsi, sata or ide."),
     readonly: bool = typer.Option(False, "--readonly", help="Attach read-only."),
+    fix: bool = _FIX,
     as_json: bool = _JSON,
 ) -> None:
     """Attach an existing disk image."""
+    if fix:
+        fix_permissions(ctx.obj.host(), path, write=not readonly)
     _report(devices.attach_disk(ctx.obj.host(), name, path, bus=bus, readonly=readonly), as_json)
 
 

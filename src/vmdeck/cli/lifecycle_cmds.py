@@ -32,6 +32,8 @@ def create(
     network: str = typer.Option(None, "--network", help="'user' or a libvirt network name for every NIC."),
     start_now: bool = typer.Option(False, "--start", help="Start the VM once created."),
     wait: bool = typer.Option(False, "--wait", help="With --start: wait until the guest is ready."),
+    fix_perms: bool = typer.Option(False, "--fix-permissions",
+                                   help="Grant the QEMU user search permission (an ACL) on folders above --cdrom."),
     as_json: bool = typer.Option(False, "--json", help="Print the created VM as JSON."),
     on_host: str = typer.Option(None, "--host", help="Registered host to create it on, or 'auto' (default): "
                                                      "the host with the most free memory that fits it."),
@@ -49,6 +51,10 @@ def create(
 
         entry = place_new_vm(ctx.obj.fleet(), spec, on_host if on_host not in (None, "auto") else ctx.obj.host_name)
         host, placed = ctx.obj.fleet().host(entry), f" on host {entry.name}"
+    if fix_perms:
+        from vmdeck.cli.device_cmds import fix_permissions
+
+        fix_permissions(host, cdrom)
     with progress_reporter(f"creating {name}") as progress:
         view = create_vm(host, spec, progress)
         if start_now:
@@ -63,15 +69,22 @@ def create(
 
 def start(
     ctx: typer.Context,
-    name: str,
-    wait: bool = typer.Option(False, "--wait", help="Wait until the guest is ready."),
+    names: list[str] = typer.Argument(..., help="The VM, or several: all start at once (a boot storm), "
+                                                "and --wait returns when every guest is ready."),
+    wait: bool = typer.Option(False, "--wait", help="Wait until the guest (every guest) is ready."),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait with --wait."),
 ) -> None:
-    """Start (power on) a VM."""
+    """Start (power on) a VM."""  # the core's POWER_VERBS help; several names are described above
     host = ctx.obj.host()
-    with progress_reporter(f"starting {name}") as progress:
-        lifecycle.start(host, name, wait=wait, timeout=timeout, progress=progress)
-    out.print(f"{name} started" + (" and ready" if wait else ""))
+    with progress_reporter(f"starting {' '.join(names)}") as progress:
+        if len(names) == 1:
+            lifecycle.start(host, names[0], wait=wait, timeout=timeout, progress=progress)
+        else:
+            from vmdeck.vm.boot import start_many
+
+            start_many(host, names, wait=wait, timeout=timeout, progress=progress)
+    for name in dict.fromkeys(names):
+        out.print(f"{name} started" + (" and ready" if wait else ""))
 
 
 def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
@@ -80,7 +93,8 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
     """List every VM on every registered host (one bulk query per host, all hosts at once)."""
     unreachable: dict[str, str] = {}
     if ctx.obj.single_host():
-        vms = list_vms(ctx.obj.host())
+        # The table shows no RSS: no QEMU monitor round trips.
+        vms = list_vms(ctx.obj.host(), usage=as_json)
     else:
         from vmdeck.cluster.inventory import list_everywhere
 

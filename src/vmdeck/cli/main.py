@@ -1,152 +1,35 @@
-"""Entry point of the `vmdeck` command: global options, sub-command registration, error -> exit code."""
+"""Entry point of the `vmdeck` command: the fast path first, then the full typer command; error -> exit code.
+
+This module stays light on purpose: it imports neither typer nor rich nor the core, so that
+`vmdeck --version`, `vmdeck list` and `vmdeck start NAME` only pay for what they use
+(vmdeck.cli.fast; tests/unit/test_cli_fast.py keeps it so).
+"""
 
 from __future__ import annotations
 
-import importlib
-import os
 import sys
-import traceback
-from typing import TYPE_CHECKING
 
-import typer
-import typer.main
-from typer.core import TyperGroup
-
-from vmdeck.errors import VmdeckError
-
-if TYPE_CHECKING:
-    from vmdeck.cluster.fleet import Fleet
-    from vmdeck.cluster.registry import HostEntry
-    from vmdeck.host.connection import Host
-
-# Which module defines each top-level command. A command's module is imported only when that
-# command runs (or for --help), so `vmdeck list` does not pay for the web server's imports.
-COMMAND_MODULES: dict[str, str] = {
-    **dict.fromkeys(("create", "start", "list", "show", "shutdown", "poweroff", "reboot", "reset", "pause",
-                     "resume", "delete", "exec", "set"), "lifecycle_cmds"),
-    "template": "template_cmds",
-    "image": "image_cmds",
-    "host": "host_cmds",
-    **dict.fromkeys(("cdrom", "iso", "disk", "nic"), "device_cmds"),
-    **dict.fromkeys(("screenshot", "send-keys", "type", "mouse", "console", "display", "guest-info"), "console_cmds"),
-    **dict.fromkeys(("hostview", "pin", "balloon"), "hostview_cmds"),
-    "serve": "serve_cmds",
-    "migrate": "migrate_cmds",
-    **dict.fromkeys(("snapshot", "clone"), "snapshot_cmds"),
-}
-
-
-class LazyGroup(TyperGroup):
-    """The root command group: knows every command's name, imports its module on first use."""
-
-    def list_commands(self, ctx: typer.Context) -> list[str]:
-        return list(dict.fromkeys([*COMMAND_MODULES, *super().list_commands(ctx)]))
-
-    def get_command(self, ctx: typer.Context, cmd_name: str) -> typer.core.TyperCommand | None:
-        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
-            module = importlib.import_module(f"vmdeck.cli.{COMMAND_MODULES[cmd_name]}")
-            staging = typer.Typer()
-            module.register(staging)
-            group = typer.main.get_group(staging)
-            for name, command in group.commands.items():
-                self.commands.setdefault(name, command)
-        return super().get_command(ctx, cmd_name)
-
-
-
-
-app = typer.Typer(
-    name="vmdeck",
-    cls=LazyGroup,
-    help="vmdeck: a virtual machine manager for QEMU/KVM hosts, built on libvirt.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
-class State:
-    """Per-invocation settings shared by every command; connections open lazily.
-
-    Which host a command talks to is vmdeck.cli.target's decision: `--connect URI`, or the host
-    registry (a command about a VM goes to that VM's host, found by the one resolver).
-    """
-
-    # Commands whose NAME argument is not an existing VM: they never resolve it to a host.
-    _NOT_A_VM = {"create", "build", "make"}
-    _NOT_VM_GROUPS = {"template", "image", "host", "iso"}
-
-    def __init__(self, uri: str | None, host_name: str | None = None) -> None:
-        self.uri = uri
-        self.host_name = host_name
-        self._host: Host | None = None
-        self._fleet: Fleet | None = None
-        self._entries: list[HostEntry] | None = None
-
-    def entries(self) -> list[HostEntry]:
-        if self._entries is None:
-            from vmdeck.cli.target import registered
-
-            self._entries = registered()
-        return self._entries
-
-    def fleet(self) -> Fleet:
-        """The registered hosts, opened on demand."""
-        from vmdeck.cluster.fleet import Fleet
-
-        if self._fleet is None:
-            self._fleet = Fleet()
-        return self._fleet
-
-    def single_host(self) -> bool:
-        """True when commands talk to one libvirt host only (--connect given, or only `local` registered)."""
-        from vmdeck.cli.target import only_local
-
-        return bool(self.uri) or (self.host_name is None and only_local(self.entries()))
-
-    def host(self) -> Host:
-        if self._host is None:
-            from vmdeck.cli.target import open_host
-
-            entries = [] if self.uri else self.entries()
-            fleet = None if self.single_host() else self.fleet()
-            self._host = open_host(self.uri, self.host_name, self._vm_argument(), entries, fleet)
-        return self._host
-
-    def _vm_argument(self) -> str | None:
-        """The VM the running command is about: its NAME argument (read from click's context)."""
-        # Typer (pinned) carries its own copy of click since 0.22: the context stack is that copy's.
-        try:
-            from typer._click.globals import get_current_context
-        except ImportError:  # pragma: no cover - an older Typer on plain click
-            from click import get_current_context
-
-        current = get_current_context(silent=True)
-        if current is None or current.info_name in self._NOT_A_VM:
-            return None
-        if current.parent is not None and current.parent.info_name in self._NOT_VM_GROUPS:
-            return None
-        name = current.params.get("name")
-        return name if isinstance(name, str) else None
-
-
-@app.callback()
-def _global(
-    ctx: typer.Context,
-    connect_uri: str = typer.Option(None, "--connect", "-c", envvar="VMDECK_URI",
-                                    help="libvirt URI of one host to talk to, bypassing the host registry."),
-    host_name: str = typer.Option(None, "--host", "-H", envvar="VMDECK_HOST",
-                                  help="Registered host the command is about (default: the VM's own host)."),
-) -> None:
-    ctx.obj = State(connect_uri, host_name)
+__all__ = ["main"]
 
 
 def main() -> None:
     # Typer's standalone mode already turns usage errors into exit 2 and typer.Exit into its code;
     # vmdeck's own errors become one line on stderr and their exit code; anything else (a bug) one
     # line and exit 1: never a traceback.
+    if sys.argv[1:] in (["--version"], ["-V"]):  # before any other import: scripts call it to probe
+        from vmdeck import __version__
+
+        print(f"vmdeck {__version__}")
+        return
+    from vmdeck.errors import VmdeckError
+
     try:
+        from vmdeck.cli.fast import answer
+
+        if answer(sys.argv[1:]):
+            return
+        from vmdeck.cli.app import app
+
         app()
     except VmdeckError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -155,12 +38,25 @@ def main() -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as error:  # the last resort: a bug, never a traceback for the user
+        import os
+
         if os.environ.get("VMDECK_DEBUG"):
+            import traceback
+
             traceback.print_exc()
         detail = " ".join(str(error).split()) or "no message"
         print(f"error: internal error ({type(error).__name__}): {detail} (VMDECK_DEBUG=1 shows where)",
               file=sys.stderr)
         sys.exit(1)
+
+
+def __getattr__(name: str) -> object:
+    # `from vmdeck.cli.main import app` keeps working (the typer app lives in vmdeck.cli.app).
+    if name == "app":
+        from vmdeck.cli.app import app
+
+        return app
+    raise AttributeError(name)
 
 
 if __name__ == "__main__":

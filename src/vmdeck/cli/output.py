@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
+from vmdeck.cli.plain import print_json
+
+__all__ = ["out", "err", "print_json", "info", "progress_reporter"]
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    return value
-
-
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(_plain(value), indent=2, sort_keys=False) + "\n")
 
 
 def info(message: str) -> None:

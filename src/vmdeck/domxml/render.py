@@ -202,6 +202,9 @@ def render_domain(spec: VmSpec, ctx: RenderContext) -> str:
     else:
         # ACPI on aarch64 needs UEFI; direct kernel boot uses the device tree instead.
         _sub(features, "gic", version="3" if ctx.domain_type == "kvm" else "2")
+    if spec.tcg_tb_cache_mib and ctx.domain_type == "qemu":
+        # libvirt >= 8.0 passes it to QEMU as -accel tcg,tb-size=N.
+        _sub(_sub(features, "tcg"), "tb-cache", str(spec.tcg_tb_cache_mib), unit="MiB")
     _cpu(root, spec, ctx)
     _sub(root, "clock", offset="utc")
     _sub(root, "on_poweroff", "destroy")

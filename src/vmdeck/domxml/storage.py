@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lxml import etree
 
-__all__ = ["pool_xml", "volume_xml"]
+__all__ = ["pool_xml", "volume_xml", "pool_target_path"]
 
 
 def pool_xml(name: str, path: Path) -> str:
@@ -26,3 +26,8 @@ def volume_xml(name: str, capacity: int, fmt: str) -> str:
     target = etree.SubElement(root, "target")
     etree.SubElement(target, "format", type=fmt)
     return etree.tostring(root, encoding="unicode")
+
+
+def pool_target_path(xml: str) -> str:
+    """The folder behind a `dir` pool, from the pool's XML."""
+    return str(etree.fromstring(xml.encode()).findtext("target/path") or "?")

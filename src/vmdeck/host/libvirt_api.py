@@ -99,6 +99,10 @@ def translate(err: libvirt.libvirtError, context: str = "") -> VmdeckError:
         error = GuestError(message)
     elif code in _HOST:
         error = HostError(message)
+    elif err.get_error_domain() == libvirt.VIR_FROM_RPC:
+        # The connection itself broke (libvirtd restarted or went away mid-call): "client socket is
+        # closed", "Cannot recv data" come from libvirt's RPC layer with an internal-error code.
+        error = HostError(f"host unavailable: {message}")
     else:
         error = VmdeckError(message)
     error.reason = _REASONS.get(code, f"code_{code}") if code is not None else None
@@ -288,6 +292,13 @@ class StoragePool:
 
     def create_volume(self, xml: str) -> StorageVolume:
         return StorageVolume(_call(self.context, self.raw.createXML, xml, 0))
+
+    def xml(self) -> str:
+        return str(_call(self.context, self.raw.XMLDesc, 0))
+
+    def volumes(self) -> list[tuple[str, str]]:
+        """(name, path) of every volume, in one call."""
+        return [(v.name(), v.path()) for v in _call(self.context, self.raw.listAllVolumes, 0)]
 
     def clone_volume(self, xml: str, source: StorageVolume) -> StorageVolume:
         """A new volume `xml` with `source`'s content (libvirt's vol-clone; a backing chain is flattened)."""
@@ -565,7 +576,7 @@ class Connection:
             | (libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT if transient else 0)
         return [Domain(d) for d in self._do("list VMs", self.raw.listAllDomains, flags)]
 
-    def domain_stats(self, kinds: tuple[str, ...], *, active_only: bool = False,
+    def domain_stats(self, kinds: tuple[str, ...], *, active_only: bool = False, inactive_only: bool = False,
                      domains: list[Domain] | None = None) -> list[tuple[Domain, dict[str, Any]]]:
         """Bulk statistics ("state", "vcpu", "balloon", "cpu_total", "block") in one call.
 
@@ -578,6 +589,8 @@ class Connection:
         else:
             if active_only:
                 flags |= libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+            if inactive_only:
+                flags |= libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_INACTIVE
             records = self._do("domain stats", self.raw.getAllDomainStats, _stats_flags(kinds), flags)
         return [(Domain(dom), dict(stats)) for dom, stats in records]
 
@@ -673,6 +686,17 @@ class Connection:
 
         return int(self._do("register for events", self.raw.domainEventRegisterAny, None,
                             libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, relay, None))
+
+    def on_device_change(self, callback: Callable[[Domain], None]) -> list[int]:
+        """Call `callback(domain)` when a VM's devices change without a state change: a device added or
+        removed, media ejected or inserted, a disk source changed, the balloon moved. Returns the callback ids."""
+        def relay(_conn: libvirt.virConnect, dom: libvirt.virDomain, *_args: object) -> None:
+            callback(Domain(dom))
+
+        return [int(self._do("register for events", self.raw.domainEventRegisterAny, None, event_id, relay, None))
+                for event_id in (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                 libvirt.VIR_DOMAIN_EVENT_ID_TRAY_CHANGE, libvirt.VIR_DOMAIN_EVENT_ID_DISK_CHANGE,
+                                 libvirt.VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE)]
 
     def remove_callback(self, callback_id: int) -> None:
         with contextlib.suppress(libvirt.libvirtError):

@@ -7,26 +7,28 @@ works against a remote host, and allocation stays thin (qcow2, allocation 0).
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 
-from vmdeck.domxml.storage import pool_xml, volume_xml
-from vmdeck.errors import Conflict, InvalidInput, NotFound, VmdeckError
+from vmdeck.domxml.storage import pool_target_path, pool_xml, volume_xml
+from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound, VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.libvirt_api import StoragePool
-from vmdeck.paths import pool_dir
+from vmdeck.paths import pool_dir, pool_name
 
-__all__ = ["POOL_NAME", "ensure_pool", "create_volume", "delete_volume", "pool_free_bytes", "volume_info"]
+__all__ = ["POOL_NAME", "ensure_pool", "create_volume", "delete_volume", "pool_free_bytes", "pool_path",
+           "refresh_pool", "volume_info"]
 
-POOL_NAME = "vmdeck"
+POOL_NAME = "vmdeck"  # the default; $VMDECK_POOL (paths.pool_name) picks another
 GIB = 1024**3
 
 
 def ensure_pool(host: Host) -> StoragePool:
     """The `vmdeck` pool, defined, built, started and autostarted on first use."""
     try:
-        pool = host.conn.pool(POOL_NAME)
+        pool = host.conn.pool(pool_name())
     except NotFound:
-        pool = host.conn.define_pool(pool_xml(POOL_NAME, pool_dir()))
+        pool = host.conn.define_pool(pool_xml(pool_name(), pool_dir()))
         pool.build()
         pool.set_autostart()
     if not pool.is_active():
@@ -36,13 +38,34 @@ def ensure_pool(host: Host) -> StoragePool:
     return pool
 
 
+def refresh_pool(pool: StoragePool, wait: float = 10.0) -> None:
+    """Rescan the pool's folder. libvirt refuses while another client's volume job (a create, a clone,
+    an upload) runs in the pool ("pool has asynchronous jobs running"): retry for a bounded while,
+    then go on with libvirt's last view, which is good enough for a "will it fit" check."""
+    deadline = time.monotonic() + wait
+    delay = 0.05
+    while True:
+        try:
+            pool.refresh()
+            return
+        except VmdeckError as err:
+            if "asynchronous jobs" not in str(err):
+                raise
+            if time.monotonic() > deadline:
+                return
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
 def pool_free_bytes(host: Host) -> int:
     pool = ensure_pool(host)
-    # A refresh is refused while another client's volume job (a clone, an upload) runs in the
-    # pool; the last refreshed figure is then good enough for a "will it fit" check.
-    with contextlib.suppress(VmdeckError):
-        pool.refresh()
+    refresh_pool(pool)
     return pool.free_bytes()
+
+
+def pool_path(pool: StoragePool) -> str:
+    """The folder behind a `dir` pool."""
+    return pool_target_path(pool.xml())
 
 
 def create_volume(host: Host, name: str, size_gib: float, fmt: str = "qcow2") -> Path:
@@ -54,7 +77,7 @@ def create_volume(host: Host, name: str, size_gib: float, fmt: str = "qcow2") ->
     free = pool_free_bytes(host)
     if capacity > free:
         raise InvalidInput(
-            f"disk of {size_gib:g} GiB does not fit: pool '{POOL_NAME}' has {free / GIB:.1f} GiB free",
+            f"disk of {size_gib:g} GiB does not fit: pool '{pool_name()}' has {free / GIB:.1f} GiB free",
             field="size_gib",
         )
     try:
@@ -62,8 +85,15 @@ def create_volume(host: Host, name: str, size_gib: float, fmt: str = "qcow2") ->
     except VmdeckError:
         pass
     else:
-        raise Conflict(f"volume {name!r} already exists in pool '{POOL_NAME}'")
-    volume = pool.create_volume(volume_xml(name, capacity, fmt))
+        raise Conflict(f"volume {name!r} already exists in pool '{pool_name()}'")
+    try:
+        volume = pool.create_volume(volume_xml(name, capacity, fmt))
+    except Conflict as err:  # created meanwhile by another client
+        raise Conflict(f"volume {name!r} already exists in pool '{pool_name()}'") from err
+    except VmdeckError as err:
+        if "No space left" in str(err):
+            raise HostError(f"no space left on {pool_path(pool)} (pool '{pool_name()}') for volume {name}") from err
+        raise
     return Path(volume.path())
 
 
@@ -71,7 +101,7 @@ def delete_volume(host: Host, path: str | Path) -> None:
     try:
         volume = host.conn.volume_at(str(path))
     except NotFound:
-        ensure_pool(host).refresh()
+        refresh_pool(ensure_pool(host))
         try:
             volume = host.conn.volume_at(str(path))
         except VmdeckError:

@@ -14,11 +14,13 @@ from vmdeck.domxml.devices import add_root_ports, free_root_ports
 from vmdeck.domxml.names import next_target
 from vmdeck.domxml.parse import DomainView, parse_domain
 from vmdeck.domxml.render import RenderContext, render_domain
-from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound
+from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound, VmdeckError
 from vmdeck.host.accel import SERIAL_LOG_DIR, choose_domain_type
 from vmdeck.host.capabilities import host_facts
 from vmdeck.host.connection import Host
+from vmdeck.host.qemu_access import check_qemu_access
 from vmdeck.spec.models import VmSpec
+from vmdeck.storage.journal import Journal
 from vmdeck.storage.pool import create_volume, delete_volume
 
 __all__ = ["create_vm", "check_iso", "serial_log_path"]
@@ -66,6 +68,12 @@ def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None) ->
     for disk in spec.disks:
         if disk.source is not None and not Path(disk.source).exists():
             raise NotFound(f"disk image {disk.source} does not exist")
+    for cdrom in spec.cdroms:
+        if cdrom.iso:
+            check_qemu_access(host, Path(cdrom.iso))
+    for disk in spec.disks:
+        if disk.source is not None:
+            check_qemu_access(host, Path(disk.source), write=True)
     domain_type, reason = choose_domain_type(host, spec.arch, spec.accel)
     progress(f"accelerator: {'KVM' if domain_type == 'kvm' else 'TCG'} ({reason})")
     kernel = initrd = None
@@ -83,38 +91,54 @@ def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None) ->
     created: list[Path] = []
     paths: list[Path] = []
     taken: list[str] = []
+    # The journal names each volume before it exists: if this process is killed before the VM is
+    # defined (which records the volumes in its metadata), `vmdeck doctor` finds and removes them.
+    with Journal("create", spec.name) as journal:
+        try:
+            for disk in spec.disks:
+                target = disk.target or next_target(disk.bus, taken)
+                taken.append(target)
+                if disk.source is not None:
+                    paths.append(Path(disk.source).absolute())
+                    continue
+                progress(f"creating {disk.size_gib:g} GiB {disk.format} volume for {target}")
+                volume_name = f"{spec.name}-{target}.{disk.format}"
+                journal.volume(volume_name)
+                path = create_volume(host, volume_name, disk.size_gib or 0, disk.format)
+                created.append(path)
+                paths.append(path)
+            ctx = RenderContext(
+                domain_type=domain_type,
+                disk_paths=tuple(paths),
+                owned_volumes=tuple(created),
+                kernel=kernel,
+                initrd=initrd,
+                cmdline=cmdline,
+                serial_log=serial_log_path(spec.name) if host.is_local else None,
+                accel_requested=spec.accel,
+                accel_reason=reason,
+            )
+            return _define(host, spec, ctx)
+        except BaseException:
+            for path in created:
+                delete_volume(host, path)
+            journal.close()  # rolled back completely; a failed rollback re-raises and leaves the record
+            raise
+
+
+def _define(host: Host, spec: VmSpec, ctx: RenderContext) -> DomainView:
     try:
-        for disk in spec.disks:
-            target = disk.target or next_target(disk.bus, taken)
-            taken.append(target)
-            if disk.source is not None:
-                paths.append(Path(disk.source).absolute())
-                continue
-            progress(f"creating {disk.size_gib:g} GiB {disk.format} volume for {target}")
-            path = create_volume(host, f"{spec.name}-{target}.{disk.format}", disk.size_gib or 0, disk.format)
-            created.append(path)
-            paths.append(path)
-        ctx = RenderContext(
-            domain_type=domain_type,
-            disk_paths=tuple(paths),
-            owned_volumes=tuple(created),
-            kernel=kernel,
-            initrd=initrd,
-            cmdline=cmdline,
-            serial_log=serial_log_path(spec.name) if host.is_local else None,
-            accel_requested=spec.accel,
-            accel_reason=reason,
-        )
         dom = host.conn.define(render_domain(spec, ctx), context=f"define {spec.name}")
-        # libvirt puts the VM's own devices behind the spare root ports first: top them up so
-        # that `hotplug_slots` ports stay free for devices hot-plugged later.
-        defined = dom.xml()
-        missing = spec.hotplug_slots - free_root_ports(defined) if spec.machine in ("q35", "virt") else 0
-        if missing > 0:
-            dom = host.conn.define(add_root_ports(defined, missing), context=f"define {spec.name}")
-            defined = dom.xml()
-        return parse_domain(defined)
-    except BaseException:
-        for path in created:
-            delete_volume(host, path)
+    except VmdeckError as err:
+        # Two creates of one name racing: the loser's define meets the winner's domain.
+        if host.exists(spec.name):
+            raise Conflict(f"a VM named {spec.name!r} already exists") from err
         raise
+    # libvirt puts the VM's own devices behind the spare root ports first: top them up so
+    # that `hotplug_slots` ports stay free for devices hot-plugged later.
+    defined = dom.xml()
+    missing = spec.hotplug_slots - free_root_ports(defined) if spec.machine in ("q35", "virt") else 0
+    if missing > 0:
+        dom = host.conn.define(add_root_ports(defined, missing), context=f"define {spec.name}")
+        defined = dom.xml()
+    return parse_domain(defined)

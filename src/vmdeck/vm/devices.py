@@ -29,6 +29,7 @@ from vmdeck.domxml.render import disk_element, nic_element, to_xml
 from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound, VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.libvirt_api import Domain
+from vmdeck.host.qemu_access import check_qemu_access
 from vmdeck.spec.models import BUSES
 from vmdeck.storage.pool import GIB, create_volume, delete_volume, pool_free_bytes
 from vmdeck.vm.state import ACTIVE, current_state
@@ -265,6 +266,7 @@ def attach_disk(host: Host, name: str, path: str | Path, *, bus: str = "virtio",
         raise NotFound(f"disk image {image} does not exist")
     if image.is_dir():
         raise InvalidInput(f"disk image {image} is a directory, not an image file")
+    check_qemu_access(host, image, write=not readonly)
     for xml in (config, live):
         if xml and any(d.source == str(image) for d in parse_domain(xml).disks):
             raise Conflict(f"{image} is already attached to VM {name!r}")

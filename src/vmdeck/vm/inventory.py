@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
-from vmdeck.domxml.migration import record_from_domain
-from vmdeck.domxml.parse import DomainView, parse_domain
 from vmdeck.host.connection import Host
+from vmdeck.host.libvirt_api import Domain
 from vmdeck.vm.state import allowed_actions, state_name
 
-__all__ = ["VmSummary", "list_vms", "VmDetails", "show_vm"]
+if TYPE_CHECKING:  # the XML parser (lxml) is imported by show_vm only: `vmdeck list` starts faster without it
+    from vmdeck.domxml.parse import DomainView
+
+__all__ = ["VmSummary", "list_vms", "summarize_vm", "summary_from_stats", "with_state", "VmDetails", "show_vm"]
 
 
 @dataclass(frozen=True)
@@ -27,32 +29,73 @@ class VmSummary:
     host: str = "local"  # the registry's name for the host it runs on (vmdeck.cluster)
 
 
-def list_vms(host: Host) -> list[VmSummary]:
-    """Every VM on the host from bulk calls (getAllDomainStats + the transient list), not one call per VM."""
+STATS_KINDS = ("state", "vcpu", "balloon", "cpu_total")
+
+
+def list_vms(host: Host, *, usage: bool = True) -> list[VmSummary]:
+    """Every VM on the host from bulk calls (getAllDomainStats + the transient list), not one call per VM.
+
+    usage=False leaves out RSS (cpu_time_ns stays for running VMs): the balloon statistics behind RSS cost
+    a QMP round trip to every running QEMU, the bulk of the call on a busy host. `vmdeck list`'s table
+    does not show them, so it asks for the state, vCPUs and memory only.
+    """
+    if not usage:
+        return _list_light(host)
     # One bulk call; NOWAIT inside: a VM stuck in a long job is reported with what is known.
-    records = host.conn.domain_stats(("state", "vcpu", "balloon", "cpu_total"))
+    records = host.conn.domain_stats(STATS_KINDS)
     # Persistence is not a stat: one more bulk call names the transient VMs (usually none).
     transient = {d.name for d in host.conn.domains(transient=True)}
-    summaries = []
-    for dom, stats in records:
-        if "vcpu.maximum" not in stats or "balloon.maximum" not in stats:
-            # QEMU reports these for shut-off VMs too; drivers that do not (the test driver) cost one call.
-            _state, max_kib, _cur, vcpus, _cpu = dom.info()
-            stats = {**stats, "vcpu.maximum": vcpus, "balloon.maximum": max_kib}
-        state = state_name(int(stats.get("state.state", 0)))
-        summaries.append(
-            VmSummary(
-                name=dom.name,  # local to the binding: no RPC
-                state=state,
-                vcpus=int(stats.get("vcpu.maximum", stats.get("vcpu.current", 0))),
-                memory_mib=int(stats.get("balloon.maximum", 0)) // 1024,
-                persistent=dom.name not in transient,
-                cpu_time_ns=stats.get("cpu.time"),
-                rss_kib=stats.get("balloon.rss"),
-                allowed_actions=allowed_actions(state),
-            )
-        )
+    return sorted((summary_from_stats(dom, stats, dom.name not in transient) for dom, stats in records),
+                  key=lambda s: s.name)
+
+
+def _list_light(host: Host) -> list[VmSummary]:
+    # Shut-off VMs: one bulk stats call answered from their definitions. Running VMs: virDomainGetInfo
+    # each, which libvirt answers from its own memory and /proc (no QEMU monitor round trip).
+    from vmdeck.errors import NotFound
+
+    summaries = [summary_from_stats(dom, stats, True)
+                 for dom, stats in host.conn.domain_stats(("state", "vcpu", "balloon"), inactive_only=True)]
+    transient = {d.name for d in host.conn.domains(transient=True)}
+    for dom in host.conn.domains(active=True):
+        try:
+            state, max_kib, _cur, vcpus, cpu_ns = dom.info()
+        except NotFound:  # went away meanwhile (a transient VM)
+            continue
+        summaries.append(VmSummary(name=dom.name, state=state, vcpus=vcpus, memory_mib=max_kib // 1024,
+                                   persistent=dom.name not in transient, cpu_time_ns=cpu_ns or None, rss_kib=None,
+                                   allowed_actions=allowed_actions(state)))
     return sorted(summaries, key=lambda s: s.name)
+
+
+def summarize_vm(host: Host, name: str) -> VmSummary:
+    """One VM's summary, as list_vms gives it, from the same stats call restricted to that VM."""
+    dom = host.lookup(name)
+    records = host.conn.domain_stats(STATS_KINDS, domains=[dom])
+    return summary_from_stats(dom, records[0][1] if records else {}, dom.is_persistent())
+
+
+def summary_from_stats(dom: Domain, stats: dict[str, Any], persistent: bool) -> VmSummary:
+    if "vcpu.maximum" not in stats or "balloon.maximum" not in stats:
+        # QEMU reports these for shut-off VMs too; drivers that do not (the test driver) cost one call.
+        _state, max_kib, _cur, vcpus, _cpu = dom.info()
+        stats = {**stats, "vcpu.maximum": vcpus, "balloon.maximum": max_kib}
+    state = state_name(int(stats.get("state.state", 0)))
+    return VmSummary(
+        name=dom.name,  # local to the binding: no RPC
+        state=state,
+        vcpus=int(stats.get("vcpu.maximum", stats.get("vcpu.current", 0))),
+        memory_mib=int(stats.get("balloon.maximum", 0)) // 1024,
+        persistent=persistent,
+        cpu_time_ns=stats.get("cpu.time"),
+        rss_kib=stats.get("balloon.rss"),
+        allowed_actions=allowed_actions(state),
+    )
+
+
+def with_state(summary: VmSummary, state: str) -> VmSummary:
+    """The same summary in another state (an event said so), with that state's actions."""
+    return replace(summary, state=state, allowed_actions=allowed_actions(state))
 
 
 @dataclass(frozen=True)
@@ -72,6 +115,9 @@ class VmDetails:
 
 
 def show_vm(host: Host, name: str) -> VmDetails:
+    from vmdeck.domxml.migration import record_from_domain
+    from vmdeck.domxml.parse import parse_domain
+
     dom = host.lookup(name)
     state = dom.state()[0]
     # The live XML has what only a running VM knows: VNC ports, tap names, PCI addresses.

@@ -11,13 +11,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from vmdeck.domxml.parse import parse_domain
-from vmdeck.errors import GuestError, StateError
+from vmdeck.errors import GuestError, NotFound, StateError
 from vmdeck.host.connection import Host
 from vmdeck.host.libvirt_api import Domain
-from vmdeck.storage.pool import delete_volume
-from vmdeck.vm.agent import agent_ping
 from vmdeck.vm.state import ACTIVE, POWER_VERBS, VmState, current_state, require_verb
+
+# The XML parser (lxml), storage and agent modules are imported inside the verbs that use them:
+# `vmdeck start NAME` is a bare libvirt call and its command must start quickly (docs/PERFORMANCE.md).
 
 __all__ = ["power", "start", "wait_ready", "shutdown", "poweroff", "reboot", "reset", "pause", "resume", "delete",
            "READY_MARKER"]
@@ -32,6 +32,9 @@ AGENT_GRACE_S = 60.0
 
 def wait_ready(host: Host, name: str, timeout: float = 120.0, progress: Progress = lambda _m: None) -> float:
     """Wait until the guest is ready: its agent answering, else the marker on its serial console."""
+    from vmdeck.domxml.parse import parse_domain
+    from vmdeck.vm.agent import agent_ping
+
     dom = host.lookup(name)
     started = time.monotonic()
     view = parse_domain(dom.xml())
@@ -128,6 +131,7 @@ def _still_read_by_others(host: Host, xml: str) -> dict[str, str]:
     host's storage scanned. The image's ownership passes to a VM that reads it, so it is deleted with the
     last of them: deleting a linked clone's source never breaks the clone.
     """
+    from vmdeck.domxml.parse import parse_domain
     from vmdeck.domxml.snapshots import read_tree
     from vmdeck.storage.usage import image_usage
     from vmdeck.vm.snapshot_ops import save_tree, snapshot_tree
@@ -149,6 +153,9 @@ def _still_read_by_others(host: Host, xml: str) -> dict[str, str]:
 def delete(host: Host, name: str, *, force: bool = False, keep_disks: bool = False,
            progress: Progress = lambda _m: None) -> list[str]:
     """Undefine the VM and delete the volumes vmdeck created for it (never ISOs or user images)."""
+    from vmdeck.domxml.parse import parse_domain
+    from vmdeck.storage.pool import delete_volume
+
     dom = host.lookup(name)
     state = current_state(dom)
     if state in ACTIVE:
@@ -158,7 +165,9 @@ def delete(host: Host, name: str, *, force: bool = False, keep_disks: bool = Fal
         dom.poweroff()
     xml = dom.xml()
     view = parse_domain(xml)
+    saved = dom.xml(inactive=True, secure=True)
     dom.undefine()
+    _started_meanwhile(host, name, saved)
     removed: list[str] = []
     if not keep_disks:
         shared = _still_read_by_others(host, xml)
@@ -170,3 +179,17 @@ def delete(host: Host, name: str, *, force: bool = False, keep_disks: bool = Fal
             delete_volume(host, path)
             removed.append(path)
     return removed
+
+
+def _started_meanwhile(host: Host, name: str, saved_xml: str) -> None:
+    """A start racing the delete can win between the state check and the undefine: libvirt then keeps
+    the running VM as a transient one. Give it back its definition and report the conflict, so its
+    disks are not deleted under it."""
+    try:
+        dom = host.lookup(name)
+    except NotFound:
+        return
+    if not dom.is_active():
+        return
+    host.conn.define(saved_xml, context=f"delete {name}")
+    raise StateError(name, "running", "shut off", "delete (it was started meanwhile)")

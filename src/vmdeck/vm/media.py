@@ -17,6 +17,7 @@ from vmdeck.domxml.render import cdrom_element, to_xml
 from vmdeck.errors import Conflict, InvalidInput, NotFound, VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.libvirt_api import Domain
+from vmdeck.host.qemu_access import check_qemu_access
 from vmdeck.spec.models import BUSES
 from vmdeck.vm.create import check_iso
 from vmdeck.vm.devices import DeviceChange, apply_attach, users_of_image, xml_pair
@@ -89,6 +90,7 @@ def insert(host: Host, name: str, iso: str | Path, *, drive: str | None = None, 
     """Put `iso` in the VM's drive (replacing any disc in it)."""
     dom = host.lookup(name)
     path = check_iso(Path(iso))
+    check_qemu_access(host, path)
     for other, disk in users_of_image(host, path, exclude=name):
         if not disk.readonly:
             raise Conflict(f"{path} is attached writable to running VM {other!r} (as {disk.target}): "
@@ -132,6 +134,8 @@ def add_drive(host: Host, name: str, *, bus: str | None = None, iso: str | Path 
         raise InvalidInput(f"a CD/DVD drive cannot go on bus {bus!r} of machine {view.machine!r}: use {usable}",
                            field="bus")
     path = check_iso(Path(iso)) if iso is not None else None
+    if path is not None:
+        check_qemu_access(host, path)
     if bus == "ide":
         ide = [d for xml in (config, live) if xml for d in parse_domain(xml).disks if d.bus == "ide"]
         if len({d.target for d in ide}) >= 4:
