@@ -112,3 +112,31 @@ def test_tcg_translation_cache_size_reaches_libvirt(tmp_path: Path) -> None:
     with open_test_host(tmp_path) as host:
         dom = host.conn.define(xml, validate=True)
         assert "<tb-cache unit='KiB'>16384</tb-cache>" in dom.xml()
+
+
+def test_debian_image_vm_golden(tmp_path: Path) -> None:
+    """A VM from a library image: overlay disk, read-only seed disk, loopback SSH forward, login user."""
+    spec = resolve("debian-12", "golden", Overrides(disk_gib=8))
+    ctx = RenderContext(
+        domain_type="qemu",
+        disk_paths=(Path("/var/lib/vmdeck/pool/golden-vda.qcow2"),),
+        owned_volumes=(Path("/var/lib/vmdeck/pool/golden-vda.qcow2"), Path("/var/lib/vmdeck/pool/golden-seed.iso")),
+        serial_log=Path("/var/log/libvirt/qemu/golden-serial.log"),
+        accel_reason="golden",
+        ssh_port=40022,
+        ssh_mac="52:54:00:12:34:56",
+        seed=Path("/var/lib/vmdeck/pool/golden-seed.iso"),
+        login_user="alice",
+        base_image="debian-12",
+    )
+    xml = render_domain(spec, ctx)
+    _compare("debian-12-seeded", xml)
+    with open_test_host(tmp_path) as host:
+        dom = host.conn.raw.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        view = parse_domain(dom.XMLDesc(0))
+    # The test driver drops <qemu:commandline> (only the QEMU driver keeps it): read the forward from ours.
+    (forward,) = parse_domain(xml).port_forwards
+    assert (forward.address, forward.host_port, forward.guest_port) == ("127.0.0.1", 40022, 22)
+    assert view.extra["login-user"] == "alice" and view.extra["base-image"] == "debian-12"
+    seed = next(d for d in view.disks if d.source and d.source.endswith("seed.iso"))
+    assert seed.readonly and seed.format == "raw" and seed.owned

@@ -51,7 +51,7 @@ def test_invalid_overrides_name_the_field(name: str, overrides: Overrides, field
 
 
 def test_unknown_template_lists_the_known_ones() -> None:
-    with pytest.raises(NotFound, match="known: legacy-pc, q35-virtio, tiny, tiny-arm64"):
+    with pytest.raises(NotFound, match="known: debian-12, legacy-pc, q35-virtio, tiny, tiny-arm64"):
         get_template("nope")
 
 

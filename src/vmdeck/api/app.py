@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from vmdeck import __version__
-from vmdeck.api import auth, console, devices, events, hosts, hostview, isos, pages, snapshots, templates, vms
+from vmdeck.api import auth, console, devices, events, hosts, hostview, images, isos, pages, snapshots, templates, vms
 from vmdeck.api import host as host_api
 from vmdeck.api.accounts import Accounts, ensure_admin
 from vmdeck.api.context import AppContext, HostHandle
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (auth, vms, snapshots, templates, host_api, hosts, isos, devices, hostview, console, events):
+    for module in (auth, vms, snapshots, templates, images, host_api, hosts, isos, devices, hostview, console, events):
         app.include_router(module.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")

@@ -23,8 +23,10 @@ from vmdeck.api.inventory import Inventory
 from vmdeck.api.isos import iso_path
 from vmdeck.cluster.inventory import list_everywhere
 from vmdeck.cluster.place import place_new_vm
+from vmdeck.errors import InvalidInput, NotFound
 from vmdeck.host.connection import Host
 from vmdeck.spec.templates import Overrides, resolve
+from vmdeck.storage.seed import cloud_init_config
 from vmdeck.vm import lifecycle
 from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.create import create_vm
@@ -38,7 +40,8 @@ router = APIRouter(prefix="/api/vms", tags=["vms"])
 
 class CreateVm(BaseModel):
     name: str = Field(description="Name of the new VM.")
-    template: str = Field("tiny", description="Template (base form) to start from.")
+    template: str | None = Field(None, description="Template (base form) to start from "
+                                 "(default: tiny; debian-12 when an image is given).")
     vcpus: int | None = Field(None, description="vCPUs (overrides the template).")
     memory_mib: int | None = Field(None, description="Memory in MiB.")
     disk_gib: float | None = Field(None, description="Size of the first disk in GiB.")
@@ -47,9 +50,19 @@ class CreateVm(BaseModel):
     # libvirt network names are plain words; the pattern keeps control characters out of the domain XML.
     network: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+:-]{0,63}$",
                                 description="'user' or a libvirt network name for every NIC.")
+    image: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,62}$",
+                              description="Library image the first disk is a linked clone of (e.g. debian-12).")
+    ssh_keys: list[str] = Field(default_factory=list, max_length=32,
+                                description="OpenSSH public keys (the text of id_*.pub) for the user.")
+    user: str | None = Field(None, description="User cloud-init creates (default: debian).")
+    password: str | None = Field(None, description="The user's password (stored hashed in the seed).")
+    hostname: str | None = Field(None, description="Guest hostname (default: from the VM name).")
+    user_data: str | None = Field(None, max_length=1_000_000, description="A #cloud-config document.")
+    network_config: str | None = Field(None, max_length=1_000_000, description="cloud-init network config.")
     start: bool = Field(False, description="Start the VM once created.")
-    host: str = Field("auto", description="Registered host to create it on, or 'auto': the host with the most "
-                                          "free memory that fits it.")
+    host: str = Field("auto", pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$",
+                      description="Registered host to create it on, or 'auto': the host with the most "
+                                  "free memory that fits it.")
 
 
 class ResourcesRequest(BaseModel):
@@ -108,17 +121,28 @@ def vms_create(body: CreateVm, ctx: AppContext = Depends(app_context),
     """Create a VM from a template with overrides, on the host placement picks (or `host`); errors name
     the field (`field`) they are about, and a refusal for lack of room names each host and why."""
     cdrom = iso_path(body.cdrom, field="cdrom") if body.cdrom else None
-    spec = resolve(body.template, body.name, Overrides(vcpus=body.vcpus, memory_mib=body.memory_mib,
-                                                       disk_gib=body.disk_gib, cdrom=cdrom, accel=body.accel,
-                                                       network=body.network))
+    template = body.template or ("debian-12" if body.image else "tiny")
+    spec = resolve(template, body.name, Overrides(vcpus=body.vcpus, memory_mib=body.memory_mib,
+                                                  disk_gib=body.disk_gib, cdrom=cdrom, accel=body.accel,
+                                                  network=body.network, image=body.image))
+    cloud_init = None
+    if any(d.image for d in spec.disks):
+        cloud_init = cloud_init_config(
+            body.name, hostname=body.hostname or None, user=body.user or None, password=body.password or None,
+            ssh_keys=[(f"ssh_keys[{i}]", key) for i, key in enumerate(body.ssh_keys) if key.strip()],
+            user_data=body.user_data or None, network_config=body.network_config or None)
+    elif body.ssh_keys or body.user or body.password or body.hostname or body.user_data or body.network_config:
+        raise InvalidInput("ssh_keys, user, password, hostname, user_data and network_config need an image",
+                           field="image")
     fleet = fleet_of(ctx)
-    if fleet is None and body.host == "auto":
+    if fleet is None:
+        # One host: `auto` and `local` are that host; any other name is not registered here.
+        if body.host not in ("auto", "local"):
+            raise NotFound(f"no host named {body.host!r} is registered (this server manages one host)")
         host = ctx.host.get()
     else:
-        fleet = fleet or ctx.fleet
-        assert fleet is not None
         host = fleet.host(place_new_vm(fleet, spec, None if body.host == "auto" else body.host))
-    create_vm(host, spec)
+    create_vm(host, spec, cloud_init=cloud_init)
     if body.start:
         lifecycle.start(host, body.name)
     inventory.after_write(body.name)

@@ -126,6 +126,9 @@ class State:
         if current.parent is not None and current.parent.info_name in self._NOT_VM_GROUPS:
             return None
         name = current.params.get("name")
+        if name is None:  # `start NAME...`: one VM names its host (several go to the first host, or --host)
+            names = current.params.get("names")
+            name = names[0] if isinstance(names, (list, tuple)) and len(names) == 1 else None
         return name if isinstance(name, str) else None
 
 

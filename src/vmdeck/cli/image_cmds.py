@@ -1,44 +1,87 @@
-"""`vmdeck image build|list`: the offline tiny guest images."""
+"""`vmdeck image build|list|import|remove`: the tiny guest and the image library."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 from vmdeck.cli.output import out, print_json, progress_reporter
 
-image_app = typer.Typer(help="Guest images vmdeck builds offline from distribution packages.", no_args_is_help=True)
+image_app = typer.Typer(help="Guest images: built offline from Debian's packages, or imported.",
+                        no_args_is_help=True)
 
 
 @image_app.command()
 def build(
-    name: str = typer.Argument("tiny", help="Image to build (tiny)."),
+    name: str = typer.Argument("tiny", help="Image to build: tiny or debian-12."),
     arch: str = typer.Option("x86_64", "--arch", help="x86_64 or aarch64."),
-    force: bool = typer.Option(False, "--force", help="Rebuild even if cached."),
+    force: bool = typer.Option(False, "--rebuild", "--force", help="Rebuild even if cached."),
 ) -> None:
     """Build a guest image (cached and reused)."""
-    from vmdeck.errors import InvalidInput, NotFound
-    from vmdeck.images.tiny import build_tiny
+    from vmdeck.errors import InvalidInput
 
-    if name != "tiny":
-        raise NotFound(f"unknown image {name!r} (known: tiny)")
     if arch not in ("x86_64", "aarch64"):
         raise InvalidInput(f"unknown architecture {arch!r}: use x86_64 or aarch64")
+    if name == "tiny":
+        from vmdeck.images.tiny import build_tiny
+
+        with progress_reporter(f"building {name} ({arch})") as progress:
+            image = build_tiny(arch, progress=progress, force=force)
+        out.print(f"{name} ({arch}) ready: kernel {image.kernel_version}, {image.kernel}, {image.initrd}")
+        return
+    from vmdeck.images.debian import build_image
+
     with progress_reporter(f"building {name} ({arch})") as progress:
-        image = build_tiny(arch, progress=progress, force=force)
-    out.print(f"{name} ({arch}) ready: kernel {image.kernel_version}, {image.kernel}, {image.initrd}")
+        record = build_image(name, arch, progress=progress, force=force)
+    out.print(f"{name} ({arch}) ready: {record.path}, {record.virtual_gib:.2f} GiB virtual")
 
 
 @image_app.command("list")
 def list_(as_json: bool = typer.Option(False, "--json")) -> None:
-    """List built images."""
+    """List the images: the library's disk images and the tiny guest kernels."""
+    from vmdeck.images.library import list_images
     from vmdeck.images.tiny import find_tiny
 
-    images = [img for arch in ("x86_64", "aarch64") if (img := find_tiny(arch)) is not None]
+    records = list_images()
+    tiny = [img for arch in ("x86_64", "aarch64") if (img := find_tiny(arch)) is not None]
     if as_json:
-        print_json(images)
+        print_json({"images": [r.to_dict() for r in records], "tiny": tiny})
         return
-    for image in images:
-        out.print(f"tiny  {image.arch:8} kernel {image.kernel_version}  {image.initrd.parent}")
+    for record in records:
+        os_name = f"{record.os} {record.os_version}".strip()
+        out.print(f"{record.name:16} {os_name:10} {record.arch:8} {record.format:6} "
+                  f"{record.virtual_gib:6.2f} GiB  {record.path}")
+    for image in tiny:
+        out.print(f"{'tiny':16} {'busybox':10} {image.arch:8} {'kernel':6} {image.kernel_version}  "
+                  f"{image.initrd.parent}")
+
+
+@image_app.command("import")
+def import_(
+    file: Path = typer.Argument(..., help="A qcow2 or raw disk image (a cloud image, a virt-builder output)."),
+    name: str = typer.Option(None, "--name", help="Name in the library (default: the file name's stem)."),
+    os_name: str = typer.Option("linux", "--os", help="debian, ubuntu, fedora, ... (informative)."),
+    arch: str = typer.Option("x86_64", "--arch", help="x86_64 or aarch64."),
+) -> None:
+    """Copy a disk image into the library (records its format and virtual size)."""
+    from vmdeck.images.library import import_image
+
+    with progress_reporter(f"importing {file}") as progress:
+        progress(f"copying {file} into the image library")
+        record = import_image(file, name=name, os_name=os_name, arch=arch)
+    out.print(f"imported {record.name}: {record.format}, {record.virtual_gib:.2f} GiB virtual, {record.path}")
+
+
+@image_app.command("remove")
+def remove(ctx: typer.Context, name: str) -> None:
+    """Delete an image from the library (refused while VMs use it as their backing file)."""
+    from vmdeck.images.library import get_image, remove_image
+    from vmdeck.vm.baseimage import vms_using_image
+
+    record = get_image(name)
+    remove_image(name, vms_using_image(ctx.obj.host(), Path(record.path)))
+    out.print(f"removed image {name}")
 
 
 def register(app: typer.Typer) -> None:

@@ -23,13 +23,21 @@ _STATE_STYLE = {"running": "green", "paused": "yellow", "shut off": "dim", "cras
 def create(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Name of the new VM."),
-    template: str = typer.Option("tiny", "--template", "-t", help="Template (base form) to start from."),
+    template: str = typer.Option(None, "--template", "-t",
+                                 help="Template (base form) to start from (default: tiny; debian-12 with --image)."),
     cpus: int = typer.Option(None, "--cpus", help="vCPUs (overrides the template)."),
     memory: int = typer.Option(None, "--memory", help="Memory in MiB."),
     disk: float = typer.Option(None, "--disk", help="Size of the first disk in GiB."),
     cdrom: Path = typer.Option(None, "--cdrom", help="ISO to insert in the first CD/DVD drive."),
     accel: str = typer.Option(None, "--accel", help="auto (KVM when the probe passes), kvm or tcg."),
     network: str = typer.Option(None, "--network", help="'user' or a libvirt network name for every NIC."),
+    image: str = typer.Option(None, "--image", help="Library image the disk is a linked clone of (debian-12)."),
+    ssh_key: list[Path] = typer.Option(None, "--ssh-key", help="Public key file for the user (repeatable)."),
+    user: str = typer.Option(None, "--user", help="User cloud-init creates (default: debian)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the user's password from stdin."),
+    hostname: str = typer.Option(None, "--hostname", help="Guest hostname (default: from the VM name)."),
+    user_data: Path = typer.Option(None, "--user-data", help="Your #cloud-config file (merged with the above)."),
+    network_config: Path = typer.Option(None, "--network-config", help="cloud-init network config file."),
     start_now: bool = typer.Option(False, "--start", help="Start the VM once created."),
     wait: bool = typer.Option(False, "--wait", help="With --start: wait until the guest is ready."),
     fix_perms: bool = typer.Option(False, "--fix-permissions",
@@ -39,11 +47,27 @@ def create(
                                                      "the host with the most free memory that fits it."),
 ) -> None:
     """Create a VM from a template, with overrides, on the host placement picks (or --host)."""
+    from vmdeck.errors import InvalidInput
     from vmdeck.spec.templates import Overrides, resolve
     from vmdeck.vm.create import create_vm
 
+    template = template or ("debian-12" if image else "tiny")
     spec = resolve(template, name, Overrides(vcpus=cpus, memory_mib=memory, disk_gib=disk, cdrom=cdrom,
-                                             accel=accel, network=network))
+                                             accel=accel, network=network, image=image))
+    cloud_init = None
+    seeded = (ssh_key, user, password_stdin, hostname, user_data, network_config)
+    if any(seeded):
+        from vmdeck.storage.seed import cloud_init_config, read_text_file
+
+        if not any(d.image for d in spec.disks):
+            raise InvalidInput("--ssh-key, --user, --password-stdin, --hostname, --user-data and --network-config "
+                               "need a disk from a cloud image (--image NAME)")
+        password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+        cloud_init = cloud_init_config(
+            name, hostname=hostname, user=user, password=password,
+            ssh_keys=[(str(k), read_text_file(k, "ssh key")) for k in ssh_key or []],
+            user_data=read_text_file(user_data, "user-data") if user_data else None,
+            network_config=read_text_file(network_config, "network-config") if network_config else None)
     if ctx.obj.single_host() and on_host in (None, "auto"):
         host, placed = ctx.obj.host(), ""
     else:
@@ -56,7 +80,7 @@ def create(
 
         fix_permissions(host, cdrom)
     with progress_reporter(f"creating {name}") as progress:
-        view = create_vm(host, spec, progress)
+        view = create_vm(host, spec, progress, cloud_init=cloud_init)
         if start_now:
             lifecycle.start(host, name, wait=wait, progress=progress)
     if as_json:
@@ -143,7 +167,13 @@ def show(ctx: typer.Context, name: str, as_json: bool = typer.Option(False, "--j
         if gfx["websocket"] and gfx["websocket"] > 0:
             where += f" websocket {gfx['websocket']}"
         table.add_row("display", gfx["type"], "", where)
+    for fwd in details["port_forwards"]:
+        table.add_row("forward", fwd["proto"], "", f"{fwd['address'] or '*'}:{fwd['host_port']} -> guest port "
+                      f"{fwd['guest_port']}")
     out.print(table)
+    if details["extra"].get("base-image"):
+        out.print(f"  disk: linked clone of image {details['extra']['base-image']}; "
+                  f"login user {details['extra'].get('login-user', '-')} (vmdeck ssh {details['name']})")
 
 
 def shutdown(
@@ -200,6 +230,23 @@ def exec_(
     raise typer.Exit(result.exit_code)
 
 
+def ssh(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The VM."),
+    command: list[str] = typer.Argument(None, help="Command to run (after --); none: a login shell."),
+    user: str = typer.Option(None, "--user", "-l", help="Log in as (default: the user cloud-init created)."),
+    identity: Path = typer.Option(None, "--identity", "-i", help="Private key file."),
+) -> None:
+    """SSH into the guest through its port forward on 127.0.0.1."""
+    import os
+
+    from vmdeck.vm.ssh import ssh_argv
+
+    argv = ssh_argv(ctx.obj.host(), name, user=user, identity=identity, command=command or [])
+    sys.stdout.flush()
+    os.execv(argv[0], argv)  # an argument list, never a shell: ssh's exit status is ours
+
+
 def set_(
     ctx: typer.Context,
     name: str,
@@ -229,3 +276,4 @@ def register(app: typer.Typer) -> None:
     app.command()(delete)
     app.command("set")(set_)
     app.command("exec")(exec_)
+    app.command()(ssh)

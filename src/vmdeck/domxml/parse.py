@@ -6,16 +6,18 @@ hand-written one gives the same view, with `template` None.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from lxml import etree
 
 from vmdeck.domxml.names import VMDECK_NS
 
-__all__ = ["DiskView", "NicView", "GraphicsView", "DomainView", "parse_domain", "machine_family", "disk_source",
-           "DiskConfig", "disk_configs"]
+__all__ = ["DiskView", "NicView", "PortForwardView", "GraphicsView", "DomainView", "parse_domain", "machine_family",
+           "disk_source", "DiskConfig", "disk_configs"]
 
 _NS = {"vmdeck": VMDECK_NS}
+_HOSTFWD_RE = re.compile(r"hostfwd=(?P<proto>tcp|udp):(?P<addr>[0-9.]*):(?P<port>\d+)-[0-9.]*:(?P<guest>\d+)")
 _UNIT_TO_KIB = {"b": 1 / 1024, "bytes": 1 / 1024, "k": 1, "kib": 1, "kb": 1000 / 1024, "m": 1024, "mib": 1024,
                 "mb": 1000**2 / 1024, "g": 1024**2, "gib": 1024**2, "gb": 1000**3 / 1024, "t": 1024**3, "tib": 1024**3}
 
@@ -38,6 +40,16 @@ class NicView:
     kind: str  # "user", "network", "bridge" ...
     network: str | None
     target: str | None  # host-side tap name when running
+
+
+@dataclass(frozen=True)
+class PortForwardView:
+    """A user-mode (passt) NIC's <portForward>: host address:port -> guest port."""
+
+    proto: str
+    address: str | None
+    host_port: int
+    guest_port: int
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,7 @@ class DomainView:
     has_agent_channel: bool = False
     serial_log: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    port_forwards: tuple[PortForwardView, ...] = ()
 
     @property
     def cdroms(self) -> tuple[DiskView, ...]:
@@ -185,6 +198,20 @@ def parse_domain(xml: str) -> DomainView:
                 target=target.get("dev") if target is not None else None,
             )
         )
+    forwards = []
+    for forward in root.iterfind("devices/interface/portForward"):
+        for rng in forward.iterfind("range"):
+            start = _int(rng.get("start"))
+            if start is None:
+                continue
+            forwards.append(PortForwardView(proto=forward.get("proto", "tcp"), address=forward.get("address"),
+                                            host_port=start, guest_port=_int(rng.get("to")) or start))
+    # QEMU's own user-mode NIC given on the command line (render.ssh_forward_args): hostfwd=tcp:ADDR:PORT-:GUEST
+    for arg in root.iterfind("{http://libvirt.org/schemas/domain/qemu/1.0}commandline/"
+                             "{http://libvirt.org/schemas/domain/qemu/1.0}arg"):
+        for match in _HOSTFWD_RE.finditer(arg.get("value", "")):
+            forwards.append(PortForwardView(proto=match["proto"], address=match["addr"] or None,
+                                            host_port=int(match["port"]), guest_port=int(match["guest"])))
     graphics = tuple(
         GraphicsView(
             type=g.get("type", ""),
@@ -221,4 +248,5 @@ def parse_domain(xml: str) -> DomainView:
         ),
         serial_log=serial_log.get("file") if serial_log is not None else None,
         extra=extra,
+        port_forwards=tuple(forwards),
     )

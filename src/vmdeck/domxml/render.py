@@ -15,7 +15,8 @@ from lxml import etree
 from vmdeck.domxml.names import VMDECK_NS, next_target
 from vmdeck.spec.models import VmSpec
 
-__all__ = ["RenderContext", "render_domain", "disk_element", "cdrom_element", "nic_element", "to_xml"]
+__all__ = ["RenderContext", "render_domain", "disk_element", "cdrom_element", "nic_element", "to_xml",
+           "ssh_forward_args", "QEMU_NS"]
 
 
 def to_xml(element: etree._Element) -> str:
@@ -34,6 +35,11 @@ class RenderContext:
     serial_log: Path | None = None
     accel_requested: str = "auto"
     accel_reason: str = ""
+    ssh_port: int | None = None  # host port on 127.0.0.1 forwarded to guest port 22 (the forward_ssh NIC)
+    ssh_mac: str | None = None  # that NIC's MAC address (fixed at create: the guest sees the same NIC each boot)
+    seed: Path | None = None  # a cloud-init NoCloud seed image, attached as a read-only virtio disk
+    login_user: str | None = None  # the user cloud-init creates: `vmdeck ssh` logs in as it
+    base_image: str | None = None  # the library image the first disk is a linked clone of
 
 
 def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -81,6 +87,28 @@ def nic_element(model: str, network: str, mac: str | None) -> etree._Element:
     return nic
 
 
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+SSH_NETDEV_ID = "vmdeck-ssh0"
+_QEMU_NIC_DEVICES = {"virtio": "virtio-net-pci", "e1000": "e1000", "e1000e": "e1000e", "rtl8139": "rtl8139"}
+
+
+# A fixed slot on the root bus: libvirt assigns its own devices explicit addresses from slot 1
+# upwards (and QEMU would otherwise pick slot 1 before libvirt's VGA gets it).
+_SSH_NIC_SLOT = "0x10"
+
+
+def ssh_forward_args(model: str, mac: str, port: int, machine: str = "q35") -> list[str]:
+    """QEMU arguments for a user-mode NIC whose host port 127.0.0.1:port reaches the guest's port 22.
+
+    Debian's libvirt 9.0 is built with passt support disabled (debian/patches "Disable passt
+    support"), so libvirt's own <portForward> is refused there, and libvirt's slirp interface has no
+    port forwards at all: the NIC is given to QEMU directly (slirp's hostfwd, bound to loopback only).
+    """
+    return ["-netdev", f"user,id={SSH_NETDEV_ID},hostfwd=tcp:127.0.0.1:{port}-:22",
+            "-device", f"{_QEMU_NIC_DEVICES[model]},netdev={SSH_NETDEV_ID},mac={mac.lower()},"
+                       f"bus={'pcie.0' if machine == 'q35' else 'pci.0'},addr={_SSH_NIC_SLOT}"]
+
+
 def _metadata(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
     metadata = _sub(root, "metadata")
     vm = etree.SubElement(metadata, f"{{{VMDECK_NS}}}vm", nsmap={"vmdeck": VMDECK_NS})
@@ -90,14 +118,22 @@ def _metadata(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
         _sub(vm, f"{{{VMDECK_NS}}}image", spec.boot.image)
     for path in ctx.owned_volumes:
         _sub(vm, f"{{{VMDECK_NS}}}owned-volume", str(path))
+    if ctx.base_image:
+        _sub(vm, f"{{{VMDECK_NS}}}base-image", ctx.base_image)
+    if ctx.login_user:
+        _sub(vm, f"{{{VMDECK_NS}}}login-user", ctx.login_user)
 
 
 def _os(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
     os_ = _sub(root, "os")
     _sub(os_, "type", "hvm", arch=spec.arch, machine=spec.machine)
     if spec.boot.kind == "uefi":
-        # libvirt picks the firmware image (OVMF, AAVMF) and a per-VM variable store itself.
+        # libvirt picks the firmware image (OVMF, AAVMF) and a per-VM variable store itself. Without
+        # a word it picks Debian's Secure Boot build with Microsoft's keys enrolled, which refuses any
+        # boot loader they did not sign (vmdeck's images' GRUB, most ISOs built at home).
         os_.set("firmware", "efi")
+        firmware = _sub(os_, "firmware")
+        _sub(firmware, "feature", enabled="no", name="secure-boot")
     if spec.boot.kind == "kernel":
         if ctx.kernel is None or ctx.initrd is None:
             raise ValueError("kernel boot needs the image's kernel and initrd in the render context")
@@ -129,7 +165,11 @@ def _devices(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
     for disk, path in zip(spec.disks, ctx.disk_paths, strict=True):
         target = disk.target or next_target(disk.bus, taken)
         taken.append(target)
-        devices.append(disk_element(path, disk.bus, target, disk.format, disk.cache))
+        devices.append(disk_element(path, disk.bus, target, "qcow2" if disk.image else disk.format, disk.cache))
+    if ctx.seed is not None:
+        target = next_target("virtio", taken)
+        taken.append(target)
+        devices.append(disk_element(ctx.seed, "virtio", target, "raw", "default", readonly=True))
     for cdrom in spec.cdroms:
         target = cdrom.target or next_target(cdrom.bus, taken)
         taken.append(target)
@@ -148,6 +188,8 @@ def _devices(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
         for _ in range(spec.hotplug_slots):
             _sub(devices, "controller", type="pci", model="pcie-root-port")
     for nic in spec.nics:
+        if nic.forward_ssh and ctx.ssh_port is not None:
+            continue  # given to QEMU directly: see ssh_forward_args
         devices.append(nic_element(nic.model, nic.network, nic.mac))
     if spec.serial:
         serial = _sub(devices, "serial", type="pty")
@@ -211,4 +253,11 @@ def render_domain(spec: VmSpec, ctx: RenderContext) -> str:
     _sub(root, "on_reboot", "restart")
     _sub(root, "on_crash", "destroy")
     _devices(root, spec, ctx)
+    forwarded = next((nic for nic in spec.nics if nic.forward_ssh), None)
+    if forwarded is not None and ctx.ssh_port is not None:
+        if not ctx.ssh_mac:
+            raise ValueError("an SSH-forwarded NIC needs its MAC address in the render context")
+        commandline = etree.SubElement(root, f"{{{QEMU_NS}}}commandline", nsmap={"qemu": QEMU_NS})
+        for arg in ssh_forward_args(forwarded.model, ctx.ssh_mac, ctx.ssh_port, spec.machine):
+            etree.SubElement(commandline, f"{{{QEMU_NS}}}arg", value=arg)
     return etree.tostring(root, pretty_print=True, encoding="unicode")

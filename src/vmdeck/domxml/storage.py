@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lxml import etree
 
-__all__ = ["pool_xml", "volume_xml", "pool_target_path"]
+__all__ = ["pool_xml", "volume_xml", "pool_target_path", "raw_volume_xml"]
 
 
 def pool_xml(name: str, path: Path) -> str:
@@ -31,3 +31,13 @@ def volume_xml(name: str, capacity: int, fmt: str) -> str:
 def pool_target_path(xml: str) -> str:
     """The folder behind a `dir` pool, from the pool's XML."""
     return str(etree.fromstring(xml.encode()).findtext("target/path") or "?")
+
+
+def raw_volume_xml(name: str, capacity: int) -> str:
+    """A raw volume of exactly `capacity` bytes (a seed image to be uploaded into it)."""
+    root = etree.Element("volume")
+    etree.SubElement(root, "name").text = name
+    etree.SubElement(root, "capacity", unit="bytes").text = str(capacity)
+    target = etree.SubElement(root, "target")
+    etree.SubElement(target, "format", type="raw")
+    return etree.tostring(root, encoding="unicode")

@@ -45,19 +45,23 @@ class _Model(BaseModel):
 
 
 class DiskSpec(_Model):
-    """A writable disk: a new volume vmdeck creates (size_gib) or an image the user brought (source)."""
+    """A writable disk: a new volume vmdeck creates (size_gib), a linked clone of a library image
+    (image, grown to size_gib when given) or an image the user brought (source)."""
 
     bus: DiskBus = "virtio"
     size_gib: float | None = Field(default=None, gt=0, le=65536)
     source: Path | None = None
+    image: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,62}$")
     format: Literal["qcow2", "raw"] = "qcow2"
     target: str | None = None
     cache: Literal["none", "writeback", "writethrough", "directsync", "unsafe", "default"] = "none"
 
     @model_validator(mode="after")
     def _one_origin(self) -> DiskSpec:
-        if (self.size_gib is None) == (self.source is None):
-            raise ValueError("a disk needs exactly one of size_gib (a new volume) or source (an image)")
+        if self.source is not None and (self.size_gib is not None or self.image is not None):
+            raise ValueError("a disk with a source image takes neither size_gib nor image")
+        if self.source is None and self.size_gib is None and self.image is None:
+            raise ValueError("a disk needs size_gib (a new volume), image (a library image) or source (a file)")
         return self
 
 
@@ -75,6 +79,15 @@ class NicSpec(_Model):
     # any other value names a libvirt network such as "default".
     network: str = Field(default="user", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     mac: str | None = Field(default=None, pattern=r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
+    # User-mode NIC only: forward a free TCP port on the host's 127.0.0.1 to the guest's port 22
+    # (libvirt's passt backend), which is what `vmdeck ssh` connects to.
+    forward_ssh: bool = False
+
+    @model_validator(mode="after")
+    def _forward_needs_user_mode(self) -> NicSpec:
+        if self.forward_ssh and self.network != "user":
+            raise ValueError("forward_ssh works on a user-mode NIC only (network: user)")
+        return self
 
 
 class GraphicsSpec(_Model):

@@ -39,6 +39,7 @@ class Overrides:
     cdrom: Path | None = None
     accel: str | None = None
     network: str | None = None
+    image: str | None = None  # the first disk becomes a linked clone of this library image
 
 
 def _builtin_sources() -> dict[str, str]:
@@ -140,10 +141,14 @@ def resolve(template_name: str, vm_name: str, overrides: Overrides = Overrides()
         data["memory_mib"] = overrides.memory_mib
     if overrides.accel is not None:
         data["accel"] = overrides.accel
-    if overrides.disk_gib is not None:
+    if overrides.disk_gib is not None or overrides.image is not None:
         disks = list(data["disks"])
         first = {"bus": "virtio" if data["machine"] != "pc" else "ide"} if not disks else dict(disks[0])
-        first.update(size_gib=overrides.disk_gib, source=None)
+        if overrides.image is not None:
+            first.update(image=overrides.image, size_gib=None)
+        if overrides.disk_gib is not None:
+            first.update(size_gib=overrides.disk_gib)
+        first.update(source=None)
         data["disks"] = [first, *disks[1:]]
     if overrides.cdrom is not None:
         cdroms = [dict(c) for c in data["cdroms"]]

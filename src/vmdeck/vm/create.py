@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vmdeck.domxml.devices import add_root_ports, free_root_ports
 from vmdeck.domxml.names import next_target
@@ -22,6 +23,10 @@ from vmdeck.host.qemu_access import check_qemu_access
 from vmdeck.spec.models import VmSpec
 from vmdeck.storage.journal import Journal
 from vmdeck.storage.pool import create_volume, delete_volume
+
+if TYPE_CHECKING:
+    from vmdeck.images.library import ImageRecord
+    from vmdeck.storage.seed import CloudInitConfig
 
 __all__ = ["create_vm", "check_iso", "serial_log_path"]
 
@@ -59,10 +64,46 @@ def _check_fits_host(host: Host, spec: VmSpec) -> None:
         raise HostError(f"this host cannot run {spec.arch} guests (install qemu-system for it)")
 
 
-def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None) -> DomainView:
+def _image_disks(spec: VmSpec) -> dict[int, tuple[ImageRecord, int]]:
+    """Library images the spec's disks are linked clones of: (record, capacity) per disk index.
+    Checked before anything is created: an unknown image or a --disk below its size stops here."""
+    if not any(disk.image for disk in spec.disks):
+        return {}
+    from vmdeck.images.library import get_image
+    from vmdeck.vm.baseimage import overlay_capacity
+
+    found = {}
+    for index, disk in enumerate(spec.disks):
+        if disk.image:
+            record = get_image(disk.image)
+            if record.arch != spec.arch:
+                raise InvalidInput(f"image {record.name!r} is {record.arch}, the VM is {spec.arch}", field="image")
+            found[index] = (record, overlay_capacity(record, disk.size_gib))
+    return found
+
+
+def _seed_files(spec: VmSpec, cloud_init: CloudInitConfig | None) -> tuple[dict[str, str], str] | None:
+    """The NoCloud seed's files and the login user (a default seed for image-based VMs without one)."""
+    from vmdeck.storage.seed import CloudInitConfig, hostname_for, render_meta_data, render_user_data
+
+    if cloud_init is None:
+        if not any(disk.image for disk in spec.disks):
+            return None
+        cloud_init = CloudInitConfig(hostname=hostname_for(spec.name, None))
+    files = {"meta-data": render_meta_data(spec.name, cloud_init.hostname),
+             "user-data": render_user_data(cloud_init)}
+    if cloud_init.network_config:
+        files["network-config"] = cloud_init.network_config
+    return files, cloud_init.user
+
+
+def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None,
+              cloud_init: CloudInitConfig | None = None) -> DomainView:
     if host.exists(spec.name):
         raise Conflict(f"a VM named {spec.name!r} already exists")
     _check_fits_host(host, spec)
+    images = _image_disks(spec)
+    seed = _seed_files(spec, cloud_init)
     cdroms = tuple(c.model_copy(update={"iso": check_iso(c.iso)}) if c.iso else c for c in spec.cdroms)
     spec = spec.model_copy(update={"cdroms": cdroms})
     for disk in spec.disks:
@@ -88,18 +129,37 @@ def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None) ->
             progress(f"building the tiny {spec.arch} guest image (once)")
             image = build_tiny(spec.arch, progress=progress)
         kernel, initrd, cmdline = image.kernel, image.initrd, image.cmdline
+    ssh_port = ssh_mac = None
+    if any(nic.forward_ssh for nic in spec.nics):
+        from vmdeck.vm.baseimage import free_loopback_port
+
+        ssh_port = free_loopback_port(host)
+        forwarded = next(nic for nic in spec.nics if nic.forward_ssh)
+        ssh_mac = forwarded.mac or "52:54:00:" + ":".join(f"{b:02x}" for b in os.urandom(3))
     created: list[Path] = []
     paths: list[Path] = []
     taken: list[str] = []
+    seed_path = None
     # The journal names each volume before it exists: if this process is killed before the VM is
     # defined (which records the volumes in its metadata), `vmdeck doctor` finds and removes them.
     with Journal("create", spec.name) as journal:
         try:
-            for disk in spec.disks:
+            for index, disk in enumerate(spec.disks):
                 target = disk.target or next_target(disk.bus, taken)
                 taken.append(target)
                 if disk.source is not None:
                     paths.append(Path(disk.source).absolute())
+                    continue
+                if index in images:
+                    from vmdeck.vm.baseimage import create_overlay
+
+                    record, capacity = images[index]
+                    progress(f"creating {capacity / 1024**3:.2f} GiB qcow2 overlay for {target} on image {record.name}")
+                    volume_name = f"{spec.name}-{target}.qcow2"
+                    journal.volume(volume_name)
+                    path = create_overlay(host, volume_name, record, capacity)
+                    created.append(path)
+                    paths.append(path)
                     continue
                 progress(f"creating {disk.size_gib:g} GiB {disk.format} volume for {target}")
                 volume_name = f"{spec.name}-{target}.{disk.format}"
@@ -107,6 +167,14 @@ def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None) ->
                 path = create_volume(host, volume_name, disk.size_gib or 0, disk.format)
                 created.append(path)
                 paths.append(path)
+            if seed is not None:
+                from vmdeck.storage.seed import build_seed_iso
+                from vmdeck.vm.baseimage import upload_volume
+
+                progress("writing the cloud-init NoCloud seed (ISO 9660, label cidata)")
+                journal.volume(f"{spec.name}-seed.iso")
+                seed_path = upload_volume(host, f"{spec.name}-seed.iso", build_seed_iso(seed[0]))
+                created.append(seed_path)
             ctx = RenderContext(
                 domain_type=domain_type,
                 disk_paths=tuple(paths),
@@ -117,6 +185,11 @@ def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None) ->
                 serial_log=serial_log_path(spec.name) if host.is_local else None,
                 accel_requested=spec.accel,
                 accel_reason=reason,
+                ssh_port=ssh_port,
+                ssh_mac=ssh_mac,
+                seed=seed_path,
+                login_user=seed[1] if seed is not None else None,
+                base_image=next((record.name for record, _cap in images.values()), None),
             )
             return _define(host, spec, ctx)
         except BaseException:

@@ -4,7 +4,18 @@ import { api, el } from './common.js';
 const form = document.getElementById('create-form');
 const templateSelect = document.getElementById('f-template');
 const info = document.getElementById('template-info');
+const imageSelect = document.getElementById('f-image');
+const cloudInit = document.getElementById('cloud-init');
 let templates = [];
+
+// A VM from an image is a linked clone configured by cloud-init: its fields only mean something then.
+function showImage() {
+  cloudInit.hidden = imageSelect.value === '';
+  if (imageSelect.value && templateSelect.value === 'tiny' && templates.some((t) => t.name === 'debian-12')) {
+    templateSelect.value = 'debian-12';
+    showTemplate();
+  }
+}
 
 function showTemplate() {
   const t = templates.find((x) => x.name === templateSelect.value);
@@ -22,6 +33,9 @@ async function init() {
   templateSelect.replaceChildren(...templates.map((t) => el('option', { value: t.name }, t.name)));
   templateSelect.value = templates.some((t) => t.name === 'tiny') ? 'tiny' : templates[0]?.name;
   showTemplate();
+  const images = await api('GET', '/api/images');
+  imageSelect.append(...images.map((i) => el('option', { value: i.name },
+    `${i.name} (${i.os} ${i.os_version || ''}, ${(i.virtual_size / 2 ** 30).toFixed(1)} GiB)`)));
   const isos = await api('GET', '/api/isos');
   document.getElementById('f-cdrom').append(...isos.map((iso) => el('option', { value: iso.name }, iso.name)));
 }
@@ -35,6 +49,7 @@ function number(input) {
 }
 
 templateSelect.addEventListener('change', showTemplate);
+imageSelect.addEventListener('change', showImage);
 form.addEventListener('submit', async (event) => {
   event.preventDefault();
   clearErrors();
@@ -46,6 +61,13 @@ form.addEventListener('submit', async (event) => {
     memory_mib: number(form.memory_mib), disk_gib: number(form.disk_gib),
     cdrom: form.cdrom.value || null, start: form.start.checked,
   };
+  if (imageSelect.value) {
+    Object.assign(body, {
+      image: imageSelect.value, user: form.user.value.trim() || null, hostname: form.hostname.value.trim() || null,
+      ssh_keys: form.ssh_key.value.trim() ? [form.ssh_key.value.trim()] : [],
+      user_data: form.user_data.value.trim() ? form.user_data.value : null,
+    });
+  }
   try {
     const vm = await api('POST', '/api/vms', body);
     location.href = `/vms/${encodeURIComponent(vm.name)}`;
