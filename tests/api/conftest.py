@@ -36,6 +36,8 @@ def test_host(tmp_path: Path) -> Iterator[Host]:
 @pytest.fixture
 def make_app(tmp_path: Path, test_host: Host) -> AppFactory:
     def make(**overrides: object) -> FastAPI:
+        # TestClient calls itself "testserver": an allowed name of the test app.
+        overrides.setdefault("allowed_hosts", ("localhost", "127.0.0.1", "::1", "testserver"))
         settings = Settings(db_path=tmp_path / "web" / "vmdeck.sqlite", admin_password=ADMIN_PASSWORD,
                             stats_interval=0.2, **overrides)  # type: ignore[arg-type]
         return create_app(settings, host=test_host)

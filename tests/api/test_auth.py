@@ -47,7 +47,7 @@ def test_sign_in_sets_an_httponly_strict_cookie(anon: TestClient) -> None:
 
 
 def test_cookie_is_secure_on_https_and_loopback(make_app: AppFactory) -> None:
-    with TestClient(make_app(), base_url="https://vmdeck.example") as client:
+    with TestClient(make_app(allowed_hosts=("vmdeck.example",)), base_url="https://vmdeck.example") as client:
         reply = client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
         assert "Secure" in reply.headers["set-cookie"]
     with TestClient(make_app(), base_url="http://127.0.0.1:8470") as client:
@@ -115,12 +115,12 @@ def test_logout_ends_the_session(client: TestClient) -> None:
 
 
 def test_first_start_generates_a_one_time_password(tmp_path: Path, test_host) -> None:  # type: ignore[no-untyped-def]
-    app = create_app(Settings(db_path=tmp_path / "fresh.sqlite", events=False), host=test_host)
+    app = create_app(Settings(db_path=tmp_path / "fresh.sqlite", events=False, allowed_hosts=("testserver",)), host=test_host)
     password = app.state.ctx.admin_password
     assert password and len(password) >= 12
     with TestClient(app) as client:
         sign_in(client, password=password)
-    again = create_app(Settings(db_path=tmp_path / "fresh.sqlite", events=False), host=test_host)
+    again = create_app(Settings(db_path=tmp_path / "fresh.sqlite", events=False, allowed_hosts=("testserver",)), host=test_host)
     assert again.state.ctx.admin_password is None and not again.state.ctx.admin_created
 
 

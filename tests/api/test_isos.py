@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 
 def test_upload_list_use_and_delete(client: TestClient, _data_dir: Path) -> None:
-    payload = b"CD001" + bytes(4096)
+    payload = bytes(32769) + b"CD001" + bytes(4096)  # an ISO 9660 volume descriptor at sector 16
     up = client.put("/api/isos/tools.iso", content=payload, headers={"content-type": "application/octet-stream"})
     assert up.status_code == 201, up.text
     assert (_data_dir / "isos" / "tools.iso").read_bytes() == payload

@@ -115,7 +115,8 @@ def test_host_down_is_503(make_app, tmp_path) -> None:  # type: ignore[no-untype
     from vmdeck.api import Settings, create_app
 
     app = create_app(Settings(uri=f"qemu+unix:///system?socket={tmp_path}/no-libvirtd.sock",
-                              db_path=tmp_path / "down.sqlite", admin_password="pw-for-down-host", events=False))
+                              db_path=tmp_path / "down.sqlite", admin_password="pw-for-down-host", events=False,
+                              allowed_hosts=("testserver",)))
     with TestClient(app) as down:
         sign_in(down, password="pw-for-down-host")
         _error(down.get("/api/vms"), 503, "host_unavailable")
@@ -142,3 +143,20 @@ def test_patch_changes_resources_in_the_definition(client: TestClient) -> None:
     _error(client.patch("/api/vms/web2", json={"vcpus": 0}), 422, "invalid_input", "vcpus")
     _error(client.patch("/api/vms/web2", json={}), 422, "invalid_input")
     _error(client.patch("/api/vms/ghost", json={"vcpus": 1}), 404, "not_found")
+
+
+def test_patch_sets_boot_order_and_autostart_and_errors_speak_the_forms_words(client: TestClient) -> None:
+    assert client.post("/api/vms", json={"name": "web3", "template": "q35-virtio"}).status_code == 201
+    changed = client.patch("/api/vms/web3", json={"boot_order": ["cdrom", "hd"], "autostart": True})
+    assert changed.json() == {"name": "web3", "boot_order": ["cdrom", "hd"], "autostart": True}, changed.text
+    shown = client.get("/api/vms/web3").json()
+    assert shown["boot_order"] == ["cdrom", "hd"] and shown["autostart"] is True
+    _error(client.patch("/api/vms/web3", json={"boot_order": ["floppy"]}), 422, "invalid_input", "boot_order.0")
+    # Limits from the host, named as the form labels them (the test driver's node has 8 GiB).
+    host_mib = client.get("/api/host").json()["memory_mib"]
+    detail = _error(client.patch("/api/vms/web3", json={"memory_mib": host_mib + 1}), 422, "invalid_input", "memory_mib")
+    assert detail == f"Memory (MiB) must be at most {host_mib} on this host"
+    detail = _error(client.post("/api/vms", json={"name": "web4", "memory_mib": 8}), 422, "invalid_input", "memory_mib")
+    assert detail == "Memory (MiB) must be at least 32"
+    detail = _error(client.post("/api/vms", json={"name": "web4", "vcpus": "many"}), 422, "invalid_input", "vcpus")
+    assert detail == "vCPUs must be a whole number"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
+
+from vmdeck.host.connection import Host
+from vmdeck.vm.agent import guest_exec
 
 PASSWORD = "e2e-admin-password"
 PREFIX = "vmdeck-test-e2e-"
@@ -27,3 +32,17 @@ class Server:
         client.headers["Cookie"] = f"vmdeck_session={reply.cookies['vmdeck_session']}"
         client.headers["X-CSRF-Token"] = reply.json()["csrf_token"]
         return client
+
+
+def wait_for_screen_shell(host: Host, vm: str, timeout: float = 300) -> None:
+    """Wait until a shell reads the guest's screen (tty1). "Ready" means the agent answers; the shell on
+    the screen may start a moment later, and keys typed before it are lost."""
+    script = 'for p in /proc/[0-9]*; do [ "$(readlink $p/fd/0)" = /dev/tty1 ] && cat $p/comm; done'
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if "sh" in guest_exec(host.lookup(vm), ["/bin/sh", "-c", script], timeout=30).stdout.decode().split():
+                time.sleep(1)  # its prompt
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"no shell on the screen of {vm} within {timeout:g} s")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_helpers import PASSWORD, Server
+from browser_helpers import PASSWORD, Server, wait_for_screen_shell
 from playwright.sync_api import Page, expect
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
@@ -85,13 +85,23 @@ def test_create_form_shows_errors_next_to_the_field_then_creates(page: Page, ser
     expect(page.locator('.field-error[data-for="vcpus"]')).to_be_visible()
     expect(page.locator('.field-error[data-for="name"]')).to_be_hidden()
     page.fill("#f-vcpus", "1")
+    # Limits come from the host and the message uses the form's label.
+    page.fill("#f-memory", "9999999")
+    page.click("#create-submit")
+    # (the server checks the host's facts: patient on a loaded machine)
+    expect(page.locator('.field-error[data-for="memory_mib"]')).to_contain_text("Memory (MiB) must be at most",
+                                                                               timeout=60_000)
+    expect(page.locator('.field-error[data-for="memory_mib"]')).to_contain_text("on this host")
     page.fill("#f-memory", "256")
     page.click("#create-submit")
     expect(page).to_have_url(f"{server.url}/vms/{vm_name}", timeout=120_000)
     expect(page.locator("#vm-state")).to_have_text("shut off")
+    # The success notice survives the change of page.
+    expect(page.locator("#toast")).to_contain_text(f"{vm_name} created")
 
 
 def test_start_shows_the_guest_screen(page: Page, host: Host, vm_name: str) -> None:
+    page.click('#tabs [data-tab="console"]')
     page.click('#power button[data-action="start"]')
     # The badge changes through the event stream; then the page connects the console by itself.
     expect(page.locator("#vm-state")).to_have_text("running", timeout=30_000)
@@ -108,6 +118,7 @@ def test_start_shows_the_guest_screen(page: Page, host: Host, vm_name: str) -> N
 
 def test_keys_typed_in_the_browser_run_in_the_guest(page: Page, host: Host, vm_name: str) -> None:
     marker = f"typed{vm_name[-6:]}"
+    wait_for_screen_shell(host, vm_name)
     page.locator("#screen canvas").click()
     # Unshifted characters only: a real keyboard sends Shift itself, Playwright's type() does not.
     page.keyboard.type(f"mkdir /tmp/{marker}\n", delay=40)
@@ -115,6 +126,7 @@ def test_keys_typed_in_the_browser_run_in_the_guest(page: Page, host: Host, vm_n
 
 
 def test_serial_terminal_round_trip(page: Page, vm_name: str) -> None:
+    page.click('#tabs [data-tab="serial"]')
     expect(page.locator("#terminal")).to_have_attribute("data-connected", "true", timeout=30_000)
     page.locator("#terminal .xterm").click()
     page.keyboard.type("echo serial-$((6*7))-ok\n", delay=20)
@@ -124,7 +136,9 @@ def test_serial_terminal_round_trip(page: Page, vm_name: str) -> None:
 
 def test_host_view_and_disk_hot_plug(page: Page, host: Host, vm_name: str) -> None:
     # The host view names QEMU's vCPU thread as the host sees it.
+    page.click('#tabs [data-tab="hostview"]')
     expect(page.locator("#hv-threads")).to_contain_text("CPU 0/TCG", timeout=30_000)
+    page.click('#tabs [data-tab="disks"]')
     page.fill("#disk-size", "0.5")
     page.select_option("#disk-bus", "virtio")
     page.click("#disk-add")
@@ -143,6 +157,7 @@ def test_insert_an_iso_from_the_library(page: Page, host: Host, vm_name: str,
     expect(page.locator(f'#iso-table tr[data-iso="{iso.name}"]')).to_be_visible()
     page.goto(f"/vms/{vm_name}")
     expect(page.locator("#vm-state")).to_have_text("running")
+    page.click('#tabs [data-tab="disks"]')
     page.select_option("#media-iso", iso.name)
     page.click("#media-insert")
     expect(page.locator("#media-table td.disc").first).to_have_text(iso.name, timeout=30_000)
@@ -197,7 +212,9 @@ def test_power_off_from_the_list_updates_through_the_event_stream(page: Page, vm
     expect(row.locator('button[data-action="resume"]')).to_be_disabled()
     expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
     page.evaluate("window.__sameDocument = 'still here'")
+    row.locator(".menu-toggle").click()
     row.locator('button[data-action="poweroff"]').click()
+    page.click("#confirm-ok")  # power off asks first: whatever the guest has not saved is lost
     expect(row.locator(".state")).to_have_text("shut off", timeout=30_000)
     expect(row.locator('button[data-action="start"]')).to_be_enabled()
     expect(row.locator('button[data-action="poweroff"]')).to_be_disabled()

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from browser_helpers import PASSWORD, Server
-from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Page, expect
 
 from vmdeck.errors import NotFound
 from vmdeck.host.connection import Host
@@ -39,6 +39,7 @@ def _sign_in(page: Page, server: Server, path: str) -> None:
 
 def test_snapshot_panel_tree_revert_delete_clone(page: Page, server: Server, host: Host, snap_vm: str) -> None:
     _sign_in(page, server, f"/vms/{snap_vm}")
+    page.goto(f"/vms/{snap_vm}#snapshots")  # the VM page's Snapshots tab (once the page has loaded)
     tree = page.locator("#snap-tree")
     expect(tree).to_contain_text("no snapshots yet")
 
@@ -59,24 +60,20 @@ def test_snapshot_panel_tree_revert_delete_clone(page: Page, server: Server, hos
     expect(page.locator("#toast")).to_contain_text("invalid snapshot name")
     assert [s.name for s in list_snapshots(host, snap_vm).snapshots] == ["first", "second"]
 
-    answers: list[str] = []
-
-    def accept(dialog: Dialog) -> None:
-        answers.append(dialog.message)
-        dialog.accept()
-
-    page.on("dialog", accept)
+    # Revert and delete ask first, in the page's confirmation dialog.
     tree.locator('li[data-snapshot="first"] > button[data-snap-action="revert"]').click()
+    expect(page.locator("#confirm-message")).to_contain_text("Revert")
+    page.click("#confirm-ok")
     expect(tree.locator('li[data-snapshot="first"]')).to_have_class("current")
-    assert "Revert" in answers[-1] and list_snapshots(host, snap_vm).current == "first"
+    assert list_snapshots(host, snap_vm).current == "first"
 
     tree.locator('li[data-snapshot="second"] button[data-snap-action="delete"]').click()
+    expect(page.locator("#confirm-message")).to_contain_text("Delete snapshot second")
+    page.click("#confirm-ok")
     expect(tree.locator('li[data-snapshot="second"]')).to_have_count(0)
-    assert "Delete snapshot second" in answers[-1]
     assert [s.name for s in list_snapshots(host, snap_vm).snapshots] == ["first"]
 
     page.fill("#clone-name", f"{snap_vm}-c")
     page.click("#clone-create")
     expect(page.locator("#toast")).to_contain_text("linked clone")
     assert host.exists(f"{snap_vm}-c")
-    page.remove_listener("dialog", accept)

@@ -19,7 +19,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import sessionmaker
 
-from vmdeck.api.db import ApiToken, User, WebSession, utcnow
+from vmdeck.api.db import ApiToken, Membership, Project, User, WebSession, utcnow
+from vmdeck.api.tenancy import ROLES, check_role, role_rank
 from vmdeck.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["Principal", "Accounts", "ensure_admin", "token_digest"]
@@ -41,6 +42,36 @@ class Principal:
     is_admin: bool
     via: str  # "session" | "token"
     csrf_token: str | None = None
+    roles: tuple[tuple[str, str], ...] = ()  # (project, role) of each membership
+    token_project: str | None = None  # an API token works in this project only ...
+    token_role: str | None = None  # ... with at most this role
+    session_digest: str | None = None  # which sign-in this is (a password change keeps only this one)
+
+    @property
+    def admin(self) -> bool:
+        """Host administrator powers: an admin's account, unless it acts through a project-scoped token."""
+        return self.is_admin and self.token_project is None
+
+    def role_in(self, project: str | None) -> str | None:
+        """The caller's role in `project` (None: no access), capped by the token's scope."""
+        if project is None:
+            return None
+        role = dict(self.roles).get(project)
+        if self.via == "token" and self.token_project is not None:
+            if project != self.token_project:
+                return None
+            if self.is_admin:  # an admin's project token: the role it was given
+                role = self.token_role
+            elif role_rank(self.token_role) < role_rank(role):
+                role = self.token_role
+        return role
+
+    def projects(self, min_role: str = "viewer") -> list[str]:
+        """Projects where the caller has at least `min_role`."""
+        names = {p for p, _r in self.roles}
+        if self.token_project is not None:
+            names = {self.token_project}
+        return sorted(p for p in names if role_rank(self.role_in(p)) >= role_rank(min_role))
 
 
 # Every API request resolves its caller: a few seconds of memory saves a database read per request
@@ -94,7 +125,12 @@ class Accounts:
             s.flush()
             return user.id
 
-    def set_password(self, user_id: int, old: str, new: str) -> None:
+    def set_password(self, user_id: int, old: str, new: str, *, keep_session: str | None = None) -> int:
+        """Change the password; every other sign-in of the user ends (a thief's session too).
+
+        `keep_session`: the digest of the session making the change, which stays signed in.
+        Returns how many sessions were ended.
+        """
         if len(new) < 8:
             raise InvalidInput("new_password: at least 8 characters", field="new_password")
         with self.db.begin() as s:
@@ -102,11 +138,31 @@ class Accounts:
             if user is None or not _verify(user.password_hash, old):
                 raise InvalidInput("the current password is wrong", field="old_password")
             user.password_hash = _hasher.hash(new)
+            ended = s.execute(delete(WebSession).where(WebSession.user_id == user_id,
+                                                       WebSession.token_hash != (keep_session or ""))).rowcount
+        self._forget_all()
+        return int(ended or 0)
+
+    def reset_password(self, username: str, new: str) -> None:
+        """The host administrator's recovery (`vmdeck user passwd`): no old password; every session ends."""
+        if len(new) < 8:
+            raise InvalidInput("password: at least 8 characters", field="password")
+        with self.db.begin() as s:
+            user = s.scalar(select(User).where(User.username == username))
+            if user is None:
+                raise NotFound(f"no user named {username!r}")
+            user.password_hash = _hasher.hash(new)
+            s.execute(delete(WebSession).where(WebSession.user_id == user.id))
         self._forget_all()
 
-    def count_users(self) -> int:
+    def forget_cached(self) -> None:
+        """Drop remembered callers (after a change to roles, users or tokens)."""
+        self._forget_all()
+
+    def count_users(self, *, admins_only: bool = False) -> int:
+        query = select(User.id).where(User.is_admin) if admins_only else select(User.id)
         with self.db() as s:
-            return len(s.scalars(select(User.id)).all())
+            return len(s.scalars(query).all())
 
     # --- sign-in sessions --------------------------------------------------------------------------
     def sign_in(self, username: str, password: str) -> tuple[str, Principal] | None:
@@ -117,7 +173,7 @@ class Accounts:
                 # Spend the same time as a real check: response time does not tell which names exist.
                 _verify(_DUMMY_HASH, password)
                 return None
-            if not _verify(user.password_hash, password):
+            if not _verify(user.password_hash, password) or user.disabled:
                 return None
             if _hasher.check_needs_rehash(user.password_hash):
                 user.password_hash = _hasher.hash(password)
@@ -127,7 +183,8 @@ class Accounts:
             s.add(WebSession(token_hash=token_digest(token), user_id=user.id, csrf_token=csrf,
                              expires_at=now + dt.timedelta(seconds=self.session_ttl)))
             s.execute(delete(WebSession).where(WebSession.expires_at < now))
-            return token, Principal(user.id, user.username, user.is_admin, "session", csrf)
+            return token, Principal(user.id, user.username, user.is_admin, "session", csrf, _roles(s, user.id),
+                                    session_digest=token_digest(token))
 
     def from_session(self, cookie: str) -> Principal | None:
         digest = token_digest(cookie)
@@ -141,9 +198,10 @@ class Accounts:
             if row is None:
                 return None
             web_session, user = row
-            if web_session.expires_at < utcnow():
+            if web_session.expires_at < utcnow() or user.disabled:
                 return None
-            principal = Principal(user.id, user.username, user.is_admin, "session", web_session.csrf_token)
+            principal = Principal(user.id, user.username, user.is_admin, "session", web_session.csrf_token,
+                                  _roles(s, user.id), session_digest=digest)
         self._remember(digest, principal, web_session.expires_at)
         return principal
 
@@ -153,12 +211,37 @@ class Accounts:
         self._forget_all()
 
     # --- API tokens --------------------------------------------------------------------------------
-    def create_token(self, user_id: int, name: str) -> tuple[int, str]:
+    def create_token(self, user_id: int, name: str, *, project: str | None = None, role: str | None = None,
+                     expires_in_days: float | None = 90.0) -> tuple[int, str]:
+        """A token for one project with a role no higher than the owner's there (admins: also host-wide,
+        project None). Expires after `expires_in_days` (None: never, admins only)."""
         if not name or len(name) > 64:
             raise InvalidInput("name: 1-64 characters", field="name")
+        if expires_in_days is not None and not 0 < expires_in_days <= 3650:
+            raise InvalidInput("expires_in_days: between 0 and 3650", field="expires_in_days")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         with self.db.begin() as s:
-            row = ApiToken(name=name, token_hash=token_digest(token), prefix=token[:10], user_id=user_id)
+            user = s.get(User, user_id)
+            if user is None:
+                raise NotFound(f"no user with id {user_id}")
+            project_id = None
+            if project is None:
+                if not user.is_admin:
+                    raise InvalidInput("project: a token is for one of your projects", field="project")
+                role = None
+            else:
+                project_id = s.scalar(select(Project.id).where(Project.name == project))
+                owner_role = dict(_roles(s, user_id)).get(project)
+                if project_id is None or (owner_role is None and not user.is_admin):
+                    raise NotFound(f"no project named {project!r}")
+                role = check_role(role or owner_role or "viewer")
+                if not user.is_admin and role_rank(role) > role_rank(owner_role):
+                    raise InvalidInput(f"role: at most {owner_role}, your role in {project}", field="role")
+            if expires_in_days is None and not user.is_admin:
+                raise InvalidInput("expires_in_days: tokens of non-administrators expire", field="expires_in_days")
+            expires_at = utcnow() + dt.timedelta(days=expires_in_days) if expires_in_days is not None else None
+            row = ApiToken(name=name, token_hash=token_digest(token), prefix=token[:10], user_id=user_id,
+                           project_id=project_id, role=role, expires_at=expires_at)
             s.add(row)
             s.flush()
             return row.id, token
@@ -188,9 +271,16 @@ class Accounts:
                 ).first()
                 if row is None:
                     return None
-                _api_token, user = row
-                principal = Principal(user.id, user.username, user.is_admin, "token")
-            self._remember(digest, principal, None)
+                api_token, user = row
+                if user.disabled or api_token.revoked_at is not None or (
+                        api_token.expires_at is not None and api_token.expires_at < utcnow()):
+                    return None
+                project = s.scalar(select(Project.name).where(Project.id == api_token.project_id)) \
+                    if api_token.project_id is not None else None
+                principal = Principal(user.id, user.username, user.is_admin, "token", None, _roles(s, user.id),
+                                      token_project=project, token_role=api_token.role)
+                expires_at = api_token.expires_at
+            self._remember(digest, principal, expires_at)
         now = time.monotonic()
         with self._lock:
             due = now - self._touched.get(digest, -_TOUCH_S) >= _TOUCH_S
@@ -203,16 +293,31 @@ class Accounts:
 
     def list_tokens(self, user_id: int) -> list[dict[str, object]]:
         with self.db() as s:
-            rows = s.scalars(select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)).all()
-            return [{"id": r.id, "name": r.name, "prefix": r.prefix, "created_at": r.created_at.isoformat() + "Z",
-                     "last_used_at": r.last_used_at.isoformat() + "Z" if r.last_used_at else None} for r in rows]
+            rows = s.execute(select(ApiToken, Project.name).outerjoin(Project, Project.id == ApiToken.project_id)
+                             .where(ApiToken.user_id == user_id).order_by(ApiToken.id)).all()
+            return [{"id": r.id, "name": r.name, "prefix": r.prefix, "project": project, "role": r.role,
+                     "created_at": _iso(r.created_at), "last_used_at": _iso(r.last_used_at),
+                     "expires_at": _iso(r.expires_at), "revoked_at": _iso(r.revoked_at)} for r, project in rows]
 
     def delete_token(self, user_id: int, token_id: int) -> None:
+        """Revoke a token: it stops working at once and stays listed as revoked."""
         with self.db.begin() as s:
-            deleted = s.execute(delete(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id))
-            if deleted.rowcount == 0:
+            revoked = s.execute(update(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id,
+                                                       ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
+            if revoked.rowcount == 0:
                 raise NotFound(f"no API token with id {token_id}")
         self._forget_all()
+
+
+def _roles(s: object, user_id: int) -> tuple[tuple[str, str], ...]:
+    rows = s.execute(select(Project.name, Membership.role)  # type: ignore[attr-defined]
+                     .join(Project, Project.id == Membership.project_id)
+                     .where(Membership.user_id == user_id).order_by(Project.name)).all()
+    return tuple((p, r) for p, r in rows if r in ROLES)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() + "Z" if value is not None else None
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -226,8 +331,12 @@ _DUMMY_HASH = _hasher.hash("vmdeck-timing-equaliser")
 
 
 def ensure_admin(accounts: Accounts, password: str | None) -> tuple[bool, str | None]:
-    """On first start create "admin": (created, the one-time password when it was generated here)."""
-    if accounts.count_users() > 0:
+    """While there is no administrator, create "admin": (created, the one-time password when generated here).
+
+    Counting administrators, not users: root may have added tenants with `vmdeck user add` before the
+    first `vmdeck serve`, and the server still needs someone who can manage it.
+    """
+    if accounts.count_users(admins_only=True) > 0:
         return False, None
     generated = password is None
     password = password or secrets.token_urlsafe(12)

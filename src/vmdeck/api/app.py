@@ -6,19 +6,38 @@ import contextlib
 from collections.abc import AsyncIterator
 from importlib import resources
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from vmdeck import __version__
-from vmdeck.api import auth, console, devices, events, hosts, hostview, images, isos, pages, snapshots, templates, vms
+from vmdeck.api import (
+    audit,
+    auth,
+    console,
+    devices,
+    events,
+    hosts,
+    hostview,
+    images,
+    isos,
+    pages,
+    projects,
+    snapshots,
+    templates,
+    vms,
+)
 from vmdeck.api import host as host_api
 from vmdeck.api.accounts import Accounts, ensure_admin
+from vmdeck.api.auditlog import Audit
 from vmdeck.api.context import AppContext, HostHandle
 from vmdeck.api.db import open_database
 from vmdeck.api.errors import install_error_handlers
+from vmdeck.api.hardening import HardeningMiddleware
 from vmdeck.api.inventory import Inventory, WriteInvalidation
+from vmdeck.api.policy import enforce
 from vmdeck.api.security import AuthMiddleware
 from vmdeck.api.settings import Settings
+from vmdeck.api.tenancy import Tenancy
 from vmdeck.api.tickets import TicketBook
 from vmdeck.cluster.fleet import Fleet
 from vmdeck.cluster.registry import Registry
@@ -32,10 +51,12 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     if settings.events:
         # libvirt needs its event loop registered before the connections that deliver events are opened.
         events.ensure_event_loop()
-    accounts = Accounts(open_database(settings.db_path), settings.session_ttl)
+    db = open_database(settings.db_path)
+    accounts = Accounts(db, settings.session_ttl)
     handle = HostHandle(settings.uri, host)
     ctx = AppContext(settings=settings, accounts=accounts, host=handle, tickets=TicketBook(settings.ticket_ttl),
-                     inventory=Inventory(handle.get, interval=settings.inventory_interval))
+                     inventory=Inventory(handle.get, interval=settings.inventory_interval),
+                     tenancy=Tenancy(db), audit=Audit(db))
     if settings.uri is None and host is None:
         # The host registry lives in the same database; keepalive needs the event loop (settings.events).
         ctx.fleet = Fleet(registry=Registry(settings.db_path), keepalive=settings.events)
@@ -72,13 +93,18 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # Every route, websockets and pages included, passes the one policy check (vmdeck.api.policy).
+        dependencies=[Depends(enforce)],
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (auth, vms, snapshots, templates, images, host_api, hosts, isos, devices, hostview, console, events):
+    for module in (auth, vms, snapshots, templates, images, host_api, hosts, isos, devices, hostview, console, events,
+                   projects, audit):
         app.include_router(module.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")
     app.add_middleware(WriteInvalidation, inventory=ctx.inventory)
     app.add_middleware(AuthMiddleware, accounts=accounts, extra_origins=settings.extra_origins)
+    # Added last, so it runs first: an unknown Host is refused before anyone is looked up.
+    app.add_middleware(HardeningMiddleware, allowed_hosts=settings.allowed_hosts)
     return app

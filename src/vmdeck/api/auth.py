@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from vmdeck.api.accounts import Principal
 from vmdeck.api.context import AppContext, app_context
-from vmdeck.api.errors import Forbidden, Unauthorized
+from vmdeck.api.errors import Forbidden, TooManyAttempts, Unauthorized
 from vmdeck.api.security import SESSION_COOKIE, current_principal
+from vmdeck.api.tenancy import check_role
 
 __all__ = ["router", "set_session_cookie"]
 
@@ -28,6 +29,7 @@ class Me(BaseModel):
     is_admin: bool
     via: str
     csrf_token: str | None = None
+    projects: dict[str, str] = Field(default_factory=dict, description="project -> your role there")
 
 
 class PasswordChange(BaseModel):
@@ -39,10 +41,17 @@ class NewUser(BaseModel):
     username: str = Field(max_length=64)
     password: str = Field(max_length=1024)
     is_admin: bool = False
+    project: str | None = Field(None, description="Make the user a member of this project ...")
+    role: str = Field("viewer", description="... with this role (viewer, operator, manager).")
 
 
 class NewToken(BaseModel):
     name: str = Field(max_length=64)
+    project: str | None = Field(None, description="The one project the token works in (administrators may omit "
+                                "it for a host-wide token; others: default is their only project).")
+    role: str | None = Field(None, description="viewer, operator or manager, at most yours (default: yours).")
+    expires_in_days: float | None = Field(90.0, gt=0, le=3650, description="Lifetime; null (never) for "
+                                          "administrators only.")
 
 
 def _secure(request: Request) -> bool:
@@ -57,17 +66,24 @@ def set_session_cookie(request: Request, response: Response, value: str, max_age
 
 
 def _me(principal: Principal) -> Me:
-    return Me(username=principal.username, is_admin=principal.is_admin, via=principal.via,
-              csrf_token=principal.csrf_token)
+    return Me(username=principal.username, is_admin=principal.admin, via=principal.via,
+              csrf_token=principal.csrf_token,
+              projects={p: principal.role_in(p) or "" for p in principal.projects()})
 
 
 @router.post("/login", response_model=Me)
 async def login(body: Credentials, request: Request, response: Response,
                 ctx: AppContext = Depends(app_context)) -> Me:
     """Sign in; sets the session cookie and returns the CSRF token to send with every change."""
+    address = request.client.host if request.client else "?"
+    wait = ctx.throttle.retry_after(body.username, address)
+    if wait:
+        raise TooManyAttempts(wait)
     signed = await anyio.to_thread.run_sync(ctx.accounts.sign_in, body.username, body.password)
     if signed is None:
+        ctx.throttle.failed(body.username, address)
         raise Unauthorized("wrong user name or password")
+    ctx.throttle.succeeded(body.username, address)
     cookie, principal = signed
     set_session_cookie(request, response, cookie, ctx.settings.session_ttl)
     return _me(principal)
@@ -89,18 +105,26 @@ def me(principal: Principal = Depends(current_principal)) -> Me:
 
 @router.post("/password")
 def change_password(body: PasswordChange, principal: Principal = Depends(current_principal),
-                    ctx: AppContext = Depends(app_context)) -> dict[str, bool]:
-    ctx.accounts.set_password(principal.user_id, body.old_password, body.new_password)
-    return {"changed": True}
+                    ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """Change your password; every other sign-in of yours ends (this one stays)."""
+    ended = ctx.accounts.set_password(principal.user_id, body.old_password, body.new_password,
+                                      keep_session=principal.session_digest)
+    return {"changed": True, "other_sessions_ended": ended}
 
 
 @router.post("/users", status_code=201)
 def create_user(body: NewUser, principal: Principal = Depends(current_principal),
                 ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
-    if not principal.is_admin:
+    if not principal.admin:
         raise Forbidden("only an administrator can create accounts")
+    if body.project is not None:
+        ctx.tenancy.project(body.project)  # NotFound before the account exists
+        check_role(body.role)
     user_id = ctx.accounts.create_user(body.username, body.password, is_admin=body.is_admin)
-    return {"id": user_id, "username": body.username, "is_admin": body.is_admin}
+    if body.project is not None:
+        ctx.tenancy.set_member(body.username, body.project, body.role)
+    return {"id": user_id, "username": body.username, "is_admin": body.is_admin, "project": body.project,
+            "role": body.role if body.project else None}
 
 
 @router.get("/tokens")
@@ -114,12 +138,22 @@ def list_tokens(principal: Principal = Depends(current_principal),
 def create_token(body: NewToken, principal: Principal = Depends(current_principal),
                  ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
     """A new API token for scripts; the secret is shown in this answer only (the server keeps its hash)."""
-    token_id, token = ctx.accounts.create_token(principal.user_id, body.name)
-    return {"id": token_id, "name": body.name, "token": token}
+    project = body.project
+    if project is None and not principal.admin:
+        mine = principal.projects()
+        project = mine[0] if len(mine) == 1 else None
+    if principal.via == "token":  # a token cannot mint a wider one than itself
+        if principal.token_project is not None and project != principal.token_project:
+            raise Forbidden("a project token can only create tokens for its own project")
+    token_id, token = ctx.accounts.create_token(principal.user_id, body.name, project=project, role=body.role,
+                                                expires_in_days=body.expires_in_days)
+    listed = next(t for t in ctx.accounts.list_tokens(principal.user_id) if t["id"] == token_id)
+    return {**listed, "token": token}
 
 
 @router.delete("/tokens/{token_id}")
 def delete_token(token_id: int, principal: Principal = Depends(current_principal),
                  ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """Revoke one of your tokens (it stops working at once)."""
     ctx.accounts.delete_token(principal.user_id, token_id)
-    return {"id": token_id, "deleted": True}
+    return {"id": token_id, "deleted": True, "revoked": True}

@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from vmdeck.api.accounts import Accounts
+from vmdeck.api.auditlog import Audit
 from vmdeck.api.inventory import Inventory
 from vmdeck.api.settings import Settings
+from vmdeck.api.tenancy import Tenancy
+from vmdeck.api.throttle import LoginThrottle
 from vmdeck.api.tickets import TicketBook
 from vmdeck.cluster.fleet import Fleet
 from vmdeck.cluster.resolve import vm_host
@@ -83,6 +86,9 @@ class AppContext:
     host: HostHandle
     tickets: TicketBook
     inventory: Inventory
+    tenancy: Tenancy
+    audit: Audit
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     events: object | None = None  # vmdeck.api.events.EventHub once started
     # The registered hosts (None: this server manages the one host of --connect / the test's connection).
     fleet: Fleet | None = None

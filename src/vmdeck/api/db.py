@@ -1,4 +1,4 @@
-"""Accounts, sign-in sessions and API tokens in SQLite (api layer).
+"""Accounts, sessions, API tokens, projects, quotas and the audit log in SQLite (api layer).
 
 The schema is owned by Alembic migrations (vmdeck/api/migrations), applied at
 start-up: an existing database from an older vmdeck is upgraded in place, so
@@ -8,16 +8,20 @@ the server restarts without signing anyone out.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
+import stat
 from importlib import resources
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, ForeignKey, Integer, String, create_engine, event
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
-__all__ = ["Base", "User", "WebSession", "ApiToken", "open_database", "utcnow"]
+__all__ = ["Base", "User", "WebSession", "ApiToken", "Project", "Membership", "Reservation", "IsoOwner", "AuditEntry",
+           "open_database", "utcnow"]
 
 
 def utcnow() -> dt.datetime:
@@ -35,6 +39,7 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(default=False)
+    disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -63,6 +68,78 @@ class ApiToken(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # Scope: one project and a role no higher than the owner's there; NULL project = an admin's host-wide token.
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), nullable=True)
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Project(Base):
+    """A tenant: VMs (by their libvirt metadata), ISOs, members and quotas. A NULL limit is no limit."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    max_instances: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_vcpus: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_memory_mib: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_disk_gib: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_iso_gib: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # viewer | operator | manager
+
+
+class Reservation(Base):
+    """Quota held by a create or resize in progress: counted with the VMs libvirt already has."""
+
+    __tablename__ = "reservations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    what: Mapped[str] = mapped_column(String(200))
+    instances: Mapped[int] = mapped_column(Integer, default=0)
+    vcpus: Mapped[int] = mapped_column(Integer, default=0)
+    memory_mib: Mapped[int] = mapped_column(Integer, default=0)
+    disk_gib: Mapped[float] = mapped_column(Float, default=0.0)
+    iso_gib: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class IsoOwner(Base):
+    """Which project uploaded an ISO of the library (ISOs without a row were put there by the host's admin)."""
+
+    __tablename__ = "isos"
+
+    name: Mapped[str] = mapped_column(String(160), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AuditEntry(Base):
+    """One state-changing request: who, when, what, which VM, and how it ended."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    username: Mapped[str] = mapped_column(String(64))
+    via: Mapped[str] = mapped_column(String(16))  # session | token | cli
+    project: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    vm: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    target: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    status: Mapped[int] = mapped_column(Integer)
+    result: Mapped[str] = mapped_column(String(300))
 
 
 def _alembic_config(engine: Engine) -> Config:
@@ -72,10 +149,31 @@ def _alembic_config(engine: Engine) -> Config:
     return config
 
 
+def _private_files(path: Path) -> None:
+    """The database holds password hashes: its folder 0700, the file and SQLite's -wal/-shm 0600.
+
+    SQLite gives -wal and -shm the mode of the database file, so creating that one 0600 first
+    (before SQLite ever opens it) is what keeps the side files private too.
+    """
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Only a folder of our own is closed: a database put in a shared folder (/tmp, a sticky or
+    # world-writable one, or one owned by someone else) must not take that folder from its other users.
+    info = folder.stat()
+    shared = bool(info.st_mode & (stat.S_ISVTX | stat.S_IWOTH)) or info.st_uid != os.geteuid()
+    if not shared:
+        folder.chmod(0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():
+            file.chmod(0o600)
+
+
 def open_database(path: Path) -> sessionmaker:
     """Open (creating if needed) the SQLite file and bring its schema to the newest migration."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
+    _private_files(path)
+    # timeout: writers queue behind one another (BEGIN IMMEDIATE for quota reservations) instead of failing.
+    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 60})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -85,6 +183,13 @@ def open_database(path: Path) -> sessionmaker:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
-    command.upgrade(_alembic_config(engine), "head")
-    path.chmod(0o600)
+    # The server and the admin CLI may open a new database at the same moment: one migrates, the other waits.
+    lock = path.with_name(path.name + ".lock")
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        command.upgrade(_alembic_config(engine), "head")
+    finally:
+        os.close(fd)
+    _private_files(path)
     return sessionmaker(engine, expire_on_commit=False)

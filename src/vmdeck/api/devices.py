@@ -14,14 +14,17 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import request_host
-from vmdeck.api.isos import iso_path
+from vmdeck.api.context import AppContext, app_context, request_host
+from vmdeck.api.isos import usable_iso
+from vmdeck.api.policy import Grant, grant_of
+from vmdeck.api.quota import Demand, locked_change
 from vmdeck.console.input import send_keys, type_text
 from vmdeck.console.screen import screenshot
 from vmdeck.host.connection import Host
 from vmdeck.vm import devices, media
 from vmdeck.vm.devices import DeviceChange
 from vmdeck.vm.guestinfo import guest_info
+from vmdeck.vm.project import owned_disk_gib
 
 __all__ = ["router"]
 
@@ -74,9 +77,15 @@ def devices_list(name: str, host: Host = Depends(request_host)) -> list[dict[str
 
 
 @router.post("/disks", status_code=201)
-def disks_add(name: str, body: DiskAdd, host: Host = Depends(request_host)) -> dict[str, Any]:
-    """A new volume in vmdeck's pool, attached (hot-plugged when the bus allows)."""
-    return _change(devices.add_disk(host, name, body.size_gib, bus=body.bus, fmt=body.format))
+def disks_add(name: str, body: DiskAdd, host: Host = Depends(request_host), grant: Grant = Depends(grant_of),
+              ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """A new volume in vmdeck's pool, attached (hot-plugged when the bus allows), within the disk quota."""
+    def add() -> DeviceChange:
+        return devices.add_disk(host, name, body.size_gib, bus=body.bus, fmt=body.format)
+
+    if grant.project is None:
+        return _change(add())
+    return _change(locked_change(ctx.accounts.db, host, grant.project, Demand(disk_gib=body.size_gib), add))
 
 
 @router.delete("/disks/{target}")
@@ -86,8 +95,16 @@ def disks_remove(name: str, target: str, delete_volume: bool = Query(False, desc
 
 
 @router.post("/disks/{target}/resize")
-def disks_resize(name: str, target: str, body: DiskResize, host: Host = Depends(request_host)) -> dict[str, Any]:
-    return _change(devices.resize_disk(host, name, target, body.size_gib))
+def disks_resize(name: str, target: str, body: DiskResize, host: Host = Depends(request_host),
+                 grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """Grow a disk; a volume vmdeck created counts its growth against the project's disk quota."""
+    def grow() -> DeviceChange:
+        return devices.resize_disk(host, name, target, body.size_gib)
+
+    if grant.project is None:
+        return _change(grow())
+    growth = max(0.0, body.size_gib - owned_disk_gib(host, name, target))
+    return _change(locked_change(ctx.accounts.db, host, grant.project, Demand(disk_gib=growth), grow))
 
 
 @router.post("/nics", status_code=201)
@@ -101,9 +118,11 @@ def nics_remove(name: str, mac: str, host: Host = Depends(request_host)) -> dict
 
 
 @router.post("/media")
-def media_insert(name: str, body: MediaInsert, host: Host = Depends(request_host)) -> dict[str, Any]:
+def media_insert(name: str, body: MediaInsert, host: Host = Depends(request_host), grant: Grant = Depends(grant_of),
+                 ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
     """Insert an ISO from the library into a CD/DVD drive (live when the VM runs, and for the next boot)."""
-    return _change(media.insert(host, name, iso_path(body.iso, field="iso"), drive=body.drive, force=body.force))
+    iso = usable_iso(ctx, grant, body.iso)
+    return _change(media.insert(host, name, iso, drive=body.drive, force=body.force))
 
 
 @router.delete("/media")
@@ -113,8 +132,9 @@ def media_eject(name: str, drive: str | None = Query(None), force: bool = Query(
 
 
 @router.post("/cdroms", status_code=201)
-def cdroms_add(name: str, body: DriveAdd, host: Host = Depends(request_host)) -> dict[str, Any]:
-    iso = iso_path(body.iso, field="iso") if body.iso else None
+def cdroms_add(name: str, body: DriveAdd, host: Host = Depends(request_host), grant: Grant = Depends(grant_of),
+               ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    iso = usable_iso(ctx, grant, body.iso) if body.iso else None
     return _change(media.add_drive(host, name, bus=body.bus, iso=iso))
 
 

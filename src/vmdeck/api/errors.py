@@ -7,16 +7,18 @@ kinds the CLI turns into exit codes.
 
 from __future__ import annotations
 
+import html
 import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vmdeck.api.messages import humane_message
 from vmdeck.errors import VmdeckError
 
-__all__ = ["Unauthorized", "Forbidden", "error_body", "install_error_handlers"]
+__all__ = ["Unauthorized", "Forbidden", "TooLarge", "TooManyAttempts", "error_body", "install_error_handlers"]
 
 log = logging.getLogger("vmdeck.api")
 
@@ -31,9 +33,33 @@ class Forbidden(VmdeckError):
     kind = "forbidden"
 
 
+class TooLarge(VmdeckError):
+    """A body bigger than may be stored (an upload past its cap or its project's quota)."""
+
+    http_status = 413
+    kind = "too_large"
+
+
+class TooManyAttempts(VmdeckError):
+    """Sign-in throttled: the answer carries Retry-After."""
+
+    http_status = 429
+    kind = "too_many_attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed sign-ins: try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
 _HTTP_KINDS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
                422: "invalid_input"}
+
+
+_ERROR_PAGE = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} · vmdeck</title>"
+               "<link rel=\"stylesheet\" href=\"/static/css/vmdeck.css\"></head><body><main class=\"card\">"
+               "<h1>{status}</h1><p id=\"error-detail\">{detail}</p><p><a href=\"/\">Back to the VM list</a></p>"
+               "</main></body></html>")
 
 
 def error_body(kind: str, detail: str, field: str | None = None) -> dict[str, str | None]:
@@ -41,8 +67,10 @@ def error_body(kind: str, detail: str, field: str | None = None) -> dict[str, st
 
 
 def error_response(error: VmdeckError) -> JSONResponse:
-    return JSONResponse(error_body(error.kind, error.message, getattr(error, "field", None)),
-                        status_code=error.http_status)
+    headers = {"retry-after": str(error.retry_after)} if isinstance(error, TooManyAttempts) else None
+    field = getattr(error, "field", None)
+    detail = humane_message(field, error.message) if error.kind == "invalid_input" else error.message
+    return JSONResponse(error_body(error.kind, detail, field), status_code=error.http_status, headers=headers)
 
 
 def _validation_field(loc: tuple[object, ...]) -> str:
@@ -53,7 +81,14 @@ def _validation_field(loc: tuple[object, ...]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(VmdeckError)
-    async def _vmdeck(_request: Request, error: VmdeckError) -> JSONResponse:
+    async def _vmdeck(request: Request, error: VmdeckError) -> Response:
+        if not request.url.path.startswith("/api/"):  # a page: the browser shows a page, not JSON
+            if error.http_status == 404:  # one "not found" page, whether missing or another project's
+                from vmdeck.api.pages import not_found_page
+
+                return not_found_page(request, error.message)
+            return HTMLResponse(_ERROR_PAGE.format(status=error.http_status, detail=html.escape(error.message)),
+                                status_code=error.http_status)
         return error_response(error)
 
     @app.exception_handler(RequestValidationError)
@@ -61,11 +96,17 @@ def install_error_handlers(app: FastAPI) -> None:
         first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
         field = _validation_field(tuple(first.get("loc", ())))
         message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        return JSONResponse(error_body("invalid_input", f"{field}: {message}" if field else message, field or None),
-                            status_code=422)
+        detail = humane_message(field, message) if field else message
+        if detail == message and field:
+            detail = f"{field}: {message}"
+        return JSONResponse(error_body("invalid_input", detail, field or None), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404 and not request.url.path.startswith(("/api/", "/static/")):
+            from vmdeck.api.pages import not_found_page  # a browser asked for a page: answer with one
+
+            return not_found_page(request)
         kind = _HTTP_KINDS.get(error.status_code, "error")
         return JSONResponse(error_body(kind, str(error.detail)), status_code=error.status_code,
                             headers=getattr(error, "headers", None))

@@ -4,7 +4,9 @@ libvirt calls back when a domain starts, stops, pauses, is defined ... (no
 polling): a daemon thread runs libvirt's default event loop implementation and
 the callbacks hand each event to every connected browser's asyncio queue.
 CPU and memory samples for the sparklines are one bulk getAllDomainStats call
-per interval, made only while someone is watching.
+per interval, made only while someone is watching; each running VM's uptime rides
+along (from /proc, local hosts only), and its guest addresses, asked of the agent
+at a slower pace in the background so a silent agent never delays a sample.
 """
 
 from __future__ import annotations
@@ -19,19 +21,27 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from vmdeck.api.accounts import Principal
 from vmdeck.api.inventory import Inventory
+from vmdeck.api.policy import visible
 from vmdeck.api.security import origin_allowed
 from vmdeck.cluster.inventory import list_everywhere
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.events import ensure_event_loop
 from vmdeck.host.libvirt_api import Domain
-from vmdeck.vm.inventory import list_vms
+from vmdeck.hostview.node import NodeSample, cpu_percent, node_sample
+from vmdeck.vm.inventory import VmSummary, list_vms
+from vmdeck.vm.project import domain_project
+from vmdeck.vm.runtime import guest_addresses, uptime_s
 from vmdeck.vm.state import allowed_actions
 
 __all__ = ["ensure_event_loop", "EventHub", "router"]
 
 log = logging.getLogger("vmdeck.api.events")
+
+# Guest addresses change rarely and cost an agent round trip per VM: asked this often at most.
+ADDRESS_INTERVAL_S = 30.0
 
 
 
@@ -70,6 +80,11 @@ class EventHub:
         self._watchdog: threading.Thread | None = None
         self._stats_task: asyncio.Task[None] | None = None
         self.events_seen = 0
+        # VM name -> project, kept from events and samples: an "undefined" VM has no metadata left to read.
+        self._projects: dict[str, str | None] = {}
+        self._addresses: dict[str, list[str]] = {}
+        self._addresses_at = 0.0
+        self._addresses_task: asyncio.Task[None] | None = None
 
     # --- libvirt side (event-loop thread) ------------------------------------------------------------
     def start(self) -> None:
@@ -144,8 +159,11 @@ class EventHub:
         state = _STATE_AFTER.get(event)
         if self.inventory is not None and host_name == "local":
             self.inventory.on_event(dom.name, state)
+        if event != "undefined":  # an undefined VM has no metadata left: its last known project is kept
+            self._projects[dom.name] = domain_project(dom)
         message: dict[str, Any] = {"type": "state", "vm": dom.name, "event": event, "detail": detail,
-                                   "state": state, "at": time.time(), "host": host_name}
+                                   "state": state, "at": time.time(), "host": host_name,
+                                   "project": self._projects.get(dom.name)}
         if state is not None:
             message["allowed_actions"] = allowed_actions(state)
         if event in ("defined", "undefined"):
@@ -162,6 +180,8 @@ class EventHub:
             self.host_handle.on_connect.remove(self._register_on)
         if self._stats_task is not None:
             self._stats_task.cancel()
+        if self._addresses_task is not None:
+            self._addresses_task.cancel()
         host = self._conn_host
         if host is not None:
             for callback_id in self._callback_ids:
@@ -196,6 +216,7 @@ class EventHub:
 
     async def _sample_stats(self) -> None:
         previous: dict[str, tuple[int, float]] = {}
+        last_node: NodeSample | None = None
         while True:
             await asyncio.sleep(self.stats_interval)
             if not self._subscribers:
@@ -214,6 +235,11 @@ class EventHub:
                     summaries = await anyio.to_thread.run_sync(lambda: list_vms(self.host_handle.get()))
                 except VmdeckError:
                     continue
+            try:
+                uptimes, node = await anyio.to_thread.run_sync(lambda: self._runtime(summaries))
+            except VmdeckError:
+                uptimes, node = {}, None
+            self._maybe_refresh_addresses(summaries)
             now = time.monotonic()
             sample: dict[str, dict[str, float | None]] = {}
             for vm in summaries:
@@ -225,8 +251,50 @@ class EventHub:
                 if vm.cpu_time_ns is not None:
                     previous[vm.name] = (vm.cpu_time_ns, now)
                 rss = vm.rss_kib / 1024 if vm.rss_kib else None
-                sample[vm.name] = {"cpu_pct": cpu_pct, "rss_mib": rss}
-            self.publish({"type": "stats", "at": time.time(), "vms": sample})
+                sample[vm.name] = {"cpu_pct": cpu_pct, "rss_mib": rss, "uptime_s": uptimes.get(vm.name),
+                                   "addresses": self._addresses.get(vm.name, [])}
+                self._projects[vm.name] = vm.project
+            host_sample: dict[str, float | None] = {
+                "cpu_pct": cpu_percent(last_node, node) if last_node and node else None,
+                "memory_used_mib": node.memory_used_mib if node else None,
+                "memory_total_mib": node.memory_total_mib if node else None}
+            last_node = node
+            # "_projects" is for the per-subscriber filter (for_principal), which removes it, and the
+            # host-wide figures too for anyone but an administrator.
+            self.publish({"type": "stats", "at": time.time(), "vms": sample, "host": host_sample,
+                          "_projects": {vm.name: vm.project for vm in summaries}})
+
+
+    def _runtime(self, summaries: list[VmSummary]) -> tuple[dict[str, float | None], NodeSample | None]:
+        """Uptimes of the running VMs (/proc, cheap) and the host's CPU and memory statistics."""
+        host = self.host_handle.get()
+        uptimes = {vm.name: uptime_s(host, vm.name) for vm in summaries if vm.state in ("running", "paused")}
+        node = None
+        with contextlib.suppress(VmdeckError):
+            node = node_sample(host)
+        return uptimes, node
+
+    def _maybe_refresh_addresses(self, summaries: list[VmSummary]) -> None:
+        running = [vm.name for vm in summaries if vm.state == "running"]
+        self._addresses = {name: found for name, found in self._addresses.items() if name in running}
+        busy = self._addresses_task is not None and not self._addresses_task.done()
+        if busy or not running or time.monotonic() - self._addresses_at < ADDRESS_INTERVAL_S:
+            return
+        self._addresses_at = time.monotonic()
+
+        def ask() -> dict[str, list[str]]:
+            host = self.host_handle.get()
+            found: dict[str, list[str]] = {}
+            for name in running:
+                with contextlib.suppress(VmdeckError):
+                    found[name] = list(guest_addresses(host, name).addresses)
+            return found
+
+        async def refresh() -> None:
+            with contextlib.suppress(VmdeckError):
+                self._addresses.update(await anyio.to_thread.run_sync(ask))
+
+        self._addresses_task = asyncio.get_running_loop().create_task(refresh())
 
 
 def _put_dropping_oldest(queue: asyncio.Queue[dict[str, Any]], message: dict[str, Any]) -> None:
@@ -235,6 +303,22 @@ def _put_dropping_oldest(queue: asyncio.Queue[dict[str, Any]], message: dict[str
         with contextlib.suppress(asyncio.QueueEmpty):
             queue.get_nowait()
     queue.put_nowait(message)
+
+
+def for_principal(principal: Principal, message: dict[str, Any]) -> dict[str, Any] | None:
+    """What of `message` the caller may see: only their projects' VMs (administrators: all), else nothing."""
+    if message.get("type") == "stats":
+        projects = message.get("_projects", {})
+        vms = {n: v for n, v in message["vms"].items() if visible(principal, projects.get(n))}
+        shown: dict[str, Any] = {"type": "stats", "at": message["at"], "vms": vms}
+        if principal.admin and "host" in message:  # host-wide figures: the host page is the administrators'
+            shown["host"] = message["host"]
+        return shown if vms or "host" in shown else None
+    if principal.admin:
+        return message
+    if "vm" in message:
+        return message if visible(principal, message.get("project")) else None
+    return message  # hello, reconnected: about no VM
 
 
 router = APIRouter()
@@ -261,7 +345,9 @@ async def event_stream(websocket: WebSocket) -> None:
 
         async def forward() -> None:
             while True:
-                await websocket.send_json(await queue.get())
+                message = for_principal(principal, await queue.get())
+                if message is not None:
+                    await websocket.send_json(message)
 
         async def drain() -> None:
             # Browsers send nothing; reading notices when they leave.

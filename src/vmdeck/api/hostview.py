@@ -8,11 +8,13 @@ are differences between two snapshots; the page polls every couple of seconds.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
 from vmdeck.api.context import request_host
+from vmdeck.api.policy import Grant, grant_of
 from vmdeck.host.connection import Host
 from vmdeck.hostview.collect import Collector
 
@@ -20,14 +22,20 @@ __all__ = ["router", "chart_view"]
 
 router = APIRouter(tags=["hostview"])
 _lock = threading.Lock()
+# Collectors kept at most: the least recently used goes first, so made-up or deleted VM names
+# cannot grow the server's memory (a collector holds the previous snapshot for its rates).
+MAX_COLLECTORS = 64
 
 
 def _collector(request: Request, host: Host, key: str) -> Collector:
-    collectors: dict[str, Collector] = request.app.state.ctx.extra.setdefault("hostview", {})
+    collectors: OrderedDict[str, Collector] = request.app.state.ctx.extra.setdefault("hostview", OrderedDict())
     with _lock:
         collector = collectors.get(key)
         if collector is None or collector.host is not host:  # reconnected: start over
             collector = collectors[key] = Collector(host, timeout_s=2.0)
+        collectors.move_to_end(key)
+        while len(collectors) > MAX_COLLECTORS:
+            collectors.popitem(last=False)
         return collector
 
 
@@ -63,14 +71,17 @@ def chart_view(vm: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/api/vms/{name}/hostview")
-def vm_hostview(name: str, request: Request, host: Host = Depends(request_host)) -> dict[str, Any]:
+def vm_hostview(name: str, request: Request, host: Host = Depends(request_host),
+                grant: Grant = Depends(grant_of)) -> dict[str, Any]:
     """One running VM from the host: per-vCPU CPU and run-queue delay, RSS, disk I/O, threads, CPU mode.
 
-    `detail` is the full host-view snapshot of the VM (as `vmdeck hostview --json` gives it).
+    `detail` is the full host-view snapshot of the VM (as `vmdeck hostview --json` gives it); `host`
+    (the whole host: overcommit, memory features) is for administrators only, null for others.
     """
     snapshot = _collector(request, host, name).snapshot([name]).to_dict()
     vm = snapshot["vms"][0]
-    return {**chart_view(vm), "detail": vm, "host": snapshot["host"]}
+    whole_host = grant.principal is not None and grant.principal.admin
+    return {**chart_view(vm), "detail": vm, "host": snapshot["host"] if whole_host else None}
 
 
 @router.get("/api/hostview")

@@ -2,7 +2,13 @@
 
 The library is the folder vmdeck.paths.iso_dir(); VMs get media from it by
 name (create's `cdrom`, the media endpoints), so a web client never names an
-arbitrary file on the host.
+arbitrary file on the host. An ISO uploaded through the API belongs to a project
+(vmdeck.api.tenancy) and counts against its ISO quota; one the host administrator
+put in the folder belongs to none and every signed-in user may use it.
+
+An upload streams into a temporary file of its own, is checked (size cap, ISO 9660
+signature), and is published under its name atomically (a hard link, which fails
+when the name is taken: 409) while the quota is checked under the database's write lock.
 """
 
 from __future__ import annotations
@@ -16,25 +22,50 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Depends, Request
 
-from vmdeck.api.context import request_host
+from vmdeck.api.context import AppContext, app_context, request_host
+from vmdeck.api.errors import TooLarge
+from vmdeck.api.policy import Grant, grant_of, visible
+from vmdeck.api.quota import publish_iso, remaining
 from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound
 from vmdeck.host.connection import Host
 from vmdeck.paths import iso_dir
 from vmdeck.storage.journal import temp_path
 from vmdeck.vm.devices import users_of_image
+from vmdeck.vm.project import vm_projects
 
-__all__ = ["router", "iso_path", "iso_users"]
+__all__ = ["router", "iso_path", "iso_users", "usable_iso", "is_iso9660"]
 
 router = APIRouter(prefix="/api/isos", tags=["isos"])
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\.iso$")
+# Matched with fullmatch: "x.iso\n" is not a name ("$" would have accepted the newline).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\.iso")
+# ISO 9660: the first volume descriptor sits at sector 16 (2048-byte sectors); its bytes 1-5 read "CD001".
+_ISO9660_MAGIC_AT = 16 * 2048 + 1
+_ISO9660_MAGIC = b"CD001"
 
 
 def iso_path(name: str, *, field: str = "name") -> Path:
     """The library file for `name` (letters, digits, . _ + -, ending in .iso); never a path elsewhere."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidInput(f"{field}: an ISO name is 1-128 letters, digits, '.', '_', '+' or '-' ending in .iso",
                            field=field)
     return iso_dir() / name
+
+
+def usable_iso(ctx: AppContext, grant: Grant, name: str, *, field: str = "iso") -> Path:
+    """The library file for `name` if the caller may put it in a drive: another project's upload is "not there"."""
+    path = iso_path(name, field=field)
+    principal = grant.principal
+    if principal is not None and not principal.admin:
+        owner = ctx.tenancy.iso_owner(name)
+        if owner is not None and owner != grant.project:
+            raise NotFound(f"ISO {path} does not exist")
+    return path
+
+
+def is_iso9660(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(_ISO9660_MAGIC_AT)
+        return f.read(len(_ISO9660_MAGIC)) == _ISO9660_MAGIC
 
 
 def iso_users(host: Host, path: Path) -> list[str]:
@@ -42,27 +73,56 @@ def iso_users(host: Host, path: Path) -> list[str]:
     return sorted({vm for vm, _disk in users_of_image(host, path, running_only=False)})
 
 
-def _describe(host: Host, path: Path) -> dict[str, Any]:
+def _describe(host: Host, path: Path, project: str | None, grant: Grant | None = None) -> dict[str, Any]:
     stat = path.stat()
-    return {"name": path.name, "size_bytes": stat.st_size, "modified": stat.st_mtime, "path": str(path),
-            "used_by": iso_users(host, path)}
+    users = iso_users(host, path)
+    tenant = grant is not None and grant.principal is not None and not grant.principal.admin
+    if tenant:
+        projects = vm_projects(host)  # name only the VMs the caller may see
+        users = [u for u in users if visible(grant.principal, projects.get(u))]  # type: ignore[union-attr]
+    return {"name": path.name, "size_bytes": stat.st_size, "modified": stat.st_mtime,
+            "path": None if tenant else str(path),  # the host's folders are the administrator's business
+            "project": project, "used_by": users}
 
 
 @router.get("")
-def isos_list(host: Host = Depends(request_host)) -> list[dict[str, Any]]:
-    """Every ISO in the library, with the VMs that use it."""
+def isos_list(host: Host = Depends(request_host), grant: Grant = Depends(grant_of),
+              ctx: AppContext = Depends(app_context)) -> list[dict[str, Any]]:
+    """The ISOs you may use: your projects' uploads and the host's shared ones (project null)."""
     folder = iso_dir()
     if not folder.is_dir():
         return []
-    return [_describe(host, p) for p in sorted(folder.glob("*.iso")) if p.is_file()]
+    owners = ctx.tenancy.iso_owners()
+    assert grant.principal is not None
+    shown = []
+    for path in sorted(folder.glob("*.iso")):
+        project = owners.get(path.name)
+        if path.is_file() and (project is None or visible(grant.principal, project)):
+            shown.append(_describe(host, path, project, grant))
+    return shown
 
 
 @router.put("/{name}", status_code=201)
-async def isos_upload(name: str, request: Request, host: Host = Depends(request_host)) -> dict[str, Any]:
-    """Upload an ISO as the raw request body (streamed to disk, never held in memory)."""
+async def isos_upload(name: str, request: Request, host: Host = Depends(request_host),
+                      grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """Upload an ISO 9660 image as the raw request body (streamed to disk, never held in memory), into
+    `?project=` (default: yours). Capped by the project's ISO quota (413); a taken name is 409."""
     target = iso_path(name)
     if target.exists():
         raise Conflict(f"the ISO library already has {name!r} (delete it first)")
+    principal = grant.principal
+    assert principal is not None
+    # An administrator's upload without ?project= is a shared library ISO, held to no project's quota.
+    project = grant.project if not (principal.admin and "project" not in request.query_params) else None
+    cap = ctx.settings.max_iso_upload_gib * 2**30
+    if project is not None:
+        left = await anyio.to_thread.run_sync(lambda: remaining(ctx.accounts.db, host, project, "iso_gib"))
+        if left is not None:
+            cap = min(cap, left * 2**30)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise TooLarge(f"the upload declares {int(declared)} bytes; at most {int(cap)} may be stored"
+                       + (f" (project {project}'s ISO quota)" if project else ""))
     target.parent.mkdir(parents=True, exist_ok=True)
     # A per-writer temporary name: two uploads of one name never share a file, and one left by a
     # killed server names its dead writer, so `vmdeck doctor` can tell it from an upload in progress.
@@ -73,6 +133,9 @@ async def isos_upload(name: str, request: Request, host: Host = Depends(request_
             async with await anyio.open_file(partial, "wb") as out:
                 async for chunk in request.stream():
                     received += len(chunk)
+                    if received > cap:
+                        raise TooLarge(f"the upload passed {int(cap)} bytes, the most that may be stored"
+                                       + (f" (project {project}'s ISO quota)" if project else ""))
                     await out.write(chunk)
         except OSError as err:
             if err.errno == errno.ENOSPC:
@@ -81,18 +144,24 @@ async def isos_upload(name: str, request: Request, host: Host = Depends(request_
             raise HostError(f"cannot write {name} in {target.parent}: {err.strerror}") from err
         if received == 0:
             raise InvalidInput("the upload is empty (send the ISO as the request body)")
+        if not await anyio.to_thread.run_sync(is_iso9660, partial):
+            raise InvalidInput("the upload is not an ISO 9660 image (no CD001 volume descriptor at sector 16)")
         os.chmod(partial, 0o644)  # QEMU runs as libvirt-qemu and must be able to read it
-        try:
-            os.link(partial, target)  # atomic, and unlike rename it never replaces a concurrent upload
-        except FileExistsError:
-            raise Conflict(f"the ISO library already has {name!r} (delete it first)") from None
+
+        def publish() -> None:
+            try:
+                os.link(partial, target)  # atomic, and never replaces: a name taken meanwhile fails here
+            except FileExistsError:
+                raise Conflict(f"the ISO library already has {name!r} (delete it first)") from None
+
+        await anyio.to_thread.run_sync(lambda: publish_iso(ctx.accounts.db, host, project, name, received, publish))
     finally:
         partial.unlink(missing_ok=True)
-    return await anyio.to_thread.run_sync(_describe, host, target)
+    return await anyio.to_thread.run_sync(_describe, host, target, project, grant)
 
 
 @router.delete("/{name}")
-def isos_delete(name: str, host: Host = Depends(request_host)) -> dict[str, Any]:
+def isos_delete(name: str, host: Host = Depends(request_host), ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
     """Delete an ISO that no VM has in a drive (Conflict naming the VMs otherwise)."""
     target = iso_path(name)
     if not target.is_file():
@@ -101,4 +170,5 @@ def isos_delete(name: str, host: Host = Depends(request_host)) -> dict[str, Any]
     if users:
         raise Conflict(f"{name} is in a drive of {', '.join(users)}: eject it first")
     target.unlink()
+    ctx.tenancy.forget_iso(name)
     return {"name": name, "deleted": True}

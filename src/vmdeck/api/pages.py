@@ -5,37 +5,54 @@ through the same REST API and event stream that scripts use.
 from __future__ import annotations
 
 from importlib import resources
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from vmdeck import __version__
 from vmdeck.api.accounts import Principal
+from vmdeck.errors import NotFound
 
-__all__ = ["router"]
+__all__ = ["router", "not_found_page"]
 
 router = APIRouter(include_in_schema=False)
 _templates = Jinja2Templates(directory=str(resources.files("vmdeck.web") / "templates"))
 
 
-def _page(request: Request, template: str, **context: object) -> Response:
+_STATIC = resources.files("vmdeck.web") / "static"
+
+
+def _page(request: Request, template: str, *, status_code: int = 200, **context: object) -> Response:
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
     response = _templates.TemplateResponse(request, template, {
-        "user": principal.username, "csrf_token": principal.csrf_token or "", "version": __version__, **context})
-    # The pages hold a CSRF token: never cache them, never frame them.
+        "user": principal.username, "csrf_token": principal.csrf_token or "", "version": __version__,
+        "is_admin": principal.admin, **context}, status_code=status_code)
+    # The pages hold a CSRF token: never cache them (framing and scripts: vmdeck.api.hardening's headers).
     response.headers["cache-control"] = "no-store"
-    response.headers["x-frame-options"] = "DENY"
     return response
+
+
+def same_origin_path(target: str) -> str:
+    """`target` when it is a path on this server, else "/": browsers read "/\\evil" and "//evil" as
+    another host, and a scheme or control characters have no place in a path either."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
+        return "/"
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else "/"
 
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/") -> Response:  # noqa: A002
-    target = next if next.startswith("/") and not next.startswith("//") else "/"
-    return _templates.TemplateResponse(request, "login.html", {"next": target, "version": __version__})
+    response = _templates.TemplateResponse(request, "login.html", {"next": same_origin_path(next),
+                                                                   "version": __version__})
+    response.headers["cache-control"] = "no-store"
+    return response
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -50,7 +67,38 @@ def create_page(request: Request) -> Response:
 
 @router.get("/vms/{name}", response_class=HTMLResponse)
 def vm_page(request: Request, name: str) -> Response:
+    if getattr(request.state, "principal", None) is not None:
+        try:
+            request.app.state.ctx.host.get().lookup(name)
+        except NotFound:
+            return not_found_page(request, f"There is no VM named {name!r} on this host.")
     return _page(request, "vm.html", title=name, vm=name)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request) -> Response:
+    return _page(request, "audit.html", title="Audit log")
+
+
+def not_found_page(request: Request, message: str = "There is no page at this address.") -> Response:
+    """The HTML 404 page (an unknown VM, a mistyped address) for browsers; the API answers JSON."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        return HTMLResponse('<!doctype html><title>Not found · vmdeck</title><h1>Not found</h1>'
+                            '<p><a href="/login">Sign in</a></p>', status_code=404)
+    return _page(request, "404.html", status_code=404, title="Not found", message=message)
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    return FileResponse(str(_STATIC / "favicon.svg"), media_type="image/svg+xml",
+                        headers={"cache-control": "max-age=86400"})
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def api_docs_page(request: Request) -> Response:
+    """The REST API's reference: Swagger UI, served from /static/vendor (never a CDN)."""
+    return _page(request, "apidocs.html", title="API reference")
 
 
 @router.get("/host", response_class=HTMLResponse)

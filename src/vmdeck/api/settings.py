@@ -34,3 +34,7 @@ class Settings:
     inventory_interval: float = 5.0
     # Start the libvirt event loop thread (tests of pure endpoints may turn it off).
     events: bool = True
+    # Host names (Host header) the server answers to; anything else is refused (DNS rebinding). "*": any.
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+    # Largest ISO upload in GiB when the project has no ISO quota of its own.
+    max_iso_upload_gib: float = 16.0

@@ -13,8 +13,11 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import request_host
+from vmdeck.api.context import AppContext, app_context, request_host
+from vmdeck.api.policy import Grant, grant_of
+from vmdeck.api.quota import Demand, reserve
 from vmdeck.host.connection import Host
+from vmdeck.vm.project import set_project, vm_usage
 
 __all__ = ["router"]
 
@@ -67,8 +70,22 @@ def snapshots_delete(name: str, snap: str, host: Host = Depends(request_host)) -
 
 
 @router.post("/{name}/clone", status_code=201)
-def vms_clone(name: str, body: CloneRequest, host: Host = Depends(request_host)) -> dict[str, Any]:
-    """A full or linked clone with a new UUID, MACs, NVRAM and cloud-init instance-id."""
+def vms_clone(name: str, body: CloneRequest, host: Host = Depends(request_host), grant: Grant = Depends(grant_of),
+              ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """A full or linked clone with a new UUID, MACs, NVRAM and cloud-init instance-id, in the source's
+    project and within its quotas (a linked clone takes no disk until it writes)."""
     from vmdeck.vm.clone import clone_vm
 
-    return asdict(clone_vm(host, name, body.name, linked=body.linked, start=body.start))
+    if grant.project is None:  # a VM outside any project (administrators): the clone is outside too
+        return asdict(clone_vm(host, name, body.name, linked=body.linked, start=body.start))
+    source = vm_usage(host, name)
+    demand = Demand(instances=1, vcpus=source.vcpus, memory_mib=source.memory_mib,
+                    disk_gib=0.0 if body.linked else source.disk_gib)
+    with reserve(ctx.accounts.db, host, grant.project, demand, f"vm:{body.name}"):
+        made = clone_vm(host, name, body.name, linked=body.linked, start=False)
+        set_project(host, body.name, grant.project)
+    if body.start:
+        from vmdeck.vm import lifecycle
+
+        lifecycle.start(host, body.name)
+    return asdict(made)

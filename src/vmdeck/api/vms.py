@@ -20,10 +20,13 @@ from pydantic import BaseModel, Field
 
 from vmdeck.api.context import AppContext, app_context, fleet_of, request_host, request_inventory, vm_host_of
 from vmdeck.api.inventory import Inventory
-from vmdeck.api.isos import iso_path
+from vmdeck.api.isos import usable_iso
+from vmdeck.api.policy import Grant, grant_of, visible
+from vmdeck.api.quota import Demand, demand_for, locked_change, reserve
+from vmdeck.api.tenancy import DEFAULT_PROJECT
 from vmdeck.cluster.inventory import list_everywhere
 from vmdeck.cluster.place import place_new_vm
-from vmdeck.errors import InvalidInput, NotFound
+from vmdeck.errors import Conflict, InvalidInput, NotFound
 from vmdeck.host.connection import Host
 from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.storage.seed import cloud_init_config
@@ -31,6 +34,7 @@ from vmdeck.vm import lifecycle
 from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.create import create_vm
 from vmdeck.vm.inventory import VmSummary, show_vm
+from vmdeck.vm.project import project_of, set_project
 from vmdeck.vm.state import POWER_VERBS, PowerVerb, allowed_actions, current_state
 
 __all__ = ["router"]
@@ -63,11 +67,16 @@ class CreateVm(BaseModel):
     host: str = Field("auto", pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$",
                       description="Registered host to create it on, or 'auto': the host with the most "
                                   "free memory that fits it.")
+    project: str | None = Field(None, description="Project of the new VM (default: your only project, else "
+                                "'default'); counted against its quotas.")
 
 
 class ResourcesRequest(BaseModel):
     vcpus: int | None = Field(None, description="New vCPU count.")
     memory_mib: int | None = Field(None, description="New memory in MiB.")
+    autostart: bool | None = Field(None, description="Start the VM when libvirtd starts.")
+    boot_order: list[Literal["hd", "cdrom", "network"]] | None = Field(
+        None, min_length=1, max_length=3, description="Devices the firmware boots from, in order (next boot).")
 
 
 class PowerResult(BaseModel):
@@ -102,25 +111,33 @@ class ExecOut(BaseModel):
 
 
 @router.get("", response_model=list[VmSummary])  # the core's dataclass is the schema
-async def vms_list(response: Response, ctx: AppContext = Depends(app_context),
-                   inventory: Inventory = Depends(request_inventory)) -> Response:
-    """Every VM, with its host. One host: from the event-fed inventory (no libvirt call per request).
-    Several: each host asked at once, under a deadline; hosts that did not answer are named in the
-    X-Vmdeck-Unreachable header (JSON: host -> why)."""
+async def vms_list(ctx: AppContext = Depends(app_context), inventory: Inventory = Depends(request_inventory),
+                   grant: Grant = Depends(grant_of)) -> Response:
+    """The VMs of your projects (administrators: every VM, with its project or null), with their host.
+    One host: from the event-fed inventory (no libvirt call per request). Several: each host asked at
+    once, under a deadline; hosts that did not answer are named in the X-Vmdeck-Unreachable header."""
+    principal = grant.principal
+    assert principal is not None
     fleet = fleet_of(ctx)
     if fleet is None:
-        return Response(await inventory.list_json(), media_type="application/json")
+        if principal.admin:  # everything: the answer encoded once per change, shared by every administrator
+            return Response(await inventory.list_json(), media_type="application/json")
+        mine = [asdict(vm) for vm in await inventory.list() if visible(principal, vm.project)]
+        return Response(json.dumps(mine).encode(), media_type="application/json")
     listed = await anyio.to_thread.run_sync(list_everywhere, fleet)
-    headers = {"X-Vmdeck-Unreachable": json.dumps(listed.unreachable)} if listed.unreachable else None
-    return Response(json.dumps([asdict(vm) for vm in listed.vms]), media_type="application/json", headers=headers)
+    headers = ({"X-Vmdeck-Unreachable": json.dumps(listed.unreachable)}
+               if listed.unreachable and principal.admin else None)
+    shown = [asdict(vm) for vm in listed.vms if visible(principal, vm.project)]
+    return Response(json.dumps(shown), media_type="application/json", headers=headers)
 
 
 @router.post("", status_code=201)
-def vms_create(body: CreateVm, ctx: AppContext = Depends(app_context),
+def vms_create(body: CreateVm, grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context),
                inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
-    """Create a VM from a template with overrides, on the host placement picks (or `host`); errors name
-    the field (`field`) they are about, and a refusal for lack of room names each host and why."""
-    cdrom = iso_path(body.cdrom, field="cdrom") if body.cdrom else None
+    """Create a VM from a template with overrides, in a project and within its quotas (409 quota_exceeded
+    names the quota, its limit and the use), on the host placement picks (or `host`); errors name the
+    field (`field`) they are about, and a refusal for lack of room names each host and why."""
+    cdrom = usable_iso(ctx, grant, body.cdrom, field="cdrom") if body.cdrom else None
     template = body.template or ("debian-12" if body.image else "tiny")
     spec = resolve(template, body.name, Overrides(vcpus=body.vcpus, memory_mib=body.memory_mib,
                                                   disk_gib=body.disk_gib, cdrom=cdrom, accel=body.accel,
@@ -142,7 +159,12 @@ def vms_create(body: CreateVm, ctx: AppContext = Depends(app_context),
         host = ctx.host.get()
     else:
         host = fleet.host(place_new_vm(fleet, spec, None if body.host == "auto" else body.host))
-    create_vm(host, spec, cloud_init=cloud_init)
+    project = grant.project or DEFAULT_PROJECT
+    ctx.tenancy.ensure_project(project)
+    if host.exists(spec.name):
+        raise Conflict(f"a VM named {spec.name!r} already exists")
+    with reserve(ctx.accounts.db, host, project, demand_for(spec), f"vm:{spec.name}"):
+        create_vm(host, spec, cloud_init=cloud_init, project=project)
     if body.start:
         lifecycle.start(host, body.name)
     inventory.after_write(body.name)
@@ -162,13 +184,32 @@ async def vms_show(name: str, host: str | None = Query(None, description="The VM
 
 @router.patch("/{name}")
 def vms_set_resources(name: str, body: ResourcesRequest, host: Host = Depends(request_host),
+                      grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context),
                       inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
-    """Change vCPUs and/or memory in the VM's definition (a running VM gets them at its next boot)."""
-    from vmdeck.vm.settings import set_vm_resources
+    """Change vCPUs and/or memory in the VM's definition (a running VM gets them at its next boot),
+    within the project's quotas (growth is checked and applied under the quota lock); whether it starts
+    with the host, and/or its boot order."""
+    from vmdeck.vm.settings import set_autostart, set_boot_order, set_vm_resources
 
-    change = set_vm_resources(host, name, vcpus=body.vcpus, memory_mib=body.memory_mib)
+    reply: dict[str, Any] = {"name": name}
+    if body.vcpus is not None or body.memory_mib is not None or (body.autostart is None and body.boot_order is None):
+        def apply() -> Any:
+            return set_vm_resources(host, name, vcpus=body.vcpus, memory_mib=body.memory_mib)
+
+        if grant.project is None:  # a VM outside any project (administrators only): no quota to hold it to
+            change = apply()
+        else:
+            current = show_vm(host, name).view
+            demand = Demand(vcpus=max(0, (body.vcpus or current.vcpus) - current.vcpus),
+                            memory_mib=max(0, (body.memory_mib or current.memory_mib) - current.memory_mib))
+            change = locked_change(ctx.accounts.db, host, grant.project, demand, apply)
+        reply.update(vcpus=change.vcpus, memory_mib=change.memory_mib, applies=change.applies)
+    if body.boot_order is not None:
+        reply["boot_order"] = list(set_boot_order(host, name, list(body.boot_order)))
+    if body.autostart is not None:
+        reply["autostart"] = set_autostart(host, name, body.autostart)
     inventory.after_write(name)
-    return {"name": change.vm, "vcpus": change.vcpus, "memory_mib": change.memory_mib, "applies": change.applies}
+    return reply
 
 
 @router.delete("/{name}")
@@ -179,6 +220,22 @@ def vms_delete(name: str, force: bool = Query(False, description="Power the VM o
     removed = lifecycle.delete(host, name, force=force, keep_disks=keep_disks)
     inventory.forget(name)
     return {"name": name, "deleted": True, "removed_volumes": removed}
+
+
+class Adopt(BaseModel):
+    project: str = Field(description="Project to move the VM into (created when it does not exist).")
+
+
+@router.post("/{name}/adopt")
+def vms_adopt(name: str, body: Adopt, host: Host = Depends(request_host), ctx: AppContext = Depends(app_context),
+              inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
+    """Record the VM (made by virt-install, virsh, or in another project) as belonging to `project`
+    (administrators). Not held to the quota: the administrator decides."""
+    ctx.tenancy.ensure_project(body.project)
+    before = project_of(host, name)
+    set_project(host, name, body.project)
+    inventory.after_write(name)
+    return {"name": name, "project": body.project, "previous_project": before}
 
 
 def _result(host: Host, inventory: Inventory, name: str, result: str | None = None) -> PowerResult:

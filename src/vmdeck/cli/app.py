@@ -5,7 +5,7 @@ vmdeck.cli.main runs it for every command line its fast path does not answer."""
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 import typer.main
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # command runs (or for --help), so `vmdeck list` does not pay for the web server's imports.
 COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(("create", "start", "list", "show", "shutdown", "poweroff", "reboot", "reset", "pause",
-                     "resume", "delete", "exec", "set"), "lifecycle_cmds"),
+                     "resume", "delete", "exec", "set", "ssh"), "lifecycle_cmds"),
     "template": "template_cmds",
     "image": "image_cmds",
     "host": "host_cmds",
@@ -33,11 +33,27 @@ COMMAND_MODULES: dict[str, str] = {
     "migrate": "migrate_cmds",
     "doctor": "doctor_cmds",
     **dict.fromkeys(("snapshot", "clone"), "snapshot_cmds"),
+    **dict.fromkeys(("project", "user", "vm", "audit"), "admin_cmds"),
 }
+
+
+def hide_flag_placeholders(command: Any, ctx: Any) -> None:
+    """Typer's rich help prints a type placeholder (`<bool>`) beside on/off flags, which take no value:
+    show none. Walks sub-groups too."""
+    for param in command.get_params(ctx):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    # Typer carries its own copy of click: a group is whatever has sub-commands.
+    for sub in (getattr(command, "commands", None) or {}).values():
+        hide_flag_placeholders(sub, ctx)
 
 
 class LazyGroup(TyperGroup):
     """The root command group: knows every command's name, imports its module on first use."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        hide_flag_placeholders(self, ctx)
+        super().format_help(ctx, formatter)
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         return list(dict.fromkeys([*COMMAND_MODULES, *super().list_commands(ctx)]))
@@ -49,6 +65,7 @@ class LazyGroup(TyperGroup):
             module.register(staging)
             group = typer.main.get_group(staging)
             for name, command in group.commands.items():
+                hide_flag_placeholders(command, ctx)
                 self.commands.setdefault(name, command)
         return super().get_command(ctx, cmd_name)
 

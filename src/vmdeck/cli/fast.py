@@ -75,8 +75,11 @@ def _list(uri: str | None, args: list[str]) -> None:
         print_json(list_vms(_host(uri)))
         return
     vms = list_vms(_host(uri), usage=False)  # the table shows no RSS: no QEMU monitor round trips
-    rows = [(vm.name, vm.state, str(vm.vcpus), f"{vm.memory_mib} MiB", vm.host) for vm in vms]
-    print_columns(("NAME", "STATE", "vCPUs", "MEMORY", "HOST"), rows,
+    if not vms:
+        print("no VMs on this host. Create one with: vmdeck create NAME (templates: vmdeck template list)")
+        return
+    rows = [(vm.name, vm.state, str(vm.vcpus), f"{vm.memory_mib} MiB", vm.project or "-", vm.host) for vm in vms]
+    print_columns(("NAME", "STATE", "vCPUs", "MEMORY", "PROJECT", "HOST"), rows,
                   [("", _STATE_STYLE.get(vm.state, "")) for vm in vms])
 
 
@@ -110,13 +113,14 @@ def _create(uri: str | None, args: list[str]) -> None:
     positionals, options = _options(
         args, {"--start", "--wait", "--json"},
         {"--template": str, "--cpus": int, "--memory": int, "--disk": float, "--cdrom": Path, "--accel": str,
-         "--network": str},
+         "--network": str, "--project": str},
         aliases={"-t": "--template"})
     if len(positionals) != 1:
         raise _NotFast
+    # Every VM belongs to a project and is held to its quota, exactly as in the full command.
+    from vmdeck.cli.admin_cmds import create_in_project
     from vmdeck.spec.templates import Overrides, resolve
     from vmdeck.vm import lifecycle
-    from vmdeck.vm.create import create_vm
 
     name = positionals[0]
     template = options.get("--template", "tiny")
@@ -126,7 +130,7 @@ def _create(uri: str | None, args: list[str]) -> None:
                                              disk_gib=options.get("--disk"), cdrom=options.get("--cdrom"),
                                              accel=options.get("--accel"), network=options.get("--network")))
     progress = progress_lines()
-    view = create_vm(host, spec, progress)
+    view = create_in_project(host, spec, options.get("--project"), progress)
     if start_now:
         lifecycle.start(host, name, wait=bool(options.get("--wait")), progress=progress)
     if options.get("--json"):

@@ -38,6 +38,8 @@ def create(
     hostname: str = typer.Option(None, "--hostname", help="Guest hostname (default: from the VM name)."),
     user_data: Path = typer.Option(None, "--user-data", help="Your #cloud-config file (merged with the above)."),
     network_config: Path = typer.Option(None, "--network-config", help="cloud-init network config file."),
+    project: str = typer.Option(None, "--project", help="Project of the VM, held to its quotas (default: "
+                                "'default', created on first use)."),
     start_now: bool = typer.Option(False, "--start", help="Start the VM once created."),
     wait: bool = typer.Option(False, "--wait", help="With --start: wait until the guest is ready."),
     fix_perms: bool = typer.Option(False, "--fix-permissions",
@@ -47,9 +49,9 @@ def create(
                                                      "the host with the most free memory that fits it."),
 ) -> None:
     """Create a VM from a template, with overrides, on the host placement picks (or --host)."""
+    from vmdeck.cli.admin_cmds import create_in_project
     from vmdeck.errors import InvalidInput
     from vmdeck.spec.templates import Overrides, resolve
-    from vmdeck.vm.create import create_vm
 
     template = template or ("debian-12" if image else "tiny")
     spec = resolve(template, name, Overrides(vcpus=cpus, memory_mib=memory, disk_gib=disk, cdrom=cdrom,
@@ -80,7 +82,7 @@ def create(
 
         fix_permissions(host, cdrom)
     with progress_reporter(f"creating {name}") as progress:
-        view = create_vm(host, spec, progress, cloud_init=cloud_init)
+        view = create_in_project(host, spec, project, progress, cloud_init=cloud_init)
         if start_now:
             lifecycle.start(host, name, wait=wait, progress=progress)
     if as_json:
@@ -129,12 +131,15 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
         for name, why in unreachable.items():
             info(f"host {name} unreachable: {why}")
         return
-    table = Table("NAME", "STATE", "vCPUs", "MEMORY", "HOST", box=None, header_style="bold")
-    for vm in vms:
-        style = _STATE_STYLE.get(vm.state, "")
-        table.add_row(vm.name, f"[{style}]{vm.state}[/]" if style else vm.state, str(vm.vcpus),
-                      f"{vm.memory_mib} MiB", vm.host)
-    out.print(table)
+    if not vms:
+        out.print("no VMs. Create one with: vmdeck create NAME (templates: vmdeck template list)")
+    else:
+        table = Table("NAME", "STATE", "vCPUs", "MEMORY", "PROJECT", "HOST", box=None, header_style="bold")
+        for vm in vms:
+            style = _STATE_STYLE.get(vm.state, "")
+            table.add_row(vm.name, f"[{style}]{vm.state}[/]" if style else vm.state, str(vm.vcpus),
+                          f"{vm.memory_mib} MiB", vm.project or "-", vm.host)
+        out.print(table)
     for name, why in unreachable.items():
         out.print(f"[red]host {name} unreachable[/red]: {why}", highlight=False)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -11,8 +13,20 @@ from vmdeck.cli.plain import print_json
 
 __all__ = ["out", "err", "print_json", "info", "progress_reporter"]
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Piped or redirected (`vmdeck show NAME | cat`, a file), there is no terminal width to respect: rich
+# would lay tables out for 80 columns and cut long paths, so the full values are printed instead.
+# COLUMNS still wins when set, as rich documents.
+_WIDE = 100_000
+
+
+def _console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    piped = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=_WIDE if piped else None)
+
+
+out = _console()
+err = _console(stderr=True)
 
 
 def info(message: str) -> None:

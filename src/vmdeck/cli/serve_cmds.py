@@ -16,18 +16,35 @@ def serve(
     port: int = typer.Option(8470, "--port", help="TCP port."),
     db: Path = typer.Option(None, "--db", help="Accounts database (default: <data dir>/web/vmdeck.sqlite)."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+    allowed_host: list[str] = typer.Option([], "--allowed-host", help="A host name browsers reach this server "
+                                           "by (Host header); loopback names are always allowed. May be repeated."),
+    tls_cert: Path = typer.Option(None, "--tls-cert", help="PEM certificate: serve HTTPS."),
+    tls_key: Path = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
+    insecure_http: bool = typer.Option(False, "--insecure-http", help="Allow plain HTTP on a non-loopback "
+                                       "address (passwords and consoles cross the network unencrypted)."),
 ) -> None:
     """Serve the web UI and REST API; the first start creates the admin account and prints its password."""
+    from vmdeck.errors import InvalidInput
+
+    if (tls_cert is None) != (tls_key is None):
+        raise InvalidInput("--tls-cert and --tls-key go together")
+    if tls_cert is None and not is_loopback(listen) and not insecure_http:
+        raise InvalidInput(f"--host {listen} is reachable from the network: give --tls-cert/--tls-key "
+                           "(or --insecure-http to serve plain HTTP anyway)")
     import uvicorn
 
     from vmdeck.api import Settings, create_app
+    from vmdeck.api.hardening import LOOPBACK_NAMES
     from vmdeck.api.settings import default_db_path
 
+    hosts = tuple(dict.fromkeys([*LOOPBACK_NAMES, *allowed_host] + ([] if is_wildcard(listen) else [listen])))
     settings = Settings(uri=ctx.obj.uri, db_path=db or default_db_path(),
-                        admin_password=os.environ.get("VMDECK_ADMIN_PASSWORD") or None)
+                        admin_password=os.environ.get("VMDECK_ADMIN_PASSWORD") or None, allowed_hosts=hosts)
     app = create_app(settings)
     shown = f"[{listen}]" if ":" in listen else listen
-    out.print(f"vmdeck web UI: [bold]http://{shown}:{port}/[/bold]  (REST API: /api, OpenAPI: /api/openapi.json)")
+    scheme = "https" if tls_cert else "http"
+    out.print(f"vmdeck web UI: [bold]{scheme}://{shown}:{port}/[/bold]  (REST API: /api, OpenAPI: /api/openapi.json)")
+    out.print(f"answers to host names: {', '.join(hosts)}", highlight=False)
     password = app.state.ctx.admin_password
     if password:
         out.print(f"first start: created user [bold]admin[/bold] with one-time password [bold]{password}[/bold] "
@@ -36,7 +53,24 @@ def serve(
         out.print("first start: created user admin with the password from VMDECK_ADMIN_PASSWORD")
     out.print(f"accounts database: {settings.db_path}", highlight=False)
     # proxy_headers off: vmdeck is reached directly; X-Forwarded-* from a client must not change its origin.
-    uvicorn.run(app, host=listen, port=port, log_level=log_level, proxy_headers=False, server_header=False)
+    uvicorn.run(app, host=listen, port=port, log_level=log_level, proxy_headers=False, server_header=False,
+                ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None)
+
+
+def is_wildcard(address: str) -> bool:
+    return address in ("0.0.0.0", "::", "")
+
+
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost: reachable from this machine only."""
+    import ipaddress
+
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from lxml import etree
 
-__all__ = ["set_resources"]
+__all__ = ["set_resources", "set_boot_order", "BOOT_DEVICES"]
+
+# libvirt's <os><boot dev=...> values vmdeck offers (floppy is left out: no template has one).
+BOOT_DEVICES = ("hd", "cdrom", "network")
 
 
 def _load(xml: str) -> etree._Element:
@@ -51,4 +54,36 @@ def set_resources(xml: str, *, vcpus: int | None = None, memory_mib: int | None 
             element = _child(root, tag, after="memory" if tag == "currentMemory" else "name")
             element.text = str(memory_mib)
             element.set("unit", "MiB")
+    return _dump(root)
+
+
+def set_boot_order(xml: str, order: list[str] | tuple[str, ...]) -> str:
+    """Boot from these devices, in this order (`<os><boot dev=...>`); everything else is kept.
+
+    Per-device `<boot order=...>` elements are removed: libvirt refuses a domain that has both kinds.
+    """
+    if not order:
+        raise ValueError("the boot order needs at least one device")
+    unknown = [dev for dev in order if dev not in BOOT_DEVICES]
+    if unknown or len(set(order)) != len(order):
+        raise ValueError(f"boot devices must be distinct ones of {', '.join(BOOT_DEVICES)}, got {', '.join(order)}")
+    root = _load(xml)
+    os_element = _child(root, "os")
+    for stale in os_element.findall("boot"):
+        os_element.remove(stale)
+    for device in root.iterfind("devices/*"):
+        for device_boot in device.findall("boot"):
+            device.remove(device_boot)
+    # After the firmware and kernel elements, where libvirt itself writes them.
+    anchor = None
+    for tag in ("type", "firmware", "loader", "nvram", "kernel", "initrd", "cmdline"):
+        found = os_element.find(tag)
+        if found is not None:
+            anchor = found
+    for dev in reversed(order):
+        element = etree.Element("boot", dev=dev)
+        if anchor is not None:
+            anchor.addnext(element)
+        else:
+            os_element.insert(0, element)
     return _dump(root)

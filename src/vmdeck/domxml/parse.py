@@ -82,6 +82,7 @@ class DomainView:
     serial_log: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
     port_forwards: tuple[PortForwardView, ...] = ()
+    boot_order: tuple[str, ...] = ()  # <os><boot dev=...> in order ("hd", "cdrom", "network")
 
     @property
     def cdroms(self) -> tuple[DiskView, ...]:
@@ -242,6 +243,7 @@ def parse_domain(xml: str) -> DomainView:
         disks=tuple(disks),
         nics=tuple(nics),
         graphics=graphics,
+        boot_order=tuple(b.get("dev", "") for b in root.iterfind("os/boot")),
         owned_volumes=owned,
         has_agent_channel=any(
             t.get("name") == "org.qemu.guest_agent.0" for t in root.iterfind("devices/channel/target")

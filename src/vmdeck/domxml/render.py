@@ -40,6 +40,7 @@ class RenderContext:
     seed: Path | None = None  # a cloud-init NoCloud seed image, attached as a read-only virtio disk
     login_user: str | None = None  # the user cloud-init creates: `vmdeck ssh` logs in as it
     base_image: str | None = None  # the library image the first disk is a linked clone of
+    project: str | None = None  # the tenant owning the VM (vmdeck.vm.project), None outside any project
 
 
 def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -112,6 +113,8 @@ def ssh_forward_args(model: str, mac: str, port: int, machine: str = "q35") -> l
 def _metadata(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
     metadata = _sub(root, "metadata")
     vm = etree.SubElement(metadata, f"{{{VMDECK_NS}}}vm", nsmap={"vmdeck": VMDECK_NS})
+    if ctx.project is not None:
+        _sub(vm, f"{{{VMDECK_NS}}}project", ctx.project)
     _sub(vm, f"{{{VMDECK_NS}}}template", spec.template)
     _sub(vm, f"{{{VMDECK_NS}}}accel", ctx.domain_type, requested=ctx.accel_requested, reason=ctx.accel_reason)
     if spec.boot.kind == "kernel" and spec.boot.image:

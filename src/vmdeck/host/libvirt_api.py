@@ -346,6 +346,15 @@ class Domain:
     def autostart(self) -> bool:
         return bool(self._do("", self.raw.autostart))
 
+    def set_autostart(self, on: bool) -> None:
+        self._do("autostart", self.raw.setAutostart, 1 if on else 0)
+
+    def interface_addresses(self, source: str) -> dict[str, Any]:
+        """The guest's interfaces and addresses from "agent" or "lease" (libvirt's DHCP leases)."""
+        flag = {"agent": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
+                "lease": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE}[source]
+        return dict(self._do("addresses of", self.raw.interfaceAddresses, flag, 0) or {})
+
     def max_memory_kib(self) -> int:
         return int(self._do("", self.raw.maxMemory))
 
@@ -626,6 +635,16 @@ class Connection:
 
     def driver(self) -> str:
         return str(self._do("driver", self.raw.getType))
+
+    def cpu_stats(self) -> dict[str, int]:
+        """All host CPUs together, in ns: "user", "kernel", "idle", "iowait" (virNodeGetCPUStats)."""
+        stats = self._do("host CPU statistics", self.raw.getCPUStats, libvirt.VIR_NODE_CPU_STATS_ALL_CPUS, 0)
+        return {str(k): int(v) for k, v in stats.items()}
+
+    def memory_stats(self) -> dict[str, int]:
+        """Host memory in KiB: "total", "free", "buffers", "cached" (virNodeGetMemoryStats)."""
+        stats = self._do("host memory statistics", self.raw.getMemoryStats, libvirt.VIR_NODE_MEMORY_STATS_ALL_CELLS, 0)
+        return {str(k): int(v) for k, v in stats.items()}
 
     def offers_domain_type(self, arch: str, virttype: str) -> bool:
         """Whether libvirt can describe `virttype` domains of `arch` here (a KVM-less host cannot)."""

@@ -18,7 +18,7 @@ _PKG_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(:[a-z0-9]+)?$")
 
 
 def _check_name(pkg: str) -> None:
-    if not _PKG_RE.match(pkg):
+    if not _PKG_RE.fullmatch(pkg):
         raise HostError(f"not a Debian package name: {pkg!r}")
 
 

@@ -32,7 +32,7 @@ BUSES: dict[str, tuple[str, ...]] = {
 
 
 def check_name(name: str) -> str:
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):  # fullmatch: "$" would accept a trailing newline
         raise ValueError(
             f"invalid VM name {name!r}: use 1-63 letters, digits, '.', '_', '+' or '-', "
             "starting with a letter or digit"

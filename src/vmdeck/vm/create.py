@@ -23,6 +23,7 @@ from vmdeck.host.qemu_access import check_qemu_access
 from vmdeck.spec.models import VmSpec
 from vmdeck.storage.journal import Journal
 from vmdeck.storage.pool import create_volume, delete_volume
+from vmdeck.vm.project import check_project_name
 
 if TYPE_CHECKING:
     from vmdeck.images.library import ImageRecord
@@ -98,7 +99,10 @@ def _seed_files(spec: VmSpec, cloud_init: CloudInitConfig | None) -> tuple[dict[
 
 
 def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None,
-              cloud_init: CloudInitConfig | None = None) -> DomainView:
+              cloud_init: CloudInitConfig | None = None, *, project: str | None = None) -> DomainView:
+    """Define the VM (volumes first); `project` is recorded in its metadata (vmdeck.vm.project)."""
+    if project is not None:
+        check_project_name(project)
     if host.exists(spec.name):
         raise Conflict(f"a VM named {spec.name!r} already exists")
     _check_fits_host(host, spec)
@@ -190,6 +194,7 @@ def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None,
                 seed=seed_path,
                 login_user=seed[1] if seed is not None else None,
                 base_image=next((record.name for record, _cap in images.values()), None),
+                project=project,
             )
             return _define(host, spec, ctx)
         except BaseException:

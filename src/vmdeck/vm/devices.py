@@ -402,7 +402,7 @@ def add_nic(host: Host, name: str, *, model: str = "virtio", network: str = "use
     config, live = xml_pair(dom)
     taken = sorted({m for xml in (config, live) if xml for m in dx.macs(xml)})
     if mac is not None:
-        if not _MAC_RE.match(mac):
+        if not _MAC_RE.fullmatch(mac):  # fullmatch: "$" would accept a trailing newline
             raise InvalidInput(f"invalid MAC address {mac!r}: use six hex pairs like 52:54:00:12:34:56", field="mac")
         mac = mac.lower()
         if int(mac[:2], 16) & 1:

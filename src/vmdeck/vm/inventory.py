@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from vmdeck.host.connection import Host
 from vmdeck.host.libvirt_api import Domain
+from vmdeck.vm.project import domain_project
 from vmdeck.vm.state import allowed_actions, state_name
 
 if TYPE_CHECKING:  # the XML parser (lxml) is imported by show_vm only: `vmdeck list` starts faster without it
@@ -27,6 +28,7 @@ class VmSummary:
     # The verbs this state accepts (vmdeck.vm.state.POWER_VERBS): clients show exactly these.
     allowed_actions: list[str] = field(default_factory=list)
     host: str = "local"  # the registry's name for the host it runs on (vmdeck.cluster)
+    project: str | None = None  # from vmdeck's metadata: None for VMs vmdeck did not create
 
 
 STATS_KINDS = ("state", "vcpu", "balloon", "cpu_total")
@@ -64,7 +66,7 @@ def _list_light(host: Host) -> list[VmSummary]:
             continue
         summaries.append(VmSummary(name=dom.name, state=state, vcpus=vcpus, memory_mib=max_kib // 1024,
                                    persistent=dom.name not in transient, cpu_time_ns=cpu_ns or None, rss_kib=None,
-                                   allowed_actions=allowed_actions(state)))
+                                   allowed_actions=allowed_actions(state), project=domain_project(dom)))
     return sorted(summaries, key=lambda s: s.name)
 
 
@@ -90,6 +92,7 @@ def summary_from_stats(dom: Domain, stats: dict[str, Any], persistent: bool) -> 
         cpu_time_ns=stats.get("cpu.time"),
         rss_kib=stats.get("balloon.rss"),
         allowed_actions=allowed_actions(state),
+        project=domain_project(dom),
     )
 
 
@@ -111,6 +114,7 @@ class VmDetails:
         data.update(state=self.state, autostart=self.autostart, persistent=self.persistent,
                     allowed_actions=allowed_actions(self.state), last_migration=self.last_migration)
         data["accel"] = "KVM" if self.view.domain_type == "kvm" else "TCG"
+        data["project"] = self.view.extra.get("project")
         return data
 
 

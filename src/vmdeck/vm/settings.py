@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vmdeck.domxml.edit import set_boot_order as edit_boot_order
 from vmdeck.domxml.edit import set_resources
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import InvalidInput
@@ -16,7 +17,7 @@ from vmdeck.host.capabilities import host_facts
 from vmdeck.host.connection import Host
 from vmdeck.vm.state import ACTIVE, current_state
 
-__all__ = ["ResourceChange", "set_vm_resources"]
+__all__ = ["ResourceChange", "set_vm_resources", "set_autostart", "set_boot_order"]
 
 
 @dataclass(frozen=True)
@@ -47,3 +48,21 @@ def set_vm_resources(host: Host, name: str, *, vcpus: int | None = None,
     view = parse_domain(dom.xml(inactive=True))
     applies = "at next boot" if current_state(dom) in ACTIVE else "now"
     return ResourceChange(vm=name, vcpus=view.vcpus, memory_mib=view.memory_mib, applies=applies)
+
+
+def set_autostart(host: Host, name: str, enabled: bool) -> bool:
+    """Whether libvirtd starts the VM when it starts (virsh autostart); returns the new setting."""
+    dom = host.lookup(name)
+    dom.set_autostart(enabled)
+    return dom.autostart()
+
+
+def set_boot_order(host: Host, name: str, order: list[str]) -> tuple[str, ...]:
+    """Which devices the firmware tries, in order (applies at the next boot); returns the new order."""
+    dom = host.lookup(name)
+    try:
+        edited = edit_boot_order(dom.xml(inactive=True, secure=True), order)
+    except ValueError as err:
+        raise InvalidInput(str(err), field="boot_order") from err
+    host.conn.define(edited, context=f"set boot order of {name}")
+    return parse_domain(dom.xml(inactive=True)).boot_order

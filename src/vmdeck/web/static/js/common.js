@@ -1,4 +1,5 @@
-// Shared by every page: REST calls with the CSRF token, the live event stream, small DOM helpers.
+// Shared by every page: REST calls with the CSRF token, the one live event stream, the confirmation
+// dialog, notices and the activity panel, the power-action table and small DOM/chart helpers.
 
 export const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || '';
 
@@ -31,23 +32,6 @@ export function wsUrl(path) {
   return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
 }
 
-// The live event stream (libvirt's domain events, pushed by the server); reconnects by itself.
-export function connectEvents(onMessage) {
-  const status = document.getElementById('stream-status');
-  let delay = 500;
-  const open = () => {
-    const socket = new WebSocket(wsUrl('/api/events'));
-    socket.onopen = () => { delay = 500; if (status) { status.dataset.state = 'live'; status.textContent = 'event stream: live'; } };
-    socket.onmessage = (event) => onMessage(JSON.parse(event.data));
-    socket.onclose = () => {
-      if (status) { status.dataset.state = 'down'; status.textContent = 'event stream: reconnecting'; }
-      setTimeout(open, delay);
-      delay = Math.min(delay * 2, 10000);
-    };
-  };
-  open();
-}
-
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
@@ -59,39 +43,6 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-export function toast(message, bad = false) {
-  const box = document.getElementById('toast');
-  if (!box) return;
-  const item = el('div', { class: bad ? 'bad' : '' }, message);
-  box.append(item);
-  setTimeout(() => item.remove(), bad ? 8000 : 4000);
-}
-
-// A tiny line chart on a canvas: one or more series, scaled to the largest value seen.
-export function drawLines(canvas, seriesList, { max = null } = {}) {
-  const ctx = canvas.getContext('2d');
-  const { width, height } = canvas;
-  ctx.clearRect(0, 0, width, height);
-  const all = seriesList.flatMap((s) => s.values.filter((v) => v != null));
-  const top = max ?? Math.max(1, ...all);
-  const colors = ['#2f6fde', '#1f8f4e', '#b7791f', '#c53030', '#805ad5', '#319795'];
-  seriesList.forEach((series, i) => {
-    const values = series.values;
-    ctx.strokeStyle = colors[i % colors.length];
-    ctx.lineWidth = 1.5;
-    ctx.beginPath();
-    values.forEach((v, x) => {
-      const px = values.length > 1 ? (x / (values.length - 1)) * (width - 2) + 1 : 1;
-      const py = height - 2 - ((v ?? 0) / top) * (height - 4);
-      if (x === 0) ctx.moveTo(px, py); else ctx.lineTo(px, py);
-    });
-    ctx.stroke();
-  });
-  ctx.fillStyle = '#6b7483';
-  ctx.font = '10px sans-serif';
-  ctx.fillText(String(Math.round(top)), 2, 10);
-}
-
 export function formatBytes(n) {
   if (n == null) return '–';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -100,7 +51,275 @@ export function formatBytes(n) {
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
+export function formatDuration(seconds) {
+  if (seconds == null) return '';
+  const s = Math.floor(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
+// --- what a VM allows -------------------------------------------------------------------------------
+// The core computes the actions each state allows (vmdeck.vm.state) and every VM, power reply and
+// state event carries them as `allowed_actions`: the browser keeps no copy of the rules.
+export function allowedActions(vm) {
+  return new Set(vm?.allowed_actions || []);
+}
+
+// Power actions as the pages show them; `lose` names what a destructive one throws away.
+export const POWER = [
+  { action: 'start', label: 'Start' },
+  { action: 'shutdown', label: 'Shut down' },
+  { action: 'reboot', label: 'Reboot' },
+  { action: 'pause', label: 'Pause' },
+  { action: 'resume', label: 'Resume' },
+  { action: 'reset', label: 'Reset', danger: true,
+    lose: (vm) => `Reset restarts ${vm} at once, like pressing its reset button: whatever its programs have not saved is lost.` },
+  { action: 'poweroff', label: 'Power off', danger: true,
+    lose: (vm) => `Power off stops ${vm} at once, like pulling its plug: whatever its programs have not saved is lost.` },
+  { action: 'delete', label: 'Delete', danger: true,
+    lose: (vm) => `Delete removes ${vm} and the disk volumes vmdeck created for it, with their data. ISOs and images you brought stay.` },
+];
+export const POWER_BY_ACTION = Object.fromEntries(POWER.map((p) => [p.action, p]));
+
+// Runs a power action on one VM (asking first for a destructive one); resolves to the API's reply,
+// or null when the user cancelled.
+export async function powerAction(vm, action) {
+  const info = POWER_BY_ACTION[action];
+  if (info?.lose && !(await confirmDialog({ title: `${info.label} ${vm}?`, message: info.lose(vm), confirm: info.label }))) {
+    return null;
+  }
+  const enc = encodeURIComponent(vm);
+  return track(`${info?.label || action} ${vm}`, async () => {
+    if (action === 'delete') return api('DELETE', `/api/vms/${enc}?force=true`);
+    const body = action === 'shutdown' ? { timeout: 60, force: true } : undefined;
+    return api('POST', `/api/vms/${enc}/${action}`, body);
+  }, (result) => (action === 'delete' ? `${vm} deleted` : `${vm}: ${result?.result || action}`));
+}
+
+// --- the confirmation dialog ------------------------------------------------------------------------
+// A modal <dialog> that names what will be lost. Resolves to false on cancel (button, Esc, backdrop),
+// or to true / {option: checked} on confirm when an option checkbox (e.g. "keep the volume") is shown.
+export function confirmDialog({ title, message, confirm = 'OK', option = null }) {
+  return new Promise((resolve) => {
+    const box = option ? el('input', { type: 'checkbox', id: 'confirm-option', checked: option.checked }) : null;
+    const ok = el('button', { type: 'button', class: 'danger', id: 'confirm-ok' }, confirm);
+    const cancel = el('button', { type: 'button', id: 'confirm-cancel' }, 'Cancel');
+    const dialog = el('dialog', { class: 'confirm', id: 'confirm', 'aria-labelledby': 'confirm-title' },
+      el('h2', { id: 'confirm-title' }, title),
+      el('p', { id: 'confirm-message' }, message),
+      option ? el('label', { class: 'check' }, box, option.label) : '',
+      el('div', { class: 'row-inline end' }, cancel, ok));
+    let answer = false;
+    ok.addEventListener('click', () => { answer = option ? { option: box.checked } : true; dialog.close(); });
+    cancel.addEventListener('click', () => dialog.close());
+    dialog.addEventListener('click', (event) => { if (event.target === dialog) dialog.close(); });
+    dialog.addEventListener('close', () => { dialog.remove(); resolve(answer); });
+    document.body.append(dialog);
+    dialog.showModal();
+    cancel.focus();  // the safe choice has the focus: Enter does not destroy anything
+  });
+}
+
+// --- notices and the activity panel -------------------------------------------------------------------
+export function toast(message, bad = false) {
+  const box = document.getElementById('toast');
+  if (!box) return;
+  const item = el('div', { class: bad ? 'bad' : 'ok' }, message);
+  box.append(item);
+  setTimeout(() => item.remove(), bad ? 8000 : 4000);
+}
+
+// Survives page changes (a create lands on the VM page, a delete on the list) for a few minutes.
+const ACTIVITY_KEY = 'vmdeck.activity';
+const ACTIVITY_MAX = 40;
+let activity = [];
+try { activity = JSON.parse(sessionStorage.getItem(ACTIVITY_KEY) || '[]'); } catch { activity = []; }
+// Entries still "running" when their page went away cannot be finished here.
+activity = activity.filter((a) => a.status !== 'running' && Date.now() - a.at < 30 * 60 * 1000);
+
+function saveActivity() {
+  try { sessionStorage.setItem(ACTIVITY_KEY, JSON.stringify(activity.slice(0, ACTIVITY_MAX))); } catch { /* full */ }
+  renderActivity();
+}
+
+// Stream events (other people's VMs too) must not push the user's own tasks out: they have their own cap.
+const EVENTS_MAX = 15;
+
+function addActivity(entry) {
+  const item = { id: `${Date.now()}-${Math.random()}`, at: Date.now(), ...entry };
+  activity.unshift(item);
+  let events = 0;
+  activity = activity.filter((a) => a.status !== 'event' || ++events <= EVENTS_MAX).slice(0, ACTIVITY_MAX);
+  saveActivity();
+  return item;
+}
+
+function renderActivity() {
+  const list = document.getElementById('activity-list');
+  const count = document.getElementById('activity-count');
+  if (!list) return;
+  const running = activity.filter((a) => a.status === 'running').length;
+  if (count) { count.textContent = running ? String(running) : ''; count.hidden = !running; }
+  list.replaceChildren(...(activity.length ? activity.map((a) => el('li', { dataset: { status: a.status } },
+    el('span', { class: 'what' }, a.label),
+    el('span', { class: 'dim' }, ` ${a.status === 'running' ? 'running…' : a.detail || a.status}`),
+    el('time', { class: 'dim', datetime: new Date(a.at).toISOString() }, new Date(a.at).toLocaleTimeString())))
+    : [el('li', { class: 'dim' }, 'Nothing yet.')]));
+}
+
+// Runs `work` as a task in the activity panel; a success notice (from `describe`) or an error notice.
+export async function track(label, work, describe = () => `${label}: done`) {
+  const item = addActivity({ label, status: 'running' });
+  try {
+    const result = await work();
+    item.status = 'done';
+    item.detail = describe(result);
+    saveActivity();
+    toast(item.detail);
+    return result;
+  } catch (error) {
+    item.status = 'failed';
+    item.detail = error.message;
+    saveActivity();
+    toast(`${label}: ${error.message}`, true);
+    throw error;
+  }
+}
+
+// Records a success that lands on another page (create -> VM page): the notice shows there.
+export function noteForNextPage(message, { record = true } = {}) {
+  if (record) addActivity({ label: message, status: 'done', detail: '' });
+  try { sessionStorage.setItem('vmdeck.notice', message); } catch { /* private mode */ }
+}
+
+// --- the live event stream ------------------------------------------------------------------------------
+// One WebSocket per page (libvirt's domain events and stats, pushed by the server), opened here for every
+// page so the footer's status is true everywhere; pages subscribe with connectEvents(). Reconnects itself.
+const listeners = new Set();
+let streamOpen = false;
+
+export function connectEvents(onMessage) {
+  listeners.add(onMessage);
+  if (!streamOpen) openStream();
+}
+
+function openStream() {
+  streamOpen = true;
+  const status = document.getElementById('stream-status');
+  const show = (state, text) => { if (status) { status.dataset.state = state; status.textContent = `event stream: ${text}`; } };
+  let delay = 500;
+  const open = () => {
+    const socket = new WebSocket(wsUrl('/api/events'));
+    socket.onopen = () => { delay = 500; show('live', 'live'); };
+    socket.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.type === 'state' && message.vm && message.event) {
+        addActivity({ label: `${message.vm}: ${message.event}`, status: 'event', detail: message.state || '' });
+      }
+      for (const listener of listeners) listener(message);
+    };
+    socket.onclose = () => {
+      show('down', 'reconnecting');
+      setTimeout(open, delay);
+      delay = Math.min(delay * 2, 10000);
+    };
+  };
+  open();
+}
+
+// --- charts ------------------------------------------------------------------------------------------------
+// A line chart with axes: the value axis in `unit` (0 .. max, or the largest value seen), the time axis
+// from -(samples × interval) s to "now". Series: [{label, values}], one value per sample, newest last.
+export function drawLines(canvas, seriesList, { max = null, unit = '', interval = 2, capacity = 60 } = {}) {
+  const ctx = canvas.getContext('2d');
+  const { width, height } = canvas;
+  ctx.clearRect(0, 0, width, height);
+  const all = seriesList.flatMap((s) => s.values.filter((v) => v != null));
+  const ceiling = max ?? niceCeiling(Math.max(1, ...all));
+  ctx.font = '10px system-ui, sans-serif';
+  const tick = (fraction) => `${formatTick(fraction * ceiling)}${unit ? ` ${unit}` : ''}`;
+  // The value axis is as wide as its widest label: "24153 MiB" must not be cut to "153 MiB".
+  const left = Math.ceil(Math.max(...[0, 0.5, 1].map((f) => ctx.measureText(tick(f)).width))) + 8;
+  const bottom = 16; const top = 6; const right = 6;
+  const plotW = width - left - right; const plotH = height - top - bottom;
+  ctx.fillStyle = '#6b7483';
+  ctx.strokeStyle = '#dde2ea';
+  ctx.lineWidth = 1;
+  ctx.textAlign = 'right';
+  ctx.textBaseline = 'middle';
+  for (const fraction of [0, 0.5, 1]) {
+    const y = top + plotH - fraction * plotH;
+    ctx.beginPath(); ctx.moveTo(left, y + 0.5); ctx.lineTo(left + plotW, y + 0.5); ctx.stroke();
+    ctx.fillText(tick(fraction), left - 4, y);
+  }
+  ctx.textBaseline = 'alphabetic';
+  ctx.textAlign = 'left';
+  ctx.fillText(`-${capacity * interval} s`, left, height - 3);
+  ctx.textAlign = 'right';
+  ctx.fillText('now', left + plotW, height - 3);
+  const colors = ['#2f6fde', '#1f8f4e', '#b7791f', '#c53030', '#805ad5', '#319795'];
+  seriesList.forEach((series, i) => {
+    const values = series.values.slice(-capacity);
+    ctx.strokeStyle = colors[i % colors.length];
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    values.forEach((v, x) => {
+      const px = left + plotW - ((values.length - 1 - x) / Math.max(1, capacity - 1)) * plotW;
+      const py = top + plotH - (Math.min(v ?? 0, ceiling) / ceiling) * plotH;
+      if (x === 0) ctx.moveTo(px, py); else ctx.lineTo(px, py);
+    });
+    ctx.stroke();
+  });
+  canvas.dataset.samples = String(Math.max(0, ...seriesList.map((s) => s.values.length)));
+}
+
+// A sparkline for table rows: no axes, scaled to `max` or the largest value.
+export function drawSpark(canvas, values, { max = null } = {}) {
+  const ctx = canvas.getContext('2d');
+  const { width, height } = canvas;
+  ctx.clearRect(0, 0, width, height);
+  const ceiling = max ?? Math.max(1, ...values.filter((v) => v != null));
+  ctx.strokeStyle = '#2f6fde';
+  ctx.lineWidth = 1.5;
+  ctx.beginPath();
+  values.forEach((v, x) => {
+    const px = values.length > 1 ? (x / (values.length - 1)) * (width - 2) + 1 : 1;
+    const py = height - 2 - ((v ?? 0) / ceiling) * (height - 4);
+    if (x === 0) ctx.moveTo(px, py); else ctx.lineTo(px, py);
+  });
+  ctx.stroke();
+}
+
+function niceCeiling(value) {
+  const power = 10 ** Math.floor(Math.log10(value));
+  for (const step of [1, 2, 2.5, 5, 10]) if (step * power >= value) return step * power;
+  return 10 * power;
+}
+
+function formatTick(value) {
+  return value >= 100 || Number.isInteger(value) ? String(Math.round(value)) : value.toFixed(1);
+}
+
+// --- the page frame ------------------------------------------------------------------------------------------
 document.getElementById('logout')?.addEventListener('click', async () => {
   await api('POST', '/api/auth/logout').catch(() => {});
   location.href = '/login';
 });
+
+const activityButton = document.getElementById('activity-toggle');
+activityButton?.addEventListener('click', () => {
+  const panel = document.getElementById('activity');
+  panel.hidden = !panel.hidden;
+  activityButton.setAttribute('aria-expanded', String(!panel.hidden));
+});
+document.getElementById('activity-clear')?.addEventListener('click', () => { activity = []; saveActivity(); });
+renderActivity();
+
+if (document.getElementById('stream-status')) connectEvents(() => {});
+
+try {
+  const notice = sessionStorage.getItem('vmdeck.notice');
+  if (notice) { sessionStorage.removeItem('vmdeck.notice'); toast(notice); }
+} catch { /* private mode */ }

@@ -1,5 +1,5 @@
 // Create form: templates and ISOs from the API; errors shown next to the field the server names.
-import { api, el } from './common.js';
+import { api, el, noteForNextPage } from './common.js';
 
 const form = document.getElementById('create-form');
 const templateSelect = document.getElementById('f-template');
@@ -36,6 +36,9 @@ async function init() {
   const images = await api('GET', '/api/images');
   imageSelect.append(...images.map((i) => el('option', { value: i.name },
     `${i.name} (${i.os} ${i.os_version || ''}, ${(i.virtual_size / 2 ** 30).toFixed(1)} GiB)`)));
+  // Projects where the user may create (manager; administrators: any), with their quota use shown on the list page.
+  const projects = (await api('GET', '/api/projects')).filter((p) => p.role === 'manager' || p.role === 'admin');
+  document.getElementById('f-project').replaceChildren(...projects.map((p) => el('option', { value: p.name }, p.name)));
   const isos = await api('GET', '/api/isos');
   document.getElementById('f-cdrom').append(...isos.map((iso) => el('option', { value: iso.name }, iso.name)));
 }
@@ -59,7 +62,7 @@ form.addEventListener('submit', async (event) => {
   const body = {
     name: form.name.value.trim(), template: templateSelect.value, vcpus: number(form.vcpus),
     memory_mib: number(form.memory_mib), disk_gib: number(form.disk_gib),
-    cdrom: form.cdrom.value || null, start: form.start.checked,
+    cdrom: form.cdrom.value || null, start: form.start.checked, project: form.project.value || null,
   };
   if (imageSelect.value) {
     Object.assign(body, {
@@ -70,6 +73,7 @@ form.addEventListener('submit', async (event) => {
   }
   try {
     const vm = await api('POST', '/api/vms', body);
+    noteForNextPage(`${vm.name} created${body.start ? ' and started' : ''}`);
     location.href = `/vms/${encodeURIComponent(vm.name)}`;
   } catch (error) {
     // "vcpus" or a nested "disks.0.size_gib": show it by the closest field of the form.

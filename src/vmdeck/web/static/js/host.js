@@ -1,5 +1,5 @@
 // Host page: capacity, overcommit and KVM usability; the ISO library (upload with progress, delete).
-import { api, csrfToken, el, formatBytes, toast } from './common.js';
+import { api, confirmDialog, connectEvents, csrfToken, drawLines, el, formatBytes, toast, track } from './common.js';
 
 async function loadFacts() {
   const h = await api('GET', '/api/host');
@@ -27,8 +27,11 @@ async function loadIsos() {
 }
 
 async function remove(name) {
-  try { await api('DELETE', `/api/isos/${encodeURIComponent(name)}`); toast(`${name} deleted`); }
-  catch (error) { toast(error.message, true); }
+  const ok = await confirmDialog({ title: `Delete ${name}?`, confirm: 'Delete',
+    message: `The ISO image ${name} is deleted from the host's ISO library; a copy you keep elsewhere is not touched.` });
+  if (!ok) return;
+  await track(`Delete ISO ${name}`, () => api('DELETE', `/api/isos/${encodeURIComponent(name)}`), () => `${name} deleted`)
+    .catch(() => {});
   loadIsos();
 }
 
@@ -62,3 +65,21 @@ document.getElementById('iso-upload').addEventListener('click', () => {
 
 loadFacts().catch((error) => toast(error.message, true));
 loadIsos().catch((error) => toast(error.message, true));
+
+// Host CPU and memory from the event stream's stats samples (libvirt's node statistics).
+const HISTORY = 60;
+const hostSeries = { cpu: [], mem: [], total: null };
+function drawHost() {
+  const axes = { capacity: HISTORY, interval: 2 };
+  drawLines(document.getElementById('host-cpu'), [{ values: hostSeries.cpu }], { ...axes, max: 100, unit: '%' });
+  drawLines(document.getElementById('host-mem'), [{ values: hostSeries.mem }],
+    { ...axes, max: hostSeries.total ? Math.ceil(hostSeries.total) : null, unit: 'MiB' });
+}
+connectEvents((message) => {
+  if (message.type !== 'stats' || !message.host) return;
+  hostSeries.cpu = [...hostSeries.cpu, message.host.cpu_pct].slice(-HISTORY);
+  hostSeries.mem = [...hostSeries.mem, message.host.memory_used_mib].slice(-HISTORY);
+  hostSeries.total = message.host.memory_total_mib;
+  drawHost();
+});
+drawHost();

@@ -3,10 +3,11 @@
 import { api, drawLines, el } from './common.js';
 
 const HISTORY = 60;
+const INTERVAL_S = 2;
 
 export function startHostView(name, getState) {
-  const section = document.getElementById('hostview');
-  const series = { cpu: new Map(), delay: new Map(), rss: [], io: [] };
+  const section = document.getElementById('tab-hostview');
+  const series = { cpu: new Map(), delay: new Map(), rss: [], io: [], total: [] };
   const push = (list, value) => { list.push(value); if (list.length > HISTORY) list.shift(); };
   const pushMap = (map, key, value) => { if (!map.has(key)) map.set(key, []); push(map.get(key), value); };
   let missing = false;
@@ -27,16 +28,26 @@ export function startHostView(name, getState) {
     }
     push(series.rss, view.rss_mib);
     push(series.io, view.disk_kib_per_s);
+    push(series.total, (view.vcpus || []).reduce((sum, v) => sum + (v.cpu_pct ?? 0), 0));
     const lines = (map) => [...map.entries()].map(([key, values]) => ({ label: `vCPU ${key}`, values }));
-    drawLines(document.getElementById('hv-cpu'), lines(series.cpu), { max: 100 });
-    drawLines(document.getElementById('hv-delay'), lines(series.delay));
-    drawLines(document.getElementById('hv-rss'), [{ values: series.rss }]);
-    drawLines(document.getElementById('hv-io'), [{ values: series.io }]);
+    const axes = { interval: INTERVAL_S, capacity: HISTORY };
+    drawLines(document.getElementById('hv-cpu'), lines(series.cpu), { ...axes, max: 100, unit: '%' });
+    drawLines(document.getElementById('hv-delay'), lines(series.delay), { ...axes, unit: 'ms/s' });
+    drawLines(document.getElementById('hv-rss'), [{ values: series.rss }], { ...axes, unit: 'MiB' });
+    drawLines(document.getElementById('hv-io'), [{ values: series.io }], { ...axes, unit: 'KiB/s' });
+    // The overview: all vCPUs together (100 % per vCPU at most) and QEMU's memory.
+    const vcpuCount = Math.max(1, series.cpu.size);
+    drawLines(document.getElementById('ov-cpu'), [{ values: series.total }], { ...axes, max: 100 * vcpuCount, unit: '%' });
+    drawLines(document.getElementById('ov-rss'), [{ values: series.rss }], { ...axes, unit: 'MiB' });
     document.querySelector('#hv-threads tbody').replaceChildren(...(view.threads || []).map((t) =>
       el('tr', {}, el('td', {}, t.tid), el('td', {}, t.name), el('td', {}, t.role), el('td', {}, t.cpu ?? ''),
         el('td', {}, t.state ?? ''))));
     section.dataset.live = 'true';
   }
-  setInterval(sample, 2000);
+  // Empty axes until the first sample: a chart frame, never a blank box.
+  for (const id of ['hv-cpu', 'hv-delay', 'hv-rss', 'hv-io', 'ov-cpu', 'ov-rss']) {
+    drawLines(document.getElementById(id), [], { interval: INTERVAL_S, capacity: HISTORY });
+  }
+  setInterval(sample, INTERVAL_S * 1000);
   sample();
 }

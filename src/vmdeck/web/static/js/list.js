@@ -1,72 +1,180 @@
 // VM list: rows from GET /api/vms, states from the event stream (libvirt events), sparklines from stats.
-import { api, connectEvents, drawLines, el, toast } from './common.js';
+// Sortable columns, a filter, a per-row action menu and bulk power actions on the ticked rows.
+import { POWER, POWER_BY_ACTION, allowedActions, api, confirmDialog, connectEvents, drawSpark, el, formatDuration, powerAction, toast, track } from './common.js';
 
 const rows = document.getElementById('vm-rows');
+const filterInput = document.getElementById('vm-filter');
+const stateFilter = document.getElementById('vm-state-filter');
+const selectAll = document.getElementById('select-all');
 const history = new Map(); // name -> {cpu: [], rss: []}
+const runtime = new Map(); // name -> {uptime_s, addresses}, from the stats samples (blank until known)
 const HISTORY = 30;
-const ACTIONS = [['start', 'Start'], ['shutdown', 'Shut down'], ['poweroff', 'Power off'], ['pause', 'Pause'],
-  ['resume', 'Resume']];
+let vms = [];
+const selected = new Set();
+let sort = { key: 'name', dir: 1 };
 
-// `allowed` is the server's list of actions for this state (allowed_actions): the rules live in the core.
-function setState(row, state, allowed) {
-  const badge = row.querySelector('.state');
-  badge.textContent = state;
-  badge.dataset.state = state;
-  row.dataset.state = state;
-  for (const [action] of ACTIONS) {
-    row.querySelector(`button[data-action="${action}"]`).disabled = !allowed.includes(action);
-  }
+function latest(name, key) {
+  const values = history.get(name)?.[key];
+  return values?.length ? values[values.length - 1] : null;
 }
 
-async function power(name, action) {
+function sortValue(vm, key) {
+  if (key === 'cpu') return latest(vm.name, 'cpu') ?? -1;
+  if (key === 'rss') return latest(vm.name, 'rss') ?? -1;
+  if (key === 'uptime') return runtime.get(vm.name)?.uptime_s ?? -1;
+  if (key === 'ip') return runtime.get(vm.name)?.addresses?.[0] ?? '';
+  return vm[key] ?? '';
+}
+
+function visible(vm) {
+  const text = filterInput.value.trim().toLowerCase();
+  if (stateFilter.value && vm.state !== stateFilter.value) return false;
+  return !text || vm.name.toLowerCase().includes(text) || vm.state.includes(text);
+}
+
+function setState(tr, vm) {
+  const badge = tr.querySelector('.state');
+  badge.textContent = vm.state;
+  badge.dataset.state = vm.state;
+  tr.dataset.state = vm.state;
+  const allowed = allowedActions(vm);
+  for (const button of tr.querySelectorAll('.menu-items button')) button.disabled = !allowed.has(button.dataset.action);
+}
+
+function closeMenus(except = null) {
+  for (const items of document.querySelectorAll('.menu-items')) if (items !== except) items.hidden = true;
+}
+document.addEventListener('click', (event) => { if (!event.target.closest('.menu')) closeMenus(); });
+
+async function act(vm, action) {
+  closeMenus();
   try {
-    // The answer is not used to update the row: the state arrives through the event stream.
-    await api('POST', `/api/vms/${encodeURIComponent(name)}/${action}`, action === 'shutdown' ? { timeout: 60, force: true } : undefined);
-  } catch (error) {
-    toast(`${name}: ${error.message}`, true);
-  }
+    const result = await powerAction(vm, action);
+    if (result && action === 'delete') load();
+  } catch { /* the notice says why */ }
 }
 
 function row(vm) {
-  const cpu = el('canvas', { class: 'spark cpu', width: 120, height: 24 });
-  const rss = el('canvas', { class: 'spark rss', width: 120, height: 24 });
-  const buttons = ACTIONS.map(([action, label]) =>
-    el('button', { 'data-action': action, onclick: () => power(vm.name, action) }, label));
+  const cpu = el('canvas', { class: 'spark cpu', width: 90, height: 24 });
+  const rss = el('canvas', { class: 'spark rss', width: 90, height: 24 });
+  const items = el('div', { class: 'menu-items', hidden: true, role: 'menu' },
+    POWER.map(({ action, label, danger }) =>
+      el('button', { type: 'button', role: 'menuitem', class: danger ? 'danger' : '', 'data-action': action,
+                     onclick: () => act(vm.name, action) }, label)));
+  const toggle = el('button', { type: 'button', class: 'menu-toggle', 'aria-haspopup': 'menu', 'aria-label': `Actions for ${vm.name}`,
+                                onclick: () => { closeMenus(items); items.hidden = !items.hidden; } }, '⋮');
+  const check = el('input', { type: 'checkbox', class: 'select', 'aria-label': `Select ${vm.name}`, checked: selected.has(vm.name),
+                              onchange: (event) => { if (event.target.checked) selected.add(vm.name); else selected.delete(vm.name); updateBulk(); } });
   const tr = el('tr', { dataset: { vm: vm.name } },
+    el('td', {}, check),
     el('td', {}, el('a', { href: `/vms/${encodeURIComponent(vm.name)}` }, vm.name)),
+    el('td', { class: 'hide-narrow project' }, vm.project ?? '—'),
     el('td', {}, el('span', { class: 'state' })),
-    el('td', {}, vm.vcpus), el('td', {}, `${vm.memory_mib} MiB`), el('td', { class: 'host' }, vm.host),
-    el('td', {}, cpu, el('span', { class: 'cpu-now dim' })),
-    el('td', {}, rss, el('span', { class: 'rss-now dim' })),
-    el('td', { class: 'power' }, buttons));
-  setState(tr, vm.state, vm.allowed_actions);
+    el('td', { class: 'hide-narrow' }, vm.vcpus), el('td', { class: 'hide-narrow' }, `${vm.memory_mib} MiB`),
+    el('td', { class: 'hide-narrow host' }, vm.host ?? ''),
+    el('td', { class: 'hide-narrow' }, cpu, el('span', { class: 'cpu-now dim' })),
+    el('td', { class: 'hide-narrow' }, rss, el('span', { class: 'rss-now dim' })),
+    el('td', { class: 'hide-narrow ip' }), el('td', { class: 'hide-narrow uptime' }),
+    el('td', { class: 'actions' }, el('div', { class: 'menu' }, toggle, items)));
+  setState(tr, vm);
+  drawRow(tr, vm.name);
   return tr;
 }
 
+function render() {
+  const shown = vms.filter(visible).sort((a, b) => {
+    const x = sortValue(a, sort.key); const y = sortValue(b, sort.key);
+    return (x < y ? -1 : x > y ? 1 : 0) * sort.dir || a.name.localeCompare(b.name);
+  });
+  for (const th of document.querySelectorAll('th.sortable')) {
+    th.setAttribute('aria-sort', th.dataset.sort === sort.key ? (sort.dir > 0 ? 'ascending' : 'descending') : 'none');
+  }
+  let empty = null;
+  if (!vms.length) {
+    empty = el('td', { colspan: 12, class: 'dim' }, 'No VMs yet. ', el('a', { href: '/create' }, 'Create one'),
+      ' from a template, or run ', el('code', {}, 'vmdeck create NAME'), '.');
+  } else if (!shown.length) {
+    empty = el('td', { colspan: 12, class: 'dim' }, 'No VM matches the filter.');
+  }
+  rows.replaceChildren(...(empty ? [el('tr', {}, empty)] : shown.map(row)));
+  updateBulk();
+}
+
+function updateBulk() {
+  for (const name of [...selected]) if (!vms.some((vm) => vm.name === name)) selected.delete(name);
+  document.getElementById('bulk').hidden = selected.size === 0;
+  document.getElementById('bulk-count').textContent = `${selected.size} selected`;
+  selectAll.checked = selected.size > 0 && selected.size === vms.filter(visible).length;
+}
+
 async function load() {
-  const vms = await api('GET', '/api/vms');
-  rows.replaceChildren(...(vms.length ? vms.map(row) : [el('tr', {}, el('td', { colspan: 8, class: 'dim' }, 'No VMs yet.'))]));
+  vms = await api('GET', '/api/vms');
+  render();
+}
+
+document.querySelector('#vm-table thead').addEventListener('click', (event) => {
+  const th = event.target.closest('th.sortable');
+  if (!th) return;
+  sort = { key: th.dataset.sort, dir: sort.key === th.dataset.sort ? -sort.dir : 1 };
+  render();
+});
+filterInput.addEventListener('input', render);
+stateFilter.addEventListener('change', render);
+selectAll.addEventListener('change', () => {
+  for (const vm of vms.filter(visible)) { if (selectAll.checked) selected.add(vm.name); else selected.delete(vm.name); }
+  render();
+});
+
+// Bulk: each ticked VM that allows the action gets it; a destructive one is confirmed once for all.
+document.getElementById('bulk').addEventListener('click', async (event) => {
+  const action = event.target.closest('button')?.dataset.bulk;
+  if (!action) return;
+  const info = POWER_BY_ACTION[action];
+  const targets = vms.filter((vm) => selected.has(vm.name) && allowedActions(vm).has(action)).map((vm) => vm.name);
+  if (!targets.length) { toast(`None of the selected VMs can ${info.label.toLowerCase()} now.`, true); return; }
+  if (info.lose && !(await confirmDialog({ title: `${info.label} ${targets.length} VM(s)?`,
+    message: `${targets.join(', ')}: ${info.lose('each of them')}`, confirm: `${info.label} ${targets.length}` }))) return;
+  const enc = (vm) => encodeURIComponent(vm);
+  await Promise.allSettled(targets.map((vm) => track(`${info.label} ${vm}`, () =>
+    api('POST', `/api/vms/${enc(vm)}/${action}`, action === 'shutdown' ? { timeout: 60, force: true } : undefined),
+  (result) => `${vm}: ${result?.result || action}`)));
+});
+
+function drawRow(tr, name) {
+  const info = runtime.get(name);
+  const running = tr.dataset.state === 'running' || tr.dataset.state === 'paused';
+  tr.querySelector('.ip').textContent = running ? (info?.addresses || []).join(', ') : '';
+  tr.querySelector('.uptime').textContent = running ? formatDuration(info?.uptime_s) : '';
+  const h = history.get(name);
+  if (!h) return;
+  drawSpark(tr.querySelector('canvas.cpu'), h.cpu, { max: 100 });
+  drawSpark(tr.querySelector('canvas.rss'), h.rss);
+  const cpuNow = h.cpu[h.cpu.length - 1]; const rssNow = h.rss[h.rss.length - 1];
+  tr.querySelector('.cpu-now').textContent = cpuNow == null ? '' : ` ${cpuNow.toFixed(0)}%`;
+  tr.querySelector('.rss-now').textContent = rssNow == null ? '' : ` ${rssNow.toFixed(0)} MiB`;
 }
 
 function onStats(sample) {
   for (const [name, values] of Object.entries(sample.vms)) {
-    const tr = rows.querySelector(`tr[data-vm="${CSS.escape(name)}"]`);
-    if (!tr) continue;
     const h = history.get(name) || { cpu: [], rss: [] };
     h.cpu.push(values.cpu_pct); h.rss.push(values.rss_mib);
     h.cpu = h.cpu.slice(-HISTORY); h.rss = h.rss.slice(-HISTORY);
     history.set(name, h);
-    drawLines(tr.querySelector('canvas.cpu'), [{ values: h.cpu }], { max: 100 });
-    drawLines(tr.querySelector('canvas.rss'), [{ values: h.rss }]);
-    tr.querySelector('.cpu-now').textContent = values.cpu_pct == null ? '' : ` ${values.cpu_pct.toFixed(0)}%`;
-    tr.querySelector('.rss-now').textContent = values.rss_mib == null ? '' : ` ${values.rss_mib.toFixed(0)} MiB`;
+    runtime.set(name, { uptime_s: values.uptime_s, addresses: values.addresses });
+    const tr = rows.querySelector(`tr[data-vm="${CSS.escape(name)}"]`);
+    if (tr) drawRow(tr, name);
   }
 }
 
 connectEvents((message) => {
   if (message.type === 'state' && message.state) {
+    const vm = vms.find((v) => v.name === message.vm);
     const tr = rows.querySelector(`tr[data-vm="${CSS.escape(message.vm)}"]`);
-    if (tr) setState(tr, message.state, message.allowed_actions); else load();
+    if (!vm) { load(); return; }
+    vm.state = message.state;
+    vm.allowed_actions = message.allowed_actions;  // computed by the core for the new state
+    if (tr) { setState(tr, vm); drawRow(tr, vm.name); }
+    if (stateFilter.value) render();
   } else if (message.type === 'inventory') {
     load();
   } else if (message.type === 'stats') {
@@ -74,3 +182,15 @@ connectEvents((message) => {
   }
 });
 load().catch((error) => toast(error.message, true));
+
+// Each project's use against its quota ("3 / 4"; no limit: "3 / —").
+async function loadUsage() {
+  const projects = await api('GET', '/api/projects');
+  const body = document.getElementById('usage-rows');
+  const shown = await Promise.all(projects.map((p) => api('GET', `/api/projects/${encodeURIComponent(p.name)}`)));
+  body.replaceChildren(...shown.map((p, i) => el('tr', { dataset: { project: p.name } },
+    el('td', {}, p.name), el('td', {}, projects[i].role || ''),
+    ...['instances', 'vcpus', 'memory_mib', 'disk_gib', 'iso_gib'].map((q) =>
+      el('td', { class: `quota-${q}` }, `${+p.quota[q].used.toFixed(2)} / ${p.quota[q].limit ?? '—'}`)))));
+}
+loadUsage().catch((error) => toast(error.message, true));

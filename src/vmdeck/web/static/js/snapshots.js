@@ -1,6 +1,6 @@
 // VM page, snapshots panel: the snapshot tree with revert/delete (confirmed), take a snapshot, clone.
 // Self-contained: it only needs the #snapshots block (templates/snapshots_panel.html) and common.js.
-import { api, el, toast } from './common.js';
+import { api, confirmDialog, el, toast } from './common.js';
 
 const panel = document.getElementById('snapshots');
 const name = panel.dataset.vm;
@@ -24,12 +24,14 @@ async function run(message, call) {
 
 function item(tree, snap) {
   const current = snap.name === tree.current;
-  const revert = el('button', { 'data-snap-action': 'revert', onclick: () => {
-    if (!confirm(`Revert ${name} to snapshot ${snap.name}? Its present state is discarded.`)) return;
+  const revert = el('button', { 'data-snap-action': 'revert', onclick: async () => {
+    if (!(await confirmDialog({ title: `Revert ${name} to snapshot ${snap.name}?`, confirm: 'Revert',
+      message: `Revert ${name} to snapshot ${snap.name}? Its present state is discarded.` }))) return;
     run(`reverting to ${snap.name}…`, () => api('POST', `/api/vms/${enc}/snapshots/${encodeURIComponent(snap.name)}/revert`));
   } }, 'Revert');
-  const remove = el('button', { class: 'danger', 'data-snap-action': 'delete', onclick: () => {
-    if (!confirm(`Delete snapshot ${snap.name}? Its data is merged into the disks, not lost.`)) return;
+  const remove = el('button', { class: 'danger', 'data-snap-action': 'delete', onclick: async () => {
+    if (!(await confirmDialog({ title: `Delete snapshot ${snap.name}?`, confirm: 'Delete',
+      message: `Delete snapshot ${snap.name}? Its data is merged into the disks, not lost.` }))) return;
     run(`deleting ${snap.name}…`, () => api('DELETE', `/api/vms/${enc}/snapshots/${encodeURIComponent(snap.name)}`));
   } }, 'Delete');
   const kids = tree.snapshots.filter((s) => s.parent === snap.name);

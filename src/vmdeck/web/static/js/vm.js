@@ -1,69 +1,120 @@
-// VM page: state and power, the screen (noVNC through the ticketed proxy), the serial terminal
-// (xterm.js), CD/DVD media, devices and the host view. All through the REST API and event stream.
+// VM page, in tabs: Overview (facts, live charts), Console (noVNC through the ticketed proxy, with a
+// toolbar), Serial (xterm.js), Disks & media, Network, Settings, Host view. All through the REST API
+// and the event stream; every destructive control asks first, naming what would be lost.
 import RFB from '/static/vendor/novnc/core/rfb.js';
 import { Terminal } from '/static/vendor/xterm/xterm.mjs';
 import { FitAddon } from '/static/vendor/xterm/addon-fit.mjs';
-import { api, connectEvents, el, toast, wsUrl } from './common.js';
+import { allowedActions, api, confirmDialog, connectEvents, el, noteForNextPage, powerAction, toast, track, wsUrl } from './common.js';
 import { startHostView } from './hostview.js';
 
 const name = document.getElementById('vm').dataset.vm;
 const enc = encodeURIComponent(name);
 let state = null;
+let vmActive = false;  // a QEMU process exists (the state allows power off)
+let vmInfo = null;
 let rfb = null;
 let serialSocket = null;
 const connecting = { vnc: false, serial: false };
 
-// --- state and power -------------------------------------------------------------------------
-// `allowed` is the server's list of actions for this state (allowed_actions): the rules live in the core.
-function setState(next, allowed) {
-  const was = state;
-  if (was === next) return was;
+// --- tabs ------------------------------------------------------------------------------------------------
+const tabs = document.getElementById('tabs');
+function showTab(tab) {
+  if (!document.getElementById(`tab-${tab}`)) tab = 'overview';
+  for (const button of tabs.querySelectorAll('[data-tab]')) button.setAttribute('aria-selected', String(button.dataset.tab === tab));
+  for (const panel of document.querySelectorAll('.tab[role=tabpanel]')) panel.hidden = panel.dataset.tab !== tab;
+  document.body.dataset.tab = tab;
+  if (tab === 'serial') fit.fit();
+  if (tab === 'console') rfb?.focus();
+}
+tabs.addEventListener('click', (event) => {
+  const tab = event.target.closest('[data-tab]')?.dataset.tab;
+  if (!tab) return;
+  history.replaceState(null, '', `#${tab}`);
+  showTab(tab);
+});
+
+// --- state and power -------------------------------------------------------------------------------------
+// `source` is a VM from the API, a power reply or a state event: each carries allowed_actions.
+function setState(next, source) {
+  const allowed = allowedActions(source);
+  for (const button of document.querySelectorAll('#power button')) button.disabled = !allowed.has(button.dataset.action);
+  vmActive = allowed.has('poweroff');
+  if (state === next) return;
   state = next;
   const badge = document.getElementById('vm-state');
   badge.textContent = next;
   badge.dataset.state = next;
-  for (const button of document.querySelectorAll('#power button')) button.disabled = !allowed.includes(button.dataset.action);
+  // Power off is allowed exactly while a QEMU process exists: only then is there a screen or a serial port.
+  const active = allowed.has('poweroff');
+  document.body.dataset.vmActive = String(active);
+  // The screenshot stays: on a stopped VM it answers with the API's reason instead of a picture.
+  for (const control of document.querySelectorAll('#console-tools button:not(#console-shot), #console-tools select, #serial-connect')) {
+    control.disabled = !active;
+  }
+  if (!active) document.getElementById('console-paste').hidden = true;
   if (next === 'running' || next === 'paused') {
     // QEMU's VNC server exists as soon as the process does: connect the screen and the serial port.
     // (A start passes through "paused" on its way to "running": connect once, whichever comes first.)
     if (!rfb && !connecting.vnc) connectConsole();
     if (!serialSocket && !connecting.serial) connectSerial();
   }
-  // Power off is allowed exactly while a QEMU process exists: without one there is no screen or serial port.
-  if (!allowed.includes('poweroff')) { rfb?.disconnect(); serialSocket?.close(); }
-  return was;
+  if (!active) { rfb?.disconnect(); serialSocket?.close(); }
 }
 
 async function refresh() {
   const vm = await api('GET', `/api/vms/${enc}`);
+  vmInfo = vm;
   document.getElementById('vm-summary').textContent =
     `${vm.arch} ${vm.machine} · ${vm.vcpus} vCPU · ${vm.memory_mib} MiB · ${vm.accel} · template ${vm.template || '–'}`;
+  renderOverview(vm);
   renderMedia(vm.disks.filter((d) => d.device === 'cdrom'));
-  setState(vm.state, vm.allowed_actions);
+  renderSettings(vm);
+  setState(vm.state, vm);
   return vm;
 }
 
 document.getElementById('power').addEventListener('click', async (event) => {
-  const action = event.target.dataset?.action;
+  const action = event.target.closest('button')?.dataset.action;
   if (!action) return;
   try {
-    if (action === 'delete') {
-      if (!confirm(`Delete ${name} and the disks vmdeck created for it?`)) return;
-      await api('DELETE', `/api/vms/${enc}?force=true`);
-      location.href = '/';
-      return;
-    }
-    const body = action === 'shutdown' ? { timeout: 60, force: true } : undefined;
-    const result = await api('POST', `/api/vms/${enc}/${action}`, body);
-    toast(`${name}: ${result.result || action}`);
-  } catch (error) {
-    toast(`${action}: ${error.message}`, true);
-  }
+    const result = await powerAction(name, action);
+    if (result === null) return;  // cancelled
+    if (action === 'delete') { noteForNextPage(`${name} deleted`, { record: false }); location.href = '/'; return; }
+    if (result?.state) setState(result.state, result);
+    refresh().catch(() => {});
+  } catch { /* the notice says what went wrong */ }
 });
 
-// --- the screen --------------------------------------------------------------------------------
+// --- overview ------------------------------------------------------------------------------------------------
+function renderOverview(vm) {
+  const disks = vm.disks.filter((d) => d.device !== 'cdrom');
+  const facts = [
+    ['State', vm.state], ['vCPUs', vm.vcpus], ['Memory', `${vm.memory_mib} MiB`],
+    ['Machine', `${vm.arch} ${vm.machine} (${vm.accel})`], ['Template', vm.template || '–'],
+    ['Disks', disks.map((d) => `${d.target} (${d.bus})`).join(', ') || 'none'],
+    ['NICs', vm.nics.map((n) => `${n.mac} (${n.model})`).join(', ') || 'none'],
+    ['Autostart', vm.autostart ? 'yes' : 'no'],
+  ];
+  document.getElementById('overview-facts').replaceChildren(
+    ...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, String(v))]));
+}
+
+// --- the screen and its toolbar ---------------------------------------------------------------------------
 const screen = document.getElementById('screen');
 const consoleStatus = document.getElementById('console-status');
+const scaleSelect = document.getElementById('console-scale');
+
+// Scale to fit: the guest's screen scaled into the box; 1:1: its own pixels (the box scrolls);
+// Resize the guest: the guest is asked to take the box's size (needs a guest driver that supports it).
+function applyScale(session = rfb) {
+  const mode = scaleSelect.value;
+  screen.dataset.scale = mode;
+  if (!session) return;
+  session.scaleViewport = mode === 'fit';
+  session.clipViewport = false;
+  session.resizeSession = mode === 'remote';
+}
+scaleSelect.addEventListener('change', () => applyScale());
 
 async function connectConsole() {
   if (rfb) { rfb.disconnect(); rfb = null; }
@@ -72,12 +123,12 @@ async function connectConsole() {
     // The ticket is single-use and bound to this user and VM; the proxy maps it to QEMU's socket.
     const ticket = await api('POST', `/api/vms/${enc}/console/ticket`, { kind: 'vnc' });
     const session = new RFB(screen, wsUrl(ticket.path), { wsProtocols: ['binary'] });
-    session.scaleViewport = true;
+    applyScale(session);
     session.focusOnClick = true;
     session.addEventListener('connect', () => {
       consoleStatus.textContent = 'connected';
       screen.dataset.connected = 'true';
-      session.focus();
+      if (document.body.dataset.tab === 'console') session.focus();
     });
     session.addEventListener('disconnect', () => {
       consoleStatus.textContent = 'disconnected';
@@ -93,16 +144,61 @@ async function connectConsole() {
 }
 
 document.getElementById('console-connect').addEventListener('click', connectConsole);
-document.getElementById('console-cad').addEventListener('click', () => rfb?.sendCtrlAltDel());
 document.getElementById('console-full').addEventListener('click', () => screen.requestFullscreen?.());
 
-// --- the serial terminal -------------------------------------------------------------------------
+const keySelect = document.getElementById('console-keys');
+keySelect.addEventListener('change', async () => {
+  const combo = keySelect.value;
+  const label = keySelect.selectedOptions[0]?.textContent;
+  keySelect.value = '';
+  if (!combo) return;
+  await track(`Send ${label} to ${name}`, () => api('POST', `/api/vms/${enc}/keys`, { keys: [combo] }),
+    () => `${name}: sent ${label}`).catch(() => {});
+  rfb?.focus();
+});
+
+const paste = document.getElementById('console-paste');
+const pasteText = document.getElementById('console-paste-text');
+document.getElementById('console-paste-open').addEventListener('click', () => { paste.hidden = false; pasteText.focus(); });
+document.getElementById('console-paste-cancel').addEventListener('click', () => { paste.hidden = true; });
+document.getElementById('console-paste-send').addEventListener('click', async () => {
+  const text = pasteText.value;
+  if (!text) { toast('Nothing to type: write or paste the text first.', true); return; }
+  try {
+    await track(`Type ${text.length} characters on ${name}`, () => api('POST', `/api/vms/${enc}/type`, { text }),
+      (result) => `${name}: typed ${result.pressed} keys`);
+    pasteText.value = '';
+    paste.hidden = true;
+  } catch { /* the notice says why */ }
+});
+
+// The screenshot comes from the API (libvirt's screenshot), so a 409 for a stopped VM becomes a notice.
+document.getElementById('console-shot').addEventListener('click', () => takeScreenshot());
+async function takeScreenshot() {
+  try {
+    const response = await fetch(`/api/vms/${enc}/screenshot`, { credentials: 'same-origin' });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      throw new Error(body.detail || `HTTP ${response.status}`);
+    }
+    const url = URL.createObjectURL(await response.blob());
+    const link = el('a', { href: url, download: `${name}.png` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    toast(`${name}: screenshot saved`);
+  } catch (error) {
+    toast(`Screenshot: ${error.message}`, true);
+  }
+}
+
+// --- the serial terminal -------------------------------------------------------------------------------------
 const terminal = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 13, scrollback: 2000 });
 const fit = new FitAddon();
 terminal.loadAddon(fit);
 terminal.open(document.getElementById('terminal'));
-fit.fit();
-window.addEventListener('resize', () => fit.fit());
+window.addEventListener('resize', () => { if (document.body.dataset.tab === 'serial') fit.fit(); });
 const serialStatus = document.getElementById('serial-status');
 const encoder = new TextEncoder();
 terminal.onData((data) => {
@@ -132,7 +228,7 @@ async function connectSerial() {
 }
 document.getElementById('serial-connect').addEventListener('click', connectSerial);
 
-// --- CD/DVD media ----------------------------------------------------------------------------------
+// --- CD/DVD media -------------------------------------------------------------------------------------------------
 let drives = [];
 function renderMedia(cdroms) {
   drives = cdroms;
@@ -145,10 +241,8 @@ function renderMedia(cdroms) {
 }
 
 async function eject(drive) {
-  try {
-    const change = await api('DELETE', `/api/vms/${enc}/media?drive=${encodeURIComponent(drive)}`);
-    toast(change.message);
-  } catch (error) { toast(error.message, true); }
+  await track(`Eject ${drive} of ${name}`, () => api('DELETE', `/api/vms/${enc}/media?drive=${encodeURIComponent(drive)}`),
+    (change) => change.message).catch(() => {});
   refresh();
 }
 
@@ -160,52 +254,157 @@ async function loadIsos() {
 document.getElementById('media-insert').addEventListener('click', async () => {
   const iso = document.getElementById('media-iso').value;
   if (!iso) { toast('The ISO library is empty: upload one on the Host page.', true); return; }
-  try {
-    const change = await api('POST', `/api/vms/${enc}/media`, { iso, drive: drives[0]?.target ?? null });
-    toast(change.message);
-  } catch (error) { toast(error.message, true); }
+  await track(`Insert ${iso} in ${name}`, () => api('POST', `/api/vms/${enc}/media`, { iso, drive: drives[0]?.target ?? null }),
+    (change) => change.message).catch(() => {});
   refresh();
   loadDevices();
 });
 
-// --- devices -----------------------------------------------------------------------------------------
+// --- disks and NICs ---------------------------------------------------------------------------------------------------
 async function loadDevices() {
   const rows = await api('GET', `/api/vms/${enc}/devices`);
-  document.querySelector('#device-table tbody').replaceChildren(...rows.map((row) => {
-    let remove = '';
-    if (row.kind === 'disk') remove = el('button', { class: 'danger', onclick: () => removeDevice(`disks/${row.key}?delete_volume=true`) }, 'Remove');
-    if (row.kind === 'nic') remove = el('button', { class: 'danger', onclick: () => removeDevice(`nics/${row.key}`) }, 'Remove');
-    return el('tr', { dataset: { kind: row.kind, key: row.key } }, el('td', {}, row.kind), el('td', {}, row.key),
-      el('td', {}, row.bus), el('td', {}, row.source || ''), el('td', {}, row.status), el('td', {}, remove));
-  }));
+  const disks = rows.filter((row) => row.kind === 'disk');
+  const nics = rows.filter((row) => row.kind === 'nic');
+  document.querySelector('#device-table tbody').replaceChildren(...(disks.length ? disks.map((row) =>
+    el('tr', { dataset: { kind: row.kind, key: row.key } }, el('td', {}, row.key), el('td', {}, row.bus),
+      el('td', { class: 'path' }, row.source || ''), el('td', {}, row.status),
+      el('td', {}, el('button', { class: 'danger remove', onclick: () => removeDisk(row) }, 'Remove'))))
+    : [el('tr', {}, el('td', { colspan: 5, class: 'dim' }, 'No disks.'))]));
+  document.querySelector('#nic-table tbody').replaceChildren(...(nics.length ? nics.map((row) =>
+    el('tr', { dataset: { kind: row.kind, key: row.key } }, el('td', {}, row.key), el('td', {}, row.bus),
+      el('td', {}, row.source || ''), el('td', {}, row.status),
+      el('td', {}, el('button', { class: 'danger remove', onclick: () => removeNic(row) }, 'Remove'))))
+    : [el('tr', {}, el('td', { colspan: 5, class: 'dim' }, 'No network interfaces.'))]));
 }
 
-async function removeDevice(path) {
-  try { toast((await api('DELETE', `/api/vms/${enc}/${path}`)).message); } catch (error) { toast(error.message, true); }
+async function removeDisk(row) {
+  const owned = (vmInfo?.owned_volumes || []).includes(row.source);
+  const live = vmActive ? ` ${name} is running: the guest loses the disk at once, with whatever it has not written out.` : '';
+  const answer = await confirmDialog({
+    title: `Remove disk ${row.key} from ${name}?`,
+    message: owned
+      ? `The disk ${row.key} (${row.source}) is unplugged.${live} Untick "keep the volume" to also delete the volume and all its data.`
+      : `The disk ${row.key} is unplugged.${live} Its volume ${row.source || ''} stays: vmdeck did not create it.`,
+    confirm: 'Remove',
+    option: owned ? { label: 'Keep the volume (its data stays in the pool)', checked: true } : null,
+  });
+  if (!answer) return;
+  const deleteVolume = owned && answer.option === false;
+  await track(`Remove disk ${row.key} of ${name}`,
+    () => api('DELETE', `/api/vms/${enc}/disks/${encodeURIComponent(row.key)}?delete_volume=${deleteVolume}`),
+    (change) => change.message).catch(() => {});
+  loadDevices();
+  refresh().catch(() => {});
+}
+
+async function removeNic(row) {
+  const live = vmActive ? ` ${name} is running: its connections through this interface drop at once.` : '';
+  const ok = await confirmDialog({
+    title: `Remove network interface ${row.key} from ${name}?`,
+    message: `The interface ${row.key} (${row.bus}, network ${row.source || '–'}) and its MAC address are removed.${live}`,
+    confirm: 'Remove',
+  });
+  if (!ok) return;
+  await track(`Remove NIC ${row.key} of ${name}`, () => api('DELETE', `/api/vms/${enc}/nics/${encodeURIComponent(row.key)}`),
+    (change) => change.message).catch(() => {});
   loadDevices();
 }
 
 document.getElementById('disk-add').addEventListener('click', async () => {
   const body = { size_gib: Number(document.getElementById('disk-size').value), bus: document.getElementById('disk-bus').value };
-  try { toast((await api('POST', `/api/vms/${enc}/disks`, body)).message); } catch (error) { toast(error.message, true); }
+  await track(`Add a ${body.size_gib} GiB disk to ${name}`, () => api('POST', `/api/vms/${enc}/disks`, body),
+    (change) => change.message).catch(() => {});
   loadDevices();
+  refresh().catch(() => {});
 });
 document.getElementById('nic-add').addEventListener('click', async () => {
   const body = { model: document.getElementById('nic-model').value, network: 'user' };
-  try { toast((await api('POST', `/api/vms/${enc}/nics`, body)).message); } catch (error) { toast(error.message, true); }
+  await track(`Add a NIC to ${name}`, () => api('POST', `/api/vms/${enc}/nics`, body), (change) => change.message).catch(() => {});
   loadDevices();
 });
 
-// --- live updates ---------------------------------------------------------------------------------
+// --- settings ------------------------------------------------------------------------------------------------------------
+const settingsForm = document.getElementById('settings-form');
+let settingsDirty = false;
+settingsForm.addEventListener('input', () => { settingsDirty = true; });
+function renderSettings(vm) {
+  if (!settingsDirty) {
+    settingsForm.vcpus.value = vm.vcpus;
+    settingsForm.memory_mib.value = vm.memory_mib;
+  }
+  document.getElementById('s-autostart').checked = !!vm.autostart;
+  if (!bootDirty) renderBoot(vm.boot_order || []);
+  document.getElementById('boot-note').textContent = vm.boot_kind === 'kernel'
+    ? 'This VM boots a kernel directly: the boot order applies once it boots from a disk or a CD.'
+    : 'The firmware tries the ticked devices from top to bottom, at the next boot.';
+}
+
+// Boot order: the ticked devices, top to bottom; unticked ones are not tried.
+const BOOT_LABELS = { hd: 'Disk', cdrom: 'CD/DVD', network: 'Network (PXE)' };
+const bootList = document.getElementById('boot-list');
+let bootDirty = false;
+function renderBoot(order) {
+  const devices = [...order, ...Object.keys(BOOT_LABELS).filter((dev) => !order.includes(dev))];
+  bootList.replaceChildren(...devices.map((dev) => el('li', { dataset: { dev } },
+    el('label', { class: 'check' }, el('input', { type: 'checkbox', checked: order.includes(dev) }), BOOT_LABELS[dev] || dev),
+    el('button', { type: 'button', class: 'up', 'aria-label': `Move ${BOOT_LABELS[dev]} up` }, '↑'),
+    el('button', { type: 'button', class: 'down', 'aria-label': `Move ${BOOT_LABELS[dev]} down` }, '↓'))));
+}
+bootList.addEventListener('click', (event) => {
+  const item = event.target.closest('li');
+  if (!item) return;
+  if (event.target.classList.contains('up') && item.previousElementSibling) item.previousElementSibling.before(item);
+  else if (event.target.classList.contains('down') && item.nextElementSibling) item.nextElementSibling.after(item);
+  else return;
+  bootDirty = true;
+});
+bootList.addEventListener('change', () => { bootDirty = true; });
+document.getElementById('boot-save').addEventListener('click', async () => {
+  const order = [...bootList.querySelectorAll('li')].filter((li) => li.querySelector('input').checked).map((li) => li.dataset.dev);
+  try {
+    await track(`Set ${name}'s boot order`, () => api('PATCH', `/api/vms/${enc}`, { boot_order: order }),
+      (reply) => `${name} boots from ${reply.boot_order.map((dev) => BOOT_LABELS[dev] || dev).join(', then ')}`);
+    bootDirty = false;
+    refresh();
+  } catch { /* the notice says why */ }
+});
+
+settingsForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  for (const p of settingsForm.querySelectorAll('.field-error')) { p.hidden = true; p.textContent = ''; }
+  const body = { vcpus: Number(settingsForm.vcpus.value), memory_mib: Number(settingsForm.memory_mib.value) };
+  try {
+    await track(`Change ${name}'s vCPUs and memory`, () => api('PATCH', `/api/vms/${enc}`, body),
+      (change) => `${name}: ${change.vcpus} vCPU, ${change.memory_mib} MiB (${change.applies})`);
+    settingsDirty = false;
+    refresh();
+  } catch (error) {
+    const slot = settingsForm.querySelector(`.field-error[data-for="${error.field}"]`);
+    if (slot) { slot.textContent = error.message; slot.hidden = false; }
+  }
+});
+
+document.getElementById('s-autostart').addEventListener('change', async (event) => {
+  const autostart = event.target.checked;
+  await track(`${autostart ? 'Enable' : 'Disable'} autostart of ${name}`, () => api('PATCH', `/api/vms/${enc}`, { autostart }),
+    () => `${name}: ${autostart ? 'starts' : 'does not start'} with the host`).catch(() => {});
+  refresh();
+});
+
+// --- live updates ------------------------------------------------------------------------------------------------------------
 connectEvents((message) => {
   if (message.type === 'state' && message.vm === name && message.state) {
-    setState(message.state, message.allowed_actions);
+    setState(message.state, message);
+    refresh().catch(() => {});
     loadDevices().catch(() => {});
   } else if (message.type === 'inventory') {
     refresh().catch(() => { document.getElementById('vm-state').textContent = 'deleted'; });
   }
 });
 
+showTab(location.hash.slice(1) || 'overview');
+window.addEventListener('hashchange', () => showTab(location.hash.slice(1) || 'overview'));
+document.body.dataset.vmActive = 'false';
 refresh().then(() => loadDevices()).catch((error) => toast(error.message, true));
 loadIsos().catch(() => {});
 startHostView(name, () => state);

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002_hosts"
-down_revision = "0001"
+down_revision = "0002"  # after tenancy
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,33 @@
+"""`GET /api/audit`: the audit log (vmdeck.api.auditlog) for project managers (their projects)
+and administrators (everything) (api layer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from vmdeck.api.auditlog import Audit
+from vmdeck.api.policy import Grant, grant_of
+
+__all__ = ["router"]
+
+
+router = APIRouter(prefix="/api/audit", tags=["audit"])
+
+
+@router.get("")
+def audit_list(request: Request, project: str | None = Query(None, description="Only this project."),
+               vm: str | None = Query(None, description="Only this VM."),
+               limit: int = Query(100, ge=1, le=1000), before_id: int | None = Query(None, ge=1, le=2**63 - 1),
+               grant: Grant = Depends(grant_of)) -> list[dict[str, Any]]:
+    """State-changing actions, newest first: administrators see all, managers their projects' (others: none)."""
+    principal = grant.principal
+    assert principal is not None  # "signed-in" rule
+    projects: list[str] | None = None if principal.admin else principal.projects("manager")
+    if project is not None:
+        projects = [project] if projects is None or project in projects else []
+    if projects == []:
+        return []
+    audit: Audit = request.app.state.ctx.audit
+    return audit.entries(projects, vm=vm, limit=limit, before_id=before_id)

@@ -1,0 +1,280 @@
+"""Who may do what: the one policy table, and the one check every route goes through (api layer).
+
+`POLICY` maps each action to the least a caller needs and the routes that perform it:
+
+- "public": anyone (the sign-in page and call);
+- "signed-in": any signed-in user; list routes then show only what the caller may see;
+- "viewer" < "operator" < "manager": a role in the project the request is about;
+- "admin": a host administrator (global; an admin's project-scoped token is not one).
+
+`enforce` is installed as a dependency of the whole app: it finds the route's action
+(a route with no entry is refused: a new route must be added here, and
+tests/api/test_policy.py fails until it is), works out the project the request is
+about (the VM's, from its libvirt metadata; the ISO's; or the one named by the
+request), and checks the caller's role there. A VM, ISO or project the caller cannot
+see answers exactly as one that does not exist: 404 with the same message. A caller
+who can see it but lacks the role gets 403. State-changing requests are written to
+the audit log with their outcome.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import anyio
+from fastapi import WebSocketException
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
+
+from vmdeck.api.accounts import Principal
+from vmdeck.api.errors import Forbidden, Unauthorized
+from vmdeck.api.tenancy import DEFAULT_PROJECT, role_rank
+from vmdeck.errors import NotFound, VmdeckError
+from vmdeck.vm.project import project_of
+from vmdeck.vm.state import POWER_VERBS
+
+__all__ = ["NEEDS", "Rule", "POLICY", "ROUTE_ACTIONS", "Grant", "enforce", "grant_of", "may", "visible",
+           "vm_not_found"]
+
+NEEDS = ("public", "signed-in", "viewer", "operator", "manager", "admin")
+
+
+@dataclass(frozen=True)
+class Rule:
+    need: str  # one of NEEDS
+    scope: str = "none"  # "vm": the path's {name}; "iso": the path's ISO; "project": the request's project
+    routes: tuple[str, ...] = ()  # "METHOD /path/{template}" ("WS" for websockets)
+
+
+POLICY: dict[str, Rule] = {
+    # --- signing in, one's own account ---------------------------------------------------------------
+    "auth.login": Rule("public", routes=("POST /api/auth/login", "GET /login")),
+    "auth.self": Rule("signed-in", routes=("POST /api/auth/logout", "GET /api/auth/me", "POST /api/auth/password")),
+    "token.manage": Rule("signed-in", routes=("GET /api/auth/tokens", "POST /api/auth/tokens",
+                                              "DELETE /api/auth/tokens/{token_id}")),
+    # --- host administration -------------------------------------------------------------------------
+    "user.manage": Rule("admin", routes=("POST /api/auth/users", "GET /api/users")),
+    "project.manage": Rule("admin", routes=("POST /api/projects", "PATCH /api/projects/{project}",
+                                            "DELETE /api/projects/{project}",
+                                            "PUT /api/projects/{project}/members/{username}",
+                                            "DELETE /api/projects/{project}/members/{username}")),
+    "host.view": Rule("admin", routes=("GET /api/host", "GET /api/hostview", "GET /host")),
+    "host.manage": Rule("admin", routes=("GET /api/hosts", "POST /api/hosts", "DELETE /api/hosts/{host}",
+                                         "POST /api/hosts/{host}/drain", "POST /api/hosts/{host}/undrain",
+                                         "GET /hosts")),
+    "vm.migrate": Rule("admin", "vm", routes=("POST /api/vms/{name}/migrate",)),  # moves between the provider's hosts
+    "vm.adopt": Rule("admin", "vm", routes=("POST /api/vms/{name}/adopt",)),
+    # --- reading -------------------------------------------------------------------------------------
+    "template.list": Rule("signed-in", routes=("GET /api/templates", "GET /api/templates/{name}")),
+    "image.list": Rule("signed-in", routes=("GET /api/images", "GET /api/images/{name}")),  # the shared library
+    "api.docs": Rule("signed-in", routes=("GET /docs",)),  # the REST API's reference page
+    "site.icon": Rule("public", routes=("GET /favicon.ico",)),
+    "project.list": Rule("signed-in", routes=("GET /api/projects",)),
+    "project.show": Rule("viewer", "project", routes=("GET /api/projects/{project}",)),
+    "vm.list": Rule("signed-in", routes=("GET /api/vms", "GET /", "WS /api/events")),
+    "vm.show": Rule("viewer", "vm", routes=("GET /api/vms/{name}", "GET /api/vms/{name}/devices",
+                                            "GET /api/vms/{name}/guest", "GET /vms/{name}",
+                                            "GET /api/vms/{name}/snapshots")),
+    "vm.screenshot": Rule("viewer", "vm", routes=("GET /api/vms/{name}/screenshot",)),
+    "vm.hostview": Rule("viewer", "vm", routes=("GET /api/vms/{name}/hostview",)),
+    "iso.list": Rule("signed-in", routes=("GET /api/isos",)),
+    "audit.read": Rule("signed-in", routes=("GET /api/audit", "GET /audit")),  # managers: their projects
+    # --- operating -----------------------------------------------------------------------------------
+    "vm.power": Rule("operator", "vm", routes=tuple(f"POST /api/vms/{{name}}/{verb}" for verb in POWER_VERBS)),
+    "vm.console": Rule("operator", "vm", routes=("POST /api/vms/{name}/console/ticket",
+                                                 "WS /api/vms/{name}/console/vnc", "WS /api/vms/{name}/console/serial")),
+    "vm.keys": Rule("operator", "vm", routes=("POST /api/vms/{name}/keys", "POST /api/vms/{name}/type")),
+    "vm.media": Rule("operator", "vm", routes=("POST /api/vms/{name}/media", "DELETE /api/vms/{name}/media")),
+    "vm.exec": Rule("operator", "vm", routes=("POST /api/vms/{name}/exec",)),
+    # --- managing ------------------------------------------------------------------------------------
+    "vm.create": Rule("manager", "project", routes=("POST /api/vms",)),
+    "vm.create.form": Rule("signed-in", routes=("GET /create",)),  # the form offers the projects you manage
+    "vm.delete": Rule("manager", "vm", routes=("DELETE /api/vms/{name}",)),
+    "vm.resize": Rule("manager", "vm", routes=("PATCH /api/vms/{name}",)),
+    "vm.devices": Rule("manager", "vm", routes=("POST /api/vms/{name}/disks", "DELETE /api/vms/{name}/disks/{target}",
+                                                "POST /api/vms/{name}/disks/{target}/resize",
+                                                "POST /api/vms/{name}/nics", "DELETE /api/vms/{name}/nics/{mac}",
+                                                "POST /api/vms/{name}/cdroms")),
+    "vm.snapshot": Rule("manager", "vm", routes=("POST /api/vms/{name}/snapshots",
+                                                 "POST /api/vms/{name}/snapshots/{snap}/revert",
+                                                 "DELETE /api/vms/{name}/snapshots/{snap}")),
+    "vm.clone": Rule("manager", "vm", routes=("POST /api/vms/{name}/clone",)),  # into the source's project
+    "iso.upload": Rule("manager", "project", routes=("PUT /api/isos/{name}",)),
+    "iso.delete": Rule("manager", "iso", routes=("DELETE /api/isos/{name}",)),
+}
+
+ROUTE_ACTIONS: dict[str, str] = {route: action for action, rule in POLICY.items() for route in rule.routes}
+_READ_METHODS = {"GET", "HEAD", "OPTIONS", "WS"}
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What `enforce` decided, for the handler: the caller, the action, and the project it is about."""
+
+    principal: Principal | None
+    action: str
+    project: str | None = None
+    vm: str | None = None
+
+
+def may(principal: Principal, need: str, project: str | None) -> bool:
+    if need == "public":
+        return True
+    if need == "signed-in":
+        return True
+    if principal.admin:
+        return True
+    if need == "admin":
+        return False
+    return role_rank(principal.role_in(project)) >= role_rank(need)
+
+
+def vm_not_found(uri: str, name: str) -> NotFound:
+    """Exactly what a VM that does not exist answers (vmdeck.host.connection.Host.lookup)."""
+    return NotFound(f"no VM named {name!r} on {uri}")
+
+
+def _route_key(conn: HTTPConnection) -> str:
+    route = conn.scope.get("route")
+    path = getattr(route, "path", conn.scope.get("path", ""))
+    method = "WS" if conn.scope["type"] == "websocket" else conn.scope.get("method", "GET")
+    return f"{'GET' if method == 'HEAD' else method} {path}"
+
+
+async def _requested_project(conn: HTTPConnection, principal: Principal) -> str:
+    """The project a create/upload is for: path, query, JSON body, else the caller's only one, else `default`."""
+    named = conn.path_params.get("project") or conn.query_params.get("project")
+    if not named and conn.scope["type"] == "http" and conn.scope.get("method") == "POST" \
+            and conn.headers.get("content-type", "").startswith("application/json"):
+        try:
+            body = json.loads(await conn.body())  # type: ignore[attr-defined]  # FastAPI caches it for the handler
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("project"), str):
+            named = body["project"]
+    if named:
+        return str(named)
+    if principal.token_project is not None:
+        return principal.token_project
+    mine = principal.projects()
+    if len(mine) == 1 and not principal.admin:
+        return mine[0]
+    return DEFAULT_PROJECT
+
+
+async def _scope_project(conn: HTTPConnection, principal: Principal, rule: Rule) -> tuple[str | None, str | None]:
+    """(project, vm) the request is about; NotFound (as for a missing resource) when the caller cannot see it."""
+    ctx = conn.app.state.ctx
+    if rule.scope == "vm":
+        name = conn.path_params["name"]
+
+        def look() -> tuple[str, str | None]:
+            host = ctx.host.get()
+            return host.uri, project_of(host, name)
+
+        uri, project = await anyio.to_thread.run_sync(look)
+        if not principal.admin and principal.role_in(project) is None:
+            raise vm_not_found(uri, name)
+        return project, name
+    if rule.scope == "iso":
+        name = conn.path_params["name"]
+        project = await anyio.to_thread.run_sync(ctx.tenancy.iso_owner, name)
+        # Another project's upload is "not there"; a shared library ISO (no project) is seen by all,
+        # so refusing it (403, below: no role) tells nothing new.
+        if project is not None and not principal.admin and principal.role_in(project) is None:
+            raise NotFound(f"the ISO library has no {name!r}")
+        return project, None
+    if rule.scope == "project":
+        project = await _requested_project(conn, principal)
+        if not principal.admin and principal.role_in(project) is None:
+            raise NotFound(f"no project named {project!r}")
+        return project, None
+    return None, None
+
+
+async def _decide(conn: HTTPConnection) -> Grant:
+    key = _route_key(conn)
+    action = ROUTE_ACTIONS.get(key)
+    if action is None:  # fail closed: a route nobody wrote a rule for is nobody's
+        raise Forbidden(f"no policy entry for {key} (add it to vmdeck.api.policy.POLICY)")
+    rule = POLICY[action]
+    principal: Principal | None = conn.scope.get("state", {}).get("principal")
+    if rule.need == "public":
+        return Grant(principal, action)
+    if principal is None:
+        if not conn.scope["path"].startswith("/api/") and conn.scope["type"] == "http":
+            return Grant(None, action)  # a page: it sends the browser to /login itself
+        raise Unauthorized("sign in or send an API token (Authorization: Bearer ...)")
+    project, vm = await _scope_project(conn, principal, rule)
+    if not may(principal, rule.need, project):
+        where = f" in project {project}" if project else ""
+        role = principal.role_in(project) or "no role"
+        raise Forbidden(f"{action} needs {rule.need}{where}; you are {role}")
+    return Grant(principal, action, project, vm)
+
+
+async def enforce(conn: HTTPConnection) -> AsyncIterator[Grant]:
+    """The app-wide dependency: decide, hand the Grant to the handler, audit what changed state."""
+    key = _route_key(conn)
+    audited = key.split(" ", 1)[0] not in _READ_METHODS and key not in ("POST /api/auth/login",)
+    try:
+        grant = await _decide(conn)
+    except VmdeckError as refused:
+        if audited:
+            await _audit(conn, None, key, refused.http_status, f"refused: {refused.message}")
+        if conn.scope["type"] == "websocket":
+            # Closing before the handshake: the client sees a refused websocket, whatever the reason.
+            raise WebSocketException(code=1008, reason=refused.message[:120]) from refused
+        raise
+    conn.state.grant = grant
+    if not audited:
+        yield grant
+        return
+    try:
+        yield grant
+    except VmdeckError as error:
+        await _audit(conn, grant, key, error.http_status, f"{error.kind}: {error.message}")
+        raise
+    except RequestValidationError:
+        await _audit(conn, grant, key, 422, "invalid_input: the request does not match the API")
+        raise
+    except HTTPException as error:
+        await _audit(conn, grant, key, error.status_code, f"http: {error.detail}")
+        raise
+    except Exception as error:
+        await _audit(conn, grant, key, 500, f"internal: {type(error).__name__}")
+        raise
+    else:
+        status = getattr(conn.scope.get("route"), "status_code", None) or 200
+        await _audit(conn, grant, key, status, "ok")
+
+
+async def _audit(conn: HTTPConnection, grant: Grant | None, key: str, status: int, result: str) -> None:
+    audit = getattr(conn.app.state.ctx, "audit", None)
+    principal: Principal | None = grant.principal if grant else conn.scope.get("state", {}).get("principal")
+    if audit is None or principal is None:
+        return
+    action = grant.action if grant else ROUTE_ACTIONS.get(key, key)
+    target = conn.scope.get("path", "")
+    vm = grant.vm if grant else None
+    # A refusal is logged without a project: a foreign VM's project must not reach the caller's managers.
+    project = grant.project if grant else None
+    await anyio.to_thread.run_sync(lambda: audit.record(principal.username, principal.via, project, action, vm,
+                                                        target, status, result))
+
+
+def grant_of(conn: HTTPConnection) -> Grant:
+    """Dependency for handlers: the decision `enforce` made for this request."""
+    grant: Grant | None = getattr(conn.state, "grant", None)
+    if grant is None:  # enforce always runs first; reaching here means the app was assembled without it
+        raise Forbidden("request not authorized")
+    return grant
+
+
+def visible(principal: Principal, project: str | None, need: str = "viewer") -> bool:
+    """May the caller see (or act with `need` on) a resource of `project`? Foreign VMs: admins only."""
+    return principal.admin or role_rank(principal.role_in(project)) >= role_rank(need)
+

@@ -1,0 +1,81 @@
+"""API tokens scoped to one project and a role no higher than the owner's, with expiry and revocation;
+the audit log of state-changing actions, readable by managers (their project) and administrators."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from tenancy_helpers import make_world
+
+
+def _bearer(client: TestClient, token: str) -> TestClient:
+    other = TestClient(client.app)
+    other.headers["Authorization"] = f"Bearer {token}"
+    return other
+
+
+def test_tokens_are_scoped_capped_and_revocable(client: TestClient) -> None:
+    world = make_world(client.app, client)  # type: ignore[arg-type]
+    operator = world.client("alpha-operator")
+    # No higher than the owner's role, only in the owner's projects.
+    too_high = operator.post("/api/auth/tokens", json={"name": "t", "project": "alpha", "role": "manager"})
+    assert too_high.status_code == 422 and too_high.json()["field"] == "role"
+    assert operator.post("/api/auth/tokens", json={"name": "t", "project": "beta"}).status_code == 404
+    made = operator.post("/api/auth/tokens", json={"name": "ci", "role": "viewer", "expires_in_days": 1})
+    assert made.status_code == 201, made.text
+    body = made.json()
+    assert (body["project"], body["role"]) == ("alpha", "viewer") and body["expires_at"]
+    script = _bearer(client, body["token"])
+    assert [vm["name"] for vm in script.get("/api/vms").json()] == ["a1"]
+    assert script.post("/api/vms/a1/start").status_code == 403  # the token's role, not the owner's
+    assert script.get("/api/vms/b1").status_code == 404
+    # Revoked: refused at once, and listed as revoked.
+    assert operator.delete(f"/api/auth/tokens/{body['id']}").status_code == 200
+    assert script.get("/api/vms").status_code == 401
+    listed = operator.get("/api/auth/tokens").json()
+    assert listed[0]["revoked_at"] is not None
+
+
+def test_expired_tokens_are_refused(client: TestClient, tmp_path: Path) -> None:
+    world = make_world(client.app, client)  # type: ignore[arg-type]
+    manager = world.client("alpha-manager")
+    body = manager.post("/api/auth/tokens", json={"name": "short", "expires_in_days": 1}).json()
+    assert body["role"] == "manager"
+    db = sqlite3.connect(tmp_path / "web" / "vmdeck.sqlite")
+    with db:
+        db.execute("update api_tokens set expires_at = ? where id = ?",
+                   (str(dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=1)), body["id"]))
+    assert _bearer(client, body["token"]).get("/api/vms").status_code == 401
+    # Non-administrators' tokens always expire.
+    forever = manager.post("/api/auth/tokens", json={"name": "forever", "expires_in_days": None})
+    assert forever.status_code == 422
+
+
+def test_state_changes_are_audited_and_shown_by_project(client: TestClient) -> None:
+    world = make_world(client.app, client)  # type: ignore[arg-type]
+    operator = world.client("alpha-operator")
+    assert operator.post("/api/vms/a1/start").status_code == 200
+    assert operator.post("/api/vms/a1/start").status_code == 409  # already running: recorded with its result
+    assert operator.delete("/api/vms/a1").status_code == 403
+    assert world.client("beta-manager").post("/api/vms/b1/start").status_code == 200
+    manager = world.client("alpha-manager")
+    entries = manager.get("/api/audit").json()
+    mine = [(e["user"], e["action"], e["vm"], e["status"]) for e in entries if e["user"] == "alpha-operator"]
+    assert mine[:2] == [("alpha-operator", "vm.power", "a1", 409), ("alpha-operator", "vm.power", "a1", 200)]
+    assert {e["project"] for e in entries} == {"alpha"}  # nothing of beta's
+    assert entries[0]["at"].endswith("Z") and entries[0]["result"]
+    # Viewers and operators read nothing; administrators read everything, refusals included.
+    assert world.client("alpha-operator").get("/api/audit").json() == []
+    everything = client.get("/api/audit", params={"limit": 500}).json()
+    assert {"alpha", "beta"} <= {e["project"] for e in everything}
+    assert any(e["user"] == "alpha-operator" and e["status"] == 403 and e["action"] == "vm.delete"
+               for e in everything)
+    assert client.get("/api/audit", params={"vm": "b1"}).json()[0]["user"] == "beta-manager"
+    # A request the API cannot parse is recorded as what it was (422), not as a crash.
+    assert operator.post("/api/vms/a1/shutdown", json={"timeout": "soon"}).status_code == 422
+    assert manager.get("/api/audit").json()[0]["status"] == 422
+    page = manager.get("/audit")
+    assert page.status_code == 200 and "/static/js/audit.js" in page.text
