@@ -34,7 +34,8 @@ def fleet_client(tmp_path: Path) -> Iterator[TestClient]:
     # 8 GiB hosts with 256 MiB running: a leaves 8192-7000-256 = 936 MiB free, b 1936 MiB.
     registry.add(HostEntry("a", _node(tmp_path, "a"), vcpu_ratio=2, reserve_mib=7000))
     registry.add(HostEntry("b", _node(tmp_path, "b"), vcpu_ratio=2, reserve_mib=6000))
-    app = create_app(Settings(db_path=db, admin_password=ADMIN_PASSWORD, stats_interval=0.2))
+    app = create_app(Settings(db_path=db, admin_password=ADMIN_PASSWORD, stats_interval=0.2,
+                              allowed_hosts=("localhost", "127.0.0.1", "::1", "testserver")))
     with TestClient(app) as client:
         client.headers["X-CSRF-Token"] = sign_in(client)
         yield client

@@ -172,7 +172,10 @@ async def _scope_project(conn: HTTPConnection, principal: Principal, rule: Rule)
         name = conn.path_params["name"]
 
         def look() -> tuple[str, str | None]:
-            host = ctx.host.get()
+            from vmdeck.api.context import vm_host_of
+
+            # The VM's own host (several hosts: the resolver finds it; NotFound names them all).
+            host = vm_host_of(ctx, name, conn.query_params.get("host"))
             return host.uri, project_of(host, name)
 
         uri, project = await anyio.to_thread.run_sync(look)
