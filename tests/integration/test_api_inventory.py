@@ -27,7 +27,7 @@ def api(tmp_path: Path) -> Iterator[TestClient]:
     ensure_event_loop()
     # A bulk refresh once an hour: whatever the list shows within the test came from events (or our writes).
     settings = Settings(uri="qemu:///system", db_path=tmp_path / "web.sqlite", admin_password=PASSWORD,
-                        inventory_interval=3600)
+                        inventory_interval=3600, allowed_hosts=("localhost", "127.0.0.1", "::1", "testserver"))
     with TestClient(create_app(settings)) as client:
         reply = client.post("/api/auth/login", json={"username": "admin", "password": PASSWORD})
         client.headers["X-CSRF-Token"] = reply.json()["csrf_token"]

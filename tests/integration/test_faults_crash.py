@@ -141,7 +141,9 @@ def test_sigkill_mid_upload_leaves_no_iso_and_doctor_removes_the_part(data_dir: 
         # After a restart the same upload goes through, whole, under its name.
         serve.start()
         with serve.client() as api:
-            reply = api.put("/api/isos/big.iso", content=b"\1" * (3 << 20))
+            # An ISO 9660 header (the server checks for one) in a 3 MiB body.
+            body = bytes(16 * 2048) + b"\1CD001\1" + bytes((3 << 20) - 16 * 2048 - 7)
+            reply = api.put("/api/isos/big.iso", content=body)
             assert reply.status_code == 201, reply.text
             assert reply.json()["size_bytes"] == 3 << 20
         assert sorted(p.name for p in isos.iterdir()) == ["big.iso"]

@@ -88,7 +88,9 @@ def test_create_that_does_not_fit(host: Host, small_fs: tuple[Path, str]) -> Non
 def test_upload_that_does_not_fit(small_fs: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> None:
     data, _pool = small_fs
     monkeypatch.setenv("VMDECK_DATA_DIR", str(data))
-    settings = Settings(db_path=data / "web" / "vmdeck.sqlite", admin_password=PASSWORD, events=False)
+    # TestClient calls itself "testserver": a Host name the test app must allow.
+    settings = Settings(db_path=data / "web" / "vmdeck.sqlite", admin_password=PASSWORD, events=False,
+                        allowed_hosts=("localhost", "127.0.0.1", "::1", "testserver"))
     with connect("qemu:///system") as real, TestClient(create_app(settings, host=real)) as client:
         login = client.post("/api/auth/login", json={"username": "admin", "password": PASSWORD})
         client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
@@ -99,4 +101,6 @@ def test_upload_that_does_not_fit(small_fs: tuple[Path, str], monkeypatch: pytes
         assert body["detail"].startswith(f"no space left on {data / 'isos'} for huge.iso")
         assert list((data / "isos").iterdir()) == []  # neither the ISO nor its partial file
         # Space is back once the partial file is gone: a small upload still works.
-        assert client.put("/api/isos/small.iso", content=b"\1" * 4096).status_code == 201
+        # (the smallest body the server takes for an ISO: its primary volume descriptor at sector 16)
+        small = bytes(16 * 2048) + b"\1CD001\1" + bytes(2048 - 7)
+        assert client.put("/api/isos/small.iso", content=small).status_code == 201
