@@ -198,7 +198,8 @@ def test_api_migrates_with_progress_on_the_event_stream(registry: Registry, ns_h
     vm, source = [(vm, h) for vm, h in placed.items() if h in ("h1", "h2")][-1]
     dest = "h2" if source == "h1" else "h1"
     boot_id = _boot_id(ns_hosts[source], vm)
-    app = create_app(Settings(db_path=database_path(), admin_password="cluster-test-pw"))
+    app = create_app(Settings(db_path=database_path(), admin_password="cluster-test-pw",
+                              allowed_hosts=("localhost", "127.0.0.1", "::1", "testserver")))
     with TestClient(app) as client:
         reply = client.post("/api/auth/login", json={"username": "admin", "password": "cluster-test-pw"})
         client.headers["X-CSRF-Token"] = reply.json()["csrf_token"]

@@ -69,7 +69,9 @@ def create_page(request: Request) -> Response:
 def vm_page(request: Request, name: str) -> Response:
     if getattr(request.state, "principal", None) is not None:
         try:
-            request.app.state.ctx.host.get().lookup(name)
+            from vmdeck.api.context import vm_host_of
+
+            vm_host_of(request.app.state.ctx, name, request.query_params.get("host")).lookup(name)
         except NotFound:
             return not_found_page(request, f"There is no VM named {name!r} on this host.")
     return _page(request, "vm.html", title=name, vm=name)
