@@ -6,7 +6,8 @@
      ├── Conflict               exit 4, HTTP 409   wrong state (start a running VM) or duplicate
      │    └── StateError        ... and says both the state it found and the one it needed
      ├── HostError              exit 5, HTTP 503   libvirtd down, QEMU missing, KVM unusable
-     └── GuestError             exit 6, HTTP 502   the guest did not answer (no agent, timeout)
+     ├── GuestError             exit 6, HTTP 502   the guest did not answer (no agent, timeout)
+     └── TimedOut               exit 7, HTTP 504   a migration did not finish in time (cancelled)
 
 The CLI maps errors to exit codes and the API to statuses through the two
 class attributes below, so each mapping lives in exactly one table: this one.
@@ -23,6 +24,7 @@ __all__ = [
     "StateError",
     "HostError",
     "GuestError",
+    "TimedOut",
 ]
 
 
@@ -90,3 +92,11 @@ class GuestError(VmdeckError):
     exit_code = 6
     http_status = 502
     kind = "guest_unavailable"
+
+
+class TimedOut(VmdeckError):
+    """A long operation (a migration) did not finish within the time it was given and was cancelled."""
+
+    exit_code = 7
+    http_status = 504
+    kind = "timed_out"

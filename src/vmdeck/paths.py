@@ -34,3 +34,8 @@ def iso_dir() -> Path:
 def pool_name() -> str:
     """The libvirt storage pool vmdeck creates volumes in (a test may point at its own small one)."""
     return os.environ.get("VMDECK_POOL", "vmdeck")
+
+
+def database_path() -> Path:
+    """The SQLite file of `vmdeck serve` (accounts, tokens) and of the host registry the CLI reads too."""
+    return Path(os.environ.get("VMDECK_DB", data_dir() / "web" / "vmdeck.sqlite"))

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 
 def test_pages_redirect_to_sign_in(anon: TestClient) -> None:
-    for path in ("/", "/create", "/vms/busy", "/host"):
+    for path in ("/", "/create", "/vms/busy", "/host", "/hosts"):
         reply = anon.get(path, follow_redirects=False)
         assert reply.status_code == 303 and reply.headers["location"] == f"/login?next={path}"
     assert anon.get("/login").status_code == 200
@@ -16,7 +16,7 @@ def test_pages_redirect_to_sign_in(anon: TestClient) -> None:
 
 def test_pages_carry_the_csrf_token_and_load_nothing_from_outside(client: TestClient) -> None:
     csrf = client.headers["X-CSRF-Token"]
-    for path in ("/", "/create", "/vms/busy", "/host"):
+    for path in ("/", "/create", "/vms/busy", "/host", "/hosts"):
         page = client.get(path)
         assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
         assert f'name="csrf-token" content="{csrf}"' in page.text

@@ -89,6 +89,7 @@ VM_REQUESTS = [
     ("vm.snapshot", "DELETE", "/api/vms/{vm}/snapshots/nosnap", None),
     ("vm.clone", "POST", "/api/vms/{vm}/clone", {"name": "a1-clone"}),
     ("vm.adopt", "POST", "/api/vms/{vm}/adopt", {"project": "alpha"}),
+    ("vm.migrate", "POST", "/api/vms/{vm}/migrate", {"to": "nowhere"}),
     ("vm.delete", "DELETE", "/api/vms/{vm}", None),  # last: it succeeds for a manager
 ]
 

@@ -16,6 +16,7 @@ from vmdeck.api import (
     console,
     devices,
     events,
+    hosts,
     hostview,
     images,
     isos,
@@ -38,6 +39,8 @@ from vmdeck.api.security import AuthMiddleware
 from vmdeck.api.settings import Settings
 from vmdeck.api.tenancy import Tenancy
 from vmdeck.api.tickets import TicketBook
+from vmdeck.cluster.fleet import Fleet
+from vmdeck.cluster.registry import Registry
 from vmdeck.host.connection import Host
 
 __all__ = ["create_app"]
@@ -54,6 +57,9 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     ctx = AppContext(settings=settings, accounts=accounts, host=handle, tickets=TicketBook(settings.ticket_ttl),
                      inventory=Inventory(handle.get, interval=settings.inventory_interval),
                      tenancy=Tenancy(db), audit=Audit(db))
+    if settings.uri is None and host is None:
+        # The host registry lives in the same database; keepalive needs the event loop (settings.events).
+        ctx.fleet = Fleet(registry=Registry(settings.db_path), keepalive=settings.events)
     ctx.admin_created, ctx.admin_password = ensure_admin(accounts, settings.admin_password)
 
     @contextlib.asynccontextmanager
@@ -61,7 +67,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
         hub = None
         if settings.events:
             # The inventory answers list/show from memory only while events keep it current.
-            hub = events.EventHub(ctx.host, settings.stats_interval, ctx.inventory)
+            hub = events.EventHub(ctx.host, settings.stats_interval, ctx.inventory, ctx=ctx)
             hub.start()
             ctx.events = hub
             ctx.inventory.start()
@@ -74,6 +80,8 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
             ctx.events = None
             if host is None:
                 ctx.host.close()
+            if ctx.fleet is not None:
+                ctx.fleet.close()
 
     app = FastAPI(
         title="vmdeck",
@@ -90,7 +98,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     )
     app.state.ctx = ctx
     install_error_handlers(app)
-    for module in (auth, vms, snapshots, templates, images, host_api, isos, devices, hostview, console, events,
+    for module in (auth, vms, snapshots, templates, images, host_api, hosts, isos, devices, hostview, console, events,
                    projects, audit):
         app.include_router(module.router)
     app.include_router(pages.router)

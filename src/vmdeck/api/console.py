@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
 
 from vmdeck.api.accounts import Principal
-from vmdeck.api.context import AppContext, request_host
+from vmdeck.api.context import AppContext, request_host, vm_host_of
 from vmdeck.api.errors import Forbidden
 from vmdeck.api.security import current_principal, origin_allowed
 from vmdeck.api.tickets import KINDS
@@ -110,7 +110,7 @@ async def vnc_proxy(websocket: WebSocket, name: str) -> None:
         return
     ctx: AppContext = websocket.app.state.ctx
     try:
-        kind, address, port = await anyio.to_thread.run_sync(lambda: vnc_target(ctx.host.get(), name))
+        kind, address, port = await anyio.to_thread.run_sync(lambda: vnc_target(vm_host_of(ctx, name), name))
     except VmdeckError as error:
         await websocket.close(code=1011, reason=error.message[:120])
         return
@@ -205,7 +205,7 @@ async def serial_proxy(websocket: WebSocket, name: str) -> None:
     ctx: AppContext = websocket.app.state.ctx
     loop = asyncio.get_running_loop()
     try:
-        serial = await anyio.to_thread.run_sync(lambda: _SerialQueue(ctx.host.get(), name, loop))
+        serial = await anyio.to_thread.run_sync(lambda: _SerialQueue(vm_host_of(ctx, name), name, loop))
     except VmdeckError as error:
         await websocket.close(code=1011, reason=error.message[:120])
         return

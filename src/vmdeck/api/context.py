@@ -17,10 +17,12 @@ from vmdeck.api.settings import Settings
 from vmdeck.api.tenancy import Tenancy
 from vmdeck.api.throttle import LoginThrottle
 from vmdeck.api.tickets import TicketBook
+from vmdeck.cluster.fleet import Fleet
+from vmdeck.cluster.resolve import vm_host
 from vmdeck.errors import HostError, VmdeckError
 from vmdeck.host.connection import Host, connect
 
-__all__ = ["HostHandle", "AppContext", "app_context", "request_host", "request_inventory"]
+__all__ = ["HostHandle", "AppContext", "app_context", "request_host", "request_inventory", "vm_host_of", "fleet_of"]
 
 
 class HostHandle:
@@ -88,6 +90,8 @@ class AppContext:
     audit: Audit
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     events: object | None = None  # vmdeck.api.events.EventHub once started
+    # The registered hosts (None: this server manages the one host of --connect / the test's connection).
+    fleet: Fleet | None = None
     admin_created: bool = False  # this start created the admin account
     admin_password: str | None = None  # the generated one-time password, for `vmdeck serve` to print
     extra: dict[str, object] = field(default_factory=dict)
@@ -97,11 +101,32 @@ def app_context(request: Request) -> AppContext:
     return request.app.state.ctx
 
 
+def fleet_of(ctx: AppContext) -> Fleet | None:
+    """The fleet when several hosts are registered; None when requests go to the one host (ctx.host)."""
+    if ctx.fleet is None:
+        return None
+    entries = ctx.fleet.entries
+    if len(entries) == 1 and entries[0].uri is None:
+        return None  # only `local`: the shared connection of before the registry, no deadline machinery
+    return ctx.fleet
+
+
+def vm_host_of(ctx: AppContext, name: str | None, host: str | None = None) -> Host:
+    """The host a request is about: VM `name`'s own host (vmdeck.cluster.resolve), or the named `host`."""
+    fleet = fleet_of(ctx)
+    if fleet is None:
+        return ctx.host.get()
+    if name is None:
+        return fleet.host(host) if host else fleet.host(fleet.entries[0])
+    return vm_host(fleet, name, host=host)
+
+
 def request_host(request: Request) -> Host:
-    """Dependency: the libvirt host (HostError -> 503 when libvirtd is down)."""
-    return request.app.state.ctx.host.get()
+    """Dependency: the libvirt host of the VM in the path ({name}), or `?host=`; HostError -> 503 when down."""
+    return vm_host_of(request.app.state.ctx, request.path_params.get("name"), request.query_params.get("host"))
 
 
 def request_inventory(request: Request) -> Inventory:
-    """Dependency: the server's VM inventory (memory; see vmdeck.api.inventory)."""
+    """Dependency: the server's VM inventory (memory; see vmdeck.api.inventory). Single-host only: with
+    several hosts registered, list and show go to the hosts (vmdeck.cluster)."""
     return request.app.state.ctx.inventory

@@ -25,6 +25,7 @@ from vmdeck.api.accounts import Principal
 from vmdeck.api.inventory import Inventory
 from vmdeck.api.policy import visible
 from vmdeck.api.security import origin_allowed
+from vmdeck.cluster.inventory import list_everywhere
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.events import ensure_event_loop
@@ -61,8 +62,13 @@ _STATE_AFTER: dict[str, str | None] = {
 class EventHub:
     """Fans libvirt domain events out to subscribers (one asyncio queue per browser)."""
 
-    def __init__(self, host: Any, stats_interval: float, inventory: Inventory | None = None) -> None:
+    def __init__(self, host: Any, stats_interval: float, inventory: Inventory | None = None,
+                 ctx: Any = None) -> None:
         self.inventory = inventory
+        # vmdeck.api.context.AppContext: with several hosts registered, each remote host's events are
+        # relayed too, tagged with its name (the local host's come through `host`, as before).
+        self.ctx = ctx
+        self._remote: dict[str, tuple[Host, int]] = {}  # host name -> (connection, callback id)
         self.host_handle = host  # vmdeck.api.context.HostHandle, for the stats samples
         self.stats_interval = stats_interval
         self._subscribers: set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[dict[str, Any]]]] = set()
@@ -89,6 +95,7 @@ class EventHub:
         # libvirtd down (or, in tests, another app holding this connection's callback): the watchdog retries.
         with contextlib.suppress(VmdeckError):
             self._register()
+        self._register_fleet()
         self._watchdog = threading.Thread(target=self._watch, name="vmdeck-events-watchdog", daemon=True)
         self._watchdog.start()
         self._stats_task = asyncio.get_running_loop().create_task(self._sample_stats())
@@ -119,16 +126,44 @@ class EventHub:
         while not self._stop.wait(1.0):
             with contextlib.suppress(VmdeckError):
                 self._register()
+            self._register_fleet()
 
-    def _on_lifecycle(self, dom: Domain, event: str, detail: int) -> None:
+    def _fleet(self) -> Any:
+        from vmdeck.api.context import fleet_of
+
+        return fleet_of(self.ctx) if self.ctx is not None else None
+
+    def _register_fleet(self) -> None:
+        fleet = self._fleet()
+        if fleet is None:
+            return
+        remote = [e for e in fleet.entries if e.uri is not None]
+        # Every remote host at once, under one short deadline: one silent host never delays the others.
+        fleet.each(lambda host, entry: self._register_remote(entry.name, host), deadline=2.0, entries=remote)
+
+    def _register_remote(self, name: str, host: Host) -> None:
+        with self._register_lock:
+            known = self._remote.get(name)
+            if known is not None and known[0] is host:
+                return
+
+            def relay(dom: Domain, event: str, detail: int) -> None:
+                self._on_lifecycle(dom, event, detail, name)
+
+            self._remote[name] = (host, host.conn.on_lifecycle(relay))
+        if known is not None:
+            self.publish({"type": "inventory", "reason": "reconnected", "host": name})
+
+    def _on_lifecycle(self, dom: Domain, event: str, detail: int, host_name: str = "local") -> None:
         self.events_seen += 1
         state = _STATE_AFTER.get(event)
-        if self.inventory is not None:
+        if self.inventory is not None and host_name == "local":
             self.inventory.on_event(dom.name, state)
         if event != "undefined":  # an undefined VM has no metadata left: its last known project is kept
             self._projects[dom.name] = domain_project(dom)
         message: dict[str, Any] = {"type": "state", "vm": dom.name, "event": event, "detail": detail,
-                                   "state": state, "at": time.time(), "project": self._projects.get(dom.name)}
+                                   "state": state, "at": time.time(), "host": host_name,
+                                   "project": self._projects.get(dom.name)}
         if state is not None:
             message["allowed_actions"] = allowed_actions(state)
         if event in ("defined", "undefined"):
@@ -152,6 +187,9 @@ class EventHub:
             for callback_id in self._callback_ids:
                 host.conn.remove_callback(callback_id)
             host.close()
+        for remote, callback_id in self._remote.values():
+            remote.conn.remove_callback(callback_id)
+        self._remote.clear()
 
     # --- asyncio side ----------------------------------------------------------------------------------
     def publish(self, message: dict[str, Any]) -> None:
@@ -184,7 +222,13 @@ class EventHub:
             if not self._subscribers:
                 previous.clear()
                 continue
-            if self.inventory is not None and self.inventory.live:
+            fleet = self._fleet()
+            if fleet is not None:
+                try:
+                    summaries = (await anyio.to_thread.run_sync(list_everywhere, fleet)).vms
+                except VmdeckError:
+                    continue
+            elif self.inventory is not None and self.inventory.live:
                 summaries = self.inventory.summaries()  # refreshed in bulk by the inventory itself
             else:
                 try:

@@ -69,7 +69,9 @@ def create_page(request: Request) -> Response:
 def vm_page(request: Request, name: str) -> Response:
     if getattr(request.state, "principal", None) is not None:
         try:
-            request.app.state.ctx.host.get().lookup(name)
+            from vmdeck.api.context import vm_host_of
+
+            vm_host_of(request.app.state.ctx, name, request.query_params.get("host")).lookup(name)
         except NotFound:
             return not_found_page(request, f"There is no VM named {name!r} on this host.")
     return _page(request, "vm.html", title=name, vm=name)
@@ -104,3 +106,8 @@ def api_docs_page(request: Request) -> Response:
 @router.get("/host", response_class=HTMLResponse)
 def host_page(request: Request) -> Response:
     return _page(request, "host.html", title="Host")
+
+
+@router.get("/hosts", response_class=HTMLResponse)
+def hosts_page(request: Request) -> Response:
+    return _page(request, "hosts.html", title="Hosts")

@@ -62,6 +62,10 @@ POLICY: dict[str, Rule] = {
                                             "PUT /api/projects/{project}/members/{username}",
                                             "DELETE /api/projects/{project}/members/{username}")),
     "host.view": Rule("admin", routes=("GET /api/host", "GET /api/hostview", "GET /host")),
+    "host.manage": Rule("admin", routes=("GET /api/hosts", "POST /api/hosts", "DELETE /api/hosts/{host}",
+                                         "POST /api/hosts/{host}/drain", "POST /api/hosts/{host}/undrain",
+                                         "GET /hosts")),
+    "vm.migrate": Rule("admin", "vm", routes=("POST /api/vms/{name}/migrate",)),  # moves between the provider's hosts
     "vm.adopt": Rule("admin", "vm", routes=("POST /api/vms/{name}/adopt",)),
     # --- reading -------------------------------------------------------------------------------------
     "template.list": Rule("signed-in", routes=("GET /api/templates", "GET /api/templates/{name}")),
@@ -168,7 +172,10 @@ async def _scope_project(conn: HTTPConnection, principal: Principal, rule: Rule)
         name = conn.path_params["name"]
 
         def look() -> tuple[str, str | None]:
-            host = ctx.host.get()
+            from vmdeck.api.context import vm_host_of
+
+            # The VM's own host (several hosts: the resolver finds it; NotFound names them all).
+            host = vm_host_of(ctx, name, conn.query_params.get("host"))
             return host.uri, project_of(host, name)
 
         uri, project = await anyio.to_thread.run_sync(look)

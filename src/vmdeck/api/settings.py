@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vmdeck.paths import data_dir
+from vmdeck.paths import database_path
 
 __all__ = ["Settings", "default_db_path"]
 
 
 def default_db_path() -> Path:
-    return data_dir() / "web" / "vmdeck.sqlite"
+    return database_path()
 
 
 @dataclass

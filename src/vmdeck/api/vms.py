@@ -14,16 +14,19 @@ import json
 from dataclasses import asdict
 from typing import Any, Literal
 
+import anyio
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import AppContext, app_context, request_host, request_inventory
+from vmdeck.api.context import AppContext, app_context, fleet_of, request_host, request_inventory, vm_host_of
 from vmdeck.api.inventory import Inventory
 from vmdeck.api.isos import usable_iso
 from vmdeck.api.policy import Grant, grant_of, visible
 from vmdeck.api.quota import Demand, demand_for, locked_change, reserve
 from vmdeck.api.tenancy import DEFAULT_PROJECT
-from vmdeck.errors import Conflict, InvalidInput
+from vmdeck.cluster.inventory import list_everywhere
+from vmdeck.cluster.place import place_new_vm
+from vmdeck.errors import Conflict, InvalidInput, NotFound
 from vmdeck.host.connection import Host
 from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.storage.seed import cloud_init_config
@@ -61,6 +64,9 @@ class CreateVm(BaseModel):
     user_data: str | None = Field(None, max_length=1_000_000, description="A #cloud-config document.")
     network_config: str | None = Field(None, max_length=1_000_000, description="cloud-init network config.")
     start: bool = Field(False, description="Start the VM once created.")
+    host: str = Field("auto", pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$",
+                      description="Registered host to create it on, or 'auto': the host with the most "
+                                  "free memory that fits it.")
     project: str | None = Field(None, description="Project of the new VM (default: your only project, else "
                                 "'default'); counted against its quotas.")
 
@@ -105,25 +111,35 @@ class ExecOut(BaseModel):
 
 
 @router.get("", response_model=list[VmSummary])  # the core's dataclass is the schema
-async def vms_list(inventory: Inventory = Depends(request_inventory), grant: Grant = Depends(grant_of),
-                   _host_up: Host = Depends(request_host)) -> Response:
-    """The VMs of your projects (administrators: every VM on the host, with its project or null), from the
-    event-fed inventory: no libvirt call per request. While libvirtd is down the answer is 503, not the
-    last known list (the connection's liveness is known locally, without a call)."""
+async def vms_list(ctx: AppContext = Depends(app_context), inventory: Inventory = Depends(request_inventory),
+                   grant: Grant = Depends(grant_of)) -> Response:
+    """The VMs of your projects (administrators: every VM, with its project or null), with their host.
+    One host: from the event-fed inventory (no libvirt call per request), and 503 while libvirtd is down
+    rather than the last known list (the connection's liveness is known locally, without a call).
+    Several: each host asked at once, under a deadline; hosts that did not answer are named in the
+    X-Vmdeck-Unreachable header."""
     principal = grant.principal
     assert principal is not None
-    if principal.admin:  # everything: the answer encoded once per change, shared by every administrator
-        return Response(await inventory.list_json(), media_type="application/json")
-    mine = [asdict(vm) for vm in await inventory.list() if visible(principal, vm.project)]
-    return Response(json.dumps(mine).encode(), media_type="application/json")
+    fleet = fleet_of(ctx)
+    if fleet is None:
+        await anyio.to_thread.run_sync(ctx.host.get)  # HostError (503) while libvirtd is away
+        if principal.admin:  # everything: the answer encoded once per change, shared by every administrator
+            return Response(await inventory.list_json(), media_type="application/json")
+        mine = [asdict(vm) for vm in await inventory.list() if visible(principal, vm.project)]
+        return Response(json.dumps(mine).encode(), media_type="application/json")
+    listed = await anyio.to_thread.run_sync(list_everywhere, fleet)
+    headers = ({"X-Vmdeck-Unreachable": json.dumps(listed.unreachable)}
+               if listed.unreachable and principal.admin else None)
+    shown = [asdict(vm) for vm in listed.vms if visible(principal, vm.project)]
+    return Response(json.dumps(shown), media_type="application/json", headers=headers)
 
 
 @router.post("", status_code=201)
-def vms_create(body: CreateVm, host: Host = Depends(request_host), grant: Grant = Depends(grant_of),
-               ctx: AppContext = Depends(app_context),
+def vms_create(body: CreateVm, grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context),
                inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
     """Create a VM from a template with overrides, in a project and within its quotas (409 quota_exceeded
-    names the quota, its limit and the use); errors name the field (`field`) they are about."""
+    names the quota, its limit and the use), on the host placement picks (or `host`); errors name the
+    field (`field`) they are about, and a refusal for lack of room names each host and why."""
     cdrom = usable_iso(ctx, grant, body.cdrom, field="cdrom") if body.cdrom else None
     template = body.template or ("debian-12" if body.image else "tiny")
     spec = resolve(template, body.name, Overrides(vcpus=body.vcpus, memory_mib=body.memory_mib,
@@ -138,6 +154,14 @@ def vms_create(body: CreateVm, host: Host = Depends(request_host), grant: Grant 
     elif body.ssh_keys or body.user or body.password or body.hostname or body.user_data or body.network_config:
         raise InvalidInput("ssh_keys, user, password, hostname, user_data and network_config need an image",
                            field="image")
+    fleet = fleet_of(ctx)
+    if fleet is None:
+        # One host: `auto` and `local` are that host; any other name is not registered here.
+        if body.host not in ("auto", "local"):
+            raise NotFound(f"no host named {body.host!r} is registered (this server manages one host)")
+        host = ctx.host.get()
+    else:
+        host = fleet.host(place_new_vm(fleet, spec, None if body.host == "auto" else body.host))
     project = grant.project or DEFAULT_PROJECT
     ctx.tenancy.ensure_project(project)
     if host.exists(spec.name):
@@ -151,9 +175,14 @@ def vms_create(body: CreateVm, host: Host = Depends(request_host), grant: Grant 
 
 
 @router.get("/{name}")
-async def vms_show(name: str, inventory: Inventory = Depends(request_inventory)) -> Response:
+async def vms_show(name: str, host: str | None = Query(None, description="The VM's host (several hosts)."),
+                   ctx: AppContext = Depends(app_context),
+                   inventory: Inventory = Depends(request_inventory)) -> Response:
     """One VM: settings, state, disks, NICs, displays (from its live XML, kept until the VM changes)."""
-    return Response(await inventory.show_json(name), media_type="application/json")
+    if fleet_of(ctx) is None:
+        return Response(await inventory.show_json(name), media_type="application/json")
+    details = await anyio.to_thread.run_sync(lambda: show_vm(vm_host_of(ctx, name, host), name).to_dict())
+    return Response(json.dumps(details, default=str), media_type="application/json")
 
 
 @router.patch("/{name}")
@@ -260,3 +289,39 @@ def vms_exec(name: str, body: ExecRequest, host: Host = Depends(request_host)) -
                    stdout_b64=base64.b64encode(result.stdout).decode(), stderr_b64=base64.b64encode(result.stderr).decode())
 
 
+
+
+class MigrateRequest(BaseModel):
+    to: str = Field(description="Registered host name (or a libvirt URI) to move the VM to.")
+    live: bool = Field(True, description="Live (the VM keeps running); false moves a shut-off VM.")
+    timeout: float | None = Field(None, gt=0, le=86400, description="Cancel a live move still running after "
+                                                                    "this many seconds (the VM stays where it was).")
+    bandwidth_mib: int | None = Field(None, ge=1, description="Cap the copy at this many MiB/s.")
+
+
+@router.post("/{name}/migrate")
+def vms_migrate(name: str, body: MigrateRequest, host: Host = Depends(request_host),
+                ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """Move the VM to another host; progress lines go out on the event stream ({"type": "migration"})."""
+    from vmdeck.cluster.registry import Registry
+    from vmdeck.vm.migrate import migrate
+
+    dest_uri, migrate_uri = body.to, None
+    if "://" not in body.to:
+        registry = ctx.fleet.registry if ctx.fleet is not None else Registry(ctx.settings.db_path)
+        entry = registry.get(body.to)
+        dest_uri, migrate_uri = entry.connect_uri, entry.migrate_uri
+    hub = ctx.events
+
+    def progress(line: str) -> None:
+        if hub is not None:
+            hub.publish({"type": "migration", "vm": name, "to": body.to, "line": line})  # type: ignore[attr-defined]
+
+    try:
+        summary = migrate(host, name, dest_uri, live=body.live, migrate_uri=migrate_uri, timeout=body.timeout,
+                          bandwidth_mib=body.bandwidth_mib, progress=progress)
+    except Exception as error:
+        progress(f"failed: {error}")
+        raise
+    progress(f"done: {summary}")
+    return {"name": name, "to": body.to, "summary": summary}

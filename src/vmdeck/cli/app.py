@@ -5,14 +5,18 @@ vmdeck.cli.main runs it for every command line its fast path does not answer."""
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 import typer.main
 from typer.core import TyperGroup
 
 from vmdeck import __version__
-from vmdeck.host.connection import Host, connect
+
+if TYPE_CHECKING:
+    from vmdeck.cluster.fleet import Fleet
+    from vmdeck.cluster.registry import HostEntry
+    from vmdeck.host.connection import Host
 
 # Which module defines each top-level command. A command's module is imported only when that
 # command runs (or for --help), so `vmdeck list` does not pay for the web server's imports.
@@ -78,16 +82,72 @@ app = typer.Typer(
 
 
 class State:
-    """Per-invocation settings shared by every command; the connection opens lazily."""
+    """Per-invocation settings shared by every command; connections open lazily.
 
-    def __init__(self, uri: str | None) -> None:
+    Which host a command talks to is vmdeck.cli.target's decision: `--connect URI`, or the host
+    registry (a command about a VM goes to that VM's host, found by the one resolver).
+    """
+
+    # Commands whose NAME argument is not an existing VM: they never resolve it to a host.
+    _NOT_A_VM = {"create", "build", "make"}
+    _NOT_VM_GROUPS = {"template", "image", "host", "iso"}
+
+    def __init__(self, uri: str | None, host_name: str | None = None) -> None:
         self.uri = uri
+        self.host_name = host_name
         self._host: Host | None = None
+        self._fleet: Fleet | None = None
+        self._entries: list[HostEntry] | None = None
+
+    def entries(self) -> list[HostEntry]:
+        if self._entries is None:
+            from vmdeck.cli.target import registered
+
+            self._entries = registered()
+        return self._entries
+
+    def fleet(self) -> Fleet:
+        """The registered hosts, opened on demand."""
+        from vmdeck.cluster.fleet import Fleet
+
+        if self._fleet is None:
+            self._fleet = Fleet()
+        return self._fleet
+
+    def single_host(self) -> bool:
+        """True when commands talk to one libvirt host only (--connect given, or only `local` registered)."""
+        from vmdeck.cli.target import only_local
+
+        return bool(self.uri) or (self.host_name is None and only_local(self.entries()))
 
     def host(self) -> Host:
         if self._host is None:
-            self._host = connect(self.uri)
+            from vmdeck.cli.target import open_host
+
+            entries = [] if self.uri else self.entries()
+            fleet = None if self.single_host() else self.fleet()
+            self._host = open_host(self.uri, self.host_name, self._vm_argument(), entries, fleet)
         return self._host
+
+    def _vm_argument(self) -> str | None:
+        """The VM the running command is about: its NAME argument (read from click's context)."""
+        # Typer (pinned) carries its own copy of click since 0.22: the context stack is that copy's.
+        try:
+            from typer._click.globals import get_current_context
+        except ImportError:  # pragma: no cover - an older Typer on plain click
+            from click import get_current_context
+
+        current = get_current_context(silent=True)
+        if current is None or current.info_name in self._NOT_A_VM:
+            return None
+        if current.parent is not None and current.parent.info_name in self._NOT_VM_GROUPS:
+            return None
+        name = current.params.get("name")
+        if name is None:  # `start NAME...`: one VM names its host (several go to the first host, or --host)
+            names = current.params.get("names")
+            name = names[0] if isinstance(names, (list, tuple)) and len(names) == 1 else None
+        return name if isinstance(name, str) else None
+
 
 
 def _print_version(value: bool) -> None:
@@ -100,8 +160,10 @@ def _print_version(value: bool) -> None:
 def _global(
     ctx: typer.Context,
     connect_uri: str = typer.Option(None, "--connect", "-c", envvar="VMDECK_URI",
-                                    help="libvirt URI of the host (default qemu:///system)."),
+                                    help="libvirt URI of one host to talk to, bypassing the host registry."),
+    host_name: str = typer.Option(None, "--host", "-H", envvar="VMDECK_HOST",
+                                  help="Registered host the command is about (default: the VM's own host)."),
     _version: bool = typer.Option(False, "--version", "-V", is_eager=True, callback=_print_version,
                                   help="Print vmdeck's version and exit."),
 ) -> None:
-    ctx.obj = State(connect_uri)
+    ctx.obj = State(connect_uri, host_name)

@@ -11,6 +11,7 @@ The output of each fast command is the same as the typer command's (tests/unit/t
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -77,8 +78,8 @@ def _list(uri: str | None, args: list[str]) -> None:
     if not vms:
         print("no VMs on this host. Create one with: vmdeck create NAME (templates: vmdeck template list)")
         return
-    rows = [(vm.name, vm.state, str(vm.vcpus), f"{vm.memory_mib} MiB", vm.project or "-") for vm in vms]
-    print_columns(("NAME", "STATE", "vCPUs", "MEMORY", "PROJECT"), rows,
+    rows = [(vm.name, vm.state, str(vm.vcpus), f"{vm.memory_mib} MiB", vm.project or "-", vm.host) for vm in vms]
+    print_columns(("NAME", "STATE", "vCPUs", "MEMORY", "PROJECT", "HOST"), rows,
                   [("", _STATE_STYLE.get(vm.state, "")) for vm in vms])
 
 
@@ -165,6 +166,11 @@ def answer(argv: list[str]) -> bool:
         return True
     if not args or args[0] not in _COMMANDS or "--" in args or any(a in ("-h", "--help") for a in args):
         return False
+    if uri is None and not os.environ.get("VMDECK_URI"):
+        from vmdeck.cli.target import only_local
+
+        if not only_local():
+            return False  # several hosts registered: the typer command asks them all (vmdeck.cluster)
     try:
         _COMMANDS[args[0]](uri, args[1:])
     except _NotFast:

@@ -45,18 +45,15 @@ def create(
     fix_perms: bool = typer.Option(False, "--fix-permissions",
                                    help="Grant the QEMU user search permission (an ACL) on folders above --cdrom."),
     as_json: bool = typer.Option(False, "--json", help="Print the created VM as JSON."),
+    on_host: str = typer.Option(None, "--host", help="Registered host to create it on, or 'auto' (default): "
+                                                     "the host with the most free memory that fits it."),
 ) -> None:
-    """Create a VM from a template, with overrides."""
+    """Create a VM from a template, with overrides, on the host placement picks (or --host)."""
     from vmdeck.cli.admin_cmds import create_in_project
     from vmdeck.errors import InvalidInput
     from vmdeck.spec.templates import Overrides, resolve
 
     template = template or ("debian-12" if image else "tiny")
-    host = ctx.obj.host()
-    if fix_perms:
-        from vmdeck.cli.device_cmds import fix_permissions
-
-        fix_permissions(host, cdrom)
     spec = resolve(template, name, Overrides(vcpus=cpus, memory_mib=memory, disk_gib=disk, cdrom=cdrom,
                                              accel=accel, network=network, image=image))
     cloud_init = None
@@ -73,6 +70,17 @@ def create(
             ssh_keys=[(str(k), read_text_file(k, "ssh key")) for k in ssh_key or []],
             user_data=read_text_file(user_data, "user-data") if user_data else None,
             network_config=read_text_file(network_config, "network-config") if network_config else None)
+    if ctx.obj.single_host() and on_host in (None, "auto"):
+        host, placed = ctx.obj.host(), ""
+    else:
+        from vmdeck.cluster.place import place_new_vm
+
+        entry = place_new_vm(ctx.obj.fleet(), spec, on_host if on_host not in (None, "auto") else ctx.obj.host_name)
+        host, placed = ctx.obj.fleet().host(entry), f" on host {entry.name}"
+    if fix_perms:
+        from vmdeck.cli.device_cmds import fix_permissions
+
+        fix_permissions(host, cdrom)
     with progress_reporter(f"creating {name}") as progress:
         view = create_in_project(host, spec, project, progress, cloud_init=cloud_init)
         if start_now:
@@ -82,7 +90,7 @@ def create(
         return
     accel_name = "KVM" if view.domain_type == "kvm" else "TCG"
     out.print(f"created [bold]{name}[/bold] from template {template}: {view.vcpus} vCPU, "
-              f"{view.memory_mib} MiB, {accel_name}" + (", started" if start_now else ""))
+              f"{view.memory_mib} MiB, {accel_name}" + (", started" if start_now else "") + placed)
 
 
 def start(
@@ -105,21 +113,35 @@ def start(
         out.print(f"{name} started" + (" and ready" if wait else ""))
 
 
-def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
-    """List every VM on the host."""
+def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
+          deadline: float = typer.Option(None, "--deadline", help="Seconds to wait for each host "
+                                                                   "(several hosts; default 15).")) -> None:
+    """List every VM on every registered host (one bulk query per host, all hosts at once)."""
+    unreachable: dict[str, str] = {}
+    if ctx.obj.single_host():
+        # The table shows no RSS: no QEMU monitor round trips.
+        vms = list_vms(ctx.obj.host(), usage=as_json)
+    else:
+        from vmdeck.cluster.inventory import list_everywhere
+
+        listed = list_everywhere(ctx.obj.fleet(), deadline=deadline)
+        vms, unreachable = listed.vms, listed.unreachable
     if as_json:
-        print_json(list_vms(ctx.obj.host()))
+        print_json(vms)
+        for name, why in unreachable.items():
+            info(f"host {name} unreachable: {why}")
         return
-    vms = list_vms(ctx.obj.host(), usage=False)  # the table shows no RSS: no QEMU monitor round trips
     if not vms:
-        out.print("no VMs on this host. Create one with: vmdeck create NAME (templates: vmdeck template list)")
-        return
-    table = Table("NAME", "STATE", "vCPUs", "MEMORY", "PROJECT", box=None, header_style="bold")
-    for vm in vms:
-        style = _STATE_STYLE.get(vm.state, "")
-        table.add_row(vm.name, f"[{style}]{vm.state}[/]" if style else vm.state, str(vm.vcpus),
-                      f"{vm.memory_mib} MiB", vm.project or "-")
-    out.print(table)
+        out.print("no VMs. Create one with: vmdeck create NAME (templates: vmdeck template list)")
+    else:
+        table = Table("NAME", "STATE", "vCPUs", "MEMORY", "PROJECT", "HOST", box=None, header_style="bold")
+        for vm in vms:
+            style = _STATE_STYLE.get(vm.state, "")
+            table.add_row(vm.name, f"[{style}]{vm.state}[/]" if style else vm.state, str(vm.vcpus),
+                          f"{vm.memory_mib} MiB", vm.project or "-", vm.host)
+        out.print(table)
+    for name, why in unreachable.items():
+        out.print(f"[red]host {name} unreachable[/red]: {why}", highlight=False)
 
 
 def show(ctx: typer.Context, name: str, as_json: bool = typer.Option(False, "--json")) -> None:
@@ -135,6 +157,12 @@ def show(ctx: typer.Context, name: str, as_json: bool = typer.Option(False, "--j
               f"template {details['template'] or '-'})")
     out.print(f"  {details['arch']} {details['machine']}, {details['vcpus']} vCPU, "
               f"{details['memory_mib']} MiB (current {details['current_memory_mib']} MiB), boot {details['boot_kind']}")
+    moved = details.get("last_migration")
+    if moved:
+        timing = ", ".join(f"{label} {moved[key]} ms" for key, label in (("downtime_ms", "downtime"),
+                                                                          ("total_ms", "total")) if key in moved)
+        out.print(f"  last migration: {moved.get('outcome')} from {moved.get('from')} to {moved.get('to')}"
+                  + (f" ({timing})" if timing else ""), highlight=False)
     table = Table("DEVICE", "TARGET", "BUS", "SOURCE", "STATUS", box=None, header_style="bold")
     for row in details["devices"]:
         owned = "  [dim](vmdeck volume)[/dim]" if row.source in details["owned_volumes"] else ""

@@ -24,7 +24,7 @@ from vmdeck.host.connection import Host
 from vmdeck.paths import data_dir
 from vmdeck.spec.models import BootSpec, GraphicsSpec, VmSpec
 
-__all__ = ["KvmVerdict", "probe_kvm", "choose_domain_type", "SERIAL_LOG_DIR"]
+__all__ = ["KvmVerdict", "probe_kvm", "cached_kvm_verdict", "choose_domain_type", "SERIAL_LOG_DIR"]
 
 SERIAL_LOG_DIR = Path("/var/log/libvirt/qemu")
 PROBE_NAME = "vmdeck-kvm-probe"
@@ -113,6 +113,15 @@ def _boot_under_kvm(host: Host) -> KvmVerdict:
     finally:
         with contextlib.suppress(VmdeckError):
             dom.poweroff()
+
+
+def cached_kvm_verdict(facts: HostFacts) -> KvmVerdict | None:
+    """The verdict of an earlier probe of this host, or None (never probes: `vmdeck host list` stays quick)."""
+    if not facts.kvm_offered:
+        return KvmVerdict(False, "libvirt does not offer KVM on this host", time.time())
+    with contextlib.suppress(ValueError, TypeError, OSError):
+        return KvmVerdict(**json.loads(_cache_path(facts).read_text()))
+    return None
 
 
 def probe_kvm(host: Host, *, refresh: bool = False, facts: HostFacts | None = None) -> KvmVerdict:

@@ -517,9 +517,13 @@ class Domain:
                  libvirt.VIR_DOMAIN_CONSOLE_FORCE if force else 0)
 
     # migration
-    def migrate_live(self, dest_uri: str, *, migrate_uri: str | None, disks: list[str], context: str) -> None:
-        """Peer-to-peer live migration to `dest_uri` (blocks until it ends); copies `disks` (targets)."""
+    def migrate_live(self, dest_uri: str, *, migrate_uri: str | None, disks: list[str], context: str,
+                     bandwidth_mib: int | None = None) -> None:
+        """Peer-to-peer live migration to `dest_uri` (blocks until it ends); copies `disks` (targets).
+        `bandwidth_mib` caps the copy at that many MiB/s."""
         flags, params = self._migrate_flags(migrate_uri)
+        if bandwidth_mib:
+            params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = bandwidth_mib
         # Peer-to-peer: the source libvirtd talks to the destination's itself, so the move does
         # not depend on this client staying connected for the whole copy.
         flags |= libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
@@ -527,6 +531,14 @@ class Domain:
             flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
             params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = disks
         _call(context, self.raw.migrateToURI3, dest_uri, params, flags)
+
+    def abort_job(self) -> bool:
+        """Cancel the running job (a migration: the VM keeps running here); False when none was running."""
+        try:
+            self.raw.abortJob()
+        except libvirt.libvirtError:
+            return False  # it ended in between
+        return True
 
     def migrate_offline(self, dest: Connection, *, migrate_uri: str | None, context: str) -> None:
         """Move the definition only, over this client's two connections."""

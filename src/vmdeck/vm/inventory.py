@@ -27,6 +27,7 @@ class VmSummary:
     rss_kib: int | None
     # The verbs this state accepts (vmdeck.vm.state.POWER_VERBS): clients show exactly these.
     allowed_actions: list[str] = field(default_factory=list)
+    host: str = "local"  # the registry's name for the host it runs on (vmdeck.cluster)
     project: str | None = None  # from vmdeck's metadata: None for VMs vmdeck did not create
 
 
@@ -106,21 +107,24 @@ class VmDetails:
     state: str
     autostart: bool
     persistent: bool
+    last_migration: dict[str, Any] | None = None  # vmdeck.domxml.migration: downtime, total time, outcome
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self.view)
         data.update(state=self.state, autostart=self.autostart, persistent=self.persistent,
-                    allowed_actions=allowed_actions(self.state))
+                    allowed_actions=allowed_actions(self.state), last_migration=self.last_migration)
         data["accel"] = "KVM" if self.view.domain_type == "kvm" else "TCG"
         data["project"] = self.view.extra.get("project")
         return data
 
 
 def show_vm(host: Host, name: str) -> VmDetails:
+    from vmdeck.domxml.migration import record_from_domain
     from vmdeck.domxml.parse import parse_domain
 
     dom = host.lookup(name)
     state = dom.state()[0]
     # The live XML has what only a running VM knows: VNC ports, tap names, PCI addresses.
-    view = parse_domain(dom.xml())
-    return VmDetails(view=view, state=state, autostart=dom.autostart(), persistent=dom.is_persistent())
+    xml = dom.xml()
+    return VmDetails(view=parse_domain(xml), state=state, autostart=dom.autostart(), persistent=dom.is_persistent(),
+                     last_migration=record_from_domain(xml))

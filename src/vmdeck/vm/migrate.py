@@ -25,9 +25,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from vmdeck.domxml.migration import MIGRATION_KEY, MIGRATION_NS, render_record
 from vmdeck.domxml.parse import parse_domain
-from vmdeck.errors import Conflict, HostError, StateError, VmdeckError
+from vmdeck.errors import Conflict, HostError, InvalidInput, StateError, TimedOut, VmdeckError
 from vmdeck.host.connection import Host, connect
 from vmdeck.host.libvirt_api import Domain
 from vmdeck.paths import pool_dir
@@ -99,10 +101,20 @@ def _copy_volume(src: Host, dest: Host, path: str, progress: Progress) -> None:
     progress(f"copied {Path(path).name}: {copied / 2**20:.1f} MiB")
 
 
-def _watch(dom: Domain, done: threading.Event, progress: Progress) -> None:
-    """Report the migration job's progress until `done` is set (runs in the caller's thread)."""
+def _watch(dom: Domain, done: threading.Event, progress: Progress, timeout: float | None) -> bool:
+    """Report the migration job's progress until `done` is set (runs in the caller's thread).
+
+    With `timeout`, a job still running after that many seconds is cancelled (abortJob: the VM keeps
+    running on the source, as libvirt guarantees for a cancelled migration); returns True then.
+    """
     last = ""
+    started = time.monotonic()
+    aborted = False
     while not done.wait(_POLL_S):
+        if timeout is not None and not aborted and time.monotonic() - started > timeout:
+            progress(f"migration still running after {timeout:g} s: cancelling it")
+            aborted = dom.abort_job()
+            continue
         try:
             stats = dom.job_stats()
         except VmdeckError:
@@ -121,16 +133,27 @@ def _watch(dom: Domain, done: threading.Event, progress: Progress) -> None:
         if line != last:
             progress(f"migrating: {line}")
             last = line
+    return aborted
 
 
-def _run_live(dom: Domain, dest_uri: str, migrate_uri: str | None, disks: list[str], progress: Progress) -> None:
+class _Aborted(Exception):
+    """The migration was cancelled after its timeout (carries libvirt's own error as `cause`)."""
+
+    def __init__(self, cause: VmdeckError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _run_live(dom: Domain, dest_uri: str, migrate_uri: str | None, disks: list[str], progress: Progress,
+              timeout: float | None, bandwidth_mib: int | None) -> None:
     """The migration in a worker thread (it blocks until the end) while this thread reports progress."""
     failure: list[VmdeckError] = []
     done = threading.Event()
 
     def work() -> None:
         try:
-            dom.migrate_live(dest_uri, migrate_uri=migrate_uri, disks=disks, context=f"migrate {dom.name} to {dest_uri}")
+            dom.migrate_live(dest_uri, migrate_uri=migrate_uri, disks=disks, bandwidth_mib=bandwidth_mib,
+                             context=f"migrate {dom.name} to {dest_uri}")
         except VmdeckError as err:
             failure.append(err)
         finally:
@@ -138,29 +161,48 @@ def _run_live(dom: Domain, dest_uri: str, migrate_uri: str | None, disks: list[s
 
     worker = threading.Thread(target=work, name=f"migrate {dom.name}", daemon=True)
     worker.start()
-    _watch(dom, done, progress)
+    aborted = _watch(dom, done, progress, timeout)
     worker.join()
+    if failure and aborted:
+        raise _Aborted(failure[0])
     if failure:
         raise failure[0]
 
 
-def _downtime(dest: Host, name: str) -> str:
-    """' (downtime N ms)' from the completed job's statistics, which libvirt keeps on the destination."""
+def _completed_stats(dest: Host, name: str) -> dict[str, Any]:
+    """The completed job's statistics, which libvirt keeps on the destination ({} when it has none)."""
     with contextlib.suppress(VmdeckError):
-        stats = dest.lookup(name).job_stats(completed=True) or {}
-        if "downtime" in stats:
-            return f", downtime {stats['downtime']} ms"
-    return ""
+        return dest.lookup(name).job_stats(completed=True) or {}
+    return {}
+
+
+def _record(dom: Domain, record: dict[str, Any]) -> None:
+    """Keep `record` in the VM's own metadata (live and persistent definition), so it follows the VM."""
+    xml = render_record(record)
+    with contextlib.suppress(VmdeckError):
+        if dom.is_persistent():
+            dom.set_metadata(xml, MIGRATION_KEY, MIGRATION_NS, live=False)
+        if dom.is_active():
+            dom.set_metadata(xml, MIGRATION_KEY, MIGRATION_NS, live=True)
 
 
 def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_uri: str | None = None,
-            shared_storage: bool = False, progress: Progress = lambda _m: None) -> str:
+            shared_storage: bool = False, timeout: float | None = None, bandwidth_mib: int | None = None,
+            progress: Progress = lambda _m: None) -> str:
     """Move VM `name` from `host` to the libvirt host at `dest_uri`; returns a one-line summary.
 
     live=True needs a running (or paused) VM and keeps it running; live=False moves a shut-off VM's
     definition (and its disks). `migrate_uri` (tcp://ADDR[:PORT]) is where the destination's QEMU
     listens for the memory stream, for hosts whose hostname does not resolve to the right address.
+    `timeout` (live only): cancel a migration still running after that many seconds (TimedOut); the
+    VM then keeps running on the source. `bandwidth_mib` caps the copy at that many MiB/s. The
+    outcome, downtime and total time are recorded in the VM's metadata (vmdeck.domxml.migration) on
+    the host where it ends up.
     """
+    if timeout is not None and timeout <= 0:
+        raise InvalidInput(f"migration timeout must be above 0 seconds, got {timeout:g}", field="timeout")
+    if bandwidth_mib is not None and bandwidth_mib <= 0:
+        raise InvalidInput(f"migration bandwidth must be at least 1 MiB/s, got {bandwidth_mib}", field="bandwidth")
     dom = host.lookup(name)
     if live:
         require_state(dom, {"running", "paused"}, "live-migrate")
@@ -180,18 +222,30 @@ def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_
                 # Only the pool's disks are copied: a user's own image outside the pool is the user's to place.
                 targets = [d.target for d in parse_domain(dom.xml()).disks if d.source in {p for p, _c, _f in disks}]
                 progress(f"live-migrating {name} to {dest_uri}")
-                _run_live(dom, dest_uri, migrate_uri, targets, progress)
+                _run_live(dom, dest_uri, migrate_uri, targets, progress, timeout, bandwidth_mib)
             else:
                 for path in created:
                     _copy_volume(host, dest, path, progress)
                 progress(f"moving the definition of {name} to {dest_uri}")
                 # Only the definition moves: this client hands it over on its own two connections.
                 dom.migrate_offline(dest.conn, migrate_uri=migrate_uri, context=f"migrate {name} to {dest_uri}")
+        except _Aborted as aborted:
+            _remove_volumes(dest, created)
+            _record(dom, {"outcome": "aborted", "from": host.uri, "to": dest_uri, "at": int(time.time()),
+                          "total_ms": int((time.monotonic() - started) * 1000), "timeout_s": int(timeout or 0)})
+            raise TimedOut(f"migration of {name} to {dest_uri} did not finish within {timeout:g} s and was "
+                           f"cancelled; {name} is {current_state(dom)} on {host.uri}") from aborted.cause
         except BaseException:
             _remove_volumes(dest, created)
             raise
         elapsed = time.monotonic() - started
-        downtime = _downtime(dest, name) if live else ""
+        stats = _completed_stats(dest, name) if live else {}
+        downtime = f", downtime {stats['downtime']} ms" if "downtime" in stats else ""
+        _record(dest.lookup(name), {
+            "outcome": "completed", "kind": "live" if live else "offline", "from": host.uri, "to": dest_uri,
+            "at": int(time.time()), "total_ms": int(elapsed * 1000), "downtime_ms": stats.get("downtime"),
+            "libvirt_total_ms": stats.get("time_elapsed"), "memory_bytes": stats.get("memory_processed"),
+            "disk_bytes": stats.get("disk_processed")})
         # The source's copies are stale now; the VM owns the destination's.
         owned = set(parse_domain(dest.lookup(name).xml()).owned_volumes)
         stale = [path for path in created if path in owned]

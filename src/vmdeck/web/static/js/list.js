@@ -71,6 +71,7 @@ function row(vm) {
     el('td', { class: 'hide-narrow hide-medium project' }, vm.project ?? '—'),
     el('td', {}, el('span', { class: 'state' })),
     el('td', { class: 'hide-narrow' }, vm.vcpus), el('td', { class: 'hide-narrow' }, `${vm.memory_mib} MiB`),
+    el('td', { class: 'hide-narrow hide-medium host' }, vm.host ?? ''),
     el('td', { class: 'hide-narrow' }, cpu, el('span', { class: 'cpu-now dim' })),
     el('td', { class: 'hide-narrow' }, rss, el('span', { class: 'rss-now dim' })),
     el('td', { class: 'hide-narrow ip' }), el('td', { class: 'hide-narrow uptime' }),
@@ -90,10 +91,10 @@ function render() {
   }
   let empty = null;
   if (!vms.length) {
-    empty = el('td', { colspan: 11, class: 'dim' }, 'No VMs yet. ', el('a', { href: '/create' }, 'Create one'),
+    empty = el('td', { colspan: 12, class: 'dim' }, 'No VMs yet. ', el('a', { href: '/create' }, 'Create one'),
       ' from a template, or run ', el('code', {}, 'vmdeck create NAME'), '.');
   } else if (!shown.length) {
-    empty = el('td', { colspan: 11, class: 'dim' }, 'No VM matches the filter.');
+    empty = el('td', { colspan: 12, class: 'dim' }, 'No VM matches the filter.');
   }
   rows.replaceChildren(...(empty ? [el('tr', {}, empty)] : shown.map(row)));
   updateBulk();

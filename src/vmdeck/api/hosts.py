@@ -1,0 +1,100 @@
+"""REST endpoints for the host registry: list with capacity, add, remove, drain, undrain (api layer).
+
+Thin over vmdeck.cluster: the same functions `vmdeck host list|add|remove|drain|undrain` call.
+Changing the registry is for administrators; every signed-in user may read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from vmdeck.api.accounts import Principal
+from vmdeck.api.context import AppContext, app_context
+from vmdeck.api.errors import Forbidden
+from vmdeck.api.security import current_principal
+from vmdeck.cluster.drain import drain_host
+from vmdeck.cluster.fleet import Fleet
+from vmdeck.cluster.inventory import HostReport, host_reports
+from vmdeck.cluster.registry import HostEntry, Registry
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/hosts", tags=["hosts"])
+
+
+class NewHost(BaseModel):
+    name: str = Field(description="Short name (lower-case letters, digits, '.', '_', '-').")
+    uri: str = Field(description="libvirt URI, e.g. qemu+ssh://host2/system.")
+    vcpu_ratio: float = Field(4.0, description="vCPUs that may be allocated per physical CPU.")
+    reserve_mib: int = Field(512, description="Memory kept for the host itself (MiB).")
+    check: bool = Field(True, description="Refuse a host that does not answer now.")
+
+
+class DrainRequest(BaseModel):
+    timeout: float | None = Field(None, gt=0, le=86400, description="Cancel any one live migration after this "
+                                                                    "many seconds.")
+
+
+def _registry(ctx: AppContext) -> Registry:
+    return ctx.fleet.registry if ctx.fleet is not None else Registry(ctx.settings.db_path)
+
+
+def _fleet(ctx: AppContext) -> Fleet:
+    return ctx.fleet if ctx.fleet is not None else Fleet(registry=_registry(ctx))
+
+
+def _admin(principal: Principal) -> None:
+    if not principal.is_admin:
+        raise Forbidden("only an administrator can change the host registry")
+
+
+@router.get("", response_model=list[HostReport])
+def hosts_list(ctx: AppContext = Depends(app_context)) -> list[dict[str, Any]]:
+    """Every registered host: reachable or why not, capacity and what is allocated, versions, KVM."""
+    return [asdict(row) for row in host_reports(_fleet(ctx))]
+
+
+@router.post("", status_code=201)
+def hosts_add(body: NewHost, principal: Principal = Depends(current_principal),
+              ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    _admin(principal)
+    entry = HostEntry(body.name, body.uri, body.vcpu_ratio, body.reserve_mib)
+    if body.check:
+        with Fleet([entry]) as probe:
+            probe.host(entry).hostname()
+    return asdict(_registry(ctx).add(entry))
+
+
+@router.delete("/{host}")
+def hosts_remove(host: str, principal: Principal = Depends(current_principal),
+                 ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """Forget a host (its VMs keep running there)."""
+    _admin(principal)
+    return {**asdict(_registry(ctx).remove(host)), "removed": True}
+
+
+@router.post("/{host}/drain")
+def hosts_drain(host: str, body: DrainRequest | None = None, principal: Principal = Depends(current_principal),
+                ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """Mark the host draining and move every VM off it, one at a time; progress on the event stream."""
+    _admin(principal)
+    hub = ctx.events
+
+    def progress(line: str) -> None:
+        if hub is not None:
+            hub.publish({"type": "drain", "host": host, "line": line})  # type: ignore[attr-defined]
+
+    report = drain_host(_fleet(ctx), _registry(ctx), host, timeout=body.timeout if body else None,
+                        progress=progress)
+    return {"host": host, "moved": report.moved, "failed": report.failed, "complete": report.complete}
+
+
+@router.post("/{host}/undrain")
+def hosts_undrain(host: str, principal: Principal = Depends(current_principal),
+                  ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    _admin(principal)
+    return asdict(_registry(ctx).update(host, draining=False))

@@ -1,0 +1,1 @@
+"""Several libvirt hosts under one vmdeck: registry, connections with deadlines, inventory, placement, drain."""

@@ -1,0 +1,53 @@
+// The VM page's migration card: pick a registered host, migrate (live when running), follow the
+// progress lines the server publishes on the event stream ({"type": "migration", "vm", "line"}).
+import { api, connectEvents, el, toast } from './common.js';
+
+const card = document.getElementById('migrate-card');
+const vm = card.dataset.vm;
+const select = document.getElementById('migrate-to');
+const go = document.getElementById('migrate-go');
+const log = document.getElementById('migrate-log');
+const bar = document.getElementById('migrate-progress');
+let current = null;
+let state = null;
+
+async function load() {
+  const [hosts, vms, details] = await Promise.all([
+    api('GET', '/api/hosts'), api('GET', '/api/vms'), api('GET', `/api/vms/${encodeURIComponent(vm)}`)]);
+  const mine = vms.find((v) => v.name === vm);
+  current = mine ? mine.host : null;
+  state = details.state;
+  document.getElementById('migrate-current').textContent = current || '?';
+  const last = details.last_migration;
+  document.getElementById('migrate-last').textContent = last
+    ? `Last migration: ${last.outcome} to ${last.to}` + (last.downtime_ms != null ? `, downtime ${last.downtime_ms} ms` : '')
+      + (last.total_ms != null ? `, total ${last.total_ms} ms` : '') : '';
+  const choices = hosts.filter((h) => h.name !== current);
+  select.replaceChildren(...choices.map((h) => el('option', {
+    value: h.name, disabled: !h.reachable || h.draining,
+  }, `${h.name} (${h.reachable ? (h.draining ? 'draining' : `${h.memory_free_mib} MiB free`) : 'unreachable'})`)));
+  go.disabled = !choices.some((h) => h.reachable && !h.draining);
+}
+
+go.addEventListener('click', async () => {
+  const live = state !== 'shut off' && state !== 'crashed';
+  const body = { to: select.value, live };
+  if (document.getElementById('migrate-timeout-on').checked) body.timeout = Number(document.getElementById('migrate-timeout').value);
+  go.disabled = true;
+  bar.hidden = false;
+  log.replaceChildren();
+  try {
+    const result = await api('POST', `/api/vms/${encodeURIComponent(vm)}/migrate`, body);
+    toast(result.summary);
+  } catch (error) {
+    toast(`${vm}: ${error.message}`, true);
+  } finally {
+    bar.hidden = true;
+    await load().catch(() => {});
+  }
+});
+
+connectEvents((message) => {
+  if (message.type === 'migration' && message.vm === vm) log.append(el('li', {}, message.line));
+});
+load().catch((error) => toast(error.message, true));

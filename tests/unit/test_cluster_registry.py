@@ -1,0 +1,62 @@
+"""The host registry: one SQLite table shared by the CLI (sqlite3) and `vmdeck serve` (Alembic)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from vmdeck.api.db import open_database
+from vmdeck.cluster.registry import LOCAL, HostEntry, Registry
+from vmdeck.errors import Conflict, InvalidInput, NotFound
+
+
+def test_no_database_means_only_local(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "none.sqlite")
+    assert registry.entries() == [LOCAL]
+    assert not (tmp_path / "none.sqlite").exists()  # reading creates nothing
+
+
+def test_add_update_remove(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "db.sqlite")
+    registry.add(HostEntry("h2", "qemu+tcp://10.0.0.2/system", vcpu_ratio=2, reserve_mib=1024))
+    assert [e.name for e in registry.entries()] == ["local", "h2"]
+    assert registry.get("h2").migrate_uri == "tcp://10.0.0.2"
+    assert LOCAL.migrate_uri is None
+    assert registry.update("h2", draining=True).draining
+    assert registry.get("h2") == HostEntry("h2", "qemu+tcp://10.0.0.2/system", 2.0, 1024, True)
+    with pytest.raises(Conflict, match="already registered"):
+        registry.add(HostEntry("h2", "qemu+tcp://10.0.0.3/system"))
+    with pytest.raises(Conflict, match="already registered"):
+        registry.add(HostEntry("h3", "qemu+tcp://10.0.0.2/system"))
+    registry.remove("h2")
+    with pytest.raises(NotFound, match="known: local"):
+        registry.get("h2")
+
+
+@pytest.mark.parametrize("entry, field", [
+    (HostEntry("Bad Name", "qemu:///system"), "name"),
+    (HostEntry("h", "not a uri"), "uri"),
+    (HostEntry("h", "qemu+tcp://h/system", vcpu_ratio=0), "vcpu_ratio"),
+    (HostEntry("h", "qemu+tcp://h/system", reserve_mib=-1), "reserve_mib"),
+])
+def test_bad_input_is_refused(tmp_path: Path, entry: HostEntry, field: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        Registry(tmp_path / "db.sqlite").add(entry)
+    assert raised.value.field == field
+
+
+@pytest.mark.parametrize("cli_first", [True, False])
+def test_same_table_whoever_creates_it(tmp_path: Path, cli_first: bool) -> None:
+    """The CLI may write the registry before the server ever ran, or after: the migration and the CLI agree."""
+    path = tmp_path / "vmdeck.sqlite"
+    if cli_first:
+        Registry(path).add(HostEntry("h2", "qemu+tcp://10.0.0.2/system"))
+        open_database(path)
+    else:
+        open_database(path)
+        Registry(path).add(HostEntry("h2", "qemu+tcp://10.0.0.2/system"))
+    assert [e.name for e in Registry(path).entries()] == ["local", "h2"]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002_hosts",)
