@@ -32,5 +32,6 @@ if [ -n "${VMDECK_ADMIN_PASSWORD:-}" ]; then
     say "password: the one in VMDECK_ADMIN_PASSWORD"
 else
     say "password: printed below on the first start (a one-time password; later starts keep the account)"
+    say "missed it? as root: $VMDECK user passwd admin   (prints a new password; --password-stdin to choose one)"
 fi
 exec "$VMDECK" serve --host "$HOST" --port "$PORT"
