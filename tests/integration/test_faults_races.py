@@ -140,7 +140,8 @@ def test_two_inserts_into_one_drive(serve: Serve, host: Host, names: list[str], 
     for _round in range(3):
         replies = _race(*[lambda api, iso=iso: api.post(f"/api/vms/{name}/media", json={"iso": iso})
                           for iso in isos], serve=serve)
-        assert all(r.status_code in (200, 409) for r in replies) and any(r.status_code == 200 for r in replies)
+        statuses = [(r.status_code, r.text[:200]) for r in replies]
+        assert all(r.status_code in (200, 409) for r in replies) and any(r.status_code == 200 for r in replies), statuses
         # The drive holds exactly one of the discs, the same one now and for the next boot.
         dom = host.lookup(name)
         sources = []

@@ -8,6 +8,8 @@ ISOs are never owned by vmdeck: ejecting or deleting a VM leaves them alone.
 
 from __future__ import annotations
 
+import threading
+from collections import defaultdict
 from pathlib import Path
 
 from vmdeck.domxml import devices as dx
@@ -86,8 +88,19 @@ def _describe(name: str, target: str, live: bool, persistent: bool, running: boo
     return f"{name}: {what} drive {target}, {where}"
 
 
+# One media change per VM at a time in this process (the API server): a change reads the drive's XML and
+# writes it back, and a second change made from the same stale XML is refused by libvirt ("cannot modify
+# field"). Waiting for the first makes the second an ordinary, later change.
+_MEDIA_LOCKS: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+
+
 def insert(host: Host, name: str, iso: str | Path, *, drive: str | None = None, force: bool = False) -> DeviceChange:
     """Put `iso` in the VM's drive (replacing any disc in it)."""
+    with _MEDIA_LOCKS[(host.uri, name)]:
+        return _insert(host, name, iso, drive=drive, force=force)
+
+
+def _insert(host: Host, name: str, iso: str | Path, *, drive: str | None, force: bool) -> DeviceChange:
     dom = host.lookup(name)
     path = check_iso(Path(iso))
     check_qemu_access(host, path)
@@ -104,6 +117,11 @@ def insert(host: Host, name: str, iso: str | Path, *, drive: str | None = None, 
 
 def eject(host: Host, name: str, *, drive: str | None = None, force: bool = False) -> DeviceChange:
     """Empty the VM's drive; the ISO file itself is left untouched."""
+    with _MEDIA_LOCKS[(host.uri, name)]:
+        return _eject(host, name, drive=drive, force=force)
+
+
+def _eject(host: Host, name: str, *, drive: str | None, force: bool) -> DeviceChange:
     dom = host.lookup(name)
     config, live = xml_pair(dom)
     target = _pick(name, config, live, drive)
