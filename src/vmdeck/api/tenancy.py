@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from vmdeck.api.db import ApiToken, IsoOwner, Membership, Project, User, WebSession
@@ -57,10 +58,13 @@ class Tenancy:
     # --- projects ----------------------------------------------------------------------------------
     def create_project(self, name: str, quota: dict[str, float | int | None] | None = None) -> ProjectInfo:
         check_project_name(name)
-        with self.db.begin() as s:
-            if s.scalar(select(Project.id).where(Project.name == name)) is not None:
-                raise Conflict(f"a project named {name!r} already exists")
-            s.add(Project(name=name, **_quota_columns(quota or {})))
+        try:
+            with self.db.begin() as s:
+                if s.scalar(select(Project.id).where(Project.name == name)) is not None:
+                    raise Conflict(f"a project named {name!r} already exists")
+                s.add(Project(name=name, **_quota_columns(quota or {})))
+        except IntegrityError:  # another request made it between our check and our insert
+            raise Conflict(f"a project named {name!r} already exists") from None
         return self.project(name)
 
     def ensure_project(self, name: str) -> ProjectInfo:
