@@ -160,11 +160,12 @@ class NamespaceHost:
     def libvirtd_pid(self) -> int | None:
         return _pid(self.root / "libvirtd.pid")
 
-    def kill(self) -> None:
-        """SIGKILL this host's libvirtd (its QEMUs keep running, as on a real host)."""
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Stop this host's libvirtd: SIGKILL (a crash) or SIGTERM (`systemctl restart`'s first half);
+        its QEMUs keep running either way, as on a real host."""
         pid = self.libvirtd_pid
         assert pid is not None
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, sig)
         with contextlib.suppress(OSError):
             for _ in range(100):
                 os.kill(pid, 0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -16,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 from faults_support import PREFIX, Serve, scratch_dir
-from private_libvirtd import PrivateLibvirtd
+from nshosts import NamespaceHost, start_hosts, stop_hosts
 from websockets.sync.client import connect as ws_connect
 
-from vmdeck.host.connection import connect
+from vmdeck.host.connection import Host, connect
 from vmdeck.paths import data_dir as default_data_dir
 from vmdeck.storage.pool import ensure_pool
 
@@ -28,20 +29,20 @@ CALL_TIMEOUT = 20.0  # any API call slower than this counts as a hang
 
 
 @pytest.fixture(scope="module")
-def private() -> Iterator[PrivateLibvirtd]:
-    libvirtd = PrivateLibvirtd("r")
+def private(host: Host) -> Iterator[NamespaceHost]:
+    """A libvirtd of the test's own (tests/integration/nshosts.py): the one this test restarts."""
+    (libvirtd,) = start_hosts(host, 1)
     try:
-        libvirtd.start()
         # vmdeck's pool on that host, in the folder its mount namespace has of its own.
-        with connect(libvirtd.uri) as host:
-            ensure_pool(host)
+        with connect(libvirtd.uri) as opened:
+            ensure_pool(opened)
         yield libvirtd
     finally:
-        libvirtd.teardown()
+        stop_hosts([libvirtd])
 
 
 @pytest.fixture(scope="module")
-def serve(private: PrivateLibvirtd) -> Iterator[Serve]:
+def serve(private: NamespaceHost) -> Iterator[Serve]:
     data = scratch_dir("vmdeck-test-restart-")
     (data / "images").symlink_to(default_data_dir() / "images")  # the tiny guest, built once per machine
     server = Serve(data, uri=private.uri)
@@ -73,7 +74,7 @@ def _wait_event(ws: object, name: str, event: str, timeout: float = 120) -> dict
             return message
 
 
-def test_libvirtd_restarts_under_serve(private: PrivateLibvirtd, serve: Serve) -> None:
+def test_libvirtd_restarts_under_serve(private: NamespaceHost, serve: Serve) -> None:
     name = f"{PREFIX}restart-{uuid.uuid4().hex[:6]}"
     with serve.client(timeout=600) as api:
         made = api.post("/api/vms", json={"name": name, "template": "tiny", "memory_mib": 192, "accel": "tcg"})
@@ -111,13 +112,12 @@ def test_libvirtd_restarts_under_serve(private: PrivateLibvirtd, serve: Serve) -
                 serve.client(timeout=CALL_TIMEOUT) as api:
             assert json.loads(ws.recv(timeout=30))["type"] == "hello"
             for round_ in range(RESTARTS):
-                private.stop()
+                private.kill(signal.SIGTERM)
                 down = api.get("/api/vms")
                 assert down.status_code == 503, down.text
                 assert down.json()["error"] == "host_unavailable" and "host unavailable" in down.json()["detail"]
-                private.relaunch()
                 began = time.monotonic()
-                private.wait_up()  # libvirtd itself answers again (the raw baseline)
+                private.start()  # relaunched in its namespaces; returns when libvirtd answers (the raw baseline)
                 raw.append(time.monotonic() - began)
                 while True:
                     reply = api.get("/api/vms")
