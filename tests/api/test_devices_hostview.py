@@ -15,7 +15,8 @@ def test_devices_table(client: TestClient) -> None:
     # libvirt's test driver cannot attach devices: the refusal arrives as a one-line JSON error
     # (the real hot-plug is proven in the browser test against QEMU).
     refused = client.post("/api/vms/dev1/disks", json={"size_gib": 1, "bus": "virtio"})
-    assert refused.status_code == 503 and "not supported" in refused.json()["detail"]
+    # 422: a request this host can never carry out (not 503, which would say "try again later").
+    assert refused.status_code == 422 and "not supported" in refused.json()["detail"]
     assert [r["key"] for r in client.get("/api/vms/dev1/devices").json()] == [r["key"] for r in rows]
 
 

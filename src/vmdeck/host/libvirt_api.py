@@ -61,13 +61,15 @@ _INVALID = {
     libvirt.VIR_ERR_XML_DETAIL,
     libvirt.VIR_ERR_CONFIG_UNSUPPORTED,
     libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
+    # "not supported by the connection driver": a request this host's hypervisor driver can never
+    # carry out, like OPERATION_UNSUPPORTED; not "host unavailable", which says "try again later".
+    libvirt.VIR_ERR_NO_SUPPORT,
 }
 _GUEST = {
     libvirt.VIR_ERR_AGENT_UNRESPONSIVE,
     libvirt.VIR_ERR_AGENT_UNSYNCED,
 }
 _HOST = {
-    libvirt.VIR_ERR_NO_SUPPORT,
     libvirt.VIR_ERR_NO_CONNECT,
     libvirt.VIR_ERR_RPC,
     libvirt.VIR_ERR_SYSTEM_ERROR,
