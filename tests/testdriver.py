@@ -28,6 +28,15 @@ NODE_XML = """<node>
 """
 
 
+def fake_host_uri(folder: Path, name: str) -> str:
+    """A test-driver host of its own in folder/NAME (several hosts in one test): its VM is busy-NAME."""
+    pool = folder / name / "pool"
+    pool.mkdir(parents=True)
+    node = folder / name / "node.xml"
+    node.write_text(NODE_XML.format(pool=pool).replace("<name>busy</name>", f"<name>busy-{name}</name>"))
+    return f"test://{node}"
+
+
 def open_test_host(tmp_path: Path) -> Host:
     pool = tmp_path / "pool"
     pool.mkdir(exist_ok=True)

@@ -11,18 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from webapi_helpers import ADMIN_PASSWORD, sign_in
 
-from testdriver import NODE_XML
+from testdriver import fake_host_uri
 from vmdeck.api import Settings, create_app
 from vmdeck.api.events import ensure_event_loop
 from vmdeck.cluster.registry import HostEntry, Registry
-
-
-def _node(tmp_path: Path, name: str) -> str:
-    pool = tmp_path / name / "pool"
-    pool.mkdir(parents=True)
-    node = tmp_path / name / "node.xml"
-    node.write_text(NODE_XML.format(pool=pool).replace("<name>busy</name>", f"<name>busy-{name}</name>"))
-    return f"test://{node}"
 
 
 @pytest.fixture
@@ -32,8 +24,8 @@ def fleet_client(tmp_path: Path) -> Iterator[TestClient]:
     registry = Registry(db)
     registry.remove("local")
     # 8 GiB hosts with 256 MiB running: a leaves 8192-7000-256 = 936 MiB free, b 1936 MiB.
-    registry.add(HostEntry("a", _node(tmp_path, "a"), vcpu_ratio=2, reserve_mib=7000))
-    registry.add(HostEntry("b", _node(tmp_path, "b"), vcpu_ratio=2, reserve_mib=6000))
+    registry.add(HostEntry("a", fake_host_uri(tmp_path, "a"), vcpu_ratio=2, reserve_mib=7000))
+    registry.add(HostEntry("b", fake_host_uri(tmp_path, "b"), vcpu_ratio=2, reserve_mib=6000))
     app = create_app(Settings(db_path=db, admin_password=ADMIN_PASSWORD, stats_interval=0.2,
                               allowed_hosts=("localhost", "127.0.0.1", "::1", "testserver")))
     with TestClient(app) as client:

@@ -14,23 +14,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from browser_helpers import PASSWORD, Server
 from playwright.sync_api import Page, expect
 
-from testdriver import NODE_XML
+from testdriver import fake_host_uri
 from vmdeck.cluster.registry import HostEntry, Registry
-
-
-def _node(folder: Path, name: str) -> str:
-    pool = folder / name / "pool"
-    pool.mkdir(parents=True)
-    node = folder / name / "node.xml"
-    node.write_text(NODE_XML.format(pool=pool).replace("<name>busy</name>", f"<name>busy-{name}</name>"))
-    return f"test://{node}"
 
 
 def _free_port() -> int:
@@ -45,8 +36,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     db = folder / "web.sqlite"
     registry = Registry(db)
     registry.remove("local")
-    registry.add(HostEntry("a", _node(folder, "a"), vcpu_ratio=2, reserve_mib=7000))
-    registry.add(HostEntry("b", _node(folder, "b"), vcpu_ratio=2, reserve_mib=6000))
+    registry.add(HostEntry("a", fake_host_uri(folder, "a"), vcpu_ratio=2, reserve_mib=7000))
+    registry.add(HostEntry("b", fake_host_uri(folder, "b"), vcpu_ratio=2, reserve_mib=6000))
     registry.add(HostEntry("c", f"qemu+tcp://127.0.0.1:{_free_port()}/system"))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "VMDECK_URI"}

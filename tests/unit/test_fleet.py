@@ -15,21 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.testdriver import NODE_XML
+from tests.testdriver import fake_host_uri
 
 from vmdeck.cluster.fleet import Fleet
 from vmdeck.cluster.inventory import capacities, list_everywhere
 from vmdeck.cluster.registry import HostEntry, Registry
 from vmdeck.cluster.resolve import locate
 from vmdeck.errors import Conflict, HostError, NotFound
-
-
-def _node(tmp_path: Path, name: str) -> str:
-    pool = tmp_path / name / "pool"
-    pool.mkdir(parents=True)
-    node = tmp_path / name / "node.xml"
-    node.write_text(NODE_XML.format(pool=pool).replace("<name>busy</name>", f"<name>busy-{name}</name>"))
-    return f"test://{node}"
 
 
 @pytest.fixture
@@ -49,7 +41,7 @@ def _free_port() -> int:
 
 
 def test_silent_and_refusing_hosts_do_not_hide_the_others(tmp_path: Path, silent_port: int) -> None:
-    entries = [HostEntry("a", _node(tmp_path, "a")), HostEntry("b", _node(tmp_path, "b")),
+    entries = [HostEntry("a", fake_host_uri(tmp_path, "a")), HostEntry("b", fake_host_uri(tmp_path, "b")),
                HostEntry("silent", f"qemu+tcp://127.0.0.1:{silent_port}/system"),
                HostEntry("refusing", f"qemu+tcp://127.0.0.1:{_free_port()}/system")]
     with Fleet(entries, connect_timeout=1.0, call_timeout=1.0) as fleet:
@@ -63,7 +55,7 @@ def test_silent_and_refusing_hosts_do_not_hide_the_others(tmp_path: Path, silent
 
 
 def test_resolver_finds_the_vms_host(tmp_path: Path, silent_port: int) -> None:
-    entries = [HostEntry("a", _node(tmp_path, "a")), HostEntry("b", _node(tmp_path, "b"))]
+    entries = [HostEntry("a", fake_host_uri(tmp_path, "a")), HostEntry("b", fake_host_uri(tmp_path, "b"))]
     with Fleet(entries, connect_timeout=1.0, call_timeout=1.0) as fleet:
         entry, host = locate(fleet, "busy-b")
         assert entry.name == "b" and host.exists("busy-b")
@@ -86,8 +78,8 @@ def test_resolver_finds_the_vms_host(tmp_path: Path, silent_port: int) -> None:
 def test_cli_list_and_show_across_hosts(tmp_path: Path) -> None:
     registry = Registry()  # the test's own database (VMDECK_DB, tests/conftest.py)
     registry.remove("local")
-    registry.add(HostEntry("a", _node(tmp_path, "a")))
-    registry.add(HostEntry("b", _node(tmp_path, "b")))
+    registry.add(HostEntry("a", fake_host_uri(tmp_path, "a")))
+    registry.add(HostEntry("b", fake_host_uri(tmp_path, "b")))
     vmdeck = [sys.executable, "-m", "vmdeck.cli.main"]
     listed = subprocess.run([*vmdeck, "list"], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "COLUMNS": "200"})
