@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -46,3 +47,15 @@ def wait_for_screen_shell(host: Host, vm: str, timeout: float = 300) -> None:
                 return
         time.sleep(0.5)
     raise AssertionError(f"no shell on the screen of {vm} within {timeout:g} s")
+
+
+def until(check: Callable[[], object], what: str, timeout: float = 60) -> object:
+    """The first truthy value of `check()` (exceptions count as "not yet"), polled every 0.5 s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            value = check()
+            if value:
+                return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")

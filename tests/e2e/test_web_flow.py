@@ -7,14 +7,12 @@ the guest (read back through the guest agent), or in the list without a reload.
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from browser_helpers import PASSWORD, Server, wait_for_screen_shell
+from browser_helpers import PASSWORD, Server, until, wait_for_screen_shell
 from playwright.sync_api import Page, expect
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
@@ -31,16 +29,6 @@ def _guest(host: Host, vm: str, command: str) -> str:
     result = guest_exec(host.lookup(vm), ["/bin/sh", "-c", command], timeout=30)
     return result.stdout.decode(errors="replace")
 
-
-def _until(check: Callable[[], object], what: str, timeout: float = 60) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            value = check()
-            if value:
-                return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _lit_pixels(png: bytes) -> tuple[int, bytes]:
@@ -108,12 +96,12 @@ def test_start_shows_the_guest_screen(page: Page, host: Host, vm_name: str) -> N
     expect(page.locator("#screen")).to_have_attribute("data-connected", "true", timeout=30_000)
     wait_ready(host, vm_name, timeout=600)
     canvas = page.locator("#screen canvas")
-    lit, before = _until(lambda: (shot := _lit_pixels(canvas.screenshot()))[0] > 500 and shot,
+    lit, before = until(lambda: (shot := _lit_pixels(canvas.screenshot()))[0] > 500 and shot,
                          "the guest's text on the canvas")  # type: ignore[misc]
     assert lit > 500
     # The guest prints on its VGA console: the canvas shows the change.
     _guest(host, vm_name, "for i in 1 2 3 4 5 6; do echo VMDECK-E2E-SCREEN-LINE-$i > /dev/tty1; done")
-    _until(lambda: _lit_pixels(canvas.screenshot())[1] != before, "the canvas to change")
+    until(lambda: _lit_pixels(canvas.screenshot())[1] != before, "the canvas to change")
 
 
 def test_keys_typed_in_the_browser_run_in_the_guest(page: Page, host: Host, vm_name: str) -> None:
@@ -122,7 +110,7 @@ def test_keys_typed_in_the_browser_run_in_the_guest(page: Page, host: Host, vm_n
     page.locator("#screen canvas").click()
     # Unshifted characters only: a real keyboard sends Shift itself, Playwright's type() does not.
     page.keyboard.type(f"mkdir /tmp/{marker}\n", delay=40)
-    _until(lambda: marker in _guest(host, vm_name, "ls /tmp"), "the typed command's directory")
+    until(lambda: marker in _guest(host, vm_name, "ls /tmp"), "the typed command's directory")
 
 
 def test_serial_terminal_round_trip(page: Page, vm_name: str) -> None:
@@ -143,7 +131,7 @@ def test_host_view_and_disk_hot_plug(page: Page, host: Host, vm_name: str) -> No
     page.select_option("#disk-bus", "virtio")
     page.click("#disk-add")
     expect(page.locator('#device-table tr[data-key="vdb"]')).to_be_visible(timeout=60_000)
-    _until(lambda: "vdb" in _guest(host, vm_name, "ls /sys/block"), "the hot-plugged disk in the guest")
+    until(lambda: "vdb" in _guest(host, vm_name, "ls /sys/block"), "the hot-plugged disk in the guest")
 
 
 def test_insert_an_iso_from_the_library(page: Page, host: Host, vm_name: str,
@@ -161,7 +149,7 @@ def test_insert_an_iso_from_the_library(page: Page, host: Host, vm_name: str,
     page.select_option("#media-iso", iso.name)
     page.click("#media-insert")
     expect(page.locator("#media-table td.disc").first).to_have_text(iso.name, timeout=30_000)
-    read = _until(lambda: secret in (out := _guest(
+    read = until(lambda: secret in (out := _guest(
         host, vm_name, "mkdir -p /mnt/cd && mount -t iso9660 -o ro /dev/sr0 /mnt/cd && cat /mnt/cd/hello.txt; "
                        "umount /mnt/cd")) and out, "the guest to read the ISO")
     assert secret in str(read)

@@ -8,15 +8,13 @@ shut off (placeholders, the screenshot's message, 404s, layouts), the later ones
 
 from __future__ import annotations
 
-import contextlib
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from browser_helpers import PASSWORD, Server, wait_for_screen_shell
+from browser_helpers import PASSWORD, Server, until, wait_for_screen_shell
 from playwright.sync_api import Browser, Page, expect
 
 from vmdeck.host.connection import Host
@@ -29,16 +27,6 @@ WIDTHS = (360, 420, 768, 1280)
 # The machine is shared and often loaded: a page may take more than Playwright's default 5 s to fill.
 expect.set_options(timeout=20_000)
 
-
-def _until(check: Callable[[], object], what: str, timeout: float = 60) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            value = check()
-            if value:
-                return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -154,17 +142,17 @@ def test_settings_change_memory_and_errors_name_the_field_with_the_host_limit(si
     expect(error).to_contain_text("on this host")
     page.fill("#s-memory", "160")
     page.click("#settings-save")
-    _until(lambda: api.get(f"/api/vms/{vm}").json()["memory_mib"] == 160, "memory 160 MiB through the API", 30)
+    until(lambda: api.get(f"/api/vms/{vm}").json()["memory_mib"] == 160, "memory 160 MiB through the API", 30)
     page.check("#s-autostart")
-    _until(lambda: api.get(f"/api/vms/{vm}").json()["autostart"] is True, "autostart on", 30)
+    until(lambda: api.get(f"/api/vms/{vm}").json()["autostart"] is True, "autostart on", 30)
     page.uncheck("#s-autostart")
-    _until(lambda: api.get(f"/api/vms/{vm}").json()["autostart"] is False, "autostart off", 30)
+    until(lambda: api.get(f"/api/vms/{vm}").json()["autostart"] is False, "autostart off", 30)
     # Boot order: tick CD/DVD, move it above the disk, save.
     page.locator('#boot-list li[data-dev="cdrom"] input').check()
     page.click('#boot-list li[data-dev="cdrom"] button.up')
     expect(page.locator("#boot-list li").first).to_have_attribute("data-dev", "cdrom")
     page.click("#boot-save")
-    _until(lambda: api.get(f"/api/vms/{vm}").json()["boot_order"] == ["cdrom", "hd"], "boot order cdrom, hd", 30)
+    until(lambda: api.get(f"/api/vms/{vm}").json()["boot_order"] == ["cdrom", "hd"], "boot order cdrom, hd", 30)
 
 
 def test_start_then_console_scale_modes_change_the_canvas(signed_in: Page, host: Host, vm: str) -> None:
@@ -183,14 +171,14 @@ def test_start_then_console_scale_modes_change_the_canvas(signed_in: Page, host:
         return round(box["width"]), round(box["height"])
 
     page.select_option("#console-scale", "native")
-    native = _until(lambda: size()[0] > 0 and size(), "the 1:1 canvas")
+    native = until(lambda: size()[0] > 0 and size(), "the 1:1 canvas")
     page.select_option("#console-scale", "fit")
-    fitted = _until(lambda: size() != native and size(), "the scaled canvas")
+    fitted = until(lambda: size() != native and size(), "the scaled canvas")
     assert native != fitted, (native, fitted)
     # 1:1 is the guest's own resolution: the screenshot has the same size.
     page.select_option("#console-scale", "native")
     expect(page.locator("#screen")).to_have_attribute("data-scale", "native")
-    assert _until(lambda: size() == native, "1:1 again")
+    assert until(lambda: size() == native, "1:1 again")
 
 
 def test_paste_as_keys_types_a_command_in_the_guest(signed_in: Page, host: Host, vm: str) -> None:
@@ -207,7 +195,7 @@ def test_paste_as_keys_types_a_command_in_the_guest(signed_in: Page, host: Host,
         out = guest_exec(host.lookup(vm), ["/bin/sh", "-c", "ls /tmp"], timeout=30).stdout.decode()
         return marker in out
     try:
-        _until(listed, "the pasted command's directory in the guest", 180)
+        until(listed, "the pasted command's directory in the guest", 180)
     finally:
         page.screenshot(path="/tmp/webux-console-1280.png", full_page=True)
 
