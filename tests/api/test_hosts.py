@@ -71,7 +71,9 @@ def test_drain_state_and_registry_changes(fleet_client: TestClient) -> None:
     assert not down["reachable"] and "Connection refused" in down["reason"]
     assert fleet_client.get("/api/vms").headers["X-Vmdeck-Unreachable"].startswith('{"c": ')
     refused = fleet_client.post("/api/hosts", json={"name": "d", "uri": "qemu+tcp://127.0.0.1:1/system"})
-    assert refused.status_code == 503
+    # The caller's URI to fix (422 on `uri`, libvirt's reason in the text), not this server unavailable.
+    assert refused.status_code == 422 and refused.json()["field"] == "uri", refused.text
+    assert "does not answer" in refused.json()["detail"] and "d" not in [h["name"] for h in fleet_client.get("/api/hosts").json()]
     assert fleet_client.delete("/api/hosts/c").json()["removed"]
     assert fleet_client.post("/api/hosts/a/undrain").json()["draining"] is False
     assert fleet_client.delete("/api/hosts/nope").status_code == 404

@@ -55,14 +55,11 @@ def add(
     no_check: bool = typer.Option(False, "--no-check", help="Register it even if it does not answer now."),
 ) -> None:
     """Register a libvirt host (it must answer, unless --no-check)."""
-    from vmdeck.cluster.fleet import Fleet
+    from vmdeck.cluster.fleet import register_host
     from vmdeck.cluster.registry import HostEntry, Registry
 
-    entry = HostEntry(name, uri, vcpu_ratio, reserve_mib)
-    if not no_check:
-        with Fleet([entry]) as fleet:
-            fleet.host(entry).hostname()  # HostError (exit 5) with libvirt's reason when it does not answer
-    Registry().add(entry)
+    # InvalidInput (exit 2) with libvirt's reason when the host does not answer.
+    register_host(Registry(), HostEntry(name, uri, vcpu_ratio, reserve_mib), check=not no_check)
     out.print(f"registered host [bold]{name}[/bold] ({uri}): vCPU ratio {vcpu_ratio:g}, {reserve_mib} MiB reserved",
               highlight=False)
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from vmdeck.cluster.registry import HostEntry, Registry
-from vmdeck.errors import HostError, VmdeckError
+from vmdeck.errors import HostError, InvalidInput, VmdeckError
 from vmdeck.host.connection import Host, connect
 
-__all__ = ["Fleet", "Answer", "CONNECT_TIMEOUT_S", "CALL_TIMEOUT_S"]
+__all__ = ["Fleet", "Answer", "CONNECT_TIMEOUT_S", "CALL_TIMEOUT_S", "register_host"]
 
 T = TypeVar("T")
 
@@ -156,3 +156,17 @@ class Fleet:
                 answer = Answer(entry, None, HostError(f"host {entry.name} did not answer within {limit:g} s"), limit)
             answers.append(answer)
         return answers
+
+
+def register_host(registry: Registry, entry: HostEntry, *, check: bool = True) -> HostEntry:
+    """Add `entry` to the registry (`vmdeck host add`, POST /api/hosts); with `check`, only once its libvirtd
+    answers within the deadlines. A host that does not answer is the caller's URI to fix (InvalidInput,
+    naming libvirt's reason), not this server being unavailable."""
+    if check:
+        try:
+            with Fleet([entry]) as probe:
+                probe.host(entry).hostname()
+        except HostError as err:
+            raise InvalidInput(f"host {entry.name} at {entry.uri} does not answer: {err} "
+                               "(register it anyway with --no-check / \"check\": false)", field="uri") from err
+    return registry.add(entry)
