@@ -13,11 +13,11 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 CASES = {
     "bench_cli.py": (["--rounds", "1", "--runs", "2", "--vms", "2"], "CLI start-up", "| (2) `vmdeck list` |"),
-    "bench_web.py": (["--vms", "2", "--clients", "2", "--requests", "2", "--rounds", "1", "--no-console"],
+    "bench_web.py": (["--vms", "2", "--clients", "2", "--seconds", "1", "--rounds", "1", "--no-console"],
                      "Web API", "| GET /api/vms (list) |"),
     "bench_hostview.py": (["--counts", "1", "--rounds", "1"], "Host view", "| 1 |"),
     "bench_storm.py": (["--vms", "2", "--rounds", "1"], "Boot storm", "| N = 2 |"),
-    "bench_density.py": (["--vms", "1", "--clients", "2", "--requests", "2"], "Density", "| vmdeck | 1 |"),
+    "bench_density.py": (["--vms", "1", "--clients", "2", "--seconds", "1"], "Density", "| vmdeck | 1 |"),
     "bench_core.py": (["--rounds", "1"], "Core: create, start, ready, list", "| (c) `vmdeck list --json` command |"),
 }
 

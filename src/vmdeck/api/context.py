@@ -48,6 +48,19 @@ class HostHandle:
         # the event hub registers its callbacks there, so no event of the new connection is missed.
         self.on_connect: list[Callable[[Host], None]] = []
 
+    @property
+    def connected(self) -> bool:
+        """True when the shared connection is open and alive, known without waiting: libvirt tracks
+        liveness locally (keepalive), so the event loop may ask this where it must not call get()."""
+        host = self._host
+        return host is not None and host.conn.is_alive()
+
+    @property
+    def known_uri(self) -> str:
+        """The URI libvirt reports for the open connection (what messages name), else the configured one."""
+        host = self._host
+        return host.uri if host is not None else (self.uri or "")
+
     def get(self) -> Host:
         with self._lock:
             if self._host is not None:

@@ -173,6 +173,8 @@ class EventHub:
     def _on_device_change(self, dom: Domain) -> None:
         if self.inventory is not None:
             self.inventory.on_event(dom.name)
+        with contextlib.suppress(VmdeckError):  # a metadata change may have moved the VM to another project
+            self._projects[dom.name] = domain_project(dom)
 
     def stop(self) -> None:
         self._stop.set()

@@ -211,6 +211,18 @@ class Inventory:
                     return entry.details_json
         return _dumps(await self.show(name))
 
+    def known_project(self, name: str) -> tuple[bool, str | None]:
+        """(known, project) of VM `name` from memory, without waiting: known is False when the inventory
+        is not live and loaded or has no such VM (the caller then asks libvirt). Kept current by the
+        lifecycle and metadata-change events, and by the refresh after every write through the API."""
+        if not (self.live and self._loaded.is_set()):
+            return False, None
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None or name in self._dirty:  # a change is on its way: do not answer from before it
+                return False, None
+            return True, entry.summary.project
+
     def summaries(self) -> list[VmSummary]:
         """What is known now, without waiting (the live stats sampler)."""
         with self._lock:

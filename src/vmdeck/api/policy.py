@@ -170,6 +170,16 @@ async def _scope_project(conn: HTTPConnection, principal: Principal, rule: Rule)
     ctx = conn.app.state.ctx
     if rule.scope == "vm":
         name = conn.path_params["name"]
+        from vmdeck.api.context import fleet_of
+
+        if fleet_of(ctx) is None and not conn.query_params.get("host"):
+            # One host: the event-fed inventory knows each VM's project, so the check needs no worker
+            # thread or libvirt call (a VM it does not know is looked up as below).
+            known, project = ctx.inventory.known_project(name)
+            if known:
+                if not principal.admin and principal.role_in(project) is None:
+                    raise vm_not_found(ctx.host.known_uri, name)
+                return project, name
 
         def look() -> tuple[str, str | None]:
             from vmdeck.api.context import vm_host_of

@@ -122,7 +122,8 @@ async def vms_list(ctx: AppContext = Depends(app_context), inventory: Inventory 
     assert principal is not None
     fleet = fleet_of(ctx)
     if fleet is None:
-        await anyio.to_thread.run_sync(ctx.host.get)  # HostError (503) while libvirtd is away
+        if not ctx.host.connected:  # (re)connect in a worker; HostError (503) while libvirtd is away
+            await anyio.to_thread.run_sync(ctx.host.get)
         if principal.admin:  # everything: the answer encoded once per change, shared by every administrator
             return Response(await inventory.list_json(), media_type="application/json")
         mine = [asdict(vm) for vm in await inventory.list() if visible(principal, vm.project)]

@@ -80,11 +80,30 @@ def _check(entry: HostEntry) -> None:
         raise InvalidInput(f"reserve must be 0 or more MiB, got {entry.reserve_mib}", field="reserve_mib")
 
 
+_MTIME_GRANULARITY_NS = 100_000_000  # generous: Linux file times move in jiffies (1-10 ms)
+
+
 class Registry:
     """The `hosts` table of one database file."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or database_path()
+        # The last rows read and the database files' state they were read at: `vmdeck serve` consults
+        # the registry on every request, and a stat of two files costs microseconds where opening
+        # SQLite costs a millisecond of the event loop. Any write (this process or `vmdeck host add`
+        # in another) changes the files' size or mtime, so a change is seen at the next call.
+        self._cached: tuple[tuple[tuple[int, int], ...], list[HostEntry]] | None = None
+
+    def _files_state(self) -> tuple[tuple[int, int], ...]:
+        state = []
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            try:
+                info = path.stat()
+            except FileNotFoundError:
+                state.append((-1, -1))
+            else:
+                state.append((info.st_mtime_ns, info.st_size))
+        return tuple(state)
 
     def _open(self, create: bool) -> sqlite3.Connection | None:
         if not create and not self.path.exists():
@@ -105,6 +124,18 @@ class Registry:
 
     def entries(self) -> list[HostEntry]:
         """Every registered host, `local` first; just `local` when nothing was ever registered."""
+        state = self._files_state()
+        cached = self._cached
+        if cached is not None and cached[0] == state:
+            return list(cached[1])
+        rows = self._read_entries()
+        # File times are coarse (a kernel tick): a write in the same tick as the one just read would
+        # leave the state unchanged. Only a state older than that granularity is trusted for the cache.
+        settled = time.time_ns() - _MTIME_GRANULARITY_NS
+        self._cached = (state, rows) if all(mtime < settled for mtime, _size in state) else None
+        return list(rows)
+
+    def _read_entries(self) -> list[HostEntry]:
         conn = self._open(create=False)
         if conn is None:
             return [LOCAL]

@@ -709,15 +709,18 @@ class Connection:
                             libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, relay, None))
 
     def on_device_change(self, callback: Callable[[Domain], None]) -> list[int]:
-        """Call `callback(domain)` when a VM's devices change without a state change: a device added or
-        removed, media ejected or inserted, a disk source changed, the balloon moved. Returns the callback ids."""
+        """Call `callback(domain)` when a VM changes without a state change: a device added or removed,
+        media ejected or inserted, a disk source changed, the balloon moved, its metadata rewritten.
+        Returns the callback ids."""
         def relay(_conn: libvirt.virConnect, dom: libvirt.virDomain, *_args: object) -> None:
             callback(Domain(dom))
 
         return [int(self._do("register for events", self.raw.domainEventRegisterAny, None, event_id, relay, None))
                 for event_id in (libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
                                  libvirt.VIR_DOMAIN_EVENT_ID_TRAY_CHANGE, libvirt.VIR_DOMAIN_EVENT_ID_DISK_CHANGE,
-                                 libvirt.VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE)]
+                                 libvirt.VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE,
+                                 # vmdeck's own metadata (the project) changed: the server answers from memory
+                                 libvirt.VIR_DOMAIN_EVENT_ID_METADATA_CHANGE)]
 
     def remove_callback(self, callback_id: int) -> None:
         with contextlib.suppress(libvirt.libvirtError):
