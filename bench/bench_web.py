@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import socket
 import statistics
 import struct
 import subprocess
 import sys
-import re
 import tempfile
 import time
 from dataclasses import dataclass
