@@ -16,7 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from vmdeck.api import Settings, create_app
+from vmdeck.host.connection import connect
 from vmdeck.host.events import ensure_event_loop
+from vmdeck.vm.project import set_project
 
 VIRSH = ["virsh", "-q", "-c", "qemu:///system"]
 PASSWORD = "inventory-test-password"
@@ -65,6 +67,16 @@ def test_inventory_follows_virsh_and_own_writes(api: TestClient, tmp_path: Path)
         virsh("define", str(xml))
         eventually(lambda: listed(api).get(name, {}).get("state") == "shut off", f"{name} defined by virsh")
         assert api.get(f"/api/vms/{name}").json()["state"] == "shut off"  # show is now cached
+
+        # Another process moves the VM to a project (what `vmdeck vm adopt` does): the policy answers
+        # "whose VM is this" from the inventory, so the metadata-change event must reach it.
+        other = connect("qemu:///system")
+        try:
+            set_project(other, name, "alpha")
+        finally:
+            other.close()
+        eventually(lambda: inventory.known_project(name) == (True, "alpha"), f"{name} moved to project alpha")
+        assert listed(api)[name]["project"] == "alpha"
 
         virsh("start", name)
         eventually(lambda: listed(api)[name]["state"] == "running", f"{name} started by virsh")

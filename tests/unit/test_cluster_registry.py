@@ -60,3 +60,40 @@ def test_same_table_whoever_creates_it(tmp_path: Path, cli_first: bool) -> None:
     assert [e.name for e in Registry(path).entries()] == ["local", "h2"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002_hosts",)
+
+
+def _age(path: Path, seconds: float) -> None:
+    """Make the database files look last written `seconds` ago (so the registry trusts their state)."""
+    import os
+    import time
+
+    for file in (path, path.with_name(path.name + "-wal")):
+        if file.exists():
+            past = time.time() - seconds
+            os.utime(file, (past, past))
+
+
+def test_cached_rows_follow_writes_from_another_process(tmp_path: Path) -> None:
+    # `vmdeck serve` reads the registry on every request from a cache; `vmdeck host add|drain` in
+    # another process (here: another Registry) must still be seen at the very next read.
+    path = tmp_path / "db.sqlite"
+    server, cli = Registry(path), Registry(path)
+    cli.add(HostEntry("h2", "qemu+tcp://10.0.0.2/system"))
+    _age(path, 5)
+    assert [e.name for e in server.entries()] == ["local", "h2"]
+    assert server._cached is not None  # the settled state was cached ...
+    cli.update("h2", draining=True)
+    assert server.get("h2").draining  # ... and a write made it stale at once
+    _age(path, 5)
+    server.entries()
+    cli.remove("h2")
+    assert [e.name for e in server.entries()] == ["local"]
+
+
+def test_a_state_written_just_now_is_not_cached(tmp_path: Path) -> None:
+    # File times move in ticks: two writes in one tick would look like one. Fresh state is re-read.
+    path = tmp_path / "db.sqlite"
+    registry = Registry(path)
+    registry.add(HostEntry("h2", "qemu+tcp://10.0.0.2/system"))
+    registry.entries()
+    assert registry._cached is None
