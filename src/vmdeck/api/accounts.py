@@ -8,6 +8,7 @@ is enough for values that cannot be guessed and keeps look-ups a single index hi
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import secrets
 import threading
@@ -171,7 +172,7 @@ class Accounts:
             user = s.scalar(select(User).where(User.username == username))
             if user is None:
                 # Spend the same time as a real check: response time does not tell which names exist.
-                _verify(_DUMMY_HASH, password)
+                _verify(_dummy_hash(), password)
                 return None
             if not _verify(user.password_hash, password) or user.disabled:
                 return None
@@ -327,7 +328,11 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-_DUMMY_HASH = _hasher.hash("vmdeck-timing-equaliser")
+@functools.cache
+def _dummy_hash() -> str:
+    # Made on first use, not at import: an Argon2 hash costs every CLI command that opens the
+    # database (`vmdeck create` among them) a tenth of a second, and only a sign-in needs it.
+    return _hasher.hash("vmdeck-timing-equaliser")
 
 
 def ensure_admin(accounts: Accounts, password: str | None) -> tuple[bool, str | None]:

@@ -13,12 +13,14 @@ import os
 import stat
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["Base", "User", "WebSession", "ApiToken", "Project", "Membership", "Reservation", "IsoOwner", "AuditEntry",
            "open_database", "utcnow"]
@@ -142,7 +144,31 @@ class AuditEntry(Base):
     result: Mapped[str] = mapped_column(String(300))
 
 
+# The newest migration's revision. A database already there needs no Alembic at all: importing it and
+# reading the migration scripts took a third of a second from every `vmdeck create` (docs/PERFORMANCE.md).
+# tests/unit/test_db_head.py checks it against the migrations folder.
+HEAD_REVISION = "0002_hosts"
+
+
+def _at_head(path: Path) -> bool:
+    if not path.exists():
+        return False
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(path, timeout=60)
+        try:
+            rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:  # no table yet (a new file), or not a database: Alembic says what is wrong
+        return False
+    return rows == [(HEAD_REVISION,)]
+
+
 def _alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(resources.files("vmdeck.api") / "migrations"))
     config.attributes["engine"] = engine
@@ -184,12 +210,15 @@ def open_database(path: Path) -> sessionmaker:
         cursor.close()
 
     # The server and the admin CLI may open a new database at the same moment: one migrates, the other waits.
-    lock = path.with_name(path.name + ".lock")
-    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        command.upgrade(_alembic_config(engine), "head")
-    finally:
-        os.close(fd)
+    if not _at_head(path):
+        from alembic import command
+
+        lock = path.with_name(path.name + ".lock")
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            command.upgrade(_alembic_config(engine), "head")
+        finally:
+            os.close(fd)
     _private_files(path)
     return sessionmaker(engine, expire_on_commit=False)

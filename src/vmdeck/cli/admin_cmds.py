@@ -5,23 +5,22 @@ default <data dir>/web/vmdeck.sqlite), so root on the host can set up projects a
 accounts, and recover a lost password, without the server or a web session. Every
 change is written to the audit log as done by the host user through "cli".
 
-This module and serve_cmds are the CLI's only doors into vmdeck.api (its database
-modules, never FastAPI); other commands do not import it.
+This module, stores (the database opened for a command, and `create` in a project) and serve_cmds
+are the CLI's only doors into vmdeck.api (its database modules, never FastAPI); other commands
+reach them through stores.
 """
 
 from __future__ import annotations
 
-import getpass
-import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
 
 from vmdeck.cli.output import out, print_json
+from vmdeck.cli.stores import stores
 
 project_app = typer.Typer(help="Projects (tenants) and their quotas.", no_args_is_help=True)
 user_app = typer.Typer(help="Accounts of the web UI / REST API and their project roles.", no_args_is_help=True)
@@ -29,48 +28,6 @@ vm_app = typer.Typer(help="VM ownership: bring a VM into a project.", no_args_is
 
 DB_OPTION = typer.Option(None, "--db", envvar="VMDECK_DB", help="The database of vmdeck serve (default: "
                          "<data dir>/web/vmdeck.sqlite).")
-
-
-class _Stores:
-    """The database stores, opened once per command."""
-
-    def __init__(self, db_path: Path | None) -> None:
-        from vmdeck.api.accounts import Accounts
-        from vmdeck.api.auditlog import Audit
-        from vmdeck.api.db import open_database
-        from vmdeck.api.settings import default_db_path
-        from vmdeck.api.tenancy import Tenancy
-
-        env = os.environ.get("VMDECK_DB")
-        self.path = db_path or (Path(env) if env else default_db_path())
-        self.db = open_database(self.path)
-        self.tenancy = Tenancy(self.db)
-        self.accounts = Accounts(self.db, 7 * 24 * 3600.0)
-        self.audit = Audit(self.db)
-
-    def record(self, action: str, target: str, *, project: str | None = None, vm: str | None = None) -> None:
-        who = os.environ.get("SUDO_USER") or getpass.getuser()
-        self.audit.record(who, "cli", project, action, vm, target, 200, "ok")
-
-
-def stores(db: Path | None) -> _Stores:
-    return _Stores(db)
-
-
-def create_in_project(host: Any, spec: Any, project: str | None, progress: Any, cloud_init: Any = None) -> Any:
-    """`vmdeck create --project`: create the VM in PROJECT (default `default`, created on first use),
-    holding the project's quota like the API does."""
-    from vmdeck.api.quota import demand_for, reserve
-    from vmdeck.api.tenancy import DEFAULT_PROJECT
-    from vmdeck.vm.create import create_vm
-
-    s = stores(None)
-    name = project or DEFAULT_PROJECT
-    s.tenancy.ensure_project(name)
-    with reserve(s.db, host, name, demand_for(spec), f"vm:{spec.name}"):
-        view = create_vm(host, spec, progress, project=name, cloud_init=cloud_init)
-    s.record("vm.create", f"create {spec.name}", project=name, vm=spec.name)
-    return view
 
 
 # --- projects ----------------------------------------------------------------------------------------

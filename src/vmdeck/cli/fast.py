@@ -118,7 +118,7 @@ def _create(uri: str | None, args: list[str]) -> None:
     if len(positionals) != 1:
         raise _NotFast
     # Every VM belongs to a project and is held to its quota, exactly as in the full command.
-    from vmdeck.cli.admin_cmds import create_in_project
+    from vmdeck.cli.stores import create_in_project
     from vmdeck.spec.templates import Overrides, resolve
     from vmdeck.vm import lifecycle
 

@@ -49,7 +49,7 @@ def create(
                                                      "the host with the most free memory that fits it."),
 ) -> None:
     """Create a VM from a template, with overrides, on the host placement picks (or --host)."""
-    from vmdeck.cli.admin_cmds import create_in_project
+    from vmdeck.cli.stores import create_in_project
     from vmdeck.errors import InvalidInput
     from vmdeck.spec.templates import Overrides, resolve
 
