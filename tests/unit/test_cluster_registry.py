@@ -59,4 +59,4 @@ def test_same_table_whoever_creates_it(tmp_path: Path, cli_first: bool) -> None:
         Registry(path).add(HostEntry("h2", "qemu+tcp://10.0.0.2/system"))
     assert [e.name for e in Registry(path).entries()] == ["local", "h2"]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002_hosts",)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004_fleet",)

@@ -18,7 +18,7 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import AppContext, app_context, fleet_of, request_host, request_inventory, vm_host_of
+from vmdeck.api.context import AppContext, app_context, fleet_of, quota_hosts, request_host, request_inventory, vm_host_of
 from vmdeck.api.inventory import Inventory
 from vmdeck.api.isos import usable_iso
 from vmdeck.api.policy import Grant, grant_of, visible
@@ -166,7 +166,8 @@ def vms_create(body: CreateVm, grant: Grant = Depends(grant_of), ctx: AppContext
     ctx.tenancy.ensure_project(project)
     if host.exists(spec.name):
         raise Conflict(f"a VM named {spec.name!r} already exists")
-    with reserve(ctx.accounts.db, host, project, demand_for(spec), f"vm:{spec.name}"):
+    # The quota counts the project's VMs on every registered host (or on the one host).
+    with reserve(ctx.accounts.db, quota_hosts(ctx, host), project, demand_for(spec), f"vm:{spec.name}", on=host):
         create_vm(host, spec, cloud_init=cloud_init, project=project)
     if body.start:
         lifecycle.start(host, body.name)
@@ -205,7 +206,7 @@ def vms_set_resources(name: str, body: ResourcesRequest, host: Host = Depends(re
             current = show_vm(host, name).view
             demand = Demand(vcpus=max(0, (body.vcpus or current.vcpus) - current.vcpus),
                             memory_mib=max(0, (body.memory_mib or current.memory_mib) - current.memory_mib))
-            change = locked_change(ctx.accounts.db, host, grant.project, demand, apply)
+            change = locked_change(ctx.accounts.db, quota_hosts(ctx, host), grant.project, demand, apply, on=host)
         reply.update(vcpus=change.vcpus, memory_mib=change.memory_mib, applies=change.applies)
     if body.boot_order is not None:
         reply["boot_order"] = list(set_boot_order(host, name, list(body.boot_order)))

@@ -82,7 +82,8 @@ def create(
 
         fix_permissions(host, cdrom)
     with progress_reporter(f"creating {name}") as progress:
-        view = create_in_project(host, spec, project, progress, cloud_init=cloud_init)
+        view = create_in_project(host, spec, project, progress, cloud_init=cloud_init,
+                                 fleet=None if ctx.obj.single_host() else ctx.obj.fleet())
         if start_now:
             lifecycle.start(host, name, wait=wait, progress=progress)
     if as_json:
