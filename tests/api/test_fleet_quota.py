@@ -1,10 +1,11 @@
-"""Several hosts: project quotas count every host, and an unreachable host counts with its last count.
-Hosts are libvirt's test driver, each `test://<node.xml>` a fake host of its own (tests/testdriver.py),
-registered in the server's database."""
+"""Several hosts: project quotas count every host, an unreachable host counts with its last count, and
+concurrent placements never share the same free memory. Hosts are libvirt's test driver, each
+`test://<node.xml>` a fake host of its own (tests/testdriver.py), registered in the server's database."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from webapi_helpers import ADMIN_PASSWORD, sign_in
 from testdriver import fake_host_uri
 from vmdeck.api import Settings, create_app
 from vmdeck.api.events import ensure_event_loop
+from vmdeck.cluster.pending import PlacementBook
 from vmdeck.cluster.registry import HostEntry, Registry
 
 Serve = Callable[[], TestClient]
@@ -116,3 +118,33 @@ def test_an_unreachable_host_counts_with_its_last_count(serve: Serve, db: Path, 
     shown = client.get("/api/projects/other").json()
     assert shown["complete"] is False and shown["hosts"]["d"]["counted"] == "unknown"
     assert shown["quota"]["instances"]["used"] == 1
+
+
+def _parallel(client: TestClient, bodies: list[dict[str, object]]) -> list[Response]:
+    # One client (own cookies) per thread, all the same administrator.
+    clients = []
+    for _ in bodies:
+        other = TestClient(client.app)
+        other.headers["X-CSRF-Token"] = sign_in(other)
+        clients.append(other)
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(lambda pair: pair[0].post("/api/vms", json=pair[1]), zip(clients, bodies, strict=True)))
+
+
+def test_concurrent_auto_placements_take_each_hosts_room_once(serve: Serve, db: Path, tmp_path: Path) -> None:
+    # 8192 MiB hosts with 256 MiB running and 7236 reserved: 700 MiB free each, room for one 512 MiB VM.
+    _hosts(db, tmp_path, "ab", reserve_mib=7236)
+    client = serve()
+    bodies: list[dict[str, object]] = [{"name": f"race{i}", "template": "q35-virtio", "memory_mib": 512, "start": True}
+                                       for i in range(6)]
+    replies = _parallel(client, bodies)
+    made = [r.json() for r in replies if r.status_code == 201]
+    refused = [r.json() for r in replies if r.status_code != 201]
+    assert len(made) == 2, [r.text for r in replies]
+    hosts = {vm["name"]: vm["host"] for vm in client.get("/api/vms").json()}
+    assert sorted(hosts[vm["name"]] for vm in made) == ["a", "b"]
+    assert len(refused) == 4 and {r["error"] for r in refused} == {"no_host"}, refused
+    for reply in refused:
+        # Every host is named with why: the VM that runs there now, or the create still holding its room.
+        assert "a: needs 512 MiB, 188 MiB free" in reply["detail"] and "b: needs 512 MiB, 188 MiB free" in reply["detail"]
+    assert PlacementBook(db).claims() == []  # every claim released
