@@ -38,6 +38,8 @@ def test_add_update_remove(tmp_path: Path) -> None:
 @pytest.mark.parametrize("entry, field", [
     (HostEntry("Bad Name", "qemu:///system"), "name"),
     (HostEntry("h", "not a uri"), "uri"),
+    (HostEntry("h", "qemu+tcp://h/sys\x00tem"), "uri"),
+    (HostEntry("h", "qemu+tcp://h/system\n"), "uri"),
     (HostEntry("h", "qemu+tcp://h/system", vcpu_ratio=0), "vcpu_ratio"),
     (HostEntry("h", "qemu+tcp://h/system", reserve_mib=-1), "reserve_mib"),
 ])
