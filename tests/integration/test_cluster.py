@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -224,3 +225,52 @@ def test_api_migrates_with_progress_on_the_event_stream(registry: Registry, ns_h
         record = client.get(f"/api/vms/{vm}").json()["last_migration"]
         assert record["outcome"] == "completed" and record["to"] == ns_hosts[dest].uri
     assert _guest(ns_hosts[dest], vm, "cat /proc/sys/kernel/random/boot_id") == boot_id
+
+
+def test_quota_counts_every_host_and_a_hung_one_from_its_last_count(registry: Registry,
+                                                                    ns_hosts: dict[str, NamespaceHost],
+                                                                    cli: Cli) -> None:
+    """What the test driver cannot show: a real libvirtd counted over qemu+tcp (metadata, remote volumes),
+    then hung (SIGSTOP: it accepts connections and never answers) while a quota is checked. Its VMs still
+    count, from the database, and the check ends after one deadline. No guest is booted: shut-off VMs count."""
+    from vmdeck.api.db import open_database
+    from vmdeck.api.quota import Demand, QuotaExceeded, reserve, usage_report
+    from vmdeck.cluster.fleet import Fleet
+    from vmdeck.paths import database_path
+
+    # Room on h1 and h2 whatever the earlier tests left running there: this test is about quotas.
+    for host in ("h1", "h2"):
+        registry.update(host, reserve_mib=0)
+    project = f"quota-{uuid.uuid4().hex[:6]}"
+    assert cli("project", "create", project, "--instances", "2").returncode == 0
+    made = {"h1": f"{PREFIX}qa-{uuid.uuid4().hex[:4]}", "h2": f"{PREFIX}qb-{uuid.uuid4().hex[:4]}"}
+    for host, vm in made.items():
+        created = cli("create", vm, "--memory", str(VM_MIB), "--accel", "tcg", "--project", project, "--host", host)
+        assert created.returncode == 0, created.stderr
+    try:
+        third = cli("create", f"{PREFIX}qc", "--memory", str(VM_MIB), "--accel", "tcg", "--project", project,
+                    "--host", "h0")
+        assert third.returncode == 4 and "instances limit 2, in use 2" in third.stderr, third.stderr
+        db = open_database(database_path())
+        # Deadlines shorter than the default 5 + 10 s, long enough for a loaded machine's live hosts.
+        with Fleet(connect_timeout=3, call_timeout=7) as fleet:
+            live = usage_report(db, fleet, project)
+            assert {h: row["vms"] for h, row in live["hosts"].items() if row["vms"]} == {h: [vm] for h, vm in made.items()}
+            assert live["quota"]["memory_mib"]["used"] == 2 * VM_MIB and live["quota"]["disk_gib"]["used"] > 0
+            ns_hosts["h2"].pause()
+            try:
+                began = time.monotonic()
+                kept = usage_report(db, fleet, project)
+                with pytest.raises(QuotaExceeded, match="instances limit 2, in use 2"), \
+                        reserve(db, fleet, project, Demand(instances=1), "vm:never"):
+                    pass
+                took = time.monotonic() - began
+            finally:
+                ns_hosts["h2"].resume()
+        assert kept["hosts"]["h2"]["counted"] == "kept" and kept["hosts"]["h2"]["vms"] == [made["h2"]]
+        assert "did not answer within 10 s" in kept["hosts"]["h2"]["reason"]
+        assert kept["quota"] == live["quota"]
+        assert took < 2 * 10 + 15, took  # two checks, one deadline (3 + 7 s) each, and slack for a loaded machine
+    finally:
+        for vm in made.values():
+            cli("delete", vm, "--force")

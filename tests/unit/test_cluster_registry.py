@@ -38,6 +38,8 @@ def test_add_update_remove(tmp_path: Path) -> None:
 @pytest.mark.parametrize("entry, field", [
     (HostEntry("Bad Name", "qemu:///system"), "name"),
     (HostEntry("h", "not a uri"), "uri"),
+    (HostEntry("h", "qemu+tcp://h/sys\x00tem"), "uri"),
+    (HostEntry("h", "qemu+tcp://h/system\n"), "uri"),
     (HostEntry("h", "qemu+tcp://h/system", vcpu_ratio=0), "vcpu_ratio"),
     (HostEntry("h", "qemu+tcp://h/system", reserve_mib=-1), "reserve_mib"),
 ])
@@ -59,7 +61,7 @@ def test_same_table_whoever_creates_it(tmp_path: Path, cli_first: bool) -> None:
         Registry(path).add(HostEntry("h2", "qemu+tcp://10.0.0.2/system"))
     assert [e.name for e in Registry(path).entries()] == ["local", "h2"]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002_hosts",)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004_fleet",)
 
 
 def _age(path: Path, seconds: float) -> None:

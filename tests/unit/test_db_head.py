@@ -19,12 +19,18 @@ def test_head_revision_is_the_newest_migration() -> None:
 
 
 def test_an_old_database_is_still_migrated(tmp_path: Path) -> None:
+    # A database one migration behind (made by the previous release) must still be brought to the head.
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from vmdeck.api.db import _alembic_config
+
     path = tmp_path / "web.sqlite"
-    open_database(path)
-    with sqlite3.connect(path) as conn:  # pretend it was made before the newest migration
-        conn.execute("DROP TABLE hosts")
-        conn.execute("UPDATE alembic_version SET version_num = '0002'")
+    config = _alembic_config(create_engine(f"sqlite:///{path}"))
+    previous = ScriptDirectory.from_config(config).get_revision(HEAD_REVISION).down_revision
+    command.upgrade(config, str(previous))
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(previous,)]
     open_database(path)
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD_REVISION,)]
-        assert conn.execute("SELECT name FROM hosts").fetchall() == [("local",)]

@@ -22,7 +22,8 @@ from vmdeck.cluster.resolve import vm_host
 from vmdeck.errors import HostError, VmdeckError
 from vmdeck.host.connection import Host, connect
 
-__all__ = ["HostHandle", "AppContext", "app_context", "request_host", "request_inventory", "vm_host_of", "fleet_of"]
+__all__ = ["HostHandle", "AppContext", "app_context", "request_host", "request_inventory", "vm_host_of", "fleet_of",
+           "quota_hosts"]
 
 
 class HostHandle:
@@ -122,6 +123,11 @@ def fleet_of(ctx: AppContext) -> Fleet | None:
     if len(entries) == 1 and entries[0].uri is None:
         return None  # only `local`: the shared connection of before the registry, no deadline machinery
     return ctx.fleet
+
+
+def quota_hosts(ctx: AppContext, host: Host) -> Fleet | Host:
+    """Where a project's VMs are counted against its quotas: every registered host, or this server's one host."""
+    return fleet_of(ctx) or host
 
 
 def vm_host_of(ctx: AppContext, name: str | None, host: str | None = None) -> Host:

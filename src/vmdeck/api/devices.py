@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import AppContext, app_context, request_host
+from vmdeck.api.context import AppContext, app_context, quota_hosts, request_host
 from vmdeck.api.isos import usable_iso
 from vmdeck.api.policy import Grant, grant_of
 from vmdeck.api.quota import Demand, locked_change
@@ -85,7 +85,8 @@ def disks_add(name: str, body: DiskAdd, host: Host = Depends(request_host), gran
 
     if grant.project is None:
         return _change(add())
-    return _change(locked_change(ctx.accounts.db, host, grant.project, Demand(disk_gib=body.size_gib), add))
+    return _change(locked_change(ctx.accounts.db, quota_hosts(ctx, host), grant.project, Demand(disk_gib=body.size_gib),
+                                 add, on=host))
 
 
 @router.delete("/disks/{target}")
@@ -104,7 +105,8 @@ def disks_resize(name: str, target: str, body: DiskResize, host: Host = Depends(
     if grant.project is None:
         return _change(grow())
     growth = max(0.0, body.size_gib - owned_disk_gib(host, name, target))
-    return _change(locked_change(ctx.accounts.db, host, grant.project, Demand(disk_gib=growth), grow))
+    return _change(locked_change(ctx.accounts.db, quota_hosts(ctx, host), grant.project, Demand(disk_gib=growth), grow,
+                                 on=host))
 
 
 @router.post("/nics", status_code=201)

@@ -12,11 +12,10 @@ import anyio
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import AppContext, app_context, request_host
+from vmdeck.api.context import AppContext, app_context, quota_hosts, request_host
 from vmdeck.api.policy import Grant, grant_of
-from vmdeck.api.quota import usage_report
+from vmdeck.api.quota import project_vms, usage_report
 from vmdeck.host.connection import Host
-from vmdeck.vm.project import project_usage
 
 __all__ = ["router"]
 
@@ -44,7 +43,7 @@ class Member(BaseModel):
 
 def _show(ctx: AppContext, host: Host, name: str, role: str | None) -> dict[str, Any]:
     info = ctx.tenancy.project(name)
-    report = usage_report(ctx.accounts.db, host, name)
+    report = usage_report(ctx.accounts.db, quota_hosts(ctx, host), name)
     body = {"name": info.name, "role": role, **report}
     if role == "manager" or role is None:  # None: an administrator
         body["members"] = info.members
@@ -63,7 +62,8 @@ def projects_list(grant: Grant = Depends(grant_of), ctx: AppContext = Depends(ap
 @router.get("/api/projects/{project}")
 def projects_show(project: str, grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context),
                   host: Host = Depends(request_host)) -> dict[str, Any]:
-    """Usage against each quota (limit null: unlimited), the project's VMs, and (managers) its members."""
+    """Usage against each quota (limit null: unlimited) summed over every host, each host's share (`hosts`: how
+    it was counted, see vmdeck.api.quota), the project's VMs, and (managers) its members."""
     principal = grant.principal
     assert principal is not None
     role = principal.role_in(project)
@@ -88,7 +88,7 @@ def projects_set_quota(project: str, body: Quota, ctx: AppContext = Depends(app_
 def projects_delete(project: str, ctx: AppContext = Depends(app_context),
                     host: Host = Depends(request_host)) -> dict[str, Any]:
     ctx.tenancy.project(project)  # NotFound first
-    ctx.tenancy.delete_project(project, list(project_usage(host, project).vms))
+    ctx.tenancy.delete_project(project, project_vms(ctx.accounts.db, quota_hosts(ctx, host), project))
     return {"name": project, "deleted": True}
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import AppContext, app_context, request_host
+from vmdeck.api.context import AppContext, app_context, quota_hosts, request_host
 from vmdeck.api.policy import Grant, grant_of
 from vmdeck.api.quota import Demand, reserve
 from vmdeck.host.connection import Host
@@ -81,7 +81,7 @@ def vms_clone(name: str, body: CloneRequest, host: Host = Depends(request_host),
     source = vm_usage(host, name)
     demand = Demand(instances=1, vcpus=source.vcpus, memory_mib=source.memory_mib,
                     disk_gib=0.0 if body.linked else source.disk_gib)
-    with reserve(ctx.accounts.db, host, grant.project, demand, f"vm:{body.name}"):
+    with reserve(ctx.accounts.db, quota_hosts(ctx, host), grant.project, demand, f"vm:{body.name}", on=host):
         made = clone_vm(host, name, body.name, linked=body.linked, start=False)
         set_project(host, body.name, grant.project)
     if body.start:

@@ -10,7 +10,9 @@ every write refreshes its VM there before answering, so a client sees its own ch
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -18,16 +20,17 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import AppContext, app_context, fleet_of, request_host, request_inventory, vm_host_of
+from vmdeck.api.context import AppContext, app_context, fleet_of, quota_hosts, request_host, request_inventory, vm_host_of
 from vmdeck.api.inventory import Inventory
 from vmdeck.api.isos import usable_iso
 from vmdeck.api.policy import Grant, grant_of, visible
 from vmdeck.api.quota import Demand, demand_for, locked_change, reserve
 from vmdeck.api.tenancy import DEFAULT_PROJECT
 from vmdeck.cluster.inventory import list_everywhere
-from vmdeck.cluster.place import place_new_vm
+from vmdeck.cluster.place import placed
 from vmdeck.errors import Conflict, InvalidInput, NotFound
 from vmdeck.host.connection import Host
+from vmdeck.spec.models import VmSpec
 from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.storage.seed import cloud_init_config
 from vmdeck.vm import lifecycle
@@ -155,24 +158,33 @@ def vms_create(body: CreateVm, grant: Grant = Depends(grant_of), ctx: AppContext
     elif body.ssh_keys or body.user or body.password or body.hostname or body.user_data or body.network_config:
         raise InvalidInput("ssh_keys, user, password, hostname, user_data and network_config need an image",
                            field="image")
+    project = grant.project or DEFAULT_PROJECT
+    ctx.tenancy.ensure_project(project)
+    with _placed_host(ctx, spec, body.host) as host:
+        if host.exists(spec.name):
+            raise Conflict(f"a VM named {spec.name!r} already exists")
+        # The quota counts the project's VMs on every registered host (or on the one host).
+        with reserve(ctx.accounts.db, quota_hosts(ctx, host), project, demand_for(spec), f"vm:{spec.name}", on=host):
+            create_vm(host, spec, cloud_init=cloud_init, project=project)
+        if body.start:
+            lifecycle.start(host, body.name)
+    inventory.after_write(body.name)
+    return show_vm(host, body.name).to_dict()
+
+
+@contextlib.contextmanager
+def _placed_host(ctx: AppContext, spec: VmSpec, wanted: str) -> Iterator[Host]:
+    """The host a new VM goes to. With several hosts its room stays held until the body is done (the VM
+    runs, or the create failed), so a create placed meanwhile counts it (vmdeck.cluster.place)."""
     fleet = fleet_of(ctx)
     if fleet is None:
         # One host: `auto` and `local` are that host; any other name is not registered here.
-        if body.host not in ("auto", "local"):
-            raise NotFound(f"no host named {body.host!r} is registered (this server manages one host)")
-        host = ctx.host.get()
-    else:
-        host = fleet.host(place_new_vm(fleet, spec, None if body.host == "auto" else body.host))
-    project = grant.project or DEFAULT_PROJECT
-    ctx.tenancy.ensure_project(project)
-    if host.exists(spec.name):
-        raise Conflict(f"a VM named {spec.name!r} already exists")
-    with reserve(ctx.accounts.db, host, project, demand_for(spec), f"vm:{spec.name}"):
-        create_vm(host, spec, cloud_init=cloud_init, project=project)
-    if body.start:
-        lifecycle.start(host, body.name)
-    inventory.after_write(body.name)
-    return show_vm(host, body.name).to_dict()
+        if wanted not in ("auto", "local"):
+            raise NotFound(f"no host named {wanted!r} is registered (this server manages one host)")
+        yield ctx.host.get()
+        return
+    with placed(fleet, spec, None if wanted == "auto" else wanted) as entry:
+        yield fleet.host(entry)
 
 
 @router.get("/{name}")
@@ -206,7 +218,7 @@ def vms_set_resources(name: str, body: ResourcesRequest, host: Host = Depends(re
             current = show_vm(host, name).view
             demand = Demand(vcpus=max(0, (body.vcpus or current.vcpus) - current.vcpus),
                             memory_mib=max(0, (body.memory_mib or current.memory_mib) - current.memory_mib))
-            change = locked_change(ctx.accounts.db, host, grant.project, demand, apply)
+            change = locked_change(ctx.accounts.db, quota_hosts(ctx, host), grant.project, demand, apply, on=host)
         reply.update(vcpus=change.vcpus, memory_mib=change.memory_mib, applies=change.applies)
     if body.boot_order is not None:
         reply["boot_order"] = list(set_boot_order(host, name, list(body.boot_order)))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -78,12 +79,13 @@ def _limit(value: float | int | None) -> str:
 @project_app.command("show")
 def project_show(ctx: typer.Context, name: str, db: Path = DB_OPTION,
                  as_json: bool = typer.Option(False, "--json")) -> None:
-    """Use against each quota (configured sizes, from libvirt), the project's VMs and members."""
+    """Use against each quota (configured sizes, from libvirt, summed over every registered host), the project's VMs
+    and members; with several hosts, each host's share and whether it was counted now or kept from its last count."""
     from vmdeck.api.quota import usage_report
 
     s = stores(db)
     info = s.tenancy.project(name)
-    report = {"name": name, **usage_report(s.db, ctx.obj.host(), name), "members": info.members}
+    report = {"name": name, **usage_report(s.db, _counted_hosts(ctx), name), "members": info.members}
     if as_json:
         print_json(report)
         return
@@ -92,7 +94,26 @@ def project_show(ctx: typer.Context, name: str, db: Path = DB_OPTION,
     for quota, row in report["quota"].items():
         table.add_row(quota, f"{row['used']:g}", _limit(row["limit"]))
     out.print(table)
+    if len(report["hosts"]) > 1 or not report["complete"]:
+        out.print(_hosts_table(report["hosts"]))
     out.print("members: " + (", ".join(f"{u} ({r})" for u, r in info.members.items()) or "(none)"))
+
+
+def _counted_hosts(ctx: typer.Context) -> Any:
+    """Where the project's VMs count: every registered host, or the one host (--connect, or only `local`)."""
+    return ctx.obj.host() if ctx.obj.single_host() else ctx.obj.fleet()
+
+
+def _hosts_table(hosts: dict[str, dict[str, Any]]) -> Table:
+    table = Table("HOST", "VMs", "vCPUs", "MEMORY MiB", "DISK GiB", "COUNTED", box=None, header_style="bold")
+    for host, row in hosts.items():
+        if row["counted"] == "unknown":
+            table.add_row(host, "?", "?", "?", "?", f"unknown: unreachable, never counted ({row['reason']})")
+            continue
+        counted = "live" if row["counted"] == "live" else f"kept from {row['counted_at']} (unreachable now)"
+        table.add_row(host, str(row["instances"]), str(row["vcpus"]), str(row["memory_mib"]), f"{row['disk_gib']:g}",
+                      counted)
+    return table
 
 
 @project_app.command("quota")
@@ -119,11 +140,11 @@ def project_quota(
 @project_app.command("delete")
 def project_delete(ctx: typer.Context, name: str, db: Path = DB_OPTION) -> None:
     """Delete a project that has no VMs and no ISOs left."""
-    from vmdeck.vm.project import project_usage
+    from vmdeck.api.quota import project_vms
 
     s = stores(db)
     s.tenancy.project(name)
-    s.tenancy.delete_project(name, list(project_usage(ctx.obj.host(), name).vms))
+    s.tenancy.delete_project(name, project_vms(s.db, _counted_hosts(ctx), name))
     s.record("project.manage", f"project delete {name}", project=name)
     out.print(f"deleted project {name}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -70,27 +71,33 @@ def create(
             ssh_keys=[(str(k), read_text_file(k, "ssh key")) for k in ssh_key or []],
             user_data=read_text_file(user_data, "user-data") if user_data else None,
             network_config=read_text_file(network_config, "network-config") if network_config else None)
-    if ctx.obj.single_host() and on_host in (None, "auto"):
-        host, placed = ctx.obj.host(), ""
-    else:
-        from vmdeck.cluster.place import place_new_vm
+    with contextlib.ExitStack() as placement:
+        fleet = None
+        if ctx.obj.single_host() and on_host in (None, "auto"):
+            host, placed_on = ctx.obj.host(), ""
+        else:
+            from vmdeck.cluster.place import placed
 
-        entry = place_new_vm(ctx.obj.fleet(), spec, on_host if on_host not in (None, "auto") else ctx.obj.host_name)
-        host, placed = ctx.obj.fleet().host(entry), f" on host {entry.name}"
-    if fix_perms:
-        from vmdeck.cli.device_cmds import fix_permissions
+            fleet = ctx.obj.fleet()
+            # The host's room stays held until the VM runs (or the create fails): the server's and other
+            # commands' placements meanwhile count it.
+            entry = placement.enter_context(
+                placed(fleet, spec, on_host if on_host not in (None, "auto") else ctx.obj.host_name))
+            host, placed_on = fleet.host(entry), f" on host {entry.name}"
+        if fix_perms:
+            from vmdeck.cli.device_cmds import fix_permissions
 
-        fix_permissions(host, cdrom)
-    with progress_reporter(f"creating {name}") as progress:
-        view = create_in_project(host, spec, project, progress, cloud_init=cloud_init)
-        if start_now:
-            lifecycle.start(host, name, wait=wait, progress=progress)
+            fix_permissions(host, cdrom)
+        with progress_reporter(f"creating {name}") as progress:
+            view = create_in_project(host, spec, project, progress, cloud_init=cloud_init, fleet=fleet)
+            if start_now:
+                lifecycle.start(host, name, wait=wait, progress=progress)
     if as_json:
         print_json(show_vm(host, name).to_dict())
         return
     accel_name = "KVM" if view.domain_type == "kvm" else "TCG"
     out.print(f"created [bold]{name}[/bold] from template {template}: {view.vcpus} vCPU, "
-              f"{view.memory_mib} MiB, {accel_name}" + (", started" if start_now else "") + placed)
+              f"{view.memory_mib} MiB, {accel_name}" + (", started" if start_now else "") + placed_on)
 
 
 def start(

@@ -40,9 +40,10 @@ def stores(db: Path | None) -> Stores:
     return Stores(db)
 
 
-def create_in_project(host: Any, spec: Any, project: str | None, progress: Any, cloud_init: Any = None) -> Any:
+def create_in_project(host: Any, spec: Any, project: str | None, progress: Any, cloud_init: Any = None, *,
+                      fleet: Any = None) -> Any:
     """`vmdeck create --project`: create the VM in PROJECT (default `default`, created on first use),
-    holding the project's quota like the API does."""
+    holding the project's quota like the API does: counted on every registered host (`fleet`), else on `host`."""
     from vmdeck.api.quota import demand_for, reserve
     from vmdeck.api.tenancy import DEFAULT_PROJECT
     from vmdeck.vm.create import create_vm
@@ -50,7 +51,7 @@ def create_in_project(host: Any, spec: Any, project: str | None, progress: Any, 
     s = stores(None)
     name = project or DEFAULT_PROJECT
     s.tenancy.ensure_project(name)
-    with reserve(s.db, host, name, demand_for(spec), f"vm:{spec.name}"):
+    with reserve(s.db, fleet or host, name, demand_for(spec), f"vm:{spec.name}", on=host):
         view = create_vm(host, spec, progress, project=name, cloud_init=cloud_init)
     s.record("vm.create", f"create {spec.name}", project=name, vm=spec.name)
     return view

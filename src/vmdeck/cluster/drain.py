@@ -3,7 +3,8 @@
 The host is marked draining first, so nothing new is placed there while its VMs leave. Running VMs
 are live-migrated (their vmdeck-owned disks copied, as `vmdeck migrate` does when storage is not
 shared); shut-off VMs move offline. One VM at a time: each placement sees where the previous ones
-went, and the hosts' links carry one copy at a time. A VM that cannot move (no room anywhere, a
+went (and each holds its destination's room while it moves, vmdeck.cluster.place), and the hosts'
+links carry one copy at a time. A VM that cannot move (no room anywhere, a
 failed migration) is reported and stays where it was, running if it ran; the others still move.
 """
 
@@ -13,8 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vmdeck.cluster.fleet import Fleet
-from vmdeck.cluster.inventory import capacities
-from vmdeck.cluster.placement import choose_host
+from vmdeck.cluster.place import room_for
 from vmdeck.cluster.registry import Registry
 from vmdeck.errors import VmdeckError
 from vmdeck.vm.inventory import list_vms
@@ -55,15 +55,15 @@ def drain_host(fleet: Fleet, registry: Registry, name: str, *, timeout: float | 
                 raise VmdeckError(f"it is {vm.state}: wait until it runs or is shut off")
             if not live and not vm.persistent:
                 continue  # a transient VM that is not running no longer exists
-            target = choose_host(capacities(fleet), vm.vcpus, vm.memory_mib, what=f"VM {vm.name!r}",
-                                 exclude=[name])
-            entry = fleet.entry(target.name)
-            progress(f"{prefix}: {'live-migrating' if live else 'moving (offline)'} to {entry.name}")
-            def step(line: str, p: str = prefix) -> None:
-                progress(f"{p}: {line}")
+            # The destination's room is held while the VM moves, so a create placed meanwhile sees it taken.
+            with room_for(fleet, vm.name, vm.vcpus, vm.memory_mib, exclude=[name]) as entry:
+                progress(f"{prefix}: {'live-migrating' if live else 'moving (offline)'} to {entry.name}")
 
-            summary = migrate(source, vm.name, entry.connect_uri, live=live, migrate_uri=entry.migrate_uri,
-                              timeout=timeout, progress=step)
+                def step(line: str, p: str = prefix) -> None:
+                    progress(f"{p}: {line}")
+
+                summary = migrate(source, vm.name, entry.connect_uri, live=live, migrate_uri=entry.migrate_uri,
+                                  timeout=timeout, progress=step)
             progress(f"{prefix}: {summary}")
             report.moved[vm.name] = entry.name
         except VmdeckError as err:

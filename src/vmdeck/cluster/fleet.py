@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from vmdeck.cluster.registry import HostEntry, Registry
+from vmdeck.cluster.registry import HostEntry, Registry, check_entry
 from vmdeck.errors import HostError, InvalidInput, VmdeckError
 from vmdeck.host.connection import Host, connect
 
@@ -162,6 +162,7 @@ def register_host(registry: Registry, entry: HostEntry, *, check: bool = True) -
     """Add `entry` to the registry (`vmdeck host add`, POST /api/hosts); with `check`, only once its libvirtd
     answers within the deadlines. A host that does not answer is the caller's URI to fix (InvalidInput,
     naming libvirt's reason), not this server being unavailable."""
+    check_entry(entry)  # a malformed URI is refused before it is handed to libvirt
     if check:
         try:
             with Fleet([entry]) as probe:

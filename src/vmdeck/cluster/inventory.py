@@ -41,7 +41,8 @@ def capacity_of(host: Host, entry: HostEntry) -> Capacity:
     return Capacity(name=entry.name, reachable=True, reason="", draining=entry.draining, pcpus=int(pcpus),
                     memory_mib=int(memory_mib), vcpu_ratio=entry.vcpu_ratio, reserve_mib=entry.reserve_mib,
                     vcpus_allocated=sum(vm.vcpus for vm in running),
-                    memory_allocated_mib=sum(vm.memory_mib for vm in running), vms_running=len(running))
+                    memory_allocated_mib=sum(vm.memory_mib for vm in running), vms_running=len(running),
+                    running=frozenset(vm.name for vm in running))
 
 
 def _as_capacity(answer: Answer[Capacity]) -> Capacity:

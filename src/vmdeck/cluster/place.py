@@ -1,29 +1,60 @@
-"""Placing a new VM on the fleet: ask every host for its capacity, pick with vmdeck.cluster.placement (core)."""
+"""Placing a VM on the fleet: ask every host for its capacity, add the creates still in progress, pick
+with vmdeck.cluster.placement, and hold the choice until the caller is done (core layer).
+
+The decision runs inside the placement book's write transaction (vmdeck.cluster.pending), so two
+placements at once, in one process or two, never both take the same free memory.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable, Iterator
+
 from vmdeck.cluster.fleet import Fleet
 from vmdeck.cluster.inventory import capacities
-from vmdeck.cluster.placement import NoRoom, choose_host, rejection
+from vmdeck.cluster.pending import Claim, PlacementBook
+from vmdeck.cluster.placement import NoRoom, choose_host, rejection, with_pending
 from vmdeck.cluster.registry import HostEntry
 from vmdeck.errors import Conflict
 from vmdeck.spec.models import VmSpec
 
-__all__ = ["place_new_vm"]
+__all__ = ["placed", "room_for"]
 
 
-def place_new_vm(fleet: Fleet, spec: VmSpec, host_name: str | None = None) -> HostEntry:
-    """The registry entry of the host VM `spec` goes to (`host_name`, or the best fit); refusals say why."""
-    caps = capacities(fleet)
-    taken = [c.name for c in caps if c.reachable and fleet.host(c.name).exists(spec.name)]
-    if taken:
-        raise Conflict(f"a VM named {spec.name!r} already exists on host {taken[0]}")
-    what = f"VM {spec.name!r}"
-    if host_name is not None:
-        entry = fleet.entry(host_name)
-        cap = next(c for c in caps if c.name == entry.name)
-        why = rejection(cap, spec.vcpus, spec.memory_mib)
-        if why is not None:
-            raise NoRoom(f"{what} ({spec.vcpus} vCPU, {spec.memory_mib} MiB)", {entry.name: why})
-        return entry
-    return fleet.entry(choose_host(caps, spec.vcpus, spec.memory_mib, what=what).name)
+@contextlib.contextmanager
+def placed(fleet: Fleet, spec: VmSpec, host_name: str | None = None) -> Iterator[HostEntry]:
+    """The registry entry of the host new VM `spec` goes to (`host_name`, or the best fit), its room held
+    while the body creates (and starts) the VM; refusals say why for every host."""
+    with room_for(fleet, spec.name, spec.vcpus, spec.memory_mib, host_name=host_name, new=True) as entry:
+        yield entry
+
+
+@contextlib.contextmanager
+def room_for(fleet: Fleet, vm: str, vcpus: int, memory_mib: int, *, host_name: str | None = None,
+             exclude: Iterable[str] = (), new: bool = False) -> Iterator[HostEntry]:
+    """Hold room for VM `vm` (vcpus, memory_mib) on `host_name` or the best host but `exclude` while the body
+    runs. `new`: the name must be free on every host and in every placement in progress."""
+    book = PlacementBook(fleet.registry.path)
+    what = f"VM {vm!r}"
+    with book.deciding() as decision:
+        claims = decision.claims()
+        if new and any(c.vm == vm for c in claims):
+            raise Conflict(f"a VM named {vm!r} is being created right now")
+        caps = with_pending(capacities(fleet), [(c.host, c.vm, c.vcpus, c.memory_mib) for c in claims])
+        if new:
+            taken = [c.name for c in caps if c.reachable and fleet.host(c.name).exists(vm)]
+            if taken:
+                raise Conflict(f"a VM named {vm!r} already exists on host {taken[0]}")
+        if host_name is not None:
+            entry = fleet.entry(host_name)
+            cap = next(c for c in caps if c.name == entry.name)
+            why = rejection(cap, vcpus, memory_mib)
+            if why is not None:
+                raise NoRoom(f"{what} ({vcpus} vCPU, {memory_mib} MiB)", {entry.name: why})
+        else:
+            entry = fleet.entry(choose_host(caps, vcpus, memory_mib, what=what, exclude=exclude).name)
+        claim_id = decision.hold(Claim(entry.name, vm, vcpus, memory_mib))
+    try:
+        yield entry
+    finally:
+        book.release(claim_id)

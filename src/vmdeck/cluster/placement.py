@@ -1,7 +1,8 @@
 """Placement: which host takes a new (or moving) VM. Pure functions over host capacities (core layer).
 
 A host qualifies when it is reachable, not draining, and has room: memory (allocated + new <=
-total - reserve) and vCPUs (allocated + new <= pCPUs x ratio), counting the VMs that run there.
+total - reserve) and vCPUs (allocated + new <= pCPUs x ratio), counting the VMs that run there and the
+creates placed there that do not run yet (vmdeck.cluster.pending, added by with_pending).
 Among those, the one with the most free memory wins (ties: fewest allocated vCPUs, then name), which
 spreads VMs the way a provider wants: the emptiest host first. A refusal names every host and why.
 """
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vmdeck.errors import Conflict
 
-__all__ = ["Capacity", "rejection", "choose_host", "NoRoom"]
+__all__ = ["Capacity", "rejection", "choose_host", "NoRoom", "with_pending"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class Capacity:
     vcpus_allocated: int = 0
     memory_allocated_mib: int = 0
     vms_running: int = 0
+    running: frozenset[str] = frozenset()  # names of the VMs counted in the allocation
+    # Of the allocation: what creates placed here hold until their VM runs (vmdeck.cluster.pending).
+    pending_vcpus: int = 0
+    pending_mib: int = 0
 
     @property
     def vcpu_limit(self) -> int:
@@ -59,12 +64,28 @@ def rejection(cap: Capacity, vcpus: int, memory_mib: int) -> str | None:
     if cap.draining:
         return "draining"
     if cap.memory_allocated_mib + memory_mib > cap.memory_mib - cap.reserve_mib:
+        pending = f", {cap.pending_mib} of it by creates in progress" if cap.pending_mib else ""
         return (f"needs {memory_mib} MiB, {cap.free_mib} MiB free ({cap.memory_mib} total, "
-                f"{cap.memory_allocated_mib} allocated, {cap.reserve_mib} reserved)")
+                f"{cap.memory_allocated_mib} allocated{pending}, {cap.reserve_mib} reserved)")
     if cap.vcpus_allocated + vcpus > cap.vcpu_limit:
+        pending = f", {cap.pending_vcpus} of them by creates in progress" if cap.pending_vcpus else ""
         return (f"needs {vcpus} vCPUs, {max(0, cap.vcpu_limit - cap.vcpus_allocated)} left "
-                f"({cap.pcpus} pCPUs x {cap.vcpu_ratio:g}, {cap.vcpus_allocated} allocated)")
+                f"({cap.pcpus} pCPUs x {cap.vcpu_ratio:g}, {cap.vcpus_allocated} allocated{pending})")
     return None
+
+
+def with_pending(caps: Iterable[Capacity], pending: Iterable[tuple[str, str, int, int]]) -> list[Capacity]:
+    """`caps` with the creates in progress counted as allocated: each (host, vm, vcpus, memory_mib) whose VM
+    does not run there yet. Once it runs libvirt counts it, and counting the claim too would count it twice."""
+    by_name = {cap.name: cap for cap in caps}
+    for host, vm, vcpus, memory_mib in pending:
+        cap = by_name.get(host)
+        if cap is None or vm in cap.running:
+            continue
+        by_name[host] = replace(cap, vcpus_allocated=cap.vcpus_allocated + vcpus,
+                                memory_allocated_mib=cap.memory_allocated_mib + memory_mib,
+                                pending_vcpus=cap.pending_vcpus + vcpus, pending_mib=cap.pending_mib + memory_mib)
+    return list(by_name.values())
 
 
 def choose_host(caps: Iterable[Capacity], vcpus: int, memory_mib: int, *, what: str = "the VM",

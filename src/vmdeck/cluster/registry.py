@@ -22,11 +22,12 @@ from vmdeck.paths import database_path
 if TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["HostEntry", "LOCAL", "Registry", "DEFAULT_LOCAL_URI"]
+__all__ = ["HostEntry", "LOCAL", "Registry", "DEFAULT_LOCAL_URI", "check_entry"]
 
 DEFAULT_LOCAL_URI = "qemu:///system"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-_URI = re.compile(r"^[a-z0-9+]+://[^\s]*$")
+# No whitespace or control characters: libvirt refuses a URI with a NUL in it with ValueError, not an error of its own.
+_URI = re.compile(r"[a-z0-9+]+://[^\s\x00-\x1f\x7f]*")
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS hosts (
     name VARCHAR(64) NOT NULL PRIMARY KEY,
@@ -68,11 +69,12 @@ class HostEntry:
 LOCAL = HostEntry("local", None)
 
 
-def _check(entry: HostEntry) -> None:
+def check_entry(entry: HostEntry) -> None:
+    """InvalidInput naming the field when `entry` cannot be registered as it is."""
     if not _NAME.match(entry.name):
         raise InvalidInput(f"invalid host name {entry.name!r}: use lower-case letters, digits, '.', '_' and '-'",
                            field="name")
-    if entry.uri is not None and not _URI.match(entry.uri):
+    if entry.uri is not None and not _URI.fullmatch(entry.uri):
         raise InvalidInput(f"invalid libvirt URI {entry.uri!r} (e.g. qemu+ssh://host2/system)", field="uri")
     if not 0 < entry.vcpu_ratio <= 64:
         raise InvalidInput(f"vcpu ratio must be above 0 and at most 64, got {entry.vcpu_ratio}", field="vcpu_ratio")
@@ -159,7 +161,7 @@ class Registry:
         raise NotFound(f"no host named {name!r} in the registry (known: {known})")
 
     def add(self, entry: HostEntry) -> HostEntry:
-        _check(entry)
+        check_entry(entry)
         conn = self._open(create=True)
         assert conn is not None
         try:
@@ -181,7 +183,7 @@ class Registry:
         changed = replace(current, vcpu_ratio=current.vcpu_ratio if vcpu_ratio is None else vcpu_ratio,
                           reserve_mib=current.reserve_mib if reserve_mib is None else reserve_mib,
                           draining=current.draining if draining is None else draining)
-        _check(changed)
+        check_entry(changed)
         conn = self._open(create=True)
         assert conn is not None
         try:

@@ -110,14 +110,15 @@ def owned_disk_gib(host: Host, name: str, target: str) -> float:
     return 0.0
 
 
-def project_usage(host: Host, project: str) -> Usage:
-    """Instances, vCPUs, memory and disk (vmdeck-created volumes) of the project's VMs."""
+def project_usage(host: Host, project: str, *, owners: dict[str, str | None] | None = None) -> Usage:
+    """Instances, vCPUs, memory and disk (vmdeck-created volumes) of the project's VMs.
+    `owners`: vm_projects(host) when the caller read it already (one metadata call per VM saved)."""
     from vmdeck.domxml.parse import parse_domain  # lxml: not on `vmdeck list`'s path
 
     names: list[str] = []
     vcpus = memory = 0
     disk = 0.0
-    owners = vm_projects(host)
+    owners = vm_projects(host) if owners is None else owners
     for dom in host.conn.domains():
         if owners.get(dom.name) != project:
             continue
