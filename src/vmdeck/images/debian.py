@@ -96,7 +96,7 @@ def build_plan(name: str, arch: str = "x86_64") -> DebianTarget:
     """The target `vmdeck image build NAME --arch ARCH` builds, or the error for a name or arch it cannot."""
     if name not in BUILDABLE:
         other = next((t for t in TARGETS.values() if t.image_name == name and t.arch != "x86_64"), None)
-        hint = f" ({name} is: vmdeck image build debian-12 --arch {other.arch})" if other else ""
+        hint = f"; {name} is built by: vmdeck image build debian-12 --arch {other.arch}" if other else ""
         raise NotFound(f"vmdeck cannot build an image named {name!r} (it builds: tiny, {', '.join(BUILDABLE)})"
                        + hint)
     if arch not in BUILDABLE[name]:
@@ -116,6 +116,8 @@ def check_build_host(target: DebianTarget, host_arch: str | None = None) -> None
 
 def _cache_dir(target: DebianTarget) -> Path:
     return data_dir() / "cache" / f"mmdebstrap-{SUITE}-{target.debian_arch}"
+
+
 @contextlib.contextmanager
 def _lock(name: str) -> Iterator[None]:
     folder = library_dir()
