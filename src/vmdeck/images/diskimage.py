@@ -17,11 +17,11 @@ tiny embedded config that finds the root filesystem by label and reads the one
 partition device nodes, absent here without udev) is needed. grub-mkimage builds
 for any GRUB platform from that platform's module folder, so the host's x86
 grub-mkimage makes the arm64 GRUB from the modules of the guest's own
-grub-efi-arm64-bin package. The BIOS half does
-what grub-bios-setup does: boot.img goes into the MBR's code area with the
-sector of core.img patched in, and core.img's first sector gets the block list
-of the rest of itself. Filesystems are made from folders (`mkfs.ext4 -d`,
-mtools for FAT) and copied into place at their offsets.
+grub-efi-arm64-bin package. The BIOS half does what grub-bios-setup does:
+boot.img goes into the MBR's code area with the sector of core.img patched in,
+and core.img's first sector gets the block list of the rest of itself.
+Filesystems are made from folders (`mkfs.ext4 -d`, mtools for FAT) and copied
+into place at their offsets.
 """
 
 from __future__ import annotations
