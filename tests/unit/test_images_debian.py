@@ -3,6 +3,7 @@ prepared root folder, and the host checks an arm64 build makes before its long m
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -183,3 +184,26 @@ def test_cli_names_the_missing_tools_in_one_line_with_exit_5(tmp_path: Path) -> 
     assert line.startswith("error: the image build needs ") and "mmdebstrap (mmdebstrap)" in line
     assert "grub-mkimage (grub-common)" in line and "Traceback" not in result.stderr
     assert not (tmp_path / "data" / "images" / "debian-12-arm64.qcow2").exists()
+
+
+@pytest.mark.skipif(any(shutil.which(t) is None for t in ("grub-mkimage", "sfdisk", "mkfs.vfat", "mcopy", "mdir"))
+                    or not Path("/usr/lib/grub/i386-pc/boot.img").exists(), reason="disk image tools not installed")
+def test_the_x86_64_disk_still_boots_bios_and_uefi(tmp_path: Path) -> None:
+    """assemble_disk on a small folder with the x86_64 plan: the BootPlan refactor kept its disk."""
+    from vmdeck.images.diskimage import assemble_disk
+
+    root = tmp_path / "root"
+    (root / "boot/grub").mkdir(parents=True)
+    (root / "boot/grub/grub.cfg").write_text(grub_cfg("console=ttyS0"))
+    raw = tmp_path / "disk.raw"
+    steps: list[str] = []
+    layout = assemble_disk(root, raw, 32 * MIB, steps.append, build_plan("debian-12").boot)
+    assert steps[0] == "building GRUB for BIOS (i386-pc) and UEFI (x86_64-efi)"
+    table = subprocess.run(["sfdisk", "--json", str(raw)], capture_output=True, text=True, check=True).stdout
+    assert [p["name"] for p in json.loads(table)["partitiontable"]["partitions"]] == [
+        "bios-boot", "esp", "root"]
+    mbr = raw.read_bytes()[:SECTOR]
+    assert int.from_bytes(mbr[0x5C:0x64], "little") == layout.bios_start  # boot.img points at core.img
+    listing = subprocess.run(["mdir", "-b", "-i", f"{raw}@@{layout.esp_start * SECTOR}", "::/EFI/BOOT"],
+                             capture_output=True, text=True, check=True).stdout
+    assert "BOOTX64.EFI" in listing
