@@ -25,6 +25,9 @@ PACKAGES=(
     # The Debian 12 cloud image (vmdeck image build debian-12): mmdebstrap, a GPT made with sfdisk,
     # filesystems from folders (mkfs.ext4 -d, mkfs.vfat + mtools), GRUB for BIOS and UEFI, ssh.
     mmdebstrap fdisk dosfstools mtools grub-pc-bin grub-efi-amd64-bin openssh-client
+    # The arm64 one (vmdeck image build debian-12 --arch aarch64, built by hand, not here): arm64
+    # programs run in mmdebstrap's chroot through qemu-user and binfmt_misc; AAVMF boots it.
+    qemu-user-static binfmt-support qemu-efi-aarch64
 )
 # The web UI's noVNC and xterm.js come from the npm registry: Debian's npm when none is installed.
 command -v npm >/dev/null || PACKAGES+=(npm)
@@ -47,6 +50,17 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
 fi
 if ! apt-cache policy busybox-static:arm64 | grep -q 'Candidate: [0-9]'; then
     apt-get update -q
+fi
+
+# binfmt-support registers qemu-user-static's handlers when it is installed, if binfmt_misc is mounted
+# then (no systemd here mounts it): make sure both hold for an arm64 image build later.
+if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null ||
+        say "warning: cannot mount binfmt_misc: the arm64 Debian image cannot be built on this host"
+fi
+if [ -e /proc/sys/fs/binfmt_misc/status ] && ! grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null; then
+    update-binfmts --enable qemu-aarch64 ||
+        say "warning: no qemu-aarch64 binfmt handler: the arm64 Debian image cannot be built on this host"
 fi
 
 say "starting virtlogd and libvirtd"
@@ -89,5 +103,6 @@ if [ "${VMDECK_SKIP_ARM64:-0}" != "1" ]; then
 fi
 
 say "building the Debian 12 cloud image (cached in the image library; a few minutes the first time)"
+# x86_64 only: the arm64 image (debian-12-arm64) takes far longer under qemu-user and no test needs it.
 .venv/bin/vmdeck image build debian-12
 say "host ready"

@@ -48,3 +48,20 @@ def test_cloud_init_fields_need_an_image(client: TestClient) -> None:
     reply = client.post("/api/vms", json={"name": "plain", "template": "q35-virtio", "hostname": "h"})
     assert reply.status_code == 422 and reply.json()["field"] == "image"
 
+
+
+def test_an_arm64_image_gets_the_arm64_template(client: TestClient, tmp_path: Path) -> None:
+    """Without a template, a create from an aarch64 image uses debian-12-arm64 (the web form reads it
+    from the image list); the x86_64 template with that image is refused, naming the image."""
+    path = tmp_path / "arm.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "2G"], check=True)
+    import_image(path, name="arm", os_name="debian", arch="aarch64")
+    shown = client.get("/api/images/arm").json()
+    assert (shown["arch"], shown["template"]) == ("aarch64", "debian-12-arm64")
+    # disk_gib below the image's size is checked after the image's arch matched the template's.
+    reply = client.post("/api/vms", json={"name": "armvm", "image": "arm", "disk_gib": 1})
+    assert reply.status_code == 422 and reply.json()["field"] == "disk_gib", reply.text
+    reply = client.post("/api/vms", json={"name": "armvm", "image": "arm", "template": "debian-12"})
+    assert reply.status_code == 422 and reply.json()["field"] == "image"
+    assert "image 'arm' is aarch64, the VM is x86_64" in reply.json()["detail"]
+    assert [v["name"] for v in client.get("/api/vms").json()] == ["busy"]

@@ -115,3 +115,11 @@ def test_vms_using_an_image_are_found_through_backing_chains(tmp_path: Path) -> 
         assert vms_using_image(host, base) == ["chained"]
         assert vms_using_image(host, other) == ["unrelated"]
         assert vms_using_image(host, tmp_path / "nobody.qcow2") == []
+
+
+def test_default_template_follows_the_images_arch(data_dir: Path) -> None:
+    library.import_image(_qcow2(data_dir / "a.qcow2"), name="arm", arch="aarch64")
+    library.import_image(_qcow2(data_dir / "x.qcow2"), name="x86")
+    assert library.default_template("arm") == "debian-12-arm64"
+    assert library.default_template("x86") == "debian-12"
+    assert library.default_template("missing") == "debian-12"  # creating then says it is not in the library

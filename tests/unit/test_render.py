@@ -140,3 +140,49 @@ def test_debian_image_vm_golden(tmp_path: Path) -> None:
     assert view.extra["login-user"] == "alice" and view.extra["base-image"] == "debian-12"
     seed = next(d for d in view.disks if d.source and d.source.endswith("seed.iso"))
     assert seed.readonly and seed.format == "raw" and seed.owned
+
+
+def test_debian_12_arm64_vm_golden(tmp_path: Path) -> None:
+    """The arm64 image's VM: aarch64 virt with UEFI (AAVMF, no Secure Boot) and ACPI, a Cortex-A57 under
+    TCG, ramfb for the screen, the SSH NIC on the virt machine's PCIe root bus, the seed disk."""
+    spec = resolve("debian-12-arm64", "golden", Overrides(disk_gib=8))
+    ctx = RenderContext(
+        domain_type="qemu",
+        disk_paths=(Path("/var/lib/vmdeck/pool/golden-vda.qcow2"),),
+        owned_volumes=(Path("/var/lib/vmdeck/pool/golden-vda.qcow2"), Path("/var/lib/vmdeck/pool/golden-seed.iso")),
+        serial_log=Path("/var/log/libvirt/qemu/golden-serial.log"),
+        accel_reason="golden",
+        ssh_port=40022,
+        ssh_mac="52:54:00:12:34:56",
+        seed=Path("/var/lib/vmdeck/pool/golden-seed.iso"),
+        login_user="alice",
+        base_image="debian-12-arm64",
+    )
+    xml = render_domain(spec, ctx)
+    _compare("debian-12-arm64-seeded", xml)
+    assert '<type arch="aarch64" machine="virt">hvm</type>' in xml and '<os firmware="efi">' in xml
+    assert '<feature enabled="no" name="secure-boot"/>' in xml and "<acpi/>" in xml
+    assert "cortex-a57" in xml and '<model type="ramfb"/>' in xml
+    assert "virtio-net-pci,netdev=vmdeck-ssh0,mac=52:54:00:12:34:56,bus=pcie.0,addr=0x10" in xml
+    with open_test_host(tmp_path) as host:
+        dom = host.conn.raw.defineXMLFlags(xml, libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        view = parse_domain(dom.XMLDesc(0))
+    assert (view.arch, view.vcpus, view.memory_mib, view.boot_kind) == ("aarch64", 2, 1024, "uefi")
+    assert view.extra["base-image"] == "debian-12-arm64" and view.extra["login-user"] == "alice"
+    (forward,) = parse_domain(xml).port_forwards
+    assert (forward.address, forward.host_port, forward.guest_port) == ("127.0.0.1", 40022, 22)
+    seed = next(d for d in view.disks if d.source and d.source.endswith("seed.iso"))
+    assert seed.readonly and seed.owned
+
+
+def test_kvm_on_an_arm64_host_passes_the_host_cpu_through() -> None:
+    """No cpu_model in debian-12-arm64: an arm64 host with KVM gets its own CPU and GICv3."""
+    xml = _render("debian-12-arm64", domain_type="kvm")
+    assert 'mode="host-passthrough"' in xml and '<gic version="3"/>' in xml and "cortex-a57" not in xml
+
+
+def test_the_ssh_nic_sits_on_each_machines_root_bus() -> None:
+    from vmdeck.domxml.render import ssh_forward_args
+
+    for machine, bus in (("q35", "pcie.0"), ("virt", "pcie.0"), ("pc", "pci.0")):
+        assert f"bus={bus}," in ssh_forward_args("virtio", "52:54:00:00:00:01", 40000, machine)[-1]

@@ -18,6 +18,16 @@ def test_legacy_pc_is_ide_on_i440fx() -> None:
     assert spec.nics[0].model == "e1000" and spec.video == "cirrus"
 
 
+def test_debian_12_arm64_is_the_arm64_image_on_virt_with_uefi() -> None:
+    spec = get_template("debian-12-arm64").spec
+    assert (spec.arch, spec.machine, spec.vcpus, spec.memory_mib) == ("aarch64", "virt", 2, 1024)
+    assert spec.boot.kind == "uefi" and spec.boot.order == ("hd",)
+    (disk,) = spec.disks
+    assert (disk.bus, disk.image) == ("virtio", "debian-12-arm64")
+    assert spec.nics[0].forward_ssh and spec.nics[0].model == "virtio"
+    assert (spec.video, spec.tablet, spec.usb) == ("ramfb", "virtio", False)
+
+
 def test_overrides_change_only_what_they_name() -> None:
     spec = resolve("tiny", "web1", Overrides(vcpus=3, memory_mib=300, disk_gib=2))
     base = get_template("tiny").spec
@@ -51,7 +61,7 @@ def test_invalid_overrides_name_the_field(name: str, overrides: Overrides, field
 
 
 def test_unknown_template_lists_the_known_ones() -> None:
-    with pytest.raises(NotFound, match="known: debian-12, legacy-pc, q35-virtio, tiny, tiny-arm64"):
+    with pytest.raises(NotFound, match="known: debian-12, debian-12-arm64, legacy-pc, q35-virtio, tiny, tiny-arm64"):
         get_template("nope")
 
 

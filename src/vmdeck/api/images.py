@@ -6,19 +6,25 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from vmdeck.images.library import get_image, list_images
+from vmdeck.images.library import ImageRecord, default_template, get_image, list_images
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/images", tags=["images"])
 
 
+def _shown(record: ImageRecord) -> dict[str, Any]:
+    # `template`: what a create naming this image uses without a template (the web form picks it too).
+    return {**record.to_dict(), "template": default_template(record.name)}
+
+
 @router.get("")
 def images_list() -> list[dict[str, Any]]:
-    """The library's images (name, os, arch, format, virtual size): what `image` in a create can name."""
-    return [record.to_dict() for record in list_images()]
+    """The library's images (name, os, arch, format, virtual size, the template a VM from it gets by
+    default): what `image` in a create can name."""
+    return [_shown(record) for record in list_images()]
 
 
 @router.get("/{name}")
 def images_show(name: str) -> dict[str, Any]:
-    return get_image(name).to_dict()
+    return _shown(get_image(name))

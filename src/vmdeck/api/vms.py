@@ -30,6 +30,7 @@ from vmdeck.cluster.inventory import list_everywhere
 from vmdeck.cluster.place import placed
 from vmdeck.errors import Conflict, InvalidInput, NotFound
 from vmdeck.host.connection import Host
+from vmdeck.images.library import default_template
 from vmdeck.spec.models import VmSpec
 from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.storage.seed import cloud_init_config
@@ -48,7 +49,7 @@ router = APIRouter(prefix="/api/vms", tags=["vms"])
 class CreateVm(BaseModel):
     name: str = Field(description="Name of the new VM.")
     template: str | None = Field(None, description="Template (base form) to start from "
-                                 "(default: tiny; debian-12 when an image is given).")
+                                 "(default: tiny; with an image, debian-12 or debian-12-arm64 by the image's arch).")
     vcpus: int | None = Field(None, description="vCPUs (overrides the template).")
     memory_mib: int | None = Field(None, description="Memory in MiB.")
     disk_gib: float | None = Field(None, description="Size of the first disk in GiB.")
@@ -58,7 +59,7 @@ class CreateVm(BaseModel):
     network: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+:-]{0,63}$",
                                 description="'user' or a libvirt network name for every NIC.")
     image: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,62}$",
-                              description="Library image the first disk is a linked clone of (e.g. debian-12).")
+                              description="Library image the first disk is a linked clone of (e.g. debian-12, debian-12-arm64).")
     ssh_keys: list[str] = Field(default_factory=list, max_length=32,
                                 description="OpenSSH public keys (the text of id_*.pub) for the user.")
     user: str | None = Field(None, description="User cloud-init creates (default: debian).")
@@ -145,7 +146,7 @@ def vms_create(body: CreateVm, grant: Grant = Depends(grant_of), ctx: AppContext
     names the quota, its limit and the use), on the host placement picks (or `host`); errors name the
     field (`field`) they are about, and a refusal for lack of room names each host and why."""
     cdrom = usable_iso(ctx, grant, body.cdrom, field="cdrom") if body.cdrom else None
-    template = body.template or ("debian-12" if body.image else "tiny")
+    template = body.template or (default_template(body.image) if body.image else "tiny")
     spec = resolve(template, body.name, Overrides(vcpus=body.vcpus, memory_mib=body.memory_mib,
                                                   disk_gib=body.disk_gib, cdrom=cdrom, accel=body.accel,
                                                   network=body.network, image=body.image))

@@ -14,7 +14,8 @@ image_app = typer.Typer(help="Guest images: built offline from Debian's packages
 
 @image_app.command()
 def build(
-    name: str = typer.Argument("tiny", help="Image to build: tiny or debian-12."),
+    name: str = typer.Argument("tiny", help="Image to build: tiny or debian-12 (with --arch aarch64: the "
+                                            "library's debian-12-arm64)."),
     arch: str = typer.Option("x86_64", "--arch", help="x86_64 or aarch64."),
     force: bool = typer.Option(False, "--rebuild", "--force", help="Rebuild even if cached."),
 ) -> None:
@@ -34,7 +35,7 @@ def build(
 
     with progress_reporter(f"building {name} ({arch})") as progress:
         record = build_image(name, arch, progress=progress, force=force)
-    out.print(f"{name} ({arch}) ready: {record.path}, {record.virtual_gib:.2f} GiB virtual")
+    out.print(f"{record.name} ({arch}) ready: {record.path}, {record.virtual_gib:.2f} GiB virtual")
 
 
 @image_app.command("list")

@@ -25,14 +25,15 @@ def create(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Name of the new VM."),
     template: str = typer.Option(None, "--template", "-t",
-                                 help="Template (base form) to start from (default: tiny; debian-12 with --image)."),
+                                 help="Template (base form) to start from (default: tiny; with --image, "
+                                      "debian-12 or debian-12-arm64 by the image's arch)."),
     cpus: int = typer.Option(None, "--cpus", help="vCPUs (overrides the template)."),
     memory: int = typer.Option(None, "--memory", help="Memory in MiB."),
     disk: float = typer.Option(None, "--disk", help="Size of the first disk in GiB."),
     cdrom: Path = typer.Option(None, "--cdrom", help="ISO to insert in the first CD/DVD drive."),
     accel: str = typer.Option(None, "--accel", help="auto (KVM when the probe passes), kvm or tcg."),
     network: str = typer.Option(None, "--network", help="'user' or a libvirt network name for every NIC."),
-    image: str = typer.Option(None, "--image", help="Library image the disk is a linked clone of (debian-12)."),
+    image: str = typer.Option(None, "--image", help="Library image the disk is a linked clone of (debian-12, debian-12-arm64)."),
     ssh_key: list[Path] = typer.Option(None, "--ssh-key", help="Public key file for the user (repeatable)."),
     user: str = typer.Option(None, "--user", help="User cloud-init creates (default: debian)."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the user's password from stdin."),
@@ -54,7 +55,11 @@ def create(
     from vmdeck.errors import InvalidInput
     from vmdeck.spec.templates import Overrides, resolve
 
-    template = template or ("debian-12" if image else "tiny")
+    if template is None and image:
+        from vmdeck.images.library import default_template
+
+        template = default_template(image)
+    template = template or "tiny"
     spec = resolve(template, name, Overrides(vcpus=cpus, memory_mib=memory, disk_gib=disk, cdrom=cdrom,
                                              accel=accel, network=network, image=image))
     cloud_init = None

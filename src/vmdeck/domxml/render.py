@@ -105,9 +105,10 @@ def ssh_forward_args(model: str, mac: str, port: int, machine: str = "q35") -> l
     support"), so libvirt's own <portForward> is refused there, and libvirt's slirp interface has no
     port forwards at all: the NIC is given to QEMU directly (slirp's hostfwd, bound to loopback only).
     """
+    # The root bus is PCI Express on q35 and on aarch64's virt machine, plain PCI on i440fx ("pc").
     return ["-netdev", f"user,id={SSH_NETDEV_ID},hostfwd=tcp:127.0.0.1:{port}-:22",
             "-device", f"{_QEMU_NIC_DEVICES[model]},netdev={SSH_NETDEV_ID},mac={mac.lower()},"
-                       f"bus={'pcie.0' if machine == 'q35' else 'pci.0'},addr={_SSH_NIC_SLOT}"]
+                       f"bus={'pci.0' if machine == 'pc' else 'pcie.0'},addr={_SSH_NIC_SLOT}"]
 
 
 def _metadata(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
@@ -245,7 +246,10 @@ def render_domain(spec: VmSpec, ctx: RenderContext) -> str:
         _sub(features, "acpi")
         _sub(features, "apic")
     else:
-        # ACPI on aarch64 needs UEFI; direct kernel boot uses the device tree instead.
+        # ACPI on aarch64 needs UEFI (the firmware installs QEMU's tables); direct kernel boot uses
+        # the device tree instead. With ACPI a UEFI guest gets ACPI's power button for a clean shutdown.
+        if spec.boot.kind == "uefi":
+            _sub(features, "acpi")
         _sub(features, "gic", version="3" if ctx.domain_type == "kvm" else "2")
     if spec.tcg_tb_cache_mib and ctx.domain_type == "qemu":
         # libvirt >= 8.0 passes it to QEMU as -accel tcg,tb-size=N.

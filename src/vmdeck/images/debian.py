@@ -1,12 +1,15 @@
-"""`vmdeck image build debian-12`: a Debian 12 cloud disk image built from Debian's archive (images layer).
+"""`vmdeck image build debian-12 [--arch aarch64]`: a Debian 12 cloud disk image built from Debian's archive
+(images layer).
 
 Only Debian's packages go in, never a downloaded prebuilt image: mmdebstrap
 installs the cloud kernel, systemd, cloud-init, the QEMU guest agent and
 OpenSSH into a folder (the .debs are kept in a cache folder reused by the next
 build), vmdeck then prepares the folder as a cloud image (no root password, no
 SSH host keys, an empty machine-id, NoCloud first), and diskimage.py turns it
-into a GPT disk that boots with BIOS and UEFI. The result is compressed to
-qcow2 in the image library with its record (library.py).
+into a GPT disk: BIOS and UEFI for x86_64 (`debian-12`), UEFI for aarch64
+(`debian-12-arm64`, GRUB from the guest's own grub-efi-arm64-bin). An arm64
+folder is made on an x86 host through qemu-user (binfmt.py checks the host can).
+The result is compressed to qcow2 in the image library with its record (library.py).
 """
 
 from __future__ import annotations
@@ -14,20 +17,24 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from vmdeck.errors import HostError, InvalidInput, NotFound
 from vmdeck.paths import data_dir
 
-from .diskimage import MIB, ROOT_LABEL, assemble_disk, grub_cfg
+from .binfmt import check_can_run
+from .diskimage import BIOS_AND_UEFI_X86_64, MIB, ROOT_LABEL, UEFI_ARM64, BootPlan, assemble_disk, grub_cfg
 from .library import ImageRecord, find_image, library_dir, write_record
 
-__all__ = ["BUILDABLE", "PACKAGES", "build_image", "KERNEL_CMDLINE"]
+__all__ = ["BUILDABLE", "PACKAGES", "TARGETS", "DebianTarget", "build_plan", "check_build_host", "mmdebstrap_argv",
+           "build_image", "KERNEL_CMDLINE"]
 
 Progress = Callable[[str], None]
 BUILDER_VERSION = 3  # 2: /etc/.updated, manage_etc_hosts, C.UTF-8, no RSA host key; 3: no_timer_check
@@ -38,19 +45,77 @@ SOURCES = (
     f"deb http://deb.debian.org/debian {SUITE}-updates main",
     f"deb http://deb.debian.org/debian-security {SUITE}-security main",
 )
-BUILDABLE = {"debian-12": ("x86_64",)}
-PACKAGES = (
-    "linux-image-cloud-amd64", "systemd-sysv", "udev", "dbus", "cloud-init", "qemu-guest-agent",
+_COMMON_PACKAGES = (
+    "systemd-sysv", "udev", "dbus", "cloud-init", "qemu-guest-agent",
     "openssh-server", "ifupdown", "isc-dhcp-client", "cloud-guest-utils", "e2fsprogs", "sudo",
     "netbase", "ca-certificates", "less", "procps", "iproute2",
 )
 # no_timer_check: a TCG guest starved by a busy host can fail the IO-APIC timer test and panic.
 KERNEL_CMDLINE = "console=tty0 console=ttyS0,115200n8 no_timer_check"
+# The aarch64 'virt' machine's serial port is a PL011 (ttyAMA0); the IO-APIC check is x86 only.
+KERNEL_CMDLINE_ARM64 = "console=tty0 console=ttyAMA0,115200n8"
 IMAGE_BYTES = 2048 * MIB  # the disk's virtual size unless the root folder needs more
 
 
-def _cache_dir() -> Path:
-    return data_dir() / "cache" / f"mmdebstrap-{SUITE}-amd64"
+@dataclass(frozen=True)
+class DebianTarget:
+    """What a Debian image build differs in per architecture."""
+
+    arch: str  # vmdeck's (and libvirt's) name: the image record's arch, the VM's
+    debian_arch: str  # Debian's name: mmdebstrap --architectures, the package cache's folder
+    image_name: str  # its name in the library
+    kernel_package: str
+    # Installed in the guest for its boot loader: a foreign architecture's GRUB modules cannot be
+    # installed on the host (grub-efi-arm64-bin is built for arm64 only), the guest's own can be read.
+    boot_packages: tuple[str, ...]
+    cmdline: str
+    boot: BootPlan
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return (self.kernel_package, *_COMMON_PACKAGES, *self.boot_packages)
+
+
+TARGETS = {
+    "x86_64": DebianTarget(arch="x86_64", debian_arch="amd64", image_name="debian-12",
+                           kernel_package="linux-image-cloud-amd64", boot_packages=(), cmdline=KERNEL_CMDLINE,
+                           boot=BIOS_AND_UEFI_X86_64),
+    "aarch64": DebianTarget(arch="aarch64", debian_arch="arm64", image_name="debian-12-arm64",
+                            kernel_package="linux-image-cloud-arm64", boot_packages=("grub-efi-arm64-bin",),
+                            cmdline=KERNEL_CMDLINE_ARM64, boot=UEFI_ARM64),
+}
+BUILDABLE = {"debian-12": tuple(TARGETS)}
+PACKAGES = TARGETS["x86_64"].packages  # the x86_64 image's (bench/bench_images.py runs the same mmdebstrap)
+# Host tools the build runs, and the Debian package of each: checked before a long mmdebstrap starts.
+_HOST_TOOLS = {"mmdebstrap": "mmdebstrap", "grub-mkimage": "grub-common", "sfdisk": "fdisk",
+               "mkfs.ext4": "e2fsprogs", "mkfs.vfat": "dosfstools", "mmd": "mtools", "mcopy": "mtools",
+               "qemu-img": "qemu-utils"}
+
+
+def build_plan(name: str, arch: str = "x86_64") -> DebianTarget:
+    """The target `vmdeck image build NAME --arch ARCH` builds, or the error for a name or arch it cannot."""
+    if name not in BUILDABLE:
+        other = next((t for t in TARGETS.values() if t.image_name == name and t.arch != "x86_64"), None)
+        hint = f"; {name} is built by: vmdeck image build debian-12 --arch {other.arch}" if other else ""
+        raise NotFound(f"vmdeck cannot build an image named {name!r} (it builds: tiny, {', '.join(BUILDABLE)})"
+                       + hint)
+    if arch not in BUILDABLE[name]:
+        raise InvalidInput(f"{name} is built for {', '.join(BUILDABLE[name])} only, not {arch}", field="arch")
+    return TARGETS[arch]
+
+
+def check_build_host(target: DebianTarget, host_arch: str | None = None) -> None:
+    """HostError in one line if this host lacks what building `target` needs (before any long step)."""
+    missing = sorted({f"{tool} ({package})" for tool, package in _HOST_TOOLS.items() if shutil.which(tool) is None})
+    if missing:
+        raise HostError(f"the image build needs {', '.join(missing)}: install the Debian package(s) "
+                        "(scripts/setup-host.sh does)")
+    if target.arch != (host_arch or platform.machine()):
+        check_can_run(target.arch)
+
+
+def _cache_dir(target: DebianTarget) -> Path:
+    return data_dir() / "cache" / f"mmdebstrap-{SUITE}-{target.debian_arch}"
 
 
 @contextlib.contextmanager
@@ -65,37 +130,38 @@ def _lock(name: str) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _cached(name: str) -> ImageRecord | None:
-    record = find_image(name)
-    if record is None or not record.origin.startswith(f"built v{BUILDER_VERSION}"):
+def _cached(target: DebianTarget) -> ImageRecord | None:
+    record = find_image(target.image_name)
+    if (record is None or record.arch != target.arch
+            or not record.origin.startswith(f"built v{BUILDER_VERSION}")):
         return None
     return record
 
 
 def build_image(name: str, arch: str = "x86_64", *, progress: Progress | None = None,
                 force: bool = False) -> ImageRecord:
-    """Build (or return the cached) image `name` into the library."""
+    """Build (or return the cached) image `name` for `arch` into the library, as `build_plan` names it
+    (debian-12 for x86_64, debian-12-arm64 for aarch64)."""
     say: Progress = progress or (lambda _m: None)
-    if name not in BUILDABLE:
-        raise NotFound(f"vmdeck cannot build an image named {name!r} (it builds: tiny, {', '.join(BUILDABLE)})")
-    if arch not in BUILDABLE[name]:
-        raise InvalidInput(f"{name} is built for {', '.join(BUILDABLE[name])} only, not {arch}", field="arch")
-    if not force and (record := _cached(name)) is not None:
+    target = build_plan(name, arch)
+    image = target.image_name
+    if not force and (record := _cached(target)) is not None:
         say(f"using cached image {record.path}")
         return record
-    with _lock(name):
-        if not force and (record := _cached(name)) is not None:
+    check_build_host(target)
+    with _lock(image):
+        if not force and (record := _cached(target)) is not None:
             return record
         started = time.monotonic()
         folder = library_dir()
-        for stale in folder.glob(f".{name}-build-*"):  # a build killed before it could clean up
+        for stale in folder.glob(f".{image}-build-*"):  # a build killed before it could clean up
             _remove_build_dir(stale)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-build-", dir=folder))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{image}-build-", dir=folder))
         try:
-            record = _build(name, arch, tmp, say)
+            record = _build(target, tmp, say)
         finally:
             _remove_build_dir(tmp)
-        say(f"{name} ready in {time.monotonic() - started:.0f} s: {record.path} "
+        say(f"{image} ready in {time.monotonic() - started:.0f} s: {record.path} "
             f"({Path(record.path).stat().st_size / MIB:.0f} MiB on disk)")
         return record
 
@@ -121,16 +187,15 @@ def _remove_build_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _mmdebstrap(root: Path, say: Progress) -> None:
-    cache = _cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    if shutil.which("mmdebstrap") is None:
-        raise HostError("mmdebstrap is not installed (Debian package mmdebstrap)")
+def mmdebstrap_argv(target: DebianTarget, root: Path, cache: Path) -> list[str]:
+    """mmdebstrap's arguments for `target` into the folder `root`, with the package cache `cache`.
+    A foreign --architectures makes mmdebstrap run the guest's programs through qemu-user."""
     # The documented mmdebstrap recipe for a package cache kept between builds: sync the .debs
     # in before apt runs and back out after, and keep apt from emptying its archive folder.
-    argv = [
+    return [
         "mmdebstrap", "--mode=root", "--variant=apt", "--format=directory",
-        f"--include={','.join(PACKAGES)}",
+        f"--architectures={target.debian_arch}",
+        f"--include={','.join(target.packages)}",
         "--aptopt=Acquire::Retries \"3\"",
         "--skip=download/empty", "--skip=essential/unlink",
         '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/',
@@ -141,7 +206,17 @@ def _mmdebstrap(root: Path, say: Progress) -> None:
         '--customize-hook=rm -f "$1"/var/cache/apt/archives/*.deb',
         SUITE, str(root), *SOURCES,
     ]
-    say(f"mmdebstrap {SUITE}: {len(PACKAGES)} packages and their dependencies (package cache {cache})")
+
+
+def _mmdebstrap(target: DebianTarget, root: Path, say: Progress) -> None:
+    cache = _cache_dir(target)
+    cache.mkdir(parents=True, exist_ok=True)
+    if shutil.which("mmdebstrap") is None:
+        raise HostError("mmdebstrap is not installed (Debian package mmdebstrap)")
+    argv = mmdebstrap_argv(target, root, cache)
+    emulated = " through qemu-user" if target.arch != platform.machine() else ""
+    say(f"mmdebstrap {SUITE} {target.debian_arch}{emulated}: {len(target.packages)} packages and their "
+        f"dependencies (package cache {cache})")
     env = {**os.environ, "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"}
     with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env) as proc:
         assert proc.stderr is not None
@@ -165,11 +240,22 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
-def prepare_root(root: Path) -> str:
+def _kernel_links(root: Path) -> tuple[str, str]:
+    """Where the kernel packages keep their /vmlinuz and /initrd.img symlinks: in / by default,
+    in /boot when kernel-img.conf says link_in_boot (each architecture's default may differ)."""
+    for folder in ("/", "/boot/"):
+        if (root / folder.lstrip("/") / "vmlinuz").exists() and (root / folder.lstrip("/") / "initrd.img").exists():
+            return f"{folder}vmlinuz", f"{folder}initrd.img"
+    raise HostError("the Debian kernel did not install a kernel and initramfs with their vmlinuz and "
+                    "initrd.img symlinks")
+
+
+def prepare_root(root: Path, target: DebianTarget = TARGETS["x86_64"]) -> str:
     """Make the installed folder a cloud image; returns the kernel version."""
     kernels = sorted(p.name.removeprefix("vmlinuz-") for p in (root / "boot").glob("vmlinuz-*"))
-    if not kernels or not (root / "vmlinuz").exists() or not (root / "initrd.img").exists():
-        raise HostError("the Debian kernel did not install a kernel and initramfs into /boot")
+    if not kernels:
+        raise HostError("the Debian kernel did not install a kernel into /boot")
+    kernel_link, initrd_link = _kernel_links(root)
     # No SSH host keys baked in: cloud-init creates them on first boot (and ssh-keygen -A before
     # sshd starts is the fallback when cloud-init is switched off).
     for key in (root / "etc" / "ssh").glob("ssh_host_*"):
@@ -203,7 +289,8 @@ def prepare_root(root: Path) -> str:
            "manage_etc_hosts: true\n"
            "locale: C.UTF-8\n"
            "ssh_genkeytypes: [ed25519, ecdsa]\n")
-    _write(root / "boot/grub/grub.cfg", grub_cfg(KERNEL_CMDLINE))
+    _write(root / "boot/grub/grub.cfg", grub_cfg(target.cmdline, serial=target.boot.grub_serial,
+                                                   kernel=kernel_link, initrd=initrd_link))
     with contextlib.suppress(FileNotFoundError):
         shutil.rmtree(root / "var/lib/apt/lists")
     (root / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
@@ -232,16 +319,19 @@ def _folder_bytes(root: Path) -> int:
     return int(out.stdout.split()[0]) * 1024
 
 
-def _build(name: str, arch: str, tmp: Path, say: Progress) -> ImageRecord:
+def _build(target: DebianTarget, tmp: Path, say: Progress) -> ImageRecord:
+    name = target.image_name
     root = tmp / "root"
-    _mmdebstrap(root, say)
+    _mmdebstrap(target, root, say)
     say("preparing the folder as a cloud image (no host keys, no root password, empty machine-id)")
-    kernel = prepare_root(root)
+    kernel = prepare_root(root, target)
     used = _folder_bytes(root)
-    # 2 GiB disk by default: the root filesystem takes what the partitions before it leave.
-    root_bytes = max(IMAGE_BYTES - 67 * MIB, used * 3 // 2 + 256 * MIB)
+    # 2 GiB disk by default: the root filesystem takes what the partitions before it leave
+    # (1 MiB before them, the BIOS boot partition if any, the 64 MiB ESP, 1 MiB for the backup GPT).
+    before = 66 * MIB + (MIB if target.boot.bios else 0)
+    root_bytes = max(IMAGE_BYTES - before, used * 3 // 2 + 256 * MIB)
     raw = tmp / "disk.raw"
-    assemble_disk(root, raw, root_bytes, say)
+    assemble_disk(root, raw, root_bytes, say, target.boot)
     _remove_build_dir(root)
     out = library_dir() / f"{name}.qcow2"
     partial = library_dir() / f".{name}.qcow2.partial"
@@ -254,7 +344,7 @@ def _build(name: str, arch: str, tmp: Path, say: Progress) -> ImageRecord:
     partial.chmod(0o644)
     os.replace(partial, out)
     return write_record(ImageRecord(
-        name=name, os="debian", os_version="12", arch=arch, format="qcow2",
+        name=name, os="debian", os_version="12", arch=target.arch, format="qcow2",
         virtual_size=raw.stat().st_size, path=str(out),
-        origin=f"built v{BUILDER_VERSION} by vmdeck from Debian {SUITE} packages, kernel {kernel}",
+        origin=f"built v{BUILDER_VERSION} by vmdeck from Debian {SUITE} {target.debian_arch} packages, kernel {kernel}",
         created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))

@@ -1,20 +1,27 @@
 """Assemble a bootable GPT disk image from a root folder, without mounting anything (images layer).
 
-Layout (512-byte sectors):
+Layout (512-byte sectors) of the x86_64 disk:
 
     LBA 0            protective MBR carrying GRUB's boot.img (BIOS boots from here)
     p1  1 MiB        BIOS boot partition: GRUB's core.img (i386-pc)
     p2  64 MiB       EFI system partition (FAT): EFI/BOOT/BOOTX64.EFI (x86_64-efi GRUB, "removable" path)
     p3  the rest     ext4 root, label `vmdeck-root`, last so that growpart can grow it
 
-Both GRUBs are built with grub-mkimage with every module they need inside and a
+The aarch64 disk is UEFI only (AAVMF has no BIOS): no BIOS boot partition and no
+boot.img, the ESP (p1) carries EFI/BOOT/BOOTAA64.EFI and the root is p2. A
+`BootPlan` says which of these a disk gets.
+
+Every GRUB is built with grub-mkimage with every module it needs inside and a
 tiny embedded config that finds the root filesystem by label and reads the one
 /boot/grub/grub.cfg there, so no `grub-install` (which wants a mounted disk with
-partition device nodes, absent here without udev) is needed. The BIOS half does
-what grub-bios-setup does: boot.img goes into the MBR's code area with the
-sector of core.img patched in, and core.img's first sector gets the block list
-of the rest of itself. Filesystems are made from folders (`mkfs.ext4 -d`,
-mtools for FAT) and copied into place at their offsets.
+partition device nodes, absent here without udev) is needed. grub-mkimage builds
+for any GRUB platform from that platform's module folder, so the host's x86
+grub-mkimage makes the arm64 GRUB from the modules of the guest's own
+grub-efi-arm64-bin package. The BIOS half does what grub-bios-setup does:
+boot.img goes into the MBR's code area with the sector of core.img patched in,
+and core.img's first sector gets the block list of the rest of itself.
+Filesystems are made from folders (`mkfs.ext4 -d`, mtools for FAT) and copied
+into place at their offsets.
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ from pathlib import Path
 
 from vmdeck.errors import HostError
 
-__all__ = ["ROOT_LABEL", "DiskLayout", "plan_layout", "grub_cfg", "assemble_disk", "patch_boot_img"]
+__all__ = ["ROOT_LABEL", "BootPlan", "BIOS_AND_UEFI_X86_64", "UEFI_ARM64", "DiskLayout", "plan_layout", "grub_cfg",
+           "sfdisk_script", "assemble_disk", "patch_boot_img"]
 
 Progress = Callable[[str], None]
 SECTOR = 512
@@ -53,13 +61,41 @@ _COMMON_MODULES = ["part_gpt", "part_msdos", "ext2", "fat", "search", "search_la
                    "normal", "linux", "configfile", "echo", "test", "gzio", "ls", "cat", "boot", "serial",
                    "terminal", "sleep", "reboot", "halt"]
 _MODULES = {"i386-pc": ["biosdisk", *_COMMON_MODULES],
-            "x86_64-efi": ["efi_gop", "efi_uga", "all_video", *_COMMON_MODULES]}
+            "x86_64-efi": ["efi_gop", "efi_uga", "all_video", *_COMMON_MODULES],
+            # No efi_uga on arm64: UGA is an old x86-only EFI graphics protocol.
+            "arm64-efi": ["efi_gop", "all_video", *_COMMON_MODULES]}
+# The Debian package with each platform's GRUB modules (named in the error when they are missing).
+_MODULE_PACKAGES = {"i386-pc": "grub-pc-bin", "x86_64-efi": "grub-efi-amd64-bin", "arm64-efi": "grub-efi-arm64-bin"}
+
+
+@dataclass(frozen=True)
+class BootPlan:
+    """How a disk boots: which GRUB goes on the ESP's removable-media path, and whether BIOS boots it too."""
+
+    efi_format: str  # grub-mkimage's platform: x86_64-efi, arm64-efi
+    efi_file: str  # EFI/BOOT/<this>: the removable-media path every UEFI firmware tries
+    bios: bool  # also GRUB for BIOS (i386-pc): boot.img in the MBR, core.img in a BIOS boot partition
+    # Where the EFI GRUB's modules come from: the host's /usr/lib/grub (False) or the root folder's
+    # own grub package (True: a foreign architecture's GRUB is not installable on the host).
+    modules_in_root: bool = False
+    # GRUB's ns8250 serial driver exists on x86 only; on arm64 the EFI console already reaches both
+    # the serial port and the screen (AAVMF's ConOut), so grub.cfg leaves the terminals alone.
+    grub_serial: bool = True
+
+    def module_dir(self, fmt: str, root: Path) -> Path:
+        base = root / "usr/lib/grub" if self.modules_in_root and fmt == self.efi_format else Path("/usr/lib/grub")
+        return base / fmt
+
+
+BIOS_AND_UEFI_X86_64 = BootPlan(efi_format="x86_64-efi", efi_file="BOOTX64.EFI", bios=True)
+UEFI_ARM64 = BootPlan(efi_format="arm64-efi", efi_file="BOOTAA64.EFI", bios=False, modules_in_root=True,
+                      grub_serial=False)
 
 
 @dataclass(frozen=True)
 class DiskLayout:
     bios_start: int  # sectors
-    bios_sectors: int
+    bios_sectors: int  # 0: no BIOS boot partition (a UEFI-only disk)
     esp_start: int
     esp_sectors: int
     root_start: int
@@ -67,31 +103,35 @@ class DiskLayout:
     total_sectors: int
 
 
-def plan_layout(root_bytes: int, esp_mib: int = 64) -> DiskLayout:
-    """Partition geometry for a root filesystem of root_bytes (rounded up to MiB)."""
+def plan_layout(root_bytes: int, esp_mib: int = 64, *, bios: bool = True) -> DiskLayout:
+    """Partition geometry for a root filesystem of root_bytes (rounded up to MiB); `bios=False`
+    leaves out the BIOS boot partition and the ESP starts at 1 MiB."""
     per_mib = MIB // SECTOR
     root_mib = -(-root_bytes // MIB)
-    bios_start, bios = 1 * per_mib, 1 * per_mib
-    esp_start, esp = bios_start + bios, esp_mib * per_mib
+    bios_start = 1 * per_mib
+    bios_sectors = 1 * per_mib if bios else 0
+    esp_start, esp = bios_start + bios_sectors, esp_mib * per_mib
     root_start, root = esp_start + esp, root_mib * per_mib
     total = root_start + root + per_mib  # 1 MiB at the end for the backup GPT
-    return DiskLayout(bios_start, bios, esp_start, esp, root_start, root, total)
+    return DiskLayout(bios_start, bios_sectors, esp_start, esp, root_start, root, total)
 
 
-def grub_cfg(cmdline: str, timeout: int = 1) -> str:
-    """The one grub.cfg both GRUBs read. /vmlinuz and /initrd.img are the symlinks Debian's
-    kernel packages keep up to date, so a kernel upgrade inside the guest keeps booting."""
+def grub_cfg(cmdline: str, timeout: int = 1, *, serial: bool = True, kernel: str = "/vmlinuz",
+             initrd: str = "/initrd.img") -> str:
+    """The one grub.cfg every GRUB of the disk reads. /vmlinuz and /initrd.img are the symlinks
+    Debian's kernel packages keep up to date, so a kernel upgrade inside the guest keeps booting."""
+    terminals = ("serial --unit=0 --speed=115200\n"
+                 "terminal_input console serial\n"
+                 "terminal_output console serial\n") if serial else ""
     return (
-        "# written by vmdeck image build: read by the BIOS and the UEFI GRUB alike\n"
-        "serial --unit=0 --speed=115200\n"
-        "terminal_input console serial\n"
-        "terminal_output console serial\n"
+        "# written by vmdeck image build: read by every GRUB of this disk (BIOS and UEFI alike)\n"
+        f"{terminals}"
         f"set timeout={timeout}\n"
         "set default=0\n"
         "menuentry 'Debian GNU/Linux 12' {\n"
         f"    search --no-floppy --label --set=root {ROOT_LABEL}\n"
-        f"    linux /vmlinuz root=LABEL={ROOT_LABEL} ro {cmdline}\n"
-        "    initrd /initrd.img\n"
+        f"    linux {kernel} root=LABEL={ROOT_LABEL} ro {cmdline}\n"
+        f"    initrd {initrd}\n"
         "}\n"
     )
 
@@ -115,11 +155,10 @@ def _run(argv: list[str], timeout: float = 900) -> str:
     return result.stdout
 
 
-def _grub_image(fmt: str, out: Path, work: Path) -> None:
-    moddir = Path("/usr/lib/grub") / fmt
+def _grub_image(fmt: str, out: Path, work: Path, moddir: Path) -> None:
     if not moddir.is_dir():
-        package = "grub-pc-bin" if fmt == "i386-pc" else "grub-efi-amd64-bin"
-        raise HostError(f"GRUB modules for {fmt} are missing: install the Debian package {package}")
+        raise HostError(f"GRUB modules for {fmt} are missing from {moddir.parent}: "
+                        f"install the Debian package {_MODULE_PACKAGES[fmt]}")
     cfg = work / f"embed-{fmt}.cfg"
     cfg.write_text(_embedded_cfg())
     _run(["grub-mkimage", "-O", fmt, "-d", str(moddir), "-c", str(cfg), "-p", "/boot/grub",
@@ -161,43 +200,48 @@ def _copy_into(dest: Path, src: Path, offset_bytes: int) -> None:
             pos += len(chunk)
 
 
-def _sfdisk_script(layout: DiskLayout) -> str:
+def sfdisk_script(layout: DiskLayout) -> str:
+    bios = (f"start={layout.bios_start}, size={layout.bios_sectors}, type={BIOS_BOOT_TYPE}, name=bios-boot\n"
+            if layout.bios_sectors else "")
     return (
         "label: gpt\n"
-        f"start={layout.bios_start}, size={layout.bios_sectors}, type={BIOS_BOOT_TYPE}, name=bios-boot\n"
+        f"{bios}"
         f"start={layout.esp_start}, size={layout.esp_sectors}, type={ESP_TYPE}, name=esp\n"
         f"start={layout.root_start}, size={layout.root_sectors}, type={LINUX_FS_TYPE}, name=root\n"
     )
 
 
-def assemble_disk(root: Path, out_raw: Path, root_bytes: int, progress: Progress) -> DiskLayout:
-    """Write a raw GPT disk at out_raw from the folder root (BIOS + UEFI bootable)."""
-    layout = plan_layout(root_bytes)
+def assemble_disk(root: Path, out_raw: Path, root_bytes: int, progress: Progress,
+                  boot: BootPlan = BIOS_AND_UEFI_X86_64) -> DiskLayout:
+    """Write a raw GPT disk at out_raw from the folder root, bootable as `boot` says."""
+    layout = plan_layout(root_bytes, bios=boot.bios)
     with tempfile.TemporaryDirectory(prefix="disk-", dir=out_raw.parent) as tmp:
         work = Path(tmp)
-        progress("building GRUB for BIOS (i386-pc) and UEFI (x86_64-efi)")
-        _grub_image("i386-pc", work / "core.img", work)
-        _grub_image("x86_64-efi", work / "BOOTX64.EFI", work)
-        core = (work / "core.img").read_bytes()
-        if len(core) > layout.bios_sectors * SECTOR:
-            raise HostError(f"GRUB core.img ({len(core)} bytes) does not fit the BIOS boot partition")
+        progress(f"building GRUB for {'BIOS (i386-pc) and ' if boot.bios else ''}UEFI ({boot.efi_format})")
+        core = b""
+        if boot.bios:
+            _grub_image("i386-pc", work / "core.img", work, boot.module_dir("i386-pc", root))
+            core = (work / "core.img").read_bytes()
+            if len(core) > layout.bios_sectors * SECTOR:
+                raise HostError(f"GRUB core.img ({len(core)} bytes) does not fit the BIOS boot partition")
+        _grub_image(boot.efi_format, work / boot.efi_file, work, boot.module_dir(boot.efi_format, root))
 
         progress(f"making the ext4 root filesystem from the folder ({layout.root_sectors // 2048} MiB)")
         root_img = work / "root.ext4"
         _run(["mkfs.ext4", "-q", "-F", "-L", ROOT_LABEL, "-d", str(root), "-E", "lazy_itable_init=1",
               str(root_img), f"{layout.root_sectors * SECTOR // 1024}k"])
 
-        progress("making the EFI system partition (FAT) with EFI/BOOT/BOOTX64.EFI")
+        progress(f"making the EFI system partition (FAT) with EFI/BOOT/{boot.efi_file}")
         esp_img = work / "esp.fat"
         _run(["mkfs.vfat", "-n", ESP_LABEL, "-C", str(esp_img), str(layout.esp_sectors * SECTOR // 1024)])
         env_img = f"{esp_img}"
         _run(["mmd", "-i", env_img, "::/EFI", "::/EFI/BOOT"])
-        _run(["mcopy", "-i", env_img, str(work / "BOOTX64.EFI"), "::/EFI/BOOT/BOOTX64.EFI"])
+        _run(["mcopy", "-i", env_img, str(work / boot.efi_file), f"::/EFI/BOOT/{boot.efi_file}"])
 
         progress("writing the GPT partition table and placing the partitions")
         with open(out_raw, "wb") as f:
             f.truncate(layout.total_sectors * SECTOR)
-        script = _sfdisk_script(layout)
+        script = sfdisk_script(layout)
         try:
             subprocess.run(["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", str(out_raw)],
                            input=script, capture_output=True, text=True, check=True, timeout=120)
@@ -207,7 +251,9 @@ def assemble_disk(root: Path, out_raw: Path, root_bytes: int, progress: Progress
             raise HostError(f"sfdisk failed: {err.stderr.strip().splitlines()[-1:]}") from None
         _copy_into(out_raw, esp_img, layout.esp_start * SECTOR)
         _copy_into(out_raw, root_img, layout.root_start * SECTOR)
-        boot_img = Path("/usr/lib/grub/i386-pc/boot.img").read_bytes()
+        if not boot.bios:
+            return layout
+        boot_img = (boot.module_dir("i386-pc", root) / "boot.img").read_bytes()
         with open(out_raw, "r+b") as f:
             mbr = f.read(SECTOR)
             f.seek(0)

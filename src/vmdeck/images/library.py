@@ -23,11 +23,13 @@ from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound
 from vmdeck.paths import data_dir
 
 __all__ = ["ImageRecord", "library_dir", "list_images", "find_image", "get_image", "qemu_img_info",
-           "write_record", "import_image", "remove_image", "check_image_name", "OS_NAMES"]
+           "write_record", "import_image", "remove_image", "check_image_name", "default_template", "OS_NAMES"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,62}$")
 OS_NAMES = ("debian", "ubuntu", "fedora", "centos", "rocky", "alma", "opensuse", "arch", "alpine", "linux", "other")
 RESERVED = ("tiny",)
+# The template a VM from an image gets when none is named: the built-in Debian one of the image's arch.
+DEFAULT_TEMPLATES = {"x86_64": "debian-12", "aarch64": "debian-12-arm64"}
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,13 @@ def get_image(name: str) -> ImageRecord:
         known = ", ".join(r.name for r in list_images()) or "none yet: vmdeck image build debian-12"
         raise NotFound(f"no image named {name!r} in the library (known: {known})")
     return record
+
+
+def default_template(image: str) -> str:
+    """The template `create --image IMAGE` uses without one: an aarch64 image needs an aarch64 machine.
+    An unknown image gets the x86_64 one; creating from it then says the image is not in the library."""
+    record = find_image(image)
+    return DEFAULT_TEMPLATES[record.arch if record is not None else "x86_64"]
 
 
 def qemu_img_info(path: Path) -> dict[str, object]:

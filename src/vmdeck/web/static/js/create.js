@@ -7,12 +7,18 @@ const info = document.getElementById('template-info');
 const imageSelect = document.getElementById('f-image');
 const cloudInit = document.getElementById('cloud-init');
 let templates = [];
+let images = [];
 
 // A VM from an image is a linked clone configured by cloud-init: its fields only mean something then.
+// The image's own template (the server names it: debian-12, or debian-12-arm64 for an aarch64 image)
+// replaces tiny, or a template of another architecture, which could not run the image.
 function showImage() {
   cloudInit.hidden = imageSelect.value === '';
-  if (imageSelect.value && templateSelect.value === 'tiny' && templates.some((t) => t.name === 'debian-12')) {
-    templateSelect.value = 'debian-12';
+  const image = images.find((i) => i.name === imageSelect.value);
+  const current = templates.find((t) => t.name === templateSelect.value);
+  if (image && (templateSelect.value === 'tiny' || current?.arch !== image.arch) &&
+      templates.some((t) => t.name === image.template)) {
+    templateSelect.value = image.template;
     showTemplate();
   }
 }
@@ -33,9 +39,9 @@ async function init() {
   templateSelect.replaceChildren(...templates.map((t) => el('option', { value: t.name }, t.name)));
   templateSelect.value = templates.some((t) => t.name === 'tiny') ? 'tiny' : templates[0]?.name;
   showTemplate();
-  const images = await api('GET', '/api/images');
+  images = await api('GET', '/api/images');
   imageSelect.append(...images.map((i) => el('option', { value: i.name },
-    `${i.name} (${i.os} ${i.os_version || ''}, ${(i.virtual_size / 2 ** 30).toFixed(1)} GiB)`)));
+    `${i.name} (${i.os} ${i.os_version || ''} ${i.arch}, ${(i.virtual_size / 2 ** 30).toFixed(1)} GiB)`)));
   // Projects where the user may create (manager; administrators: any), with their quota use shown on the list page.
   const projects = (await api('GET', '/api/projects')).filter((p) => p.role === 'manager' || p.role === 'admin');
   document.getElementById('f-project').replaceChildren(...projects.map((p) => el('option', { value: p.name }, p.name)));
