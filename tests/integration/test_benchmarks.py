@@ -16,7 +16,7 @@ CASES = {
     "bench_web.py": (["--vms", "2", "--clients", "2", "--seconds", "1", "--rounds", "1", "--no-console"],
                      "Web API", "| GET /api/vms (list) |"),
     "bench_hostview.py": (["--counts", "1", "--rounds", "1"], "Host view", "| 1 |"),
-    "bench_storm.py": (["--vms", "2", "--rounds", "1"], "Boot storm", "| N = 2 |"),
+    "bench_storm.py": (["--vms", "1", "--rounds", "1"], "Boot storm", "| N = 1 |"),
     "bench_density.py": (["--vms", "1", "--clients", "2", "--seconds", "1"], "Density", "| vmdeck | 1 |"),
     "bench_core.py": (["--rounds", "1"], "Core: create, start, ready, list", "| (c) `vmdeck list --json` command |"),
 }
