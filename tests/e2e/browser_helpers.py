@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from playwright.sync_api import Page, expect
 
 from vmdeck.host.connection import Host
 from vmdeck.vm.agent import guest_exec
@@ -59,3 +60,12 @@ def until(check: Callable[[], object], what: str, timeout: float = 60) -> object
                 return value
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def sign_in_as_admin(page: Page) -> Page:
+    """Sign in on /login as the server's admin and wait until the page's event stream is live."""
+    page.goto("/login")
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
+    return page

@@ -18,7 +18,7 @@ import httpx
 import pycdlib
 import pytest
 import yaml
-from browser_helpers import PASSWORD, Server
+from browser_helpers import Server, sign_in_as_admin
 from playwright.sync_api import Page, expect
 
 from vmdeck.host.connection import Host
@@ -41,11 +41,7 @@ def api(server: Server) -> httpx.Client:
 
 @pytest.fixture(scope="module")
 def signed_in(page: Page) -> Page:
-    page.goto("/login")
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
-    expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
-    return page
+    return sign_in_as_admin(page)
 
 
 @pytest.fixture(scope="module")

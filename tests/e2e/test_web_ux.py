@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_helpers import PASSWORD, Server, until, wait_for_screen_shell
+from browser_helpers import Server, sign_in_as_admin, until, wait_for_screen_shell
 from playwright.sync_api import Browser, Page, expect
 
 from vmdeck.host.connection import Host
@@ -43,11 +43,7 @@ def vm(api: httpx.Client, vm_name: str) -> str:
 
 @pytest.fixture(scope="module")
 def signed_in(page: Page) -> Page:
-    page.goto("/login")
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
-    expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
-    return page
+    return sign_in_as_admin(page)
 
 
 @pytest.fixture(scope="module")

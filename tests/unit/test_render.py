@@ -114,10 +114,9 @@ def test_tcg_translation_cache_size_reaches_libvirt(tmp_path: Path) -> None:
         assert "<tb-cache unit='KiB'>16384</tb-cache>" in dom.xml()
 
 
-def test_debian_image_vm_golden(tmp_path: Path) -> None:
-    """A VM from a library image: overlay disk, read-only seed disk, loopback SSH forward, login user."""
-    spec = resolve("debian-12", "golden", Overrides(disk_gib=8))
-    ctx = RenderContext(
+def _seeded_context(base_image: str) -> RenderContext:
+    """The render context of VM "golden" made from library image `base_image`: overlay, seed, SSH forward."""
+    return RenderContext(
         domain_type="qemu",
         disk_paths=(Path("/var/lib/vmdeck/pool/golden-vda.qcow2"),),
         owned_volumes=(Path("/var/lib/vmdeck/pool/golden-vda.qcow2"), Path("/var/lib/vmdeck/pool/golden-seed.iso")),
@@ -127,8 +126,14 @@ def test_debian_image_vm_golden(tmp_path: Path) -> None:
         ssh_mac="52:54:00:12:34:56",
         seed=Path("/var/lib/vmdeck/pool/golden-seed.iso"),
         login_user="alice",
-        base_image="debian-12",
+        base_image=base_image,
     )
+
+
+def test_debian_image_vm_golden(tmp_path: Path) -> None:
+    """A VM from a library image: overlay disk, read-only seed disk, loopback SSH forward, login user."""
+    spec = resolve("debian-12", "golden", Overrides(disk_gib=8))
+    ctx = _seeded_context("debian-12")
     xml = render_domain(spec, ctx)
     _compare("debian-12-seeded", xml)
     with open_test_host(tmp_path) as host:
@@ -146,18 +151,7 @@ def test_debian_12_arm64_vm_golden(tmp_path: Path) -> None:
     """The arm64 image's VM: aarch64 virt with UEFI (AAVMF, no Secure Boot) and ACPI, a Cortex-A57 under
     TCG, ramfb for the screen, the SSH NIC on the virt machine's PCIe root bus, the seed disk."""
     spec = resolve("debian-12-arm64", "golden", Overrides(disk_gib=8))
-    ctx = RenderContext(
-        domain_type="qemu",
-        disk_paths=(Path("/var/lib/vmdeck/pool/golden-vda.qcow2"),),
-        owned_volumes=(Path("/var/lib/vmdeck/pool/golden-vda.qcow2"), Path("/var/lib/vmdeck/pool/golden-seed.iso")),
-        serial_log=Path("/var/log/libvirt/qemu/golden-serial.log"),
-        accel_reason="golden",
-        ssh_port=40022,
-        ssh_mac="52:54:00:12:34:56",
-        seed=Path("/var/lib/vmdeck/pool/golden-seed.iso"),
-        login_user="alice",
-        base_image="debian-12-arm64",
-    )
+    ctx = _seeded_context("debian-12-arm64")
     xml = render_domain(spec, ctx)
     _compare("debian-12-arm64-seeded", xml)
     assert '<type arch="aarch64" machine="virt">hvm</type>' in xml and '<os firmware="efi">' in xml
