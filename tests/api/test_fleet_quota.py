@@ -5,13 +5,12 @@ concurrent placements never share the same free memory. Hosts are libvirt's test
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
-from webapi_helpers import ADMIN_PASSWORD, sign_in
+from webapi_helpers import ADMIN_PASSWORD, parallel_requests, sign_in
 
 from testdriver import fake_host_uri
 from vmdeck.api import Settings, create_app
@@ -120,24 +119,13 @@ def test_an_unreachable_host_counts_with_its_last_count(serve: Serve, db: Path, 
     assert shown["quota"]["instances"]["used"] == 1
 
 
-def _parallel(client: TestClient, bodies: list[dict[str, object]]) -> list[Response]:
-    # One client (own cookies) per thread, all the same administrator.
-    clients = []
-    for _ in bodies:
-        other = TestClient(client.app)
-        other.headers["X-CSRF-Token"] = sign_in(other)
-        clients.append(other)
-    with ThreadPoolExecutor(len(bodies)) as pool:
-        return list(pool.map(lambda pair: pair[0].post("/api/vms", json=pair[1]), zip(clients, bodies, strict=True)))
-
-
 def test_concurrent_auto_placements_take_each_hosts_room_once(serve: Serve, db: Path, tmp_path: Path) -> None:
     # 8192 MiB hosts with 256 MiB running and 7236 reserved: 700 MiB free each, room for one 512 MiB VM.
     _hosts(db, tmp_path, "ab", reserve_mib=7236)
     client = serve()
     bodies: list[dict[str, object]] = [{"name": f"race{i}", "template": "q35-virtio", "memory_mib": 512, "start": True}
                                        for i in range(6)]
-    replies = _parallel(client, bodies)
+    replies = parallel_requests(client, [("POST", "/api/vms", body) for body in bodies])
     made = [r.json() for r in replies if r.status_code == 201]
     refused = [r.json() for r in replies if r.status_code != 201]
     assert len(made) == 2, [r.text for r in replies]

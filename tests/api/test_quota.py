@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 from fastapi.testclient import TestClient
-from webapi_helpers import sign_in
+from webapi_helpers import parallel_requests
 
 from vmdeck.host.connection import Host
 
@@ -15,21 +13,9 @@ def _project(client: TestClient, name: str, **quota: float) -> None:
     assert reply.status_code == 201, reply.text
 
 
-def _parallel(client: TestClient, calls: list[tuple[str, str, dict]]) -> list:  # type: ignore[type-arg]
-    # One client (own cookies, own portal) per thread, all signed in as the same administrator.
-    clients = []
-    for _ in calls:
-        other = TestClient(client.app)
-        other.headers["X-CSRF-Token"] = sign_in(other)
-        clients.append(other)
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(lambda pair: pair[0].request(pair[1][0], pair[1][1], json=pair[1][2]),
-                             zip(clients, calls, strict=True)))
-
-
 def test_eight_concurrent_creates_against_three_instances(client: TestClient, test_host: Host) -> None:
     _project(client, "gamma", instances=3)
-    replies = _parallel(client, [("POST", "/api/vms", {"name": f"q{i}", "template": "q35-virtio", "disk_gib": 1,
+    replies = parallel_requests(client, [("POST", "/api/vms", {"name": f"q{i}", "template": "q35-virtio", "disk_gib": 1,
                                                        "project": "gamma"}) for i in range(8)])
     statuses = sorted(r.status_code for r in replies)
     assert statuses == [201] * 3 + [409] * 5, [r.text for r in replies]
@@ -52,10 +38,10 @@ def test_concurrent_resizes_cannot_pass_vcpu_or_memory_quotas(client: TestClient
         reply = client.post("/api/vms", json={"name": f"r{i}", "template": "q35-virtio", "vcpus": 1,
                                               "memory_mib": 128, "disk_gib": 1, "project": "delta"})
         assert reply.status_code == 201, reply.text
-    grown = _parallel(client, [("PATCH", f"/api/vms/r{i}", {"vcpus": 2}) for i in range(4)])
+    grown = parallel_requests(client, [("PATCH", f"/api/vms/r{i}", {"vcpus": 2}) for i in range(4)])
     assert sorted(r.status_code for r in grown) == [200, 200, 409, 409], [r.text for r in grown]
     assert client.get("/api/projects/delta").json()["quota"]["vcpus"]["used"] == 6
-    grown = _parallel(client, [("PATCH", f"/api/vms/r{i}", {"memory_mib": 256}) for i in range(4)])
+    grown = parallel_requests(client, [("PATCH", f"/api/vms/r{i}", {"memory_mib": 256}) for i in range(4)])
     assert sorted(r.status_code for r in grown) == [200, 200, 409, 409], [r.text for r in grown]
     refusal = next(r.json() for r in grown if r.status_code == 409)
     assert refusal["error"] == "quota_exceeded" and "memory_mib limit 768 MiB, in use 768 MiB" in refusal["detail"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from httpx import Response
 
 ADMIN_PASSWORD = "correct-horse-battery"
 AppFactory = Callable[..., FastAPI]
@@ -15,3 +18,16 @@ def sign_in(client: TestClient, username: str = "admin", password: str = ADMIN_P
     reply = client.post("/api/auth/login", json={"username": username, "password": password})
     assert reply.status_code == 200, reply.text
     return reply.json()["csrf_token"]
+
+
+def parallel_requests(client: TestClient, calls: list[tuple[str, str, dict[str, Any]]]) -> list[Response]:
+    """(method, path, JSON body) each from its own thread and client (own cookies, own portal), all signed in
+    as the same administrator: requests that really race inside the app."""
+    clients = []
+    for _ in calls:
+        other = TestClient(client.app)
+        other.headers["X-CSRF-Token"] = sign_in(other)
+        clients.append(other)
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(lambda pair: pair[0].request(pair[1][0], pair[1][1], json=pair[1][2]),
+                             zip(clients, calls, strict=True)))
