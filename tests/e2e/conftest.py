@@ -11,13 +11,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 
-import httpx
 import pytest
-from browser_helpers import PASSWORD, PREFIX, Server
+from browser_helpers import PASSWORD, PREFIX, Server, wait_for_serve
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from vmdeck.errors import NotFound
@@ -51,15 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             [sys.executable, "-m", "vmdeck.cli.main", "serve", "--port", str(port), "--db", str(folder / "web.sqlite")],
             stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/login", timeout=2).status_code == 200:
-                break
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"vmdeck serve did not come up:\n{log.read_text()}")
-        time.sleep(0.2)
+    wait_for_serve(url, process, log)
     yield Server(url, process, log)
     process.terminate()
     try:

@@ -12,12 +12,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
-from browser_helpers import PASSWORD, Server
+from browser_helpers import PASSWORD, Server, wait_for_serve
 from playwright.sync_api import Page, expect
 
 from testdriver import fake_host_uri
@@ -47,17 +45,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         process = subprocess.Popen([sys.executable, "-m", "vmdeck.cli.main", "serve", "--port", str(port),
                                     "--db", str(db)], stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/login", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"vmdeck serve did not come up:\n{log.read_text()}")
-        time.sleep(0.2)
+    wait_for_serve(url, process, log)
     yield Server(url, process, log)
     process.terminate()
     process.wait(10)
