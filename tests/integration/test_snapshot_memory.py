@@ -17,7 +17,10 @@ from vmdeck.host.connection import Host
 from vmdeck.paths import pool_dir
 from vmdeck.vm import lifecycle
 
-COUNTER = ('setsid /bin/sh -c "i=0; while true; do i=\\$((i+1)); echo \\$i > /run/counter; sleep 1; done" '
+# The counter publishes each value by rename, so a reader never sees the file between a
+# truncation and a write (`echo > file` would let `cat` read an empty file).
+COUNTER = ('setsid /bin/sh -c "i=0; while true; do i=\\$((i+1)); echo \\$i > /run/counter.new; '
+           'mv /run/counter.new /run/counter; sleep 1; done" '
            "</dev/null >/dev/null 2>&1 & echo $!")
 
 
