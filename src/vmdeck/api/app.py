@@ -34,6 +34,7 @@ from vmdeck.api.db import open_database
 from vmdeck.api.errors import install_error_handlers
 from vmdeck.api.hardening import HardeningMiddleware
 from vmdeck.api.inventory import Inventory, WriteInvalidation
+from vmdeck.api.local_socket import LocalSocketMiddleware
 from vmdeck.api.policy import enforce
 from vmdeck.api.security import AuthMiddleware
 from vmdeck.api.settings import Settings
@@ -105,6 +106,9 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")
     app.add_middleware(WriteInvalidation, inventory=ctx.inventory)
     app.add_middleware(AuthMiddleware, accounts=accounts, extra_origins=settings.extra_origins)
+    if settings.local_socket is not None:
+        # Runs before AuthMiddleware: a request on the local socket arrives with its caller already known.
+        app.add_middleware(LocalSocketMiddleware, path=settings.local_socket, ctx=ctx)
     # Added last, so it runs first: an unknown Host is refused before anyone is looked up.
     app.add_middleware(HardeningMiddleware, allowed_hosts=settings.allowed_hosts)
     return app

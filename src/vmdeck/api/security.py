@@ -20,6 +20,7 @@ from fastapi import Request
 
 from vmdeck.api.accounts import Accounts, Principal
 from vmdeck.api.errors import Forbidden, Unauthorized, error_body
+from vmdeck.api.local_socket import LOCAL_PRINCIPAL
 
 __all__ = ["SESSION_COOKIE", "CSRF_HEADER", "AuthMiddleware", "current_principal", "origin_allowed", "own_origin"]
 
@@ -84,8 +85,10 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        principal = await self._resolve(headers)
-        scope.setdefault("state", {})["principal"] = principal
+        state = scope.setdefault("state", {})
+        # The local socket's caller (vmdeck.api.local_socket) needs no credentials: the socket's owner.
+        principal = state.get(LOCAL_PRINCIPAL) or await self._resolve(headers)
+        state["principal"] = principal
         path = scope["path"]
         if scope["type"] == "http" and path.startswith("/api/"):
             error = self._check(scope, headers, principal, path)

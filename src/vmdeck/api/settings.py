@@ -36,5 +36,8 @@ class Settings:
     events: bool = True
     # Host names (Host header) the server answers to; anything else is refused (DNS rebinding). "*": any.
     allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+    # Unix socket where the vmdeck command on this machine hands off list, start and create
+    # (vmdeck.api.local_socket); None: no such socket.
+    local_socket: Path | None = None
     # Largest ISO upload in GiB when the project has no ISO quota of its own.
     max_iso_upload_gib: float = 16.0

@@ -14,7 +14,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vmdeck.cli.handoff import LocalServer
 
 __all__ = ["answer"]
 
@@ -64,29 +67,69 @@ def _host(uri: str | None):  # type: ignore[no-untyped-def]
     return connect(uri)
 
 
-def _list(uri: str | None, args: list[str]) -> None:
-    from vmdeck.cli.plain import print_columns, print_json
-    from vmdeck.vm.inventory import list_vms
+# Each command's options, shared by the in-process run and the hand-off to a local `vmdeck serve`.
+_LIST_FLAGS = {"--json"}
+_START_FLAGS, _START_VALUED = {"--wait"}, {"--timeout": float}
+_CREATE_FLAGS = {"--start", "--wait", "--json"}
+_CREATE_VALUED: dict[str, Callable[[str], Any]] = {
+    "--template": str, "--cpus": int, "--memory": int, "--disk": float, "--cdrom": str, "--accel": str,
+    "--network": str, "--project": str}
+_CREATE_ALIASES = {"-t": "--template"}
+# A VM name that needs no escaping in a URL path; any other goes in-process (which explains what is wrong).
+_PLAIN_NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
-    positionals, options = _options(args, {"--json"}, {})
-    if positionals:
-        raise _NotFast
-    if options.get("--json"):
-        print_json(list_vms(_host(uri)))
+
+def _plain(name: str) -> bool:
+    return bool(name) and set(name) <= _PLAIN_NAME
+
+
+def _print_list(vms: list[dict[str, Any]], as_json: bool) -> None:
+    from vmdeck.cli.plain import print_columns, print_json
+
+    if as_json:
+        print_json(vms)
         return
-    vms = list_vms(_host(uri), usage=False)  # the table shows no RSS: no QEMU monitor round trips
     if not vms:
         print("no VMs on this host. Create one with: vmdeck create NAME (templates: vmdeck template list)")
         return
-    rows = [(vm.name, vm.state, str(vm.vcpus), f"{vm.memory_mib} MiB", vm.project or "-", vm.host) for vm in vms]
+    rows = [(vm["name"], vm["state"], str(vm["vcpus"]), f"{vm['memory_mib']} MiB", vm["project"] or "-", vm["host"])
+            for vm in vms]
     print_columns(("NAME", "STATE", "vCPUs", "MEMORY", "PROJECT", "HOST"), rows,
-                  [("", _STATE_STYLE.get(vm.state, "")) for vm in vms])
+                  [("", _STATE_STYLE.get(vm["state"], "")) for vm in vms])
+
+
+def _list(uri: str | None, args: list[str]) -> None:
+    from vmdeck.cli.plain import plain_data
+    from vmdeck.vm.inventory import list_vms
+
+    positionals, options = _options(args, _LIST_FLAGS, {})
+    if positionals:
+        raise _NotFast
+    as_json = bool(options.get("--json"))
+    # The table shows no RSS: no QEMU monitor round trips.
+    _print_list(plain_data(list_vms(_host(uri), usage=as_json)), as_json)
+
+
+def _list_served(server: LocalServer, args: list[str]) -> bool:
+    positionals, options = _options(args, _LIST_FLAGS, {})
+    if positionals:
+        raise _NotFast
+    vms = server.call("GET", "/api/vms")
+    if vms is None:
+        return False
+    _print_list(vms, bool(options.get("--json")))
+    return True
+
+
+def _print_started(names: list[str], wait: bool) -> None:
+    for name in dict.fromkeys(names):
+        print(f"{name} started" + (" and ready" if wait else ""))
 
 
 def _start(uri: str | None, args: list[str]) -> None:
     from vmdeck.cli.plain import progress_lines
 
-    names, options = _options(args, {"--wait"}, {"--timeout": float})
+    names, options = _options(args, _START_FLAGS, _START_VALUED)
     if not names:
         raise _NotFast
     wait = bool(options.get("--wait"))
@@ -101,20 +144,36 @@ def _start(uri: str | None, args: list[str]) -> None:
         from vmdeck.vm.boot import start_many
 
         start_many(host, names, wait=wait, timeout=timeout, progress=progress)
-    for name in dict.fromkeys(names):
-        print(f"{name} started" + (" and ready" if wait else ""))
+    _print_started(names, wait)
+
+
+def _start_served(server: LocalServer, args: list[str]) -> bool:
+    names, options = _options(args, _START_FLAGS, _START_VALUED)
+    if len(names) != 1 or not _plain(names[0]):
+        return False  # a boot storm starts its VMs at once in-process (vmdeck.vm.boot)
+    wait = bool(options.get("--wait"))
+    timeout = options.get("--timeout", 120.0)
+    answered = server.call("POST", f"/api/vms/{names[0]}/start", {"wait": wait, "timeout": timeout},
+                           timeout=timeout + 300.0 if wait else 300.0)
+    if answered is None:
+        return False
+    _print_started(names, wait)
+    return True
+
+
+def _print_created(name: str, template: str, view: dict[str, Any], start_now: bool) -> None:
+    from vmdeck.cli.plain import styled
+
+    print(f"created {styled(name, 'bold')} from template {template}: {view['vcpus']} vCPU, "
+          f"{view['memory_mib']} MiB, {view['accel']}" + (", started" if start_now else ""))
 
 
 def _create(uri: str | None, args: list[str]) -> None:
     from pathlib import Path
 
-    from vmdeck.cli.plain import print_json, progress_lines, styled
+    from vmdeck.cli.plain import print_json, progress_lines
 
-    positionals, options = _options(
-        args, {"--start", "--wait", "--json"},
-        {"--template": str, "--cpus": int, "--memory": int, "--disk": float, "--cdrom": Path, "--accel": str,
-         "--network": str, "--project": str},
-        aliases={"-t": "--template"})
+    positionals, options = _options(args, _CREATE_FLAGS, _CREATE_VALUED, aliases=_CREATE_ALIASES)
     if len(positionals) != 1:
         raise _NotFast
     # Every VM belongs to a project and is held to its quota, exactly as in the full command.
@@ -125,9 +184,10 @@ def _create(uri: str | None, args: list[str]) -> None:
     name = positionals[0]
     template = options.get("--template", "tiny")
     start_now = bool(options.get("--start"))
+    cdrom = options.get("--cdrom")
     host = _host(uri)
     spec = resolve(template, name, Overrides(vcpus=options.get("--cpus"), memory_mib=options.get("--memory"),
-                                             disk_gib=options.get("--disk"), cdrom=options.get("--cdrom"),
+                                             disk_gib=options.get("--disk"), cdrom=Path(cdrom) if cdrom else None,
                                              accel=options.get("--accel"), network=options.get("--network")))
     progress = progress_lines()
     view = create_in_project(host, spec, options.get("--project"), progress)
@@ -138,12 +198,40 @@ def _create(uri: str | None, args: list[str]) -> None:
 
         print_json(show_vm(host, name).to_dict())
         return
-    accel_name = "KVM" if view.domain_type == "kvm" else "TCG"
-    print(f"created {styled(name, 'bold')} from template {template}: {view.vcpus} vCPU, "
-          f"{view.memory_mib} MiB, {accel_name}" + (", started" if start_now else ""))
+    _print_created(name, template, {"vcpus": view.vcpus, "memory_mib": view.memory_mib,
+                                    "accel": "KVM" if view.domain_type == "kvm" else "TCG"}, start_now)
+
+
+def _create_served(server: LocalServer, args: list[str]) -> bool:
+    from vmdeck.cli.plain import print_json
+
+    positionals, options = _options(args, _CREATE_FLAGS, _CREATE_VALUED, aliases=_CREATE_ALIASES)
+    if len(positionals) != 1:
+        raise _NotFast
+    if "--cdrom" in options or not _plain(positionals[0]):
+        return False  # the API's cdrom names an ISO of the library; --cdrom is a file here
+    name, template = positionals[0], options.get("--template", "tiny")
+    start_now, wait = bool(options.get("--start")), bool(options.get("--wait"))
+    body = {"name": name, "template": template, "vcpus": options.get("--cpus"),
+            "memory_mib": options.get("--memory"), "disk_gib": options.get("--disk"),
+            "accel": options.get("--accel"), "network": options.get("--network"),
+            "project": options.get("--project"), "start": start_now and not wait}
+    view = server.call("POST", "/api/vms", body)
+    if view is None:
+        return False
+    if start_now and wait:
+        server.call("POST", f"/api/vms/{name}/start", {"wait": True}, timeout=420.0)
+        view = server.call("GET", f"/api/vms/{name}")
+    if options.get("--json"):
+        print_json(view)
+        return True
+    _print_created(name, template, view, start_now)
+    return True
 
 
 _COMMANDS: dict[str, Callable[[str | None, list[str]], None]] = {"list": _list, "start": _start, "create": _create}
+_SERVED: dict[str, Callable[[LocalServer, list[str]], bool]] = {
+    "list": _list_served, "start": _start_served, "create": _create_served}
 
 
 def answer(argv: list[str]) -> bool:
@@ -166,12 +254,20 @@ def answer(argv: list[str]) -> bool:
         return True
     if not args or args[0] not in _COMMANDS or "--" in args or any(a in ("-h", "--help") for a in args):
         return False
-    if uri is None and not os.environ.get("VMDECK_URI"):
-        from vmdeck.cli.target import only_local
-
-        if not only_local():
-            return False  # several hosts registered: the typer command asks them all (vmdeck.cluster)
     try:
+        # A running `vmdeck serve` on this machine does the work when it can (vmdeck.local_socket):
+        # it has libvirt, the templates and the database open already.
+        from vmdeck.cli.handoff import local_server
+
+        server = local_server(uri)
+        if server is not None and _SERVED[args[0]](server, args[1:]):
+            sys.stdout.flush()
+            return True
+        if uri is None and not os.environ.get("VMDECK_URI"):
+            from vmdeck.cli.target import only_local
+
+            if not only_local():
+                return False  # several hosts registered: the typer command asks them all (vmdeck.cluster)
         _COMMANDS[args[0]](uri, args[1:])
     except _NotFast:
         return False

@@ -35,11 +35,18 @@ def serve(
 
     from vmdeck.api import Settings, create_app
     from vmdeck.api.hardening import LOOPBACK_NAMES
+    from vmdeck.api.local_socket import bind_local_socket
     from vmdeck.api.settings import default_db_path
+    from vmdeck.local_socket import socket_path
 
     hosts = tuple(dict.fromkeys([*LOOPBACK_NAMES, *allowed_host] + ([] if is_wildcard(listen) else [listen])))
-    settings = Settings(uri=ctx.obj.uri, db_path=db or default_db_path(),
-                        admin_password=os.environ.get("VMDECK_ADMIN_PASSWORD") or None, allowed_hosts=hosts)
+    db_path = db or default_db_path()
+    db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # as the database makes it
+    # Bound before the app starts any thread: the umask that keeps the socket private is process-wide.
+    local, why_not = bind_local_socket(socket_path(db_path))
+    settings = Settings(uri=ctx.obj.uri, db_path=db_path,
+                        admin_password=os.environ.get("VMDECK_ADMIN_PASSWORD") or None, allowed_hosts=hosts,
+                        local_socket=socket_path(db_path) if local else None)
     app = create_app(settings)
     shown = f"[{listen}]" if ":" in listen else listen
     scheme = "https" if tls_cert else "http"
@@ -52,13 +59,66 @@ def serve(
     elif app.state.ctx.admin_created:
         out.print("first start: created user admin with the password from VMDECK_ADMIN_PASSWORD")
     out.print(f"accounts database: {settings.db_path}", highlight=False)
+    if local is not None:
+        out.print(f"the vmdeck command on this machine hands list, start and create to: {settings.local_socket}",
+                  highlight=False)
+    else:
+        out.print(f"no socket for the vmdeck command ({why_not}): it works without this server", highlight=False)
     # proxy_headers off: vmdeck is reached directly; X-Forwarded-* from a client must not change its origin.
     # loop="asyncio", not uvloop: under uvloop the server stopped answering websocket pings for 20 s and
     # more while libvirtd restarted (tests/integration/test_faults_libvirtd_restart.py); asyncio's loop
     # kept the event stream alive through all 20 restarts.
-    uvicorn.run(app, host=listen, port=port, log_level=log_level, proxy_headers=False, server_header=False,
-                loop="asyncio",
-                ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None)
+    config = uvicorn.Config(app, host=listen, port=port, log_level=log_level, proxy_headers=False,
+                            server_header=False, loop="asyncio", ssl_certfile=str(tls_cert) if tls_cert else None,
+                            ssl_keyfile=str(tls_key) if tls_key else None)
+    server = _server_class()(config, local)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if local is not None:
+            local.close()
+            settings.local_socket.unlink(missing_ok=True)  # type: ignore[union-attr]
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's own exit code when it cannot start (the port is taken, ...)
+
+
+def _server_class() -> type:
+    """uvicorn's Server, also accepting on the local socket (plain HTTP, even when the port has TLS)."""
+    import asyncio
+    import contextlib
+    import socket
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def __init__(self, config: uvicorn.Config, local: socket.socket | None) -> None:
+            super().__init__(config)
+            self.local = local
+            self.local_path = local.getsockname() if local is not None else None  # closed by shutdown
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if not self.started or self.local is None:
+                return
+            config = self.config
+
+            def protocol() -> asyncio.Protocol:  # the factory uvicorn builds for its own listeners
+                return config.http_protocol_class(config=config, server_state=self.server_state,  # type: ignore[call-arg]
+                                                  app_state=self.lifespan.state)
+
+            # Appended to uvicorn's listeners: shutdown stops accepting on it and drains it like the port.
+            self.servers.append(await asyncio.get_running_loop().create_server(protocol, sock=self.local))
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets)
+            if self.local_path:
+                # Here, not after run(): uvicorn ends a SIGTERM'd process by raising the signal again.
+                with contextlib.suppress(OSError):
+                    os.unlink(self.local_path)
+
+    return Server
 
 
 def is_wildcard(address: str) -> bool:

@@ -1,0 +1,136 @@
+"""The CLI's client for a running `vmdeck serve` on this machine: one HTTP request over its Unix socket.
+
+Used by the fast path (vmdeck.cli.fast) for `list`, `start NAME` and `create NAME`. It speaks just
+enough HTTP/1.1 for the server's JSON answers (one request per connection, `Connection: close`):
+http.client and its email parser cost more to import than the whole exchange takes.
+
+`call()` returns the decoded answer; None when no server takes the command — no socket, a stale
+socket (the server is gone), or the server declined because its context differs (HTTP 412, see
+vmdeck.local_socket). Then the command runs in-process, exactly as without a server. An error
+answer becomes the vmdeck error of its HTTP status, so the exit code is the one the command would
+have had in-process. `VMDECK_LOCAL_SOCKET=off` turns the hand-off off.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from vmdeck import errors
+from vmdeck.local_socket import CONTEXT_HEADER, MAX_PATH, USER_HEADER, context, socket_path
+
+__all__ = ["LocalServer", "local_server"]
+
+# The errors a server answer can carry, by HTTP status: the exit codes of vmdeck.errors.
+_BY_STATUS: dict[int, type[errors.VmdeckError]] = {
+    cls.http_status: cls for cls in (errors.InvalidInput, errors.NotFound, errors.Conflict, errors.HostError,
+                                     errors.GuestError, errors.TimedOut)}
+# Refusing a connection means nobody listens: a socket file left by a server that was killed.
+_NOBODY = (errno.ECONNREFUSED, errno.ENOENT)
+
+
+class LocalServer:
+    """The socket of the `vmdeck serve` that shares this command's database."""
+
+    def __init__(self, path: Path, uri: str | None) -> None:
+        self.path = path
+        self.uri = uri
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float = 300.0) -> Any:
+        """The server's JSON answer; None: no server took it (run the command in-process).
+
+        `timeout` bounds the wait for the answer: a server that hangs fails the command (exit 5)
+        instead of hanging it; a server that is slow on purpose (`start --wait`) gets a longer one."""
+        payload = json.dumps(body).encode() if body is not None else b""
+        who = os.environ.get("SUDO_USER") or _user_name()
+        head = (f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                f"{CONTEXT_HEADER}: {context(self.uri)}\r\n{USER_HEADER}: {who.encode().hex()}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(10.0)  # connecting to a listening local socket does not wait on the server
+            try:
+                conn.connect(str(self.path))
+            except OSError as error:
+                if error.errno in _NOBODY:
+                    return None
+                raise errors.HostError(f"cannot reach vmdeck serve at {self.path}: {error.strerror}") from error
+            conn.settimeout(timeout)
+            try:
+                conn.sendall(head.encode("latin-1") + payload)
+                status, answer = _read_response(conn)
+            except TimeoutError as error:
+                raise errors.HostError(f"vmdeck serve at {self.path} did not answer within {timeout:g} s") from error
+        if status == 412:
+            return None  # the server runs with another version or settings: do it here
+        if status >= 400:
+            raise _error(status, answer)
+        return json.loads(answer) if answer else None
+
+
+def local_server(uri: str | None) -> LocalServer | None:
+    """The local server this command may hand off to, if its socket exists (one stat, no connect)."""
+    if os.environ.get("VMDECK_LOCAL_SOCKET", "").lower() in ("off", "0", "no"):
+        return None
+    from vmdeck.paths import database_path
+
+    path = socket_path(database_path())
+    if len(os.fsencode(path)) > MAX_PATH or not path.is_socket():
+        return None
+    return LocalServer(path, uri)
+
+
+def _user_name() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())
+
+
+def _read_response(conn: socket.socket) -> tuple[int, bytes]:
+    """Status and body of the one HTTP/1.1 response on `conn` (Content-Length or read to the end)."""
+    data = bytearray()
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            raise errors.HostError("vmdeck serve closed the connection without an answer")
+        data += chunk
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = dict(line.lower().split(":", 1) for line in lines[1:] if ":" in line)
+    length = headers.get("content-length")
+    rest = bytearray(body)
+    while length is None or len(rest) < int(length):
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    if "chunked" in headers.get("transfer-encoding", ""):
+        return status, _unchunk(bytes(rest))
+    return status, bytes(rest)
+
+
+def _unchunk(raw: bytes) -> bytes:
+    out, index = bytearray(), 0
+    while True:
+        line_end = raw.index(b"\r\n", index)
+        size = int(raw[index:line_end].split(b";")[0], 16)
+        if size == 0:
+            return bytes(out)
+        out += raw[line_end + 2:line_end + 2 + size]
+        index = line_end + 2 + size + 2
+
+
+def _error(status: int, answer: bytes) -> errors.VmdeckError:
+    try:
+        detail = str(json.loads(answer).get("detail") or "")
+    except (ValueError, AttributeError):
+        detail = answer.decode(errors="replace")[:200]
+    cls = _BY_STATUS.get(status, errors.VmdeckError)
+    return cls(detail or f"vmdeck serve answered HTTP {status}")
