@@ -39,3 +39,17 @@ def pool_name() -> str:
 def database_path() -> Path:
     """The SQLite file of `vmdeck serve` (accounts, tokens) and of the host registry the CLI reads too."""
     return Path(os.environ.get("VMDECK_DB", data_dir() / "web" / "vmdeck.sqlite"))
+
+
+def create_private(path: Path) -> None:
+    """Create `path` empty and 0600 unless it exists; an existing file is left alone, never opened.
+
+    Never opened, because closing any descriptor of a file drops every POSIX lock this process holds
+    on it: SQLite's included. A server whose SQLite lost its shared lock on the database lets another
+    process's closing connection take the file as its last user, checkpoint and delete the WAL the
+    server still writes to, and every later commit of the server is lost (O_EXCL: no race either).
+    """
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass

@@ -19,6 +19,8 @@ from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String,
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
+from vmdeck.paths import create_private
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -189,7 +191,7 @@ def _private_files(path: Path) -> None:
     shared = bool(info.st_mode & (stat.S_ISVTX | stat.S_IWOTH)) or info.st_uid != os.geteuid()
     if not shared:
         folder.chmod(0o700)
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    create_private(path)  # never open()+close() of a live database: see create_private
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         if file.exists():
             file.chmod(0o600)

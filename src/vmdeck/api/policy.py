@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from fastapi import WebSocketException
@@ -144,16 +145,24 @@ def _route_key(conn: HTTPConnection) -> str:
     return f"{'GET' if method == 'HEAD' else method} {path}"
 
 
+async def _json_body(conn: HTTPConnection) -> dict[str, Any]:
+    """A POST's JSON object ({} for anything else); FastAPI caches the body for the handler."""
+    if conn.scope["type"] != "http" or conn.scope.get("method") != "POST" \
+            or not conn.headers.get("content-type", "").startswith("application/json"):
+        return {}
+    try:
+        body = json.loads(await conn.body())  # type: ignore[attr-defined]
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 async def _requested_project(conn: HTTPConnection, principal: Principal) -> str:
     """The project a create/upload is for: path, query, JSON body, else the caller's only one, else `default`."""
     named = conn.path_params.get("project") or conn.query_params.get("project")
-    if not named and conn.scope["type"] == "http" and conn.scope.get("method") == "POST" \
-            and conn.headers.get("content-type", "").startswith("application/json"):
-        try:
-            body = json.loads(await conn.body())  # type: ignore[attr-defined]  # FastAPI caches it for the handler
-        except ValueError:
-            body = None
-        if isinstance(body, dict) and isinstance(body.get("project"), str):
+    if not named:
+        body = await _json_body(conn)
+        if isinstance(body.get("project"), str):
             named = body["project"]
     if named:
         return str(named)
@@ -222,6 +231,9 @@ async def _decide(conn: HTTPConnection) -> Grant:
             return Grant(None, action)  # a page: it sends the browser to /login itself
         raise Unauthorized("sign in or send an API token (Authorization: Bearer ...)")
     project, vm = await _scope_project(conn, principal, rule)
+    if action == "vm.create":  # the audit log names the VM a create is for, as it does for later actions
+        name = (await _json_body(conn)).get("name")
+        vm = name[:128] if isinstance(name, str) and name.isprintable() else None
     if not may(principal, rule.need, project):
         where = f" in project {project}" if project else ""
         role = principal.role_in(project) or "no role"

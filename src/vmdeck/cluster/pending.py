@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmdeck.paths import create_private
+
 __all__ = ["Claim", "PlacementBook", "Decision", "STALE_S"]
 
 # A create (a volume copied from an image, a guest started) is long done by then.
@@ -93,7 +95,8 @@ class PlacementBook:
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # The file may become the server's database, which holds password hashes: private from its birth.
-        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        # Only created when missing: opening and closing the live database would drop SQLite's locks.
+        create_private(self.path)
         # Autocommit mode: BEGIN and COMMIT are said here. Placement decisions queue behind each other
         # for as long as a fleet-wide capacity query can take (the fleet's deadlines), not fail.
         conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
