@@ -7,7 +7,10 @@ the exit code the error would have had in-process.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,3 +154,31 @@ def test_the_context_differs_with_each_setting_that_changes_what_a_command_does(
             changed.setenv(variable, str(tmp_path / "elsewhere"))
             assert context(None) != base, variable
     bytes.fromhex(base)  # sent as hex: any path fits in a header
+
+
+LIST_PROBE = """
+import sys
+from vmdeck.cli.main import main
+sys.argv = ["vmdeck", "list"]
+main()
+print("IMPORTED=" + ",".join(sorted(m for m in ("libvirt", "sqlite3", "vmdeck.host.connection") if m in sys.modules)),
+      file=sys.stderr)
+"""
+
+
+def test_a_handed_off_list_prints_the_table_without_importing_libvirt(tmp_path: Path) -> None:
+    db = tmp_path / "web" / "vmdeck.sqlite"
+    db.parent.mkdir()
+    server = CannedServer(socket_path(db))
+    vms = [{"name": "web1", "state": "running", "vcpus": 2, "memory_mib": 512, "persistent": True,
+            "cpu_time_ns": 1, "rss_kib": None, "allowed_actions": [], "project": "default", "host": "local"}]
+    server.answers.append(response(200, json.dumps(vms).encode()))
+    try:
+        env = {k: v for k, v in os.environ.items() if k not in ("VMDECK_URI", "VMDECK_LOCAL_SOCKET", "NO_COLOR")}
+        done = subprocess.run([sys.executable, "-c", LIST_PROBE], capture_output=True, text=True, timeout=60,
+                              env={**env, "VMDECK_DB": str(db)})
+    finally:
+        server.close()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1].split() == ["web1", "running", "2", "512", "MiB", "default", "local"]
+    assert "IMPORTED=\n" in done.stderr  # the server did the libvirt work; no registry read either

@@ -95,7 +95,10 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
         redoc_url=None,
         lifespan=lifespan,
         # Every route, websockets and pages included, passes the one policy check (vmdeck.api.policy).
-        dependencies=[Depends(enforce)],
+        # scope="function": its audit line is committed before the answer leaves, not after (FastAPI's
+        # default), so a client that saw its change succeed finds it in the audit log, and a server that
+        # dies right after answering has not done an unaudited change.
+        dependencies=[Depends(enforce, scope="function")],
     )
     app.state.ctx = ctx
     install_error_handlers(app)
