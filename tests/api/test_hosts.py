@@ -96,3 +96,24 @@ def test_events_from_every_host_carry_the_host(fleet_client: TestClient) -> None
             if len(seen) == 2:
                 break
         assert seen == {("busy-b", "b", "shut off"), ("busy-a", "a", "shut off")}
+
+
+def test_room_held_by_a_create_in_progress_shows_as_used(fleet_client: TestClient, tmp_path: Path) -> None:
+    from vmdeck.cluster.fleet import Fleet
+    from vmdeck.cluster.place import room_for
+
+    def host_b() -> dict:
+        return next(h for h in fleet_client.get("/api/hosts").json() if h["name"] == "b")
+
+    before = host_b()
+    assert (before["pending_mib"], before["pending_vcpus"]) == (0, 0)
+    # A create elsewhere (the CLI, another request) has placed a VM on b and not started it yet.
+    with Fleet(registry=Registry(tmp_path / "web" / "vmdeck.sqlite")) as fleet, \
+            room_for(fleet, "coming", 2, 700, host_name="b", new=True):
+        held = host_b()
+        assert (held["pending_mib"], held["pending_vcpus"]) == (700, 2)
+        assert held["memory_allocated_mib"] == before["memory_allocated_mib"] + 700
+        assert held["memory_free_mib"] == before["memory_free_mib"] - 700
+        assert held["vcpus_allocated"] == before["vcpus_allocated"] + 2
+    after = host_b()
+    assert {**after, "answered_in_s": None} == {**before, "answered_in_s": None}  # released with the create

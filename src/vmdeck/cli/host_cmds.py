@@ -98,6 +98,9 @@ def list_(
     for row in rows:
         if not row.reachable:
             out.print(f"[red]{row.name}[/red] ({row.uri}): {row.reason}", highlight=False)
+        if row.pending_mib or row.pending_vcpus:
+            out.print(f"{row.name}: {row.pending_mib} MiB and {row.pending_vcpus} vCPU held for creates in progress "
+                      "(counted as used until their VMs run)", highlight=False)
 
 
 @host_app.command("remove")

@@ -79,6 +79,9 @@ class HostReport:
     qemu_version: str | None = None
     kvm_usable: bool | None = None  # None: never probed (see `vmdeck host check`)
     answered_in_s: float | None = None
+    # Of the allocation: what creates placed here hold until their VM runs, as placement counts it.
+    pending_vcpus: int = 0
+    pending_mib: int = 0
 
 
 def _report(host: Host, entry: HostEntry) -> tuple[Capacity, str, str, bool | None]:
@@ -92,18 +95,24 @@ def _report(host: Host, entry: HostEntry) -> tuple[Capacity, str, str, bool | No
 
 
 def host_reports(fleet: Fleet, *, deadline: float | None = None) -> list[HostReport]:
+    """Every registered host as placement sees it: the creates in progress count in the allocation."""
+    from vmdeck.cluster.pending import PlacementBook
+    from vmdeck.cluster.placement import with_pending
+
+    answers = fleet.each(_report, deadline=deadline)
+    claims = PlacementBook(fleet.registry.path).live_claims()
+    caps = with_pending([a.value[0] if a.value is not None else _as_capacity(Answer(a.entry, None, a.error))
+                         for a in answers], [(c.host, c.vm, c.vcpus, c.memory_mib) for c in claims])
     rows = []
-    for answer in fleet.each(_report, deadline=deadline):
+    for answer, cap in zip(answers, caps, strict=True):
         entry = answer.entry
-        if answer.value is not None:
-            cap, libvirt_version, qemu_version, kvm = answer.value
-        else:
-            cap, libvirt_version, qemu_version, kvm = _as_capacity(Answer(entry, None, answer.error)), None, None, None
+        _cap, libvirt_version, qemu_version, kvm = answer.value if answer.value is not None else (cap, None, None, None)
         rows.append(HostReport(
             name=entry.name, uri=entry.connect_uri, reachable=cap.reachable, reason=cap.reason,
             draining=entry.draining, vcpu_ratio=entry.vcpu_ratio, reserve_mib=entry.reserve_mib, pcpus=cap.pcpus,
             vcpus_allocated=cap.vcpus_allocated, vcpu_limit=cap.vcpu_limit, memory_mib=cap.memory_mib,
             memory_allocated_mib=cap.memory_allocated_mib, memory_free_mib=cap.free_mib,
             vms_running=cap.vms_running, libvirt_version=libvirt_version, qemu_version=qemu_version,
-            kvm_usable=kvm, answered_in_s=round(answer.seconds, 3)))
+            kvm_usable=kvm, answered_in_s=round(answer.seconds, 3), pending_vcpus=cap.pending_vcpus,
+            pending_mib=cap.pending_mib))
     return rows

@@ -131,6 +131,23 @@ class PlacementBook:
             conn.close()
 
     def claims(self) -> list[Claim]:
-        """The claims held now (for reports and tests)."""
+        """The claims held now, expired ones deleted (tests)."""
         with self.deciding() as decision:
             return decision.claims()
+
+    def live_claims(self) -> list[Claim]:
+        """The claims that count now, for reports: read without the decision's write lock (a report does
+        not queue behind a placement that waits on a slow host); expired claims are skipped, not deleted."""
+        if not self.path.exists():
+            return []
+        conn = sqlite3.connect(self.path, timeout=10)
+        try:
+            rows = conn.execute("SELECT host, vm, vcpus, memory_mib, owner, created_at FROM placements "
+                                "ORDER BY id").fetchall()
+        except sqlite3.OperationalError:  # no placement was ever decided: no table yet
+            return []
+        finally:
+            conn.close()
+        oldest = time.time() - STALE_S
+        return [Claim(str(h), str(v), int(c), int(m)) for h, v, c, m, owner, created in rows
+                if created >= oldest and not _gone(str(owner))]

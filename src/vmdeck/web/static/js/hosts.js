@@ -37,7 +37,10 @@ function row(h) {
     el('td', {}, el('strong', {}, h.name), el('div', { class: 'dim small' }, h.uri)),
     el('td', {}, status(h), h.reachable ? '' : el('div', { class: 'dim small reason' }, h.reason)),
     el('td', {}, h.reachable ? bar(h.memory_allocated_mib, usable,
-      `${h.memory_allocated_mib} / ${usable} MiB (${h.reserve_mib} reserved)`) : '–'),
+      `${h.memory_allocated_mib} / ${usable} MiB (${h.reserve_mib} reserved)`) : '–',
+      // Room held by creates placed here whose VMs do not run yet: placement counts it as used.
+      h.reachable && h.pending_mib ? el('div', { class: 'dim small pending' },
+        `${h.pending_mib} MiB, ${h.pending_vcpus} vCPU held for creates in progress`) : ''),
     el('td', {}, h.reachable ? bar(h.vcpus_allocated, h.vcpu_limit,
       `${h.vcpus_allocated} / ${h.vcpu_limit} (${h.pcpus} pCPUs × ${h.vcpu_ratio})`) : '–'),
     el('td', {}, h.reachable ? h.vms_running : '–'),
