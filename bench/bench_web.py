@@ -79,7 +79,9 @@ def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def api_token(url: str) -> tuple[str, str]:
-    client = httpx.Client(base_url=url)
+    # Signing in hashes the password (Argon2) on a freshly started server: far over httpx's 5 s default
+    # on a loaded machine.
+    client = httpx.Client(base_url=url, timeout=120)
     reply = client.post("/api/auth/login", json={"username": "admin", "password": PASSWORD})
     cookie = f"vmdeck_session={reply.cookies['vmdeck_session']}"
     token = client.post("/api/auth/tokens", json={"name": "bench"},

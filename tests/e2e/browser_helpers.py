@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -15,7 +16,9 @@ from vmdeck.host.connection import Host
 from vmdeck.vm.agent import guest_exec
 
 PASSWORD = "e2e-admin-password"
-PREFIX = "vmdeck-test-e2e-"
+# The pid, as in tests/integration/conftest.py: the leftovers of a run that died are recognised (its pid
+# is gone) and removed by the integration tests' session cleanup.
+PREFIX = f"vmdeck-test-{os.getpid()}-e2e-"
 
 
 class Server:
@@ -71,12 +74,13 @@ def sign_in_as_admin(page: Page) -> Page:
     return page
 
 
-def wait_for_serve(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    """Until `vmdeck serve` answers its sign-in page; its log in the error when it exits or never answers."""
+def wait_for_serve(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 180) -> None:
+    """Until `vmdeck serve` answers its sign-in page; its log in the error when it exits or never answers.
+    The bounds are generous: a loaded machine may take a minute to start the server and to render a page."""
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/login", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/login", timeout=10).status_code == 200:
                 return
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()

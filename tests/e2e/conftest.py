@@ -1,7 +1,7 @@
 """Fixtures for browser tests: a real `vmdeck serve` on a free loopback port, real libvirtd,
 and Debian's Chromium driven by Playwright (never a browser Playwright downloads).
 
-VMs made here are named `vmdeck-test-e2e-*` and deleted at the end of the module.
+VMs made here are named `vmdeck-test-<pid>-e2e-*` and deleted at the end of the module.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 from browser_helpers import PASSWORD, PREFIX, Server, wait_for_serve
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from vmdeck.errors import NotFound
 from vmdeck.host.connection import Host, connect
@@ -26,6 +26,11 @@ CHROMIUM = "/usr/bin/chromium"
 # Quiet on a closed network: no background fetches, no component updates, no QUIC.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# The machine is shared and often loaded: a page may take more than Playwright's default 5 s to fill.
+# Set here, once, for every browser test (a module's own setting would hold for the modules after it).
+expect.set_options(timeout=20_000)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e" in str(item.fspath):

@@ -48,7 +48,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     wait_for_serve(url, process, log)
     yield Server(url, process, log)
     process.terminate()
-    process.wait(10)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def test_hosts_page_list_column_and_migrate_card(page: Page, server: Server) -> None:

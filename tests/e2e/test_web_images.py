@@ -26,8 +26,6 @@ from vmdeck.images.debian import build_image
 from vmdeck.images.library import ImageRecord
 from vmdeck.storage.pool import ensure_pool
 
-expect.set_options(timeout=20_000)  # a shared, often loaded machine
-
 
 @pytest.fixture(scope="module")
 def image() -> ImageRecord:
@@ -52,10 +50,11 @@ def public_key(tmp_path_factory: pytest.TempPathFactory) -> str:
     return Path(f"{key}.pub").read_text().strip()
 
 
-def _pool_volumes(host: Host) -> set[str]:
+def _pool_volumes(host: Host, prefix: str) -> set[str]:
+    """The pool's volumes named after one VM: the pool is shared with concurrent tests and runs."""
     pool = ensure_pool(host)
     pool.refresh()
-    return set(pool.volume_names())
+    return {name for name in pool.volume_names() if name.startswith(prefix)}
 
 
 def _seed_files(path: str) -> dict[str, str]:
@@ -92,7 +91,7 @@ def _fill_image_form(page: Page, name: str, user_data: str, public_key: str) -> 
 def test_user_data_that_is_not_cloud_config_is_shown_and_creates_nothing(
         signed_in: Page, server: Server, api: httpx.Client, host: Host, image: ImageRecord, vm_name: str,
         public_key: str) -> None:
-    before = _pool_volumes(host)
+    before = _pool_volumes(host, vm_name)
     _fill_image_form(signed_in, vm_name, "runcmd:\n  - [touch, /tmp/x]\n", public_key)
     signed_in.click("#create-submit")
     error = signed_in.locator('.field-error[data-for="user_data"]')
@@ -100,7 +99,7 @@ def test_user_data_that_is_not_cloud_config_is_shown_and_creates_nothing(
                                   "'#cloud-config'", timeout=60_000)
     expect(signed_in).to_have_url(f"{server.url}/create")
     assert api.get(f"/api/vms/{vm_name}").status_code == 404
-    assert _pool_volumes(host) == before  # no overlay, no seed
+    assert _pool_volumes(host, vm_name) == before  # no overlay, no seed
 
 
 def test_image_fields_reach_the_seed_and_the_disk_is_an_overlay(

@@ -166,10 +166,14 @@ class NamespaceHost:
         pid = self.libvirtd_pid
         assert pid is not None
         os.kill(pid, sig)
+        # Gone when this returns (a start() beside a dying libvirtd would race it); SIGTERM's clean
+        # shutdown can take long on a loaded machine, hence the generous bound.
+        deadline = time.monotonic() + 60
         with contextlib.suppress(OSError):
-            for _ in range(100):
+            while time.monotonic() < deadline:
                 os.kill(pid, 0)
                 time.sleep(0.05)
+            raise AssertionError(f"libvirtd (pid {pid}) still runs 60 s after signal {sig}")
         (self.root / "libvirtd.pid").unlink(missing_ok=True)
 
     def start(self) -> None:

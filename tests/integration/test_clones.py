@@ -13,6 +13,7 @@ from pathlib import Path
 
 from itest_support import wait_for
 
+from conftest import READY_TIMEOUT_S, _cleanup
 from vmdeck.host.connection import Host
 from vmdeck.paths import pool_dir
 from vmdeck.vm import lifecycle
@@ -53,45 +54,49 @@ def test_linked_and_full_clones(vm_factory: Callable, run_in_guest: Callable, cl
     assert refused.returncode == 4 and "--linked" in refused.stderr
     assert not host.exists(f"{src}-full")
 
-    linked = f"{src}-lc"
-    made = json.loads(_ok(cli("clone", src, linked, "--linked", "--start", "--json")))
-    lifecycle.wait_ready(host, linked, timeout=300)
-    source_view = json.loads(_ok(cli("show", src, "--json")))
-    clone_view = json.loads(_ok(cli("show", linked, "--json")))
-    assert clone_view["uuid"] != source_view["uuid"]
-    assert {n["mac"] for n in clone_view["nics"]}.isdisjoint({n["mac"] for n in source_view["nics"]})
-    # The clone sees the source's data; what each writes afterwards stays its own.
-    assert _read(run_in_guest, linked) == "SOURCE01"
-    _write(run_in_guest, linked, "LINKED01")
-    _write(run_in_guest, src, "SOURCE02")
-    assert _read(run_in_guest, linked) == "LINKED01" and _read(run_in_guest, src) == "SOURCE02"
-    _clean(src, linked)
-    backing = subprocess.run(["qemu-img", "info", "-U", "--output=json", made["disks"]["vda"]],
-                             capture_output=True, text=True, check=True)
-    shared = json.loads(backing.stdout)["full-backing-filename"]
+    # vm_factory deletes only the source; the clones are deleted here whatever happens.
+    linked, full = f"{src}-lc", f"{src}-fc"
+    try:
+        made = json.loads(_ok(cli("clone", src, linked, "--linked", "--start", "--json")))
+        lifecycle.wait_ready(host, linked, timeout=READY_TIMEOUT_S)
+        source_view = json.loads(_ok(cli("show", src, "--json")))
+        clone_view = json.loads(_ok(cli("show", linked, "--json")))
+        assert clone_view["uuid"] != source_view["uuid"]
+        assert {n["mac"] for n in clone_view["nics"]}.isdisjoint({n["mac"] for n in source_view["nics"]})
+        # The clone sees the source's data; what each writes afterwards stays its own.
+        assert _read(run_in_guest, linked) == "SOURCE01"
+        _write(run_in_guest, linked, "LINKED01")
+        _write(run_in_guest, src, "SOURCE02")
+        assert _read(run_in_guest, linked) == "LINKED01" and _read(run_in_guest, src) == "SOURCE02"
+        _clean(src, linked)
+        backing = subprocess.run(["qemu-img", "info", "-U", "--output=json", made["disks"]["vda"]],
+                                 capture_output=True, text=True, check=True)
+        shared = json.loads(backing.stdout)["full-backing-filename"]
 
-    # Deleting the source leaves the clone whole: the shared image stays, now the clone's.
-    _ok(cli("delete", src, "--force"))
-    assert Path(shared).exists()
-    assert shared in json.loads(_ok(cli("show", linked, "--json")))["owned_volumes"]
-    lifecycle.poweroff(host, linked)
-    lifecycle.start(host, linked, wait=True, timeout=300)
-    assert _read(run_in_guest, linked) == "LINKED01"
+        # Deleting the source leaves the clone whole: the shared image stays, now the clone's.
+        _ok(cli("delete", src, "--force"))
+        assert Path(shared).exists()
+        assert shared in json.loads(_ok(cli("show", linked, "--json")))["owned_volumes"]
+        lifecycle.poweroff(host, linked)
+        lifecycle.start(host, linked, wait=True, timeout=READY_TIMEOUT_S)
+        assert _read(run_in_guest, linked) == "LINKED01"
 
-    # A full clone (of the shut-off linked clone) has no backing file and lives on its own.
-    lifecycle.poweroff(host, linked)
-    full = f"{src}-fc"
-    made_full = json.loads(_ok(cli("clone", linked, full, "--start", "--json")))
-    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", made_full["disks"]["vda"]],
-                                     capture_output=True, text=True, check=True).stdout)
-    assert "backing-filename" not in info
-    lifecycle.wait_ready(host, full, timeout=300)
-    assert _read(run_in_guest, full) == "LINKED01"
-    _write(run_in_guest, full, "FULLCOPY")
-    _clean(linked, full)
-    _ok(cli("delete", linked))
-    assert _read(run_in_guest, full) == "FULLCOPY"
+        # A full clone (of the shut-off linked clone) has no backing file and lives on its own.
+        lifecycle.poweroff(host, linked)
+        made_full = json.loads(_ok(cli("clone", linked, full, "--start", "--json")))
+        info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", made_full["disks"]["vda"]],
+                                         capture_output=True, text=True, check=True).stdout)
+        assert "backing-filename" not in info
+        lifecycle.wait_ready(host, full, timeout=READY_TIMEOUT_S)
+        assert _read(run_in_guest, full) == "LINKED01"
+        _write(run_in_guest, full, "FULLCOPY")
+        _clean(linked, full)
+        _ok(cli("delete", linked))
+        assert _read(run_in_guest, full) == "FULLCOPY"
 
-    # Everything is gone with its last user.
-    _ok(cli("delete", full, "--force"))
-    assert _files(src, linked, full) == set() and not Path(shared).exists()
+        # Everything is gone with its last user.
+        _ok(cli("delete", full, "--force"))
+        assert _files(src, linked, full) == set() and not Path(shared).exists()
+    finally:
+        for clone in (full, linked):
+            _cleanup(host, clone)

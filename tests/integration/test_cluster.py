@@ -110,22 +110,23 @@ def test_list_answers_without_a_dead_host_and_recovers(registry: Registry, ns_ho
     assert placed, "needs the VMs of the placement test"
     ns_hosts["h2"].kill()
     try:
-        listed = cli("list", "--deadline", "5")
+        # h2 refuses at once; the deadline is for h0 and h1, which answer slowly beside six TCG guests.
+        listed = cli("list", "--deadline", "30")
         assert listed.returncode == 0, listed.stderr
         shown = {line.split()[0]: line.split()[-1] for line in listed.stdout.splitlines()[1:] if line.strip()
                  and line.split()[0].startswith(PREFIX)}
         assert shown == {vm: h for vm, h in placed.items() if h != "h2"}
         assert "host h2 unreachable" in listed.stdout and "Connection refused" in listed.stdout
-        down = {h["name"]: h for h in json.loads(cli("host", "list", "--json", "--deadline", "5").stdout)}
+        down = {h["name"]: h for h in json.loads(cli("host", "list", "--json", "--deadline", "30").stdout)}
         assert not down["h2"]["reachable"] and down["h0"]["reachable"] and down["h1"]["reachable"]
         # A host that accepts connections and never answers (a hung libvirtd) costs one deadline, no more.
         ns_hosts["h1"].pause()
         try:
-            frozen = cli("list", "--deadline", "3")
+            frozen = cli("list", "--deadline", "20")
         finally:
             ns_hosts["h1"].resume()
         assert frozen.returncode == 0, frozen.stderr
-        assert "host h1 unreachable: host h1 did not answer within 3 s" in frozen.stdout
+        assert "host h1 unreachable: host h1 did not answer within 20 s" in frozen.stdout
         assert all(vm in frozen.stdout for vm, h in placed.items() if h == "h0")
     finally:
         ns_hosts["h2"].start()
@@ -153,8 +154,8 @@ def test_drain_moves_every_vm_with_the_guests_running(registry: Registry, ns_hos
     assert all(where[vm] in ("h1", "h2") for vm in on_h0), where
     for vm in on_h0:
         placed[vm] = where[vm]
-        # The same guests, not rebooted ones.
-        assert _guest(ns_hosts[where[vm]], vm, "cat /proc/sys/kernel/random/boot_id") == boot_ids[vm]
+        # The same guests, not rebooted ones (an agent may take a moment to answer after the move).
+        assert _boot_id(ns_hosts[where[vm]], vm) == boot_ids[vm]
         record = json.loads(cli("show", vm, "--json").stdout)["last_migration"]
         assert record["outcome"] == "completed" and record["to"] == ns_hosts[where[vm]].uri
         assert record["downtime_ms"] >= 0 and record["total_ms"] > 0
@@ -224,7 +225,7 @@ def test_api_migrates_with_progress_on_the_event_stream(registry: Registry, ns_h
         assert {v["name"]: v["host"] for v in client.get("/api/vms").json()}[vm] == dest
         record = client.get(f"/api/vms/{vm}").json()["last_migration"]
         assert record["outcome"] == "completed" and record["to"] == ns_hosts[dest].uri
-    assert _guest(ns_hosts[dest], vm, "cat /proc/sys/kernel/random/boot_id") == boot_id
+    assert _boot_id(ns_hosts[dest], vm) == boot_id  # the same guest (its agent may take a moment after the move)
 
 
 def test_quota_counts_every_host_and_a_hung_one_from_its_last_count(registry: Registry,
@@ -252,8 +253,8 @@ def test_quota_counts_every_host_and_a_hung_one_from_its_last_count(registry: Re
                     "--host", "h0")
         assert third.returncode == 4 and "instances limit 2, in use 2" in third.stderr, third.stderr
         db = open_database(database_path())
-        # Deadlines shorter than the default 5 + 10 s, long enough for a loaded machine's live hosts.
-        with Fleet(connect_timeout=3, call_timeout=7) as fleet:
+        # Deadlines (10 + 20 s) long enough for a loaded machine's live hosts.
+        with Fleet(connect_timeout=10, call_timeout=20) as fleet:
             live = usage_report(db, fleet, project)
             assert {h: row["vms"] for h, row in live["hosts"].items() if row["vms"]} == {h: [vm] for h, vm in made.items()}
             assert live["quota"]["memory_mib"]["used"] == 2 * VM_MIB and live["quota"]["disk_gib"]["used"] > 0
@@ -268,9 +269,9 @@ def test_quota_counts_every_host_and_a_hung_one_from_its_last_count(registry: Re
             finally:
                 ns_hosts["h2"].resume()
         assert kept["hosts"]["h2"]["counted"] == "kept" and kept["hosts"]["h2"]["vms"] == [made["h2"]]
-        assert "did not answer within 10 s" in kept["hosts"]["h2"]["reason"]
+        assert "did not answer within 30 s" in kept["hosts"]["h2"]["reason"]
         assert kept["quota"] == live["quota"]
-        assert took < 2 * 10 + 15, took  # two checks, one deadline (3 + 7 s) each, and slack for a loaded machine
+        assert took < 2 * 30 + 30, took  # two checks, one deadline (10 + 20 s) each, and slack for a loaded machine
     finally:
         for vm in made.values():
             cli("delete", vm, "--force")

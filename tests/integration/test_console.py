@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from itest_support import wait_for
 
+from conftest import PREFIX
 from vmdeck.console.screen import decode_png_rgb, png_size
 from vmdeck.host.connection import Host
 from vmdeck.spec.templates import resolve
@@ -34,7 +35,7 @@ BOOT_ID = "cat /proc/sys/kernel/random/boot_id"
 
 @pytest.fixture(scope="module")
 def vm(host: Host) -> Iterator[str]:
-    name = f"vmdeck-test-console-{uuid.uuid4().hex[:6]}"
+    name = f"{PREFIX}console-{uuid.uuid4().hex[:6]}"
     create_vm(host, resolve("tiny", name))
     try:
         lifecycle.start(host, name, wait=True, timeout=600)
@@ -79,7 +80,8 @@ def test_mouse_moves_and_clicks_through_the_tablet(vm: str, cli: Callable, run_i
     event = re.search(r"event\d+", block).group(0)
     start = run_in_guest(vm, f"cat /dev/input/{event} > /tmp/ev </dev/null 2>/dev/null & echo started")
     assert start.exit_code == 0
-    time.sleep(0.5)
+    # Events sent before cat has the device open are lost: wait until it has (a while on a loaded machine).
+    wait_for(lambda: run_in_guest(vm, f"ls -l /proc/*/fd 2>/dev/null | grep -q '/dev/input/{event}$'").exit_code == 0)
     assert cli("mouse", vm, "move", "360", "200").returncode == 0
     assert cli("mouse", vm, "click", "left").returncode == 0
 
@@ -122,7 +124,8 @@ def test_serial_console_runs_a_command_and_ctrl_bracket_leaves(vm: str) -> None:
             os._exit(127)
     output = b""
 
-    def read_until(token: bytes, timeout: float = 30) -> bool:
+    # A generous bound: a freshly started CLI (and the guest's shell) may take minutes on a loaded machine.
+    def read_until(token: bytes, timeout: float = 180) -> bool:
         nonlocal output
         deadline = time.monotonic() + timeout
         while token not in output and time.monotonic() < deadline:
@@ -146,8 +149,8 @@ def test_serial_console_runs_a_command_and_ctrl_bracket_leaves(vm: str) -> None:
         os.write(fd, b"\x1d")
         assert read_until(b"detached"), output
     finally:
-        # Never hang on a console that did not leave: give it a moment, then end it.
-        for _ in range(50):
+        # Never hang on a console that did not leave: give it up to 60 s (a loaded machine), then end it.
+        for _ in range(600):
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
                 break

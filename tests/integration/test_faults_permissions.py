@@ -31,10 +31,11 @@ def _acl(path: Path) -> str:
     return subprocess.run(["getfacl", "-cp", str(path)], capture_output=True, text=True, check=True).stdout
 
 
-def _volumes(host: Host) -> set[str]:
+def _volumes(host: Host, prefix: str) -> set[str]:
+    """The pool's volumes named after one VM: the pool is shared with concurrent tests and runs."""
     pool = host.conn.pool(POOL_NAME)
     pool.refresh()
-    return set(pool.volume_names())
+    return {name for name in pool.volume_names() if name.startswith(prefix)}
 
 
 def test_iso_in_private_folder(vm_factory: Callable, cli: Callable, run_in_guest: Callable, host: Host,
@@ -57,11 +58,11 @@ def test_iso_in_private_folder(vm_factory: Callable, cli: Callable, run_in_guest
     assert "libvirt-qemu" not in _acl(private_dir)
 
     # create --cdrom and disk attach are checked the same way, before any volume exists.
-    before = _volumes(host)
     name = f"{vm}-cd"
+    before = _volumes(host, name)
     created = cli("create", name, "-t", "q35-virtio", "--cdrom", iso)
     assert created.returncode == 2 and str(private_dir) in created.stderr, created.stderr
-    assert not host.exists(name) and _volumes(host) == before
+    assert not host.exists(name) and _volumes(host, name) == before
     image = private_dir / "data.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "16M"], check=True)
     attached = cli("disk", "attach", vm, image)

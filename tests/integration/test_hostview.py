@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -174,12 +175,29 @@ def test_shut_off_and_killed_vms_give_a_clear_message(vm_factory: Callable, cli:
 
 
 def test_watch_redraws_with_sparklines(shared_vm: str) -> None:
-    env = {**os.environ, "COLUMNS": "200"}
+    # Into a pipe, rich draws only the last frame at exit; TTY_COMPATIBLE=1 makes it draw every frame, so
+    # the test can see when the watch loop (which catches Ctrl-C) is running.
+    env = {**os.environ, "COLUMNS": "200", "TTY_COMPATIBLE": "1"}
     proc = subprocess.Popen([*VMDECK, "hostview", shared_vm, "--watch", "--interval", "0.3", "--fast"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    time.sleep(4)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    # A loaded machine may take long to start the CLI; the timer bounds the wait (a killed CLI ends stdout).
+    watchdog = threading.Timer(300, proc.kill)
+    watchdog.start()
+    try:
+        # The first frame is drawn just before the loop, the second inside it: SIGINT only after that.
+        assert proc.stdout is not None
+        drawn: list[str] = []
+        frames = 0
+        for line in proc.stdout:
+            drawn.append(line)
+            frames += "Scheduling" in line
+            if frames == 2:
+                break
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        watchdog.cancel()
+    out = "".join(drawn) + rest
     assert proc.returncode == 0, err
     assert "Scheduling" in out and "vCPU 0" in out
     assert any(bar in out for bar in "▁▂▃▄▅▆▇█"), out

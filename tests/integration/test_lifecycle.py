@@ -9,6 +9,7 @@ from pathlib import Path
 
 from itest_support import wait_for
 
+from conftest import READY_TIMEOUT_S
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.host.connection import Host
 from vmdeck.vm import lifecycle
@@ -49,9 +50,10 @@ def test_reboot_then_acpi_shutdown(vm_factory: Callable, host: Host, run_in_gues
         # The agent answers again only once the new boot is up; its boot id is new.
         return run_in_guest(name, BOOT_ID, timeout=5).stdout.strip() not in (b"", first_boot)
 
-    wait_for(booted_again, timeout=120)
+    wait_for(booted_again, timeout=READY_TIMEOUT_S)
     assert show_vm(host, name).state == "running"
-    how = lifecycle.shutdown(host, name, timeout=60)
+    # An upper bound: the guest powers off within seconds when idle, far later on a loaded machine.
+    how = lifecycle.shutdown(host, name, timeout=300)
     assert how == "shut down by the guest"
     assert show_vm(host, name).state == "shut off"
 

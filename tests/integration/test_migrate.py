@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from itest_support import wait_for
 from nshosts import NamespaceHost, start_hosts, stop_hosts
 
 from vmdeck.domxml.parse import parse_domain
@@ -72,9 +73,10 @@ def test_live_migration_keeps_the_guest_running(host: Host, second_host: Host, s
 
     # The same guest, not a rebooted one: its tmpfs file and its boot id survived the move,
     # and its disk was copied (read back from the destination's disk, not the guest's cache).
-    assert _guest(second_host, vm, "cat /tmp/vmdeck-token") == token
-    assert _guest(second_host, vm, "cat /proc/sys/kernel/random/boot_id") == boot_id
-    assert _disk_token(second_host, vm) == disk_token
+    # Its agent may take a moment to answer after the move on a loaded machine.
+    assert wait_for(lambda: _guest(second_host, vm, "cat /tmp/vmdeck-token"), timeout=300) == token
+    assert wait_for(lambda: _guest(second_host, vm, "cat /proc/sys/kernel/random/boot_id"), timeout=300) == boot_id
+    assert wait_for(lambda: _disk_token(second_host, vm), timeout=300) == disk_token
     assert second_host.lookup(vm).raw.isPersistent()
     # Gone from the source, with its (now stale) disk; the destination has its own copy.
     assert not host.exists(vm)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from itest_support import wait_for
 
+from conftest import READY_TIMEOUT_S
 from vmdeck.host.connection import Host
 from vmdeck.paths import pool_dir
 from vmdeck.storage.usage import image_usage
@@ -43,7 +44,7 @@ def _check_all(vm: str) -> None:
 
 
 def _boot(host: Host, vm: str) -> None:
-    lifecycle.start(host, vm, wait=True, timeout=300)
+    lifecycle.start(host, vm, wait=True, timeout=READY_TIMEOUT_S)
 
 
 def _ok(result: subprocess.CompletedProcess[str]) -> str:

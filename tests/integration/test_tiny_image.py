@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from itest_support import wait_for
 
 from vmdeck.images import GuestImage, build_tiny
 
@@ -164,9 +165,13 @@ def test_agent_exec_hostname_and_network(booted: tuple[Guest, float]) -> None:
     assert guest.qga("guest-get-host-name") == {"host-name": "tiny"}
     code, out = guest.sh("echo out; uname -m; exit 3")
     assert code == 3 and out.split() == ["out", guest.arch]
-    ifaces = {i["name"]: i for i in guest.qga("guest-network-get-interfaces")}  # type: ignore[union-attr]
-    addrs = [a["ip-address"] for a in ifaces["eth0"].get("ip-addresses", [])]
-    assert "10.0.2.15" in addrs
+
+    def addresses() -> list[str]:
+        ifaces = {i["name"]: i for i in guest.qga("guest-network-get-interfaces")}  # type: ignore[union-attr]
+        return [a["ip-address"] for a in ifaces["eth0"].get("ip-addresses", [])]
+
+    # Ready does not mean addressed: the guest's DHCP may still be running on a loaded machine.
+    assert wait_for(lambda: "10.0.2.15" in addresses(), timeout=AGENT_BOUND_S)
 
 
 def test_drivers_loaded_and_cdrom_stack_present(booted: tuple[Guest, float]) -> None:

@@ -44,19 +44,22 @@ def test_silent_and_refusing_hosts_do_not_hide_the_others(tmp_path: Path, silent
     entries = [HostEntry("a", fake_host_uri(tmp_path, "a")), HostEntry("b", fake_host_uri(tmp_path, "b")),
                HostEntry("silent", f"qemu+tcp://127.0.0.1:{silent_port}/system"),
                HostEntry("refusing", f"qemu+tcp://127.0.0.1:{_free_port()}/system")]
-    with Fleet(entries, connect_timeout=1.0, call_timeout=1.0) as fleet:
-        listed = list_everywhere(fleet, deadline=1.0)
+    # 10 s deadlines: the silent host costs one each, and the answering hosts must answer within it even
+    # on a loaded machine.
+    with Fleet(entries, connect_timeout=5.0, call_timeout=5.0) as fleet:
+        listed = list_everywhere(fleet, deadline=10.0)
         assert [(vm.name, vm.host) for vm in listed.vms] == [("busy-a", "a"), ("busy-b", "b")]
-        assert listed.unreachable["silent"] == "host silent did not answer within 1 s"
+        assert listed.unreachable["silent"] == "host silent did not answer within 10 s"
         assert "Connection refused" in listed.unreachable["refusing"]
-        caps = {c.name: c for c in capacities(fleet, deadline=1.0)}
+        caps = {c.name: c for c in capacities(fleet, deadline=10.0)}
         assert caps["a"].reachable and caps["a"].pcpus == 4 and caps["a"].memory_allocated_mib == 256
         assert not caps["silent"].reachable and "did not answer" in caps["silent"].reason
 
 
 def test_resolver_finds_the_vms_host(tmp_path: Path, silent_port: int) -> None:
     entries = [HostEntry("a", fake_host_uri(tmp_path, "a")), HostEntry("b", fake_host_uri(tmp_path, "b"))]
-    with Fleet(entries, connect_timeout=1.0, call_timeout=1.0) as fleet:
+    # 10 s deadlines (5 + 5 s): the answering hosts must answer within them even on a loaded machine.
+    with Fleet(entries, connect_timeout=5.0, call_timeout=5.0) as fleet:
         entry, host = locate(fleet, "busy-b")
         assert entry.name == "b" and host.exists("busy-b")
         with pytest.raises(NotFound, match="no VM named 'nope' on any host \\(a, b\\)"):
@@ -64,13 +67,13 @@ def test_resolver_finds_the_vms_host(tmp_path: Path, silent_port: int) -> None:
     # The same name on two hosts (VMs made outside vmdeck): the user must say which.
     twin = tmp_path / "twin.xml"
     twin.write_text(Path(entries[0].connect_uri.removeprefix("test://")).read_text())
-    with Fleet([*entries, HostEntry("twin", f"test://{twin}")], connect_timeout=1.0) as fleet:
+    with Fleet([*entries, HostEntry("twin", f"test://{twin}")], connect_timeout=5.0, call_timeout=5.0) as fleet:
         with pytest.raises(Conflict, match="on several hosts \\(a, twin\\): name one with --host"):
             locate(fleet, "busy-a")
         assert locate(fleet, "busy-a", host="twin")[0].name == "twin"
     # A VM that may be on a host that does not answer: not "not found", but "that host was not asked".
     with Fleet([*entries, HostEntry("silent", f"qemu+tcp://127.0.0.1:{silent_port}/system")],
-               connect_timeout=1.0, call_timeout=0.5) as fleet:
+               connect_timeout=5.0, call_timeout=5.0) as fleet:
         with pytest.raises(HostError, match="not asked: silent"):
             locate(fleet, "nope")
 
