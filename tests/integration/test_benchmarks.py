@@ -12,7 +12,8 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 CASES = {
-    "bench_cli.py": (["--rounds", "1", "--runs", "2", "--vms", "2"], "CLI start-up", "| (2) `vmdeck list` |"),
+    "bench_cli.py": (["--rounds", "1", "--runs", "2", "--vms", "2"], "CLI start-up",
+                     "| (3) `vmdeck create -t tiny` + `vmdeck start`, `vmdeck serve` running |"),
     "bench_web.py": (["--vms", "2", "--clients", "2", "--seconds", "1", "--rounds", "1", "--no-console"],
                      "Web API", "| GET /api/vms (list) |"),
     "bench_hostview.py": (["--counts", "1", "--rounds", "1"], "Host view", "| 1 |"),
