@@ -114,7 +114,7 @@ def _list_served(server: LocalServer, args: list[str]) -> bool:
     positionals, options = _options(args, _LIST_FLAGS, {})
     if positionals:
         raise _NotFast
-    vms = server.call("GET", "/api/vms")
+    vms = server.call("GET", "/api/vms", timeout=60.0)  # answered from memory: a minute means a hung server
     if vms is None:
         return False
     _print_list(vms, bool(options.get("--json")))

@@ -63,7 +63,8 @@ class LocalServer:
                 conn.sendall(head.encode("latin-1") + payload)
                 status, answer = _read_response(conn)
             except TimeoutError as error:
-                raise errors.HostError(f"vmdeck serve at {self.path} did not answer within {timeout:g} s") from error
+                raise errors.HostError(f"vmdeck serve at {self.path} did not answer within {timeout:g} s "
+                                       "(VMDECK_LOCAL_SOCKET=off runs the command without it)") from error
         if status == 412:
             return None  # the server runs with another version or settings: do it here
         if status >= 400:
