@@ -59,11 +59,7 @@ class CannedServer:
         self.listener.close()
 
 
-def response(status: int, body: bytes, *, chunked: bool = False) -> bytes:
-    if chunked:
-        middle = len(body) // 2
-        chunks = b"".join(f"{len(part):x}\r\n".encode() + part + b"\r\n" for part in (body[:middle], body[middle:]))
-        return (f"HTTP/1.1 {status} X\r\ntransfer-encoding: chunked\r\n\r\n".encode() + chunks + b"0\r\n\r\n")
+def response(status: int, body: bytes) -> bytes:
     return f"HTTP/1.1 {status} X\r\ncontent-length: {len(body)}\r\n\r\n".encode() + body
 
 
@@ -78,10 +74,10 @@ def error(kind: str, detail: str) -> bytes:
     return json.dumps({"error": kind, "kind": kind, "detail": detail, "field": None}).encode()
 
 
-def test_json_answers_with_a_length_or_chunked_and_the_request_carries_the_context(canned: CannedServer) -> None:
+def test_json_answers_of_any_size_and_the_request_carries_the_context(canned: CannedServer) -> None:
     client = LocalServer(canned.path, None)
-    vms = [{"name": "a" * 5000, "state": "running"}]
-    canned.answers += [response(200, json.dumps(vms).encode()), response(201, json.dumps(vms).encode(), chunked=True)]
+    vms = [{"name": "a" * 100_000, "state": "running"}]  # more than one recv() of the answer
+    canned.answers += [response(200, json.dumps(vms).encode()), response(201, json.dumps(vms).encode())]
     assert client.call("GET", "/api/vms") == vms
     assert client.call("POST", "/api/vms", {"name": "x"}) == vms
     first, second = (r.decode() for r in canned.requests)

@@ -18,6 +18,7 @@ connection was accepted on), which a client cannot choose.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -26,11 +27,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+
 from vmdeck.api.accounts import Principal
 from vmdeck.api.context import AppContext, fleet_of
 from vmdeck.local_socket import CONTEXT_HEADER, MAX_PATH, USER_HEADER, VIA, context
 
-__all__ = ["LocalSocketMiddleware", "bind_local_socket", "LOCAL_PRINCIPAL"]
+__all__ = ["LocalSocketMiddleware", "LocalSocketServer", "bind_local_socket", "LOCAL_PRINCIPAL"]
 
 # The key under scope["state"] where this middleware leaves the caller for vmdeck.api.security.
 LOCAL_PRINCIPAL = "local_principal"
@@ -113,3 +116,38 @@ def bind_local_socket(path: Path) -> tuple[socket.socket | None, str]:
     listener.setblocking(False)
     return listener, ""
 
+
+class LocalSocketServer(uvicorn.Server):
+    """uvicorn's Server that also accepts on the local socket from bind_local_socket (plain HTTP, even
+    when the TCP port has TLS), and removes the socket's file when it stops."""
+
+    def __init__(self, config: uvicorn.Config, local: socket.socket | None) -> None:
+        super().__init__(config)
+        self.local = local
+        self.local_path = local.getsockname() if local is not None else None  # shutdown closes the socket
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.started or self.local is None:
+            return
+        config = self.config
+
+        def protocol() -> asyncio.Protocol:  # the factory uvicorn builds for its own listeners
+            return config.http_protocol_class(config=config, server_state=self.server_state,  # type: ignore[call-arg]
+                                              app_state=self.lifespan.state)
+
+        # Appended to uvicorn's listeners: shutdown stops accepting on it and drains it like the port.
+        self.servers.append(await asyncio.get_running_loop().create_server(protocol, sock=self.local))
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        # Here, not after run(): uvicorn ends a SIGTERM'd process by raising the signal again.
+        self.remove_socket()
+
+    def remove_socket(self) -> None:
+        if self.local is not None:
+            self.local.close()
+        if self.local_path:
+            with contextlib.suppress(OSError):
+                os.unlink(self.local_path)
+            self.local_path = None

@@ -1,7 +1,8 @@
 """The CLI's client for a running `vmdeck serve` on this machine: one HTTP request over its Unix socket.
 
 Used by the fast path (vmdeck.cli.fast) for `list`, `start NAME` and `create NAME`. It speaks just
-enough HTTP/1.1 for the server's JSON answers (one request per connection, `Connection: close`):
+enough HTTP/1.1 for the server's JSON answers (one request per connection, `Connection: close`,
+bodies with a Content-Length):
 http.client and its email parser cost more to import than the whole exchange takes.
 
 `call()` returns the decoded answer; None when no server takes the command — no socket, a stale
@@ -94,7 +95,8 @@ def _user_name() -> str:
 
 
 def _read_response(conn: socket.socket) -> tuple[int, bytes]:
-    """Status and body of the one HTTP/1.1 response on `conn` (Content-Length or read to the end)."""
+    """Status and body of the one HTTP/1.1 response on `conn`. The server answers these routes with a
+    Content-Length (JSON, never streamed); without one, the body is what comes until it closes."""
     data = bytearray()
     while b"\r\n\r\n" not in data:
         chunk = conn.recv(65536)
@@ -112,20 +114,7 @@ def _read_response(conn: socket.socket) -> tuple[int, bytes]:
         if not chunk:
             break
         rest += chunk
-    if "chunked" in headers.get("transfer-encoding", ""):
-        return status, _unchunk(bytes(rest))
     return status, bytes(rest)
-
-
-def _unchunk(raw: bytes) -> bytes:
-    out, index = bytearray(), 0
-    while True:
-        line_end = raw.index(b"\r\n", index)
-        size = int(raw[index:line_end].split(b";")[0], 16)
-        if size == 0:
-            return bytes(out)
-        out += raw[line_end + 2:line_end + 2 + size]
-        index = line_end + 2 + size + 2
 
 
 def _error(status: int, answer: bytes) -> errors.VmdeckError:

@@ -35,7 +35,7 @@ def serve(
 
     from vmdeck.api import Settings, create_app
     from vmdeck.api.hardening import LOOPBACK_NAMES
-    from vmdeck.api.local_socket import bind_local_socket
+    from vmdeck.api.local_socket import LocalSocketServer, bind_local_socket
     from vmdeck.api.settings import default_db_path
     from vmdeck.local_socket import socket_path
 
@@ -71,54 +71,15 @@ def serve(
     config = uvicorn.Config(app, host=listen, port=port, log_level=log_level, proxy_headers=False,
                             server_header=False, loop="asyncio", ssl_certfile=str(tls_cert) if tls_cert else None,
                             ssl_keyfile=str(tls_key) if tls_key else None)
-    server = _server_class()(config, local)
+    server = LocalSocketServer(config, local)
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
-        if local is not None:
-            local.close()
-            settings.local_socket.unlink(missing_ok=True)  # type: ignore[union-attr]
+        server.remove_socket()  # also when start-up failed before uvicorn's shutdown could
     if not server.started:
         raise SystemExit(3)  # uvicorn's own exit code when it cannot start (the port is taken, ...)
-
-
-def _server_class() -> type:
-    """uvicorn's Server, also accepting on the local socket (plain HTTP, even when the port has TLS)."""
-    import asyncio
-    import contextlib
-    import socket
-
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        def __init__(self, config: uvicorn.Config, local: socket.socket | None) -> None:
-            super().__init__(config)
-            self.local = local
-            self.local_path = local.getsockname() if local is not None else None  # closed by shutdown
-
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
-            if not self.started or self.local is None:
-                return
-            config = self.config
-
-            def protocol() -> asyncio.Protocol:  # the factory uvicorn builds for its own listeners
-                return config.http_protocol_class(config=config, server_state=self.server_state,  # type: ignore[call-arg]
-                                                  app_state=self.lifespan.state)
-
-            # Appended to uvicorn's listeners: shutdown stops accepting on it and drains it like the port.
-            self.servers.append(await asyncio.get_running_loop().create_server(protocol, sock=self.local))
-
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().shutdown(sockets)
-            if self.local_path:
-                # Here, not after run(): uvicorn ends a SIGTERM'd process by raising the signal again.
-                with contextlib.suppress(OSError):
-                    os.unlink(self.local_path)
-
-    return Server
 
 
 def is_wildcard(address: str) -> bool:

@@ -60,6 +60,11 @@ def _process_token(pid: int) -> str | None:
     return f"{pid}:{fields[19]}"
 
 
+def _expired(owner: str, created_at: float) -> bool:
+    """A claim that no longer counts: older than STALE_S, or its process is gone."""
+    return created_at < time.time() - STALE_S or _gone(owner)
+
+
 def _gone(owner: str) -> bool:
     pid, _, _start = owner.partition(":")
     if not pid.isdigit() or not Path("/proc/self/stat").exists():
@@ -111,8 +116,7 @@ class PlacementBook:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 rows = conn.execute("SELECT id, owner, created_at FROM placements").fetchall()
-                expired = [(rid,) for rid, owner, created in rows
-                           if created < time.time() - STALE_S or _gone(str(owner))]
+                expired = [(rid,) for rid, owner, created in rows if _expired(str(owner), created)]
                 conn.executemany("DELETE FROM placements WHERE id = ?", expired)
                 yield Decision(conn, _process_token(os.getpid()) or str(os.getpid()))
             except BaseException:
@@ -148,6 +152,5 @@ class PlacementBook:
             return []
         finally:
             conn.close()
-        oldest = time.time() - STALE_S
         return [Claim(str(h), str(v), int(c), int(m)) for h, v, c, m, owner, created in rows
-                if created >= oldest and not _gone(str(owner))]
+                if not _expired(str(owner), created)]
