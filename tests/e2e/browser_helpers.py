@@ -72,17 +72,3 @@ def sign_in_as_admin(page: Page) -> Page:
     page.click("#login-submit")
     expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
     return page
-
-
-def wait_for_serve(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 180) -> None:
-    """Until `vmdeck serve` answers its sign-in page; its log in the error when it exits or never answers.
-    The bounds are generous: a loaded machine may take a minute to start the server and to render a page."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/login", timeout=10).status_code == 200:
-                return
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"vmdeck serve did not come up:\n{log.read_text()}")
-        time.sleep(0.2)

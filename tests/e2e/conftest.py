@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 
 import pytest
-from browser_helpers import PASSWORD, PREFIX, Server, wait_for_serve
+from browser_helpers import PASSWORD, PREFIX, Server
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from serving import free_port, wait_for_serve
 from vmdeck.errors import NotFound
 from vmdeck.host.connection import Host, connect
 from vmdeck.vm import lifecycle
@@ -37,16 +37,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("serve")
-    port = _free_port()
+    port = free_port()
     log = folder / "serve.log"
     env = {**os.environ, "VMDECK_ADMIN_PASSWORD": PASSWORD, "VMDECK_URI": "qemu:///system"}
     with open(log, "wb") as out:

@@ -1,5 +1,6 @@
 """The web UI across several hosts, in Chromium: the Hosts page (capacity bars, up / draining /
-unreachable, drain and undrain), the VM list's Host column, and a VM page's migration card.
+unreachable, drain and undrain, room held by a create in progress), the VM list's Host column, and a
+VM page's migration card.
 
 The server's registry holds two libvirt test-driver hosts (each `test://<node.xml>` its own fake
 host, alive as long as the server's connection) and one that refuses connections; no `local`.
@@ -9,23 +10,19 @@ The test driver cannot migrate: the card's progress shows libvirt's refusal, and
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
-from browser_helpers import PASSWORD, Server, wait_for_serve
+from browser_helpers import PASSWORD, Server
 from playwright.sync_api import Page, expect
 
+from serving import free_port, wait_for_serve
 from testdriver import fake_host_uri
+from vmdeck.cluster.fleet import Fleet
+from vmdeck.cluster.place import room_for
 from vmdeck.cluster.registry import HostEntry, Registry
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +33,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     registry.remove("local")
     registry.add(HostEntry("a", fake_host_uri(folder, "a"), vcpu_ratio=2, reserve_mib=7000))
     registry.add(HostEntry("b", fake_host_uri(folder, "b"), vcpu_ratio=2, reserve_mib=6000))
-    registry.add(HostEntry("c", f"qemu+tcp://127.0.0.1:{_free_port()}/system"))
-    port = _free_port()
+    registry.add(HostEntry("c", f"qemu+tcp://127.0.0.1:{free_port()}/system"))
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "VMDECK_URI"}
     env["VMDECK_ADMIN_PASSWORD"] = PASSWORD
     log = folder / "serve.log"
@@ -69,6 +66,16 @@ def test_hosts_page_list_column_and_migrate_card(page: Page, server: Server) -> 
     expect(c.locator(".state")).to_have_text("unreachable")
     expect(c.locator(".reason")).to_contain_text("Connection refused")
     expect(c.locator('button[data-action="drain"]')).to_be_disabled()
+
+    # A create placed on b and not started yet: its room is shown as used, and named, until it ends.
+    with Fleet(registry=Registry(server.log.parent / "web.sqlite")) as fleet, \
+            room_for(fleet, "coming", 2, 700, host_name="b", new=True):
+        page.reload()
+        expect(b.locator(".capacity-label").first).to_have_text("956 / 2192 MiB (6000 reserved)")
+        expect(b.locator(".pending")).to_have_text("700 MiB, 2 vCPU held for creates in progress")
+    page.reload()
+    expect(b.locator(".capacity-label").first).to_have_text("256 / 2192 MiB (6000 reserved)")
+    expect(b.locator(".pending")).to_have_count(0)
 
     # Drain b: its VM cannot move (the test driver does not migrate), is reported, and b is draining.
     b.locator('button[data-action="drain"]').click()

@@ -7,31 +7,20 @@ every test that only reads it; tests that change a VM make their own with
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from itest_support import PREFIX, READY_TIMEOUT_S, VMDECK, delete_vm
 
-from vmdeck.errors import NotFound
 from vmdeck.host.connection import Host, connect
 from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.vm import lifecycle
 from vmdeck.vm.agent import ExecResult, guest_exec
 from vmdeck.vm.create import create_vm
-
-# The pid in the name tells this run's VMs from those of a concurrent run (another engineer's)
-# and from leftovers of a dead one, which are the only ones cleaned up at start.
-PREFIX = f"vmdeck-test-{os.getpid()}-"
-VMDECK = [sys.executable, "-m", "vmdeck.cli.main"]
-# An upper bound, not an expectation: the tiny guest is ready in seconds on a quiet host, but a
-# loaded 2-core machine running TCG guests side by side can take minutes; the wait ends on the
-# ready marker itself.
-READY_TIMEOUT_S = 600
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -46,11 +35,6 @@ def host() -> Iterator[Host]:
         yield opened
 
 
-def _cleanup(host: Host, name: str) -> None:
-    with contextlib.suppress(NotFound):
-        lifecycle.delete(host, name, force=True)
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _no_leftover_test_vms(host: Host) -> Iterator[None]:
     """Remove test VMs an earlier, interrupted run left behind (and ours at the end)."""
@@ -58,11 +42,11 @@ def _no_leftover_test_vms(host: Host) -> Iterator[None]:
         parts = dom.name().split("-")
         if dom.name().startswith("vmdeck-test-") and len(parts) > 2 and parts[2].isdigit():
             if not Path(f"/proc/{parts[2]}").exists():
-                _cleanup(host, dom.name())
+                delete_vm(host, dom.name())
     yield
     for dom in host.conn.raw.listAllDomains(0):
         if dom.name().startswith(PREFIX):
-            _cleanup(host, dom.name())
+            delete_vm(host, dom.name())
 
 
 VmFactory = Callable[..., str]
@@ -85,7 +69,7 @@ def vm_factory(host: Host) -> Iterator[VmFactory]:
 
     yield make
     for name in made:
-        _cleanup(host, name)
+        delete_vm(host, name)
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +79,7 @@ def shared_vm(host: Host) -> Iterator[str]:
     create_vm(host, resolve("tiny", name, Overrides(vcpus=2, memory_mib=256)))
     lifecycle.start(host, name, wait=True, timeout=READY_TIMEOUT_S)
     yield name
-    _cleanup(host, name)
+    delete_vm(host, name)
 
 
 @pytest.fixture

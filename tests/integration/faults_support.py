@@ -3,17 +3,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
+
+from serving import free_port, wait_for_serve
 
 PASSWORD = "faults-test-password"
 # Same names as conftest's vm_factory: a dead run's VMs are cleaned up by the next run.
@@ -27,12 +26,6 @@ def scratch_dir(prefix: str, mode: int = 0o755) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
     path.chmod(mode)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Serve:
@@ -52,15 +45,7 @@ class Serve:
         log = open(self.data / "serve.log", "ab")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen([sys.executable, "-m", "vmdeck.cli.main", "serve", "--port", str(self.port)],
                                         stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        deadline = time.monotonic() + timeout
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/login", timeout=5).status_code == 200:
-                    break
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.process.kill()
-                raise RuntimeError(f"vmdeck serve did not come up:\n{(self.data / 'serve.log').read_text()}")
-            time.sleep(0.2)
+        wait_for_serve(self.url, self.process, self.data / "serve.log", timeout)
         if self.token is None:
             with httpx.Client(base_url=self.url, timeout=30) as web:
                 login = web.post("/api/auth/login", json={"username": "admin", "password": PASSWORD})

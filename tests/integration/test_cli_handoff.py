@@ -12,17 +12,15 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from itest_support import PREFIX, VMDECK
 
-from conftest import PREFIX, VMDECK
+from serving import free_port, wait_for_serve
 from vmdeck.host.connection import Host
 from vmdeck.local_socket import socket_path
 from vmdeck.vm import lifecycle
@@ -39,21 +37,11 @@ class Serve:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "vmdeck.cli.main", "serve", "--port", str(port),
                                              "--db", str(self.db)], stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        deadline = time.monotonic() + 120  # generous: a loaded 2-core host starts Python slowly
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/login", timeout=5).status_code == 200:
-                    return
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.process.kill()
-                raise RuntimeError(f"vmdeck serve did not come up:\n{self.log.read_text()}")
-            time.sleep(0.2)
+        wait_for_serve(f"http://127.0.0.1:{port}", self.process, self.log)
 
     def kill(self, sig: int) -> None:
         assert self.process is not None

@@ -11,9 +11,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from itest_support import wait_for
+from itest_support import READY_TIMEOUT_S, delete_vm, wait_for
 
-from conftest import READY_TIMEOUT_S, _cleanup
 from vmdeck.host.connection import Host
 from vmdeck.paths import pool_dir
 from vmdeck.vm import lifecycle
@@ -99,4 +98,4 @@ def test_linked_and_full_clones(vm_factory: Callable, run_in_guest: Callable, cl
         assert _files(src, linked, full) == set() and not Path(shared).exists()
     finally:
         for clone in (full, linked):
-            _cleanup(host, clone)
+            delete_vm(host, clone)

@@ -17,10 +17,9 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from itest_support import wait_for
+from itest_support import PREFIX, wait_for
 from nshosts import NamespaceHost, start_hosts, stop_hosts
 
-from conftest import PREFIX
 from vmdeck.cluster.registry import HostEntry, Registry
 from vmdeck.host.connection import Host
 from vmdeck.vm.agent import guest_exec

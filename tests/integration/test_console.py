@@ -21,9 +21,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from itest_support import wait_for
+from itest_support import PREFIX, wait_for
 
-from conftest import PREFIX
 from vmdeck.console.screen import decode_png_rgb, png_size
 from vmdeck.host.connection import Host
 from vmdeck.spec.templates import resolve

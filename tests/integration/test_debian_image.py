@@ -9,7 +9,6 @@ TCG on a loaded machine: every wait is for the event itself, with minutes to spa
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -21,9 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from itest_support import wait_for
+from itest_support import delete_vm, wait_for
 
-from vmdeck.errors import NotFound
 from vmdeck.host.connection import Host
 from vmdeck.images.debian import build_image
 from vmdeck.images.diskimage import plan_layout
@@ -65,11 +63,6 @@ def base_checksum(image: ImageRecord) -> str:
     return _sha256(image.path)
 
 
-def _cleanup(host: Host, name: str) -> None:
-    with contextlib.suppress(NotFound):
-        lifecycle.delete(host, name, force=True)
-
-
 def _boot_and_wait_for_ssh(host: Host, name: str, key: Path) -> None:
     lifecycle.start(host, name)
     lifecycle.wait_ready(host, name, timeout=BOOT_TIMEOUT)  # the guest agent answers
@@ -99,7 +92,7 @@ def debian_vm(host: Host, image: ImageRecord, ssh_key: Path, base_checksum: str)
                         "cloud-init", "status", "--wait"], capture_output=True, text=True, timeout=BOOT_TIMEOUT)
         yield name
     finally:
-        _cleanup(host, name)
+        delete_vm(host, name)
 
 
 def _ssh(cli: Cli, name: str, key: Path, *command: str) -> subprocess.CompletedProcess[str]:
@@ -236,7 +229,7 @@ def test_imported_copy_boots_and_vms_are_independent(host: Host, cli: Cli, image
         overlays = {json.loads(cli("show", vm, "--json").stdout)["disks"][0]["source"] for vm in (debian_vm, second)}
         assert len(overlays) == 2
     finally:
-        _cleanup(host, second)
+        delete_vm(host, second)
     assert _sha256(image.path) == base_checksum, "the base image changed"
     assert Path(imported.path).is_file(), "deleting the VM must leave its base image"
     assert cli("image", "remove", imported_name).returncode == 0
@@ -262,7 +255,7 @@ def test_two_vms_on_one_base_have_their_own_overlays_and_leave_it(host: Host, cl
         assert all(not Path(o).exists() for o in overlays)
     finally:
         for name in names:
-            _cleanup(host, name)
+            delete_vm(host, name)
     assert Path(image.path).is_file() and _sha256(image.path) == base_checksum
 
 
@@ -329,4 +322,4 @@ def test_image_boots_with_uefi_too(host: Host, image: ImageRecord) -> None:
         wait_for(kernel_on_efi, timeout=BOOT_TIMEOUT, interval=2)
         assert "GNU GRUB" in log.read_text(errors="replace")
     finally:
-        _cleanup(host, name)
+        delete_vm(host, name)

@@ -6,9 +6,8 @@ import json
 import uuid
 from collections.abc import Callable
 
-from itest_support import wait_for
+from itest_support import PREFIX, wait_for
 
-from conftest import PREFIX
 from vmdeck.host.connection import Host
 from vmdeck.spec.templates import resolve
 from vmdeck.vm import lifecycle

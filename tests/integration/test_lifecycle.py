@@ -7,9 +7,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from itest_support import wait_for
+from itest_support import READY_TIMEOUT_S, wait_for
 
-from conftest import READY_TIMEOUT_S
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.host.connection import Host
 from vmdeck.vm import lifecycle

@@ -12,9 +12,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from itest_support import wait_for
+from itest_support import READY_TIMEOUT_S, wait_for
 
-from conftest import READY_TIMEOUT_S
 from vmdeck.host.connection import Host
 from vmdeck.paths import pool_dir
 from vmdeck.storage.usage import image_usage

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from tests.testdriver import fake_host_uri
 
+from serving import free_port
 from vmdeck.cluster.fleet import Fleet
 from vmdeck.cluster.inventory import capacities, list_everywhere
 from vmdeck.cluster.registry import HostEntry, Registry
@@ -34,16 +35,10 @@ def silent_port() -> Iterator[int]:
     listener.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_silent_and_refusing_hosts_do_not_hide_the_others(tmp_path: Path, silent_port: int) -> None:
     entries = [HostEntry("a", fake_host_uri(tmp_path, "a")), HostEntry("b", fake_host_uri(tmp_path, "b")),
                HostEntry("silent", f"qemu+tcp://127.0.0.1:{silent_port}/system"),
-               HostEntry("refusing", f"qemu+tcp://127.0.0.1:{_free_port()}/system")]
+               HostEntry("refusing", f"qemu+tcp://127.0.0.1:{free_port()}/system")]
     # 5 s deadlines: the silent host costs one each, and the answering hosts (test drivers, in-process)
     # must answer within it even on a loaded machine.
     with Fleet(entries, connect_timeout=5.0, call_timeout=5.0) as fleet:
