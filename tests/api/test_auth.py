@@ -136,7 +136,7 @@ def test_passwords_are_argon2_hashes(tmp_path: Path, client: TestClient) -> None
     from alembic.script import ScriptDirectory
 
     config = Config()
-    config.set_main_option("script_location", str(resources.files("vmdeck.api") / "migrations"))
+    config.set_main_option("script_location", str(resources.files("vmdeck.store") / "migrations"))
     head = ScriptDirectory.from_config(config).get_current_head()
     assert db.execute("select version_num from alembic_version").fetchone() == (head,)
 

@@ -128,7 +128,7 @@ def test_database_files_are_private(client: TestClient, tmp_path: Path) -> None:
 
 
 def test_a_database_in_a_shared_folder_leaves_the_folder_alone(tmp_path: Path) -> None:
-    from vmdeck.api.db import open_database
+    from vmdeck.store.db import open_database
 
     shared = tmp_path / "shared"
     shared.mkdir()

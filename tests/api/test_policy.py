@@ -12,7 +12,7 @@ from tenancy_helpers import ROLES, make_world
 from webapi_helpers import AppFactory
 
 from vmdeck.api.policy import NEEDS, POLICY, ROUTE_ACTIONS
-from vmdeck.api.tenancy import role_rank
+from vmdeck.store.tenancy import role_rank
 
 
 def _app_routes(app) -> set[str]:  # type: ignore[no-untyped-def]

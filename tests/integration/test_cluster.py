@@ -233,10 +233,10 @@ def test_quota_counts_every_host_and_a_hung_one_from_its_last_count(registry: Re
     """What the test driver cannot show: a real libvirtd counted over qemu+tcp (metadata, remote volumes),
     then hung (SIGSTOP: it accepts connections and never answers) while a quota is checked. Its VMs still
     count, from the database, and the check ends after one deadline. No guest is booted: shut-off VMs count."""
-    from vmdeck.api.db import open_database
-    from vmdeck.api.quota import Demand, QuotaExceeded, reserve, usage_report
     from vmdeck.cluster.fleet import Fleet
     from vmdeck.paths import database_path
+    from vmdeck.store.db import open_database
+    from vmdeck.store.quota import Demand, QuotaExceeded, reserve, usage_report
 
     # Room on h1 and h2 whatever the earlier tests left running there: this test is about quotas.
     for host in ("h1", "h2"):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from vmdeck.api.db import open_database
 from vmdeck.cluster.registry import LOCAL, HostEntry, Registry
 from vmdeck.errors import Conflict, InvalidInput, NotFound
+from vmdeck.store.db import open_database
 
 
 def test_no_database_means_only_local(tmp_path: Path) -> None:

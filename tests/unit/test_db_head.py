@@ -9,12 +9,12 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from vmdeck.api.db import HEAD_REVISION, open_database
+from vmdeck.store.db import HEAD_REVISION, open_database
 
 
 def test_head_revision_is_the_newest_migration() -> None:
     config = Config()
-    config.set_main_option("script_location", str(resources.files("vmdeck.api") / "migrations"))
+    config.set_main_option("script_location", str(resources.files("vmdeck.store") / "migrations"))
     assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
 
 
@@ -23,7 +23,7 @@ def test_an_old_database_is_still_migrated(tmp_path: Path) -> None:
     from alembic import command
     from sqlalchemy import create_engine
 
-    from vmdeck.api.db import _alembic_config
+    from vmdeck.store.db import _alembic_config
 
     path = tmp_path / "web.sqlite"
     config = _alembic_config(create_engine(f"sqlite:///{path}"))

@@ -14,9 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vmdeck.api.auditlog import Audit
-from vmdeck.api.db import open_database
 from vmdeck.cluster.pending import PlacementBook
+from vmdeck.store.auditlog import Audit
+from vmdeck.store.db import open_database
 
 VISIT = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
          "print(c.execute('SELECT count(*) FROM audit').fetchone()[0]); c.close()")

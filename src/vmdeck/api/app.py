@@ -27,10 +27,7 @@ from vmdeck.api import (
     vms,
 )
 from vmdeck.api import host as host_api
-from vmdeck.api.accounts import Accounts, ensure_admin
-from vmdeck.api.auditlog import Audit
 from vmdeck.api.context import AppContext, HostHandle
-from vmdeck.api.db import open_database
 from vmdeck.api.errors import install_error_handlers
 from vmdeck.api.hardening import HardeningMiddleware
 from vmdeck.api.inventory import Inventory, WriteInvalidation
@@ -38,11 +35,14 @@ from vmdeck.api.local_socket import LocalSocketMiddleware
 from vmdeck.api.policy import enforce
 from vmdeck.api.security import AuthMiddleware
 from vmdeck.api.settings import Settings
-from vmdeck.api.tenancy import Tenancy
 from vmdeck.api.tickets import TicketBook
 from vmdeck.cluster.fleet import Fleet
 from vmdeck.cluster.registry import Registry
 from vmdeck.host.connection import Host
+from vmdeck.store.accounts import Accounts, ensure_admin
+from vmdeck.store.auditlog import Audit
+from vmdeck.store.db import open_database
+from vmdeck.store.tenancy import Tenancy
 
 __all__ = ["create_app"]
 

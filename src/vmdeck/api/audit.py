@@ -1,4 +1,4 @@
-"""`GET /api/audit`: the audit log (vmdeck.api.auditlog) for project managers (their projects)
+"""`GET /api/audit`: the audit log (vmdeck.store.auditlog) for project managers (their projects)
 and administrators (everything) (api layer)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from vmdeck.api.auditlog import Audit
 from vmdeck.api.policy import Grant, grant_of
+from vmdeck.store.auditlog import Audit
 
 __all__ = ["router"]
 

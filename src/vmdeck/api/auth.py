@@ -8,11 +8,11 @@ import anyio
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from vmdeck.api.accounts import Principal
 from vmdeck.api.context import AppContext, app_context
 from vmdeck.api.errors import Forbidden, TooManyAttempts, Unauthorized
 from vmdeck.api.security import SESSION_COOKIE, current_principal
-from vmdeck.api.tenancy import check_role
+from vmdeck.store.accounts import Principal
+from vmdeck.store.tenancy import check_role
 
 __all__ = ["router", "set_session_cookie"]
 

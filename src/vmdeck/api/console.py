@@ -19,7 +19,6 @@ import websockets
 from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
 
-from vmdeck.api.accounts import Principal
 from vmdeck.api.context import AppContext, request_host, vm_host_of
 from vmdeck.api.errors import Forbidden
 from vmdeck.api.security import current_principal, origin_allowed
@@ -28,6 +27,7 @@ from vmdeck.console.display import display_info
 from vmdeck.console.serial import SerialStream
 from vmdeck.errors import HostError, InvalidInput, StateError, VmdeckError
 from vmdeck.host.connection import Host
+from vmdeck.store.accounts import Principal
 from vmdeck.vm.state import current_state
 
 __all__ = ["router", "vnc_target"]

@@ -10,17 +10,17 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
-from vmdeck.api.accounts import Accounts
-from vmdeck.api.auditlog import Audit
 from vmdeck.api.inventory import Inventory
 from vmdeck.api.settings import Settings
-from vmdeck.api.tenancy import Tenancy
 from vmdeck.api.throttle import LoginThrottle
 from vmdeck.api.tickets import TicketBook
 from vmdeck.cluster.fleet import Fleet
 from vmdeck.cluster.resolve import vm_host
 from vmdeck.errors import HostError, VmdeckError
 from vmdeck.host.connection import Host, connect
+from vmdeck.store.accounts import Accounts
+from vmdeck.store.auditlog import Audit
+from vmdeck.store.tenancy import Tenancy
 
 __all__ = ["HostHandle", "AppContext", "app_context", "request_host", "request_inventory", "vm_host_of", "fleet_of",
            "quota_hosts"]

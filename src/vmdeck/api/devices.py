@@ -17,10 +17,10 @@ from pydantic import BaseModel, Field
 from vmdeck.api.context import AppContext, app_context, quota_hosts, request_host
 from vmdeck.api.isos import usable_iso
 from vmdeck.api.policy import Grant, grant_of
-from vmdeck.api.quota import Demand, locked_change
 from vmdeck.console.input import send_keys, type_text
 from vmdeck.console.screen import screenshot
 from vmdeck.host.connection import Host
+from vmdeck.store.quota import Demand, locked_change
 from vmdeck.vm import devices, media
 from vmdeck.vm.devices import DeviceChange
 from vmdeck.vm.guestinfo import guest_info

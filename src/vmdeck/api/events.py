@@ -21,7 +21,6 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from vmdeck.api.accounts import Principal
 from vmdeck.api.inventory import Inventory
 from vmdeck.api.policy import visible
 from vmdeck.api.security import origin_allowed
@@ -31,6 +30,7 @@ from vmdeck.host.connection import Host
 from vmdeck.host.events import ensure_event_loop
 from vmdeck.host.libvirt_api import Domain
 from vmdeck.hostview.node import NodeSample, cpu_percent, node_sample
+from vmdeck.store.accounts import Principal
 from vmdeck.vm.inventory import VmSummary, list_vms
 from vmdeck.vm.project import domain_project
 from vmdeck.vm.runtime import guest_addresses, uptime_s

@@ -3,7 +3,7 @@
 The library is the folder vmdeck.paths.iso_dir(); VMs get media from it by
 name (create's `cdrom`, the media endpoints), so a web client never names an
 arbitrary file on the host. An ISO uploaded through the API belongs to a project
-(vmdeck.api.tenancy) and counts against its ISO quota; one the host administrator
+(vmdeck.store.tenancy) and counts against its ISO quota; one the host administrator
 put in the folder belongs to none and every signed-in user may use it.
 
 An upload streams into a temporary file of its own, is checked (size cap, ISO 9660
@@ -25,11 +25,11 @@ from fastapi import APIRouter, Depends, Request
 from vmdeck.api.context import AppContext, app_context, request_host
 from vmdeck.api.errors import TooLarge
 from vmdeck.api.policy import Grant, grant_of, visible
-from vmdeck.api.quota import publish_iso, remaining
 from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound
 from vmdeck.host.connection import Host
 from vmdeck.paths import iso_dir
 from vmdeck.storage.journal import temp_path
+from vmdeck.store.quota import publish_iso, remaining
 from vmdeck.vm.devices import users_of_image
 from vmdeck.vm.project import vm_projects
 

@@ -29,9 +29,9 @@ from typing import Any
 
 import uvicorn
 
-from vmdeck.api.accounts import Principal
 from vmdeck.api.context import AppContext, fleet_of
 from vmdeck.local_socket import CONTEXT_HEADER, MAX_PATH, USER_HEADER, VIA, context
+from vmdeck.store.accounts import Principal
 
 __all__ = ["LocalSocketMiddleware", "LocalSocketServer", "bind_local_socket", "LOCAL_PRINCIPAL"]
 

@@ -12,8 +12,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from vmdeck import __version__
-from vmdeck.api.accounts import Principal
 from vmdeck.errors import NotFound
+from vmdeck.store.accounts import Principal
 
 __all__ = ["router", "not_found_page"]
 

@@ -30,10 +30,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 
-from vmdeck.api.accounts import Principal
 from vmdeck.api.errors import Forbidden, Unauthorized
-from vmdeck.api.tenancy import DEFAULT_PROJECT, role_rank
 from vmdeck.errors import NotFound, VmdeckError
+from vmdeck.store.accounts import Principal
+from vmdeck.store.tenancy import DEFAULT_PROJECT, role_rank
 from vmdeck.vm.project import project_of
 from vmdeck.vm.state import POWER_VERBS
 

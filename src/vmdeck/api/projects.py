@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 
 from vmdeck.api.context import AppContext, app_context, quota_hosts, request_host
 from vmdeck.api.policy import Grant, grant_of
-from vmdeck.api.quota import project_vms, usage_report
 from vmdeck.host.connection import Host
+from vmdeck.store.quota import project_vms, usage_report
 
 __all__ = ["router"]
 
@@ -63,7 +63,7 @@ def projects_list(grant: Grant = Depends(grant_of), ctx: AppContext = Depends(ap
 def projects_show(project: str, grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context),
                   host: Host = Depends(request_host)) -> dict[str, Any]:
     """Usage against each quota (limit null: unlimited) summed over every host, each host's share (`hosts`: how
-    it was counted, see vmdeck.api.quota), the project's VMs, and (managers) its members."""
+    it was counted, see vmdeck.store.quota), the project's VMs, and (managers) its members."""
     principal = grant.principal
     assert principal is not None
     role = principal.role_in(project)

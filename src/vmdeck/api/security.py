@@ -18,9 +18,9 @@ from typing import Any
 import anyio
 from fastapi import Request
 
-from vmdeck.api.accounts import Accounts, Principal
 from vmdeck.api.errors import Forbidden, Unauthorized, error_body
 from vmdeck.api.local_socket import LOCAL_PRINCIPAL
+from vmdeck.store.accounts import Accounts, Principal
 
 __all__ = ["SESSION_COOKIE", "CSRF_HEADER", "AuthMiddleware", "current_principal", "origin_allowed", "own_origin"]
 

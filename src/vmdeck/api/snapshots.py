@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 
 from vmdeck.api.context import AppContext, app_context, quota_hosts, request_host
 from vmdeck.api.policy import Grant, grant_of
-from vmdeck.api.quota import Demand, reserve
 from vmdeck.host.connection import Host
+from vmdeck.store.quota import Demand, reserve
 from vmdeck.vm.project import set_project, vm_usage
 
 __all__ = ["router"]

@@ -24,8 +24,6 @@ from vmdeck.api.context import AppContext, app_context, fleet_of, quota_hosts, r
 from vmdeck.api.inventory import Inventory
 from vmdeck.api.isos import usable_iso
 from vmdeck.api.policy import Grant, grant_of, visible
-from vmdeck.api.quota import Demand, demand_for, locked_change, reserve
-from vmdeck.api.tenancy import DEFAULT_PROJECT
 from vmdeck.cluster.inventory import list_everywhere
 from vmdeck.cluster.place import placed
 from vmdeck.errors import Conflict, InvalidInput, NotFound
@@ -34,6 +32,8 @@ from vmdeck.images.library import default_template
 from vmdeck.spec.models import VmSpec
 from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.storage.seed import cloud_init_config
+from vmdeck.store.quota import Demand, demand_for, locked_change, reserve
+from vmdeck.store.tenancy import DEFAULT_PROJECT
 from vmdeck.vm import lifecycle
 from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.create import create_vm

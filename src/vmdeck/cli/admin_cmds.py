@@ -81,7 +81,7 @@ def project_show(ctx: typer.Context, name: str, db: Path = DB_OPTION,
                  as_json: bool = typer.Option(False, "--json")) -> None:
     """Use against each quota (configured sizes, from libvirt, summed over every registered host), the project's VMs
     and members; with several hosts, each host's share and whether it was counted now or kept from its last count."""
-    from vmdeck.api.quota import usage_report
+    from vmdeck.store.quota import usage_report
 
     s = stores(db)
     info = s.tenancy.project(name)
@@ -140,7 +140,7 @@ def project_quota(
 @project_app.command("delete")
 def project_delete(ctx: typer.Context, name: str, db: Path = DB_OPTION) -> None:
     """Delete a project that has no VMs and no ISOs left."""
-    from vmdeck.api.quota import project_vms
+    from vmdeck.store.quota import project_vms
 
     s = stores(db)
     s.tenancy.project(name)
@@ -169,7 +169,7 @@ def user_add(
     db: Path = DB_OPTION,
 ) -> None:
     """Create an account (and its membership)."""
-    from vmdeck.api.tenancy import check_role
+    from vmdeck.store.tenancy import check_role
 
     s = stores(db)
     if project is not None:

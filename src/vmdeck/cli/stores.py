@@ -18,11 +18,11 @@ class Stores:
     """The database stores, opened once per command."""
 
     def __init__(self, db_path: Path | None) -> None:
-        from vmdeck.api.accounts import Accounts
-        from vmdeck.api.auditlog import Audit
-        from vmdeck.api.db import open_database
         from vmdeck.api.settings import default_db_path
-        from vmdeck.api.tenancy import Tenancy
+        from vmdeck.store.accounts import Accounts
+        from vmdeck.store.auditlog import Audit
+        from vmdeck.store.db import open_database
+        from vmdeck.store.tenancy import Tenancy
 
         env = os.environ.get("VMDECK_DB")
         self.path = db_path or (Path(env) if env else default_db_path())
@@ -44,8 +44,8 @@ def create_in_project(host: Any, spec: Any, project: str | None, progress: Any, 
                       fleet: Any = None) -> Any:
     """`vmdeck create --project`: create the VM in PROJECT (default `default`, created on first use),
     holding the project's quota like the API does: counted on every registered host (`fleet`), else on `host`."""
-    from vmdeck.api.quota import demand_for, reserve
-    from vmdeck.api.tenancy import DEFAULT_PROJECT
+    from vmdeck.store.quota import demand_for, reserve
+    from vmdeck.store.tenancy import DEFAULT_PROJECT
     from vmdeck.vm.create import create_vm
 
     s = stores(None)

@@ -5,7 +5,7 @@ Revises: 0002_hosts
 Create Date: 2026-11-26
 
 - `host_usage`: a project's use on a host at its last successful count, so a host that is briefly
-  unreachable still counts toward the project's quotas (vmdeck.api.quota).
+  unreachable still counts toward the project's quotas (vmdeck.store.quota).
 - `hosts_counted`: when each host was last counted, and which projects had VMs there then.
 - `placements`: a create's claim on a host's memory and vCPUs from the placement decision until the
   VM runs or the create ends (vmdeck.cluster.pending). The CLI creates this table itself when the

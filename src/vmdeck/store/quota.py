@@ -1,4 +1,4 @@
-"""Project quotas: usage against limits, and reservations that make concurrent creates safe (api layer).
+"""Project quotas: usage against limits, and reservations that make concurrent creates safe (store layer).
 
 Usage is counted on configured sizes from libvirt (vmdeck.vm.project.project_usage:
 shut-off VMs count) on every registered host (vmdeck.cluster.usage: all hosts at once,
@@ -30,14 +30,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-from vmdeck.api.db import utcnow
-from vmdeck.api.tenancy import QUOTA_FIELDS
 from vmdeck.cluster.fleet import Fleet
 from vmdeck.cluster.usage import count_everywhere
 from vmdeck.errors import Conflict, HostError, NotFound
 from vmdeck.host.connection import Host
+from vmdeck.store.db import utcnow
+from vmdeck.store.tenancy import QUOTA_FIELDS
 from vmdeck.vm.project import Usage, project_usage
 
 # Where a project's VMs are counted: the one host of a server without a registry, or every registered host.
@@ -80,14 +80,14 @@ def demand_for(spec: Any) -> Demand:
                   disk_gib=sum(d.size_gib or 0 for d in spec.disks if d.source is None))
 
 
-def _raw(db: sessionmaker) -> sqlite3.Connection:
+def _raw(db: sessionmaker[Session]) -> sqlite3.Connection:
     engine = db.kw["bind"]
     conn = engine.raw_connection()
     return conn  # type: ignore[no-any-return]
 
 
 @contextlib.contextmanager
-def _immediate(db: sessionmaker) -> Iterator[Any]:
+def _immediate(db: sessionmaker[Session]) -> Iterator[Any]:
     """A cursor inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): SQLite's one writer at a time."""
     conn = _raw(db)
     driver = conn.driver_connection  # type: ignore[attr-defined]
@@ -245,7 +245,7 @@ def _check(project: str, limits: dict[str, float | None], used: dict[str, float]
             raise QuotaExceeded(project, quota, limit, used[quota], wanted)
 
 
-def usage_report(db: sessionmaker, where: Where, project: str) -> dict[str, Any]:
+def usage_report(db: sessionmaker[Session], where: Where, project: str) -> dict[str, Any]:
     """{"quota": {name: {"limit", "used"}}, "vms": [...], "hosts": {host: its share}, "complete": bool} for
     `GET /api/projects/{p}` and `vmdeck project show`. A host's share says how it was counted: "live", "kept"
     (unreachable: its last count, with `counted_at`), or "unknown" (unreachable and never counted: not in
@@ -257,7 +257,7 @@ def usage_report(db: sessionmaker, where: Where, project: str) -> dict[str, Any]
             "hosts": counted.hosts, "complete": not counted.unknown}
 
 
-def project_vms(db: sessionmaker, where: Where, project: str) -> list[str]:
+def project_vms(db: sessionmaker[Session], where: Where, project: str) -> list[str]:
     """The project's VMs on every host, for deleting a project: refused (HostError) while a host that may hold
     some is unknown."""
     with _immediate(db) as cur:
@@ -269,7 +269,7 @@ def project_vms(db: sessionmaker, where: Where, project: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def reserve(db: sessionmaker, where: Where, project: str, demand: Demand, what: str, *,
+def reserve(db: sessionmaker[Session], where: Where, project: str, demand: Demand, what: str, *,
             on: Host | None = None) -> Iterator[None]:
     """Hold `demand` for `what` ("vm:NAME", "iso:NAME") while the body runs; QuotaExceeded when it does not fit.
     `where`: the hosts whose VMs count; `on`: the host the body creates on (its kept use grows when it succeeds)."""
@@ -301,7 +301,7 @@ def reserve(db: sessionmaker, where: Where, project: str, demand: Demand, what: 
             cur.execute("DELETE FROM reservations WHERE id = ?", (reservation,))
 
 
-def locked_change(db: sessionmaker, where: Where, project: str, demand: Demand, change: Callable[[], Any], *,
+def locked_change(db: sessionmaker[Session], where: Where, project: str, demand: Demand, change: Callable[[], Any], *,
                   on: Host | None = None) -> Any:
     """Check that `demand` (a growth: new minus old) fits, and run `change` (on host `on`) under the same write lock."""
     with _immediate(db) as cur:
@@ -313,7 +313,7 @@ def locked_change(db: sessionmaker, where: Where, project: str, demand: Demand, 
         return result
 
 
-def publish_iso(db: sessionmaker, host: Host, project: str | None, name: str, size_bytes: int,
+def publish_iso(db: sessionmaker[Session], host: Host, project: str | None, name: str, size_bytes: int,
                 publish: Callable[[], None]) -> None:
     """Under the write lock: check the project's ISO quota for `size_bytes`, `publish` the file, record its owner."""
     with _immediate(db) as cur:
@@ -328,7 +328,7 @@ def publish_iso(db: sessionmaker, host: Host, project: str | None, name: str, si
                     (name, project_id, size_bytes, str(utcnow())))
 
 
-def remaining(db: sessionmaker, where: Where, project: str, quota: str) -> float | None:
+def remaining(db: sessionmaker[Session], where: Where, project: str, quota: str) -> float | None:
     """How much of `quota` is left (None: no limit). The ISO quota is counted in the database alone: no host is asked."""
     if quota != "iso_gib":
         report = usage_report(db, where, project)["quota"][quota]

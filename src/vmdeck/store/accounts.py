@@ -1,4 +1,4 @@
-"""Accounts, passwords, sign-in sessions and API tokens (api layer).
+"""Accounts, passwords, sign-in sessions and API tokens (store layer).
 
 Passwords are hashed with Argon2id (argon2-cffi). Session cookies and API
 tokens are 256-bit random strings; the database keeps only their SHA-256, which
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-from vmdeck.api.db import ApiToken, Membership, Project, User, WebSession, utcnow
-from vmdeck.api.tenancy import ROLES, check_role, role_rank
 from vmdeck.errors import Conflict, InvalidInput, NotFound
+from vmdeck.store.db import ApiToken, Membership, Project, User, WebSession, affected, utcnow
+from vmdeck.store.tenancy import ROLES, check_role, role_rank
 
 __all__ = ["Principal", "Accounts", "ensure_admin", "token_digest"]
 
@@ -83,7 +83,7 @@ _TOUCH_S = 60.0
 
 
 class Accounts:
-    def __init__(self, db: sessionmaker, session_ttl: float) -> None:
+    def __init__(self, db: sessionmaker[Session], session_ttl: float) -> None:
         self.db = db
         self.session_ttl = session_ttl
         self._cache: dict[str, tuple[Principal, float, dt.datetime | None]] = {}
@@ -139,8 +139,8 @@ class Accounts:
             if user is None or not _verify(user.password_hash, old):
                 raise InvalidInput("the current password is wrong", field="old_password")
             user.password_hash = _hasher.hash(new)
-            ended = s.execute(delete(WebSession).where(WebSession.user_id == user_id,
-                                                       WebSession.token_hash != (keep_session or ""))).rowcount
+            ended = affected(s.execute(delete(WebSession).where(WebSession.user_id == user_id,
+                                                                WebSession.token_hash != (keep_session or ""))))
         self._forget_all()
         return int(ended or 0)
 
@@ -305,7 +305,7 @@ class Accounts:
         with self.db.begin() as s:
             revoked = s.execute(update(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id,
                                                        ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
-            if revoked.rowcount == 0:
+            if affected(revoked) == 0:
                 raise NotFound(f"no API token with id {token_id}")
         self._forget_all()
 

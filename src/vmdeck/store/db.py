@@ -1,6 +1,6 @@
-"""Accounts, sessions, API tokens, projects, quotas and the audit log in SQLite (api layer).
+"""Accounts, sessions, API tokens, projects, quotas and the audit log in SQLite (store layer).
 
-The schema is owned by Alembic migrations (vmdeck/api/migrations), applied at
+The schema is owned by Alembic migrations (vmdeck/store/migrations), applied at
 start-up: an existing database from an older vmdeck is upgraded in place, so
 the server restarts without signing anyone out.
 """
@@ -13,11 +13,11 @@ import os
 import stat
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, create_engine, event
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.engine import CursorResult, Engine, Result
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from vmdeck.paths import create_private
 
@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Base", "User", "WebSession", "ApiToken", "Project", "Membership", "Reservation", "IsoOwner", "AuditEntry",
            "open_database", "utcnow"]
+
+
+def affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed (a DML statement's result is a CursorResult)."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)
 
 
 def utcnow() -> dt.datetime:
@@ -172,7 +177,7 @@ def _alembic_config(engine: Engine) -> Config:
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(resources.files("vmdeck.api") / "migrations"))
+    config.set_main_option("script_location", str(resources.files("vmdeck.store") / "migrations"))
     config.attributes["engine"] = engine
     return config
 
@@ -197,7 +202,7 @@ def _private_files(path: Path) -> None:
             file.chmod(0o600)
 
 
-def open_database(path: Path) -> sessionmaker:
+def open_database(path: Path) -> sessionmaker[Session]:
     """Open (creating if needed) the SQLite file and bring its schema to the newest migration."""
     _private_files(path)
     # timeout: writers queue behind one another (BEGIN IMMEDIATE for quota reservations) instead of failing.

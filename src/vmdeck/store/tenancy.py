@@ -1,4 +1,4 @@
-"""Projects, memberships and quotas in the database (api layer).
+"""Projects, memberships and quotas in the database (store layer).
 
 Used by the REST API and by the host administrator's CLI (`vmdeck project|user`),
 both on the same SQLite file. A VM's project is not stored here but in its libvirt
@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-from vmdeck.api.db import ApiToken, IsoOwner, Membership, Project, User, WebSession
 from vmdeck.errors import Conflict, InvalidInput, NotFound
+from vmdeck.store.db import ApiToken, IsoOwner, Membership, Project, User, WebSession
 from vmdeck.vm.project import check_project_name
 
 __all__ = ["ROLES", "QUOTA_FIELDS", "DEFAULT_PROJECT", "role_rank", "check_role", "ProjectInfo", "Tenancy"]
@@ -52,7 +52,7 @@ class ProjectInfo:
 
 
 class Tenancy:
-    def __init__(self, db: sessionmaker) -> None:
+    def __init__(self, db: sessionmaker[Session]) -> None:
         self.db = db
 
     # --- projects ----------------------------------------------------------------------------------
@@ -149,8 +149,9 @@ class Tenancy:
     def iso_owner(self, name: str) -> str | None:
         """The project that uploaded the ISO; None for one the host's admin put in the library."""
         with self.db() as s:
-            return s.scalar(select(Project.name).join(IsoOwner, IsoOwner.project_id == Project.id)
-                            .where(IsoOwner.name == name))
+            owner: str | None = s.scalar(select(Project.name).join(IsoOwner, IsoOwner.project_id == Project.id)
+                                         .where(IsoOwner.name == name))
+            return owner
 
     def iso_owners(self) -> dict[str, str]:
         with self.db() as s:

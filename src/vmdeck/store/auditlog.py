@@ -1,4 +1,4 @@
-"""The audit log's store: every state-changing action with who, when, what, which VM and the outcome (api layer).
+"""The audit log's store: every state-changing action with who, when, what, which VM and the outcome (store layer).
 
 Written by vmdeck.api.policy.enforce (the API) and by the administrator's CLI;
 read through `GET /api/audit` (vmdeck.api.audit), the audit page and `vmdeck audit`.
@@ -11,15 +11,15 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-from vmdeck.api.db import AuditEntry, utcnow
+from vmdeck.store.db import AuditEntry, affected, utcnow
 
 __all__ = ["Audit"]
 
 
 class Audit:
-    def __init__(self, db: sessionmaker) -> None:
+    def __init__(self, db: sessionmaker[Session]) -> None:
         self.db = db
 
     def record(self, username: str, via: str, project: str | None, action: str, vm: str | None,
@@ -45,7 +45,7 @@ class Audit:
         """Delete entries older than `older_than_days` (the administrator's retention); how many went."""
         cutoff = utcnow() - dt.timedelta(days=older_than_days)
         with self.db.begin() as s:
-            return int(s.execute(delete(AuditEntry).where(AuditEntry.at < cutoff)).rowcount or 0)
+            return affected(s.execute(delete(AuditEntry).where(AuditEntry.at < cutoff)))
 
     def for_user(self, username: str, limit: int = 100) -> list[dict[str, Any]]:
         with self.db() as s:

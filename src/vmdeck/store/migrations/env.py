@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from vmdeck.api.db import Base
+from vmdeck.store.db import Base
 
 engine = context.config.attributes["engine"]
 with engine.begin() as connection:
