@@ -63,6 +63,8 @@ VM_REQUESTS = [
     ("vm.show", "GET", "/api/vms/{vm}/guest", None),
     ("vm.screenshot", "GET", "/api/vms/{vm}/screenshot", None),
     ("vm.hostview", "GET", "/api/vms/{vm}/hostview", None),
+    ("vm.learn", "GET", "/api/vms/{vm}/learn", None),
+    ("vm.learn", "POST", "/api/vms/{vm}/learn/cpumode", None),  # a step that only reads: a viewer's
     ("vm.power", "POST", "/api/vms/{vm}/start", None),
     ("vm.power", "POST", "/api/vms/{vm}/pause", None),
     ("vm.power", "POST", "/api/vms/{vm}/resume", None),
@@ -98,7 +100,7 @@ def test_the_table_lists_every_vm_route_once() -> None:
     covered = {f"{m} {p.replace('{vm}', '{name}')}" for _a, m, p, _b in VM_REQUESTS}
     vm_routes = {r for r in ROUTE_ACTIONS if r.split(" ", 1)[1].startswith("/api/vms/{name}") and not r.startswith("WS")}
     assert vm_routes - {r.replace("vdz", "{target}").replace("52:54:00:00:00:99", "{mac}").replace("nosnap", "{snap}")
-                        for r in covered} == set()
+                        .replace("cpumode", "{step_id}") for r in covered} == set()
 
 
 def _call(client: TestClient, method: str, path: str, body: object):  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from vmdeck import __version__
+from vmdeck.api import i18n
 from vmdeck.errors import NotFound
 from vmdeck.store.accounts import Principal
 
@@ -28,9 +29,12 @@ def _page(request: Request, template: str, *, status_code: int = 200, **context:
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+    lang = i18n.choose(request)
     response = _templates.TemplateResponse(request, template, {
         "user": principal.username, "csrf_token": principal.csrf_token or "", "version": __version__,
-        "is_admin": principal.admin, **context}, status_code=status_code)
+        "is_admin": principal.admin, "lang": lang, "t": i18n.translator(lang),
+        "languages": {code: i18n.catalog(code)["lang.name"] for code in i18n.LANGUAGES},
+        **context}, status_code=status_code)
     # The pages hold a CSRF token: never cache them (framing and scripts: vmdeck.api.hardening's headers).
     response.headers["cache-control"] = "no-store"
     return response
@@ -75,6 +79,13 @@ def vm_page(request: Request, name: str) -> Response:
         except NotFound:
             return not_found_page(request, f"There is no VM named {name!r} on this host.")
     return _page(request, "vm.html", title=name, vm=name)
+
+
+@router.get("/learn", response_class=HTMLResponse)
+def learn_page(request: Request) -> Response:
+    """The Learn tour: experiments on one of the caller's VMs (?vm=NAME preselects it)."""
+    title = i18n.translator(i18n.choose(request))("learn.title")
+    return _page(request, "learn.html", title=title, vm=request.query_params.get("vm", ""))
 
 
 @router.get("/audit", response_class=HTMLResponse)

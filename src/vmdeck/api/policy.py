@@ -81,6 +81,9 @@ POLICY: dict[str, Rule] = {
                                             "GET /api/vms/{name}/snapshots")),
     "vm.screenshot": Rule("viewer", "vm", routes=("GET /api/vms/{name}/screenshot",)),
     "vm.hostview": Rule("viewer", "vm", routes=("GET /api/vms/{name}/hostview",)),
+    # The Learn tour: reading it needs a viewer; each step that acts checks its own role (vmdeck.learn.steps).
+    "vm.learn": Rule("viewer", "vm", routes=("GET /api/vms/{name}/learn", "POST /api/vms/{name}/learn/{step_id}")),
+    "learn.page": Rule("signed-in", routes=("GET /learn",)),
     "iso.list": Rule("signed-in", routes=("GET /api/isos",)),
     "audit.read": Rule("signed-in", routes=("GET /api/audit", "GET /audit")),  # managers: their projects
     # --- operating -----------------------------------------------------------------------------------
