@@ -156,9 +156,32 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
         out.print(f"[red]host {name} unreachable[/red]: {why}", highlight=False)
 
 
-def show(ctx: typer.Context, name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def _show_qemu_cmdline(ctx: typer.Context, name: str, as_json: bool) -> None:
+    from vmdeck.errors import StateError
+    from vmdeck.hostview.process import cmdline_options, qemu_cmdline, read_libvirt_record
+    from vmdeck.vm.state import ACTIVE_STATES, current_state
+
+    host = ctx.obj.host()
+    dom = host.lookup(name)
+    record = read_libvirt_record(name) if host.is_local else None
+    argv = qemu_cmdline(record.pid) if record is not None and record.pid else []
+    if current_state(dom) not in ACTIVE_STATES or not argv:
+        raise StateError(name, str(current_state(dom)), "running on this host", "show the QEMU command line of")
+    if as_json:
+        print_json({"name": name, "pid": record.pid if record else None, "qemu_cmdline": argv})
+        return
+    out.print("\n".join(cmdline_options(argv)), highlight=False, markup=False, soft_wrap=True)
+
+
+def show(ctx: typer.Context, name: str, as_json: bool = typer.Option(False, "--json"),
+         qemu_cmdline: bool = typer.Option(False, "--qemu-cmdline",
+                                           help="The running QEMU's command line, one option per line.")) -> None:
     """Show one VM: settings, state and devices."""
     from vmdeck.vm.devices import device_table
+
+    if qemu_cmdline:
+        _show_qemu_cmdline(ctx, name, as_json)
+        return
 
     details = show_vm(ctx.obj.host(), name).to_dict()
     details["devices"] = device_table(ctx.obj.host(), name)  # live, or pending until the next boot

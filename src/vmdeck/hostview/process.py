@@ -23,7 +23,8 @@ from vmdeck.hostview.procfs import CLK_TCK, boot_time, parse_stat, parse_status,
 
 __all__ = [
     "ThreadInfo", "ProcessInfo", "LibvirtRecord", "classify_thread", "read_libvirt_record",
-    "accelerator_from_cmdline", "read_process", "check_thread_map", "QEMU_RUN_DIR",
+    "accelerator_from_cmdline", "read_process", "check_thread_map", "QEMU_RUN_DIR", "qemu_cmdline",
+    "cmdline_options",
 ]
 
 QEMU_RUN_DIR = Path("/run/libvirt/qemu")
@@ -118,6 +119,26 @@ def read_libvirt_record(name: str, run_dir: Path = QEMU_RUN_DIR) -> LibvirtRecor
     if pid_text and pid_text.strip().isdigit():
         return LibvirtRecord(int(pid_text.strip()), {}, "libvirt pid file")
     return None
+
+
+def qemu_cmdline(pid: int) -> list[str]:
+    """The running QEMU's command line, as /proc gives it (one argument per item; [] when it is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
+
+
+def cmdline_options(argv: list[str]) -> list[str]:
+    """QEMU's argv grouped one option per line: "-name guest=x,debug-threads=on", the binary first."""
+    lines: list[str] = []
+    for arg in argv:
+        if arg.startswith("-") or not lines:
+            lines.append(arg)
+        else:
+            lines[-1] += f" {arg}"
+    return lines
 
 
 def accelerator_from_cmdline(argv: list[str]) -> str | None:

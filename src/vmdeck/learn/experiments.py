@@ -25,6 +25,7 @@ from vmdeck.hostview.balloon import set_balloon
 from vmdeck.hostview.collect import Collector, VmHostView
 from vmdeck.hostview.memory import MemoryView
 from vmdeck.hostview.pin import pin_vcpu
+from vmdeck.hostview.process import qemu_cmdline
 from vmdeck.hostview.procfs import parse_stat, read_text
 from vmdeck.hostview.sched import read_thread_sched
 from vmdeck.hostview.storage import page_cache_bytes
@@ -35,7 +36,7 @@ from vmdeck.vm import devices, media
 from vmdeck.vm.agent import ExecResult, guest_exec
 from vmdeck.vm.state import ACTIVE_STATES, current_state
 
-__all__ = ["run_step", "qemu_cmdline", "LEARN_ISO"]
+__all__ = ["run_step", "LEARN_ISO"]
 
 # Where the busy loops publish their pids in the guest (tmpfs on every Linux guest).
 _BUSY_PIDS = "/run/vmdeck-learn-busy"
@@ -71,12 +72,6 @@ def _reading(collector: Collector, name: str, interval_s: float = 1.5) -> VmHost
 def _thread_cpu(pid: int, tid: int) -> int | None:
     text = read_text(f"/proc/{pid}/task/{tid}/stat")
     return int(parse_stat(text)["processor"]) if text else None
-
-
-def qemu_cmdline(pid: int) -> list[str]:
-    """The running QEMU's command line, as /proc gives it (one argument per item)."""
-    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    return [arg.decode(errors="replace") for arg in raw.split(b"\0") if arg]
 
 
 @contextlib.contextmanager
