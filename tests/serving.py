@@ -20,13 +20,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_for_serve(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 180) -> None:
+def wait_for_serve(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 180, *,
+                   verify: bool = True) -> None:
     """Until `vmdeck serve` answers its sign-in page; its log in the error when it exits or never answers.
     The bounds are generous: a loaded machine may take a minute to start the server and to render a page."""
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/login", timeout=10).status_code == 200:
+            if httpx.get(f"{url}/login", timeout=10, verify=verify).status_code == 200:
                 return
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()

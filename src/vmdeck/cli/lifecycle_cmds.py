@@ -8,18 +8,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from vmdeck.cli.output import info, out, print_json, progress_reporter
+from vmdeck.cli.vm_views import render_list, render_show
 from vmdeck.vm import lifecycle
 from vmdeck.vm.inventory import list_vms, show_vm
 from vmdeck.vm.state import POWER_VERBS, PowerVerb
 
 # Template resolution (pydantic models), creation and device tables are imported inside the
 # commands that need them: `vmdeck list` stays quick to start.
-
-_STATE_STYLE = {"running": "green", "paused": "yellow", "shut off": "dim", "crashed": "red"}
-
 
 def create(
     ctx: typer.Context,
@@ -138,22 +135,7 @@ def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
 
         listed = list_everywhere(ctx.obj.fleet(), deadline=deadline)
         vms, unreachable = listed.vms, listed.unreachable
-    if as_json:
-        print_json(vms)
-        for name, why in unreachable.items():
-            info(f"host {name} unreachable: {why}")
-        return
-    if not vms:
-        out.print("no VMs. Create one with: vmdeck create NAME (templates: vmdeck template list)")
-    else:
-        table = Table("NAME", "STATE", "vCPUs", "MEMORY", "PROJECT", "HOST", box=None, header_style="bold")
-        for vm in vms:
-            style = _STATE_STYLE.get(vm.state, "")
-            table.add_row(vm.name, f"[{style}]{vm.state}[/]" if style else vm.state, str(vm.vcpus),
-                          f"{vm.memory_mib} MiB", vm.project or "-", vm.host)
-        out.print(table)
-    for name, why in unreachable.items():
-        out.print(f"[red]host {name} unreachable[/red]: {why}", highlight=False)
+    render_list(vms, unreachable, as_json)
 
 
 def _show_qemu_cmdline(ctx: typer.Context, name: str, as_json: bool) -> None:
@@ -185,35 +167,7 @@ def show(ctx: typer.Context, name: str, as_json: bool = typer.Option(False, "--j
 
     details = show_vm(ctx.obj.host(), name).to_dict()
     details["devices"] = device_table(ctx.obj.host(), name)  # live, or pending until the next boot
-    if as_json:
-        print_json(details)
-        return
-    out.print(f"[bold]{details['name']}[/bold]  {details['state']}  ({details['accel']}, "
-              f"template {details['template'] or '-'})")
-    out.print(f"  {details['arch']} {details['machine']}, {details['vcpus']} vCPU, "
-              f"{details['memory_mib']} MiB (current {details['current_memory_mib']} MiB), boot {details['boot_kind']}")
-    moved = details.get("last_migration")
-    if moved:
-        timing = ", ".join(f"{label} {moved[key]} ms" for key, label in (("downtime_ms", "downtime"),
-                                                                          ("total_ms", "total")) if key in moved)
-        out.print(f"  last migration: {moved.get('outcome')} from {moved.get('from')} to {moved.get('to')}"
-                  + (f" ({timing})" if timing else ""), highlight=False)
-    table = Table("DEVICE", "TARGET", "BUS", "SOURCE", "STATUS", box=None, header_style="bold")
-    for row in details["devices"]:
-        owned = "  [dim](vmdeck volume)[/dim]" if row.source in details["owned_volumes"] else ""
-        table.add_row(row.kind, row.key, row.bus, (row.source or "(empty)") + owned, row.status)
-    for gfx in details["graphics"]:
-        where = f"{gfx['listen']}:{gfx['port']}" if gfx["port"] and gfx["port"] > 0 else "(when running)"
-        if gfx["websocket"] and gfx["websocket"] > 0:
-            where += f" websocket {gfx['websocket']}"
-        table.add_row("display", gfx["type"], "", where)
-    for fwd in details["port_forwards"]:
-        table.add_row("forward", fwd["proto"], "", f"{fwd['address'] or '*'}:{fwd['host_port']} -> guest port "
-                      f"{fwd['guest_port']}")
-    out.print(table)
-    if details["extra"].get("base-image"):
-        out.print(f"  disk: linked clone of image {details['extra']['base-image']}; "
-                  f"login user {details['extra'].get('login-user', '-')} (vmdeck ssh {details['name']})")
+    render_show(details, as_json)
 
 
 def shutdown(

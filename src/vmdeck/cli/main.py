@@ -24,6 +24,15 @@ def main() -> None:
     from vmdeck.errors import VmdeckError
 
     try:
+        from vmdeck.cli.remote_target import split_remote
+
+        remote, argv = split_remote(sys.argv[1:])
+        if remote is not None:
+            from vmdeck.cli import remotes
+            from vmdeck.cli.remote_run import run
+
+            run(remotes.load().get(remote), argv)
+            return
         from vmdeck.cli.fast import answer
 
         if answer(sys.argv[1:]):

@@ -22,12 +22,23 @@ def serve(
     tls_key: Path = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
     insecure_http: bool = typer.Option(False, "--insecure-http", help="Allow plain HTTP on a non-loopback "
                                        "address (passwords and consoles cross the network unencrypted)."),
+    tls_self_signed: bool = typer.Option(False, "--tls-self-signed", help="Serve HTTPS with a certificate made "
+                                         "on the first start and kept beside the database (customers pin its "
+                                         "fingerprint with vmdeck remote add)."),
 ) -> None:
     """Serve the web UI and REST API; the first start creates the admin account and prints its password."""
     from vmdeck.errors import InvalidInput
 
     if (tls_cert is None) != (tls_key is None):
         raise InvalidInput("--tls-cert and --tls-key go together")
+    if tls_self_signed and tls_cert is not None:
+        raise InvalidInput("--tls-self-signed or --tls-cert/--tls-key, not both")
+    if tls_self_signed:
+        from vmdeck.api.selfsigned import ensure_self_signed
+        from vmdeck.api.settings import default_db_path as _default_db
+
+        names = [n for n in [listen, *allowed_host] if n not in ("0.0.0.0", "::")]
+        tls_cert, tls_key = ensure_self_signed((db or _default_db()).parent / "tls", names)
     if tls_cert is None and not is_loopback(listen) and not insecure_http:
         raise InvalidInput(f"--host {listen} is reachable from the network: give --tls-cert/--tls-key "
                            "(or --insecure-http to serve plain HTTP anyway)")
@@ -52,6 +63,13 @@ def serve(
     scheme = "https" if tls_cert else "http"
     out.print(f"vmdeck web UI: [bold]{scheme}://{shown}:{port}/[/bold]  (REST API: /api, OpenAPI: /api/openapi.json)")
     out.print(f"answers to host names: {', '.join(hosts)}", highlight=False)
+    if tls_cert is not None:
+        import hashlib
+        import ssl
+
+        der = ssl.PEM_cert_to_DER_cert(tls_cert.read_text())
+        out.print(f"TLS certificate: {tls_cert} (SHA256:{hashlib.sha256(der).hexdigest()}: customers compare it "
+                  "with what vmdeck remote add shows)", highlight=False)
     password = app.state.ctx.admin_password
     if password:
         out.print(f"first start: created user [bold]admin[/bold] with one-time password [bold]{password}[/bold] "
