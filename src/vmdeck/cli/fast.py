@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from vmdeck.cli.handoff import LocalServer
 
-__all__ = ["answer"]
+__all__ = ["answer", "answer_remote"]
 
 _STATE_STYLE = {"running": "green", "paused": "yellow", "shut off": "dim", "crashed": "red"}
 
@@ -232,6 +232,21 @@ def _create_served(server: LocalServer, args: list[str]) -> bool:
 _COMMANDS: dict[str, Callable[[str | None, list[str]], None]] = {"list": _list, "start": _start, "create": _create}
 _SERVED: dict[str, Callable[[LocalServer, list[str]], bool]] = {
     "list": _list_served, "start": _start_served, "create": _create_served}
+
+
+def answer_remote(server: Any, argv: list[str]) -> bool:
+    """`list` and `start NAME` sent to a remote vmdeck server (`server.call` as the local socket's), without
+    typer or rich; False: the full remote command (vmdeck.cli.remote_run) handles the line."""
+    args = list(argv)
+    if not args or args[0] not in ("list", "start") or "--" in args or any(a in ("-h", "--help") for a in args):
+        return False
+    try:
+        if not _SERVED[args[0]](server, args[1:]):
+            return False
+    except _NotFast:
+        return False
+    sys.stdout.flush()
+    return True
 
 
 def answer(argv: list[str]) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 from vmdeck import errors
 from vmdeck.local_socket import CONTEXT_HEADER, MAX_PATH, USER_HEADER, context, socket_path
 
-__all__ = ["LocalServer", "local_server"]
+__all__ = ["LocalServer", "local_server", "read_response"]
 
 # The errors a server answer can carry, by HTTP status: the exit codes of vmdeck.errors.
 _BY_STATUS: dict[int, type[errors.VmdeckError]] = {
@@ -62,7 +62,7 @@ class LocalServer:
             conn.settimeout(timeout)
             try:
                 conn.sendall(head.encode("latin-1") + payload)
-                status, answer = _read_response(conn)
+                status, _headers, answer = read_response(conn)
             except TimeoutError as error:
                 raise errors.HostError(f"vmdeck serve at {self.path} did not answer within {timeout:g} s "
                                        "(VMDECK_LOCAL_SOCKET=off runs the command without it)") from error
@@ -94,9 +94,10 @@ def _user_name() -> str:
         return str(os.getuid())
 
 
-def _read_response(conn: socket.socket) -> tuple[int, bytes]:
-    """Status and body of the one HTTP/1.1 response on `conn`. The server answers these routes with a
-    Content-Length (JSON, never streamed); without one, the body is what comes until it closes."""
+def read_response(conn: socket.socket) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers (names in lower case) and body of the one HTTP/1.1 response on `conn` (also a TLS
+    socket: vmdeck.cli.remote_client). vmdeck answers with a Content-Length (JSON, never streamed);
+    without one, the body is what comes until the server closes."""
     data = bytearray()
     while b"\r\n\r\n" not in data:
         chunk = conn.recv(65536)
@@ -106,15 +107,16 @@ def _read_response(conn: socket.socket) -> tuple[int, bytes]:
     head, _, body = bytes(data).partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
-    headers = dict(line.lower().split(":", 1) for line in lines[1:] if ":" in line)
-    length = headers.get("content-length")
+    headers = [(name.strip().lower(), value.strip())
+               for name, _, value in (line.partition(":") for line in lines[1:] if ":" in line)]
+    length = next((value for name, value in headers if name == "content-length"), None)
     rest = bytearray(body)
     while length is None or len(rest) < int(length):
         chunk = conn.recv(65536)
         if not chunk:
             break
         rest += chunk
-    return status, bytes(rest)
+    return status, headers, bytes(rest)
 
 
 def _error(status: int, answer: bytes) -> errors.VmdeckError:

@@ -29,9 +29,15 @@ def main() -> None:
         remote, argv = split_remote(sys.argv[1:])
         if remote is not None:
             from vmdeck.cli import remotes
+            from vmdeck.cli.fast import answer_remote
+            from vmdeck.cli.remote_client import RemoteClient, RemoteServer
+
+            chosen = remotes.load().get(remote)
+            if answer_remote(RemoteServer(RemoteClient(chosen.url, chosen.token, chosen.fingerprint)), argv):
+                return
             from vmdeck.cli.remote_run import run
 
-            run(remotes.load().get(remote), argv)
+            run(chosen, argv)
             return
         from vmdeck.cli.fast import answer
 
