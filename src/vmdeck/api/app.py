@@ -28,6 +28,7 @@ from vmdeck.api import (
 )
 from vmdeck.api import host as host_api
 from vmdeck.api import learn as learn_api
+from vmdeck.api import networks as networks_api
 from vmdeck.api.context import AppContext, HostHandle
 from vmdeck.api.errors import install_error_handlers
 from vmdeck.api.hardening import HardeningMiddleware
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
                    projects, audit):
         app.include_router(module.router)
     app.include_router(learn_api.router)
+    app.include_router(networks_api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")
     app.add_middleware(WriteInvalidation, inventory=ctx.inventory)

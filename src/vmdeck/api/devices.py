@@ -110,7 +110,12 @@ def disks_resize(name: str, target: str, body: DiskResize, host: Host = Depends(
 
 
 @router.post("/nics", status_code=201)
-def nics_add(name: str, body: NicAdd, host: Host = Depends(request_host)) -> dict[str, Any]:
+def nics_add(name: str, body: NicAdd, host: Host = Depends(request_host),
+             grant: Grant = Depends(grant_of)) -> dict[str, Any]:
+    from vmdeck.vm.networks import check_network_use
+
+    check_network_use(host, body.network, grant.project,
+                      admin=grant.principal is None or grant.principal.admin)  # the local socket: root
     return _change(devices.add_nic(host, name, model=body.model, network=body.network, mac=body.mac))
 
 

@@ -84,6 +84,11 @@ POLICY: dict[str, Rule] = {
     # The Learn tour: reading it needs a viewer; each step that acts checks its own role (vmdeck.learn.steps).
     "vm.learn": Rule("viewer", "vm", routes=("GET /api/vms/{name}/learn", "POST /api/vms/{name}/learn/{step_id}")),
     "learn.page": Rule("signed-in", routes=("GET /learn",)),
+    # Networks: listed per project; the handler checks the network's project (vmdeck.api.networks): another
+    # project's network is 404, a role too low 403, as for VMs.
+    "network.use": Rule("signed-in", routes=("GET /api/networks", "GET /api/networks/{network}", "POST /api/networks",
+                                             "DELETE /api/networks/{network}",
+                                             "POST /api/networks/{network}/reservations")),
     "iso.list": Rule("signed-in", routes=("GET /api/isos",)),
     "audit.read": Rule("signed-in", routes=("GET /api/audit", "GET /audit")),  # managers: their projects
     # --- operating -----------------------------------------------------------------------------------

@@ -162,6 +162,10 @@ def vms_create(body: CreateVm, grant: Grant = Depends(grant_of), ctx: AppContext
     project = grant.project or DEFAULT_PROJECT
     ctx.tenancy.ensure_project(project)
     with _placed_host(ctx, spec, body.host) as host:
+        from vmdeck.vm.networks import check_network_use
+
+        for nic_network in {nic.network for nic in spec.nics}:
+            check_network_use(host, nic_network, project, admin=grant.principal is None or grant.principal.admin)
         if host.exists(spec.name):
             raise Conflict(f"a VM named {spec.name!r} already exists")
         # The quota counts the project's VMs on every registered host (or on the one host).

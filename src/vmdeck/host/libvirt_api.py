@@ -27,6 +27,7 @@ from vmdeck.errors import Conflict, GuestError, HostError, InvalidInput, NotFoun
 __all__ = [
     "Connection",
     "Domain",
+    "Network",
     "StoragePool",
     "StorageVolume",
     "Stream",
@@ -260,6 +261,42 @@ class StorageVolume:
 
     def upload(self, stream: Stream) -> None:
         _call(f"upload {self.path()}", self.raw.upload, stream.raw, 0, 0, 0)
+
+
+class Network:
+    """One libvirt virtual network (a bridge, its dnsmasq and firewall rules)."""
+
+    def __init__(self, raw: libvirt.virNetwork) -> None:
+        self.raw = raw
+        self.name: str = raw.name()
+        self.context = f"network {self.name}"
+
+    def xml(self, *, inactive: bool = False) -> str:
+        return str(_call(self.context, self.raw.XMLDesc, libvirt.VIR_NETWORK_XML_INACTIVE if inactive else 0))
+
+    def is_active(self) -> bool:
+        return bool(_call(self.context, self.raw.isActive))
+
+    def autostart(self) -> bool:
+        return bool(_call(self.context, self.raw.autostart))
+
+    def start(self) -> None:
+        _call(self.context, self.raw.create)
+
+    def set_autostart(self, on: bool = True) -> None:
+        _call(self.context, self.raw.setAutostart, 1 if on else 0)
+
+    def destroy(self) -> None:
+        _call(self.context, self.raw.destroy)
+
+    def undefine(self) -> None:
+        _call(self.context, self.raw.undefine)
+
+    def add_dhcp_host(self, host_xml: str, *, live: bool) -> None:
+        """Add a static DHCP lease (`<host mac= ip=/>`) to the first IP range, in the config and, live, now."""
+        flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG | (libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE if live else 0)
+        _call(self.context, self.raw.update, libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
+              libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, host_xml, flags)
 
 
 class StoragePool:
@@ -667,6 +704,16 @@ class Connection:
     def volume_at(self, path: str) -> StorageVolume:
         """The volume whose file is `path` (NotFound when no pool has it)."""
         return StorageVolume(self._do(f"volume {path}", self.raw.storageVolLookupByPath, path))
+
+    def networks(self) -> list[Network]:
+        return [Network(n) for n in self._do("list networks", self.raw.listAllNetworks, 0)]
+
+    def network(self, name: str) -> Network:
+        """The network `name` (NotFound when there is none)."""
+        return Network(self._do(f"network {name}", self.raw.networkLookupByName, name))
+
+    def define_network(self, xml: str) -> Network:
+        return Network(self._do("define network", self.raw.networkDefineXML, xml))
 
     def has_network(self, name: str) -> bool:
         try:

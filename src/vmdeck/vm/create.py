@@ -206,7 +206,10 @@ def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None,
 
 def _define(host: Host, spec: VmSpec, ctx: RenderContext) -> DomainView:
     try:
-        dom = host.conn.define(render_domain(spec, ctx), context=f"define {spec.name}")
+        from vmdeck.vm.networks import clean_traffic_nics, vmdeck_networks
+
+        xml = clean_traffic_nics(render_domain(spec, ctx), vmdeck_networks(host, {nic.network for nic in spec.nics}))
+        dom = host.conn.define(xml, context=f"define {spec.name}")
     except VmdeckError as err:
         # Two creates of one name racing: the loser's define meets the winner's domain.
         if host.exists(spec.name):

@@ -410,7 +410,9 @@ def add_nic(host: Host, name: str, *, model: str = "virtio", network: str = "use
         if mac in taken:
             raise Conflict(f"VM {name!r} already has a NIC with MAC {mac}")
     mac = mac or dx.random_mac(taken)
-    xml = to_xml(nic_element(model, network, mac))
+    from vmdeck.vm.networks import clean_traffic_nics, vmdeck_networks
+
+    xml = clean_traffic_nics(to_xml(nic_element(model, network, mac)), vmdeck_networks(host, {network}))
     live_now, note = apply_attach(dom, xml, hotpluggable=True, what=f"NIC {mac}")
     return DeviceChange(name, "nic", mac, live_now, dom.is_persistent(),
                         f"NIC {mac} ({model}, {network}) {note}", network)
