@@ -20,6 +20,7 @@ PACKAGES=(
     dnsmasq-base busybox-static cpio xorriso kmod iproute2 acl
     python3-venv python3-dev gcc
     chromium fonts-dejavu-core virtinst ovmf
+    postgresql  # the second store backend: tests start a private cluster with its initdb/pg_ctl
     hyperfine  # bench/bench_cli.py: command start-up times
     wrk  # bench/bench_web.py, bench_density.py: the API under concurrent clients (a compiled client)
     # The Debian 12 cloud image (vmdeck image build debian-12): mmdebstrap, a GPT made with sfdisk,
