@@ -2,8 +2,10 @@
 session itself (initdb + pg_ctl as the postgres user, in a temporary folder, on 127.0.0.1 and a free
 port) and stopped at its end. Each test that asks gets a database of its own.
 
-Import the fixtures into a conftest (`from pg_support import pg_server, pg_url`) or use
-`store_url`, which parametrizes a store-backed test over both backends.
+Import the fixtures into a conftest or a test module (`from pg_support import pg_server, pg_url`).
+A module that imports `both_backends` runs each of its tests on SQLite and on PostgreSQL: it is the
+fixture `backend` ("sqlite" or "postgresql") the store-backed fixtures (tests/api/conftest.py's
+`db_setting`) follow.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pytest
 
 from serving import free_port
 
-__all__ = ["PgServer", "pg_server", "pg_url", "start_pg", "BIN"]
+__all__ = ["PgServer", "pg_server", "pg_url", "both_backends", "start_pg", "BIN"]
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 _COUNTER = itertools.count()
@@ -108,3 +110,8 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
 
         forget_engine(url)
         pg_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], name="backend")
+def both_backends(request: pytest.FixtureRequest) -> str:
+    return str(request.param)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pg_support import pg_server, pg_url  # noqa: F401 (fixtures)
 from vmdeck.cluster.registry import LOCAL, HostEntry, Registry
 from vmdeck.errors import Conflict, InvalidInput, NotFound
 from vmdeck.store.db import HEAD_REVISION, open_database
@@ -18,8 +19,9 @@ def test_no_database_means_only_local(tmp_path: Path) -> None:
     assert not (tmp_path / "none.sqlite").exists()  # reading creates nothing
 
 
-def test_add_update_remove(tmp_path: Path) -> None:
-    registry = Registry(tmp_path / "db.sqlite")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_add_update_remove(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    registry = Registry(tmp_path / "db.sqlite" if backend == "sqlite" else request.getfixturevalue("pg_url"))
     registry.add(HostEntry("h2", "qemu+tcp://10.0.0.2/system", vcpu_ratio=2, reserve_mib=1024))
     assert [e.name for e in registry.entries()] == ["local", "h2"]
     assert registry.get("h2").migrate_uri == "tcp://10.0.0.2"
@@ -102,3 +104,18 @@ def test_a_state_written_just_now_is_not_cached(tmp_path: Path, monkeypatch: pyt
     registry.add(HostEntry("h2", "qemu+tcp://10.0.0.2/system"))
     registry.entries()
     assert registry._cached is None
+
+
+def test_servers_on_postgresql_share_the_registry(pg_url: str) -> None:  # noqa: F811
+    # Two servers on one PostgreSQL: a host one registers is seen by the other within its short cache.
+    import time
+
+    one, other = Registry(pg_url), Registry(pg_url)
+    assert other.entries() == [LOCAL]
+    one.add(HostEntry("h2", "qemu+tcp://10.0.0.2/system"))
+    deadline = time.monotonic() + 10
+    while len(other.entries()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [e.name for e in other.entries()] == ["local", "h2"]
+    with pytest.raises(Conflict, match="already registered"):
+        other.add(HostEntry("h2", "qemu+tcp://10.0.0.3/system"))

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from tests.testdriver import fake_host_uri
 
+from pg_support import both_backends, pg_server, pg_url  # noqa: F401 (fixtures)
 from vmdeck.cluster.fleet import Fleet
 from vmdeck.cluster.pending import Claim, PlacementBook
 from vmdeck.cluster.place import room_for
@@ -34,6 +35,17 @@ with Fleet(entries) as fleet, room_for(fleet, "theirs", 1, 512) as entry:
     print(entry.name, flush=True)
     sys.stdin.read()
 """
+
+
+@pytest.fixture(autouse=True)
+def _database(backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test on SQLite (the session's file) and on PostgreSQL ($VMDECK_DB names the database)."""
+    if backend == "postgresql":
+        monkeypatch.setenv("VMDECK_DB", request.getfixturevalue("pg_url"))
+
+
+def _book(tmp_path: Path, backend: str) -> PlacementBook:
+    return PlacementBook(tmp_path / "db.sqlite" if backend == "sqlite" else None)
 
 
 def _entries(tmp_path: Path, names: str = "a") -> list[HostEntry]:
@@ -96,10 +108,10 @@ def test_another_process_claim_counts_while_it_lives(tmp_path: Path) -> None:
         child.wait(30)
 
 
-def test_a_claim_released_after_a_count_began_still_counts_for_it(tmp_path: Path) -> None:
+def test_a_claim_released_after_a_count_began_still_counts_for_it(tmp_path: Path, backend: str) -> None:
     # The hosts are asked before the decision's lock is taken: a create that ended (its VM now running)
     # while they were asked must still count, since the capacity read may have missed its VM.
-    book = PlacementBook(tmp_path / "db.sqlite")
+    book = _book(tmp_path, backend)
     seen = book.seen()
     with book.hold(book.seen(), lambda claims: Claim("a", "quick", 1, 512)):
         pass
@@ -117,8 +129,8 @@ def test_a_claim_released_after_a_count_began_still_counts_for_it(tmp_path: Path
     assert counted == [[Claim("a", "quick", 1, 512)], []]
 
 
-def test_a_failed_create_releases_its_claim_at_once(tmp_path: Path) -> None:
-    book = PlacementBook(tmp_path / "db.sqlite")
+def test_a_failed_create_releases_its_claim_at_once(tmp_path: Path, backend: str) -> None:
+    book = _book(tmp_path, backend)
     seen = book.seen()
     with pytest.raises(RuntimeError), book.hold(seen, lambda claims: Claim("a", "failed", 1, 512)):
         raise RuntimeError("define failed")
