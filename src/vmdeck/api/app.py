@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     db = open_database(settings.location())
     accounts = Accounts(db, settings.session_ttl)
     handle = HostHandle(settings.uri, host)
-    ctx = AppContext(settings=settings, accounts=accounts, host=handle, tickets=TicketBook(settings.ticket_ttl),
+    ctx = AppContext(settings=settings, accounts=accounts, host=handle, tickets=TicketBook(settings.ticket_ttl, db=db),
                      inventory=Inventory(handle.get, interval=settings.inventory_interval),
                      tenancy=Tenancy(db), audit=Audit(db))
     if settings.uri is None and host is None:

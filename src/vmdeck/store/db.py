@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 __all__ = ["Base", "User", "WebSession", "ApiToken", "Project", "Membership", "Reservation", "IsoOwner", "AuditEntry",
+           "HostRow", "Placement", "HostUsage", "HostCounted", "Counter", "ConsoleTicket",
            "Location", "locate", "engine_for", "forget_engine", "open_database", "utcnow"]
 
 
@@ -233,10 +234,22 @@ class Counter(Base):
     value: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class ConsoleTicket(Base):
+    """A console ticket (vmdeck.api.tickets): its SHA-256, who may use it, for which console, until when."""
+
+    __tablename__ = "console_tickets"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    vm: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
 # The newest migration's revision. A database already there needs no Alembic at all: importing it and
 # reading the migration scripts took a third of a second from every `vmdeck create` (docs/PERFORMANCE.md).
 # tests/unit/test_db_head.py checks it against the migrations folder.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 _SCHEMES = "a file path, sqlite:///PATH or postgresql://USER@HOST/DATABASE"
 _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
