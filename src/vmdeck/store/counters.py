@@ -17,42 +17,63 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from vmdeck.store.db import Counter
 
-__all__ = ["value", "exclusive", "bump"]
+__all__ = ["value", "exclusive", "immediate", "bump"]
+
+# Counters this process knows exist (inserted once; the row never goes away): one statement less per decision.
+_ENSURED: set[tuple[str, str]] = set()
 
 
-def _ensure(conn: Connection, name: str) -> None:
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(insert(Counter).values(name=name, value=0).on_conflict_do_nothing())
+def _insert(conn: Connection):  # type: ignore[no-untyped-def]
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
-def value(engine: Engine, name: str) -> int:
+def _ensure(engine: Engine, name: str) -> None:
+    """The counter's row, which the exclusive transaction locks: made once, committed on its own (a rolled
+    back decision must not take it away)."""
+    key = (str(engine.url), name)
+    if key not in _ENSURED:
+        with engine.begin() as conn:
+            conn.execute(_insert(conn)(Counter).values(name=name, value=0).on_conflict_do_nothing())
+        _ENSURED.add(key)
+
+
+def value(engine: Engine | Connection, name: str) -> int:
     """The counter now (0 before its first release): read before counting, without a lock."""
+    if isinstance(engine, Connection):
+        return int(engine.scalar(select(Counter.value).where(Counter.name == name)) or 0)
     with engine.connect() as conn:
         return int(conn.scalar(select(Counter.value).where(Counter.name == name)) or 0)
+
+
+def immediate(conn: Connection) -> None:
+    """At the start of a transaction on SQLite: take the write lock now. The sqlite3 module has not begun a
+    transaction yet (it would at the first write, DEFERRED), so two decisions never read the same state."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @contextmanager
 def exclusive(engine: Engine, name: str) -> Iterator[Connection]:
     """A transaction no other decision of kind `name` runs beside; committed when the body ends."""
+    _ensure(engine, name)
     with engine.begin() as conn:
         if conn.dialect.name == "sqlite":
-            # The sqlite3 module has not begun a transaction yet (it would at the first write, DEFERRED):
-            # IMMEDIATE takes the write lock now, so two decisions never read the same state.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-            _ensure(conn, name)
+            immediate(conn)
         else:
-            _ensure(conn, name)
-            conn.execute(select(Counter.value).where(Counter.name == name).with_for_update())
+            lock = select(Counter.value).where(Counter.name == name).with_for_update()
+            if conn.execute(lock).first() is None:  # the database was made anew under this process
+                conn.execute(_insert(conn)(Counter).values(name=name, value=0).on_conflict_do_nothing())
+                conn.execute(lock)
         yield conn
 
 
 def bump(conn: Connection, name: str) -> int:
-    """Inside `exclusive(name)`: the counter's next value, for a claim being released."""
-    conn.execute(update(Counter).where(Counter.name == name).values(value=Counter.value + 1))
-    return int(conn.scalar(select(Counter.value).where(Counter.name == name)) or 0)
+    """The counter's next value, for a claim being released: one atomic statement (created at its first use)."""
+    stmt = _insert(conn)(Counter).values(name=name, value=1)
+    stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={"value": Counter.value + 1})
+    return int(conn.execute(stmt.returning(Counter.value)).scalar_one())

@@ -46,7 +46,7 @@ from vmdeck.cluster.usage import count_everywhere
 from vmdeck.errors import Conflict, HostError, NotFound
 from vmdeck.host.connection import Host
 from vmdeck.store import counters
-from vmdeck.store.db import HostCounted, HostUsage, IsoOwner, Project, Reservation, utcnow
+from vmdeck.store.db import Counter, HostCounted, HostUsage, IsoOwner, Project, Reservation, utcnow
 from vmdeck.store.lease import expiry, held, owner
 from vmdeck.store.tenancy import QUOTA_FIELDS
 from vmdeck.vm.project import Usage, project_usage
@@ -60,6 +60,9 @@ __all__ = ["Where", "QuotaExceeded", "Demand", "demand_for", "usage_report", "pr
 # A reservation released with its VM defined counts for the checks whose count began before the release;
 # those end within the fleet's deadlines (seconds): after this long it is deleted.
 _RELEASED_KEEP_S = 600.0
+# How often a check counts again when a resize ended during its count; the last try counts such a resize as
+# held (never too little).
+_RECOUNTS = 3
 _UNITS = {"instances": "", "vcpus": "", "memory_mib": " MiB", "disk_gib": " GiB", "iso_gib": " GiB"}
 
 
@@ -112,6 +115,40 @@ def _project_row(conn: Connection, project: str) -> tuple[int, dict[str, float |
     if row is None:
         raise NotFound(f"no project named {project!r}")
     return int(row[0]), dict(zip(QUOTA_FIELDS, row[1:], strict=True))
+
+
+def _locked_project(conn: Connection, project: str) -> tuple[int, dict[str, float | None]]:
+    """At the start of a transaction: the project's row, no other quota decision of the project beside this one
+    until it ends (SQLite: the database's write lock, BEGIN IMMEDIATE; PostgreSQL: the row, FOR UPDATE)."""
+    columns = [getattr(Project, c) for c in QUOTA_FIELDS.values()]
+    query = select(Project.id, *columns).where(Project.name == project)
+    if conn.dialect.name == "sqlite":
+        counters.immediate(conn)
+    else:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"no project named {project!r}")
+    return int(row[0]), dict(zip(QUOTA_FIELDS, row[1:], strict=True))
+
+
+def _changed_during(conn: Connection, project_id: int, seen: int) -> bool:
+    """Whether a resize of the project was released since counter `seen`. A released create is told apart by
+    its VM's name (the count saw the VM or not); a resize changed a VM the count saw either way, so its
+    release still counting would count the growth twice when the count saw it: the caller counts again."""
+    return conn.scalar(select(Reservation.id).where(
+        Reservation.project_id == project_id, Reservation.released_seq > seen,
+        Reservation.what.startswith("change:")).limit(1)) is not None
+
+
+def _before_count(conn: Connection, project: str) -> int:
+    """Before the hosts are counted: the project's release counter (NotFound for no such project)."""
+    row = conn.execute(select(Project.id, Counter.value).outerjoin(Counter, Counter.name == _counter(project))
+                       .where(Project.name == project)).first()
+    conn.rollback()  # no transaction left open while libvirt is asked
+    if row is None:
+        raise NotFound(f"no project named {project!r}")
+    return int(row[1] or 0)
 
 
 def iso_usage_gib(conn: Connection, project_id: int) -> float:
@@ -186,26 +223,29 @@ def _kept(conn: Connection, uri: str, project: str) -> tuple[Usage, float] | Non
     return None
 
 
-def _count(engine: Engine, where: Where, project: str) -> _Counted:
-    """The project's use on every host: libvirt asked with no database lock held."""
+def _count(conn: Connection, where: Where, project: str) -> _Counted:
+    """The project's use on every host: libvirt asked with no database lock held (nor a transaction open);
+    the live counts kept as each host's last known use."""
     counted = _Counted()
     if isinstance(where, Host):
         counted.add("local", project_usage(where, project), "live")
         return counted
     answers = count_everywhere(where, project)
-    with engine.connect() as conn:
-        for answer in answers:
-            entry = answer.entry
-            if answer.value is not None:
-                counted.live.append((entry.connect_uri, entry.name, answer.value.usage, answer.value.projects))
-                counted.add(entry.name, answer.value.usage, "live")
-                continue
-            kept = _kept(conn, entry.connect_uri, project)
-            if kept is None:
-                counted.unknown[entry.name] = str(answer.error)
-                counted.hosts[entry.name] = {"counted": "unknown", "reason": str(answer.error)}
-            else:
-                counted.add(entry.name, kept[0], "kept", counted_at=_when(kept[1]), reason=str(answer.error))
+    for answer in answers:
+        entry = answer.entry
+        if answer.value is not None:
+            counted.live.append((entry.connect_uri, entry.name, answer.value.usage, answer.value.projects))
+            counted.add(entry.name, answer.value.usage, "live")
+            continue
+        kept = _kept(conn, entry.connect_uri, project)
+        if kept is None:
+            counted.unknown[entry.name] = str(answer.error)
+            counted.hosts[entry.name] = {"counted": "unknown", "reason": str(answer.error)}
+        else:
+            counted.add(entry.name, kept[0], "kept", counted_at=_when(kept[1]), reason=str(answer.error))
+    # Outside the decision's lock: the last count of a host is a record, the latest write wins.
+    _keep(conn, counted, project)
+    conn.commit()
     return counted
 
 
@@ -261,15 +301,12 @@ def usage_report(db: sessionmaker[Session], where: Where, project: str) -> dict[
     `GET /api/projects/{p}` and `vmdeck project show`. A host's share says how it was counted: "live", "kept"
     (unreachable: its last count, with `counted_at`), or "unknown" (unreachable and never counted: not in
     "used", and "complete" is false)."""
-    engine = _engine(db)
-    with engine.connect() as conn:
-        _project_row(conn, project)  # NotFound before any host is asked
-    seen = counters.value(engine, _counter(project))
-    counted = _count(engine, where, project)
-    with counters.exclusive(engine, _counter(project)) as conn:
-        project_id, limits = _project_row(conn, project)
-        _keep(conn, counted, project)
-        used = _in_use(conn, counted, project_id, seen)
+    with _engine(db).connect() as conn:
+        seen = _before_count(conn, project)  # NotFound before any host is asked
+        counted = _count(conn, where, project)
+        with conn.begin():  # a report takes no lock: it reads the claims as they are
+            project_id, limits = _project_row(conn, project)
+            used = _in_use(conn, counted, project_id, seen)
     return {"quota": {q: {"limit": limits[q], "used": used[q]} for q in QUOTA_FIELDS}, "vms": list(counted.usage.vms),
             "hosts": counted.hosts, "complete": not counted.unknown}
 
@@ -277,11 +314,8 @@ def usage_report(db: sessionmaker[Session], where: Where, project: str) -> dict[
 def project_vms(db: sessionmaker[Session], where: Where, project: str) -> list[str]:
     """The project's VMs on every host, for deleting a project: refused (HostError) while a host that may hold
     some is unknown."""
-    engine = _engine(db)
-    counted = _count(engine, where, project)
-    if counted.live:
-        with counters.exclusive(engine, _counter(project)) as conn:
-            _keep(conn, counted, project)
+    with _engine(db).connect() as conn:
+        counted = _count(conn, where, project)
     if counted.unknown:
         host, why = next(iter(counted.unknown.items()))
         raise HostError(f"cannot tell whether project {project} has VMs on host {host}: it does not answer ({why})")
@@ -294,41 +328,57 @@ def reserve(db: sessionmaker[Session], where: Where, project: str, demand: Deman
     """Hold `demand` for `what` ("vm:NAME", "iso:NAME") while the body runs; QuotaExceeded when it does not fit.
     `where`: the hosts whose VMs count; `on`: the host the body creates on (its kept use grows when it succeeds)."""
     engine = _engine(db)
-    name = _counter(project)
-    with engine.connect() as conn:
-        _project_row(conn, project)  # NotFound before any host is asked
-    seen = counters.value(engine, name)
-    counted = _count(engine, where, project)  # the slow part: no lock held
+    kind, _, thing = what.partition(":")
     held_amounts = Demand(**{k: max(0, v) for k, v in asdict(demand).items()})  # a shrink holds nothing
-    with counters.exclusive(engine, name) as conn:
-        project_id, limits = _project_row(conn, project)
-        _keep(conn, counted, project)
-        conn.execute(delete(Reservation).where(Reservation.expires_at < time.time()))
-        kind, _, thing = what.partition(":")
-        if kind == "vm" and conn.scalar(select(Reservation.id).where(
-                Reservation.what == what, Reservation.released_seq.is_(None))) is not None:
-            # One reservation per VM name: a second create of the same name racing the first loses here,
-            # as it would at libvirt's define a moment later.
-            raise Conflict(f"a VM named {thing!r} is being created right now")
-        _refuse_unknown(project, counted, limits, demand)
-        _check(project, limits, _in_use(conn, counted, project_id, seen), demand)
-        reservation = conn.execute(insert(Reservation).values(
-            project_id=project_id, what=what, created_at=utcnow(), owner=owner(), expires_at=expiry(),
-            **asdict(held_amounts)).returning(Reservation.id)).scalar_one()
+    with engine.connect() as conn:
+        for attempt in range(_RECOUNTS + 1):
+            seen = _before_count(conn, project)  # NotFound before any host is asked
+            counted = _count(conn, where, project)  # the slow part: no lock held, no transaction open
+            with conn.begin():  # the decision: a few statements under the project's lock
+                project_id, limits = _locked_project(conn, project)
+                if attempt < _RECOUNTS and _changed_during(conn, project_id, seen):
+                    continue  # a resize ended while we counted: whether the count saw it is unknown, count again
+                if kind == "vm" and conn.scalar(select(Reservation.id).where(
+                        Reservation.project_id == project_id, Reservation.what == what,
+                        Reservation.released_seq.is_(None), Reservation.expires_at >= time.time())) is not None:
+                    # One reservation per VM name: a second create of the same name racing the first loses here,
+                    # as it would at libvirt's define a moment later.
+                    raise Conflict(f"a VM named {thing!r} is being created right now")
+                _refuse_unknown(project, counted, limits, demand)
+                _check(project, limits, _in_use(conn, counted, project_id, seen), demand)
+                reservation = conn.execute(insert(Reservation).values(
+                    project_id=project_id, what=what, created_at=utcnow(), owner=owner(), expires_at=expiry(),
+                    **asdict(held_amounts)).returning(Reservation.id)).scalar_one()
+                break
     done = False
     try:
         with held(engine):
             yield
         done = True
     finally:
-        with counters.exclusive(engine, name) as conn:
-            if done and kind != "iso":  # in the same transaction as the release: no moment where the VM counts nowhere
+        _release(engine, where, on, project, demand, reservation, what, done)
+
+
+def _release(engine: Engine, where: Where, on: Host | None, project: str, demand: Demand, reservation: int,
+             what: str, done: bool) -> None:
+    kind, _, thing = what.partition(":")
+    with engine.begin() as conn:
+        if not done or kind == "iso":
+            conn.execute(delete(Reservation).where(Reservation.id == reservation))
+        else:
+            if on is not None and not isinstance(where, Host):
+                _locked_project(conn, project)  # the kept use is read and written back: one writer
+                # In the same transaction as the release: no moment where the VM counts nowhere kept.
                 _grow_kept(conn, where, on, project, demand, thing if kind == "vm" else None)
-                seq = counters.bump(conn, name)
-                conn.execute(update(Reservation).where(Reservation.id == reservation)
-                             .values(released_seq=seq, expires_at=time.time() + _RELEASED_KEEP_S))
-            else:
-                conn.execute(delete(Reservation).where(Reservation.id == reservation))
+            elif conn.dialect.name == "sqlite":
+                counters.immediate(conn)
+            # Kept a while as released: a count that began before now may have missed the VM (counters.py).
+            seq = counters.bump(conn, _counter(project))
+            conn.execute(update(Reservation).where(Reservation.id == reservation)
+                         .values(released_seq=seq, expires_at=time.time() + _RELEASED_KEEP_S))
+        # The leases that lapsed and the releases kept long enough: gone (not needed for correctness, they no
+        # longer count; the table stays small).
+        conn.execute(delete(Reservation).where(Reservation.expires_at < time.time() - 60))
 
 
 def locked_change(db: sessionmaker[Session], where: Where, project: str, demand: Demand, change: Callable[[], Any], *,
@@ -348,8 +398,8 @@ def publish_iso(db: sessionmaker[Session], host: Host, project: str | None, name
         return
     engine = _engine(db)
     demand = Demand(iso_gib=size_bytes / 2**30)
-    with counters.exclusive(engine, _counter(project)) as conn:
-        project_id, limits = _project_row(conn, project)
+    with engine.begin() as conn:
+        project_id, limits = _locked_project(conn, project)
         used = {"iso_gib": iso_usage_gib(conn, project_id) + _reserved(conn, project_id, (), None).iso_gib}
         _check(project, {"iso_gib": limits["iso_gib"]}, used, demand)
         reservation = conn.execute(insert(Reservation).values(
@@ -361,11 +411,11 @@ def publish_iso(db: sessionmaker[Session], host: Host, project: str | None, name
             publish()
         published = True
     finally:
-        with counters.exclusive(engine, _counter(project)) as conn:
+        with engine.begin() as conn:
             conn.execute(delete(Reservation).where(Reservation.id == reservation))
             if published:
-                conn.execute(insert(IsoOwner).values(name=name, project_id=project_id,
-                                                                size_bytes=size_bytes, created_at=utcnow()))
+                conn.execute(insert(IsoOwner).values(name=name, project_id=project_id, size_bytes=size_bytes,
+                                                     created_at=utcnow()))
 
 
 def remaining(db: sessionmaker[Session], where: Where, project: str, quota: str) -> float | None:
