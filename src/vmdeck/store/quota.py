@@ -63,6 +63,9 @@ _RELEASED_KEEP_S = 600.0
 # How often a check counts again when a resize ended during its count; the last try counts such a resize as
 # held (never too little).
 _RECOUNTS = 3
+# Lapsed and old released reservations are deleted by a release at most this often per process.
+_SWEEP_S = 30.0
+_swept = -_SWEEP_S
 _UNITS = {"instances": "", "vcpus": "", "memory_mib": " MiB", "disk_gib": " GiB", "iso_gib": " GiB"}
 
 
@@ -132,15 +135,6 @@ def _locked_project(conn: Connection, project: str) -> tuple[int, dict[str, floa
     return int(row[0]), dict(zip(QUOTA_FIELDS, row[1:], strict=True))
 
 
-def _changed_during(conn: Connection, project_id: int, seen: int) -> bool:
-    """Whether a resize of the project was released since counter `seen`. A released create is told apart by
-    its VM's name (the count saw the VM or not); a resize changed a VM the count saw either way, so its
-    release still counting would count the growth twice when the count saw it: the caller counts again."""
-    return conn.scalar(select(Reservation.id).where(
-        Reservation.project_id == project_id, Reservation.released_seq > seen,
-        Reservation.what.startswith("change:")).limit(1)) is not None
-
-
 def _before_count(conn: Connection, project: str) -> int:
     """Before the hosts are counted: the project's release counter (NotFound for no such project)."""
     row = conn.execute(select(Project.id, Counter.value).outerjoin(Counter, Counter.name == _counter(project))
@@ -156,19 +150,22 @@ def iso_usage_gib(conn: Connection, project_id: int) -> float:
     return float(total or 0) / 2**30
 
 
-def _reserved(conn: Connection, project_id: int, existing: tuple[str, ...], seen: int | None) -> Demand:
-    """What the project's reservations hold: those held now (lease running), and those released after a
-    count that began at counter `seen` (None: none of those). A create whose VM the count saw is not
-    counted twice."""
+def _claim_rows(conn: Connection, project_id: int, seen: int | None) -> list[Any]:
+    """The project's reservations that count: those held now (lease running), and those released after a
+    count that began at counter `seen` (None: none of those). One query: it runs under the project's lock."""
     r = Reservation
-    now = time.time()
-    counting: ColumnElement[bool] = (r.released_seq.is_(None)) & (r.expires_at >= now)
+    counting: ColumnElement[bool] = (r.released_seq.is_(None)) & (r.expires_at >= time.time())
     if seen is not None:
         counting = or_(counting, r.released_seq > seen)
-    rows = conn.execute(select(r.what, r.instances, r.vcpus, r.memory_mib, r.disk_gib, r.iso_gib)
-                        .where(r.project_id == project_id, counting)).all()
+    return list(conn.execute(select(r.what, r.released_seq, r.instances, r.vcpus, r.memory_mib, r.disk_gib, r.iso_gib)
+                             .where(r.project_id == project_id, counting)).all())
+
+
+def _reserved(conn: Connection, project_id: int, existing: tuple[str, ...], seen: int | None,
+              rows: list[Any] | None = None) -> Demand:
+    """What the project's reservations hold (_claim_rows); a create whose VM the count saw is not counted twice."""
     total = [0, 0, 0, 0.0, 0.0]
-    for what, *amounts in rows:
+    for what, _released, *amounts in rows if rows is not None else _claim_rows(conn, project_id, seen):
         if what in existing:  # the create got as far as defining the VM: libvirt counts it already
             continue
         total = [a + b for a, b in zip(total, amounts, strict=True)]
@@ -249,13 +246,18 @@ def _count(conn: Connection, where: Where, project: str) -> _Counted:
     return counted
 
 
-def _in_use(conn: Connection, counted: _Counted, project_id: int, seen: int | None) -> dict[str, float]:
+def _in_use(conn: Connection, counted: _Counted, project_id: int, seen: int | None, rows: list[Any] | None = None,
+            *, iso: bool = True) -> dict[str, float]:
+    """Use per quota: the count plus what reservations hold (`rows`: already read). `iso` False: the ISO quota
+    is left out (a create does not need it, and it costs a query under the lock)."""
     usage = counted.usage
-    held_now = _reserved(conn, project_id, tuple(f"vm:{n}" for n in usage.vms), seen)
-    return {"instances": usage.instances + held_now.instances, "vcpus": usage.vcpus + held_now.vcpus,
+    held_now = _reserved(conn, project_id, tuple(f"vm:{n}" for n in usage.vms), seen, rows)
+    used = {"instances": usage.instances + held_now.instances, "vcpus": usage.vcpus + held_now.vcpus,
             "memory_mib": usage.memory_mib + held_now.memory_mib,
-            "disk_gib": round(usage.disk_gib + held_now.disk_gib, 3),
-            "iso_gib": round(iso_usage_gib(conn, project_id) + held_now.iso_gib, 6)}
+            "disk_gib": round(usage.disk_gib + held_now.disk_gib, 3)}
+    if iso:
+        used["iso_gib"] = round(iso_usage_gib(conn, project_id) + held_now.iso_gib, 6)
+    return used
 
 
 def _refuse_unknown(project: str, counted: _Counted, limits: dict[str, float | None], demand: Demand) -> None:
@@ -336,16 +338,17 @@ def reserve(db: sessionmaker[Session], where: Where, project: str, demand: Deman
             counted = _count(conn, where, project)  # the slow part: no lock held, no transaction open
             with conn.begin():  # the decision: a few statements under the project's lock
                 project_id, limits = _locked_project(conn, project)
-                if attempt < _RECOUNTS and _changed_during(conn, project_id, seen):
-                    continue  # a resize ended while we counted: whether the count saw it is unknown, count again
-                if kind == "vm" and conn.scalar(select(Reservation.id).where(
-                        Reservation.project_id == project_id, Reservation.what == what,
-                        Reservation.released_seq.is_(None), Reservation.expires_at >= time.time())) is not None:
+                rows = _claim_rows(conn, project_id, seen)
+                if attempt < _RECOUNTS and any(w.startswith("change:") and r is not None for w, r, *_ in rows):
+                    # A resize was released while we counted: the count may or may not have seen its growth,
+                    # and counting it again would count the growth twice. Count again.
+                    continue
+                if kind == "vm" and any(w == what and r is None for w, r, *_ in rows):
                     # One reservation per VM name: a second create of the same name racing the first loses here,
                     # as it would at libvirt's define a moment later.
                     raise Conflict(f"a VM named {thing!r} is being created right now")
                 _refuse_unknown(project, counted, limits, demand)
-                _check(project, limits, _in_use(conn, counted, project_id, seen), demand)
+                _check(project, limits, _in_use(conn, counted, project_id, seen, rows, iso=demand.iso_gib > 0), demand)
                 reservation = conn.execute(insert(Reservation).values(
                     project_id=project_id, what=what, created_at=utcnow(), owner=owner(), expires_at=expiry(),
                     **asdict(held_amounts)).returning(Reservation.id)).scalar_one()
@@ -376,9 +379,11 @@ def _release(engine: Engine, where: Where, on: Host | None, project: str, demand
             seq = counters.bump(conn, _counter(project))
             conn.execute(update(Reservation).where(Reservation.id == reservation)
                          .values(released_seq=seq, expires_at=time.time() + _RELEASED_KEEP_S))
-        # The leases that lapsed and the releases kept long enough: gone (not needed for correctness, they no
-        # longer count; the table stays small).
-        conn.execute(delete(Reservation).where(Reservation.expires_at < time.time() - 60))
+        global _swept
+        if time.monotonic() - _swept > _SWEEP_S:  # not needed for correctness (they no longer count): now and then
+            # The leases that lapsed and the releases kept long enough: gone, so the table stays small.
+            conn.execute(delete(Reservation).where(Reservation.expires_at < time.time() - 60))
+            _swept = time.monotonic()
 
 
 def locked_change(db: sessionmaker[Session], where: Where, project: str, demand: Demand, change: Callable[[], Any], *,
