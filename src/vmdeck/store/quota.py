@@ -60,9 +60,9 @@ __all__ = ["Where", "QuotaExceeded", "Demand", "demand_for", "usage_report", "pr
 # A reservation released with its VM defined counts for the checks whose count began before the release;
 # those end within the fleet's deadlines (seconds): after this long it is deleted.
 _RELEASED_KEEP_S = 600.0
-# How often a check counts again when a resize ended during its count; the last try counts such a resize as
-# held (never too little).
-_RECOUNTS = 3
+# How often a check counts again while a resize is in progress or ended during its count; the last try counts
+# such a resize as held (never too little).
+_RECOUNTS = 20
 # Lapsed and old released reservations are deleted by a release at most this often per process.
 _SWEEP_S = 30.0
 _swept = -_SWEEP_S
@@ -333,15 +333,20 @@ def reserve(db: sessionmaker[Session], where: Where, project: str, demand: Deman
     kind, _, thing = what.partition(":")
     held_amounts = Demand(**{k: max(0, v) for k, v in asdict(demand).items()})  # a shrink holds nothing
     with engine.connect() as conn:
+        changing = False
         for attempt in range(_RECOUNTS + 1):
+            if changing:
+                time.sleep(min(0.5, 0.02 * attempt))
             seen = _before_count(conn, project)  # NotFound before any host is asked
             counted = _count(conn, where, project)  # the slow part: no lock held, no transaction open
             with conn.begin():  # the decision: a few statements under the project's lock
                 project_id, limits = _locked_project(conn, project)
                 rows = _claim_rows(conn, project_id, seen)
-                if attempt < _RECOUNTS and any(w.startswith("change:") and r is not None for w, r, *_ in rows):
-                    # A resize was released while we counted: the count may or may not have seen its growth,
-                    # and counting it again would count the growth twice. Count again.
+                if attempt < _RECOUNTS and any(w.startswith("change:") for w, _r, *_ in rows):
+                    # A resize in progress, or released while we counted: the count may or may not have seen its
+                    # growth, and counting its reservation too would count the growth twice. Count again once
+                    # it is done (a resize is one libvirt call); the last try counts it, never too little.
+                    changing = True
                     continue
                 if kind == "vm" and any(w == what and r is None for w, r, *_ in rows):
                     # One reservation per VM name: a second create of the same name racing the first loses here,
