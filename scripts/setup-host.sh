@@ -21,6 +21,7 @@ PACKAGES=(
     python3-venv python3-dev gcc
     chromium fonts-dejavu-core virtinst ovmf
     fonts-nanum  # Hangul for the Korean web UI in the browser tests (Chromium shows boxes without a Korean font)
+    postgresql  # the second store backend: tests start a private cluster with its initdb/pg_ctl
     hyperfine  # bench/bench_cli.py: command start-up times
     wrk  # bench/bench_web.py, bench_density.py: the API under concurrent clients (a compiled client)
     # The Debian 12 cloud image (vmdeck image build debian-12): mmdebstrap, a GPT made with sfdisk,

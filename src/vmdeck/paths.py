@@ -36,9 +36,24 @@ def pool_name() -> str:
     return os.environ.get("VMDECK_POOL", "vmdeck")
 
 
+def database_setting() -> str:
+    """The database of `vmdeck serve` and the CLI: $VMDECK_DB (a file, sqlite:///PATH or postgresql://...),
+    else the SQLite file <data dir>/web/vmdeck.sqlite (vmdeck.store.db.locate reads it)."""
+    return os.environ.get("VMDECK_DB") or str(data_dir() / "web" / "vmdeck.sqlite")
+
+
 def database_path() -> Path:
-    """The SQLite file of `vmdeck serve` (accounts, tokens) and of the host registry the CLI reads too."""
-    return Path(os.environ.get("VMDECK_DB", data_dir() / "web" / "vmdeck.sqlite"))
+    """The SQLite file of `vmdeck serve` (accounts, tokens) and of the host registry the CLI reads too.
+
+    With a PostgreSQL database ($VMDECK_DB=postgresql://...) there is no file: this is then where the
+    default one would be, whose folder still holds the server's local socket (vmdeck.local_socket).
+    """
+    setting = os.environ.get("VMDECK_DB") or ""
+    if setting.startswith("sqlite:///"):
+        return Path(setting[len("sqlite:///"):])
+    if not setting or "://" in setting:
+        return data_dir() / "web" / "vmdeck.sqlite"
+    return Path(setting)
 
 
 def create_private(path: Path) -> None:

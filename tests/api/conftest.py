@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from webapi_helpers import ADMIN_PASSWORD, AppFactory, sign_in
+from webapi_helpers import ADMIN_PASSWORD, AppFactory, settings_for, sign_in
 
+from pg_support import pg_server, pg_url  # noqa: F401 (fixtures)
 from testdriver import open_test_host
-from vmdeck.api import Settings, create_app
+from vmdeck.api import create_app
 from vmdeck.api.events import ensure_event_loop
 from vmdeck.host.connection import Host
 
@@ -34,12 +35,26 @@ def test_host(tmp_path: Path) -> Iterator[Host]:
 
 
 @pytest.fixture
-def make_app(tmp_path: Path, test_host: Host) -> AppFactory:
+def backend() -> str:
+    """The store's backend: SQLite, unless the module imports pg_support.both_backends (both, each test twice)."""
+    return "sqlite"
+
+
+@pytest.fixture
+def db_setting(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> Path | str:
+    """The test's database: its own SQLite file, or its own database on the session's PostgreSQL."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return tmp_path / "web" / "vmdeck.sqlite"
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, test_host: Host, db_setting: Path | str) -> AppFactory:
     def make(**overrides: object) -> FastAPI:
         # TestClient calls itself "testserver": an allowed name of the test app.
         overrides.setdefault("allowed_hosts", ("localhost", "127.0.0.1", "::1", "testserver"))
-        settings = Settings(db_path=tmp_path / "web" / "vmdeck.sqlite", admin_password=ADMIN_PASSWORD,
-                            stats_interval=0.2, **overrides)  # type: ignore[arg-type]
+        settings = settings_for(db_setting, tmp_path, admin_password=ADMIN_PASSWORD, stats_interval=0.2,
+                                **overrides)
         return create_app(settings, host=test_host)
 
     return make

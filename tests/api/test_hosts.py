@@ -9,25 +9,25 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from webapi_helpers import ADMIN_PASSWORD, sign_in
+from webapi_helpers import ADMIN_PASSWORD, settings_for, sign_in
 
+from pg_support import both_backends  # noqa: F401 (every test on SQLite and on PostgreSQL)
 from testdriver import fake_host_uri
-from vmdeck.api import Settings, create_app
+from vmdeck.api import create_app
 from vmdeck.api.events import ensure_event_loop
 from vmdeck.cluster.registry import HostEntry, Registry
 
 
 @pytest.fixture
-def fleet_client(tmp_path: Path) -> Iterator[TestClient]:
+def fleet_client(tmp_path: Path, db_setting: Path | str) -> Iterator[TestClient]:
     ensure_event_loop()
-    db = tmp_path / "web" / "vmdeck.sqlite"
-    registry = Registry(db)
+    registry = Registry(db_setting)
     registry.remove("local")
     # 8 GiB hosts with 256 MiB running: a leaves 8192-7000-256 = 936 MiB free, b 1936 MiB.
     registry.add(HostEntry("a", fake_host_uri(tmp_path, "a"), vcpu_ratio=2, reserve_mib=7000))
     registry.add(HostEntry("b", fake_host_uri(tmp_path, "b"), vcpu_ratio=2, reserve_mib=6000))
-    app = create_app(Settings(db_path=db, admin_password=ADMIN_PASSWORD, stats_interval=0.2,
-                              allowed_hosts=("localhost", "127.0.0.1", "::1", "testserver")))
+    app = create_app(settings_for(db_setting, tmp_path, admin_password=ADMIN_PASSWORD, stats_interval=0.2,
+                                  allowed_hosts=("localhost", "127.0.0.1", "::1", "testserver")))
     with TestClient(app) as client:
         client.headers["X-CSRF-Token"] = sign_in(client)
         yield client
@@ -98,7 +98,7 @@ def test_events_from_every_host_carry_the_host(fleet_client: TestClient) -> None
         assert seen == {("busy-b", "b", "shut off"), ("busy-a", "a", "shut off")}
 
 
-def test_room_held_by_a_create_in_progress_shows_as_used(fleet_client: TestClient, tmp_path: Path) -> None:
+def test_room_held_by_a_create_in_progress_shows_as_used(fleet_client: TestClient, db_setting: Path | str) -> None:
     from vmdeck.cluster.fleet import Fleet
     from vmdeck.cluster.place import room_for
 
@@ -108,7 +108,7 @@ def test_room_held_by_a_create_in_progress_shows_as_used(fleet_client: TestClien
     before = host_b()
     assert (before["pending_mib"], before["pending_vcpus"]) == (0, 0)
     # A create elsewhere (the CLI, another request) has placed a VM on b and not started it yet.
-    with Fleet(registry=Registry(tmp_path / "web" / "vmdeck.sqlite")) as fleet, \
+    with Fleet(registry=Registry(db_setting)) as fleet, \
             room_for(fleet, "coming", 2, 700, host_name="b", new=True):
         held = host_b()
         assert (held["pending_mib"], held["pending_vcpus"]) == (700, 2)

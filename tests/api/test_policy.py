@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from tenancy_helpers import ROLES, make_world
 from webapi_helpers import AppFactory
 
+from pg_support import both_backends  # noqa: F401 (every test on SQLite and on PostgreSQL)
 from vmdeck.api.policy import NEEDS, POLICY, ROUTE_ACTIONS
 from vmdeck.store.tenancy import role_rank
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from webapi_helpers import parallel_requests
 
+from pg_support import both_backends  # noqa: F401 (every test on SQLite and on PostgreSQL)
 from vmdeck.host.connection import Host
 
 

@@ -4,11 +4,13 @@ the audit log of state-changing actions, readable by managers (their project) an
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
-from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 from tenancy_helpers import make_world
+
+from pg_support import both_backends  # noqa: F401 (every test on SQLite and on PostgreSQL)
+from vmdeck.store.db import ApiToken
 
 
 def _bearer(client: TestClient, token: str) -> TestClient:
@@ -39,15 +41,14 @@ def test_tokens_are_scoped_capped_and_revocable(client: TestClient) -> None:
     assert listed[0]["revoked_at"] is not None
 
 
-def test_expired_tokens_are_refused(client: TestClient, tmp_path: Path) -> None:
+def test_expired_tokens_are_refused(client: TestClient) -> None:
     world = make_world(client.app, client)  # type: ignore[arg-type]
     manager = world.client("alpha-manager")
     body = manager.post("/api/auth/tokens", json={"name": "short", "expires_in_days": 1}).json()
     assert body["role"] == "manager"
-    db = sqlite3.connect(tmp_path / "web" / "vmdeck.sqlite")
-    with db:
-        db.execute("update api_tokens set expires_at = ? where id = ?",
-                   (str(dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=1)), body["id"]))
+    with client.app.state.ctx.accounts.db.begin() as s:  # type: ignore[attr-defined]
+        s.execute(update(ApiToken).where(ApiToken.id == body["id"])
+                  .values(expires_at=dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=1)))
     assert _bearer(client, body["token"]).get("/api/vms").status_code == 401
     # Non-administrators' tokens always expire.
     forever = manager.post("/api/auth/tokens", json={"name": "forever", "expires_in_days": None})

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from httpx import Response
+
+from vmdeck.api import Settings
 
 ADMIN_PASSWORD = "correct-horse-battery"
 AppFactory = Callable[..., FastAPI]
@@ -31,3 +34,10 @@ def parallel_requests(client: TestClient, calls: list[tuple[str, str, dict[str, 
     with ThreadPoolExecutor(len(calls)) as pool:
         return list(pool.map(lambda pair: pair[0].request(pair[1][0], pair[1][1], json=pair[1][2]),
                              zip(clients, calls, strict=True)))
+
+
+def settings_for(db: Path | str, tmp_path: Path, **values: object) -> Settings:
+    """Settings on database `db` (a SQLite file, or a PostgreSQL URL with the socket's folder in tmp_path)."""
+    if isinstance(db, Path):
+        return Settings(db_path=db, **values)  # type: ignore[arg-type]
+    return Settings(db_path=tmp_path / "web" / "vmdeck.sqlite", db_url=db, **values)  # type: ignore[arg-type]

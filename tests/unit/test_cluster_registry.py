@@ -1,4 +1,4 @@
-"""The host registry: one SQLite table shared by the CLI (sqlite3) and `vmdeck serve` (Alembic)."""
+"""The host registry: one table of the control plane's database, shared by the CLI and `vmdeck serve`."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from pg_support import pg_server, pg_url  # noqa: F401 (fixtures)
 from vmdeck.cluster.registry import LOCAL, HostEntry, Registry
 from vmdeck.errors import Conflict, InvalidInput, NotFound
-from vmdeck.store.db import open_database
+from vmdeck.store.db import HEAD_REVISION, open_database
 
 
 def test_no_database_means_only_local(tmp_path: Path) -> None:
@@ -18,8 +19,9 @@ def test_no_database_means_only_local(tmp_path: Path) -> None:
     assert not (tmp_path / "none.sqlite").exists()  # reading creates nothing
 
 
-def test_add_update_remove(tmp_path: Path) -> None:
-    registry = Registry(tmp_path / "db.sqlite")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_add_update_remove(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    registry = Registry(tmp_path / "db.sqlite" if backend == "sqlite" else request.getfixturevalue("pg_url"))
     registry.add(HostEntry("h2", "qemu+tcp://10.0.0.2/system", vcpu_ratio=2, reserve_mib=1024))
     assert [e.name for e in registry.entries()] == ["local", "h2"]
     assert registry.get("h2").migrate_uri == "tcp://10.0.0.2"
@@ -51,7 +53,7 @@ def test_bad_input_is_refused(tmp_path: Path, entry: HostEntry, field: str) -> N
 
 @pytest.mark.parametrize("cli_first", [True, False])
 def test_same_table_whoever_creates_it(tmp_path: Path, cli_first: bool) -> None:
-    """The CLI may write the registry before the server ever ran, or after: the migration and the CLI agree."""
+    """The CLI may write the registry before the server ever ran, or after: both use the store's migrations."""
     path = tmp_path / "vmdeck.sqlite"
     if cli_first:
         Registry(path).add(HostEntry("h2", "qemu+tcp://10.0.0.2/system"))
@@ -61,7 +63,7 @@ def test_same_table_whoever_creates_it(tmp_path: Path, cli_first: bool) -> None:
         Registry(path).add(HostEntry("h2", "qemu+tcp://10.0.0.2/system"))
     assert [e.name for e in Registry(path).entries()] == ["local", "h2"]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004_fleet",)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD_REVISION,)
 
 
 def _age(path: Path, seconds: float) -> None:
@@ -102,3 +104,18 @@ def test_a_state_written_just_now_is_not_cached(tmp_path: Path, monkeypatch: pyt
     registry.add(HostEntry("h2", "qemu+tcp://10.0.0.2/system"))
     registry.entries()
     assert registry._cached is None
+
+
+def test_servers_on_postgresql_share_the_registry(pg_url: str) -> None:  # noqa: F811
+    # Two servers on one PostgreSQL: a host one registers is seen by the other within its short cache.
+    import time
+
+    one, other = Registry(pg_url), Registry(pg_url)
+    assert other.entries() == [LOCAL]
+    one.add(HostEntry("h2", "qemu+tcp://10.0.0.2/system"))
+    deadline = time.monotonic() + 10
+    while len(other.entries()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [e.name for e in other.entries()] == ["local", "h2"]
+    with pytest.raises(Conflict, match="already registered"):
+        other.add(HostEntry("h2", "qemu+tcp://10.0.0.3/system"))

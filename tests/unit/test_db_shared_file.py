@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vmdeck.cluster.pending import PlacementBook
+from vmdeck.cluster.pending import Claim, PlacementBook
 from vmdeck.store.auditlog import Audit
 from vmdeck.store.db import open_database
 
@@ -34,7 +34,8 @@ def test_commits_of_a_long_lived_process_survive_other_processes_closing_the_fil
     # What the server does again while it runs: open the database (the admin CLI's stores do it too) and
     # decide placements, each of which once re-opened the file to make it private.
     Audit(open_database(path)).record("admin", "session", None, "vm.create", "b", None, 201, "ok")
-    with PlacementBook(path).deciding():
+    book = PlacementBook(path)
+    with book.hold(book.seen(), lambda claims: Claim("local", "vm", 1, 64)):
         pass
     assert _count_from_another_process(path) == 2
     assert path.with_name(path.name + "-wal").exists()  # the visitor was not the last user

@@ -1,5 +1,5 @@
 """Placement claims: a create's room on a host is held from the decision until it ends, seen by every
-process on the same database, and a claim whose process died no longer counts.
+process on the same database, and a claim whose process died no longer counts once its lease lapses.
 
 Hosts are libvirt's test driver (each `test://<node.xml>` a fake host of its own): 8192 MiB with a
 256 MiB VM running; a reserve of 7236 MiB leaves room for one 512 MiB VM.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,8 +17,9 @@ from pathlib import Path
 import pytest
 from tests.testdriver import fake_host_uri
 
+from pg_support import both_backends, pg_server, pg_url  # noqa: F401 (fixtures)
 from vmdeck.cluster.fleet import Fleet
-from vmdeck.cluster.pending import STALE_S, Claim, PlacementBook
+from vmdeck.cluster.pending import Claim, PlacementBook
 from vmdeck.cluster.place import room_for
 from vmdeck.cluster.placement import Capacity, NoRoom, rejection, with_pending
 from vmdeck.cluster.registry import HostEntry, Registry
@@ -35,6 +35,17 @@ with Fleet(entries) as fleet, room_for(fleet, "theirs", 1, 512) as entry:
     print(entry.name, flush=True)
     sys.stdin.read()
 """
+
+
+@pytest.fixture(autouse=True)
+def _database(backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test on SQLite (the session's file) and on PostgreSQL ($VMDECK_DB names the database)."""
+    if backend == "postgresql":
+        monkeypatch.setenv("VMDECK_DB", request.getfixturevalue("pg_url"))
+
+
+def _book(tmp_path: Path, backend: str) -> PlacementBook:
+    return PlacementBook(tmp_path / "db.sqlite" if backend == "sqlite" else None)
 
 
 def _entries(tmp_path: Path, names: str = "a") -> list[HostEntry]:
@@ -63,7 +74,7 @@ def test_a_claim_holds_the_room_until_the_body_ends(tmp_path: Path) -> None:
             with pytest.raises(Conflict, match="'one' is being created right now"), \
                     room_for(fleet, "one", 1, 64, new=True):
                 pass
-        assert PlacementBook(Registry().path).claims() == []
+        assert PlacementBook(Registry().location).claims() == []
         with room_for(fleet, "three", 1, 512):
             pass
 
@@ -71,7 +82,9 @@ def test_a_claim_holds_the_room_until_the_body_ends(tmp_path: Path) -> None:
 def test_another_process_claim_counts_while_it_lives(tmp_path: Path) -> None:
     entries = _entries(tmp_path)
     src = Path(__file__).resolve().parents[2] / "src"
-    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    # A short lease, so the dead process's claim lapses within the test.
+    env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "VMDECK_CLAIM_LEASE_S": "3"}
     child = subprocess.Popen([sys.executable, "-c", _HOLD, json.dumps([e.__dict__ for e in entries])],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     try:
@@ -79,9 +92,15 @@ def test_another_process_claim_counts_while_it_lives(tmp_path: Path) -> None:
         with Fleet(entries) as fleet:
             with pytest.raises(NoRoom, match="512 of it by creates in progress"), room_for(fleet, "mine", 1, 512):
                 pass
-            # It dies mid-create (SIGKILL: no release): its claim no longer counts.
+            time.sleep(4)  # longer than its lease: it renews it, so its claim still counts
+            with pytest.raises(NoRoom), room_for(fleet, "mine", 1, 512):
+                pass
+            # It dies mid-create (SIGKILL: no release): its claim no longer counts once the lease lapses.
             child.kill()
             child.wait(30)
+            deadline = time.monotonic() + 60
+            while PlacementBook(Registry().location).claims() and time.monotonic() < deadline:
+                time.sleep(0.2)
             with room_for(fleet, "mine", 1, 512) as entry:
                 assert entry.name == "a"
     finally:
@@ -89,11 +108,31 @@ def test_another_process_claim_counts_while_it_lives(tmp_path: Path) -> None:
         child.wait(30)
 
 
-def test_old_claims_expire(tmp_path: Path) -> None:
-    book = PlacementBook(tmp_path / "db.sqlite")
-    with book.deciding() as decision:
-        decision.hold(Claim("a", "old", 1, 512))
-        decision.hold(Claim("a", "new", 1, 512))
-    with sqlite3.connect(book.path) as conn:
-        conn.execute("UPDATE placements SET created_at = ? WHERE vm = 'old'", (time.time() - STALE_S - 1,))
-    assert [c.vm for c in book.claims()] == ["new"]
+def test_a_claim_released_after_a_count_began_still_counts_for_it(tmp_path: Path, backend: str) -> None:
+    # The hosts are asked before the decision's lock is taken: a create that ended (its VM now running)
+    # while they were asked must still count, since the capacity read may have missed its VM.
+    book = _book(tmp_path, backend)
+    seen = book.seen()
+    with book.hold(book.seen(), lambda claims: Claim("a", "quick", 1, 512)):
+        pass
+    assert book.claims() == []
+    counted: list[list[Claim]] = []
+
+    def note(claims: list[Claim]) -> Claim:
+        counted.append(claims)
+        return Claim("a", "next", 1, 64)
+
+    with book.hold(seen, note):
+        pass
+    with book.hold(book.seen(), note):
+        pass
+    assert counted == [[Claim("a", "quick", 1, 512)], []]
+
+
+def test_a_failed_create_releases_its_claim_at_once(tmp_path: Path, backend: str) -> None:
+    book = _book(tmp_path, backend)
+    seen = book.seen()
+    with pytest.raises(RuntimeError), book.hold(seen, lambda claims: Claim("a", "failed", 1, 512)):
+        raise RuntimeError("define failed")
+    with book.hold(seen, lambda claims: Claim("a", claims[0].vm if claims else "none", 1, 1)) as claim:
+        assert claim.vm == "none"  # no VM was made: nothing left to count

@@ -54,15 +54,15 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     if settings.events:
         # libvirt needs its event loop registered before the connections that deliver events are opened.
         events.ensure_event_loop()
-    db = open_database(settings.db_path)
+    db = open_database(settings.location())
     accounts = Accounts(db, settings.session_ttl)
     handle = HostHandle(settings.uri, host)
-    ctx = AppContext(settings=settings, accounts=accounts, host=handle, tickets=TicketBook(settings.ticket_ttl),
+    ctx = AppContext(settings=settings, accounts=accounts, host=handle, tickets=TicketBook(settings.ticket_ttl, db=db),
                      inventory=Inventory(handle.get, interval=settings.inventory_interval),
                      tenancy=Tenancy(db), audit=Audit(db))
     if settings.uri is None and host is None:
         # The host registry lives in the same database; keepalive needs the event loop (settings.events).
-        ctx.fleet = Fleet(registry=Registry(settings.db_path), keepalive=settings.events)
+        ctx.fleet = Fleet(registry=Registry(settings.location()), keepalive=settings.events)
     ctx.admin_created, ctx.admin_password = ensure_admin(accounts, settings.admin_password)
 
     @contextlib.asynccontextmanager

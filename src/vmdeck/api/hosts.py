@@ -37,7 +37,7 @@ class DrainRequest(BaseModel):
 
 
 def _registry(ctx: AppContext) -> Registry:
-    return ctx.fleet.registry if ctx.fleet is not None else Registry(ctx.settings.db_path)
+    return ctx.fleet.registry if ctx.fleet is not None else Registry(ctx.settings.location())
 
 
 def _fleet(ctx: AppContext) -> Fleet:

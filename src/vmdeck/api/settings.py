@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vmdeck.paths import database_path
+from vmdeck.store.db import Location, locate
 
 __all__ = ["Settings", "default_db_path"]
 
@@ -20,6 +21,8 @@ class Settings:
     uri: str | None = None
     # SQLite file holding accounts, sessions and API tokens; survives restarts.
     db_path: Path = field(default_factory=default_db_path)
+    # A PostgreSQL URL (postgresql://USER@HOST/DB) used instead of db_path: several servers share it.
+    db_url: str | None = None
     # The first start creates "admin" with this password, or a random one-time password when None.
     admin_password: str | None = None
     # Seconds a console ticket stays valid (it is also single-use).
@@ -41,3 +44,7 @@ class Settings:
     local_socket: Path | None = None
     # Largest ISO upload in GiB when the project has no ISO quota of its own.
     max_iso_upload_gib: float = 16.0
+
+    def location(self) -> Location:
+        """The database this server uses: db_url when given, else the SQLite file db_path."""
+        return locate(self.db_url if self.db_url else self.db_path)

@@ -1,6 +1,6 @@
 """`vmdeck project|user|audit|vm adopt`: the host administrator's tenancy commands (cli layer).
 
-They act on the same SQLite database as `vmdeck serve` (`--db`, $VMDECK_DB, or the
+They act on the same database as `vmdeck serve` (`--db`, $VMDECK_DB, or the
 default <data dir>/web/vmdeck.sqlite), so root on the host can set up projects and
 accounts, and recover a lost password, without the server or a web session. Every
 change is written to the audit log as done by the host user through "cli".
@@ -27,8 +27,9 @@ project_app = typer.Typer(help="Projects (tenants) and their quotas.", no_args_i
 user_app = typer.Typer(help="Accounts of the web UI / REST API and their project roles.", no_args_is_help=True)
 vm_app = typer.Typer(help="VM ownership: bring a VM into a project.", no_args_is_help=True)
 
-DB_OPTION = typer.Option(None, "--db", envvar="VMDECK_DB", help="The database of vmdeck serve (default: "
-                         "<data dir>/web/vmdeck.sqlite).")
+# parser=str: the setting may be a URL, which a Path would mangle (postgresql://h/db -> postgresql:/h/db).
+DB_OPTION = typer.Option(None, "--db", envvar="VMDECK_DB", parser=str, help="The database of vmdeck serve: a file, "
+                         "sqlite:///PATH or postgresql://USER@HOST/DB (default: <data dir>/web/vmdeck.sqlite).")
 
 
 # --- projects ----------------------------------------------------------------------------------------

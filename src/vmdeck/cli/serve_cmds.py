@@ -14,7 +14,9 @@ def serve(
     ctx: typer.Context,
     listen: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback by default)."),
     port: int = typer.Option(8470, "--port", help="TCP port."),
-    db: Path = typer.Option(None, "--db", help="Accounts database (default: <data dir>/web/vmdeck.sqlite)."),
+    db: str = typer.Option(None, "--db", help="The control plane's database: a file, sqlite:///PATH or "
+                           "postgresql://USER@HOST/DB, shared by several servers (default: $VMDECK_DB, else "
+                           "<data dir>/web/vmdeck.sqlite)."),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
     allowed_host: list[str] = typer.Option([], "--allowed-host", help="A host name browsers reach this server "
                                            "by (Host header); loopback names are always allowed. May be repeated."),
@@ -28,7 +30,9 @@ def serve(
 ) -> None:
     """Serve the web UI and REST API; the first start creates the admin account and prints its password."""
     from vmdeck.errors import InvalidInput
+    from vmdeck.store.db import locate
 
+    location = locate(db or None)  # a setting vmdeck cannot use stops here: InvalidInput, exit code 2
     if (tls_cert is None) != (tls_key is None):
         raise InvalidInput("--tls-cert and --tls-key go together")
     if tls_self_signed and tls_cert is not None:
@@ -37,8 +41,9 @@ def serve(
         from vmdeck.api.selfsigned import ensure_self_signed
         from vmdeck.api.settings import default_db_path as _default_db
 
+        # Beside the database file; on PostgreSQL (no file) in the default database's private folder.
         names = [n for n in [listen, *allowed_host] if n not in ("0.0.0.0", "::")]
-        tls_cert, tls_key = ensure_self_signed((db or _default_db()).parent / "tls", names)
+        tls_cert, tls_key = ensure_self_signed((location.path or _default_db()).parent / "tls", names)
     if tls_cert is None and not is_loopback(listen) and not insecure_http:
         raise InvalidInput(f"--host {listen} is reachable from the network: give --tls-cert/--tls-key "
                            "(or --insecure-http to serve plain HTTP anyway)")
@@ -51,11 +56,12 @@ def serve(
     from vmdeck.local_socket import socket_path
 
     hosts = tuple(dict.fromkeys([*LOOPBACK_NAMES, *allowed_host] + ([] if is_wildcard(listen) else [listen])))
-    db_path = db or default_db_path()
+    # On PostgreSQL there is no file: the local socket goes where the default one would be.
+    db_path = location.path or default_db_path()
     db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # as the database makes it
     # Bound before the app starts any thread: the umask that keeps the socket private is process-wide.
     local, why_not = bind_local_socket(socket_path(db_path))
-    settings = Settings(uri=ctx.obj.uri, db_path=db_path,
+    settings = Settings(uri=ctx.obj.uri, db_path=db_path, db_url=None if location.is_sqlite else location.url,
                         admin_password=os.environ.get("VMDECK_ADMIN_PASSWORD") or None, allowed_hosts=hosts,
                         local_socket=socket_path(db_path) if local else None)
     app = create_app(settings)
@@ -76,7 +82,7 @@ def serve(
                   "(change it: POST /api/auth/password)", highlight=False)
     elif app.state.ctx.admin_created:
         out.print("first start: created user admin with the password from VMDECK_ADMIN_PASSWORD")
-    out.print(f"accounts database: {settings.db_path}", highlight=False)
+    out.print(f"database: {location.shown}", highlight=False)
     if local is not None:
         out.print(f"the vmdeck command on this machine hands list, start and create to: {settings.local_socket}",
                   highlight=False)

@@ -17,16 +17,17 @@ __all__ = ["Stores", "stores", "create_in_project"]
 class Stores:
     """The database stores, opened once per command."""
 
-    def __init__(self, db_path: Path | None) -> None:
-        from vmdeck.api.settings import default_db_path
+    def __init__(self, db: str | Path | None) -> None:
         from vmdeck.store.accounts import Accounts
         from vmdeck.store.auditlog import Audit
-        from vmdeck.store.db import open_database
+        from vmdeck.store.db import locate, open_database
         from vmdeck.store.tenancy import Tenancy
 
-        env = os.environ.get("VMDECK_DB")
-        self.path = db_path or (Path(env) if env else default_db_path())
-        self.db = open_database(self.path)
+        # --db, else $VMDECK_DB, else the default file: a path, sqlite:///PATH or postgresql://... (InvalidInput
+        # for anything else: exit code 2).
+        self.location = locate(db or None)
+        self.path = self.location.path
+        self.db = open_database(self.location)
         self.tenancy = Tenancy(self.db)
         self.accounts = Accounts(self.db, 7 * 24 * 3600.0)
         self.audit = Audit(self.db)
@@ -36,7 +37,7 @@ class Stores:
         self.audit.record(who, "cli", project, action, vm, target, 200, "ok")
 
 
-def stores(db: Path | None) -> Stores:
+def stores(db: str | Path | None) -> Stores:
     return Stores(db)
 
 

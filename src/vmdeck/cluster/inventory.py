@@ -100,7 +100,7 @@ def host_reports(fleet: Fleet, *, deadline: float | None = None) -> list[HostRep
     from vmdeck.cluster.placement import with_pending
 
     answers = fleet.each(_report, deadline=deadline)
-    claims = PlacementBook(fleet.registry.path).live_claims()
+    claims = PlacementBook(fleet.registry.location).live_claims()
     caps = with_pending([a.value[0] if a.value is not None else _as_capacity(Answer(a.entry, None, a.error))
                          for a in answers], [(c.host, c.vm, c.vcpus, c.memory_mib) for c in claims])
     rows = []

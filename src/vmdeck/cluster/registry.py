@@ -1,10 +1,11 @@
-"""The host registry: which libvirt hosts this vmdeck manages (core layer, SQLite through sqlite3).
+"""The host registry: which libvirt hosts this vmdeck manages (core layer, in the control plane's database).
 
-The registry lives in the same SQLite file as `vmdeck serve`'s accounts (vmdeck.paths.database_path),
-in the `hosts` table whose schema the API's Alembic migration `0002_hosts` owns. The CLI must work on
-a machine where the server never ran, so this module creates the same table when it is missing (the
-migration then keeps it). Reading is one small query with the stdlib's sqlite3: `vmdeck list` pays
-no ORM import. A database without the table (or no file at all) means "only the local host".
+The registry is the `hosts` table of the database `vmdeck serve` uses (vmdeck.store.db: a SQLite file,
+by default the one of vmdeck.paths.database_path, or PostgreSQL), whose schema the store's Alembic
+migrations own. Writes go through the store (which creates and migrates the database when the server
+never ran). Reading a SQLite file is one small query with the stdlib's sqlite3, cached on the file's
+state: `vmdeck list` must not pay for importing SQLAlchemy (tests/unit/test_cli_fast.py). A SQLite
+database without the table (or no file at all) means "only the local host".
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from vmdeck.errors import Conflict, InvalidInput, NotFound
-from vmdeck.paths import database_path
+from vmdeck.paths import database_setting
 
 if TYPE_CHECKING:
-    import sqlite3
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from vmdeck.store.db import Location
 
 __all__ = ["HostEntry", "LOCAL", "Registry", "DEFAULT_LOCAL_URI", "check_entry"]
 
@@ -29,14 +32,9 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 # No whitespace or control characters: libvirt refuses a URI with a NUL in it with ValueError, not an error of its own.
 _URI = re.compile(r"[a-z0-9+]+://[^\s\x00-\x1f\x7f]*")
 
-_SCHEMA = """CREATE TABLE IF NOT EXISTS hosts (
-    name VARCHAR(64) NOT NULL PRIMARY KEY,
-    uri VARCHAR(1024),
-    vcpu_ratio FLOAT NOT NULL DEFAULT 4.0,
-    reserve_mib INTEGER NOT NULL DEFAULT 512,
-    draining BOOLEAN NOT NULL DEFAULT 0,
-    added_at FLOAT NOT NULL DEFAULT 0
-)"""
+# A server on PostgreSQL reads the registry at most this often; a `host add` on another server is seen
+# within it (this process's own writes at once).
+_SHARED_CACHE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -86,17 +84,49 @@ _MTIME_GRANULARITY_NS = 100_000_000  # generous: Linux file times move in jiffie
 
 
 class Registry:
-    """The `hosts` table of one database file."""
+    """The `hosts` table of the control plane's database."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or database_path()
+    def __init__(self, where: str | Path | Location | None = None) -> None:
+        self._where = where
+        self.path = self._file(where)  # the SQLite file; None on PostgreSQL
         # The last rows read and the database files' state they were read at: `vmdeck serve` consults
         # the registry on every request, and a stat of two files costs microseconds where opening
         # SQLite costs a millisecond of the event loop. Any write (this process or `vmdeck host add`
         # in another) changes the files' size or mtime, so a change is seen at the next call.
         self._cached: tuple[tuple[tuple[int, int], ...], list[HostEntry]] | None = None
+        self._shared: tuple[float, list[HostEntry]] | None = None
+        self._db: sessionmaker[Session] | None = None
+
+    @staticmethod
+    def _file(where: object) -> Path | None:
+        """The SQLite file `where` names, decided without importing the store (the CLI's fast path)."""
+        if where is None:
+            where = database_setting()
+        if isinstance(where, Path):
+            return where
+        if isinstance(where, str):
+            if where.startswith("sqlite:///"):
+                return Path(where[len("sqlite:///"):])
+            if "://" not in where:
+                return Path(where)
+            return None
+        return getattr(where, "path", None)
+
+    @property
+    def location(self) -> Location:
+        from vmdeck.store.db import locate
+
+        return locate(self._where)
+
+    def _store(self) -> sessionmaker[Session]:
+        if self._db is None:
+            from vmdeck.store.db import open_database
+
+            self._db = open_database(self.location)
+        return self._db
 
     def _files_state(self) -> tuple[tuple[int, int], ...]:
+        assert self.path is not None
         state = []
         for path in (self.path, self.path.with_name(self.path.name + "-wal")):
             try:
@@ -107,25 +137,15 @@ class Registry:
                 state.append((info.st_mtime_ns, info.st_size))
         return tuple(state)
 
-    def _open(self, create: bool) -> sqlite3.Connection | None:
-        if not create and not self.path.exists():
-            return None
-        import sqlite3  # here: `vmdeck list` on a machine without a database does not pay for it
-
-        if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=10)
-        if create:
-            with conn:
-                missing = not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'hosts'").fetchone()
-                conn.execute(_SCHEMA)
-                if missing:
-                    conn.execute("INSERT INTO hosts (name, uri, added_at) VALUES ('local', NULL, 0)")
-            self.path.chmod(0o600)
-        return conn
-
     def entries(self) -> list[HostEntry]:
         """Every registered host, `local` first; just `local` when nothing was ever registered."""
+        if self.path is None:
+            shared = self._shared
+            if shared is not None and time.monotonic() - shared[0] < _SHARED_CACHE_S:
+                return list(shared[1])
+            rows = self._query_entries()
+            self._shared = (time.monotonic(), rows)
+            return list(rows)
         state = self._files_state()
         cached = self._cached
         if cached is not None and cached[0] == state:
@@ -137,12 +157,23 @@ class Registry:
         self._cached = (state, rows) if all(mtime < settled for mtime, _size in state) else None
         return list(rows)
 
-    def _read_entries(self) -> list[HostEntry]:
-        conn = self._open(create=False)
-        if conn is None:
-            return [LOCAL]
-        import sqlite3
+    def _query_entries(self) -> list[HostEntry]:
+        from sqlalchemy import select
 
+        from vmdeck.store.db import HostRow
+
+        with self._store()() as s:
+            rows = s.scalars(select(HostRow).order_by(HostRow.name != "local", HostRow.added_at, HostRow.name)).all()
+            return [HostEntry(r.name, r.uri, float(r.vcpu_ratio), int(r.reserve_mib), bool(r.draining)) for r in rows]
+
+    def _read_entries(self) -> list[HostEntry]:
+        """The SQLite file's rows through the stdlib (no SQLAlchemy import), read-only: nothing is created."""
+        assert self.path is not None
+        if not self.path.exists():
+            return [LOCAL]
+        import sqlite3  # here: `vmdeck list` on a machine without a database does not pay for it
+
+        conn = sqlite3.connect(self.path, timeout=10)
         try:
             rows = conn.execute("SELECT name, uri, vcpu_ratio, reserve_mib, draining FROM hosts "
                                 "ORDER BY name != 'local', added_at, name").fetchall()
@@ -153,6 +184,10 @@ class Registry:
         return [HostEntry(name, uri, float(ratio), int(reserve), bool(draining))
                 for name, uri, ratio, reserve, draining in rows]
 
+    def _changed(self) -> None:
+        self._cached = None
+        self._shared = None
+
     def get(self, name: str) -> HostEntry:
         for entry in self.entries():
             if entry.name == name:
@@ -161,46 +196,50 @@ class Registry:
         raise NotFound(f"no host named {name!r} in the registry (known: {known})")
 
     def add(self, entry: HostEntry) -> HostEntry:
+        from sqlalchemy import select
+        from sqlalchemy.exc import IntegrityError
+
+        from vmdeck.store.db import HostRow
+
         check_entry(entry)
-        conn = self._open(create=True)
-        assert conn is not None
         try:
-            with conn:
-                if conn.execute("SELECT 1 FROM hosts WHERE name = ?", (entry.name,)).fetchone():
+            with self._store().begin() as s:
+                if s.get(HostRow, entry.name) is not None:
                     raise Conflict(f"a host named {entry.name!r} is already registered")
-                if entry.uri and conn.execute("SELECT name FROM hosts WHERE uri = ?", (entry.uri,)).fetchone():
+                if entry.uri and s.scalar(select(HostRow.name).where(HostRow.uri == entry.uri)) is not None:
                     raise Conflict(f"{entry.uri} is already registered")
-                conn.execute("INSERT INTO hosts (name, uri, vcpu_ratio, reserve_mib, draining, added_at) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", (entry.name, entry.uri, entry.vcpu_ratio,
-                                                           entry.reserve_mib, int(entry.draining), time.time()))
+                s.add(HostRow(name=entry.name, uri=entry.uri, vcpu_ratio=entry.vcpu_ratio,
+                              reserve_mib=entry.reserve_mib, draining=entry.draining, added_at=time.time()))
+        except IntegrityError:  # another process registered the name between our check and our insert
+            raise Conflict(f"a host named {entry.name!r} is already registered") from None
         finally:
-            conn.close()
+            self._changed()
         return entry
 
     def update(self, name: str, *, vcpu_ratio: float | None = None, reserve_mib: int | None = None,
                draining: bool | None = None) -> HostEntry:
+        from sqlalchemy import update
+
+        from vmdeck.store.db import HostRow
+
         current = self.get(name)
         changed = replace(current, vcpu_ratio=current.vcpu_ratio if vcpu_ratio is None else vcpu_ratio,
                           reserve_mib=current.reserve_mib if reserve_mib is None else reserve_mib,
                           draining=current.draining if draining is None else draining)
         check_entry(changed)
-        conn = self._open(create=True)
-        assert conn is not None
-        try:
-            with conn:
-                conn.execute("UPDATE hosts SET vcpu_ratio = ?, reserve_mib = ?, draining = ? WHERE name = ?",
-                             (changed.vcpu_ratio, changed.reserve_mib, int(changed.draining), name))
-        finally:
-            conn.close()
+        with self._store().begin() as s:
+            s.execute(update(HostRow).where(HostRow.name == name).values(
+                vcpu_ratio=changed.vcpu_ratio, reserve_mib=changed.reserve_mib, draining=changed.draining))
+        self._changed()
         return changed
 
     def remove(self, name: str) -> HostEntry:
+        from sqlalchemy import delete
+
+        from vmdeck.store.db import HostRow
+
         entry = self.get(name)
-        conn = self._open(create=True)
-        assert conn is not None
-        try:
-            with conn:
-                conn.execute("DELETE FROM hosts WHERE name = ?", (name,))
-        finally:
-            conn.close()
+        with self._store().begin() as s:
+            s.execute(delete(HostRow).where(HostRow.name == name))
+        self._changed()
         return entry

@@ -1,8 +1,14 @@
-"""Accounts, sessions, API tokens, projects, quotas and the audit log in SQLite (store layer).
+"""The control plane's database: its ORM models, where it is, and opening it (store layer).
 
-The schema is owned by Alembic migrations (vmdeck/store/migrations), applied at
-start-up: an existing database from an older vmdeck is upgraded in place, so
-the server restarts without signing anyone out.
+One database holds accounts, sessions, API tokens, projects, quotas and their claims, the host
+registry, placement claims and the audit log. It is a SQLite file (the embedded default) or a
+PostgreSQL database shared by several `vmdeck serve` (docs/STORE.md), named by a file path,
+sqlite:///PATH or postgresql://USER@HOST/DB (locate); anything else is refused (InvalidInput).
+
+The schema is owned by Alembic migrations (vmdeck/store/migrations), applied at opening: an
+existing database from an older vmdeck is upgraded in place, without losing a row (on SQLite the
+migrations run with foreign keys off: a table Alembic copies would otherwise cascade-delete the
+rows that point at it), so the server restarts without signing anyone out.
 """
 
 from __future__ import annotations
@@ -10,22 +16,27 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import os
+import re
 import stat
+import threading
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, create_engine, event
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event
 from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from vmdeck.paths import create_private
+from vmdeck.errors import HostError, InvalidInput
+from vmdeck.paths import create_private, database_setting
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 __all__ = ["Base", "User", "WebSession", "ApiToken", "Project", "Membership", "Reservation", "IsoOwner", "AuditEntry",
-           "open_database", "utcnow"]
+           "HostRow", "Placement", "HostUsage", "HostCounted", "Counter", "ConsoleTicket",
+           "Location", "locate", "engine_for", "forget_engine", "open_database", "utcnow"]
 
 
 def affected(result: Result[Any]) -> int:
@@ -121,6 +132,12 @@ class Reservation(Base):
     disk_gib: Mapped[float] = mapped_column(Float, default=0.0)
     iso_gib: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # The process holding it, and until when (epoch seconds) its lease runs (vmdeck.store.lease).
+    owner: Mapped[str] = mapped_column(String(200), default="")
+    expires_at: Mapped[float] = mapped_column(Float, default=0.0)
+    # Set when its create ended with the VM defined: the `quota:<project>` counter at that moment
+    # (vmdeck.store.quota: a count that began before still counts it).
+    released_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class IsoOwner(Base):
@@ -151,10 +168,158 @@ class AuditEntry(Base):
     result: Mapped[str] = mapped_column(String(300))
 
 
+class HostRow(Base):
+    """One host of the registry (vmdeck.cluster.registry): `local` is always there."""
+
+    __tablename__ = "hosts"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    uri: Mapped[str | None] = mapped_column(String(1024), nullable=True)  # NULL: qemu:///system
+    vcpu_ratio: Mapped[float] = mapped_column(Float, default=4.0)
+    reserve_mib: Mapped[int] = mapped_column(Integer, default=512)
+    draining: Mapped[bool] = mapped_column(default=False)
+    added_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Placement(Base):
+    """A create's claim on a host's memory and vCPUs, from the placement decision until the create ends
+    (vmdeck.cluster.pending)."""
+
+    __tablename__ = "placements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(64))
+    vm: Mapped[str] = mapped_column(String(200))
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(Integer)
+    owner: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, default=0.0)
+    released_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the `placements` counter then
+
+
+class HostUsage(Base):
+    """A project's use on a host at its last successful count (vmdeck.store.quota)."""
+
+    __tablename__ = "host_usage"
+
+    uri: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    project: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(64))
+    instances: Mapped[int] = mapped_column(Integer)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mib: Mapped[int] = mapped_column(Integer)
+    disk_gib: Mapped[float] = mapped_column(Float)
+    vms: Mapped[str] = mapped_column(Text)  # JSON list of names
+    counted_at: Mapped[float] = mapped_column(Float)
+
+
+class HostCounted(Base):
+    """When a host was last counted, and which projects had VMs there then."""
+
+    __tablename__ = "hosts_counted"
+
+    uri: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    projects: Mapped[str] = mapped_column(Text)  # JSON list
+    counted_at: Mapped[float] = mapped_column(Float)
+
+
+class Counter(Base):
+    """A number that only grows, one per kind of claim (`placements`, `quota:<project>`): bumped when a
+    claim is released, so a decision knows which releases came after its count began."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ConsoleTicket(Base):
+    """A console ticket (vmdeck.api.tickets): its SHA-256, who may use it, for which console, until when."""
+
+    __tablename__ = "console_tickets"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    vm: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
 # The newest migration's revision. A database already there needs no Alembic at all: importing it and
 # reading the migration scripts took a third of a second from every `vmdeck create` (docs/PERFORMANCE.md).
 # tests/unit/test_db_head.py checks it against the migrations folder.
-HEAD_REVISION = "0004_fleet"
+HEAD_REVISION = "0006"
+
+_SCHEMES = "a file path, sqlite:///PATH or postgresql://USER@HOST/DATABASE"
+_URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where the database is: its SQLAlchemy URL, and the SQLite file (None for PostgreSQL)."""
+
+    url: str
+    path: Path | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.path is not None
+
+    @property
+    def shown(self) -> str:
+        """For messages and logs: the file, or the URL without its password."""
+        if self.path is not None:
+            return str(self.path)
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=True)
+
+
+def locate(value: str | Path | Location | None = None) -> Location:
+    """The database a setting names (None: $VMDECK_DB, else <data dir>/web/vmdeck.sqlite).
+
+    A path or sqlite:///PATH is a SQLite file; postgresql://... (or postgres://, postgresql+psycopg://)
+    a PostgreSQL database. Anything else is InvalidInput: a setting like `postgresql:/db` or `mysql://`
+    once became a folder of that name with a SQLite file in it.
+    """
+    if isinstance(value, Location):
+        return value
+    if value is None:
+        value = database_setting()
+    if isinstance(value, Path):
+        return Location(f"sqlite:///{value}", value)
+    text = value.strip()
+    if not text:
+        raise InvalidInput(f"empty database setting: give {_SCHEMES}", field="db")
+    if "://" not in text:
+        if _URL_LIKE.match(text):
+            raise InvalidInput(f"database {text!r} is not a URL vmdeck can use: give {_SCHEMES}", field="db")
+        return Location(f"sqlite:///{text}", Path(text))
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    scheme = text.split("://", 1)[0].lower()
+    try:
+        url = make_url(text)
+        url.port  # noqa: B018 (parsed lazily: a port that is not a number fails here)
+    except (ArgumentError, ValueError) as error:
+        raise InvalidInput(f"malformed database URL {_hidden(text)!r}: {error}", field="db") from None
+    if scheme in ("sqlite", "sqlite+pysqlite"):
+        if not url.database or url.database == ":memory:" or url.host:
+            raise InvalidInput(f"database {text!r}: a SQLite URL names a file, sqlite:///PATH", field="db")
+        return Location(f"sqlite:///{url.database}", Path(url.database))
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        if not url.database:
+            raise InvalidInput(f"database URL {_hidden(text)!r} names no database: postgresql://USER@HOST/DATABASE",
+                               field="db")
+        return Location(url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
+    raise InvalidInput(f"database URL scheme {scheme!r} is not supported: give {_SCHEMES}", field="db")
+
+
+def _hidden(text: str) -> str:
+    """`text` with the password of a user:password@ part replaced (it goes into an error message)."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", text)
 
 
 def _at_head(path: Path) -> bool:
@@ -182,6 +347,37 @@ def _alembic_config(engine: Engine) -> Config:
     return config
 
 
+def _trusted(uid: int) -> bool:
+    return uid in (0, os.geteuid())
+
+
+def _check_owners(path: Path) -> None:
+    """Refuse a database (or its -wal/-shm, or its folder) that another user could have put there for us.
+
+    In a folder everyone may write to (/tmp), anyone can create vmdeck.sqlite before the server does:
+    the server would then keep its password hashes in a file that user owns and reads.
+    """
+    folder = path.parent
+    try:
+        info = folder.stat()
+    except FileNotFoundError:
+        return
+    if not info.st_mode & stat.S_IWOTH:
+        return
+    if not _trusted(info.st_uid):
+        raise InvalidInput(f"refusing the database in {folder}: the folder is writable by everyone and owned by "
+                           f"uid {info.st_uid}, not by this user or root; use a private folder", field="db")
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            owner = file.lstat().st_uid
+        except FileNotFoundError:
+            continue
+        if not _trusted(owner) or file.is_symlink():
+            raise InvalidInput(f"refusing the database file {file}: it is in a folder everyone may write to and "
+                               f"belongs to uid {owner}, not to this user or root; remove it or use a private "
+                               "folder", field="db")
+
+
 def _private_files(path: Path) -> None:
     """The database holds password hashes: its folder 0700, the file and SQLite's -wal/-shm 0600.
 
@@ -190,6 +386,7 @@ def _private_files(path: Path) -> None:
     """
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _check_owners(path)
     # Only a folder of our own is closed: a database put in a shared folder (/tmp, a sticky or
     # world-writable one, or one owned by someone else) must not take that folder from its other users.
     info = folder.stat()
@@ -202,34 +399,118 @@ def _private_files(path: Path) -> None:
             file.chmod(0o600)
 
 
-def open_database(path: Path) -> sessionmaker[Session]:
-    """Open (creating if needed) the SQLite file and bring its schema to the newest migration."""
-    _private_files(path)
-    # timeout: writers queue behind one another (BEGIN IMMEDIATE for quota reservations) instead of failing.
-    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False, "timeout": 60})
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
 
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        # WAL: readers (every authenticated request) do not wait behind the rare writer.
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # NORMAL, SQLite's advice for WAL: a commit is not fsynced until the next checkpoint, so a power
-        # loss (not a crash of vmdeck) may forget the last few commits, but never corrupts the file.
-        # FULL cost each `vmdeck create` ~0.1 s of fsyncs (its quota reservation, release and audit line).
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
 
-    # The server and the admin CLI may open a new database at the same moment: one migrates, the other waits.
-    if not _at_head(path):
-        from alembic import command
+def forget_engine(where: str | Path | Location) -> None:
+    """Close this process's pool for a database (tests drop their databases; a server never needs it)."""
+    location = locate(where)
+    with _ENGINES_LOCK:
+        engine = _ENGINES.pop(location.url, None)
+    if engine is not None:
+        engine.dispose()
 
-        lock = path.with_name(path.name + ".lock")
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # WAL: readers (every authenticated request) do not wait behind the rare writer.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # NORMAL, SQLite's advice for WAL: a commit is not fsynced until the next checkpoint, so a power
+    # loss (not a crash of vmdeck) may forget the last few commits, but never corrupts the file.
+    # FULL cost each `vmdeck create` ~0.1 s of fsyncs (its quota reservation, release and audit line).
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def engine_for(location: Location) -> Engine:
+    """The one engine (connection pool) of this process for `location`: every store module shares it."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(location.url)
+        if engine is None:
+            if location.is_sqlite:
+                # timeout: writers queue behind one another (BEGIN IMMEDIATE for claims) instead of failing.
+                engine = create_engine(location.url, connect_args={"check_same_thread": False, "timeout": 60})
+                event.listen(engine, "connect", _sqlite_pragmas)
+            else:
+                # pre_ping: a PostgreSQL restarted under a running server costs one reconnect, not an error.
+                engine = create_engine(location.url, pool_pre_ping=True, pool_size=5, max_overflow=15,
+                                       connect_args={"connect_timeout": 10})
+            _ENGINES[location.url] = engine
+        return engine
+
+
+def _migrate_sqlite(location: Location) -> None:
+    from alembic import command
+
+    assert location.path is not None
+    # Foreign keys off while migrating: Alembic's batch mode copies a table to change it, and with them on
+    # the DROP of the old `users` cascaded to every session and token (a 0001 database lost them all).
+    engine = create_engine(location.url, connect_args={"timeout": 60})
+    lock = location.path.with_name(location.path.name + ".lock")
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        command.upgrade(_alembic_config(engine), "head")
+        with engine.connect() as conn:
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:  # never expected: the rows are kept, and the server says what is wrong
+            raise HostError(f"the database {location.path} has {len(broken)} rows pointing at missing rows "
+                            f"after its upgrade (first: {tuple(broken[0])})")
+    finally:
+        os.close(fd)
+        engine.dispose()
+
+
+def _migrate_postgresql(engine: Engine) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        if _pg_at_head(conn):
+            return
+        # Several servers may start at once on a new database: one migrates, the others wait for it.
+        conn.execute(text("SELECT pg_advisory_lock(7468707)"))
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            command.upgrade(_alembic_config(engine), "head")
+            config = _alembic_config(engine)
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+            conn.commit()
         finally:
-            os.close(fd)
-    _private_files(path)
+            conn.execute(text("SELECT pg_advisory_unlock(7468707)"))
+            conn.commit()
+
+
+def _pg_at_head(conn: Any) -> bool:
+    from sqlalchemy import text
+    from sqlalchemy.exc import ProgrammingError
+
+    try:
+        rows = conn.execute(text("SELECT version_num FROM alembic_version")).fetchall()
+    except ProgrammingError:  # a new database: no table yet
+        conn.rollback()
+        return False
+    conn.rollback()
+    return [tuple(r) for r in rows] == [(HEAD_REVISION,)]
+
+
+def open_database(where: str | Path | Location | None = None) -> sessionmaker[Session]:
+    """Open (creating if needed) the database and bring its schema to the newest migration."""
+    location = locate(where)
+    if location.path is not None:
+        _private_files(location.path)
+        if not _at_head(location.path):
+            _migrate_sqlite(location)
+        _private_files(location.path)
+        engine = engine_for(location)
+    else:
+        engine = engine_for(location)
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            _migrate_postgresql(engine)
+        except OperationalError as error:
+            reason = str(error.orig or error).strip().splitlines()[0]
+            raise HostError(f"cannot use the database {location.shown}: {reason}") from None
     return sessionmaker(engine, expire_on_commit=False)

@@ -4,9 +4,9 @@ Revision ID: 0002_hosts
 Revises: 0001
 Create Date: 2026-11-26
 
-The CLI writes the registry without the API's database layer (vmdeck.cluster.registry creates the
-same table with CREATE TABLE IF NOT EXISTS on a database `vmdeck serve` never opened), so this
-migration creates the table only where it is missing, and keeps the rows it finds.
+The CLI of that time wrote the registry without the API's database layer (it created the same table
+with CREATE TABLE IF NOT EXISTS on a database `vmdeck serve` never opened), so this migration creates
+the table only where it is missing, and keeps the rows it finds.
 """
 
 import sqlalchemy as sa
@@ -30,8 +30,9 @@ def upgrade() -> None:
             sa.Column("draining", sa.Boolean, nullable=False, server_default=sa.false()),
             sa.Column("added_at", sa.Float, nullable=False, server_default="0"),
         )
-        op.execute("INSERT INTO hosts (name, uri, vcpu_ratio, reserve_mib, draining, added_at) "
-                   "VALUES ('local', NULL, 4.0, 512, 0, 0)")
+        # Bound values, not SQL literals: a boolean is 0 in SQLite and false in PostgreSQL.
+        op.get_bind().execute(sa.text("INSERT INTO hosts (name, uri, vcpu_ratio, reserve_mib, draining, added_at) "
+                                      "VALUES ('local', NULL, 4.0, 512, :no, 0)"), {"no": False})
 
 
 def downgrade() -> None:

@@ -8,8 +8,8 @@ Create Date: 2026-11-26
   unreachable still counts toward the project's quotas (vmdeck.store.quota).
 - `hosts_counted`: when each host was last counted, and which projects had VMs there then.
 - `placements`: a create's claim on a host's memory and vCPUs from the placement decision until the
-  VM runs or the create ends (vmdeck.cluster.pending). The CLI creates this table itself when the
-  server never ran (CREATE TABLE IF NOT EXISTS, the same columns), so it is made only where missing.
+  VM runs or the create ends (vmdeck.cluster.pending). The CLI of that time created this table itself
+  when the server never ran (CREATE TABLE IF NOT EXISTS, the same columns), so it is made only where missing.
 """
 
 import sqlalchemy as sa
