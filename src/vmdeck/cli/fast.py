@@ -134,16 +134,18 @@ def _start(uri: str | None, args: list[str]) -> None:
         raise _NotFast
     wait = bool(options.get("--wait"))
     timeout = options.get("--timeout", 120.0)
+    from vmdeck.cli.stores import services
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases import vms as vm_cases
+
     host = _host(uri)
     progress = progress_lines()
+    # Audited like the typer command and the hand-off: the same use case.
+    actor = Actor.cli(f"start {' '.join(names)}")
     if len(names) == 1:
-        from vmdeck.vm import lifecycle
-
-        lifecycle.start(host, names[0], wait=wait, timeout=timeout, progress=progress)
+        vm_cases.start(services(), actor, host, names[0], wait=wait, timeout=timeout, progress=progress)
     else:
-        from vmdeck.vm.boot import start_many
-
-        start_many(host, names, wait=wait, timeout=timeout, progress=progress)
+        vm_cases.start_many(services(), actor, host, names, wait=wait, timeout=timeout, progress=progress)
     _print_started(names, wait)
 
 
@@ -176,10 +178,11 @@ def _create(uri: str | None, args: list[str]) -> None:
     positionals, options = _options(args, _CREATE_FLAGS, _CREATE_VALUED, aliases=_CREATE_ALIASES)
     if len(positionals) != 1:
         raise _NotFast
-    # Every VM belongs to a project and is held to its quota, exactly as in the full command.
-    from vmdeck.cli.stores import create_in_project
+    # Every VM belongs to a project and is held to its quota: the full command's use case.
+    from vmdeck.cli.stores import services
     from vmdeck.spec.templates import Overrides, resolve
-    from vmdeck.vm import lifecycle
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases import vms as vm_cases
 
     name = positionals[0]
     template = options.get("--template", "tiny")
@@ -190,9 +193,8 @@ def _create(uri: str | None, args: list[str]) -> None:
                                              disk_gib=options.get("--disk"), cdrom=Path(cdrom) if cdrom else None,
                                              accel=options.get("--accel"), network=options.get("--network")))
     progress = progress_lines()
-    view = create_in_project(host, spec, options.get("--project"), progress)
-    if start_now:
-        lifecycle.start(host, name, wait=bool(options.get("--wait")), progress=progress)
+    view = vm_cases.create(services(), Actor.cli(f"create {name}"), spec, local=host, project=options.get("--project"),
+                           start=start_now, wait=bool(options.get("--wait")), progress=progress).view
     if options.get("--json"):
         from vmdeck.vm.inventory import show_vm
 

@@ -9,20 +9,21 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vmdeck.errors import Conflict, NotFound
 from vmdeck.host.connection import Host
-from vmdeck.spec.models import VmSpec
 from vmdeck.store.quota import Demand, locked_change, reserve
 from vmdeck.store.tenancy import DEFAULT_PROJECT
 from vmdeck.usecases.actor import Actor
 from vmdeck.usecases.audit import audited
-from vmdeck.usecases.charges import create_demand
 from vmdeck.usecases.common import Progress, quiet, vm_project
 from vmdeck.usecases.permissions import authorize
 from vmdeck.usecases.services import Services
 from vmdeck.vm import lifecycle
+
+if TYPE_CHECKING:  # pydantic: not on the path of `vmdeck start` (vmdeck.cli.fast)
+    from vmdeck.spec.models import VmSpec
 
 __all__ = ["Created", "create", "start", "start_many", "power", "shutdown", "delete", "set_resources"]
 
@@ -55,6 +56,7 @@ def create(svc: Services, actor: Actor, spec: VmSpec, *, local: Host | None, pro
            timeout: float = 120.0, progress: Progress = quiet) -> Created:
     """Create VM `spec` in `project` (default `default`, made on first use) within its quotas, on `local`
     (one host) or the registered host placement picks (`on_host`: a name, or None/"auto")."""
+    from vmdeck.usecases.charges import create_demand
     from vmdeck.vm.create import create_vm
 
     project = project or DEFAULT_PROJECT
