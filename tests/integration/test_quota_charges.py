@@ -14,7 +14,6 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from itest_support import PREFIX, VMDECK, delete_vm
