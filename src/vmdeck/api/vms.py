@@ -277,16 +277,13 @@ class MigrateRequest(BaseModel):
 
 @router.post("/{name}/migrate")
 def vms_migrate(name: str, body: MigrateRequest, host: Host = Depends(request_host),
-                ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+                ctx: AppContext = Depends(app_context), actor: Actor = Depends(request_actor),
+                services: Services = Depends(request_services)) -> dict[str, Any]:
     """Move the VM to another host; progress lines go out on the event stream ({"type": "migration"})."""
     from vmdeck.cluster.registry import Registry
-    from vmdeck.vm.migrate import migrate
+    from vmdeck.usecases.hosts import migrate
 
-    dest_uri, migrate_uri = body.to, None
-    if "://" not in body.to:
-        registry = ctx.fleet.registry if ctx.fleet is not None else Registry(ctx.settings.db_path)
-        entry = registry.get(body.to)
-        dest_uri, migrate_uri = entry.connect_uri, entry.migrate_uri
+    registry = ctx.fleet.registry if ctx.fleet is not None else Registry(ctx.settings.db_path)
     hub = ctx.events
 
     def progress(line: str) -> None:
@@ -294,7 +291,7 @@ def vms_migrate(name: str, body: MigrateRequest, host: Host = Depends(request_ho
             hub.publish({"type": "migration", "vm": name, "to": body.to, "line": line})  # type: ignore[attr-defined]
 
     try:
-        summary = migrate(host, name, dest_uri, live=body.live, migrate_uri=migrate_uri, timeout=body.timeout,
+        summary = migrate(services, actor, host, name, body.to, registry, live=body.live, timeout=body.timeout,
                           bandwidth_mib=body.bandwidth_mib, progress=progress)
     except Exception as error:
         progress(f"failed: {error}")

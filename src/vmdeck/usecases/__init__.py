@@ -15,7 +15,22 @@ all inside one audit line (vmdeck.usecases.audit) that records the outcome, refu
 This layer may import the core and vmdeck.store, never cli/, api/ or web/ (tests/unit/test_layering.py).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from vmdeck.usecases.actor import Actor, Origin
-from vmdeck.usecases.services import Services
+
+if TYPE_CHECKING:
+    from vmdeck.usecases.services import Services
 
 __all__ = ["Actor", "Origin", "Services"]
+
+
+def __getattr__(name: str) -> Any:
+    # Services imports SQLAlchemy: loaded when a use case needs the stores, not for `vmdeck list`'s rule.
+    if name == "Services":
+        from vmdeck.usecases.services import Services
+
+        return Services
+    raise AttributeError(name)
