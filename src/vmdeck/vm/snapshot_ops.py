@@ -58,7 +58,6 @@ __all__ = ["SnapshotResult", "create_snapshot", "list_snapshots", "revert_snapsh
            "snapshot_tree", "collect_garbage", "config_xml", "save_tree"]
 
 Progress = Callable[[str], None]
-RUNNING = {"running", "blocked", "paused"}
 # A live block commit under TCG on a loaded host: generous, it waits on the job itself.
 BLOCK_JOB_TIMEOUT = 600.0
 
@@ -152,10 +151,10 @@ def create_snapshot(host: Host, name: str, snap: str | None = None, *, descripti
                            "the paused guest consistently", field="quiesce")
     dom = host.lookup(name)
     state = current_state(dom)
-    if state not in RUNNING and state != "shut off":
+    if not state.may_snapshot:
         raise StateError(name, state, "running, paused or shut off", "snapshot")
-    running = state in RUNNING
-    if (memory or quiesce) and not running:
+    running = state.live
+    if (memory or quiesce) and not state.may_snapshot_memory:
         raise StateError(name, state, "running", "snapshot with --memory or --quiesce")
     tree = snapshot_tree(dom)
     if tree.has(snap):
@@ -328,7 +327,7 @@ def delete_snapshot(host: Host, name: str, snap: str, *, progress: Progress = la
     tree = snapshot_tree(dom)
     record = tree.get(snap)
     state = current_state(dom)
-    if state not in RUNNING and state != "shut off":
+    if not state.may_snapshot:
         raise StateError(name, state, "running, paused or shut off", "delete a snapshot of")
     notes: list[str] = []
     to_remove: list[str] = list(record.files)
