@@ -46,7 +46,7 @@ from vmdeck.domxml.snapshots import (
 )
 from vmdeck.errors import Conflict, GuestError, HostError, InvalidInput, StateError, VmdeckError
 from vmdeck.host.connection import Host
-from vmdeck.host.libvirt_api import Domain
+from vmdeck.host.libvirt_api import AGENT_ABSENT, BLOCK_JOB_NOT_READY, Domain
 from vmdeck.paths import pool_dir
 from vmdeck.storage.images import backing_chain, create_overlay, image_info, qemu_img_commit, qemu_img_rebase_unsafe
 from vmdeck.storage.pool import delete_volume, ensure_pool
@@ -191,9 +191,8 @@ def create_snapshot(host: Host, name: str, snap: str | None = None, *, descripti
                 dom.snapshot_external(snapshot_xml(snap, description, overlays, skipped, memory_file),
                                       with_memory=memory, quiesce=quiesce)
             except VmdeckError as err:
-                text = str(err).lower()
-                if quiesce and ("agent" in text or "freeze" in text or "quiesce" in text):
-                    raise GuestError(f"cannot quiesce VM {name!r}: {getattr(err, 'libvirt_text', None) or err}") from err
+                if quiesce and err.cause == AGENT_ABSENT:
+                    raise GuestError(f"cannot quiesce VM {name!r}: {err.libvirt_text or err}") from err
                 raise
             if memory_file:
                 ensure_pool(host).refresh()
@@ -285,7 +284,7 @@ def _wait_block_job(dom: Domain, target: str, *, pivot: bool) -> None:
             try:
                 dom.block_job_pivot(target)
             except VmdeckError as err:
-                if "not ready" not in str(err):  # QEMU reports "ready" a moment after cur == end
+                if err.cause != BLOCK_JOB_NOT_READY:  # QEMU reports "ready" a moment after cur == end
                     raise
             else:
                 _wait_gone(dom, target, deadline)
