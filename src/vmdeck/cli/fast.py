@@ -117,8 +117,27 @@ def _list_served(server: LocalServer, args: list[str]) -> bool:
     vms = server.call("GET", "/api/vms", timeout=60.0)  # answered from memory: a minute means a hung server
     if vms is None:
         return False
-    _print_list(vms, bool(options.get("--json")))
+    as_json = bool(options.get("--json"))
+    _print_list(vms, as_json)
+    # Several hosts: the ones that did not answer, as the in-process command names them.
+    import json
+
+    try:
+        unreachable = json.loads(server.headers.get("x-vmdeck-unreachable") or "{}")
+    except ValueError:
+        unreachable = {}
+    _print_unreachable(unreachable if isinstance(unreachable, dict) else {}, as_json)
     return True
+
+
+def _print_unreachable(unreachable: dict[str, Any], as_json: bool) -> None:
+    from vmdeck.cli.plain import styled
+
+    for name, why in unreachable.items():
+        if as_json:
+            print(f"host {name} unreachable: {why}", file=sys.stderr)
+        else:
+            print(f"{styled(f'host {name} unreachable', 'red')}: {why}")
 
 
 def _print_started(names: list[str], wait: bool) -> None:

@@ -40,6 +40,7 @@ class LocalServer:
     def __init__(self, path: Path, uri: str | None) -> None:
         self.path = path
         self.uri = uri
+        self.headers: dict[str, str] = {}  # of the last answer: names in lower case, values as sent
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float = 300.0) -> Any:
         """The server's JSON answer; None: no server took it (run the command in-process).
@@ -62,7 +63,7 @@ class LocalServer:
             conn.settimeout(timeout)
             try:
                 conn.sendall(head.encode("latin-1") + payload)
-                status, answer = _read_response(conn)
+                status, self.headers, answer = _read_response(conn)
             except TimeoutError as error:
                 raise errors.HostError(f"vmdeck serve at {self.path} did not answer within {timeout:g} s "
                                        "(VMDECK_LOCAL_SOCKET=off runs the command without it)") from error
@@ -94,8 +95,8 @@ def _user_name() -> str:
         return str(os.getuid())
 
 
-def _read_response(conn: socket.socket) -> tuple[int, bytes]:
-    """Status and body of the one HTTP/1.1 response on `conn`. The server answers these routes with a
+def _read_response(conn: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of the one HTTP/1.1 response on `conn`. The server answers these routes with a
     Content-Length (JSON, never streamed); without one, the body is what comes until it closes."""
     data = bytearray()
     while b"\r\n\r\n" not in data:
@@ -106,7 +107,8 @@ def _read_response(conn: socket.socket) -> tuple[int, bytes]:
     head, _, body = bytes(data).partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
-    headers = dict(line.lower().split(":", 1) for line in lines[1:] if ":" in line)
+    headers = {name.strip().lower(): value.strip()
+               for name, _, value in (line.partition(":") for line in lines[1:] if ":" in line)}
     length = headers.get("content-length")
     rest = bytearray(body)
     while length is None or len(rest) < int(length):
@@ -114,7 +116,7 @@ def _read_response(conn: socket.socket) -> tuple[int, bytes]:
         if not chunk:
             break
         rest += chunk
-    return status, bytes(rest)
+    return status, headers, bytes(rest)
 
 
 def _error(status: int, answer: bytes) -> errors.VmdeckError:
