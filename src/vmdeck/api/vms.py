@@ -34,7 +34,6 @@ from vmdeck.usecases import Actor, Services
 from vmdeck.usecases import vms as vm_cases
 from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.inventory import VmSummary, show_vm
-from vmdeck.vm.project import project_of, set_project
 from vmdeck.vm.state import POWER_VERBS, PowerVerb, allowed_actions, current_state
 
 __all__ = ["router"]
@@ -204,13 +203,11 @@ class Adopt(BaseModel):
 
 
 @router.post("/{name}/adopt")
-def vms_adopt(name: str, body: Adopt, host: Host = Depends(request_host), ctx: AppContext = Depends(app_context),
-              inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
+def vms_adopt(name: str, body: Adopt, host: Host = Depends(request_host), inventory: Inventory = Depends(request_inventory),
+              actor: Actor = Depends(request_actor), services: Services = Depends(request_services)) -> dict[str, Any]:
     """Record the VM (made by virt-install, virsh, or in another project) as belonging to `project`
     (administrators). Not held to the quota: the administrator decides."""
-    ctx.tenancy.ensure_project(body.project)
-    before = project_of(host, name)
-    set_project(host, name, body.project)
+    before = vm_cases.adopt(services, actor, host, name, body.project)
     inventory.after_write(name)
     return {"name": name, "project": body.project, "previous_project": before}
 

@@ -17,7 +17,7 @@ ACTION_NEEDS: dict[str, str] = {
     "vm.create": "manager", "vm.delete": "manager", "vm.resize": "manager", "vm.devices": "manager",
     "vm.snapshot": "manager", "vm.clone": "manager",
     "vm.power": "operator", "vm.media": "operator",
-    "vm.migrate": "admin", "host.manage": "admin", "image.manage": "admin",
+    "vm.migrate": "admin", "vm.adopt": "admin", "host.manage": "admin", "image.manage": "admin",
     "iso.upload": "manager", "iso.delete": "manager",
 }
 

@@ -25,7 +25,7 @@ from vmdeck.vm import lifecycle
 if TYPE_CHECKING:  # pydantic: not on the path of `vmdeck start` (vmdeck.cli.fast)
     from vmdeck.spec.models import VmSpec
 
-__all__ = ["Created", "create", "start", "start_many", "power", "shutdown", "delete", "set_resources"]
+__all__ = ["Created", "create", "start", "start_many", "power", "shutdown", "delete", "set_resources", "adopt"]
 
 
 @dataclass(frozen=True)
@@ -153,3 +153,16 @@ def set_resources(svc: Services, actor: Actor, host: Host, name: str, *, vcpus: 
         if autostart is not None:
             reply["autostart"] = set_autostart(host, name, autostart)
     return reply
+
+
+def adopt(svc: Services, actor: Actor, host: Host, name: str, project: str) -> str | None:
+    """Record VM `name` (made by virt-install, virsh, or in another project) as `project`'s (created when it
+    does not exist); its previous project. An administrator's decision: not held to the quota."""
+    from vmdeck.vm.project import project_of, set_project
+
+    with audited(svc, actor, "vm.adopt", project, name):
+        authorize(actor, "vm.adopt", project)
+        svc.tenancy.ensure_project(project)
+        before = project_of(host, name)
+        set_project(host, name, project)
+    return before
