@@ -78,7 +78,8 @@ OPS = [
     Op("pause", ("pause", "{vm}"), "POST", "/api/vms/{vm}/pause"),
     Op("resume", ("resume", "{vm}"), "POST", "/api/vms/{vm}/resume"),
     Op("reset", ("reset", "{vm}"), "POST", "/api/vms/{vm}/reset"),
-    Op("pause twice", ("resume", "{vm}"), "POST", "/api/vms/{vm}/resume", ok=False),  # not paused: 409
+    Op("resume twice", ("resume", "{vm}"), "POST", "/api/vms/{vm}/resume", ok=False),  # not paused: 409
+    Op("start a VM that is not there", ("start", "{vm}-none"), "POST", "/api/vms/{vm}-none/start", ok=False),
     Op("poweroff", ("poweroff", "{vm}"), "POST", "/api/vms/{vm}/poweroff"),
     Op("delete", ("delete", "{vm}"), "DELETE", "/api/vms/{vm}"),
 ]

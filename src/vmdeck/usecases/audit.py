@@ -6,11 +6,13 @@ import contextlib
 from collections.abc import Iterator
 
 from vmdeck.errors import VmdeckError
+from vmdeck.host.connection import Host
 from vmdeck.usecases.actor import Actor
+from vmdeck.usecases.common import vm_project
 from vmdeck.usecases.permissions import NotPermitted
 from vmdeck.usecases.services import Services
 
-__all__ = ["audited"]
+__all__ = ["audited", "project_of_vm"]
 
 
 @contextlib.contextmanager
@@ -36,3 +38,15 @@ def audited(svc: Services, actor: Actor, action: str, project: str | None, vm: s
         raise
     else:
         record(status, "ok", project)
+
+
+def project_of_vm(svc: Services, actor: Actor, action: str, host: Host, name: str) -> str | None:
+    """The project of VM `name` (vmdeck.usecases.common.vm_project), for the audit line and the checks; a VM
+    that is not there is a refusal logged as the API's policy logs it (no project, no VM)."""
+    try:
+        return vm_project(actor, host, name)
+    except VmdeckError as refused:
+        svc.audit.record(actor.user, actor.via or actor.origin, None, action, None, actor.target,
+                         refused.http_status, f"refused: {refused.message}")
+        actor.recorded = True
+        raise

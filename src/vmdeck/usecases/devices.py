@@ -13,8 +13,7 @@ from typing import TypeVar
 from vmdeck.host.connection import Host
 from vmdeck.store.quota import Demand, locked_change
 from vmdeck.usecases.actor import Actor
-from vmdeck.usecases.audit import audited
-from vmdeck.usecases.common import vm_project
+from vmdeck.usecases.audit import audited, project_of_vm
 from vmdeck.usecases.permissions import authorize
 from vmdeck.usecases.services import Services
 from vmdeck.vm import devices, media
@@ -29,7 +28,7 @@ T = TypeVar("T")
 def _change(svc: Services, actor: Actor, host: Host, name: str, action: str, do: Callable[[], T], *,
             disk_gib: Callable[[], float] | None = None, status: int = 200) -> T:
     """Policy, then the disk quota for `disk_gib()` (checked and `do` run under its lock), inside the audit line."""
-    project = vm_project(actor, host, name)
+    project = project_of_vm(svc, actor, action, host, name)
     with audited(svc, actor, action, project, name, status=status):
         authorize(actor, action, project)
         if project is None or disk_gib is None:

@@ -11,8 +11,8 @@ from vmdeck.cluster.fleet import Fleet, register_host
 from vmdeck.cluster.registry import HostEntry, Registry
 from vmdeck.host.connection import Host
 from vmdeck.usecases.actor import Actor
-from vmdeck.usecases.audit import audited
-from vmdeck.usecases.common import Progress, quiet, vm_project
+from vmdeck.usecases.audit import audited, project_of_vm
+from vmdeck.usecases.common import Progress, quiet
 from vmdeck.usecases.permissions import authorize
 from vmdeck.usecases.services import Services
 
@@ -33,7 +33,7 @@ def migrate(svc: Services, actor: Actor, host: Host, name: str, to: str, registr
     """Move VM `name` to `to` (a registered host or a libvirt URI); the one-line summary."""
     from vmdeck.vm.migrate import migrate as migrate_vm
 
-    project = vm_project(actor, host, name)
+    project = project_of_vm(svc, actor, "vm.migrate", host, name)
     with audited(svc, actor, "vm.migrate", project, name):
         authorize(actor, "vm.migrate", project)
         dest_uri, via = destination(registry, to, migrate_uri)

@@ -8,9 +8,9 @@ import secrets
 from vmdeck.host.connection import Host
 from vmdeck.store.quota import reserve
 from vmdeck.usecases.actor import Actor
-from vmdeck.usecases.audit import audited
+from vmdeck.usecases.audit import audited, project_of_vm
 from vmdeck.usecases.charges import clone_demand, snapshot_demand
-from vmdeck.usecases.common import Progress, quiet, vm_project
+from vmdeck.usecases.common import Progress, quiet
 from vmdeck.usecases.permissions import authorize
 from vmdeck.usecases.services import Services
 from vmdeck.vm.clone import CloneResult
@@ -25,7 +25,7 @@ def create_snapshot(svc: Services, actor: Actor, host: Host, name: str, snap: st
     """A snapshot: its overlays (each as large as its disk may grow) and memory state are charged first."""
     from vmdeck.vm import snapshot_ops
 
-    project = vm_project(actor, host, name)
+    project = project_of_vm(svc, actor, "vm.snapshot", host, name)
     with audited(svc, actor, "vm.snapshot", project, name, status=201):
         authorize(actor, "vm.snapshot", project)
 
@@ -47,7 +47,7 @@ def revert_snapshot(svc: Services, actor: Actor, host: Host, name: str, snap: st
                     progress: Progress = quiet) -> SnapshotResult:
     from vmdeck.vm import snapshot_ops
 
-    project = vm_project(actor, host, name)
+    project = project_of_vm(svc, actor, "vm.snapshot", host, name)
     with audited(svc, actor, "vm.snapshot", project, name):
         authorize(actor, "vm.snapshot", project)
         result = snapshot_ops.revert_snapshot(host, name, snap, progress=progress)
@@ -58,7 +58,7 @@ def delete_snapshot(svc: Services, actor: Actor, host: Host, name: str, snap: st
                     progress: Progress = quiet) -> SnapshotResult:
     from vmdeck.vm import snapshot_ops
 
-    project = vm_project(actor, host, name)
+    project = project_of_vm(svc, actor, "vm.snapshot", host, name)
     with audited(svc, actor, "vm.snapshot", project, name):
         authorize(actor, "vm.snapshot", project)
         result = snapshot_ops.delete_snapshot(host, name, snap, progress=progress)
@@ -73,7 +73,7 @@ def clone(svc: Services, actor: Actor, host: Host, source: str, new: str, *, lin
     from vmdeck.vm.clone import clone_vm
     from vmdeck.vm.project import set_project
 
-    project = vm_project(actor, host, source)
+    project = project_of_vm(svc, actor, "vm.clone", host, source)
     with audited(svc, actor, "vm.clone", project, source, status=201):
         authorize(actor, "vm.clone", project)
         if project is None:  # a VM outside any project (administrators): the clone is outside too

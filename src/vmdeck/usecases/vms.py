@@ -16,8 +16,8 @@ from vmdeck.host.connection import Host
 from vmdeck.store.quota import Demand, locked_change, reserve
 from vmdeck.store.tenancy import DEFAULT_PROJECT
 from vmdeck.usecases.actor import Actor
-from vmdeck.usecases.audit import audited
-from vmdeck.usecases.common import Progress, quiet, vm_project
+from vmdeck.usecases.audit import audited, project_of_vm
+from vmdeck.usecases.common import Progress, quiet
 from vmdeck.usecases.permissions import authorize
 from vmdeck.usecases.services import Services
 from vmdeck.vm import lifecycle
@@ -77,7 +77,7 @@ def create(svc: Services, actor: Actor, spec: VmSpec, *, local: Host | None, pro
 
 def start(svc: Services, actor: Actor, host: Host, name: str, *, wait: bool = False, timeout: float = 120.0,
           progress: Progress = quiet) -> None:
-    project = vm_project(actor, host, name)
+    project = project_of_vm(svc, actor, "vm.power", host, name)
     with audited(svc, actor, "vm.power", project, name):
         authorize(actor, "vm.power", project)
         lifecycle.start(host, name, wait=wait, timeout=timeout, progress=progress)
@@ -89,7 +89,7 @@ def start_many(svc: Services, actor: Actor, host: Host, names: list[str], *, wai
     from vmdeck.vm.boot import start_many as storm
 
     names = list(dict.fromkeys(names))
-    projects = {name: vm_project(actor, host, name) for name in names}
+    projects = {name: project_of_vm(svc, actor, "vm.power", host, name) for name in names}
     with contextlib.ExitStack() as lines:
         for name in names:
             lines.enter_context(audited(svc, actor, "vm.power", projects[name], name))
@@ -100,7 +100,7 @@ def start_many(svc: Services, actor: Actor, host: Host, names: list[str], *, wai
 
 def power(svc: Services, actor: Actor, host: Host, name: str, verb: str) -> None:
     """A power verb without options (vmdeck.vm.state.POWER_VERBS): poweroff, reboot, reset, pause, resume."""
-    project = vm_project(actor, host, name)
+    project = project_of_vm(svc, actor, "vm.power", host, name)
     with audited(svc, actor, "vm.power", project, name):
         authorize(actor, "vm.power", project)
         lifecycle.power(host, name, verb)
@@ -108,7 +108,7 @@ def power(svc: Services, actor: Actor, host: Host, name: str, verb: str) -> None
 
 def shutdown(svc: Services, actor: Actor, host: Host, name: str, *, timeout: float = 60.0, force: bool = False,
              progress: Progress = quiet) -> str:
-    project = vm_project(actor, host, name)
+    project = project_of_vm(svc, actor, "vm.power", host, name)
     with audited(svc, actor, "vm.power", project, name):
         authorize(actor, "vm.power", project)
         how = lifecycle.shutdown(host, name, timeout=timeout, force=force, progress=progress)
@@ -118,7 +118,7 @@ def shutdown(svc: Services, actor: Actor, host: Host, name: str, *, timeout: flo
 def delete(svc: Services, actor: Actor, host: Host, name: str, *, force: bool = False, keep_disks: bool = False,
            progress: Progress = quiet) -> list[str]:
     """Delete the VM and the volumes vmdeck created for it; the volumes deleted."""
-    project = vm_project(actor, host, name)
+    project = project_of_vm(svc, actor, "vm.delete", host, name)
     with audited(svc, actor, "vm.delete", project, name):
         authorize(actor, "vm.delete", project)
         removed = lifecycle.delete(host, name, force=force, keep_disks=keep_disks, progress=progress)
@@ -132,7 +132,7 @@ def set_resources(svc: Services, actor: Actor, host: Host, name: str, *, vcpus: 
     from vmdeck.vm.inventory import show_vm
     from vmdeck.vm.settings import set_autostart, set_boot_order, set_vm_resources
 
-    project = vm_project(actor, host, name)
+    project = project_of_vm(svc, actor, "vm.resize", host, name)
     reply: dict[str, Any] = {"name": name}
     with audited(svc, actor, "vm.resize", project, name):
         authorize(actor, "vm.resize", project)
