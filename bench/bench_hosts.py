@@ -9,6 +9,8 @@ running TCG guests would not fit a 2-core machine). Measured, median of --rounds
   (b) the in-process call (vmdeck.cluster.inventory.list_everywhere) on open connections
   (c) (a) with one of the N hosts frozen (SIGSTOP: connects, never answers), --deadline 2
   (d) RSS of `vmdeck serve` after 20 GET /api/vms and one GET /api/hosts (its fleet connections open)
+  (e) (a) with that `vmdeck serve` running: the command hands the list to it over the local socket
+      (vmdeck.cli.handoff), whatever hosts are registered
 
 Run:  .venv/bin/python bench/bench_hosts.py [--counts 1,2,4,8] [--rounds 5]   (as root, libvirtd running)
 """
@@ -55,7 +57,8 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     return took
 
 
-def serve_rss_mib(env: dict[str, str]) -> float:
+def serve_rss_and_handoff(env: dict[str, str], rounds: int) -> tuple[float, list[float]]:
+    """(d) and (e): the server's RSS after its requests, and `vmdeck list --json` handed to it."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -82,7 +85,9 @@ def serve_rss_mib(env: dict[str, str]) -> float:
                 assert listed.status_code == 200, listed.text
             assert client.get("/api/hosts").status_code == 200
         status = Path(f"/proc/{server.pid}/status").read_text()
-        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+        rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+        timed([*VMDECK, "list", "--json"], env)
+        return rss, [timed([*VMDECK, "list", "--json"], env) for _ in range(rounds)]
     finally:
         server.terminate()
         server.wait(10)
@@ -117,10 +122,10 @@ def measure(hosts: list[NamespaceHost], rounds: int) -> dict[str, float]:
         frozen = [timed([*VMDECK, "list", "--json", "--deadline", "2"], env) for _ in range(max(1, rounds // 2))]
     finally:
         hosts[-1].resume()
-    rss = serve_rss_mib(env)
+    rss, handed = serve_rss_and_handoff(env, rounds)
     shutil.rmtree(db.parent, ignore_errors=True)
     return {"cli": median_ms(cli), "virsh": median_ms(virsh), "inproc": median_ms(inproc),
-            "frozen": median_ms(frozen), "rss": rss}
+            "frozen": median_ms(frozen), "rss": rss, "handed": median_ms(handed)}
 
 
 def main() -> None:
@@ -137,12 +142,13 @@ def main() -> None:
                 for index in range(VMS_PER_HOST):
                     opened.conn.define(DOMAIN.format(name=f"vmdeck-bench-{ns.index}-{index}"))
         print("| hosts | `vmdeck list --json` | virsh list, host after host | ratio | in-process | "
-              "one host frozen (deadline 2 s) | `vmdeck serve` RSS |")
-        print("|---|---|---|---|---|---|---|")
+              "one host frozen (deadline 2 s) | `vmdeck serve` RSS | handed to `vmdeck serve` | ratio to virsh |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for count in counts:
             r = measure(hosts[:count], args.rounds)
             print(f"| {count} | {r['cli']:.0f} ms | {r['virsh']:.0f} ms | {r['cli'] / r['virsh']:.2f} | "
-                  f"{r['inproc']:.1f} ms | {r['frozen']:.0f} ms | {r['rss']:.0f} MiB |", flush=True)
+                  f"{r['inproc']:.1f} ms | {r['frozen']:.0f} ms | {r['rss']:.0f} MiB | {r['handed']:.0f} ms | "
+                  f"{r['handed'] / r['virsh']:.2f} |", flush=True)
     finally:
         stop_hosts(hosts)
 

@@ -38,6 +38,9 @@ class VmdeckError(Exception):
     # ("operation_timeout", "no_domain_metadata") and libvirt's own text, without vmdeck's context.
     reason: str | None = None
     libvirt_text: str = ""
+    # The specific condition the boundary recognised, one of vmdeck.host.libvirt_api.CAUSES ("tray_locked",
+    # "no_space" ...): what core modules test instead of libvirt's words.
+    cause: str | None = None
 
     def __init__(self, message: str) -> None:
         # One line: the CLI prints it as-is and the API returns it as `detail`.

@@ -7,6 +7,7 @@ app's own decision, while tests/integration/test_cli_handoff.py runs the real se
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -90,3 +91,31 @@ def test_without_a_socket_configured_a_socket_scope_is_nobody(make_app: AppFacto
     with TestClient(on_socket(make_app(), socket_path), base_url="http://localhost") as client:  # type: ignore[arg-type]
         client.headers[CONTEXT_HEADER] = context(None)
         assert client.get("/api/vms").status_code == 401
+
+
+def test_several_hosts_are_served_too_and_the_silent_ones_named(tmp_path: Path) -> None:
+    """Through the use cases, the socket serves the command whatever hosts are registered: a list of every
+    host (one that does not answer named in X-Vmdeck-Unreachable), a start on the VM's own host."""
+    from testdriver import fake_host_uri
+    from vmdeck.api import Settings, create_app
+    from vmdeck.api.events import ensure_event_loop
+    from vmdeck.cluster.registry import HostEntry, Registry
+
+    ensure_event_loop()
+    db = tmp_path / "web" / "vmdeck.sqlite"
+    registry = Registry(db)
+    registry.remove("local")
+    registry.add(HostEntry("a", fake_host_uri(tmp_path, "a")))
+    registry.add(HostEntry("b", fake_host_uri(tmp_path, "b")))
+    registry.add(HostEntry("gone", "qemu+tcp://127.0.0.1:1/system"))
+    sock = tmp_path / "web" / "vmdeck.sock"
+    app = create_app(Settings(db_path=db, local_socket=sock, allowed_hosts=("localhost", "testserver")))
+    with TestClient(on_socket(app, sock), base_url="http://localhost") as local:  # type: ignore[arg-type]
+        local.headers[CONTEXT_HEADER] = context(None)
+        local.headers[USER_HEADER] = b"root".hex()
+        listed = local.get("/api/vms")
+        assert listed.status_code == 200, listed.text
+        assert sorted((vm["name"], vm["host"]) for vm in listed.json()) == [("busy-a", "a"), ("busy-b", "b")]
+        assert list(json.loads(listed.headers["x-vmdeck-unreachable"])) == ["gone"]
+        assert local.post("/api/vms/busy-b/poweroff").json()["state"] == "shut off"
+        assert local.post("/api/vms/busy-b/start", json={}).json()["state"] == "running"

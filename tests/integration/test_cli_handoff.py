@@ -114,7 +114,10 @@ def test_list_start_and_create_go_through_the_server_and_print_what_the_command_
         # Another template folder is another context: the server declines and the command does it itself.
         declined = serve.cli("create", other, "-t", "tiny", VMDECK_CONFIG_DIR=str(serve.db.parent / "elsewhere"))
         assert declined.returncode == 0, declined.stderr
-        assert serve.ways(other) == [("vm.create", "cli", 200)]
+        # The same use case either way: the same audit line (201), and a start in-process is audited too.
+        assert serve.ways(other) == [("vm.create", "cli", 201)]
+        assert serve.cli("start", other, VMDECK_LOCAL_SOCKET="off").returncode == 0
+        assert serve.ways(other) == [("vm.create", "cli", 201), ("vm.power", "cli", 200)]
     finally:
         for name in (vm, other):
             with contextlib.suppress(Exception):

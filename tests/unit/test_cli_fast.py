@@ -86,7 +86,10 @@ def typer_output(uri: str, *args: str) -> tuple[str, str, int]:
 def test_fast_commands_import_no_heavy_module(uri: str, args: tuple[str, ...]) -> None:
     _stdout, report, _stderr = probe(uri, *args)
     assert report["code"] in (0, None, 4), report  # 4: the test driver's VMs already run
-    assert report["heavy"] == [], f"`vmdeck {' '.join(args)}` imported {report['heavy']}"
+    # `start` writes its audit line (vmdeck.usecases) in the tenancy database: SQLAlchemy (and Alembic when the
+    # database is new, as here) is its price; typer, rich and pydantic stay out.
+    allowed = {"sqlalchemy", "alembic"} if args[0] == "start" else set()
+    assert set(report["heavy"]) <= allowed, f"`vmdeck {' '.join(args)}` imported {report['heavy']}"
     if args == ("--version",):
         assert report["libvirt"] is False
 

@@ -1,4 +1,5 @@
-"""The core never imports the CLI, API or web layers (checked on the source, so lazy imports count too)."""
+"""The core never imports the CLI, API or web layers (checked on the source, so lazy imports count too);
+the use-case layer (vmdeck.usecases) sits between them: the CLI and the API call it, it imports no upper layer."""
 
 from __future__ import annotations
 
@@ -32,6 +33,18 @@ def test_core_never_imports_upper_layers() -> None:
         for path in CORE
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_use_case_layer_sits_below_the_interfaces() -> None:
+    usecases = sorted((PACKAGE / "usecases").rglob("*.py"))
+    assert len(usecases) > 5 and all(path in CORE for path in usecases)  # held to the core's rule above
+    # Both interfaces reach the use cases: the API's routes and the CLI's commands (in-process and fast path).
+    for layer in ("cli", "api"):
+        assert any(n.startswith("vmdeck.usecases") for path in (PACKAGE / layer).rglob("*.py") for n in _imports(path))
+    # The core below never calls up into the use cases.
+    below = [p for p in CORE if p.relative_to(PACKAGE).parts[0] != "usecases"]
+    assert {str(p.relative_to(PACKAGE)) for p in below if any(n.startswith("vmdeck.usecases") for n in _imports(p))} \
+        == set()
 
 
 def test_cli_and_api_do_not_import_each_other() -> None:

@@ -119,8 +119,9 @@ def fleet_of(ctx: AppContext) -> Fleet | None:
     """The fleet when several hosts are registered; None when requests go to the one host (ctx.host)."""
     if ctx.fleet is None:
         return None
-    entries = ctx.fleet.entries
-    if len(entries) == 1 and entries[0].uri is None:
+    from vmdeck.usecases.topology import only_local
+
+    if only_local(ctx.fleet.entries):
         return None  # only `local`: the shared connection of before the registry, no deadline machinery
     return ctx.fleet
 

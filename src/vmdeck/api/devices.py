@@ -1,7 +1,7 @@
 """REST endpoints for a VM's disks, NICs, CD/DVD media, keys, screenshots and guest info (api layer).
 
-Thin calls into vmdeck.vm.devices, vmdeck.vm.media, vmdeck.console.* and
-vmdeck.vm.guestinfo: the functions behind `vmdeck disk|nic|cdrom|keys|screenshot`.
+Changes go through vmdeck.usecases.devices (as `vmdeck disk|nic|cdrom` do); reads and keys are thin
+calls into vmdeck.vm.devices, vmdeck.console.* and vmdeck.vm.guestinfo.
 Media come from the ISO library by name; a web client never names a host path.
 """
 
@@ -14,17 +14,18 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import AppContext, app_context, quota_hosts, request_host
+from vmdeck.api.actors import request_actor, request_services
+from vmdeck.api.context import AppContext, app_context, request_host
 from vmdeck.api.isos import usable_iso
 from vmdeck.api.policy import Grant, grant_of
 from vmdeck.console.input import send_keys, type_text
 from vmdeck.console.screen import screenshot
 from vmdeck.host.connection import Host
-from vmdeck.store.quota import Demand, locked_change
-from vmdeck.vm import devices, media
+from vmdeck.usecases import Actor, Services
+from vmdeck.usecases import devices as device_cases
+from vmdeck.vm import devices
 from vmdeck.vm.devices import DeviceChange
 from vmdeck.vm.guestinfo import guest_info
-from vmdeck.vm.project import owned_disk_gib
 
 __all__ = ["router"]
 
@@ -77,72 +78,63 @@ def devices_list(name: str, host: Host = Depends(request_host)) -> list[dict[str
 
 
 @router.post("/disks", status_code=201)
-def disks_add(name: str, body: DiskAdd, host: Host = Depends(request_host), grant: Grant = Depends(grant_of),
-              ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+def disks_add(name: str, body: DiskAdd, host: Host = Depends(request_host), actor: Actor = Depends(request_actor),
+              services: Services = Depends(request_services)) -> dict[str, Any]:
     """A new volume in vmdeck's pool, attached (hot-plugged when the bus allows), within the disk quota."""
-    def add() -> DeviceChange:
-        return devices.add_disk(host, name, body.size_gib, bus=body.bus, fmt=body.format)
-
-    if grant.project is None:
-        return _change(add())
-    return _change(locked_change(ctx.accounts.db, quota_hosts(ctx, host), grant.project, Demand(disk_gib=body.size_gib),
-                                 add, on=host))
+    return _change(device_cases.add_disk(services, actor, host, name, body.size_gib, bus=body.bus, fmt=body.format))
 
 
 @router.delete("/disks/{target}")
 def disks_remove(name: str, target: str, delete_volume: bool = Query(False, description="Also delete the volume "
-                 "(only one vmdeck created for this VM)."), host: Host = Depends(request_host)) -> dict[str, Any]:
-    return _change(devices.remove_disk(host, name, target, delete_volume_too=delete_volume))
+                 "(only one vmdeck created for this VM)."), host: Host = Depends(request_host),
+                 actor: Actor = Depends(request_actor), services: Services = Depends(request_services)
+                 ) -> dict[str, Any]:
+    return _change(device_cases.remove_disk(services, actor, host, name, target, delete_volume=delete_volume))
 
 
 @router.post("/disks/{target}/resize")
 def disks_resize(name: str, target: str, body: DiskResize, host: Host = Depends(request_host),
-                 grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+                 actor: Actor = Depends(request_actor), services: Services = Depends(request_services)
+                 ) -> dict[str, Any]:
     """Grow a disk; a volume vmdeck created counts its growth against the project's disk quota."""
-    def grow() -> DeviceChange:
-        return devices.resize_disk(host, name, target, body.size_gib)
-
-    if grant.project is None:
-        return _change(grow())
-    growth = max(0.0, body.size_gib - owned_disk_gib(host, name, target))
-    return _change(locked_change(ctx.accounts.db, quota_hosts(ctx, host), grant.project, Demand(disk_gib=growth), grow,
-                                 on=host))
+    return _change(device_cases.resize_disk(services, actor, host, name, target, body.size_gib))
 
 
 @router.post("/nics", status_code=201)
-def nics_add(name: str, body: NicAdd, host: Host = Depends(request_host),
-             grant: Grant = Depends(grant_of)) -> dict[str, Any]:
-    from vmdeck.vm.networks import check_network_use
-
-    check_network_use(host, body.network, grant.project,
-                      admin=grant.principal is None or grant.principal.admin)  # the local socket: root
-    return _change(devices.add_nic(host, name, model=body.model, network=body.network, mac=body.mac))
+def nics_add(name: str, body: NicAdd, host: Host = Depends(request_host), actor: Actor = Depends(request_actor),
+             services: Services = Depends(request_services)) -> dict[str, Any]:
+    return _change(device_cases.add_nic(services, actor, host, name, model=body.model, network=body.network,
+                                        mac=body.mac))
 
 
 @router.delete("/nics/{mac}")
-def nics_remove(name: str, mac: str, host: Host = Depends(request_host)) -> dict[str, Any]:
-    return _change(devices.remove_nic(host, name, mac))
+def nics_remove(name: str, mac: str, host: Host = Depends(request_host), actor: Actor = Depends(request_actor),
+                services: Services = Depends(request_services)) -> dict[str, Any]:
+    return _change(device_cases.remove_nic(services, actor, host, name, mac))
 
 
 @router.post("/media")
 def media_insert(name: str, body: MediaInsert, host: Host = Depends(request_host), grant: Grant = Depends(grant_of),
-                 ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+                 ctx: AppContext = Depends(app_context), actor: Actor = Depends(request_actor),
+                 services: Services = Depends(request_services)) -> dict[str, Any]:
     """Insert an ISO from the library into a CD/DVD drive (live when the VM runs, and for the next boot)."""
     iso = usable_iso(ctx, grant, body.iso)
-    return _change(media.insert(host, name, iso, drive=body.drive, force=body.force))
+    return _change(device_cases.insert_media(services, actor, host, name, iso, drive=body.drive, force=body.force))
 
 
 @router.delete("/media")
 def media_eject(name: str, drive: str | None = Query(None), force: bool = Query(False),
-                host: Host = Depends(request_host)) -> dict[str, Any]:
-    return _change(media.eject(host, name, drive=drive, force=force))
+                host: Host = Depends(request_host), actor: Actor = Depends(request_actor),
+                services: Services = Depends(request_services)) -> dict[str, Any]:
+    return _change(device_cases.eject_media(services, actor, host, name, drive=drive, force=force))
 
 
 @router.post("/cdroms", status_code=201)
 def cdroms_add(name: str, body: DriveAdd, host: Host = Depends(request_host), grant: Grant = Depends(grant_of),
-               ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+               ctx: AppContext = Depends(app_context), actor: Actor = Depends(request_actor),
+               services: Services = Depends(request_services)) -> dict[str, Any]:
     iso = usable_iso(ctx, grant, body.iso) if body.iso else None
-    return _change(media.add_drive(host, name, bus=body.bus, iso=iso))
+    return _change(device_cases.add_drive(services, actor, host, name, bus=body.bus, iso=iso))
 
 
 @router.get("/screenshot", response_class=Response,

@@ -1,6 +1,6 @@
 """REST endpoints for the host registry: list with capacity, add, remove, drain, undrain (api layer).
 
-Thin over vmdeck.cluster: the same functions `vmdeck host list|add|remove|drain|undrain` call.
+Changes go through vmdeck.usecases.hosts, as `vmdeck host add|remove|drain|undrain` do; the list is vmdeck.cluster's.
 Who may do what is vmdeck.api.policy's table ("host.manage": administrators).
 """
 
@@ -12,11 +12,13 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from vmdeck.api.actors import request_actor, services_of
 from vmdeck.api.context import AppContext, app_context
-from vmdeck.cluster.drain import drain_host
-from vmdeck.cluster.fleet import Fleet, register_host
+from vmdeck.cluster.fleet import Fleet
 from vmdeck.cluster.inventory import HostReport, host_reports
 from vmdeck.cluster.registry import HostEntry, Registry
+from vmdeck.usecases import Actor
+from vmdeck.usecases import hosts as host_cases
 
 __all__ = ["router"]
 
@@ -51,19 +53,22 @@ def hosts_list(ctx: AppContext = Depends(app_context)) -> list[dict[str, Any]]:
 
 
 @router.post("", status_code=201)
-def hosts_add(body: NewHost, ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+def hosts_add(body: NewHost, ctx: AppContext = Depends(app_context), actor: Actor = Depends(request_actor)
+              ) -> dict[str, Any]:
     entry = HostEntry(body.name, body.uri, body.vcpu_ratio, body.reserve_mib)
-    return asdict(register_host(_registry(ctx), entry, check=body.check))
+    return asdict(host_cases.add_host(services_of(ctx), actor, _registry(ctx), entry, check=body.check))
 
 
 @router.delete("/{host}")
-def hosts_remove(host: str, ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+def hosts_remove(host: str, ctx: AppContext = Depends(app_context), actor: Actor = Depends(request_actor)
+                 ) -> dict[str, Any]:
     """Forget a host (its VMs keep running there)."""
-    return {**asdict(_registry(ctx).remove(host)), "removed": True}
+    return {**asdict(host_cases.remove_host(services_of(ctx), actor, _registry(ctx), host)), "removed": True}
 
 
 @router.post("/{host}/drain")
-def hosts_drain(host: str, body: DrainRequest | None = None, ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+def hosts_drain(host: str, body: DrainRequest | None = None, ctx: AppContext = Depends(app_context),
+                actor: Actor = Depends(request_actor)) -> dict[str, Any]:
     """Mark the host draining and move every VM off it, one at a time; progress on the event stream."""
     hub = ctx.events
 
@@ -71,11 +76,12 @@ def hosts_drain(host: str, body: DrainRequest | None = None, ctx: AppContext = D
         if hub is not None:
             hub.publish({"type": "drain", "host": host, "line": line})  # type: ignore[attr-defined]
 
-    report = drain_host(_fleet(ctx), _registry(ctx), host, timeout=body.timeout if body else None,
-                        progress=progress)
+    report = host_cases.drain(services_of(ctx), actor, _fleet(ctx), _registry(ctx), host,
+                              timeout=body.timeout if body else None, progress=progress)
     return {"host": host, "moved": report.moved, "failed": report.failed, "complete": report.complete}
 
 
 @router.post("/{host}/undrain")
-def hosts_undrain(host: str, ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
-    return asdict(_registry(ctx).update(host, draining=False))
+def hosts_undrain(host: str, ctx: AppContext = Depends(app_context), actor: Actor = Depends(request_actor)
+                  ) -> dict[str, Any]:
+    return asdict(host_cases.undrain(services_of(ctx), actor, _registry(ctx), host))

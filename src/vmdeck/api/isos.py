@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Depends, Request
 
+from vmdeck.api.actors import request_actor, services_of
 from vmdeck.api.context import AppContext, app_context, request_host
 from vmdeck.api.errors import TooLarge
 from vmdeck.api.policy import Grant, grant_of, visible
@@ -29,7 +30,9 @@ from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound
 from vmdeck.host.connection import Host
 from vmdeck.paths import iso_dir
 from vmdeck.storage.journal import temp_path
-from vmdeck.store.quota import publish_iso, remaining
+from vmdeck.store.quota import remaining
+from vmdeck.usecases import Actor
+from vmdeck.usecases import library as library_cases
 from vmdeck.vm.devices import users_of_image
 from vmdeck.vm.project import vm_projects
 
@@ -154,21 +157,18 @@ async def isos_upload(name: str, request: Request, host: Host = Depends(request_
             except FileExistsError:
                 raise Conflict(f"the ISO library already has {name!r} (delete it first)") from None
 
-        await anyio.to_thread.run_sync(lambda: publish_iso(ctx.accounts.db, host, project, name, received, publish))
+        actor = request_actor(request, grant)
+        await anyio.to_thread.run_sync(lambda: library_cases.publish(services_of(ctx), actor, host, project, name,
+                                                                     received, publish))
     finally:
         partial.unlink(missing_ok=True)
     return await anyio.to_thread.run_sync(_describe, host, target, project, grant)
 
 
 @router.delete("/{name}")
-def isos_delete(name: str, host: Host = Depends(request_host), ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+def isos_delete(name: str, host: Host = Depends(request_host), ctx: AppContext = Depends(app_context),
+                actor: Actor = Depends(request_actor)) -> dict[str, Any]:
     """Delete an ISO that no VM has in a drive (Conflict naming the VMs otherwise)."""
     target = iso_path(name)
-    if not target.is_file():
-        raise NotFound(f"the ISO library has no {name!r}")
-    users = iso_users(host, target)
-    if users:
-        raise Conflict(f"{name} is in a drive of {', '.join(users)}: eject it first")
-    target.unlink()
-    ctx.tenancy.forget_iso(name)
+    library_cases.delete_iso(services_of(ctx), actor, target, lambda: iso_users(host, target))
     return {"name": name, "deleted": True}

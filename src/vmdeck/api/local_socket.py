@@ -8,9 +8,11 @@ command's user (the audit log says `cli-socket`), with three limits:
 
 - only the VM routes (/api/vms...): the commands handed off are `list`, `start` and `create`;
 - the command's context (version, URI, template, data and pool settings) must be the server's,
-  or the answer is 412 and the command runs in-process;
-- with other hosts registered the answer is 412 too: the in-process command asks them itself and
-  prints per-host details the API answer does not carry.
+  or the answer is 412 and the command runs in-process.
+
+With several hosts registered the server serves the command too: its answers are the same use cases
+(vmdeck.usecases) the in-process command runs, and the hosts that did not answer a list come back in
+the X-Vmdeck-Unreachable header (an administrator's answer), which the command prints as it would.
 
 Which listener a request came through is known from the ASGI scope's `server` (the address the
 connection was accepted on), which a client cannot choose.
@@ -29,7 +31,7 @@ from typing import Any
 
 import uvicorn
 
-from vmdeck.api.context import AppContext, fleet_of
+from vmdeck.api.context import AppContext
 from vmdeck.local_socket import CONTEXT_HEADER, MAX_PATH, USER_HEADER, VIA, context
 from vmdeck.store.accounts import Principal
 
@@ -68,8 +70,6 @@ class LocalSocketMiddleware:
             return 403, "forbidden", "the local socket serves the vmdeck command's VM requests only"
         if headers.get(CONTEXT_HEADER) != self.context:
             return 412, "handoff_declined", "the command's vmdeck version or settings differ from the server's"
-        if fleet_of(self.ctx) is not None:
-            return 412, "handoff_declined", "several hosts are registered: the command asks them itself"
         return None
 
 

@@ -287,6 +287,8 @@ async def enforce(conn: HTTPConnection) -> AsyncIterator[Grant]:
 
 async def _audit(conn: HTTPConnection, grant: Grant | None, key: str, status: int, result: str) -> None:
     audit = getattr(conn.app.state.ctx, "audit", None)
+    if grant is not None and getattr(getattr(conn.state, "actor", None), "recorded", False):
+        return  # the use case (vmdeck.usecases) wrote this request's line, with its outcome
     principal: Principal | None = grant.principal if grant else conn.scope.get("state", {}).get("principal")
     if audit is None or principal is None:
         return

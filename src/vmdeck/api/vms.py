@@ -10,9 +10,7 @@ every write refreshes its VM there before answering, so a client sees its own ch
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -20,25 +18,22 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import AppContext, app_context, fleet_of, quota_hosts, request_host, request_inventory, vm_host_of
+from vmdeck.api.actors import request_actor, request_services
+from vmdeck.api.context import AppContext, app_context, fleet_of, request_host, request_inventory, vm_host_of
 from vmdeck.api.inventory import Inventory
 from vmdeck.api.isos import usable_iso
 from vmdeck.api.policy import Grant, grant_of, visible
 from vmdeck.cluster.inventory import list_everywhere
-from vmdeck.cluster.place import placed
-from vmdeck.errors import Conflict, InvalidInput, NotFound
+from vmdeck.errors import InvalidInput
 from vmdeck.host.connection import Host
 from vmdeck.images.library import default_template
-from vmdeck.spec.models import VmSpec
 from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.storage.seed import cloud_init_config
-from vmdeck.store.quota import Demand, demand_for, locked_change, reserve
 from vmdeck.store.tenancy import DEFAULT_PROJECT
-from vmdeck.vm import lifecycle
+from vmdeck.usecases import Actor, Services
+from vmdeck.usecases import vms as vm_cases
 from vmdeck.vm.agent import guest_exec
-from vmdeck.vm.create import create_vm
 from vmdeck.vm.inventory import VmSummary, show_vm
-from vmdeck.vm.project import project_of, set_project
 from vmdeck.vm.state import POWER_VERBS, PowerVerb, allowed_actions, current_state
 
 __all__ = ["router"]
@@ -141,7 +136,8 @@ async def vms_list(ctx: AppContext = Depends(app_context), inventory: Inventory 
 
 @router.post("", status_code=201)
 def vms_create(body: CreateVm, grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context),
-               inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
+               inventory: Inventory = Depends(request_inventory), actor: Actor = Depends(request_actor),
+               services: Services = Depends(request_services)) -> dict[str, Any]:
     """Create a VM from a template with overrides, in a project and within its quotas (409 quota_exceeded
     names the quota, its limit and the use), on the host placement picks (or `host`); errors name the
     field (`field`) they are about, and a refusal for lack of room names each host and why."""
@@ -159,37 +155,11 @@ def vms_create(body: CreateVm, grant: Grant = Depends(grant_of), ctx: AppContext
     elif body.ssh_keys or body.user or body.password or body.hostname or body.user_data or body.network_config:
         raise InvalidInput("ssh_keys, user, password, hostname, user_data and network_config need an image",
                            field="image")
-    project = grant.project or DEFAULT_PROJECT
-    ctx.tenancy.ensure_project(project)
-    with _placed_host(ctx, spec, body.host) as host:
-        from vmdeck.vm.networks import check_network_use
-
-        for nic_network in {nic.network for nic in spec.nics}:
-            check_network_use(host, nic_network, project, admin=grant.principal is None or grant.principal.admin)
-        if host.exists(spec.name):
-            raise Conflict(f"a VM named {spec.name!r} already exists")
-        # The quota counts the project's VMs on every registered host (or on the one host).
-        with reserve(ctx.accounts.db, quota_hosts(ctx, host), project, demand_for(spec), f"vm:{spec.name}", on=host):
-            create_vm(host, spec, cloud_init=cloud_init, project=project)
-        if body.start:
-            lifecycle.start(host, body.name)
+    made = vm_cases.create(services, actor, spec, local=None if fleet_of(ctx) else ctx.host.get(),
+                               project=grant.project or DEFAULT_PROJECT, on_host=body.host, cloud_init=cloud_init,
+                               start=body.start)
     inventory.after_write(body.name)
-    return show_vm(host, body.name).to_dict()
-
-
-@contextlib.contextmanager
-def _placed_host(ctx: AppContext, spec: VmSpec, wanted: str) -> Iterator[Host]:
-    """The host a new VM goes to. With several hosts its room stays held until the body is done (the VM
-    runs, or the create failed), so a create placed meanwhile counts it (vmdeck.cluster.place)."""
-    fleet = fleet_of(ctx)
-    if fleet is None:
-        # One host: `auto` and `local` are that host; any other name is not registered here.
-        if wanted not in ("auto", "local"):
-            raise NotFound(f"no host named {wanted!r} is registered (this server manages one host)")
-        yield ctx.host.get()
-        return
-    with placed(fleet, spec, None if wanted == "auto" else wanted) as entry:
-        yield fleet.host(entry)
+    return show_vm(made.host, body.name).to_dict()
 
 
 @router.get("/{name}")
@@ -205,30 +175,14 @@ async def vms_show(name: str, host: str | None = Query(None, description="The VM
 
 @router.patch("/{name}")
 def vms_set_resources(name: str, body: ResourcesRequest, host: Host = Depends(request_host),
-                      grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context),
-                      inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
+                      inventory: Inventory = Depends(request_inventory), actor: Actor = Depends(request_actor),
+                      services: Services = Depends(request_services)) -> dict[str, Any]:
     """Change vCPUs and/or memory in the VM's definition (a running VM gets them at its next boot),
     within the project's quotas (growth is checked and applied under the quota lock); whether it starts
     with the host, and/or its boot order."""
-    from vmdeck.vm.settings import set_autostart, set_boot_order, set_vm_resources
-
-    reply: dict[str, Any] = {"name": name}
-    if body.vcpus is not None or body.memory_mib is not None or (body.autostart is None and body.boot_order is None):
-        def apply() -> Any:
-            return set_vm_resources(host, name, vcpus=body.vcpus, memory_mib=body.memory_mib)
-
-        if grant.project is None:  # a VM outside any project (administrators only): no quota to hold it to
-            change = apply()
-        else:
-            current = show_vm(host, name).view
-            demand = Demand(vcpus=max(0, (body.vcpus or current.vcpus) - current.vcpus),
-                            memory_mib=max(0, (body.memory_mib or current.memory_mib) - current.memory_mib))
-            change = locked_change(ctx.accounts.db, quota_hosts(ctx, host), grant.project, demand, apply, on=host)
-        reply.update(vcpus=change.vcpus, memory_mib=change.memory_mib, applies=change.applies)
-    if body.boot_order is not None:
-        reply["boot_order"] = list(set_boot_order(host, name, list(body.boot_order)))
-    if body.autostart is not None:
-        reply["autostart"] = set_autostart(host, name, body.autostart)
+    reply = vm_cases.set_resources(services, actor, host, name, vcpus=body.vcpus, memory_mib=body.memory_mib,
+                                       autostart=body.autostart,
+                                       boot_order=list(body.boot_order) if body.boot_order is not None else None)
     inventory.after_write(name)
     return reply
 
@@ -236,9 +190,10 @@ def vms_set_resources(name: str, body: ResourcesRequest, host: Host = Depends(re
 @router.delete("/{name}")
 def vms_delete(name: str, force: bool = Query(False, description="Power the VM off first if it runs."),
                keep_disks: bool = Query(False, description="Keep the volumes vmdeck created for it."),
-               host: Host = Depends(request_host), inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
+               host: Host = Depends(request_host), inventory: Inventory = Depends(request_inventory),
+               actor: Actor = Depends(request_actor), services: Services = Depends(request_services)) -> dict[str, Any]:
     """Delete the VM and the volumes vmdeck created for it (never ISOs or images the user brought)."""
-    removed = lifecycle.delete(host, name, force=force, keep_disks=keep_disks)
+    removed = vm_cases.delete(services, actor, host, name, force=force, keep_disks=keep_disks)
     inventory.forget(name)
     return {"name": name, "deleted": True, "removed_volumes": removed}
 
@@ -248,13 +203,11 @@ class Adopt(BaseModel):
 
 
 @router.post("/{name}/adopt")
-def vms_adopt(name: str, body: Adopt, host: Host = Depends(request_host), ctx: AppContext = Depends(app_context),
-              inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
+def vms_adopt(name: str, body: Adopt, host: Host = Depends(request_host), inventory: Inventory = Depends(request_inventory),
+              actor: Actor = Depends(request_actor), services: Services = Depends(request_services)) -> dict[str, Any]:
     """Record the VM (made by virt-install, virsh, or in another project) as belonging to `project`
     (administrators). Not held to the quota: the administrator decides."""
-    ctx.tenancy.ensure_project(body.project)
-    before = project_of(host, name)
-    set_project(host, name, body.project)
+    before = vm_cases.adopt(services, actor, host, name, body.project)
     inventory.after_write(name)
     return {"name": name, "project": body.project, "previous_project": before}
 
@@ -267,25 +220,27 @@ def _result(host: Host, inventory: Inventory, name: str, result: str | None = No
 
 @router.post("/{name}/start", response_model=PowerResult)
 def vms_start(name: str, body: StartRequest | None = None, host: Host = Depends(request_host),
-              inventory: Inventory = Depends(request_inventory)) -> PowerResult:
+              inventory: Inventory = Depends(request_inventory), actor: Actor = Depends(request_actor),
+              services: Services = Depends(request_services)) -> PowerResult:
     body = body or StartRequest()
-    lifecycle.start(host, name, wait=body.wait, timeout=body.timeout)
+    vm_cases.start(services, actor, host, name, wait=body.wait, timeout=body.timeout)
     return _result(host, inventory, name, POWER_VERBS["start"].done)
 
 
 @router.post("/{name}/shutdown", response_model=PowerResult)
 def vms_shutdown(name: str, body: ShutdownRequest | None = None, host: Host = Depends(request_host),
-                 inventory: Inventory = Depends(request_inventory)) -> PowerResult:
+                 inventory: Inventory = Depends(request_inventory), actor: Actor = Depends(request_actor),
+                 services: Services = Depends(request_services)) -> PowerResult:
     """ACPI power button; waits for the guest; with force, powers off when the guest ignores it."""
     body = body or ShutdownRequest()
-    how = lifecycle.shutdown(host, name, timeout=body.timeout, force=body.force)
+    how = vm_cases.shutdown(services, actor, host, name, timeout=body.timeout, force=body.force)
     return _result(host, inventory, name, how)
 
 
 def _power_route(verb: PowerVerb) -> None:
-    def route(name: str, host: Host = Depends(request_host),
-              inventory: Inventory = Depends(request_inventory)) -> PowerResult:
-        lifecycle.power(host, name, verb.name)
+    def route(name: str, host: Host = Depends(request_host), inventory: Inventory = Depends(request_inventory),
+              actor: Actor = Depends(request_actor), services: Services = Depends(request_services)) -> PowerResult:
+        vm_cases.power(services, actor, host, name, verb.name)
         return _result(host, inventory, name, verb.done)
 
     route.__doc__ = verb.help
@@ -319,16 +274,13 @@ class MigrateRequest(BaseModel):
 
 @router.post("/{name}/migrate")
 def vms_migrate(name: str, body: MigrateRequest, host: Host = Depends(request_host),
-                ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+                ctx: AppContext = Depends(app_context), actor: Actor = Depends(request_actor),
+                services: Services = Depends(request_services)) -> dict[str, Any]:
     """Move the VM to another host; progress lines go out on the event stream ({"type": "migration"})."""
     from vmdeck.cluster.registry import Registry
-    from vmdeck.vm.migrate import migrate
+    from vmdeck.usecases.hosts import migrate
 
-    dest_uri, migrate_uri = body.to, None
-    if "://" not in body.to:
-        registry = ctx.fleet.registry if ctx.fleet is not None else Registry(ctx.settings.db_path)
-        entry = registry.get(body.to)
-        dest_uri, migrate_uri = entry.connect_uri, entry.migrate_uri
+    registry = ctx.fleet.registry if ctx.fleet is not None else Registry(ctx.settings.db_path)
     hub = ctx.events
 
     def progress(line: str) -> None:
@@ -336,7 +288,7 @@ def vms_migrate(name: str, body: MigrateRequest, host: Host = Depends(request_ho
             hub.publish({"type": "migration", "vm": name, "to": body.to, "line": line})  # type: ignore[attr-defined]
 
     try:
-        summary = migrate(host, name, dest_uri, live=body.live, migrate_uri=migrate_uri, timeout=body.timeout,
+        summary = migrate(services, actor, host, name, body.to, registry, live=body.live, timeout=body.timeout,
                           bandwidth_mib=body.bandwidth_mib, progress=progress)
     except Exception as error:
         progress(f"failed: {error}")

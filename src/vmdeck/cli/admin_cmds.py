@@ -252,14 +252,12 @@ def user_passwd(name: str, password_stdin: bool = typer.Option(False, "--passwor
 def vm_adopt(ctx: typer.Context, name: str, project: str = typer.Option(..., "--project"),
              db: Path = DB_OPTION) -> None:
     """Record a VM (made by virt-install, virsh, or in another project) as belonging to PROJECT."""
-    from vmdeck.vm.project import project_of, set_project
+    from vmdeck.usecases import Actor, Services
+    from vmdeck.usecases.vms import adopt
 
     s = stores(db)
-    s.tenancy.ensure_project(project)
-    host = ctx.obj.host()
-    before = project_of(host, name)
-    set_project(host, name, project)
-    s.record("vm.adopt", f"vm adopt {name} (from {before or 'no project'})", project=project, vm=name)
+    before = adopt(Services(s.db, s.tenancy, s.audit), Actor.cli(f"vm adopt {name} --project {project}"),
+                   ctx.obj.host(), name, project)
     out.print(f"{name}: now in project {project}" + (f" (was {before})" if before else ""))
 
 

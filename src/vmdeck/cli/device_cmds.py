@@ -1,19 +1,20 @@
 """`vmdeck cdrom insert|eject|add`, `vmdeck iso make`, `vmdeck disk add|attach|remove|resize`, `vmdeck nic add|remove`.
 
-Thin: each command calls one core function (vm/media.py, vm/devices.py,
-storage/iso.py) and prints what it did; --json prints the same as data.
+Thin: each change is one use case (vmdeck.usecases.devices: policy, the disk quota, the audit line, as
+through the API), `iso make` one core function (storage/iso.py); each prints what it did, --json as data.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from vmdeck.cli.output import err, out, print_json
 from vmdeck.host.connection import Host
 from vmdeck.storage.iso import make_iso
-from vmdeck.vm import devices, media
+from vmdeck.usecases import devices as device_cases
 from vmdeck.vm.devices import DeviceChange
 
 cdrom_app = typer.Typer(help="CD/DVD drives and their media.", no_args_is_help=True)
@@ -36,6 +37,14 @@ def fix_permissions(host: Host, path: Path | None, *, write: bool = False) -> No
         err.print(line, markup=False)
 
 
+def _cases(ctx: typer.Context, command: str) -> tuple[Any, Any, Host]:
+    """(Services, Actor, host) for a device use case: the same functions as the API's routes."""
+    from vmdeck.cli.stores import command_services
+    from vmdeck.usecases import Actor
+
+    return command_services(ctx.obj), Actor.cli(command), ctx.obj.host()
+
+
 def _report(change: DeviceChange, as_json: bool) -> None:
     if as_json:
         print_json(change)
@@ -55,7 +64,7 @@ def cdrom_insert(
     """Insert an ISO into a CD/DVD drive (live on a running VM, and for the next boot)."""
     if fix:
         fix_permissions(ctx.obj.host(), iso)
-    _report(media.insert(ctx.obj.host(), name, iso, drive=drive), as_json)
+    _report(device_cases.insert_media(*_cases(ctx, f"cdrom insert {name}"), name, iso, drive=drive), as_json)
 
 
 @cdrom_app.command("eject")
@@ -67,7 +76,7 @@ def cdrom_eject(
     as_json: bool = _JSON,
 ) -> None:
     """Eject the media from a CD/DVD drive (the ISO file is kept)."""
-    _report(media.eject(ctx.obj.host(), name, drive=drive, force=force), as_json)
+    _report(device_cases.eject_media(*_cases(ctx, f"cdrom eject {name}"), name, drive=drive, force=force), as_json)
 
 
 @cdrom_app.command("add")
@@ -82,7 +91,7 @@ def cdrom_add(
     """Add a CD/DVD drive (it appears at the VM's next boot)."""
     if fix:
         fix_permissions(ctx.obj.host(), iso)
-    _report(media.add_drive(ctx.obj.host(), name, bus=bus, iso=iso), as_json)
+    _report(device_cases.add_drive(*_cases(ctx, f"cdrom add {name}"), name, bus=bus, iso=iso), as_json)
 
 
 @iso_app.command("make")
@@ -107,7 +116,7 @@ def disk_add(
     as_json: bool = _JSON,
 ) -> None:
     """Create a new volume and plug it in (deleted with the VM)."""
-    _report(devices.add_disk(ctx.obj.host(), name, size, bus=bus, fmt=fmt), as_json)
+    _report(device_cases.add_disk(*_cases(ctx, f"disk add {name}"), name, size, bus=bus, fmt=fmt), as_json)
 
 
 @disk_app.command("attach")
@@ -123,7 +132,8 @@ def disk_attach(
     """Attach an existing disk image."""
     if fix:
         fix_permissions(ctx.obj.host(), path, write=not readonly)
-    _report(devices.attach_disk(ctx.obj.host(), name, path, bus=bus, readonly=readonly), as_json)
+    _report(device_cases.attach_disk(*_cases(ctx, f"disk attach {name}"), name, path, bus=bus, readonly=readonly),
+            as_json)
 
 
 @disk_app.command("remove")
@@ -136,7 +146,8 @@ def disk_remove(
     as_json: bool = _JSON,
 ) -> None:
     """Unplug a disk (live where the bus allows)."""
-    _report(devices.remove_disk(ctx.obj.host(), name, target, delete_volume_too=delete_volume), as_json)
+    _report(device_cases.remove_disk(*_cases(ctx, f"disk remove {name} {target}"), name, target,
+                                     delete_volume=delete_volume), as_json)
 
 
 @disk_app.command("resize")
@@ -148,7 +159,7 @@ def disk_resize(
     as_json: bool = _JSON,
 ) -> None:
     """Grow a disk (live on a running VM)."""
-    _report(devices.resize_disk(ctx.obj.host(), name, target, size), as_json)
+    _report(device_cases.resize_disk(*_cases(ctx, f"disk resize {name} {target}"), name, target, size), as_json)
 
 
 @nic_app.command("add")
@@ -161,7 +172,7 @@ def nic_add(
     as_json: bool = _JSON,
 ) -> None:
     """Add a network interface."""
-    _report(devices.add_nic(ctx.obj.host(), name, model=model, network=network, mac=mac), as_json)
+    _report(device_cases.add_nic(*_cases(ctx, f"nic add {name}"), name, model=model, network=network, mac=mac), as_json)
 
 
 @nic_app.command("remove")
@@ -172,7 +183,7 @@ def nic_remove(
     as_json: bool = _JSON,
 ) -> None:
     """Remove a network interface."""
-    _report(devices.remove_nic(ctx.obj.host(), name, mac), as_json)
+    _report(device_cases.remove_nic(*_cases(ctx, f"nic remove {name} {mac}"), name, mac), as_json)
 
 
 def register(app: typer.Typer) -> None:

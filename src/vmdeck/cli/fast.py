@@ -117,8 +117,27 @@ def _list_served(server: LocalServer, args: list[str]) -> bool:
     vms = server.call("GET", "/api/vms", timeout=60.0)  # answered from memory: a minute means a hung server
     if vms is None:
         return False
-    _print_list(vms, bool(options.get("--json")))
+    as_json = bool(options.get("--json"))
+    _print_list(vms, as_json)
+    # Several hosts: the ones that did not answer, as the in-process command names them.
+    import json
+
+    try:
+        unreachable = json.loads(server.headers.get("x-vmdeck-unreachable") or "{}")
+    except ValueError:
+        unreachable = {}
+    _print_unreachable(unreachable if isinstance(unreachable, dict) else {}, as_json)
     return True
+
+
+def _print_unreachable(unreachable: dict[str, Any], as_json: bool) -> None:
+    from vmdeck.cli.plain import styled
+
+    for name, why in unreachable.items():
+        if as_json:
+            print(f"host {name} unreachable: {why}", file=sys.stderr)
+        else:
+            print(f"{styled(f'host {name} unreachable', 'red')}: {why}")
 
 
 def _print_started(names: list[str], wait: bool) -> None:
@@ -134,16 +153,18 @@ def _start(uri: str | None, args: list[str]) -> None:
         raise _NotFast
     wait = bool(options.get("--wait"))
     timeout = options.get("--timeout", 120.0)
+    from vmdeck.cli.stores import services
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases import vms as vm_cases
+
     host = _host(uri)
     progress = progress_lines()
+    # Audited like the typer command and the hand-off: the same use case.
+    actor = Actor.cli(f"start {' '.join(names)}")
     if len(names) == 1:
-        from vmdeck.vm import lifecycle
-
-        lifecycle.start(host, names[0], wait=wait, timeout=timeout, progress=progress)
+        vm_cases.start(services(), actor, host, names[0], wait=wait, timeout=timeout, progress=progress)
     else:
-        from vmdeck.vm.boot import start_many
-
-        start_many(host, names, wait=wait, timeout=timeout, progress=progress)
+        vm_cases.start_many(services(), actor, host, names, wait=wait, timeout=timeout, progress=progress)
     _print_started(names, wait)
 
 
@@ -176,10 +197,11 @@ def _create(uri: str | None, args: list[str]) -> None:
     positionals, options = _options(args, _CREATE_FLAGS, _CREATE_VALUED, aliases=_CREATE_ALIASES)
     if len(positionals) != 1:
         raise _NotFast
-    # Every VM belongs to a project and is held to its quota, exactly as in the full command.
-    from vmdeck.cli.stores import create_in_project
+    # Every VM belongs to a project and is held to its quota: the full command's use case.
+    from vmdeck.cli.stores import services
     from vmdeck.spec.templates import Overrides, resolve
-    from vmdeck.vm import lifecycle
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases import vms as vm_cases
 
     name = positionals[0]
     template = options.get("--template", "tiny")
@@ -190,9 +212,8 @@ def _create(uri: str | None, args: list[str]) -> None:
                                              disk_gib=options.get("--disk"), cdrom=Path(cdrom) if cdrom else None,
                                              accel=options.get("--accel"), network=options.get("--network")))
     progress = progress_lines()
-    view = create_in_project(host, spec, options.get("--project"), progress)
-    if start_now:
-        lifecycle.start(host, name, wait=bool(options.get("--wait")), progress=progress)
+    view = vm_cases.create(services(), Actor.cli(f"create {name}"), spec, local=host, project=options.get("--project"),
+                           start=start_now, wait=bool(options.get("--wait")), progress=progress).view
     if options.get("--json"):
         from vmdeck.vm.inventory import show_vm
 

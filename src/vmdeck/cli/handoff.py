@@ -40,6 +40,7 @@ class LocalServer:
     def __init__(self, path: Path, uri: str | None) -> None:
         self.path = path
         self.uri = uri
+        self.headers: dict[str, str] = {}  # of the last answer: names in lower case, values as sent
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float = 300.0) -> Any:
         """The server's JSON answer; None: no server took it (run the command in-process).
@@ -62,7 +63,8 @@ class LocalServer:
             conn.settimeout(timeout)
             try:
                 conn.sendall(head.encode("latin-1") + payload)
-                status, _headers, answer = read_response(conn)
+                status, headers, answer = read_response(conn)
+                self.headers = dict(headers)
             except TimeoutError as error:
                 raise errors.HostError(f"vmdeck serve at {self.path} did not answer within {timeout:g} s "
                                        "(VMDECK_LOCAL_SOCKET=off runs the command without it)") from error

@@ -55,11 +55,14 @@ def add(
     no_check: bool = typer.Option(False, "--no-check", help="Register it even if it does not answer now."),
 ) -> None:
     """Register a libvirt host (it must answer, unless --no-check)."""
-    from vmdeck.cluster.fleet import register_host
+    from vmdeck.cli.stores import services
     from vmdeck.cluster.registry import HostEntry, Registry
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases.hosts import add_host
 
     # InvalidInput (exit 2) with libvirt's reason when the host does not answer.
-    register_host(Registry(), HostEntry(name, uri, vcpu_ratio, reserve_mib), check=not no_check)
+    add_host(services(), Actor.cli(f"host add {name}"), Registry(), HostEntry(name, uri, vcpu_ratio, reserve_mib),
+             check=not no_check)
     out.print(f"registered host [bold]{name}[/bold] ({uri}): vCPU ratio {vcpu_ratio:g}, {reserve_mib} MiB reserved",
               highlight=False)
 
@@ -106,9 +109,12 @@ def list_(
 @host_app.command("remove")
 def remove(name: str = typer.Argument(..., help="Registered host name.")) -> None:
     """Forget a host (its VMs keep running there; vmdeck just stops managing it)."""
+    from vmdeck.cli.stores import services
     from vmdeck.cluster.registry import Registry
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases.hosts import remove_host
 
-    entry = Registry().remove(name)
+    entry = remove_host(services(), Actor.cli(f"host remove {name}"), Registry(), name)
     out.print(f"removed host {entry.name} ({entry.connect_uri}) from the registry", highlight=False)
 
 
@@ -118,12 +124,15 @@ def drain(
     timeout: float = typer.Option(None, "--timeout", help="Cancel any one live migration after this many seconds."),
 ) -> None:
     """Stop placing VMs on a host and move every VM off it, one at a time (live when running)."""
-    from vmdeck.cluster.drain import drain_host
+    from vmdeck.cli.stores import services
     from vmdeck.cluster.fleet import Fleet
     from vmdeck.cluster.registry import Registry
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases.hosts import drain as drain_host
 
     with Fleet() as fleet, progress_reporter(f"draining {name}") as progress:
-        report = drain_host(fleet, Registry(), name, timeout=timeout, progress=progress)
+        report = drain_host(services(fleet), Actor.cli(f"host drain {name}"), fleet, Registry(), name, timeout=timeout,
+                            progress=progress)
     for vm, dest in report.moved.items():
         out.print(f"{vm}: moved to {dest}", highlight=False)
     for vm, why in report.failed.items():
@@ -137,9 +146,12 @@ def drain(
 @host_app.command("undrain")
 def undrain(name: str = typer.Argument(..., help="Registered host name.")) -> None:
     """Let placement use a drained host again."""
+    from vmdeck.cli.stores import services
     from vmdeck.cluster.registry import Registry
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases.hosts import undrain as undrain_host
 
-    Registry().update(name, draining=False)
+    undrain_host(services(), Actor.cli(f"host undrain {name}"), Registry(), name)
     out.print(f"host {name} takes new VMs again")
 
 

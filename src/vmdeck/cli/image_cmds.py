@@ -24,17 +24,17 @@ def build(
 
     if arch not in ("x86_64", "aarch64"):
         raise InvalidInput(f"unknown architecture {arch!r}: use x86_64 or aarch64")
-    if name == "tiny":
-        from vmdeck.images.tiny import build_tiny
-
-        with progress_reporter(f"building {name} ({arch})") as progress:
-            image = build_tiny(arch, progress=progress, force=force)
-        out.print(f"{name} ({arch}) ready: kernel {image.kernel_version}, {image.kernel}, {image.initrd}")
-        return
-    from vmdeck.images.debian import build_image
+    from vmdeck.cli.stores import services
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases.library import build_image
 
     with progress_reporter(f"building {name} ({arch})") as progress:
-        record = build_image(name, arch, progress=progress, force=force)
+        built = build_image(services(), Actor.cli(f"image build {name} --arch {arch}"), name, arch, force=force,
+                            progress=progress)
+    if name == "tiny":
+        out.print(f"{name} ({arch}) ready: kernel {built.kernel_version}, {built.kernel}, {built.initrd}")
+        return
+    record = built
     out.print(f"{record.name} ({arch}) ready: {record.path}, {record.virtual_gib:.2f} GiB virtual")
 
 
@@ -66,22 +66,25 @@ def import_(
     arch: str = typer.Option("x86_64", "--arch", help="x86_64 or aarch64."),
 ) -> None:
     """Copy a disk image into the library (records its format and virtual size)."""
-    from vmdeck.images.library import import_image
+    from vmdeck.cli.stores import services
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases.library import import_image
 
     with progress_reporter(f"importing {file}") as progress:
         progress(f"copying {file} into the image library")
-        record = import_image(file, name=name, os_name=os_name, arch=arch)
+        record = import_image(services(), Actor.cli(f"image import {file}"), file, name=name, os_name=os_name,
+                              arch=arch)
     out.print(f"imported {record.name}: {record.format}, {record.virtual_gib:.2f} GiB virtual, {record.path}")
 
 
 @image_app.command("remove")
 def remove(ctx: typer.Context, name: str) -> None:
     """Delete an image from the library (refused while VMs use it as their backing file)."""
-    from vmdeck.images.library import get_image, remove_image
-    from vmdeck.vm.baseimage import vms_using_image
+    from vmdeck.cli.stores import services
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases.library import remove_image
 
-    record = get_image(name)
-    remove_image(name, vms_using_image(ctx.obj.host(), Path(record.path)))
+    remove_image(services(), Actor.cli(f"image remove {name}"), ctx.obj.host(), name)
     out.print(f"removed image {name}")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +10,6 @@ import typer
 
 from vmdeck.cli.output import info, out, print_json, progress_reporter
 from vmdeck.cli.vm_views import render_list, render_show
-from vmdeck.vm import lifecycle
 from vmdeck.vm.inventory import list_vms, show_vm
 from vmdeck.vm.state import POWER_VERBS, PowerVerb
 
@@ -48,9 +46,11 @@ def create(
                                                      "the host with the most free memory that fits it."),
 ) -> None:
     """Create a VM from a template, with overrides, on the host placement picks (or --host)."""
-    from vmdeck.cli.stores import create_in_project
+    from vmdeck.cli.stores import services
     from vmdeck.errors import InvalidInput
     from vmdeck.spec.templates import Overrides, resolve
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases import vms as vm_cases
 
     if template is None and image:
         from vmdeck.images.library import default_template
@@ -73,27 +73,21 @@ def create(
             ssh_keys=[(str(k), read_text_file(k, "ssh key")) for k in ssh_key or []],
             user_data=read_text_file(user_data, "user-data") if user_data else None,
             network_config=read_text_file(network_config, "network-config") if network_config else None)
-    with contextlib.ExitStack() as placement:
-        fleet = None
-        if ctx.obj.single_host() and on_host in (None, "auto"):
-            host, placed_on = ctx.obj.host(), ""
-        else:
-            from vmdeck.cluster.place import placed
+    single = ctx.obj.single_host() and on_host in (None, "auto")
+    local = ctx.obj.host() if single else None
+    if fix_perms:
+        from vmdeck.cli.device_cmds import fix_permissions
 
-            fleet = ctx.obj.fleet()
-            # The host's room stays held until the VM runs (or the create fails): the server's and other
-            # commands' placements meanwhile count it.
-            entry = placement.enter_context(
-                placed(fleet, spec, on_host if on_host not in (None, "auto") else ctx.obj.host_name))
-            host, placed_on = fleet.host(entry), f" on host {entry.name}"
-        if fix_perms:
-            from vmdeck.cli.device_cmds import fix_permissions
-
-            fix_permissions(host, cdrom)
-        with progress_reporter(f"creating {name}") as progress:
-            view = create_in_project(host, spec, project, progress, cloud_init=cloud_init, fleet=fleet)
-            if start_now:
-                lifecycle.start(host, name, wait=wait, progress=progress)
+        fix_permissions(local or ctx.obj.host(), cdrom)
+    with progress_reporter(f"creating {name}") as progress:
+        # Placement (several hosts: the room stays held until the VM runs), the project's quota and the
+        # audit line: the same use case as the API's.
+        made = vm_cases.create(services(None if single else ctx.obj.fleet()), Actor.cli(f"create {name}"), spec,
+                               local=local, project=project,
+                               on_host=on_host if on_host not in (None, "auto") else ctx.obj.host_name,
+                               cloud_init=cloud_init, start=start_now, wait=wait, progress=progress)
+    host, view = made.host, made.view
+    placed_on = f" on host {made.host_name}" if made.host_name else ""
     if as_json:
         print_json(show_vm(host, name).to_dict())
         return
@@ -110,14 +104,19 @@ def start(
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait with --wait."),
 ) -> None:
     """Start (power on) a VM."""  # the core's POWER_VERBS help; several names are described above
+    from vmdeck.cli.stores import command_services
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases import vms as vm_cases
+
     host = ctx.obj.host()
+    actor = Actor.cli(f"start {' '.join(names)}")
     with progress_reporter(f"starting {' '.join(names)}") as progress:
         if len(names) == 1:
-            lifecycle.start(host, names[0], wait=wait, timeout=timeout, progress=progress)
+            vm_cases.start(command_services(ctx.obj), actor, host, names[0], wait=wait, timeout=timeout,
+                           progress=progress)
         else:
-            from vmdeck.vm.boot import start_many
-
-            start_many(host, names, wait=wait, timeout=timeout, progress=progress)
+            vm_cases.start_many(command_services(ctx.obj), actor, host, names, wait=wait, timeout=timeout,
+                                progress=progress)
     for name in dict.fromkeys(names):
         out.print(f"{name} started" + (" and ready" if wait else ""))
 
@@ -177,15 +176,24 @@ def shutdown(
     force: bool = typer.Option(False, "--force", help="Power off if the guest does not shut down in time."),
 ) -> None:
     """Shut a VM down through ACPI (the guest's own power-button handling)."""
+    from vmdeck.cli.stores import command_services
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases import vms as vm_cases
+
     with progress_reporter(f"shutting down {name}") as progress:
-        how = lifecycle.shutdown(ctx.obj.host(), name, timeout=timeout, force=force, progress=progress)
+        how = vm_cases.shutdown(command_services(ctx.obj), Actor.cli(f"shutdown {name}"), ctx.obj.host(), name,
+                                timeout=timeout, force=force, progress=progress)
     out.print(f"{name}: {how}")
 
 
 def _power_command(verb: PowerVerb) -> Callable[[typer.Context, str], None]:
     """The CLI command for a power verb without options, from the core's table."""
     def command(ctx: typer.Context, name: str) -> None:
-        lifecycle.power(ctx.obj.host(), name, verb.name)
+        from vmdeck.cli.stores import command_services
+        from vmdeck.usecases import Actor
+        from vmdeck.usecases import vms as vm_cases
+
+        vm_cases.power(command_services(ctx.obj), Actor.cli(f"{verb.name} {name}"), ctx.obj.host(), name, verb.name)
         out.print(verb.outcome.format(name=name))
 
     command.__doc__ = verb.help
@@ -200,8 +208,13 @@ def delete(
     keep_disks: bool = typer.Option(False, "--keep-disks", help="Keep the volumes vmdeck created for it."),
 ) -> None:
     """Delete a VM and the disks vmdeck created for it (never ISOs or images you brought)."""
+    from vmdeck.cli.stores import command_services
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases import vms as vm_cases
+
     with progress_reporter(f"deleting {name}") as progress:
-        removed = lifecycle.delete(ctx.obj.host(), name, force=force, keep_disks=keep_disks, progress=progress)
+        removed = vm_cases.delete(command_services(ctx.obj), Actor.cli(f"delete {name}"), ctx.obj.host(), name,
+                                  force=force, keep_disks=keep_disks, progress=progress)
     out.print(f"deleted {name}" + (f" and {len(removed)} volume(s)" if removed else ""))
 
 
@@ -249,13 +262,18 @@ def set_(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Change a VM's vCPUs and/or memory (a running VM gets them at its next boot)."""
-    from vmdeck.vm.settings import set_vm_resources
+    from vmdeck.cli.stores import command_services
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases import vms as vm_cases
 
-    change = set_vm_resources(ctx.obj.host(), name, vcpus=cpus, memory_mib=memory)
+    # Growth is held to the VM's project's quotas, as through the API.
+    change = vm_cases.set_resources(command_services(ctx.obj), Actor.cli(f"set {name}"), ctx.obj.host(), name,
+                                    vcpus=cpus, memory_mib=memory)
     if as_json:
-        print_json(change)
+        print_json({"vm": name, "vcpus": change["vcpus"], "memory_mib": change["memory_mib"],
+                    "applies": change["applies"]})
         return
-    out.print(f"{name}: {change.vcpus} vCPU, {change.memory_mib} MiB, applies {change.applies}")
+    out.print(f"{name}: {change['vcpus']} vCPU, {change['memory_mib']} MiB, applies {change['applies']}")
 
 
 def register(app: typer.Typer) -> None:

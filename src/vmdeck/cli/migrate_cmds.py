@@ -1,11 +1,11 @@
-"""`vmdeck migrate NAME --to HOST|URI`: move a VM to another libvirt host (CLI layer, thin over vmdeck.vm.migrate)."""
+"""`vmdeck migrate NAME --to HOST|URI`: move a VM to another libvirt host (CLI layer, thin over vmdeck.usecases.hosts)."""
 
 from __future__ import annotations
 
 import typer
 
 from vmdeck.cli.output import out, progress_reporter
-from vmdeck.vm.migrate import migrate as migrate_vm
+from vmdeck.usecases.hosts import migrate as migrate_vm
 
 
 def migrate(
@@ -25,14 +25,13 @@ def migrate(
     bandwidth: int = typer.Option(None, "--bandwidth", help="Cap the copy at this many MiB/s."),
 ) -> None:
     """Move a VM to another host: live by default (it keeps running), or --offline."""
-    dest_uri = to
-    if "://" not in to:
-        from vmdeck.cluster.registry import Registry
+    from vmdeck.cli.stores import command_services
+    from vmdeck.cluster.registry import Registry
+    from vmdeck.usecases import Actor
 
-        entry = Registry().get(to)
-        dest_uri, migrate_uri = entry.connect_uri, migrate_uri or entry.migrate_uri
     with progress_reporter(f"migrating {name}") as progress:
-        summary = migrate_vm(ctx.obj.host(), name, dest_uri, live=not offline, migrate_uri=migrate_uri,
+        summary = migrate_vm(command_services(ctx.obj), Actor.cli(f"migrate {name} --to {to}"), ctx.obj.host(), name,
+                             to, Registry(), live=not offline, migrate_uri=migrate_uri,
                              shared_storage=shared_storage, timeout=timeout, bandwidth_mib=bandwidth,
                              progress=progress)
     out.print(summary)

@@ -90,6 +90,7 @@ class RemoteClient:
         self.token = token
         self.fingerprint = fingerprint
         self.timeout = timeout
+        self.last_headers: dict[str, str] = {}  # of the last answer, names in lower case
 
     def request(self, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None,
                 cookies_to: dict[str, str] | None = None) -> Any:
@@ -120,6 +121,7 @@ class RemoteClient:
                 status, answer_headers, data = read_response(conn)
             except (OSError, VmdeckError) as err:
                 raise HostError(f"the vmdeck server at {self.url} did not answer {method} {path}: {err}") from err
+        self.last_headers = dict(answer_headers)
         if cookies_to is not None:
             for name, value in answer_headers:
                 if name == "set-cookie":
@@ -137,6 +139,10 @@ class RemoteServer:
 
     def __init__(self, client: RemoteClient) -> None:
         self.client = client
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.client.last_headers
 
     def call(self, method: str, path: str, body: Any = None, timeout: float = 300.0) -> Any:
         self.client.timeout = timeout

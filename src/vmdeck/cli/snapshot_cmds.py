@@ -1,4 +1,4 @@
-"""`vmdeck snapshot create|list|revert|delete` and `vmdeck clone` (CLI layer, thin over vm.snapshot_ops / vm.clone)."""
+"""`vmdeck snapshot create|list|revert|delete` and `vmdeck clone` (CLI layer, thin over vmdeck.usecases.snapshots)."""
 
 from __future__ import annotations
 
@@ -24,11 +24,15 @@ def create(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Take a snapshot: every writable disk goes on a new overlay; the old image is frozen."""
-    from vmdeck.vm.snapshot_ops import create_snapshot
+    from vmdeck.cli.stores import command_services
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases import snapshots as snapshot_cases
 
     with progress_reporter(f"snapshot of {name}") as progress:
-        result = create_snapshot(ctx.obj.host(), name, snap, description=description, memory=memory,
-                                 quiesce=quiesce, progress=progress)
+        # Charged to the VM's project first: each overlay as large as its disk, plus the memory state.
+        result = snapshot_cases.create_snapshot(command_services(ctx.obj), Actor.cli(f"snapshot create {name}"),
+                                                ctx.obj.host(), name, snap, description=description, memory=memory,
+                                                quiesce=quiesce, progress=progress)
     print_json(result) if as_json else out.print(result.message)
 
 
@@ -59,10 +63,13 @@ def revert(ctx: typer.Context, name: str = typer.Argument(..., help="The VM."),
            snap: str = typer.Argument(..., help="The snapshot to go back to."),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Go back to a snapshot (the present state is discarded; the VM stays off unless it has memory state)."""
-    from vmdeck.vm.snapshot_ops import revert_snapshot
+    from vmdeck.cli.stores import command_services
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases import snapshots as snapshot_cases
 
     with progress_reporter(f"reverting {name}") as progress:
-        result = revert_snapshot(ctx.obj.host(), name, snap, progress=progress)
+        result = snapshot_cases.revert_snapshot(command_services(ctx.obj), Actor.cli(f"snapshot revert {name} {snap}"),
+                                                ctx.obj.host(), name, snap, progress=progress)
     print_json(result) if as_json else out.print(result.message)
 
 
@@ -71,10 +78,13 @@ def delete(ctx: typer.Context, name: str = typer.Argument(..., help="The VM."),
            snap: str = typer.Argument(..., help="The snapshot to delete (its data is merged, never lost)."),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """Delete a snapshot: merge its overlay into its frozen image, or drop a branch nothing uses."""
-    from vmdeck.vm.snapshot_ops import delete_snapshot
+    from vmdeck.cli.stores import command_services
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases import snapshots as snapshot_cases
 
     with progress_reporter(f"deleting snapshot {snap} of {name}") as progress:
-        result = delete_snapshot(ctx.obj.host(), name, snap, progress=progress)
+        result = snapshot_cases.delete_snapshot(command_services(ctx.obj), Actor.cli(f"snapshot delete {name} {snap}"),
+                                                ctx.obj.host(), name, snap, progress=progress)
     print_json(result) if as_json else out.print(result.message)
 
 
@@ -88,10 +98,14 @@ def clone(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Copy a VM: new UUID, MAC addresses, NVRAM and cloud-init instance-id; full copy or --linked."""
-    from vmdeck.vm.clone import clone_vm
+    from vmdeck.cli.stores import command_services
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases import snapshots as snapshot_cases
 
     with progress_reporter(f"cloning {source}") as progress:
-        result = clone_vm(ctx.obj.host(), source, new, linked=linked, start=start_now, progress=progress)
+        # In the source's project and within its quotas, as through the API.
+        result = snapshot_cases.clone(command_services(ctx.obj), Actor.cli(f"clone {source} {new}"), ctx.obj.host(),
+                                      source, new, linked=linked, start=start_now, progress=progress)
     print_json(result) if as_json else out.print(result.message)
 
 

@@ -1,4 +1,4 @@
-"""The tenancy database opened for one CLI command, and `create` inside a project (cli layer).
+"""The tenancy database opened for one CLI command, and the use cases' stores on it (cli layer).
 
 Kept apart from admin_cmds (which builds typer commands and rich tables) so that `vmdeck create`,
 on the fast path (vmdeck.cli.fast), pays only for the database modules it uses.
@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Stores", "stores", "create_in_project"]
+__all__ = ["Stores", "stores", "services", "command_services"]
 
 
 class Stores:
@@ -41,18 +41,15 @@ def stores(db: str | Path | None) -> Stores:
     return Stores(db)
 
 
-def create_in_project(host: Any, spec: Any, project: str | None, progress: Any, cloud_init: Any = None, *,
-                      fleet: Any = None) -> Any:
-    """`vmdeck create --project`: create the VM in PROJECT (default `default`, created on first use),
-    holding the project's quota like the API does: counted on every registered host (`fleet`), else on `host`."""
-    from vmdeck.store.quota import demand_for, reserve
-    from vmdeck.store.tenancy import DEFAULT_PROJECT
-    from vmdeck.vm.create import create_vm
+def services(fleet: Any = None) -> Any:
+    """The use cases' stores (vmdeck.usecases.Services) on this command's database; `fleet`: the registered
+    hosts when several are (a project's VMs are counted on all of them), else None."""
+    from vmdeck.usecases import Services
 
     s = stores(None)
-    name = project or DEFAULT_PROJECT
-    s.tenancy.ensure_project(name)
-    with reserve(s.db, fleet or host, name, demand_for(spec), f"vm:{spec.name}", on=host):
-        view = create_vm(host, spec, progress, project=name, cloud_init=cloud_init)
-    s.record("vm.create", f"create {spec.name}", project=name, vm=spec.name)
-    return view
+    return Services(s.db, s.tenancy, s.audit, fleet)
+
+
+def command_services(state: Any) -> Any:
+    """services() for a typer command: the fleet unless the command talks to one host (vmdeck.cli.app.State)."""
+    return services(None if state.single_host() else state.fleet())

@@ -27,10 +27,10 @@ def registered() -> list[HostEntry]:
 
 
 def only_local(entries: list[HostEntry] | None = None) -> bool:
-    """True when only the default local host is registered. A single *remote* host still goes through
-    the fleet, whose deadlines keep a silent host from hanging the command."""
-    entries = registered() if entries is None else entries
-    return len(entries) == 1 and entries[0].uri is None
+    """True when only the default local host is registered (vmdeck.usecases.topology: the API's rule too)."""
+    from vmdeck.usecases.topology import only_local as one_host
+
+    return one_host(registered() if entries is None else entries)
 
 
 def open_host(uri: str | None, host_name: str | None, vm: str | None, entries: list[HostEntry],

@@ -19,12 +19,11 @@ from vmdeck.cluster.registry import Registry
 from vmdeck.errors import VmdeckError
 from vmdeck.vm.inventory import list_vms
 from vmdeck.vm.migrate import migrate
-from vmdeck.vm.state import ACTIVE
+from vmdeck.vm.state import ACTIVE, to_state
 
 __all__ = ["DrainReport", "drain_host"]
 
 Progress = Callable[[str], None]
-_LIVE = {"running", "paused", "blocked"}
 
 
 @dataclass
@@ -48,7 +47,7 @@ def drain_host(fleet: Fleet, registry: Registry, name: str, *, timeout: float | 
     # Running VMs first: they are why a host is drained before maintenance.
     vms.sort(key=lambda vm: (vm.state not in ACTIVE, vm.name))
     for index, vm in enumerate(vms, 1):
-        live = vm.state in _LIVE
+        live = to_state(vm.state).may_migrate_live
         prefix = f"[{index}/{len(vms)}] {vm.name}"
         try:
             if vm.state in ACTIVE and not live:

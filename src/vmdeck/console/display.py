@@ -44,7 +44,7 @@ class DisplayInfo:
 def display_info(dom: Domain) -> DisplayInfo:
     """The first graphical console of a running VM."""
     state = current_state(dom)
-    if state not in ("running", "paused", "blocked"):
+    if not state.has_console:
         raise StateError(dom.name, state, "running", "show the display of")
     view = parse_domain(dom.xml())
     for graphics in view.graphics:

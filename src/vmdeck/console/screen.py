@@ -116,7 +116,7 @@ def decode_png_rgb(data: bytes) -> tuple[int, int, bytes]:
 def screenshot(dom: Domain, screen: int = 0) -> bytes:
     """The VM's screen `screen` as PNG bytes."""
     state = current_state(dom)
-    if state not in ("running", "paused", "blocked"):
+    if not state.has_console:
         raise StateError(dom.name, state, "running or paused", "take a screenshot of")
     mime, data = dom.screenshot(screen)
     if data.startswith(_PNG_MAGIC):

@@ -126,7 +126,7 @@ def attach_console(host: Host, name: str, *, infd: int | None = None, outfd: int
     """Connect the terminal to VM `name`'s serial console until Ctrl+] or the VM stops; returns why it ended."""
     dom = host.lookup(name)
     state = current_state(dom)
-    if state not in ("running", "paused", "blocked"):
+    if not state.has_console:
         raise StateError(name, state, "running", "attach to the console of")
     infd = sys.stdin.fileno() if infd is None else infd
     outfd = sys.stdout.fileno() if outfd is None else outfd

@@ -23,6 +23,7 @@ from vmdeck.host.capabilities import HostFacts, host_facts
 from vmdeck.host.connection import Host
 from vmdeck.paths import data_dir
 from vmdeck.spec.models import BootSpec, GraphicsSpec, VmSpec
+from vmdeck.vm.state import VmState, to_state
 
 __all__ = ["KvmVerdict", "probe_kvm", "cached_kvm_verdict", "choose_domain_type", "SERIAL_LOG_DIR"]
 
@@ -93,7 +94,8 @@ def _boot_under_kvm(host: Host) -> KvmVerdict:
     try:
         while time.monotonic() - started < PROBE_DEADLINE_S:
             state, reason = dom.state()
-            if state in ("paused", "crashed", "shut off"):
+            known = to_state(state)
+            if known is VmState.PAUSED or known.stopped:  # KVM paused it on an error, or QEMU ended
                 return KvmVerdict(
                     False,
                     f"/dev/kvm accepted the guest but it stopped (state {state}, reason {reason}): "

@@ -33,6 +33,15 @@ __all__ = [
     "Stream",
     "open_connection",
     "translate",
+    "classify",
+    "CAUSES",
+    "TRAY_LOCKED",
+    "NO_SPACE",
+    "POOL_BUSY",
+    "BLOCK_JOB_NOT_READY",
+    "HOTPLUG_REFUSED",
+    "AGENT_ABSENT",
+    "PROGRAM_MISSING",
     "libvirt_errors",
     "ensure_event_loop",
     "add_fd_watch",
@@ -86,6 +95,40 @@ _REASONS: dict[int, str] = {
 }
 
 
+# The specific conditions vmdeck reacts to, recognised once, here, from libvirt's code and (where libvirt
+# has no code for them) its words: core modules test `error.cause`, never the message text.
+TRAY_LOCKED = "tray_locked"  # the guest keeps the CD tray shut (eject/insert without force)
+NO_SPACE = "no_space"  # the filesystem under a pool is full
+POOL_BUSY = "pool_busy"  # a pool refresh refused while a volume is being built or uploaded
+BLOCK_JOB_NOT_READY = "block_job_not_ready"  # a pivot asked a moment before QEMU's job says "ready"
+HOTPLUG_REFUSED = "hotplug_refused"  # QEMU or libvirt would not plug a device live (the config still can)
+AGENT_ABSENT = "agent_absent"  # no guest agent answering, or it could not freeze the filesystems
+PROGRAM_MISSING = "program_missing"  # the guest agent could not run the program (not in the guest)
+CAUSES = (TRAY_LOCKED, NO_SPACE, POOL_BUSY, BLOCK_JOB_NOT_READY, HOTPLUG_REFUSED, AGENT_ABSENT, PROGRAM_MISSING)
+# libvirt's codes for "this device cannot be hot-plugged here", on a live attach.
+_HOTPLUG_CODES = {libvirt.VIR_ERR_OPERATION_UNSUPPORTED, libvirt.VIR_ERR_CONFIG_UNSUPPORTED,
+                  libvirt.VIR_ERR_OPERATION_FAILED, libvirt.VIR_ERR_INTERNAL_ERROR}
+
+
+def classify(code: int | None, text: str) -> str | None:
+    """The specific cause of a libvirt error (one of CAUSES), or None."""
+    lowered = text.lower()
+    if ("tray" in lowered and "locked" in lowered) or "waiting to open tray" in lowered:
+        return TRAY_LOCKED  # QEMU: "... is locked ... wait for tray to open"; libvirt 9.0: "timed out waiting ..."
+    if "no space left" in lowered:
+        return NO_SPACE
+    if "asynchronous jobs" in lowered:
+        return POOL_BUSY  # "storage pool 'vmdeck' has asynchronous jobs running"
+    if "not ready" in lowered and ("pivot" in lowered or "job" in lowered or "block" in lowered):
+        return BLOCK_JOB_NOT_READY
+    if "no such file" in lowered and "agent" in lowered or "failed to execute child process" in lowered:
+        return PROGRAM_MISSING
+    if code in _GUEST or "guest agent" in lowered or "fsfreeze" in lowered or "freeze" in lowered \
+            or "quiesce" in lowered:
+        return AGENT_ABSENT
+    return None
+
+
 def translate(err: libvirt.libvirtError, context: str = "") -> VmdeckError:
     """Map a libvirtError to the vmdeck error a user or an API client can act on."""
     code = err.get_error_code()
@@ -110,6 +153,7 @@ def translate(err: libvirt.libvirtError, context: str = "") -> VmdeckError:
         error = VmdeckError(message)
     error.reason = _REASONS.get(code, f"code_{code}") if code is not None else None
     error.libvirt_text = text
+    error.cause = classify(code, text)
     return error
 
 
@@ -449,7 +493,13 @@ class Domain:
     # devices and settings
     # `context` starts the error message ("web1: add disk vdb"); the default names the call.
     def attach(self, device_xml: str, *, live: bool, config: bool, context: str | None = None) -> None:
-        _call(context or f"attach to {self.name}", self.raw.attachDeviceFlags, device_xml, _affect(live, config))
+        try:
+            self.raw.attachDeviceFlags(device_xml, _affect(live, config))
+        except libvirt.libvirtError as err:
+            error = translate(err, context or f"attach to {self.name}")
+            if live and err.get_error_code() in _HOTPLUG_CODES:
+                error.cause = HOTPLUG_REFUSED  # libvirt changed nothing: the configuration alone may still take it
+            raise error from err
 
     def detach(self, device_xml: str, *, live: bool, config: bool, context: str | None = None) -> None:
         _call(context or f"detach from {self.name}", self.raw.detachDeviceFlags, device_xml, _affect(live, config))
@@ -527,7 +577,7 @@ class Domain:
             error = translate(err, f"{self.name}: {context}")
             if err.get_error_code() == libvirt.VIR_ERR_OPERATION_TIMEOUT:
                 timed_out = GuestError(error.message)
-                timed_out.reason, timed_out.libvirt_text = error.reason, error.libvirt_text
+                timed_out.reason, timed_out.libvirt_text, timed_out.cause = error.reason, error.libvirt_text, error.cause
                 raise timed_out from err
             raise error from err
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from vmdeck.errors import InvalidInput
 from vmdeck.host.connection import Host
-from vmdeck.vm.state import require_state
+from vmdeck.vm.state import LIVE_STATES, require_state
 
 __all__ = ["set_balloon"]
 
@@ -20,7 +20,7 @@ MIN_MIB = 32  # below this a Linux guest cannot run; libvirt would accept it and
 def set_balloon(host: Host, name: str, mib: int, *, persist: bool = False) -> int:
     """Set VM `name`'s current memory to `mib` MiB (live; also in the config with persist). Returns KiB set."""
     dom = host.lookup(name)
-    require_state(dom, {"running", "paused"}, "set the balloon of")
+    require_state(dom, LIVE_STATES, "set the balloon of")
     maximum_kib = dom.max_memory_kib()
     if mib < MIN_MIB:
         raise InvalidInput(f"{mib} MiB is too little for a guest: the balloon target must be at least {MIN_MIB} MiB",

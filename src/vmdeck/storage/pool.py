@@ -13,7 +13,7 @@ from pathlib import Path
 from vmdeck.domxml.storage import pool_target_path, pool_xml, volume_xml
 from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound, VmdeckError
 from vmdeck.host.connection import Host
-from vmdeck.host.libvirt_api import StoragePool
+from vmdeck.host.libvirt_api import NO_SPACE, POOL_BUSY, StoragePool
 from vmdeck.paths import pool_dir, pool_name
 
 __all__ = ["POOL_NAME", "ensure_pool", "create_volume", "delete_volume", "pool_free_bytes", "pool_path",
@@ -49,7 +49,7 @@ def refresh_pool(pool: StoragePool, wait: float = 10.0) -> None:
             pool.refresh()
             return
         except VmdeckError as err:
-            if "asynchronous jobs" not in str(err):
+            if err.cause != POOL_BUSY:
                 raise
             if time.monotonic() > deadline:
                 return
@@ -91,7 +91,7 @@ def create_volume(host: Host, name: str, size_gib: float, fmt: str = "qcow2") ->
     except Conflict as err:  # created meanwhile by another client
         raise Conflict(f"volume {name!r} already exists in pool '{pool_name()}'") from err
     except VmdeckError as err:
-        if "No space left" in str(err):
+        if err.cause == NO_SPACE:
             raise HostError(f"no space left on {pool_path(pool)} (pool '{pool_name()}') for volume {name}") from err
         raise
     return Path(volume.path())

@@ -14,7 +14,7 @@ from typing import Any
 
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import GuestError, InvalidInput, NotFound, StateError, VmdeckError
-from vmdeck.host.libvirt_api import Domain
+from vmdeck.host.libvirt_api import PROGRAM_MISSING, Domain
 from vmdeck.vm.state import current_state
 
 __all__ = ["ExecResult", "agent_command", "guest_exec", "agent_ping"]
@@ -72,7 +72,7 @@ def guest_exec(dom: Domain, argv: list[str], *, timeout: float = 60.0,
         pid = agent_command(dom, "guest-exec", arguments)["pid"]
     except VmdeckError as err:
         # The agent could not spawn it: almost always a program that is not in the guest.
-        if "No such file" in str(err) or "Failed to execute child process" in str(err):
+        if err.cause == PROGRAM_MISSING:
             raise NotFound(f"command {argv[0]!r} not found in VM {dom.name!r}") from err
         raise
     deadline = time.monotonic() + timeout

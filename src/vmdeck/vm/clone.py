@@ -41,7 +41,7 @@ from vmdeck.spec.models import check_name
 from vmdeck.storage.images import create_overlay
 from vmdeck.storage.iso import make_iso
 from vmdeck.storage.pool import delete_volume, ensure_pool
-from vmdeck.vm.snapshot_ops import RUNNING, config_xml, create_snapshot
+from vmdeck.vm.snapshot_ops import config_xml, create_snapshot
 from vmdeck.vm.state import current_state
 
 __all__ = ["CloneResult", "clone_vm"]
@@ -124,7 +124,7 @@ def clone_vm(host: Host, source: str, new: str, *, linked: bool = False, start: 
         raise Conflict(f"a VM named {new!r} already exists")
     dom = host.lookup(source)
     state = current_state(dom)
-    if state in RUNNING and not linked:
+    if state.live and not linked:
         raise StateError(source, state, "shut off (or use --linked, which snapshots it as it runs)",
                          "make a full clone of")
     xml = config_xml(dom)

@@ -28,7 +28,7 @@ from vmdeck.domxml.parse import DiskView, DomainView, parse_domain
 from vmdeck.domxml.render import disk_element, nic_element, to_xml
 from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound, VmdeckError
 from vmdeck.host.connection import Host
-from vmdeck.host.libvirt_api import Domain
+from vmdeck.host.libvirt_api import HOTPLUG_REFUSED, Domain
 from vmdeck.host.qemu_access import check_qemu_access
 from vmdeck.spec.models import BUSES
 from vmdeck.storage.pool import GIB, create_volume, delete_volume, pool_free_bytes
@@ -57,8 +57,6 @@ _MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 # Under TCG a guest takes seconds to acknowledge a PCIe hot-unplug (ACPI/pciehp round trip).
 UNPLUG_TIMEOUT = 30.0
 NEXT_BOOT = "takes effect at the next boot"
-# libvirt's words for "this device cannot be hot-plugged here" (the configuration can still take it).
-_HOTPLUG_REFUSED = ("operation_unsupported", "config_unsupported", "operation_failed", "internal_error")
 
 
 @dataclass(frozen=True)
@@ -162,7 +160,7 @@ def apply_attach(dom: Domain, device_xml: str, *, hotpluggable: bool, what: str,
     except VmdeckError as err:
         # QEMU or libvirt refused the hot-plug itself (no free slot, a device that cannot be
         # plugged live): libvirt changed nothing, so the configuration alone can still take it.
-        if not persistent or err.reason not in _HOTPLUG_REFUSED:
+        if not persistent or err.cause != HOTPLUG_REFUSED:
             raise
         reason = err.libvirt_text.strip().rstrip(".")
         dom.attach(device_xml, live=False, config=True, context=f"{dom.name}: add {what}")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from vmdeck.host.connection import Host
 from vmdeck.host.libvirt_api import Domain
 from vmdeck.vm.project import domain_project
-from vmdeck.vm.state import allowed_actions, state_name
+from vmdeck.vm.state import allowed_actions, capabilities, state_name
 
 if TYPE_CHECKING:  # the XML parser (lxml) is imported by show_vm only: `vmdeck list` starts faster without it
     from vmdeck.domxml.parse import DomainView
@@ -112,7 +112,8 @@ class VmDetails:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self.view)
         data.update(state=self.state, autostart=self.autostart, persistent=self.persistent,
-                    allowed_actions=allowed_actions(self.state), last_migration=self.last_migration)
+                    allowed_actions=allowed_actions(self.state), last_migration=self.last_migration,
+                    can=capabilities(self.state))  # what the pages offer: no page reads the state's name
         data["accel"] = "KVM" if self.view.domain_type == "kvm" else "TCG"
         data["project"] = self.view.extra.get("project")
         return data

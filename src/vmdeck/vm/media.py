@@ -18,7 +18,7 @@ from vmdeck.domxml.parse import DiskView, parse_domain
 from vmdeck.domxml.render import cdrom_element, to_xml
 from vmdeck.errors import Conflict, InvalidInput, NotFound, VmdeckError
 from vmdeck.host.connection import Host
-from vmdeck.host.libvirt_api import Domain
+from vmdeck.host.libvirt_api import TRAY_LOCKED, Domain
 from vmdeck.host.qemu_access import check_qemu_access
 from vmdeck.spec.models import BUSES
 from vmdeck.vm.create import check_iso
@@ -67,9 +67,7 @@ def _update(dom: Domain, config: str | None, live: str | None, target: str, iso:
         elif config_disk is not None:
             dom.update_device(dx.with_media(config_disk, iso), live=False, config=True, context=action)
     except VmdeckError as err:
-        text = err.libvirt_text
-        # libvirt 9.0 words a tray the guest keeps shut as "timed out waiting to open tray".
-        if "locked" in text or "waiting to open tray" in text:
+        if err.cause == TRAY_LOCKED:
             raise Conflict(f"{action}: the guest has locked the tray (unmount the disc in the guest, "
                            "or eject with --force)") from err
         raise

@@ -34,7 +34,7 @@ from vmdeck.host.connection import Host, connect
 from vmdeck.host.libvirt_api import Domain
 from vmdeck.paths import pool_dir
 from vmdeck.storage.pool import GIB, create_volume, delete_volume, volume_info
-from vmdeck.vm.state import current_state, require_state
+from vmdeck.vm.state import LIVE_STATES, STOPPED_STATES, current_state, require_state
 
 __all__ = ["migrate"]
 
@@ -205,9 +205,9 @@ def migrate(host: Host, name: str, dest_uri: str, *, live: bool = True, migrate_
         raise InvalidInput(f"migration bandwidth must be at least 1 MiB/s, got {bandwidth_mib}", field="bandwidth")
     dom = host.lookup(name)
     if live:
-        require_state(dom, {"running", "paused"}, "live-migrate")
+        require_state(dom, LIVE_STATES, "live-migrate")
     else:
-        require_state(dom, {"shut off", "crashed"}, "migrate offline (use live migration for a running VM)")
+        require_state(dom, STOPPED_STATES, "migrate offline (use live migration for a running VM)")
         if not dom.is_persistent():
             raise StateError(name, "transient", "persistent", "migrate offline")
     dest = connect(dest_uri)

@@ -46,7 +46,7 @@ from vmdeck.domxml.snapshots import (
 )
 from vmdeck.errors import Conflict, GuestError, HostError, InvalidInput, StateError, VmdeckError
 from vmdeck.host.connection import Host
-from vmdeck.host.libvirt_api import Domain
+from vmdeck.host.libvirt_api import AGENT_ABSENT, BLOCK_JOB_NOT_READY, Domain
 from vmdeck.paths import pool_dir
 from vmdeck.storage.images import backing_chain, create_overlay, image_info, qemu_img_commit, qemu_img_rebase_unsafe
 from vmdeck.storage.pool import delete_volume, ensure_pool
@@ -58,7 +58,6 @@ __all__ = ["SnapshotResult", "create_snapshot", "list_snapshots", "revert_snapsh
            "snapshot_tree", "collect_garbage", "config_xml", "save_tree"]
 
 Progress = Callable[[str], None]
-RUNNING = {"running", "blocked", "paused"}
 # A live block commit under TCG on a loaded host: generous, it waits on the job itself.
 BLOCK_JOB_TIMEOUT = 600.0
 
@@ -152,10 +151,10 @@ def create_snapshot(host: Host, name: str, snap: str | None = None, *, descripti
                            "the paused guest consistently", field="quiesce")
     dom = host.lookup(name)
     state = current_state(dom)
-    if state not in RUNNING and state != "shut off":
+    if not state.may_snapshot:
         raise StateError(name, state, "running, paused or shut off", "snapshot")
-    running = state in RUNNING
-    if (memory or quiesce) and not running:
+    running = state.live
+    if (memory or quiesce) and not state.may_snapshot_memory:
         raise StateError(name, state, "running", "snapshot with --memory or --quiesce")
     tree = snapshot_tree(dom)
     if tree.has(snap):
@@ -192,9 +191,8 @@ def create_snapshot(host: Host, name: str, snap: str | None = None, *, descripti
                 dom.snapshot_external(snapshot_xml(snap, description, overlays, skipped, memory_file),
                                       with_memory=memory, quiesce=quiesce)
             except VmdeckError as err:
-                text = str(err).lower()
-                if quiesce and ("agent" in text or "freeze" in text or "quiesce" in text):
-                    raise GuestError(f"cannot quiesce VM {name!r}: {getattr(err, 'libvirt_text', None) or err}") from err
+                if quiesce and err.cause == AGENT_ABSENT:
+                    raise GuestError(f"cannot quiesce VM {name!r}: {err.libvirt_text or err}") from err
                 raise
             if memory_file:
                 ensure_pool(host).refresh()
@@ -286,7 +284,7 @@ def _wait_block_job(dom: Domain, target: str, *, pivot: bool) -> None:
             try:
                 dom.block_job_pivot(target)
             except VmdeckError as err:
-                if "not ready" not in str(err):  # QEMU reports "ready" a moment after cur == end
+                if err.cause != BLOCK_JOB_NOT_READY:  # QEMU reports "ready" a moment after cur == end
                     raise
             else:
                 _wait_gone(dom, target, deadline)
@@ -328,7 +326,7 @@ def delete_snapshot(host: Host, name: str, snap: str, *, progress: Progress = la
     tree = snapshot_tree(dom)
     record = tree.get(snap)
     state = current_state(dom)
-    if state not in RUNNING and state != "shut off":
+    if not state.may_snapshot:
         raise StateError(name, state, "running, paused or shut off", "delete a snapshot of")
     notes: list[str] = []
     to_remove: list[str] = list(record.files)

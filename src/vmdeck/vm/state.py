@@ -1,7 +1,10 @@
-"""VM run states, the power verbs, and which verbs each state allows: the one copy of these rules.
+"""VM run states, the power verbs, what each state allows: the one copy of these rules.
 
 The CLI's commands, the API's routes (and the `allowed_actions` it sends with every
-VM) and the web pages' buttons all come from `POWER_VERBS` here.
+VM) and the web pages' buttons all come from `POWER_VERBS` here. Every other rule about
+states (may it be migrated live, has it a screen, may it be snapshotted ...) is a predicate
+of `VmState` below, and the API sends them with each VM as `can` (`capabilities`): no
+module and no page keeps its own set of state names.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from enum import StrEnum
 from vmdeck.errors import StateError
 from vmdeck.host.libvirt_api import STATE_NAMES, Domain, state_name
 
-__all__ = ["VmState", "ACTIVE", "ACTIVE_STATES", "PowerVerb", "POWER_VERBS", "STATE_NAMES", "state_name",
+__all__ = ["VmState", "ACTIVE", "ACTIVE_STATES", "LIVE_STATES", "STOPPED_STATES", "capabilities",
+           "PowerVerb", "POWER_VERBS", "STATE_NAMES", "state_name",
            "to_state", "allowed_actions", "current_state", "require_state", "require_verb"]
 
 
@@ -34,11 +38,62 @@ class VmState(StrEnum):
         """A QEMU process exists."""
         return self in ACTIVE_STATES
 
+    @property
+    def live(self) -> bool:
+        """QEMU runs the guest, or holds it paused: its screen, serial line, memory, monitor and block jobs
+        can be reached (a guest suspended to RAM or shutting down is not counted on for them)."""
+        return self in LIVE_STATES
+
+    @property
+    def stopped(self) -> bool:
+        """No QEMU process, and a definition to start again from (shut off, or crashed)."""
+        return self in STOPPED_STATES
+
+    @property
+    def has_console(self) -> bool:
+        """A screenshot, the display and the serial console can be reached."""
+        return self.live
+
+    @property
+    def may_migrate_live(self) -> bool:
+        return self.live
+
+    @property
+    def may_migrate_offline(self) -> bool:
+        return self.stopped
+
+    @property
+    def may_snapshot(self) -> bool:
+        """Disks only: of a live VM (its overlays switched under it) or of a shut-off one."""
+        return self.live or self is VmState.SHUT_OFF
+
+    @property
+    def may_snapshot_memory(self) -> bool:
+        """With --memory or --quiesce: the guest must be live."""
+        return self.live
+
+    @property
+    def may_sample(self) -> bool:
+        """CPU, memory and I/O statistics of a guest that runs (or is paused, counting nothing)."""
+        return self.live
+
 
 ACTIVE_STATES = frozenset({VmState.RUNNING, VmState.BLOCKED, VmState.PAUSED, VmState.SHUTTING_DOWN,
                            VmState.SUSPENDED})
 # The same set as plain strings, for callers that hold a state name.
 ACTIVE = {str(s) for s in ACTIVE_STATES}
+LIVE_STATES = frozenset({VmState.RUNNING, VmState.BLOCKED, VmState.PAUSED})
+STOPPED_STATES = frozenset({VmState.SHUT_OFF, VmState.CRASHED})
+# What the API tells a page a VM may do now (the VM's "can"), by name.
+_CAPABILITIES = ("active", "has_console", "may_migrate_live", "may_migrate_offline", "may_snapshot",
+                 "may_snapshot_memory", "may_sample")
+
+
+def capabilities(state: str) -> dict[str, bool]:
+    """{"console": .., "migrate_live": .., "migrate_offline": .., "snapshot": .., "snapshot_memory": ..,
+    "sample": .., "active": ..} for a VM in `state`: what the pages offer."""
+    known = to_state(state)
+    return {name.removeprefix("may_").removeprefix("has_"): bool(getattr(known, name)) for name in _CAPABILITIES}
 
 
 def to_state(name: str) -> VmState:

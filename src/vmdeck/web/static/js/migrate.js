@@ -9,14 +9,14 @@ const go = document.getElementById('migrate-go');
 const log = document.getElementById('migrate-log');
 const bar = document.getElementById('migrate-progress');
 let current = null;
-let state = null;
+let can = {};  // the VM's capabilities from the server (vmdeck.vm.state.capabilities), never its state's name
 
 async function load() {
   const [hosts, vms, details] = await Promise.all([
     api('GET', '/api/hosts'), api('GET', '/api/vms'), api('GET', `/api/vms/${encodeURIComponent(vm)}`)]);
   const mine = vms.find((v) => v.name === vm);
   current = mine ? mine.host : null;
-  state = details.state;
+  can = details.can || {};
   document.getElementById('migrate-current').textContent = current || '?';
   const last = details.last_migration;
   document.getElementById('migrate-last').textContent = last
@@ -26,12 +26,13 @@ async function load() {
   select.replaceChildren(...choices.map((h) => el('option', {
     value: h.name, disabled: !h.reachable || h.draining,
   }, `${h.name} (${h.reachable ? (h.draining ? 'draining' : `${h.memory_free_mib} MiB free`) : 'unreachable'})`)));
-  go.disabled = !choices.some((h) => h.reachable && !h.draining);
+  const movable = can.migrate_live || can.migrate_offline;
+  go.disabled = !movable || !choices.some((h) => h.reachable && !h.draining);
+  go.title = movable ? '' : `${vm} is ${details.state}: it moves when it runs (live) or is shut off`;
 }
 
 go.addEventListener('click', async () => {
-  const live = state !== 'shut off' && state !== 'crashed';
-  const body = { to: select.value, live };
+  const body = { to: select.value, live: Boolean(can.migrate_live) };
   if (document.getElementById('migrate-timeout-on').checked) body.timeout = Number(document.getElementById('migrate-timeout').value);
   go.disabled = true;
   bar.hidden = false;
@@ -49,5 +50,7 @@ go.addEventListener('click', async () => {
 
 connectEvents((message) => {
   if (message.type === 'migration' && message.vm === vm) log.append(el('li', {}, message.line));
+  // A new state changes what may be done: ask the server again rather than judge the state here.
+  if (message.type === 'state' && message.vm === vm && bar.hidden) load().catch(() => {});
 });
 load().catch((error) => toast(error.message, true));

@@ -1,0 +1,172 @@
+"""Creating, powering, resizing and deleting VMs (use-case layer).
+
+The CLI (`vmdeck create|start|shutdown|...|delete|set`, in-process and on its fast path) and the REST API
+(`/api/vms...`, which also serves the CLI's hand-off on the local socket) call these functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from vmdeck.errors import Conflict, NotFound
+from vmdeck.host.connection import Host
+from vmdeck.store.quota import Demand, locked_change, reserve
+from vmdeck.store.tenancy import DEFAULT_PROJECT
+from vmdeck.usecases.actor import Actor
+from vmdeck.usecases.audit import audited, project_of_vm
+from vmdeck.usecases.common import Progress, quiet
+from vmdeck.usecases.permissions import authorize
+from vmdeck.usecases.services import Services
+from vmdeck.vm import lifecycle
+
+if TYPE_CHECKING:  # pydantic: not on the path of `vmdeck start` (vmdeck.cli.fast)
+    from vmdeck.spec.models import VmSpec
+
+__all__ = ["Created", "create", "start", "start_many", "power", "shutdown", "delete", "set_resources", "adopt"]
+
+
+@dataclass(frozen=True)
+class Created:
+    host: Host
+    host_name: str  # the registered host placement chose ("" with one host)
+    project: str
+    view: Any  # vmdeck.domxml.parse.DomainView of the new VM
+
+
+@contextlib.contextmanager
+def _placed(svc: Services, local: Host | None, spec: VmSpec, wanted: str | None) -> Iterator[tuple[Host, str]]:
+    """The host a new VM goes to. With several hosts its room stays held until the body is done (the VM
+    runs, or the create failed), so a create placed meanwhile counts it (vmdeck.cluster.place)."""
+    if svc.fleet is None:
+        if wanted not in (None, "auto", "local") or local is None:
+            raise NotFound(f"no host named {wanted!r} is registered (one host is managed here)")
+        yield local, ""
+        return
+    from vmdeck.cluster.place import placed
+
+    with placed(svc.fleet, spec, None if wanted in (None, "auto") else wanted) as entry:
+        yield svc.fleet.host(entry), entry.name
+
+
+def create(svc: Services, actor: Actor, spec: VmSpec, *, local: Host | None, project: str | None = None,
+           on_host: str | None = None, cloud_init: Any = None, start: bool = False, wait: bool = False,
+           timeout: float = 120.0, progress: Progress = quiet) -> Created:
+    """Create VM `spec` in `project` (default `default`, made on first use) within its quotas, on `local`
+    (one host) or the registered host placement picks (`on_host`: a name, or None/"auto")."""
+    from vmdeck.usecases.charges import create_demand
+    from vmdeck.vm.create import create_vm
+
+    project = project or DEFAULT_PROJECT
+    with audited(svc, actor, "vm.create", project, spec.name, status=201):
+        authorize(actor, "vm.create", project)
+        svc.tenancy.ensure_project(project)
+        demand = create_demand(spec)  # before anything exists: an image's overlay counts its full size
+        with _placed(svc, local, spec, on_host) as (host, host_name):
+            from vmdeck.vm.networks import check_network_use
+
+            for network in sorted({nic.network for nic in spec.nics}):  # another project's network: 404
+                check_network_use(host, network, project, admin=actor.admin)
+            if host.exists(spec.name):
+                raise Conflict(f"a VM named {spec.name!r} already exists")
+            # Counted on every registered host (or the one host); the VM's host keeps what it took.
+            with reserve(svc.db, svc.counted_on(host), project, demand, f"vm:{spec.name}", on=host):
+                view = create_vm(host, spec, progress, cloud_init=cloud_init, project=project)
+            if start:
+                lifecycle.start(host, spec.name, wait=wait, timeout=timeout, progress=progress)
+    return Created(host, host_name, project, view)
+
+
+def start(svc: Services, actor: Actor, host: Host, name: str, *, wait: bool = False, timeout: float = 120.0,
+          progress: Progress = quiet) -> None:
+    project = project_of_vm(svc, actor, "vm.power", host, name)
+    with audited(svc, actor, "vm.power", project, name):
+        authorize(actor, "vm.power", project)
+        lifecycle.start(host, name, wait=wait, timeout=timeout, progress=progress)
+
+
+def start_many(svc: Services, actor: Actor, host: Host, names: list[str], *, wait: bool = False,
+               timeout: float = 120.0, progress: Progress = quiet) -> None:
+    """Start several VMs at once (a boot storm); one audit line per VM, each with the storm's outcome."""
+    from vmdeck.vm.boot import start_many as storm
+
+    names = list(dict.fromkeys(names))
+    projects = {name: project_of_vm(svc, actor, "vm.power", host, name) for name in names}
+    with contextlib.ExitStack() as lines:
+        for name in names:
+            lines.enter_context(audited(svc, actor, "vm.power", projects[name], name))
+        for name in names:
+            authorize(actor, "vm.power", projects[name])
+        storm(host, names, wait=wait, timeout=timeout, progress=progress)
+
+
+def power(svc: Services, actor: Actor, host: Host, name: str, verb: str) -> None:
+    """A power verb without options (vmdeck.vm.state.POWER_VERBS): poweroff, reboot, reset, pause, resume."""
+    project = project_of_vm(svc, actor, "vm.power", host, name)
+    with audited(svc, actor, "vm.power", project, name):
+        authorize(actor, "vm.power", project)
+        lifecycle.power(host, name, verb)
+
+
+def shutdown(svc: Services, actor: Actor, host: Host, name: str, *, timeout: float = 60.0, force: bool = False,
+             progress: Progress = quiet) -> str:
+    project = project_of_vm(svc, actor, "vm.power", host, name)
+    with audited(svc, actor, "vm.power", project, name):
+        authorize(actor, "vm.power", project)
+        how = lifecycle.shutdown(host, name, timeout=timeout, force=force, progress=progress)
+    return how
+
+
+def delete(svc: Services, actor: Actor, host: Host, name: str, *, force: bool = False, keep_disks: bool = False,
+           progress: Progress = quiet) -> list[str]:
+    """Delete the VM and the volumes vmdeck created for it; the volumes deleted."""
+    project = project_of_vm(svc, actor, "vm.delete", host, name)
+    with audited(svc, actor, "vm.delete", project, name):
+        authorize(actor, "vm.delete", project)
+        removed = lifecycle.delete(host, name, force=force, keep_disks=keep_disks, progress=progress)
+    return removed
+
+
+def set_resources(svc: Services, actor: Actor, host: Host, name: str, *, vcpus: int | None = None,
+                  memory_mib: int | None = None, autostart: bool | None = None,
+                  boot_order: list[str] | None = None) -> dict[str, Any]:
+    """Change vCPUs and/or memory (growth checked and applied under the quota lock), autostart, boot order."""
+    from vmdeck.vm.inventory import show_vm
+    from vmdeck.vm.settings import set_autostart, set_boot_order, set_vm_resources
+
+    project = project_of_vm(svc, actor, "vm.resize", host, name)
+    reply: dict[str, Any] = {"name": name}
+    with audited(svc, actor, "vm.resize", project, name):
+        authorize(actor, "vm.resize", project)
+        if vcpus is not None or memory_mib is not None or (autostart is None and boot_order is None):
+            def apply() -> Any:
+                return set_vm_resources(host, name, vcpus=vcpus, memory_mib=memory_mib)
+
+            if project is None:  # a VM outside any project: no quota to hold it to
+                change = apply()
+            else:
+                current = show_vm(host, name).view
+                demand = Demand(vcpus=max(0, (vcpus or current.vcpus) - current.vcpus),
+                                memory_mib=max(0, (memory_mib or current.memory_mib) - current.memory_mib))
+                change = locked_change(svc.db, svc.counted_on(host), project, demand, apply, on=host)
+            reply.update(vcpus=change.vcpus, memory_mib=change.memory_mib, applies=change.applies)
+        if boot_order is not None:
+            reply["boot_order"] = list(set_boot_order(host, name, list(boot_order)))
+        if autostart is not None:
+            reply["autostart"] = set_autostart(host, name, autostart)
+    return reply
+
+
+def adopt(svc: Services, actor: Actor, host: Host, name: str, project: str) -> str | None:
+    """Record VM `name` (made by virt-install, virsh, or in another project) as `project`'s (created when it
+    does not exist); its previous project. An administrator's decision: not held to the quota."""
+    from vmdeck.vm.project import project_of, set_project
+
+    with audited(svc, actor, "vm.adopt", project, name):
+        authorize(actor, "vm.adopt", project)
+        svc.tenancy.ensure_project(project)
+        before = project_of(host, name)
+        set_project(host, name, project)
+    return before
