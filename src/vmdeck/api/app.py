@@ -13,6 +13,7 @@ from vmdeck import __version__
 from vmdeck.api import (
     audit,
     auth,
+    backups,
     console,
     devices,
     events,
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     for module in (auth, vms, snapshots, templates, images, host_api, hosts, isos, devices, hostview, console, events,
                    projects, audit):
         app.include_router(module.router)
+    app.include_router(backups.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")
     app.add_middleware(WriteInvalidation, inventory=ctx.inventory)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import typer
 from rich.table import Table
 
@@ -30,9 +33,36 @@ def create(
     """Back up a VM: incremental when its chain can continue, full otherwise (saying why)."""
     from vmdeck.vm.backup import create_backup
 
+    host = ctx.obj.host()
+    _check_quota(host, name, repo)
     with progress_reporter(f"backup of {name}") as progress:
-        result = create_backup(ctx.obj.host(), name, repo=repo, full=full, quiesce=quiesce, progress=progress)
+        result = create_backup(host, name, repo=repo, full=full, quiesce=quiesce, progress=progress)
     print_json(result) if as_json else out.print(result.message, markup=False)
+
+
+def _database() -> Any:
+    """The control plane's database when there is one (a host that never ran `vmdeck serve` has none)."""
+    from vmdeck.paths import database_path
+
+    path = database_path()
+    if not path.exists():
+        return None
+    from vmdeck.store.db import open_database
+
+    return open_database(path)
+
+
+def _check_quota(host: Any, name: str, repo: str | None) -> None:
+    """The VM's project's backup-storage quota, checked before anything is copied (as the API does)."""
+    db = _database()
+    if db is None:
+        return
+    from vmdeck.storage.backup_repo import Repository
+    from vmdeck.store.backups import check_backup_quota
+    from vmdeck.vm.backup import estimate_bytes
+    from vmdeck.vm.project import project_of
+
+    check_backup_quota(db, project_of(host, name), Repository(repo), estimate_bytes(host, name, repo=repo))
 
 
 @backup_app.command("list")
@@ -150,6 +180,72 @@ def cancel(
 
     asked = cancel_backups(name, repo=repo)
     out.print("cancelling " + ", ".join(asked), markup=False)
+
+
+@backup_app.command("schedule")
+def schedule(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The VM."),
+    every: str = typer.Option(None, "--every", help="How often: 30m, 6h, 2d, hourly, daily, weekly."),
+    keep: int = typer.Option(None, "--keep", "--keep-last", help="Keep the newest N backups (pruned after each)."),
+    keep_daily: int = typer.Option(0, "--keep-daily", help="Also keep the newest of each of the last D days."),
+    keep_weekly: int = typer.Option(0, "--keep-weekly", help="Also keep the newest of each of the last W weeks."),
+    repo: str = typer.Option(None, "--repo", help=REPO_HELP),
+    remove: bool = typer.Option(False, "--remove", help="Remove the VM's schedule."),
+) -> None:
+    """Back a VM up on a schedule, run by `vmdeck serve` (or `vmdeck backup run-due` from cron)."""
+    from vmdeck.cli.stores import stores
+    from vmdeck.errors import InvalidInput
+    from vmdeck.store.backups import parse_every, remove_schedule, set_schedule
+
+    host = ctx.obj.host()
+    host.lookup(name)  # NotFound now, not at the first run
+    db = stores(None).db
+    if remove:
+        remove_schedule(db, name, host.uri)
+        out.print(f"{name}: backup schedule removed", markup=False)
+        return
+    if every is None or keep is None:
+        raise InvalidInput("say --every (e.g. 6h or daily) and --keep N")
+    made = set_schedule(db, name, host.uri, parse_every(every), keep, keep_daily=keep_daily,
+                        keep_weekly=keep_weekly, repo=repo)
+    out.print(f"{name}: backed up every {every}, keeping the newest {made.keep_last}"
+              + (f", {keep_daily} daily" if keep_daily else "") + (f", {keep_weekly} weekly" if keep_weekly else ""),
+              markup=False)
+
+
+@backup_app.command("schedules")
+def schedules_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """The backup schedules and how their last run went."""
+    from vmdeck.cli.stores import stores
+    from vmdeck.store.backups import schedules
+
+    found = schedules(stores(None).db)
+    if as_json:
+        print_json(found)
+        return
+    table = Table("VM", "EVERY", "KEEP", "LAST RUN", "RESULT", box=None, header_style="bold")
+    for s in found:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.last_run)) if s.last_run else "never"
+        table.add_row(s.vm, f"{s.every_s // 60} min", str(s.keep_last), when, s.last_result or "")
+    out.print(table)
+
+
+@backup_app.command("run-due")
+def run_due_cmd(
+    ctx: typer.Context,
+    run_all: bool = typer.Option(False, "--all", help="Run every schedule of this host now, due or not."),
+) -> None:
+    """Take the scheduled backups that are due on this host (for cron, where no `vmdeck serve` runs)."""
+    from vmdeck.cli.stores import stores
+    from vmdeck.store.backups import run_due
+
+    with progress_reporter("scheduled backups") as progress:
+        lines = run_due(stores(None).db, ctx.obj.host(), force=run_all, progress=progress)
+    for line in lines or ["no backup is due"]:
+        out.print(line, markup=False)
+    if any(" failed: " in line for line in lines):
+        raise typer.Exit(1)
 
 
 def export(

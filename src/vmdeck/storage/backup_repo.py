@@ -219,6 +219,9 @@ class Repository:
             raise InvalidInput(f"cannot use {self.root} as a backup repository: {err.strerror}", field="repo") from err
         if not os.access(self.root, os.W_OK):
             raise InvalidInput(f"backup repository {self.root} is not writable", field="repo")
+
+    def check_reachable(self) -> None:
+        """InvalidInput when QEMU could not write into the repository."""
         # QEMU (libvirt's unprivileged qemu user) writes the disk files itself: every folder on the way
         # must let others pass (o+x), though none needs to be listable.
         for folder in (self.root.resolve(), *self.root.resolve().parents):

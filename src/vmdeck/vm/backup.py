@@ -36,12 +36,13 @@ from vmdeck.errors import Conflict, GuestError, HostError, InvalidInput, StateEr
 from vmdeck.host.connection import Host
 from vmdeck.host.libvirt_api import Domain
 from vmdeck.storage.backup_repo import BackupFile, Manifest, Partial, Repository, sha256_of
-from vmdeck.storage.images import image_info, qemu_img_rebase_unsafe
+from vmdeck.storage.images import image_info, qemu_img_rebase_unsafe, read_backing
 from vmdeck.vm.project import domain_project
 from vmdeck.vm.snapshot_ops import RUNNING, config_xml
 from vmdeck.vm.state import current_state
 
-__all__ = ["BackupResult", "create_backup", "settle_partial", "Progress", "BytesProgress", "CHECKPOINT_PREFIX", "iso_label"]
+__all__ = ["BackupResult", "create_backup", "settle_partial", "estimate_bytes", "Progress", "BytesProgress",
+           "CHECKPOINT_PREFIX", "iso_label"]
 
 Progress = Callable[[str], None]
 BytesProgress = Callable[[int, int], None]
@@ -153,8 +154,9 @@ def _wait_job(dom: Domain, partial: Partial, progress: Progress, on_bytes: Bytes
             raise HostError(f"backup of {dom.name} made no progress for {STALL_TIMEOUT:.0f} s: cancelled")
         if on_bytes:
             on_bytes(done, total)
-        if time.monotonic() - last_report > 2.0 and total:
+        if time.monotonic() - last_report > 1.0 and total:
             progress(f"copied {done / 2**20:.0f} MiB of {total / 2**20:.0f} MiB")
+            partial.note(done=done, total=total)  # for `backup list` and the API while it runs
             last_report = time.monotonic()
         time.sleep(_POLL)
     if phase == "cancelled":
@@ -228,6 +230,35 @@ def _extra_files(partial: Partial, config: str, view_disks: tuple[DiskView, ...]
     return made
 
 
+def _allocated(path: str) -> int:
+    """Bytes the image and its backing files take on disk: what a full backup copies at most."""
+    total = 0
+    current: str | None = path
+    seen: set[str] = set()
+    while current and current not in seen and Path(current).exists():
+        seen.add(current)
+        total += Path(current).stat().st_blocks * 512
+        current = read_backing(current)
+    return total
+
+
+def estimate_bytes(host: Host, name: str, *, repo: str | Path | None = None) -> int:
+    """What the next backup of `name` would add to the repository, for a quota check before it starts:
+    the data written since the last checkpoint when an incremental of a running VM follows, else every
+    allocated byte of its disks' chains."""
+    dom = host.lookup(name)
+    state = current_state(dom)
+    view = parse_domain(dom.xml() if state in RUNNING else config_xml(dom))
+    disks, _skipped = _disks(view.disks)
+    last = Repository(repo).latest(name)
+    if state in RUNNING and last is not None and last.checkpoint:
+        parent, _why = _decide(dom, dom.uuid(), disks, last, False, dom.checkpoint_names())
+        if parent is not None and parent.checkpoint:
+            with contextlib.suppress(VmdeckError):
+                return dom.checkpoint_dirty_bytes(parent.checkpoint)
+    return sum(_allocated(d.source or "") for d in disks)
+
+
 def create_backup(host: Host, name: str, *, repo: str | Path | None = None, full: bool = False,
                   quiesce: bool = False, progress: Progress = lambda _m: None,
                   on_bytes: BytesProgress | None = None, chain: bool = True) -> BackupResult:
@@ -254,6 +285,7 @@ def create_backup(host: Host, name: str, *, repo: str | Path | None = None, full
     if quiesce and not view.has_agent_channel:
         raise GuestError(f"VM {name!r} has no guest agent channel: --quiesce needs qemu-ga in the guest")
     repository.ensure()
+    repository.check_reachable()
     # Bitmaps live in qcow2 v3 images only: a v2 (or raw) disk gets full backups, without a checkpoint.
     bitmap_ready = all(d.format == "qcow2" and _qcow2_version(d.source or "") == 3 for d in disks)
     last = repository.latest(name)
