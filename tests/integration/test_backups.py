@@ -31,6 +31,18 @@ from vmdeck.vm.create import create_vm
 MiB = 2**20
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _own_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A database of the module's own (schedules, quotas), for the tests and the commands they run."""
+    saved = os.environ.get("VMDECK_DB")
+    os.environ["VMDECK_DB"] = str(tmp_path_factory.mktemp("db") / "vmdeck.sqlite")
+    yield
+    if saved is None:
+        os.environ.pop("VMDECK_DB", None)
+    else:
+        os.environ["VMDECK_DB"] = saved
+
+
 def vmdeck(repo: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200", "VMDECK_BACKUP_REPO": str(repo)}
     return subprocess.run([*VMDECK, *args], capture_output=True, text=True, timeout=timeout, env=env)
@@ -94,6 +106,8 @@ def running(host: Host) -> Iterator[str]:
 def stopped(host: Host) -> Iterator[str]:
     name = f"{PREFIX}bk-off-{uuid.uuid4().hex[:6]}"
     create_vm(host, resolve("tiny", name, Overrides()))
+    # Enough data that a copy takes a moment (written on the host: the VM never runs).
+    host_write(disk_of(host, name), 0, 0x5A, "128M")
     yield name
     delete_vm(host, name)
 
@@ -168,11 +182,10 @@ def test_full_then_incremental_restore_each_point(host: Host, running: str, repo
     assert read_marker(host, as_inc) == "BBBBBBBB"
     lifecycle.poweroff(host, as_inc)
 
+    # The full one is read on the host (one guest boot per test is enough to show a restore boots).
     as_full = restored("full")
     ok(vmdeck(repo, "backup", "restore", full["id"], "--as", as_full))
-    boot(host, as_full)
-    assert read_marker(host, as_full) == "AAAAAAAA"
-    lifecycle.poweroff(host, as_full)
+    assert host_read(disk_of(host, as_full), 0, ord("A"), 8)
     assert read_marker(host, running) == "CCCCCCCC"
 
     # In place: refused while the VM runs; --force replaces it (same UUID), and the next backup
@@ -183,9 +196,8 @@ def test_full_then_incremental_restore_each_point(host: Host, running: str, repo
     assert read_marker(host, running) == "CCCCCCCC"
     ok(vmdeck(repo, "backup", "restore", inc["id"], "--force"))
     assert host.lookup(running).uuid() == uuid_before
-    boot(host, running)
-    assert read_marker(host, running) == "BBBBBBBB"
-    again = backup(repo, running)
+    assert host_read(disk_of(host, running), 0, ord("B"), 8)
+    again = backup(repo, running)  # shut off now: started paused for it
     assert again["kind"] == "full" and "checkpoint" in again["reason"], again["reason"]
     assert backup(repo, running)["kind"] == "incremental"
 
@@ -215,21 +227,17 @@ def test_backup_after_snapshot_revert_starts_a_new_chain(host: Host, running: st
     write_marker(host, running, "SNAPSHOT")
     after_snapshot = backup(repo, running)  # libvirt's external snapshot carries the bitmap over
     assert after_snapshot["kind"] == "incremental", after_snapshot["reason"]
-    ok(vmdeck(repo, "snapshot", "revert", running, "s1"))
-    boot(host, running)
-    write_marker(host, running, "REVERTED")
+    ok(vmdeck(repo, "snapshot", "revert", running, "s1"))  # the VM is off, on a fresh overlay
+    host_write(disk_of(host, running), 0, ord("R"), "512")
     made = backup(repo, running)
     assert made["kind"] == "full" and "new chain" in made["reason"], made["reason"]
     assert backup(repo, running)["kind"] == "incremental"
     back = restored("rev")
     ok(vmdeck(repo, "backup", "restore", made["id"], "--as", back))
-    boot(host, back)
-    assert read_marker(host, back) == "REVERTED"
+    assert host_read(disk_of(host, back), 0, ord("R"))
 
 
 def test_sigkill_mid_backup_leaves_no_entry_and_doctor_fixes(host: Host, stopped: str, repo: Path) -> None:
-    # Enough data that the copy takes a moment (written on the host: the VM is off).
-    host_write(disk_of(host, stopped), 0, 0x5A, "256M")
     env = {**os.environ, "VMDECK_BACKUP_REPO": str(repo)}
     proc = subprocess.Popen([*VMDECK, "backup", "create", stopped], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -248,20 +256,25 @@ def test_sigkill_mid_backup_leaves_no_entry_and_doctor_fixes(host: Host, stopped
     # The VM the killed backup had started paused is off again, and the next backup works.
     assert wait_for(lambda: lifecycle.current_state(host.lookup(stopped)) == "shut off", timeout=120)
     made = backup(repo, stopped)
-    assert made["kind"] == "full" and made["bytes"] > 250 * MiB
+    assert made["kind"] == "full" and made["bytes"] > 120 * MiB
     assert lifecycle.current_state(host.lookup(stopped)) == "shut off"
 
 
-def test_shut_off_backups_and_retention(host: Host, stopped: str, repo: Path, restored: Callable[[str], str]) -> None:
+def test_schedule_on_a_shut_off_vm_keeps_exactly_three(host: Host, stopped: str, repo: Path,
+                                                        restored: Callable[[str], str]) -> None:
     image = disk_of(host, stopped)
+    ok(vmdeck(repo, "backup", "schedule", stopped, "--every", "6h", "--keep", "3", "--repo", str(repo)))
     ids = []
     for run in range(6):
         host_write(image, 0, 0x30 + run, "512")  # "0", "1", ... in the first sector
-        made = backup(repo, stopped)
-        assert made["kind"] == ("full" if run == 0 else "incremental"), made["reason"]
-        ids.append(made["id"])
-        ok(vmdeck(repo, "backup", "prune", stopped, "--keep-last", "3"))
-        assert lifecycle.current_state(host.lookup(stopped)) == "shut off"
+        if run == 1:  # the schedule ran moments ago: not due again for 6 hours
+            assert ok(vmdeck(repo, "backup", "run-due")).strip() == "no backup is due"
+        ran = ok(vmdeck(repo, "backup", "run-due", "--all"))
+        assert f"backup {stopped}-" in ran and "failed" not in ran, ran
+        listed = json.loads(ok(vmdeck(repo, "backup", "list", stopped, "--json")))
+        assert listed[-1]["kind"] == ("full" if run == 0 else "incremental"), listed[-1]["reason"]
+        ids.append(listed[-1]["id"])
+    assert lifecycle.current_state(host.lookup(stopped)) == "shut off"
     kept = [b["id"] for b in json.loads(ok(vmdeck(repo, "backup", "list", stopped, "--json")))]
     assert kept == ids[3:]
     for backup_id in kept:
@@ -275,6 +288,28 @@ def test_shut_off_backups_and_retention(host: Host, stopped: str, repo: Path, re
         restored_disk = disk_of(host, back)
         assert host_read(restored_disk, 0, 0x30 + run) and host_read(restored_disk, MiB, 0x5A)
         delete_vm(host, back)
+    ok(vmdeck(repo, "backup", "schedule", stopped, "--remove"))
+
+
+def test_backup_storage_quota_refuses_up_front(host: Host, stopped: str, repo: Path) -> None:
+    from vmdeck.store.backups import set_backup_quota
+    from vmdeck.store.db import open_database
+    from vmdeck.store.tenancy import Tenancy
+    from vmdeck.vm.project import set_project
+
+    db = open_database(Path(os.environ["VMDECK_DB"]))
+    Tenancy(db).ensure_project("bkquota")
+    set_backup_quota(db, "bkquota", 0.05)  # 51 MiB; the VM's disk holds 128 MiB
+    set_project(host, stopped, "bkquota")
+    try:
+        refused = vmdeck(repo, "backup", "create", stopped)
+        assert refused.returncode == 4 and "quota exceeded" in refused.stderr and "backup_gib" in refused.stderr
+        assert not repo.exists() or list(repo.iterdir()) == []
+        assert lifecycle.current_state(host.lookup(stopped)) == "shut off"
+        set_backup_quota(db, "bkquota", 1)
+        assert backup(repo, stopped)["kind"] == "full"
+    finally:
+        set_project(host, stopped, None)
 
 
 def test_export_and_import(host: Host, stopped: str, repo: Path, tmp_repo_dir: Path,
