@@ -261,6 +261,23 @@ def test_sigkill_mid_backup_leaves_no_entry_and_doctor_fixes(host: Host, stopped
     assert lifecycle.current_state(host.lookup(stopped)) == "shut off"
 
 
+def test_cancel_leaves_nothing(host: Host, stopped: str, repo: Path) -> None:
+    from vmdeck.vm.backup_ops import cancel_backups
+
+    env = {**os.environ, "VMDECK_BACKUP_REPO": str(repo)}
+    proc = subprocess.Popen([*VMDECK, "backup", "create", stopped], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: any((p / "disk-vda.qcow2").exists() for p in repo.glob(".*")) if repo.is_dir() else False,
+             timeout=300, interval=0.05)
+    assert len(cancel_backups(stopped, repo=repo)) == 1
+    _out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 4 and "cancelled" in err, err
+    assert list(repo.iterdir()) == []  # no entry, no partial folder
+    assert lifecycle.current_state(host.lookup(stopped)) == "shut off"
+    findings = json.loads(ok(vmdeck(repo, "doctor", "--json")))["findings"]
+    assert [f for f in findings if f["kind"] == "backup-partial"] == []
+
+
 def test_schedule_on_a_shut_off_vm_keeps_exactly_three(host: Host, stopped: str, repo: Path,
                                                         restored: Callable[[str], str]) -> None:
     from vmdeck.vm.backup_ops import verify_backup
