@@ -102,15 +102,16 @@ def main() -> None:
                 inc_t.append(time.perf_counter() - started)
                 assert inc.kind == "incremental", inc.reason
                 inc_bytes.append(inc.bytes)
-                new = f"{PREFIX}r{i}"
-                restore_t.append(timed(lambda inc=inc, new=new, repo=repo: restore_backup(host, inc.id, repo=repo,
-                                                                                         as_name=new)))
-                lifecycle.delete(host, new)
+                # The baseline first: whichever runs second reads the backup's files from the page cache.
                 target = pool_dir() / f"{PREFIX}back{i}.qcow2"
                 full_file = repo / full.id / "disk-vda.qcow2"
                 back_t.append(timed(lambda f=full_file, t=target: run(["qemu-img", "convert", "-O", "qcow2", str(f),
                                                                        str(t)])))
                 target.unlink()
+                new = f"{PREFIX}r{i}"
+                restore_t.append(timed(lambda inc=inc, new=new, repo=repo: restore_backup(host, inc.id, repo=repo,
+                                                                                         as_name=new)))
+                lifecycle.delete(host, new)
                 copy.unlink()
                 shutil.rmtree(repo)
     finally:

@@ -297,7 +297,7 @@ def create_backup(host: Host, name: str, *, repo: str | Path | None = None, full
     backup_id = _new_id(name)
     checkpoint = f"{CHECKPOINT_PREFIX}{backup_id}" if bitmap_ready and chain else None
     partial = repository.begin(backup_id)
-    started_paused = False
+    started_paused = published = False
     try:
         partial.note(vm=name, uri=host.uri, started_paused=False)
         if state == "shut off":
@@ -334,8 +334,6 @@ def create_backup(host: Host, name: str, *, repo: str | Path | None = None, full
         for file_name, role, target in _extra_files(partial, config, view.disks):
             path = partial.file(file_name)
             files.append(BackupFile(file_name, role, path.stat().st_size, sha256_of(path), target))
-        if checkpoint:
-            _drop_checkpoints(dom, keep=checkpoint)
         manifest = Manifest(id=backup_id, vm=name, uuid=uuid, project=project, host=host.uri,
                             created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                             kind="incremental" if parent else "full", parent=parent.id if parent else None,
@@ -344,7 +342,14 @@ def create_backup(host: Host, name: str, *, repo: str | Path | None = None, full
         if partial.cancel_requested:
             raise Conflict(f"backup of {name} cancelled: nothing was kept")
         partial.publish(manifest)
+        published = True
+        if checkpoint:
+            # Only now: until the backup exists, the previous one's checkpoint is what a retry continues from.
+            with contextlib.suppress(VmdeckError):
+                _drop_checkpoints(dom, keep=checkpoint)
     except BaseException:
+        if published:
+            raise  # the backup exists; a checkpoint left over only costs writes, the next backup drops it
         partial.discard()
         if checkpoint:
             # A checkpoint no backup records would only cost writes; the last good one stays.
