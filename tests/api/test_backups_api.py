@@ -59,10 +59,11 @@ def test_backups_belong_to_their_projects(make_app: AppFactory, client: TestClie
 
 def test_backup_storage_quota_refuses_up_front(make_app: AppFactory, client: TestClient) -> None:
     world = make_world(client.app, client)  # type: ignore[arg-type]
-    from vmdeck.store.backups import set_backup_quota
-
-    set_backup_quota(client.app.state.ctx.accounts.db, "alpha", 1 / 1024)  # 1 MiB
+    assert world.client("alpha-manager").put("/api/projects/alpha/backup-quota",
+                                             json={"max_backup_gib": 1}).status_code == 403  # administrators only
     _fake_backup("a1", "alpha", 2 * 2**20)  # already 2 MiB in the repository
+    set_to = client.put("/api/projects/alpha/backup-quota", json={"max_backup_gib": 1 / 1024})  # 1 MiB
+    assert set_to.status_code == 200 and set_to.json()["used_gib"] * 1024 == 2.0
     before = sorted(p.name for p in Repository().root.iterdir())
     refused = world.client("alpha-operator").post("/api/vms/a1/backups", json={})
     assert refused.status_code == 409 and refused.json()["kind"] == "quota_exceeded", refused.text

@@ -153,6 +153,20 @@ def _own_backups_only(name: str, grant: Grant) -> None:
                        "ask an administrator to prune them")
 
 
+class BackupQuota(BaseModel):
+    max_backup_gib: float | None = Field(None, ge=0, description="GiB; null: no limit.")
+
+
+@router.put("/api/projects/{project}/backup-quota")
+def backups_quota(project: str, body: BackupQuota, ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    """Set a project's backup-storage quota (administrators); the answer shows what its backups take."""
+    from vmdeck.store.backups import backup_quota_gib, project_backup_bytes, set_backup_quota
+
+    set_backup_quota(ctx.accounts.db, project, body.max_backup_gib)
+    return {"project": project, "max_backup_gib": backup_quota_gib(ctx.accounts.db, project),
+            "used_gib": project_backup_bytes(Repository(), project) / 2**30}
+
+
 @router.get("/api/backups")
 def backups_all(vm: str | None = None, grant: Grant = Depends(grant_of)) -> list[dict[str, Any]]:
     """Every backup the caller may see (of deleted VMs too), oldest first; `?vm=` for one VM's."""

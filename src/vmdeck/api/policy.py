@@ -116,6 +116,7 @@ POLICY: dict[str, Rule] = {
                                                    "PUT /api/vms/{name}/backups/schedule",
                                                    "DELETE /api/vms/{name}/backups/schedule")),
     "backup.restore": Rule("manager", "backup", routes=("POST /api/backups/{backup_id}/restore",)),
+    "backup.quota": Rule("admin", routes=("PUT /api/projects/{project}/backup-quota",)),
     "iso.delete": Rule("manager", "iso", routes=("DELETE /api/isos/{name}",)),
 }
 

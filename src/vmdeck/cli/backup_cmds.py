@@ -248,6 +248,27 @@ def run_due_cmd(
         raise typer.Exit(1)
 
 
+@backup_app.command("quota")
+def quota(
+    project: str = typer.Argument(..., help="The project."),
+    gib: float = typer.Option(None, "--gib", help="The most backup storage its backups may take; omit to show it."),
+    unlimited: bool = typer.Option(False, "--unlimited", help="Remove the limit."),
+    repo: str = typer.Option(None, "--repo", help=REPO_HELP),
+) -> None:
+    """Show or set a project's backup-storage quota (checked before every backup of its VMs)."""
+    from vmdeck.cli.stores import stores
+    from vmdeck.storage.backup_repo import Repository
+    from vmdeck.store.backups import backup_quota_gib, project_backup_bytes, set_backup_quota
+
+    db = stores(None).db
+    if gib is not None or unlimited:
+        set_backup_quota(db, project, None if unlimited else gib)
+    limit = backup_quota_gib(db, project)
+    used = project_backup_bytes(Repository(repo), project) / 2**30
+    out.print(f"{project}: backups take {used:.2f} GiB of " + ("no limit" if limit is None else f"{limit:g} GiB"),
+              markup=False)
+
+
 def export(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The VM."),
