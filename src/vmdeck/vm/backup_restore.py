@@ -32,7 +32,7 @@ from vmdeck.paths import pool_dir
 from vmdeck.spec.models import check_name
 from vmdeck.storage.backup_repo import Manifest, Repository
 from vmdeck.storage.journal import Journal
-from vmdeck.storage.pool import delete_volume, ensure_pool
+from vmdeck.storage.pool import delete_volume, ensure_pool, refresh_pool
 from vmdeck.vm.clone import _reissue_seed
 from vmdeck.vm.snapshot_ops import RUNNING
 from vmdeck.vm.state import current_state
@@ -77,7 +77,7 @@ def _restore_files(host: Host, repo: Repository, manifest: Manifest, vm: str, jo
         made.append(str(dest))
         qemu_img_convert(folder / entry.name, dest)
         disks[entry.target or ""] = str(dest)
-    pool.refresh()
+    refresh_pool(pool)  # retries while another client's volume job runs in the pool
     seeds = {f.target or "": folder / f.name for f in manifest.files if f.role == "seed"}
     return disks, seeds
 
@@ -139,7 +139,7 @@ def restore_backup(host: Host, backup_id: str, *, repo: str | Path | None = None
                 if nvram_src and nvram:
                     shutil.copyfile(nvram_src, nvram)
                 xml = new_vm_xml(manifest.domain_xml, manifest.vm, vm, disks, seeds, made, nvram)
-            ensure_pool(host).refresh()
+            refresh_pool(ensure_pool(host))
             host.conn.define(xml, context=f"define {vm}")
         except BaseException:
             if replaced:  # the old VM is gone: the restored files are all there is, keep them
