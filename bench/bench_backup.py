@@ -153,9 +153,7 @@ def main() -> None:
          f"`qemu-img convert` of the full backup's file into the pool: {ms(back_t)}", med(restore_t) / med(back_t)),
     ]
     table = "\n".join(f"| {what} | {ours} | {base} | {ratio:.2f}x |" for what, ours, base, ratio in rows)
-    body = f"""Command:
-
-    {command_line()}
+    body = f"""Command: `{command_line()}`
 
 Run on {stamp()}, {host_load()}. A tiny VM (shut off: each backup starts it paused) with a {size} MiB
 qcow2 disk holding {data} MiB of data written with `qemu-io`; {changed} MiB ({changed * 100 // size}%)
