@@ -189,19 +189,6 @@ def test_full_then_incremental_restore_each_point(host: Host, running: str, repo
     assert host_read(disk_of(host, as_full), 0, ord("A"), 8)
     assert read_marker(host, running) == "CCCCCCCC"
 
-    # In place: refused while the VM runs; --force replaces it (same UUID), and the next backup
-    # starts a new chain because the restored VM has no checkpoint.
-    uuid_before = host.lookup(running).uuid()
-    refused = vmdeck(repo, "backup", "restore", inc["id"])
-    assert refused.returncode == 4 and "--force" in refused.stderr
-    assert read_marker(host, running) == "CCCCCCCC"
-    ok(vmdeck(repo, "backup", "restore", inc["id"], "--force"))
-    assert host.lookup(running).uuid() == uuid_before
-    assert host_read(disk_of(host, running), 0, ord("B"), 8)
-    again = backup(repo, running)  # shut off now: started paused for it
-    assert again["kind"] == "full" and "checkpoint" in again["reason"], again["reason"]
-    assert backup(repo, running)["kind"] == "incremental"
-
 
 def test_verify_finds_one_flipped_byte(host: Host, running: str, repo: Path, tmp_path: Path) -> None:
     made = backup(repo, running, "--full")
@@ -236,6 +223,28 @@ def test_backup_after_snapshot_revert_starts_a_new_chain(host: Host, running: st
     back = restored("rev")
     ok(vmdeck(repo, "backup", "restore", made["id"], "--as", back))
     assert host_read(disk_of(host, back), 0, ord("R"))
+
+
+def test_restore_in_place_refused_while_running_then_forced(host: Host, running: str, repo: Path) -> None:
+    dom = host.lookup(running)
+    if lifecycle.current_state(dom) != "shut off":
+        lifecycle.poweroff(host, running)
+    host_write(disk_of(host, running), 0, ord("K"), "512")
+    kept = backup(repo, running)  # shut off: started paused for it
+    host_write(disk_of(host, running), 0, ord("Z"), "512")
+    uuid_before = dom.uuid()
+    dom.start_paused()  # running as far as a restore is concerned, without a boot
+    refused = vmdeck(repo, "backup", "restore", kept["id"])
+    assert refused.returncode == 4 and "--force" in refused.stderr
+    assert host_read(disk_of(host, running), 0, ord("Z"))
+    ok(vmdeck(repo, "backup", "restore", kept["id"], "--force"))
+    assert host.lookup(running).uuid() == uuid_before
+    assert lifecycle.current_state(host.lookup(running)) == "shut off"
+    assert host_read(disk_of(host, running), 0, ord("K"))
+    # The restored VM has no checkpoint: the next backup starts a new chain and says why.
+    again = backup(repo, running)
+    assert again["kind"] == "full" and "checkpoint" in again["reason"], again["reason"]
+    assert backup(repo, running)["kind"] == "incremental"
 
 
 def test_sigkill_mid_backup_leaves_no_entry_and_doctor_fixes(host: Host, stopped: str, repo: Path) -> None:
