@@ -68,3 +68,8 @@ def create_private(path: Path) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
         pass
+
+
+def backup_dir() -> Path:
+    """The default backup repository (`vmdeck backup create --repo` names another, e.g. a mounted share)."""
+    return Path(os.environ.get("VMDECK_BACKUP_REPO", data_dir() / "backups"))

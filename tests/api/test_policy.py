@@ -93,6 +93,12 @@ VM_REQUESTS = [
     ("vm.clone", "POST", "/api/vms/{vm}/clone", {"name": "a1-clone"}),
     ("vm.adopt", "POST", "/api/vms/{vm}/adopt", {"project": "alpha"}),
     ("vm.migrate", "POST", "/api/vms/{vm}/migrate", {"to": "nowhere"}),
+    ("backup.list", "GET", "/api/vms/{vm}/backups", None),
+    ("backup.create", "POST", "/api/vms/{vm}/backups/cancel", None),
+    ("backup.manage", "POST", "/api/vms/{vm}/backups/prune", {"keep_last": 1}),
+    ("backup.manage", "PUT", "/api/vms/{vm}/backups/schedule", {"every": "6h", "keep_last": 2}),
+    ("backup.manage", "DELETE", "/api/vms/{vm}/backups/schedule", None),
+    ("backup.create", "POST", "/api/vms/{vm}/backups", {}),
     ("vm.delete", "DELETE", "/api/vms/{vm}", None),  # last: it succeeds for a manager
 ]
 

@@ -21,6 +21,7 @@ CASES = {
     "bench_density.py": (["--vms", "1", "--clients", "2", "--seconds", "1"], "Density", "| vmdeck | 1 |"),
     "bench_core.py": (["--rounds", "1"], "Core: create, start, ready, list", "| (c) `vmdeck list --json` command |"),
     "bench_remote.py": (["--rounds", "1", "--runs", "2"], "Remote CLI", "| (2) start |"),
+    "bench_backup.py": (["--rounds", "1", "--size-mib", "64"], "Backups", "| (b) incremental: bytes in the repository |"),
 }
 
 

@@ -13,6 +13,7 @@ from vmdeck import __version__
 from vmdeck.api import (
     audit,
     auth,
+    backups,
     console,
     devices,
     events,
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
         app.include_router(module.router)
     app.include_router(learn_api.router)
     app.include_router(networks_api.router)
+    app.include_router(backups.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")
     app.add_middleware(WriteInvalidation, inventory=ctx.inventory)

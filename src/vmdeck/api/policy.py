@@ -46,7 +46,8 @@ NEEDS = ("public", "signed-in", "viewer", "operator", "manager", "admin")
 @dataclass(frozen=True)
 class Rule:
     need: str  # one of NEEDS
-    scope: str = "none"  # "vm": the path's {name}; "iso": the path's ISO; "project": the request's project
+    scope: str = "none"  # "vm": the path's {name}; "iso": the path's ISO; "project": the request's project;
+    # "backup": the project in the manifest of the path's {backup_id}
     routes: tuple[str, ...] = ()  # "METHOD /path/{template}" ("WS" for websockets)
 
 
@@ -112,6 +113,18 @@ POLICY: dict[str, Rule] = {
                                                  "DELETE /api/vms/{name}/snapshots/{snap}")),
     "vm.clone": Rule("manager", "vm", routes=("POST /api/vms/{name}/clone",)),  # into the source's project
     "iso.upload": Rule("manager", "project", routes=("PUT /api/isos/{name}",)),
+    # --- backups (api/backups.py): a backup belongs to its VM's project (scope "backup": its manifest's) ---
+    "backup.list": Rule("viewer", "vm", routes=("GET /api/vms/{name}/backups",)),
+    "backup.list.all": Rule("signed-in", routes=("GET /api/backups",)),  # only the projects one sees
+    "backup.show": Rule("viewer", "backup", routes=("GET /api/backups/{backup_id}",
+                                                    "POST /api/backups/{backup_id}/verify")),
+    "backup.create": Rule("operator", "vm", routes=("POST /api/vms/{name}/backups",
+                                                    "POST /api/vms/{name}/backups/cancel")),
+    "backup.manage": Rule("manager", "vm", routes=("POST /api/vms/{name}/backups/prune",
+                                                   "PUT /api/vms/{name}/backups/schedule",
+                                                   "DELETE /api/vms/{name}/backups/schedule")),
+    "backup.restore": Rule("manager", "backup", routes=("POST /api/backups/{backup_id}/restore",)),
+    "backup.quota": Rule("admin", routes=("PUT /api/projects/{project}/backup-quota",)),
     "iso.delete": Rule("manager", "iso", routes=("DELETE /api/isos/{name}",)),
 }
 
@@ -216,6 +229,21 @@ async def _scope_project(conn: HTTPConnection, principal: Principal, rule: Rule)
         # so refusing it (403, below: no role) tells nothing new.
         if project is not None and not principal.admin and principal.role_in(project) is None:
             raise NotFound(f"the ISO library has no {name!r}")
+        return project, None
+    if rule.scope == "backup":
+        backup_id = conn.path_params["backup_id"]
+
+        def owner() -> str | None:
+            from vmdeck.storage.backup_repo import Repository
+
+            return Repository().load(backup_id).project
+
+        try:
+            project = await anyio.to_thread.run_sync(owner)
+        except VmdeckError as missing:  # unknown or unreadable: the same answer as another project's
+            raise NotFound(f"no backup {backup_id!r}") from missing
+        if not principal.admin and principal.role_in(project) is None:
+            raise NotFound(f"no backup {backup_id!r}")
         return project, None
     if rule.scope == "project":
         project = await _requested_project(conn, principal)

@@ -33,6 +33,7 @@ COMMAND_MODULES: dict[str, str] = {
     "migrate": "migrate_cmds",
     "doctor": "doctor_cmds",
     **dict.fromkeys(("snapshot", "clone"), "snapshot_cmds"),
+    **dict.fromkeys(("backup", "export", "import-backup"), "backup_cmds"),
     **dict.fromkeys(("project", "user", "vm", "audit"), "admin_cmds"),
     "network": "network_cmds",
     "remote": "remote_cmds",

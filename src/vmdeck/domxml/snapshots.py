@@ -185,6 +185,7 @@ def overlay_volume_xml(name: str, capacity: int, backing: str, backing_format: s
     etree.SubElement(root, "allocation", unit="bytes").text = "0"
     target = etree.SubElement(root, "target")
     etree.SubElement(target, "format", type="qcow2")
+    etree.SubElement(target, "compat").text = "1.1"  # v3: holds the dirty bitmaps of incremental backups
     store = etree.SubElement(root, "backingStore")
     etree.SubElement(store, "path").text = backing
     etree.SubElement(store, "format", type=backing_format)

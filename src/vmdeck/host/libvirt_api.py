@@ -15,6 +15,7 @@ take keyword arguments that say what they mean (`xml(inactive=True)`,
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -550,6 +551,48 @@ class Domain:
 
     def block_resize(self, target: str, size_bytes: int) -> None:
         self._do(f"resize {target} of", self.raw.blockResize, target, size_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+
+    # backups (vm/backup.py): libvirt's push-mode backup job and the checkpoints that make incrementals
+    def start_paused(self) -> None:
+        """Start QEMU with the guest's CPUs stopped (a shut-off VM's disks become readable by a backup job)."""
+        self._do("start (paused)", self.raw.createWithFlags, libvirt.VIR_DOMAIN_START_PAUSED)
+
+    def backup_begin(self, backup_xml: str, checkpoint_xml: str | None) -> None:
+        """Start a push-mode backup job (returns at once; `job_stats` follows it), making the checkpoint too."""
+        self._do("backup of", self.raw.backupBegin, backup_xml, checkpoint_xml, 0)
+
+    def backup_job(self) -> tuple[str, int, int, str]:
+        """(phase, bytes done, bytes total, error) of the VM's backup job: phase is "running", or how the
+        last one ended ("completed", "failed", "cancelled"), or "none"."""
+        stats = self._do("job stats of", self.raw.jobStats, 0)
+        if stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE:
+            if stats.get("operation") != libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP:
+                return "other", 0, 0, ""
+            return "running", int(stats.get("disk_processed", 0)), int(stats.get("disk_total", 0)), ""
+        done = self._do("job stats of", self.raw.jobStats, libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+        if done.get("operation") != libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP:
+            return "none", 0, 0, ""
+        phase = {libvirt.VIR_DOMAIN_JOB_COMPLETED: "completed", libvirt.VIR_DOMAIN_JOB_CANCELLED: "cancelled"}.get(
+            done.get("type", 0), "failed")
+        if phase == "completed" and done.get("success") is False:
+            phase = "failed"
+        return (phase, int(done.get("disk_processed", 0)), int(done.get("disk_total", 0)),
+                str(done.get("errmsg", "")))
+
+    def checkpoint_names(self) -> list[str]:
+        return [str(c.getName()) for c in self._do("checkpoints of", self.raw.listAllCheckpoints, 0)]
+
+    def checkpoint_dirty_bytes(self, name: str) -> int:
+        """Bytes written to the disks since checkpoint `name` (what an incremental from it copies; running VMs)."""
+        checkpoint = self._do(f"checkpoint {name} of", self.raw.checkpointLookupByName, name, 0)
+        xml = str(self._do(f"checkpoint {name} of", checkpoint.getXMLDesc, libvirt.VIR_DOMAIN_CHECKPOINT_XML_SIZE))
+        return sum(int(size) for size in re.findall(r"""\bsize=['"](\d+)['"]""", xml))
+
+    def delete_checkpoint(self, name: str, *, metadata_only: bool = False) -> None:
+        """Drop checkpoint `name` (its bitmap merges into its parent's); metadata_only when its bitmap is gone."""
+        flags = libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY if metadata_only else 0
+        checkpoint = self._do(f"checkpoint {name} of", self.raw.checkpointLookupByName, name, 0)
+        self._do(f"delete checkpoint {name} of", checkpoint.delete, flags)
 
     def set_memory(self, kib: int, *, live: bool, config: bool) -> None:
         self._do("balloon", self.raw.setMemoryFlags, kib, _affect(live, config))

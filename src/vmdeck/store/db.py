@@ -249,7 +249,7 @@ class ConsoleTicket(Base):
 # The newest migration's revision. A database already there needs no Alembic at all: importing it and
 # reading the migration scripts took a third of a second from every `vmdeck create` (docs/PERFORMANCE.md).
 # tests/unit/test_db_head.py checks it against the migrations folder.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0008"
 
 _SCHEMES = "a file path, sqlite:///PATH or postgresql://USER@HOST/DATABASE"
 _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")

@@ -6,7 +6,9 @@ Only things vmdeck can prove are its own are ever removed:
 - temporary files named after a writer process that is gone (`.NAME.vmdeck-PID-START.part`);
 - image build folders (`images/tiny-ARCH-XXXXXXXX`) no build holds the lock of;
 - seed ISOs in data_dir()/seeds that no VM uses;
-- the journal records themselves once settled.
+- the journal records themselves once settled;
+- partial backups (a hidden folder in the backup repository) whose writer is gone: a backup that
+  did not finish never has an entry, and its files go (vm.backup).
 Volumes in vmdeck's pool that no VM uses but that no record ties to a failed operation (a
 `delete --keep-disks` keeps them on purpose) are listed, never removed.
 """
@@ -26,6 +28,7 @@ from vmdeck.domxml.parse import parse_domain
 from vmdeck.errors import NotFound
 from vmdeck.host.connection import Host
 from vmdeck.paths import data_dir, iso_dir, pool_name
+from vmdeck.storage.backup_repo import Repository
 from vmdeck.storage.journal import JournalEntry, read_entries, temp_owner, token_alive
 from vmdeck.storage.pool import delete_volume, refresh_pool
 from vmdeck.storage.usage import image_usage
@@ -40,7 +43,7 @@ _ANONYMOUS_TEMP_AGE = 3600.0
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # volume | temp-file | build-dir | seed | record | unused-volume
+    kind: str  # volume | temp-file | build-dir | seed | record | unused-volume | backup-partial
     path: str
     reason: str
     fixable: bool
@@ -148,6 +151,12 @@ def _seed_findings(seeds: Path, used: set[str]) -> list[Finding]:
             for p in sorted(seeds.iterdir()) if p.is_file() and temp_owner(p) is None and str(p) not in used]
 
 
+def _backup_findings(repo: Repository) -> list[Finding]:
+    return [Finding("backup-partial", str(p.path), f"partial backup {p.backup_id}"
+                    + (f" of {p.vm}" if p.vm else "") + ", whose process is gone: it never became a backup", True)
+            for p in repo.partials() if not p.alive]
+
+
 def examine(host: Host) -> list[Finding]:
     """Everything vmdeck-made that nothing uses, fixable first; changes nothing."""
     used = _used_paths(host)
@@ -158,6 +167,7 @@ def examine(host: Host) -> list[Finding]:
     claimed = {f.path for f in findings}
     findings += _temp_findings([iso_dir(), data_dir() / "images", data_dir() / "seeds", data_dir() / "journal"])
     findings += _build_findings(data_dir() / "images")
+    findings += _backup_findings(Repository())
     findings += [f for f in _seed_findings(data_dir() / "seeds", used) if f.path not in claimed]
     for name, path in sorted(volumes.items()):
         if path not in used and path not in claimed and name not in in_flight and temp_owner(Path(path)) is None:
@@ -169,13 +179,17 @@ def examine(host: Host) -> list[Finding]:
 
 def repair(host: Host, findings: Iterable[Finding]) -> list[Finding]:
     """Remove the fixable findings (volumes first, records last); returns what was removed."""
-    order = {"volume": 0, "seed": 1, "temp-file": 2, "build-dir": 3, "record": 4}
+    order = {"volume": 0, "seed": 1, "temp-file": 2, "build-dir": 3, "backup-partial": 3, "record": 4}
     removed = []
     for finding in sorted((f for f in findings if f.fixable), key=lambda f: order.get(f.kind, 9)):
         if finding.kind == "volume":
             delete_volume(host, finding.path)
         elif finding.kind == "build-dir":
             shutil.rmtree(finding.path, ignore_errors=True)
+        elif finding.kind == "backup-partial":
+            from vmdeck.vm.backup import settle_partial
+
+            settle_partial(host, Path(finding.path))
         else:
             Path(finding.path).unlink(missing_ok=True)
         removed.append(finding)
