@@ -63,6 +63,7 @@ VM_REQUESTS = [
     ("vm.show", "GET", "/api/vms/{vm}/guest", None),
     ("vm.screenshot", "GET", "/api/vms/{vm}/screenshot", None),
     ("vm.hostview", "GET", "/api/vms/{vm}/hostview", None),
+    ("vm.history", "GET", "/api/vms/{vm}/history", None),
     ("vm.power", "POST", "/api/vms/{vm}/start", None),
     ("vm.power", "POST", "/api/vms/{vm}/pause", None),
     ("vm.power", "POST", "/api/vms/{vm}/resume", None),

@@ -82,6 +82,8 @@ class ApiToken(Base):
     role: Mapped[str | None] = mapped_column(String(16), nullable=True)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # NULL: every call the project and role allow; else comma-separated scopes ("metrics"), migration 0011.
+    scopes: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class Project(Base):
