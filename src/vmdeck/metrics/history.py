@@ -3,13 +3,13 @@
 Three tiers, like rrdtool's RRAs: 10 s steps for 1 hour (360 slots), 1 minute for 1 day (1440) and
 10 minutes for 30 days (4320). A slot's place in its tier follows from its time
 (bucket = t // step, slot = bucket % slots), so there is no head pointer to keep consistent: a write
-is one 40-byte pwrite per tier, a crash loses at most the slot being written, and a restart carries on
+is one 44-byte pwrite per tier, a crash loses at most the slot being written, and a restart carries on
 where the clock says. Each slot holds its bucket's start time, how many samples it averages, and the
 mean of each field (NaN: unknown); a sample arriving in a bucket already holding n samples is merged
 into the mean, also after a restart. A slot whose time is not in the requested window is old data
 from a previous lap and is skipped.
 
-Size: 16-byte header + 6120 slots x 40 bytes = 244,816 bytes (239 KiB) per VM and per host, whatever
+Size: 16-byte header + 6120 slots x 44 bytes = 269,296 bytes (263 KiB) per VM and per host, whatever
 the uptime; files of VMs not seen for 30 days are removed (`prune`).
 """
 
