@@ -234,12 +234,33 @@ def render(latest: Latest, principal: Principal, quotas: dict[str, dict[str, dic
     return generate_latest(_Exposition(latest, vms, shown, principal.admin))  # type: ignore[arg-type]
 
 
+# The text of one sample is the same for every caller who sees the same projects: two Prometheus servers
+# (an HA pair) scraping the same sample share one rendering. Keyed by the sample and what the caller sees.
+_rendered: dict[tuple[int, bool, tuple[str, ...]], tuple[Latest, bytes]] = {}
+_RENDERED_MAX = 16
+
+
+def cached_render(latest: Latest, principal: Principal, quotas: dict[str, dict[str, dict[str, float | None]]]) -> bytes:
+    key = (id(latest), principal.admin, () if principal.admin else tuple(principal.projects()))
+    hit = _rendered.get(key)
+    if hit is not None and hit[0] is latest:  # the same object, not an id reused after it was freed
+        return hit[1]
+    text = render(latest, principal, quotas)
+    if len(_rendered) >= _RENDERED_MAX:
+        _rendered.clear()
+    _rendered[key] = (latest, text)
+    return text
+
+
 @router.get("/metrics", include_in_schema=False)
 async def metrics(ctx: AppContext = Depends(app_context), grant: Grant = Depends(grant_of)) -> Response:
     """Prometheus text format: every VM the caller may see, quotas, and (administrators) the host."""
     principal = _principal(grant)
     latest = await _latest(ctx)
-    return Response(render(latest, principal, _feed(ctx).quotas), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+    quotas = _feed(ctx).quotas
+    # A first rendering of 100 VMs takes tens of ms: in a worker thread, the event loop keeps serving.
+    text = await anyio.to_thread.run_sync(cached_render, latest, principal, quotas)
+    return Response(text, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 # --- JSON: live figures, notices, history ------------------------------------------------------------------
