@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi import FastAPI
@@ -99,3 +99,33 @@ def test_history_api_answers_the_sampled_points(admin: TestClient) -> None:
     assert admin.get("/api/host/history", params={"range": "30d"}).json()["step_s"] == 600
     assert admin.get("/api/vms/busy/history", params={"range": "2y"}).status_code == 422
     assert admin.get("/api/vms/nosuch/history").status_code == 404
+
+
+def _notices_until(client: TestClient, wanted: Callable[[dict[str, str]], bool]) -> list[dict[str, str]]:
+    deadline = time.monotonic() + 60
+    while True:
+        found: list[dict[str, str]] = client.get("/api/metrics/notices").json()
+        if any(wanted(n) for n in found):
+            return found
+        assert time.monotonic() < deadline, found
+        time.sleep(0.3)
+
+
+def test_thresholds_show_as_notices_and_gauges_to_those_who_may_see_them(app: FastAPI, admin: TestClient) -> None:
+    # The test driver's CPU time is its clock: its running VMs read 100 % of one host CPU (a 1-vCPU VM: pinned).
+    world = make_world(app, admin)
+    found = _notices_until(admin, lambda n: n["kind"] == "cpu_pinned" and n["subject"] == "busy")
+    assert any(n["subject"] == "busy" and "all 1 vCPU(s) at 100 %" in n["message"] for n in found)
+    text = _scrape(admin)
+    assert 'vmdeck_domain_cpu_pinned{domain="busy",host="local",project=""} 1.0' in text
+    assert 'vmdeck_domain_cpu_pinned{domain="a1",host="local",project="alpha"} 0.0' in text  # 2 vCPUs, one busy
+    assert world.client("alpha-viewer").get("/api/metrics/notices").json() == []  # busy is no project's
+    # 17 running vCPUs on the test host's 4 CPUs x ratio 4: over the limit.
+    reply = admin.post("/api/vms", json={"name": "wide", "template": "q35-virtio", "vcpus": 17, "disk_gib": 1,
+                                         "project": "alpha"})
+    assert reply.status_code == 201, reply.text
+    assert admin.post("/api/vms/wide/start").status_code == 200
+    _notices_until(admin, lambda n: n["kind"] == "host_vcpu_ratio")
+    assert 'vmdeck_host_vcpu_overcommitted{host="local"} 1.0' in _scrape(admin)
+    assert not any(n["kind"] == "host_vcpu_ratio" for n in world.client("alpha-viewer").get(
+        "/api/metrics/notices").json())
