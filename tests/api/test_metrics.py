@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -116,9 +117,12 @@ def test_thresholds_show_as_notices_and_gauges_to_those_who_may_see_them(app: Fa
     world = make_world(app, admin)
     found = _notices_until(admin, lambda n: n["kind"] == "cpu_pinned" and n["subject"] == "busy")
     assert any(n["subject"] == "busy" and "all 1 vCPU(s) at 100 %" in n["message"] for n in found)
-    text = _scrape(admin)
+    deadline = time.monotonic() + 30
+    while 'domain="a1"' not in (text := _scrape(admin)):  # the sample after the create
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
     assert 'vmdeck_domain_cpu_pinned{domain="busy",host="local",project=""} 1.0' in text
-    assert 'vmdeck_domain_cpu_pinned{domain="a1",host="local",project="alpha"} 0.0' in text  # 2 vCPUs, one busy
+    assert 'vmdeck_domain_cpu_pinned{domain="a1",host="local",project="alpha"} 0.0' in text  # shut off
     assert world.client("alpha-viewer").get("/api/metrics/notices").json() == []  # busy is no project's
     # 17 running vCPUs on the test host's 4 CPUs x ratio 4: over the limit.
     reply = admin.post("/api/vms", json={"name": "wide", "template": "q35-virtio", "vcpus": 17, "disk_gib": 1,
@@ -129,3 +133,27 @@ def test_thresholds_show_as_notices_and_gauges_to_those_who_may_see_them(app: Fa
     assert 'vmdeck_host_vcpu_overcommitted{host="local"} 1.0' in _scrape(admin)
     assert not any(n["kind"] == "host_vcpu_ratio" for n in world.client("alpha-viewer").get(
         "/api/metrics/notices").json())
+
+
+def test_a_vm_made_again_under_an_old_name_does_not_inherit_its_history(admin: TestClient, tmp_path: Path) -> None:
+    history = tmp_path / "web" / "history"  # beside the test app's database
+
+    def made_and_started() -> str:
+        assert admin.post("/api/vms", json={"name": "again", "template": "q35-virtio", "disk_gib": 1}).status_code == 201
+        assert admin.post("/api/vms/again/start").status_code == 200
+        return str(admin.get("/api/vms/again").json()["uuid"])
+
+    def file_of(uuid: str) -> Path:
+        deadline = time.monotonic() + 30
+        while not (history / f"vm-{uuid}.hist").exists() or not admin.get("/api/vms/again/history").json()["points"]:
+            assert time.monotonic() < deadline, sorted(p.name for p in history.iterdir())
+            time.sleep(0.2)
+        return history / f"vm-{uuid}.hist"
+
+    first = made_and_started()
+    old = file_of(first)
+    assert admin.delete("/api/vms/again", params={"force": "true"}).status_code == 200
+    second = made_and_started()
+    assert second != first
+    new = file_of(second)
+    assert old.exists() and new != old  # the old history stays apart (pruned 30 days after), never shown for the new VM

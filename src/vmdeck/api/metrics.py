@@ -314,7 +314,12 @@ async def vm_history(name: str, range: str = Query("1h", description="1h (10 s s
                      ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
     """CPU %, memory (RSS, touched), disk and network bytes/s of one VM over a range, oldest first."""
     wanted = _range(range)
-    series = await anyio.to_thread.run_sync(_feed(ctx).history.read, "vm", name, wanted)
+    await _latest(ctx)
+    feed = _feed(ctx)
+    # Files are kept by the VM's UUID: a VM deleted and made again under its name (maybe by another
+    # project) starts a history of its own.
+    key = feed.sampler.history_key(name)
+    series = await anyio.to_thread.run_sync(feed.history.read, "vm", key, wanted) if key is not None else None
     if series is None:
         return {"range": wanted, "step_s": None, "fields": [], "points": []}
     return series.to_dict()

@@ -71,7 +71,7 @@ def file_name(kind: str, name: str) -> str:
 
 
 class HistoryStore:
-    """The history files under one directory (the server's data dir): `vm-<name>.hist`, `host-<name>.hist`."""
+    """The history files under one directory (the server's data dir): `vm-<uuid>.hist`, `host-<name>.hist`."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -142,7 +142,7 @@ class HistoryStore:
             (self.directory / key).unlink(missing_ok=True)
 
     def prune(self, keep: set[str], now: float | None = None) -> list[str]:
-        """Remove the files of VMs not in `keep` (their names) that were not written for 30 days."""
+        """Remove the files of VMs not in `keep` (their keys: UUIDs) that were not written for 30 days."""
         now = time.time() if now is None else now
         removed: list[str] = []
         if not self.directory.is_dir():

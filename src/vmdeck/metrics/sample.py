@@ -64,6 +64,7 @@ class VmCounters:
     nets: tuple[NetCounters, ...] = ()
     touched_bytes: int | None = None  # guest RAM the guest has touched (smaps, detail pace)
     tcg_cache_bytes: int | None = None  # TCG's translated-code buffers, resident (0 under KVM)
+    uuid: str = ""  # keys the VM's history: a new VM under an old name does not inherit it
 
     @property
     def running(self) -> bool:
@@ -95,7 +96,7 @@ def _int(stats: dict[str, Any], key: str) -> int | None:
     return int(value) if value is not None else None
 
 
-def vm_counters(name: str, project: str | None, stats: dict[str, Any]) -> VmCounters:
+def vm_counters(name: str, project: str | None, stats: dict[str, Any], uuid: str = "") -> VmCounters:
     """VmCounters from one VM's record of getAllDomainStats (pure: the unit tests feed it dicts)."""
     vcpus = int(stats.get("vcpu.current", stats.get("vcpu.maximum", 0)))
     delays = [int(stats[k]) for k in stats if k.startswith("vcpu.") and k.endswith(".delay")]
@@ -124,7 +125,7 @@ def vm_counters(name: str, project: str | None, stats: dict[str, Any]) -> VmCoun
         maximum_memory_bytes=int(stats.get("balloon.maximum", 0)) * 1024,
         memory_usage_bytes=int(stats.get("balloon.current", stats.get("balloon.maximum", 0))) * 1024,
         cpu_time_ns=_int(stats, "cpu.time"), run_delay_ns=sum(delays) if delays else None,
-        rss_bytes=rss * 1024 if rss is not None else None, blocks=tuple(blocks), nets=tuple(nets))
+        rss_bytes=rss * 1024 if rss is not None else None, blocks=tuple(blocks), nets=tuple(nets), uuid=uuid)
 
 
 def _smaps_figures(name: str, max_kib: int, local: bool) -> tuple[int | None, int | None]:
@@ -163,7 +164,7 @@ def take_sample(host: Host, host_name: str, *, projects: Callable[[], dict[str, 
             _state, max_kib, cur_kib, count, cpu_ns = dom.info()
             stats = {"vcpu.maximum": count, "balloon.maximum": max_kib, "balloon.current": cur_kib,
                      **({"cpu.time": cpu_ns} if cpu_ns else {}), **stats}
-        vm = vm_counters(name, project, stats)
+        vm = vm_counters(name, project, stats, dom.uuid())  # the binding's own copy: no RPC
         if vm.running:
             before = carried.get(name)
             touched, tcg = (before.touched_bytes, before.tcg_cache_bytes) if before is not None else (None, None)

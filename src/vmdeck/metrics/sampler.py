@@ -147,16 +147,23 @@ class Sampler:
             self._record(latest, now)
         return latest
 
+    def history_key(self, name: str) -> str | None:
+        """The history file key of VM `name` now (its UUID), None when the last sample has no such VM."""
+        latest = self.latest
+        if latest is None:
+            return None
+        return next((vm.uuid or vm.name for vm in latest.sample.vms if vm.name == name), None)
+
     def _record(self, latest: Latest, now: float) -> None:
         assert self.history is not None
         at = latest.sample.taken_at
         try:
             for vm in latest.sample.vms:
                 if vm.running:
-                    self.history.record("vm", vm.name, at, latest.vm_rates[vm.name].values())
+                    self.history.record("vm", vm.uuid or vm.name, at, latest.vm_rates[vm.name].values())
             self.history.record("host", self.host_name, at, latest.host_rates.values())
             if now >= self._prune_at:
                 self._prune_at = now + 3600
-                self.history.prune({vm.name for vm in latest.sample.vms})
+                self.history.prune({vm.uuid or vm.name for vm in latest.sample.vms})
         except OSError as err:  # a full disk stops history, not the live figures
             log.warning("writing metrics history failed: %s", err)
