@@ -7,7 +7,7 @@ For each count N: a libvirt test-driver host (its own node XML) with N running d
 `vmdeck serve --connect test:///...` (scraped with a host-wide API token) and Debian's
 prometheus-libvirt-exporter (--libvirt.uri=test:///...). Each round scrapes each side --scrapes times,
 one after the other over one keep-alive connection, alternating sides, 1.1 s apart while vmdeck samples
-every second, so every vmdeck scrape renders a new sample (its render cache never helps); the table
+every second, so nearly every vmdeck scrape renders a new sample (its render cache does not help); the table
 gives the median and the 95th percentile of all scrapes, and exporter / vmdeck as the ratio.
 
 What is measured, honestly: vmdeck answers from its last background sample (one bulk libvirt call
@@ -186,7 +186,7 @@ def main() -> None:
 GET /metrics of `vmdeck serve` against prometheus-libvirt-exporter (Debian's 0.2.0) on the same
 libvirt test-driver host: N running domains with 2 vCPUs, one disk and one NIC each, scraped
 {args.rounds} x {args.scrapes} times per side over a keep-alive connection, sides alternating, 1.1 s apart while
-vmdeck samples every second: each vmdeck scrape renders a fresh sample (no cache hit). Times are
+vmdeck samples every second: nearly every vmdeck scrape renders a fresh sample (no cache hit). Times are
 median (min-max) of the scrapes, client side. vmdeck answers from its background sample (one bulk
 libvirt call per interval, 10 s by default, its duration in "vmdeck sample"); the exporter calls libvirt per domain on each
 scrape, here in-process (the test driver lives in the client library), so on a real host, where each
