@@ -13,7 +13,6 @@ alerts keep working; labels: domain, project ("" for VMs vmdeck did not create),
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -50,7 +49,6 @@ class MetricsFeed:
         settings = ctx.settings
         self.history = HistoryStore(settings.history_dir or settings.db_path.parent / "history")
         self.quotas: dict[str, dict[str, dict[str, float | None]]] = {}
-        self._lock = threading.Lock()
         self.sampler = Sampler(ctx.host.get, "local", interval=settings.metrics_interval, history=self.history,
                                projects=self._projects, vcpu_ratio=self._vcpu_ratio,
                                detail_interval=settings.metrics_detail_interval, on_detail=self._read_quotas)
