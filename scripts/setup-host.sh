@@ -24,6 +24,7 @@ PACKAGES=(
     postgresql  # the second store backend: tests start a private cluster with its initdb/pg_ctl
     hyperfine  # bench/bench_cli.py: command start-up times
     wrk  # bench/bench_web.py, bench_density.py: the API under concurrent clients (a compiled client)
+    prometheus prometheus-libvirt-exporter  # tests/integration/test_metrics_prometheus.py (promtool, a real scrape), bench/bench_metrics.py
     # The Debian 12 cloud image (vmdeck image build debian-12): mmdebstrap, a GPT made with sfdisk,
     # filesystems from folders (mkfs.ext4 -d, mkfs.vfat + mtools), GRUB for BIOS and UEFI, ssh.
     mmdebstrap fdisk dosfstools mtools grub-pc-bin grub-efi-amd64-bin openssh-client

@@ -66,6 +66,7 @@ VM_REQUESTS = [
     ("vm.hostview", "GET", "/api/vms/{vm}/hostview", None),
     ("vm.learn", "GET", "/api/vms/{vm}/learn", None),
     ("vm.learn", "POST", "/api/vms/{vm}/learn/cpumode", None),  # a step that only reads: a viewer's
+    ("vm.history", "GET", "/api/vms/{vm}/history", None),
     ("vm.power", "POST", "/api/vms/{vm}/start", None),
     ("vm.power", "POST", "/api/vms/{vm}/pause", None),
     ("vm.power", "POST", "/api/vms/{vm}/resume", None),

@@ -22,6 +22,7 @@ CASES = {
     "bench_core.py": (["--rounds", "1"], "Core: create, start, ready, list", "| (c) `vmdeck list --json` command |"),
     "bench_remote.py": (["--rounds", "1", "--runs", "2"], "Remote CLI", "| (2) start |"),
     "bench_backup.py": (["--rounds", "1", "--size-mib", "64"], "Backups", "| (b) incremental: bytes in the repository |"),
+    "bench_metrics.py": (["--counts", "3", "--scrapes", "2", "--rounds", "1"], "Metrics scrape", "| 3 |"),
 }
 
 

@@ -21,6 +21,7 @@ from vmdeck.api import (
     hostview,
     images,
     isos,
+    metrics,
     pages,
     projects,
     snapshots,
@@ -75,9 +76,11 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
             hub.start()
             ctx.events = hub
             ctx.inventory.start()
+        feed = metrics.start_feed(ctx)  # one bulk sample per interval for /metrics, history and `vmdeck top`
         try:
             yield
         finally:
+            feed.stop()
             ctx.inventory.stop()
             if hub is not None:
                 hub.stop()
@@ -106,7 +109,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     app.state.ctx = ctx
     install_error_handlers(app)
     for module in (auth, vms, snapshots, templates, images, host_api, hosts, isos, devices, hostview, console, events,
-                   projects, audit):
+                   projects, audit, metrics):
         app.include_router(module.router)
     app.include_router(learn_api.router)
     app.include_router(networks_api.router)

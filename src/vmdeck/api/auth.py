@@ -52,6 +52,8 @@ class NewToken(BaseModel):
     role: str | None = Field(None, description="viewer, operator or manager, at most yours (default: yours).")
     expires_in_days: float | None = Field(90.0, gt=0, le=3650, description="Lifetime; null (never) for "
                                           "administrators only.")
+    scopes: list[str] | None = Field(None, description='Limit the token to some calls: ["metrics"] may only '
+                                     "read GET /metrics and the history API (a Prometheus server's token).")
 
 
 def _secure(request: Request) -> bool:
@@ -144,7 +146,8 @@ def create_token(body: NewToken, principal: Principal = Depends(current_principa
         if principal.token_project is not None and project != principal.token_project:
             raise Forbidden("a project token can only create tokens for its own project")
     token_id, token = ctx.accounts.create_token(principal.user_id, body.name, project=project, role=body.role,
-                                                expires_in_days=body.expires_in_days)
+                                                expires_in_days=body.expires_in_days,
+                                                scopes=tuple(body.scopes) if body.scopes is not None else None)
     listed = next(t for t in ctx.accounts.list_tokens(principal.user_id) if t["id"] == token_id)
     return {**listed, "token": token}
 

@@ -37,7 +37,7 @@ from vmdeck.store.tenancy import DEFAULT_PROJECT, role_rank
 from vmdeck.vm.project import project_of
 from vmdeck.vm.state import POWER_VERBS
 
-__all__ = ["NEEDS", "Rule", "POLICY", "ROUTE_ACTIONS", "Grant", "enforce", "grant_of", "may", "visible",
+__all__ = ["NEEDS", "Rule", "POLICY", "SCOPES", "ROUTE_ACTIONS", "Grant", "enforce", "grant_of", "may", "visible",
            "vm_not_found"]
 
 NEEDS = ("public", "signed-in", "viewer", "operator", "manager", "admin")
@@ -126,7 +126,14 @@ POLICY: dict[str, Rule] = {
     "backup.restore": Rule("manager", "backup", routes=("POST /api/backups/{backup_id}/restore",)),
     "backup.quota": Rule("admin", routes=("PUT /api/projects/{project}/backup-quota",)),
     "iso.delete": Rule("manager", "iso", routes=("DELETE /api/isos/{name}",)),
+    # --- metrics and history (vmdeck.api.metrics): each caller sees its own projects' VMs ---------------
+    "metrics.read": Rule("signed-in", routes=("GET /metrics", "GET /api/metrics/vms", "GET /api/metrics/notices")),
+    "vm.history": Rule("viewer", "vm", routes=("GET /api/vms/{name}/history",)),
+    "host.history": Rule("admin", routes=("GET /api/host/history",)),
 }
+
+# What a token limited to a scope (store.accounts.TOKEN_SCOPES) may do, whatever its role.
+SCOPES: dict[str, frozenset[str]] = {"metrics": frozenset({"metrics.read", "vm.history", "host.history"})}
 
 ROUTE_ACTIONS: dict[str, str] = {route: action for action, rule in POLICY.items() for route in rule.routes}
 _READ_METHODS = {"GET", "HEAD", "OPTIONS", "WS"}
@@ -266,6 +273,9 @@ async def _decide(conn: HTTPConnection) -> Grant:
         if not conn.scope["path"].startswith("/api/") and conn.scope["type"] == "http":
             return Grant(None, action)  # a page: it sends the browser to /login itself
         raise Unauthorized("sign in or send an API token (Authorization: Bearer ...)")
+    scopes = principal.token_scopes
+    if scopes is not None and not any(action in SCOPES.get(scope, ()) for scope in scopes):
+        raise Forbidden(f"{action} is outside this token's scopes ({', '.join(scopes)})")
     project, vm = await _scope_project(conn, principal, rule)
     if action == "vm.create":  # the audit log names the VM a create is for, as it does for later actions
         name = (await _json_body(conn)).get("name")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,12 @@ class Settings:
     local_socket: Path | None = None
     # Largest ISO upload in GiB when the project has no ISO quota of its own.
     max_iso_upload_gib: float = 16.0
+    # Seconds between two metrics samples (GET /metrics, history, `vmdeck top`); history's finest step is 10 s.
+    metrics_interval: float = field(default_factory=lambda: float(os.environ.get("VMDECK_METRICS_INTERVAL", "10")))
+    # Seconds between two reads of the slower figures: guest RAM touched (smaps), pools' fill, quota use.
+    metrics_detail_interval: float = 60.0
+    # Folder of the history files (None: "history" beside the database).
+    history_dir: Path | None = None
 
     def location(self) -> Location:
         """The database this server uses: db_url when given, else the SQLite file db_path."""

@@ -32,6 +32,7 @@ COMMAND_MODULES: dict[str, str] = {
     "serve": "serve_cmds",
     "migrate": "migrate_cmds",
     "doctor": "doctor_cmds",
+    "top": "top_cmds",
     **dict.fromkeys(("snapshot", "clone"), "snapshot_cmds"),
     **dict.fromkeys(("backup", "export", "import-backup"), "backup_cmds"),
     **dict.fromkeys(("project", "user", "vm", "audit"), "admin_cmds"),

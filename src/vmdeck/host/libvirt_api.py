@@ -213,6 +213,7 @@ _STATS_KINDS = {
     "balloon": libvirt.VIR_DOMAIN_STATS_BALLOON,
     "cpu_total": libvirt.VIR_DOMAIN_STATS_CPU_TOTAL,
     "block": libvirt.VIR_DOMAIN_STATS_BLOCK,
+    "interface": libvirt.VIR_DOMAIN_STATS_INTERFACE,
 }
 
 
@@ -347,7 +348,8 @@ class Network:
 class StoragePool:
     def __init__(self, raw: libvirt.virStoragePool) -> None:
         self.raw = raw
-        self.context = f"storage pool {raw.name()}"
+        self.name: str = raw.name()
+        self.context = f"storage pool {self.name}"
 
     def is_active(self) -> bool:
         return bool(_call(self.context, self.raw.isActive))
@@ -366,6 +368,11 @@ class StoragePool:
 
     def free_bytes(self) -> int:
         return int(_call(self.context, self.raw.info)[3])
+
+    def usage(self) -> tuple[int, int]:
+        """(capacity, allocation) in bytes, as libvirt last counted them."""
+        info = _call(self.context, self.raw.info)
+        return int(info[1]), int(info[2])
 
     def volume_names(self) -> list[str]:
         return list(_call(self.context, self.raw.listVolumes))
@@ -790,6 +797,11 @@ class Connection:
     def pool(self, name: str) -> StoragePool:
         """The storage pool `name` (NotFound when there is none)."""
         return StoragePool(self._do(f"storage pool {name}", self.raw.storagePoolLookupByName, name))
+
+    def active_pools(self) -> list[StoragePool]:
+        """Every running storage pool, in one call."""
+        return [StoragePool(p) for p in self._do("storage pools", self.raw.listAllStoragePools,
+                                                 libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)]
 
     def define_pool(self, xml: str) -> StoragePool:
         return StoragePool(self._do("define storage pool", self.raw.storagePoolDefineXML, xml, 0))

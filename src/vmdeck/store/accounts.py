@@ -24,10 +24,12 @@ from vmdeck.errors import Conflict, InvalidInput, NotFound
 from vmdeck.store.db import ApiToken, Membership, Project, User, WebSession, affected, utcnow
 from vmdeck.store.tenancy import ROLES, check_role, role_rank
 
-__all__ = ["Principal", "Accounts", "ensure_admin", "token_digest"]
+__all__ = ["Principal", "Accounts", "TOKEN_SCOPES", "ensure_admin", "token_digest"]
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "vmd_"
+# Scopes a token may be limited to (migration 0011); vmdeck.api.policy.SCOPES says what each allows.
+TOKEN_SCOPES = ("metrics",)
 
 
 def token_digest(token: str) -> str:
@@ -47,6 +49,7 @@ class Principal:
     token_project: str | None = None  # an API token works in this project only ...
     token_role: str | None = None  # ... with at most this role
     session_digest: str | None = None  # which sign-in this is (a password change keeps only this one)
+    token_scopes: tuple[str, ...] | None = None  # a token limited to these kinds of calls (None: no limit)
 
     @property
     def admin(self) -> bool:
@@ -213,11 +216,13 @@ class Accounts:
 
     # --- API tokens --------------------------------------------------------------------------------
     def create_token(self, user_id: int, name: str, *, project: str | None = None, role: str | None = None,
-                     expires_in_days: float | None = 90.0) -> tuple[int, str]:
+                     expires_in_days: float | None = 90.0, scopes: tuple[str, ...] | None = None) -> tuple[int, str]:
         """A token for one project with a role no higher than the owner's there (admins: also host-wide,
         project None). Expires after `expires_in_days` (None: never, admins only)."""
         if not name or len(name) > 64:
             raise InvalidInput("name: 1-64 characters", field="name")
+        if scopes is not None and (not scopes or any(s not in TOKEN_SCOPES for s in scopes)):
+            raise InvalidInput(f"scopes: one or more of {', '.join(TOKEN_SCOPES)}", field="scopes")
         if expires_in_days is not None and not 0 < expires_in_days <= 3650:
             raise InvalidInput("expires_in_days: between 0 and 3650", field="expires_in_days")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -242,7 +247,8 @@ class Accounts:
                 raise InvalidInput("expires_in_days: tokens of non-administrators expire", field="expires_in_days")
             expires_at = utcnow() + dt.timedelta(days=expires_in_days) if expires_in_days is not None else None
             row = ApiToken(name=name, token_hash=token_digest(token), prefix=token[:10], user_id=user_id,
-                           project_id=project_id, role=role, expires_at=expires_at)
+                           project_id=project_id, role=role, expires_at=expires_at,
+                           scopes=",".join(sorted(set(scopes))) if scopes is not None else None)
             s.add(row)
             s.flush()
             return row.id, token
@@ -279,7 +285,8 @@ class Accounts:
                 project = s.scalar(select(Project.name).where(Project.id == api_token.project_id)) \
                     if api_token.project_id is not None else None
                 principal = Principal(user.id, user.username, user.is_admin, "token", None, _roles(s, user.id),
-                                      token_project=project, token_role=api_token.role)
+                                      token_project=project, token_role=api_token.role,
+                                      token_scopes=tuple(api_token.scopes.split(",")) if api_token.scopes else None)
                 expires_at = api_token.expires_at
             self._remember(digest, principal, expires_at)
         now = time.monotonic()
@@ -298,7 +305,8 @@ class Accounts:
                              .where(ApiToken.user_id == user_id).order_by(ApiToken.id)).all()
             return [{"id": r.id, "name": r.name, "prefix": r.prefix, "project": project, "role": r.role,
                      "created_at": _iso(r.created_at), "last_used_at": _iso(r.last_used_at),
-                     "expires_at": _iso(r.expires_at), "revoked_at": _iso(r.revoked_at)} for r, project in rows]
+                     "expires_at": _iso(r.expires_at), "revoked_at": _iso(r.revoked_at),
+                     "scopes": r.scopes.split(",") if r.scopes else None} for r, project in rows]
 
     def delete_token(self, user_id: int, token_id: int) -> None:
         """Revoke a token: it stops working at once and stays listed as revoked."""

@@ -93,6 +93,8 @@ class ApiToken(Base):
     role: Mapped[str | None] = mapped_column(String(16), nullable=True)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # NULL: every call the project and role allow; else comma-separated scopes ("metrics"), migration 0011.
+    scopes: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class Project(Base):
@@ -249,7 +251,7 @@ class ConsoleTicket(Base):
 # The newest migration's revision. A database already there needs no Alembic at all: importing it and
 # reading the migration scripts took a third of a second from every `vmdeck create` (docs/PERFORMANCE.md).
 # tests/unit/test_db_head.py checks it against the migrations folder.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0011"
 
 _SCHEMES = "a file path, sqlite:///PATH or postgresql://USER@HOST/DATABASE"
 _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
