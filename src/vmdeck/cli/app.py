@@ -34,6 +34,7 @@ COMMAND_MODULES: dict[str, str] = {
     "doctor": "doctor_cmds",
     **dict.fromkeys(("snapshot", "clone"), "snapshot_cmds"),
     **dict.fromkeys(("project", "user", "vm", "audit"), "admin_cmds"),
+    "import": "import_cmds",
 }
 
 
