@@ -21,6 +21,7 @@ PACKAGES=(
     python3-venv python3-dev gcc
     chromium fonts-dejavu-core virtinst ovmf
     hyperfine  # bench/bench_cli.py: command start-up times
+    swtpm swtpm-tools  # the emulated TPM 2.0 of --tpm and the windows template (libvirt runs swtpm)
     wrk  # bench/bench_web.py, bench_density.py: the API under concurrent clients (a compiled client)
     # The Debian 12 cloud image (vmdeck image build debian-12): mmdebstrap, a GPT made with sfdisk,
     # filesystems from folders (mkfs.ext4 -d, mkfs.vfat + mtools), GRUB for BIOS and UEFI, ssh.

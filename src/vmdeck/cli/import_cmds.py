@@ -19,7 +19,9 @@ def _print_plan(plan: object) -> None:
               (f" for {data['os']}" if data["os"] else ""), markup=False)
     out.print(f"  CPUs       {data['vcpus']}", markup=False)
     out.print(f"  memory     {data['memory_mib']} MiB", markup=False)
-    out.print(f"  firmware   {data['firmware']}", markup=False)
+    out.print(f"  firmware   {data['firmware']}" + (" with Secure Boot" if data["secure_boot"] else ""), markup=False)
+    if data["tpm"]:
+        out.print("  TPM        2.0 (swtpm)", markup=False)
     for disk in data["disks"]:
         source = f" (was {disk['controller']})" if disk["controller"] else ""
         out.print(f"  disk       {disk['target']}: {disk['file']} ({disk['format']}), "

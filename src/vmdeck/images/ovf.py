@@ -104,6 +104,7 @@ class OvfPlan:
     disks: tuple[PlannedDisk, ...]
     nics: tuple[PlannedNic, ...]
     firmware: str  # "bios" or "uefi"
+    secure_boot: bool  # VMware's uefi.secureBoot.enabled
     template: str
     os: str  # what the OS section says, for the plan's reader
     files: dict[str, int | None]  # href -> declared size
@@ -112,7 +113,7 @@ class OvfPlan:
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "vcpus": self.vcpus, "memory_mib": self.memory_mib,
                 "disks": [d.__dict__ for d in self.disks], "nics": [n.__dict__ for n in self.nics],
-                "firmware": self.firmware, "template": self.template, "os": self.os,
+                "firmware": self.firmware, "secure_boot": self.secure_boot, "template": self.template, "os": self.os,
                 "not_honoured": list(self.not_honoured)}
 
 
@@ -269,11 +270,9 @@ def plan_from_ovf(data: bytes) -> OvfPlan:
     if not disks:
         raise InvalidInput("the OVF has no disk (rasd ResourceType 17)")
     secure = env.extra_config.get("uefi.secureBoot.enabled", "").lower() == "true"
-    if secure:
-        notes.append("UEFI Secure Boot is asked for: use the windows template (or --template) for Secure Boot")
     template, os_name = _template_for(env)
     return OvfPlan(name=env.name, vcpus=vcpus, memory_mib=memory, disks=tuple(disks), nics=tuple(nics),
-                   firmware="uefi" if env.firmware == "efi" else "bios", template=template, os=os_name,
+                   firmware="uefi" if env.firmware == "efi" else "bios", secure_boot=secure, template=template, os=os_name,
                    files={check_href(f.href): f.size for f in env.files}, not_honoured=tuple(notes))
 
 

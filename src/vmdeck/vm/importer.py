@@ -77,7 +77,7 @@ class ImportPlan:
         spec = self.spec
         return {"name": spec.name, "source": str(self.source), "kind": self.kind, "template": spec.template,
                 "os": self.os, "machine": spec.machine, "vcpus": spec.vcpus, "memory_mib": spec.memory_mib,
-                "firmware": spec.boot.kind,
+                "firmware": spec.boot.kind, "secure_boot": spec.secure_boot, "tpm": spec.tpm,
                 "disks": [{"file": d.label, "format": d.format, "capacity_bytes": d.capacity, "bus": d.bus,
                            "target": d.target, "controller": d.controller} for d in self.disks],
                 "nics": [{"model": n.model, "network": n.network} for n in spec.nics],
@@ -163,6 +163,11 @@ def plan_import(path: Path, options: ImportOptions = ImportOptions()) -> ImportP
         data["boot"] = {**data["boot"], "kind": options.firmware or firmware, "order": ["hd", "cdrom"]}
     elif firmware == "uefi":
         notes.append(f"UEFI firmware: template {chosen} boots its own kernel directly")
+    wants_secure = bool(ovf and ovf.secure_boot) or data["secure_boot"]
+    can_secure = data["boot"]["kind"] == "uefi" and data["machine"] == "q35"
+    if wants_secure and not can_secure:
+        notes.append(f"Secure Boot: needs UEFI on q35, the VM has {data['boot']['kind']} on {data['machine']}")
+    data["secure_boot"] = wants_secure and can_secure
     taken = [c["target"] for c in data["cdroms"] if c.get("target")]
     disks = []
     for label, source, fmt, capacity, bus, controller in raw_disks:
