@@ -15,6 +15,7 @@ Quota is the caller's: it reserves `ImportPlan.demand_numbers()` around `import_
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +25,14 @@ from pydantic import ValidationError
 
 from vmdeck.domxml.names import next_target
 from vmdeck.domxml.parse import DomainView
-from vmdeck.errors import InvalidInput, NotFound
+from vmdeck.errors import InvalidInput, NotFound, VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.images.ovf import OvfPlan, plan_from_ovf
 from vmdeck.images.package import Package, open_package
 from vmdeck.images.qemuimg import FORMAT_BY_SUFFIX, convert_to_qcow2, disk_facts
 from vmdeck.spec.models import BUSES, VmSpec
 from vmdeck.spec.templates import Overrides, describe_validation_error, resolve
+from vmdeck.storage.journal import Journal
 
 __all__ = ["ImportOptions", "ImportPlan", "PlannedImportDisk", "plan_import", "import_vm", "vm_name_from"]
 
@@ -209,11 +211,57 @@ def _percent_reporter(label: str, progress: Progress) -> Callable[[float], None]
     return report
 
 
+def _verify_in_background(package: Package, hrefs: list[str]) -> Callable[[], None]:
+    """Check the manifest's sums in a thread while qemu-img converts (hashing releases the GIL): the
+    returned wait() raises the mismatch, if any. Nothing converted is kept before it passed."""
+    if not package.manifest:
+        return lambda: None
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            package.verify(hrefs)
+        except BaseException as err:  # handed to wait(), in the importing thread
+            failed.append(err)
+
+    worker = threading.Thread(target=run, name="manifest-check", daemon=True)
+    worker.start()
+
+    def wait() -> None:
+        worker.join()
+        if failed:
+            raise failed[0]
+
+    return wait
+
+
+def _convert_all(plan: ImportPlan, folder: Path, journal: Journal, written: list[Path],
+                 progress: Progress, verified: Callable[[], None]) -> list[Path]:
+    from vmdeck.errors import Conflict
+
+    paths = []
+    try:
+        for disk in plan.disks:
+            dest = folder / f"{plan.spec.name}-{disk.target}.qcow2"
+            if dest.exists() or dest.is_symlink():
+                raise Conflict(f"volume {dest.name!r} already exists in the pool")
+            journal.volume(dest.name)
+            progress(f"converting {disk.label} ({disk.format}, {disk.capacity / GIB:.2f} GiB) to qcow2 "
+                     f"for {disk.target}")
+            written.append(dest)
+            convert_to_qcow2(disk.source, disk.format, dest, disk.capacity, _percent_reporter(disk.label, progress))
+            paths.append(dest)
+    except VmdeckError:
+        verified()  # a package that fails its manifest explains a failed conversion better
+        raise
+    verified()
+    return paths
+
+
 def import_vm(host: Host, plan: ImportPlan, progress: Progress = lambda _m: None, *,
               project: str | None = None) -> DomainView:
     """Verify, convert and create: the VM `plan.spec` with its disks converted into the pool."""
     from vmdeck.errors import Conflict
-    from vmdeck.storage.journal import Journal
     from vmdeck.storage.pool import delete_volume, ensure_pool, pool_path, refresh_pool
     from vmdeck.vm.create import create_vm
 
@@ -223,27 +271,16 @@ def import_vm(host: Host, plan: ImportPlan, progress: Progress = lambda _m: None
     if host.exists(plan.spec.name):
         raise Conflict(f"a VM named {plan.spec.name!r} already exists")
     if plan.package.manifest:
-        progress("checking the manifest's checksums")
-        plan.package.verify([d.label for d in plan.disks])
+        progress("checking the manifest's checksums while converting")
     elif plan.kind != "disk":
         progress("the package has no manifest: its files are not checked")
     pool = ensure_pool(host)
     folder = Path(pool_path(pool))
     written: list[Path] = []
     with Journal("import", plan.spec.name) as journal:
+        verified = _verify_in_background(plan.package, [d.label for d in plan.disks])
         try:
-            paths = []
-            for disk in plan.disks:
-                dest = folder / f"{plan.spec.name}-{disk.target}.qcow2"
-                if dest.exists() or dest.is_symlink():
-                    raise Conflict(f"volume {dest.name!r} already exists in the pool")
-                journal.volume(dest.name)
-                progress(f"converting {disk.label} ({disk.format}, {disk.capacity / GIB:.2f} GiB) to qcow2 "
-                         f"for {disk.target}")
-                written.append(dest)
-                convert_to_qcow2(disk.source, disk.format, dest, disk.capacity,
-                                 _percent_reporter(disk.label, progress))
-                paths.append(dest)
+            paths = _convert_all(plan, folder, journal, written, progress, verified)
             refresh_pool(pool)
             disks = tuple(d.model_copy(update={"source": path}) for d, path in zip(plan.spec.disks, paths,
                                                                                    strict=True))
