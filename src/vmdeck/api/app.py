@@ -27,6 +27,7 @@ from vmdeck.api import (
     vms,
 )
 from vmdeck.api import host as host_api
+from vmdeck.api import imports as imports_api
 from vmdeck.api.context import AppContext, HostHandle
 from vmdeck.api.errors import install_error_handlers
 from vmdeck.api.hardening import HardeningMiddleware
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     for module in (auth, vms, snapshots, templates, images, host_api, hosts, isos, devices, hostview, console, events,
                    projects, audit):
         app.include_router(module.router)
+    app.include_router(imports_api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")
     app.add_middleware(WriteInvalidation, inventory=ctx.inventory)

@@ -103,6 +103,7 @@ POLICY: dict[str, Rule] = {
                                                  "POST /api/vms/{name}/snapshots/{snap}/revert",
                                                  "DELETE /api/vms/{name}/snapshots/{snap}")),
     "vm.clone": Rule("manager", "vm", routes=("POST /api/vms/{name}/clone",)),  # into the source's project
+    "vm.import": Rule("manager", "project", routes=("POST /api/import",)),  # an OVA or disk image as the body
     "iso.upload": Rule("manager", "project", routes=("PUT /api/isos/{name}",)),
     "iso.delete": Rule("manager", "iso", routes=("DELETE /api/isos/{name}",)),
 }
