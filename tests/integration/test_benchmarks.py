@@ -20,6 +20,7 @@ CASES = {
     "bench_storm.py": (["--vms", "1", "--rounds", "1"], "Boot storm", "| N = 1 |"),
     "bench_density.py": (["--vms", "1", "--clients", "2", "--seconds", "1"], "Density", "| vmdeck | 1 |"),
     "bench_core.py": (["--rounds", "1"], "Core: create, start, ready, list", "| (c) `vmdeck list --json` command |"),
+    "bench_import.py": (["--disk-gib", "0.05", "--rounds", "1"], "OVA import", "| A / B |"),
 }
 
 

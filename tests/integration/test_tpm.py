@@ -3,8 +3,10 @@ its state is kept per VM on the host, copied by a clone and removed with the VM.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 from itest_support import PREFIX, READY_TIMEOUT_S, delete_vm, wait_for
 
@@ -22,7 +24,7 @@ def _pcrs(run_in_guest: Callable, vm: str) -> list[str]:
 
 
 def test_tpm_seen_by_the_guest_kept_cloned_and_removed(vm_factory: Callable, run_in_guest: Callable,
-                                                       host: Host) -> None:
+                                                       host: Host, cli: Callable) -> None:
     vm = vm_factory("tiny", tpm=True, suffix="tpm")
     assert run_in_guest(vm, "cat /sys/class/tpm/tpm0/tpm_version_major").stdout.decode().strip() == "2"
     before = _pcrs(run_in_guest, vm)
@@ -30,6 +32,10 @@ def test_tpm_seen_by_the_guest_kept_cloned_and_removed(vm_factory: Callable, run
     assert len(before) == 8 and any(set(value) != {"0"} for value in before)
     state = tpm_state_dir(host.lookup(vm).uuid())
     assert (state / "tpm2" / "tpm2-00.permall").is_file()
+    # The host view shows the swtpm process beside QEMU, and the state it keeps.
+    seen = json.loads(cli("hostview", vm, "--json").stdout)["vms"][0]["tpm"]
+    assert (seen["version"], seen["state_dir"]) == ("2.0", str(state)) and seen["state_bytes"] > 0
+    assert "swtpm" in Path(f"/proc/{seen['swtpm_pid']}/cmdline").read_text()
     permanent = (state / "tpm2" / "tpm2-00.permall").read_bytes()
 
     lifecycle.poweroff(host, vm)
@@ -53,3 +59,17 @@ def test_tpm_seen_by_the_guest_kept_cloned_and_removed(vm_factory: Callable, run
     assert not cloned.exists()
     delete_vm(host, vm)
     assert not state.exists()
+
+
+def test_windows_template_boots_uefi_with_secure_boot_and_a_tpm(vm_factory: Callable, host: Host) -> None:
+    """The windows template under TCG: libvirt picks Debian's Secure Boot firmware with Microsoft's keys
+    (OVMF_CODE_4M.ms.fd + a copy of OVMF_VARS_4M.ms.fd), SMM on, and the TPM's swtpm runs."""
+    vm = vm_factory("windows", wait=False, suffix="win", disk_gib=0.1, memory_mib=512)
+    live = host.lookup(vm).xml()
+    assert "<loader readonly='yes' secure='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.ms.fd</loader>" in live
+    assert "OVMF_VARS_4M.ms.fd" in live and "<smm state='on'/>" in live
+    assert "<tpm model='tpm-crb'>" in live
+    nvram = live.split("<nvram", 1)[1].split(">", 1)[1].split("<", 1)[0]
+    # The VM's own variable store starts as Debian's, keys enrolled: it is not the empty template.
+    assert Path(nvram).read_bytes() == Path("/usr/share/OVMF/OVMF_VARS_4M.ms.fd").read_bytes()
+    assert wait_for(lambda: (tpm_state_dir(host.lookup(vm).uuid()) / "tpm2").is_dir(), timeout=60)
