@@ -256,8 +256,8 @@ def plan_from_ovf(data: bytes) -> OvfPlan:
             notes.append(f"{'floppy drive' if kind == FLOPPY else 'sound card'} "
                          f"{item.get('ElementName') or ''} is not created".replace("  ", " "))
         elif kind in (CDROM, CDROM + 1):
-            notes.append(f"CD/DVD drive {item.get('ElementName')} becomes the template's empty CD drive"
-                         if item.get("ElementName") else "CD/DVD drives become the template's empty CD drive")
+            label = item.get("ElementName") or "a CD/DVD drive"
+            notes.append(f"{label}: the VM gets its template's empty CD/DVD drives instead")
         elif kind in (IDE, SCSI, SATA, USB):
             continue  # controllers: their disks carry the bus; USB: vmdeck's templates have their own
         else:
