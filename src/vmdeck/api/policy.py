@@ -104,6 +104,7 @@ POLICY: dict[str, Rule] = {
                                                  "DELETE /api/vms/{name}/snapshots/{snap}")),
     "vm.clone": Rule("manager", "vm", routes=("POST /api/vms/{name}/clone",)),  # into the source's project
     "vm.import": Rule("manager", "project", routes=("POST /api/import",)),  # an OVA or disk image as the body
+    "vm.import.form": Rule("signed-in", routes=("GET /import",)),
     "iso.upload": Rule("manager", "project", routes=("PUT /api/isos/{name}",)),
     "iso.delete": Rule("manager", "iso", routes=("DELETE /api/isos/{name}",)),
 }
