@@ -109,3 +109,39 @@ def test_refusals_before_anything_is_written(tmp_path: Path, raw: Path) -> None:
                                             ("a" * 80, "a" * 63)])
 def test_vm_names_from_sources(text: str, name: str) -> None:
     assert vm_name_from(text) == name
+
+
+def test_ovf_with_a_split_vmdk_beside_it(tmp_path: Path, raw: Path) -> None:
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=twoGbMaxExtentSparse", raw,
+                    tmp_path / "app-disk1.vmdk"], check=True)
+    ovf = tmp_path / "app.ovf"
+    ovf.write_text(vmware_ovf("app", 1, 256, "app-disk1.vmdk", 4))
+    plan = plan_import(ovf)
+    assert plan.kind == "ovf" and plan.disks[0].source == str(tmp_path / "app-disk1.vmdk")
+    # An extent that is a symlink (to anywhere on the host) is refused before QEMU reads it.
+    extent = tmp_path / "app-disk1-s001.vmdk"
+    extent.rename(tmp_path / "elsewhere.vmdk")
+    extent.symlink_to(tmp_path / "elsewhere.vmdk")
+    with pytest.raises(InvalidInput, match="extent"):
+        plan_import(ovf)
+
+
+def test_vmdk_descriptor_naming_a_host_file_is_refused_before_qemu_opens_it(tmp_path: Path) -> None:
+    descriptor = tmp_path / "evil.vmdk"
+    descriptor.write_text('# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n'
+                          'createType="monolithicFlat"\n\n# Extent description\nRW 2048 FLAT "/etc/shadow" 0\n')
+    with pytest.raises(InvalidInput, match="'/etc/shadow' that is not a plain file beside it"):
+        plan_import(descriptor)
+
+
+def test_ova_holding_a_vmdk_descriptor_is_refused(tmp_path: Path) -> None:
+    descriptor = tmp_path / "d.vmdk"
+    descriptor.write_text('# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\n'
+                          'RW 2048 FLAT "/etc/shadow" 0\n')
+    (tmp_path / "x.ovf").write_text(vmware_ovf("x", 1, 128, "d.vmdk", 1))
+    ova = tmp_path / "x.ova"
+    with tarfile.open(ova, "w") as archive:
+        archive.add(tmp_path / "x.ovf", arcname="x.ovf")
+        archive.add(descriptor, arcname="d.vmdk")
+    with pytest.raises(InvalidInput, match="VMDK descriptor with extents in other files"):
+        plan_import(ova)

@@ -121,6 +121,9 @@ def test_disk_without_controller_is_virtio() -> None:
     (_ovf(_memory("256", "MegaBytes")).replace(b"ovf:/disk/d1", b"ovf:/disk/nope"), "DiskSection does not have"),
     (_ovf(_memory("256", "MegaBytes")).replace(b'ovf:href="d.vmdk"', b'ovf:href="../x.vmdk"'), "plain file names"),
     (_ovf(_memory("256", "MegaBytes")).replace(b'ovf:href="d.vmdk"', b'ovf:href="/etc/shadow"'), "plain file names"),
+    (_ovf(_memory("256", "MegaBytes")).replace(b'ovf:id="f1"', b'ovf:id="f1" ovf:compression="gzip"'),
+     "gzip-compressed"),
+    (_ovf(_memory("256", "MegaBytes")).replace(b'ovf:id="f1"', b'ovf:id="f1" ovf:chunkSize="1000"'), "in chunks"),
     (_ovf(_memory("256", "MegaBytes")).replace(b'ovf:href="d.vmdk"', b'ovf:href="http://x/d.vmdk"'),
      "plain file names"),
 ])

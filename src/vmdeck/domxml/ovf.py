@@ -29,6 +29,8 @@ class OvfFile:
     id: str
     href: str
     size: int | None
+    compression: str = ""  # "gzip" when the file is stored compressed (OVF 1.x ovf:compression)
+    chunk_size: str = ""  # set when the file is stored in chunks (href.000000000, href.000000001 ...)
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,9 @@ def read_envelope(data: bytes) -> OvfEnvelope:
     for node in _children(references, "File") if references is not None else []:
         size = _attr(node, "size")
         files.append(OvfFile(_attr(node, "id") or "", _attr(node, "href") or "",
-                             int(size) if size and size.isdigit() else None))
+                             int(size) if size and size.isdigit() else None,
+                             compression=(_attr(node, "compression") or "").lower(),
+                             chunk_size=_attr(node, "chunkSize") or ""))
     disks = []
     for section in _children(root, "DiskSection"):
         for node in _children(section, "Disk"):

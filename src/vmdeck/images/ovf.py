@@ -223,6 +223,11 @@ def plan_from_ovf(data: bytes) -> OvfPlan:
         notes.append(f"the OVF holds {env.virtual_systems} virtual systems: only the first is imported")
     for entry in env.files:
         check_href(entry.href)
+        if entry.compression not in ("", "identity"):
+            raise InvalidInput(f"the OVF stores {entry.href} {entry.compression}-compressed: vmdeck imports "
+                               "uncompressed files (gunzip it and drop ovf:compression)")
+        if entry.chunk_size:
+            raise InvalidInput(f"the OVF stores {entry.href} in chunks (ovf:chunkSize): join them first")
     by_id = {item.get("InstanceID"): item for item in env.items}
     vcpus = memory = None
     disks: list[PlannedDisk] = []

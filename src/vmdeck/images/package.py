@@ -53,6 +53,17 @@ class Package:
         os.close(fd)
         return str(self.folder / href)
 
+    def head(self, href: str, size: int = 1024) -> bytes:
+        """The first bytes of the package's file `href`."""
+        if self.kind == "ova":
+            member = self.members[href]
+            with open(self.path, "rb") as handle:
+                handle.seek(member.offset)
+                return handle.read(min(size, member.size))
+        assert self.folder is not None
+        with os.fdopen(open_package_file(self.folder, href), "rb") as handle:
+            return handle.read(size)
+
     def digest(self, href: str, algorithm: str) -> str:
         hasher = hashlib.new(algorithm)
         if self.kind == "ova":

@@ -73,9 +73,29 @@ def _check_contained(facts: dict[str, object], source: str, folder: Path | None,
     return extents
 
 
+_EXTENT = re.compile(r'^\s*(?:RW|RDONLY|NOACCESS)\s+\d+\s+\w+\s+"([^"]*)"', re.MULTILINE)
+
+
+def _check_descriptor_extents(source: str, label: str) -> None:
+    """A VMDK text descriptor names its extent files: each must be a plain, regular file beside it, checked
+    before qemu-img opens any of them (an extent "/dev/sda" would otherwise be opened by QEMU)."""
+    path = Path(source)
+    with path.open("rb") as handle:
+        head = handle.read(64 * 1024)
+    if head.startswith(b"KDMV") or b"# Disk DescriptorFile" not in head[:1024]:
+        return  # a sparse VMDK with its descriptor embedded: one file
+    for name in _EXTENT.findall(head.decode("utf-8", errors="replace")):
+        extent = path.parent / name
+        if not name or "/" in name or "\\" in name or name in (".", "..") or extent.is_symlink() \
+                or not extent.is_file():
+            raise InvalidInput(f"disk {label} has an extent {name!r} that is not a plain file beside it: refused")
+
+
 def disk_facts(source: str, fmt: str, *, label: str, folder: Path | None) -> DiskFacts:
     """qemu-img info of `source` read as `fmt`; refused when it reaches outside itself (`folder`: where
     a VMDK's extents may live; None: nowhere else)."""
+    if fmt == "vmdk" and not source.startswith("json:"):
+        _check_descriptor_extents(source, label)
     result = subprocess.run([_qemu_img(), "info", "--output=json", "-f", fmt, source],
                             capture_output=True, text=True, check=False, timeout=120)
     if result.returncode != 0:

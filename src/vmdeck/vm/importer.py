@@ -123,6 +123,10 @@ def _ovf_disks(package: Package, ovf: OvfPlan, notes: list[str]) -> list[tuple[s
                                "with content only")
         fmt = _fmt_for(disk.href, disk.format)
         source = package.source(disk.href, fmt)
+        if package.kind == "ova" and fmt == "vmdk" and b"# Disk DescriptorFile" in package.head(disk.href)[:64]:
+            # Its extents would be looked for beside the OVA, outside the package: refused before QEMU opens it.
+            raise InvalidInput(f"disk {disk.href} is a VMDK descriptor with extents in other files: inside a "
+                               "package only single-file VMDKs (streamOptimized, monolithic sparse) are accepted")
         facts = disk_facts(source, fmt, label=disk.href, folder=package.folder if package.kind == "ovf" else None)
         capacity = max(disk.capacity_bytes, facts.virtual_size)
         if disk.capacity_bytes and facts.virtual_size > disk.capacity_bytes:
