@@ -20,7 +20,7 @@ from itest_support import PREFIX, READY_TIMEOUT_S, delete_vm, wait_for
 
 from vmdeck.host.connection import Host
 from vmdeck.storage.pool import ensure_pool, pool_path
-from vmdeck.vm import lifecycle
+from vmdeck.vm.boot import start_many
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 from ovabuild import build_ova, vmware_ovf  # noqa: E402
@@ -65,32 +65,38 @@ def _pool_files(host: Host, name: str) -> list[str]:
     return sorted(p.name for p in Path(pool_path(ensure_pool(host))).iterdir() if p.name.startswith(name))
 
 
-@pytest.mark.parametrize(("dialect", "vcpus", "memory_mib"), [("vmware", 2, 384), ("virtualbox", 3, 320)])
-def test_ova_boots_with_the_ovf_hardware(dialect: str, vcpus: int, memory_mib: int, raw_disk: Path, tmp_path: Path,
-                                         host: Host, cli: Callable, db: Path, names: Callable,
-                                         run_in_guest: Callable) -> None:
-    name = names(dialect)
-    ova = build_ova(tmp_path, raw_disk, f"appliance-{dialect}", vcpus=vcpus, memory_mib=memory_mib, dialect=dialect)
-    # The tiny template boots its own kernel: the guest needs no boot loader on the imported disk.
-    plan = cli("import", ova, "--name", name, "--template", "tiny", "--disk-bus", "virtio", "--plan", "--json")
-    assert plan.returncode == 0, plan.stderr
-    planned = json.loads(plan.stdout)
-    assert (planned["vcpus"], planned["memory_mib"]) == (vcpus, memory_mib)
-    assert planned["disks"][0]["capacity_bytes"] == DISK_MIB * 2**20
-    assert not host.exists(name) and _pool_files(host, name) == []  # --plan changes nothing
-    made = cli("import", ova, "--name", name, "--template", "tiny", "--disk-bus", "virtio")
-    assert made.returncode == 0, made.stderr
-    assert "checking the manifest" in made.stderr and "100%" in made.stderr
-    lifecycle.start(host, name, wait=True, timeout=READY_TIMEOUT_S)
-    assert run_in_guest(name, "nproc").stdout.decode().strip() == str(vcpus)
-    meminfo = run_in_guest(name, "grep MemTotal /proc/meminfo").stdout.decode().split()
-    # MemTotal is what the kernel keeps after its own reservations: a little below the RAM it was given.
-    assert memory_mib * 1024 * 0.8 < int(meminfo[1]) <= memory_mib * 1024
-    assert int(run_in_guest(name, "cat /sys/block/vda/size").stdout) == DISK_MIB * 2**20 // 512
-    assert run_in_guest(name, f"head -c {len(MARKER)} /dev/vda").stdout == MARKER
-    deleted = cli("delete", name, "--force")
-    assert deleted.returncode == 0, deleted.stderr
-    assert _pool_files(host, name) == []  # the converted disk was the VM's own
+DIALECTS = {"vmware": (2, 384), "virtualbox": (3, 320)}  # dialect -> the vCPUs and MiB its OVF gives
+
+
+def test_ovas_boot_with_the_ovf_hardware(raw_disk: Path, tmp_path: Path, host: Host, cli: Callable, db: Path,
+                                        names: Callable, run_in_guest: Callable) -> None:
+    made: dict[str, tuple[int, int]] = {}
+    for dialect, (vcpus, memory_mib) in DIALECTS.items():
+        name = names(dialect)
+        ova = build_ova(tmp_path, raw_disk, f"appliance-{dialect}", vcpus=vcpus, memory_mib=memory_mib,
+                        dialect=dialect)
+        # The tiny template boots its own kernel: the guest needs no boot loader on the imported disk.
+        plan = cli("import", ova, "--name", name, "--template", "tiny", "--disk-bus", "virtio", "--plan", "--json")
+        assert plan.returncode == 0, plan.stderr
+        planned = json.loads(plan.stdout)
+        assert (planned["vcpus"], planned["memory_mib"]) == (vcpus, memory_mib)
+        assert planned["disks"][0]["capacity_bytes"] == DISK_MIB * 2**20
+        assert not host.exists(name) and _pool_files(host, name) == []  # --plan changes nothing
+        imported = cli("import", ova, "--name", name, "--template", "tiny", "--disk-bus", "virtio")
+        assert imported.returncode == 0, imported.stderr
+        assert "checking the manifest" in imported.stderr and "100%" in imported.stderr
+        made[name] = (vcpus, memory_mib)
+    start_many(host, list(made), wait=True, timeout=READY_TIMEOUT_S)  # both boot at once: one wait
+    for name, (vcpus, memory_mib) in made.items():
+        assert run_in_guest(name, "nproc").stdout.decode().strip() == str(vcpus)
+        meminfo = run_in_guest(name, "grep MemTotal /proc/meminfo").stdout.decode().split()
+        # MemTotal is what the kernel keeps after its own reservations: a little below the RAM it was given.
+        assert memory_mib * 1024 * 0.8 < int(meminfo[1]) <= memory_mib * 1024
+        assert int(run_in_guest(name, "cat /sys/block/vda/size").stdout) == DISK_MIB * 2**20 // 512
+        assert run_in_guest(name, f"head -c {len(MARKER)} /dev/vda").stdout == MARKER
+        deleted = cli("delete", name, "--force")
+        assert deleted.returncode == 0, deleted.stderr
+        assert _pool_files(host, name) == []  # the converted disk was the VM's own
 
 
 def _qemu_img(*args: str | Path) -> subprocess.CompletedProcess[str]:
