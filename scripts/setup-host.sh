@@ -23,6 +23,7 @@ PACKAGES=(
     fonts-nanum  # Hangul for the Korean web UI in the browser tests (Chromium shows boxes without a Korean font)
     postgresql  # the second store backend: tests start a private cluster with its initdb/pg_ctl
     hyperfine  # bench/bench_cli.py: command start-up times
+    swtpm swtpm-tools  # the emulated TPM 2.0 of --tpm and the windows template (libvirt runs swtpm)
     wrk  # bench/bench_web.py, bench_density.py: the API under concurrent clients (a compiled client)
     prometheus prometheus-libvirt-exporter  # tests/integration/test_metrics_prometheus.py (promtool, a real scrape), bench/bench_metrics.py
     # The Debian 12 cloud image (vmdeck image build debian-12): mmdebstrap, a GPT made with sfdisk,

@@ -23,6 +23,7 @@ CASES = {
     "bench_remote.py": (["--rounds", "1", "--runs", "2"], "Remote CLI", "| (2) start |"),
     "bench_backup.py": (["--rounds", "1", "--size-mib", "64"], "Backups", "| (b) incremental: bytes in the repository |"),
     "bench_metrics.py": (["--counts", "3", "--scrapes", "2", "--rounds", "1"], "Metrics scrape", "| 3 |"),
+    "bench_import.py": (["--disk-gib", "0.05", "--rounds", "1"], "OVA import", "| A / B |"),
 }
 
 

@@ -60,6 +60,10 @@ def test_kvm_uses_host_passthrough_golden() -> None:
     _compare("tiny-kvm", _render("tiny", domain_type="kvm"))
 
 
+def test_windows_under_kvm_has_hyperv_enlightenments_golden() -> None:
+    _compare("windows-kvm", _render("windows", domain_type="kvm"))
+
+
 def test_overrides_golden() -> None:
     xml = _render("q35-virtio", vcpus=4, memory_mib=4096, disk_gib=40, cdrom=Path("/srv/iso/debian.iso"))
     _compare("q35-virtio-overrides", xml)

@@ -29,6 +29,7 @@ from vmdeck.api import (
     vms,
 )
 from vmdeck.api import host as host_api
+from vmdeck.api import imports as imports_api
 from vmdeck.api import learn as learn_api
 from vmdeck.api import networks as networks_api
 from vmdeck.api.context import AppContext, HostHandle
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     app.include_router(learn_api.router)
     app.include_router(networks_api.router)
     app.include_router(backups.router)
+    app.include_router(imports_api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")
     app.add_middleware(WriteInvalidation, inventory=ctx.inventory)

@@ -69,6 +69,11 @@ def create_page(request: Request) -> Response:
     return _page(request, "create.html", title="Create a VM")
 
 
+@router.get("/import", response_class=HTMLResponse)
+def import_page(request: Request) -> Response:
+    return _page(request, "import.html", title="Import a VM")
+
+
 @router.get("/vms/{name}", response_class=HTMLResponse)
 def vm_page(request: Request, name: str) -> Response:
     if getattr(request.state, "principal", None) is not None:

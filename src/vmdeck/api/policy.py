@@ -112,6 +112,8 @@ POLICY: dict[str, Rule] = {
                                                  "POST /api/vms/{name}/snapshots/{snap}/revert",
                                                  "DELETE /api/vms/{name}/snapshots/{snap}")),
     "vm.clone": Rule("manager", "vm", routes=("POST /api/vms/{name}/clone",)),  # into the source's project
+    "vm.import": Rule("manager", "project", routes=("POST /api/import",)),  # an OVA or disk image as the body
+    "vm.import.form": Rule("signed-in", routes=("GET /import",)),
     "iso.upload": Rule("manager", "project", routes=("PUT /api/isos/{name}",)),
     # --- backups (api/backups.py): a backup belongs to its VM's project (scope "backup": its manifest's) ---
     "backup.list": Rule("viewer", "vm", routes=("GET /api/vms/{name}/backups",)),

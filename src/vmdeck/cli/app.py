@@ -38,6 +38,7 @@ COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(("project", "user", "vm", "audit"), "admin_cmds"),
     "network": "network_cmds",
     "remote": "remote_cmds",
+    "import": "import_cmds",
 }
 
 

@@ -175,6 +175,11 @@ def _storage(vm: VmHostView, history: History | None) -> list[object]:
     lines: list[object] = [Text("Storage", style="bold underline"), table]
     if history is not None:
         lines.append(Text(f"  disk I/O {history.spark(f'{vm.name}/disk')}"))
+    if vm.tpm is not None:
+        t = vm.tpm
+        process = f"swtpm pid {t.swtpm_pid}, {_mib(t.swtpm_rss_kib)} resident" if t.swtpm_pid else "swtpm not running"
+        state = f"{_bytes(t.state_bytes)} in {t.state_dir}" if t.state_bytes is not None else f"none yet ({t.state_dir})"
+        notes.append(f"  TPM {t.version}: {process}; state {state}")
     return lines + [Text(n, style="dim") for n in notes]
 
 

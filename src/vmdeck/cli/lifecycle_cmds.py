@@ -44,6 +44,7 @@ def create(
     as_json: bool = typer.Option(False, "--json", help="Print the created VM as JSON."),
     on_host: str = typer.Option(None, "--host", help="Registered host to create it on, or 'auto' (default): "
                                                      "the host with the most free memory that fits it."),
+    tpm: bool = typer.Option(False, "--tpm", help="Give the VM an emulated TPM 2.0 (swtpm)."),
 ) -> None:
     """Create a VM from a template, with overrides, on the host placement picks (or --host)."""
     from vmdeck.cli.stores import services
@@ -58,7 +59,7 @@ def create(
         template = default_template(image)
     template = template or "tiny"
     spec = resolve(template, name, Overrides(vcpus=cpus, memory_mib=memory, disk_gib=disk, cdrom=cdrom,
-                                             accel=accel, network=network, image=image))
+                                             accel=accel, network=network, image=image, tpm=tpm or None))
     cloud_init = None
     seeded = (ssh_key, user, password_stdin, hostname, user_data, network_config)
     if any(seeded):

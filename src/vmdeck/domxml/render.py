@@ -230,6 +230,38 @@ def _devices(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
     _sub(rng, "backend", "/dev/urandom", model="random")
 
 
+def _found(root: etree._Element, path: str) -> etree._Element:
+    element = root.find(path)
+    if element is None:
+        raise ValueError(f"the rendered domain has no <{path}>")
+    return element
+
+
+def _guest_needs(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
+    """What some guests insist on (Windows 11): a TPM 2.0, Secure Boot with SMM, Hyper-V enlightenments.
+    Kept apart from the rest so that a VM without them renders exactly as before."""
+    if spec.tpm:
+        # tpm-crb on x86 (what Windows 11 looks for); ARM's virt machine has the TIS device on its MMIO bus.
+        tpm = _sub(_found(root, "devices"), "tpm", model="tpm-crb" if spec.arch == "x86_64" else "tpm-tis")
+        _sub(tpm, "backend", type="emulator", version="2.0")
+    if spec.secure_boot:
+        # libvirt picks the firmware that has these features from QEMU's firmware descriptors: on Debian,
+        # OVMF_CODE_4M.ms.fd with a copy of OVMF_VARS_4M.ms.fd (Microsoft's keys enrolled) for the VM.
+        firmware = _found(root, "os/firmware")
+        for feature in firmware.findall("feature"):
+            firmware.remove(feature)
+        _sub(firmware, "feature", enabled="yes", name="enrolled-keys")
+        _sub(firmware, "feature", enabled="yes", name="secure-boot")
+        _sub(_found(root, "features"), "smm", state="on")
+    # Under TCG QEMU refuses most of them ("kernel doesn't allow setting HyperV VP_INDEX"): KVM only.
+    if spec.hyperv and ctx.domain_type == "kvm":
+        hyperv = _sub(_found(root, "features"), "hyperv", mode="custom")
+        for name in ("relaxed", "vapic", "vpindex", "runtime", "synic", "stimer", "reset", "frequencies"):
+            _sub(hyperv, name, state="on")
+        _sub(hyperv, "spinlocks", state="on", retries="8191")
+        _sub(_found(root, "clock"), "timer", name="hypervclock", present="yes")
+
+
 def render_domain(spec: VmSpec, ctx: RenderContext) -> str:
     """The domain XML for `spec`, as libvirt's defineXML takes it."""
     root = etree.Element("domain", type=ctx.domain_type)
@@ -260,6 +292,7 @@ def render_domain(spec: VmSpec, ctx: RenderContext) -> str:
     _sub(root, "on_reboot", "restart")
     _sub(root, "on_crash", "destroy")
     _devices(root, spec, ctx)
+    _guest_needs(root, spec, ctx)
     forwarded = next((nic for nic in spec.nics if nic.forward_ssh), None)
     if forwarded is not None and ctx.ssh_port is not None:
         if not ctx.ssh_mac:

@@ -491,8 +491,10 @@ class Domain:
         basic = libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
         try:
             # NVRAM: a UEFI VM's variable store belongs to it and goes with it.
+            # TPM: the swtpm state (/var/lib/libvirt/swtpm/UUID) too, whatever the backend's persistent_state.
             self.raw.undefineFlags(basic | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
-                                   | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
+                                   | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA
+                                   | getattr(libvirt, "VIR_DOMAIN_UNDEFINE_TPM", 0))
         except libvirt.libvirtError as err:
             if err.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:  # a driver without those flags
                 raise translate(err, f"delete {self.name}") from err

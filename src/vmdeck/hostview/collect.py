@@ -42,6 +42,7 @@ from vmdeck.hostview.procfs import boot_time, parse_schedstat, read_text
 from vmdeck.hostview.rates import delta_per_s
 from vmdeck.hostview.sched import Overcommit, SchedView, apply_sched_rates, overcommit, read_thread_sched, vcpu_sched
 from vmdeck.hostview.storage import DiskHost, read_disks
+from vmdeck.hostview.tpm import TpmHost, read_tpm
 from vmdeck.vm.state import ACTIVE, state_name
 
 __all__ = ["VmHostView", "HostSummary", "Snapshot", "Collector", "STATS_KINDS", "FAST_STATS_KINDS"]
@@ -81,6 +82,7 @@ class VmHostView:
     memory: MemoryView | None = None
     disks: list[DiskHost] = field(default_factory=list)
     cpu_mode: CpuModeView | None = None
+    tpm: TpmHost | None = None  # the emulated TPM's swtpm process and state (hostview.tpm)
     libvirt_cpu_time_ns: dict[int, int] = field(default_factory=dict)  # vcpu.N.time as libvirt reports it
     _monotonic: float = field(default=0.0, repr=False)
 
@@ -212,6 +214,7 @@ class Collector:
                                   {k[8:]: int(v) for k, v in stats.items() if k.startswith("balloon.")},
                                   detailed=self.detailed)
         view.disks = read_disks(xml, stats, page_cache=self.page_cache)
+        view.tpm = read_tpm(xml, dom.uuid())
         view.cpu_mode = cpu_mode(self._cpu, view_xml.domain_type, view_xml.accel_reason, self._kvm_stats(dom, stats)
                                  if view_xml.domain_type == "kvm" else None)
         return view

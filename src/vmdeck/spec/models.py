@@ -138,6 +138,12 @@ class TemplateSpec(_Model):
     # TCG's translation cache in MiB (QEMU's tb-size; its default is ~1 GiB of address space, much of it
     # touched): 16 brings a tiny guest's QEMU from ~231 to ~177 MiB RSS (DESIGN.md). Ignored under KVM.
     tcg_tb_cache_mib: int | None = Field(default=None, ge=1, le=4096)
+    # An emulated TPM 2.0 (swtpm); libvirt keeps its state per VM in /var/lib/libvirt/swtpm/UUID.
+    tpm: bool = False
+    # UEFI Secure Boot with Microsoft's keys enrolled (Debian's OVMF_VARS_4M.ms.fd), SMM on: q35 + UEFI only.
+    secure_boot: bool = False
+    # Hyper-V enlightenments: what a Windows guest uses to run well under KVM.
+    hyperv: bool = False
 
     @model_validator(mode="after")
     def _coherent(self) -> TemplateSpec:
@@ -153,6 +159,8 @@ class TemplateSpec(_Model):
                 )
         if self.tablet == "usb" and not self.usb:
             raise ValueError("a USB tablet needs usb: true")
+        if self.secure_boot and (self.boot.kind != "uefi" or self.machine != "q35"):
+            raise ValueError("secure_boot needs boot kind uefi on machine q35 (its SMM keeps the keys safe)")
         return self
 
 

@@ -40,6 +40,7 @@ class Overrides:
     accel: str | None = None
     network: str | None = None
     image: str | None = None  # the first disk becomes a linked clone of this library image
+    tpm: bool | None = None  # an emulated TPM 2.0 (swtpm)
 
 
 def _builtin_sources() -> dict[str, str]:
@@ -160,6 +161,8 @@ def resolve(template_name: str, vm_name: str, overrides: Overrides = Overrides()
         data["cdroms"] = cdroms
         if data["boot"]["kind"] != "kernel":
             data["boot"] = {**data["boot"], "order": ["cdrom", "hd"]}
+    if overrides.tpm is not None:
+        data["tpm"] = overrides.tpm
     if overrides.network is not None:
         data["nics"] = [{**nic, "network": overrides.network} for nic in data["nics"]]
     data.update(name=vm_name, template=template_name)

@@ -8,7 +8,7 @@
   which are now read-only and shared. Creating it copies no data.
 
 Either way the clone gets a new UUID and new MAC addresses (libvirt makes
-them), its own copy of the NVRAM, its own serial log, and — if the source
+them), its own copy of the NVRAM and of the TPM state (vm.tpm), its own serial log, and — if the source
 boots with a NoCloud seed (a CD labelled `cidata`) — a new seed with a new
 instance-id, so cloud-init runs again in it (`_reissue_seed`: the hook for
 issue 10's seeds).
@@ -34,6 +34,7 @@ from pathlib import Path
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.domxml.snapshots import NVRAM_DIR, clone_domain_xml, nvram_path, read_tree
 from vmdeck.domxml.storage import volume_xml
+from vmdeck.domxml.tpm import emulated_tpm_version
 from vmdeck.errors import Conflict, HostError, InvalidInput, StateError
 from vmdeck.host.connection import Host
 from vmdeck.paths import pool_dir
@@ -43,6 +44,7 @@ from vmdeck.storage.iso import make_iso
 from vmdeck.storage.pool import delete_volume, ensure_pool
 from vmdeck.vm.snapshot_ops import config_xml, create_snapshot
 from vmdeck.vm.state import current_state
+from vmdeck.vm.tpm import copy_tpm_state
 
 __all__ = ["CloneResult", "clone_vm"]
 
@@ -168,7 +170,16 @@ def clone_vm(host: Host, source: str, new: str, *, linked: bool = False, start: 
             nvram = f"{NVRAM_DIR}/{new}_VARS.fd"
             progress(f"copying the UEFI variable store to {nvram}")
             shutil.copy2(old_nvram, nvram)
-        host.conn.define(clone_domain_xml(xml, source, new, disks, made, seeds, nvram), context=f"define {new}")
+        defined = host.conn.define(clone_domain_xml(xml, source, new, disks, made, seeds, nvram),
+                                   context=f"define {new}")
+        if emulated_tpm_version(xml):
+            progress("copying the TPM state")
+            try:
+                copy_tpm_state(dom.uuid(), defined.uuid())
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    defined.undefine()
+                raise
     except BaseException:
         for path in made:
             with contextlib.suppress(Exception):

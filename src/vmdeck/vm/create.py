@@ -99,8 +99,11 @@ def _seed_files(spec: VmSpec, cloud_init: CloudInitConfig | None) -> tuple[dict[
 
 
 def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None,
-              cloud_init: CloudInitConfig | None = None, *, project: str | None = None) -> DomainView:
-    """Define the VM (volumes first); `project` is recorded in its metadata (vmdeck.vm.project)."""
+              cloud_init: CloudInitConfig | None = None, *, project: str | None = None,
+              adopt: tuple[Path, ...] = ()) -> DomainView:
+    """Define the VM (volumes first); `project` is recorded in its metadata (vmdeck.vm.project).
+    `adopt`: disk sources already in the pool that become the VM's own (an import's converted disks):
+    deleted with the VM, and by a failed create."""
     if project is not None:
         check_project_name(project)
     if host.exists(spec.name):
@@ -141,6 +144,7 @@ def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None,
         forwarded = next(nic for nic in spec.nics if nic.forward_ssh)
         ssh_mac = forwarded.mac or "52:54:00:" + ":".join(f"{b:02x}" for b in os.urandom(3))
     created: list[Path] = []
+    adopted = {Path(path).absolute() for path in adopt}
     paths: list[Path] = []
     taken: list[str] = []
     seed_path = None
@@ -153,6 +157,8 @@ def create_vm(host: Host, spec: VmSpec, progress: Progress = lambda _m: None,
                 taken.append(target)
                 if disk.source is not None:
                     paths.append(Path(disk.source).absolute())
+                    if Path(disk.source).absolute() in adopted:
+                        created.append(Path(disk.source).absolute())
                     continue
                 if index in images:
                     from vmdeck.vm.baseimage import create_overlay
