@@ -14,8 +14,9 @@ from fastapi.templating import Jinja2Templates
 from vmdeck import __version__
 from vmdeck.errors import NotFound
 from vmdeck.store.accounts import Principal
+from vmdeck.store.tenancy import role_rank
 
-__all__ = ["router", "not_found_page"]
+__all__ = ["router", "not_found_page", "forbidden_page", "role_flags"]
 
 router = APIRouter(include_in_schema=False)
 _templates = Jinja2Templates(directory=str(resources.files("vmdeck.web") / "templates"))
@@ -65,16 +66,28 @@ def create_page(request: Request) -> Response:
     return _page(request, "create.html", title="Create a VM")
 
 
+def role_flags(principal: Principal | None, project: str | None) -> dict[str, bool]:
+    """What the page may offer (vmdeck.api.policy's roles): a control the caller cannot use is not drawn."""
+    if principal is None:
+        return {"can_operate": False, "can_manage": False}
+    rank = 4 if principal.admin else role_rank(principal.role_in(project))
+    return {"can_operate": rank >= role_rank("operator"), "can_manage": rank >= role_rank("manager")}
+
+
 @router.get("/vms/{name}", response_class=HTMLResponse)
 def vm_page(request: Request, name: str) -> Response:
-    if getattr(request.state, "principal", None) is not None:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    project = None
+    if principal is not None:
         try:
             from vmdeck.api.context import vm_host_of
+            from vmdeck.vm.project import domain_project
 
-            vm_host_of(request.app.state.ctx, name, request.query_params.get("host")).lookup(name)
+            dom = vm_host_of(request.app.state.ctx, name, request.query_params.get("host")).lookup(name)
+            project = domain_project(dom)
         except NotFound:
             return not_found_page(request, f"There is no VM named {name!r} on this host.")
-    return _page(request, "vm.html", title=name, vm=name)
+    return _page(request, "vm.html", title=name, vm=name, **role_flags(principal, project))
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -89,6 +102,22 @@ def not_found_page(request: Request, message: str = "There is no page at this ad
         return HTMLResponse('<!doctype html><title>Not found · vmdeck</title><h1>Not found</h1>'
                             '<p><a href="/login">Sign in</a></p>', status_code=404)
     return _page(request, "404.html", status_code=404, title="Not found", message=message)
+
+
+# The pages a role may lack, in words (the policy's refusal names the action: "host.view needs admin; ...").
+_PAGE_NEEDS = {
+    "host.view": "The Host page shows the whole machine's capacity and ISO library: it is for administrators.",
+    "host.manage": "The Hosts page registers and drains the machines VMs run on: it is for administrators.",
+    "user.manage": "The Users page is for administrators.",
+    "project.manage": "Projects and their quotas are managed by administrators.",
+}
+
+
+def forbidden_page(request: Request, refusal: str) -> Response:
+    """The HTML 403 page: what the page is for and who may open it, in words, and where to go instead."""
+    action = refusal.split(" ", 1)[0]
+    message = _PAGE_NEEDS.get(action, "Your account's role does not allow this page.")
+    return _page(request, "403.html", status_code=403, title="Not allowed", message=message)
 
 
 @router.get("/favicon.ico", include_in_schema=False)

@@ -94,7 +94,7 @@ POLICY: dict[str, Rule] = {
     "vm.create": Rule("manager", "project", routes=("POST /api/vms",)),
     "vm.create.form": Rule("signed-in", routes=("GET /create",)),  # the form offers the projects you manage
     "vm.delete": Rule("manager", "vm", routes=("DELETE /api/vms/{name}",)),
-    "vm.resize": Rule("manager", "vm", routes=("PATCH /api/vms/{name}",)),
+    "vm.resize": Rule("manager", "vm", routes=("PATCH /api/vms/{name}", "POST /api/vms/{name}/apply-pending")),
     "vm.devices": Rule("manager", "vm", routes=("POST /api/vms/{name}/disks", "DELETE /api/vms/{name}/disks/{target}",
                                                 "POST /api/vms/{name}/disks/{target}/resize",
                                                 "POST /api/vms/{name}/nics", "DELETE /api/vms/{name}/nics/{mac}",

@@ -169,6 +169,11 @@ def show(ctx: typer.Context, name: str, as_json: bool = typer.Option(False, "--j
               f"template {details['template'] or '-'})")
     out.print(f"  {details['arch']} {details['machine']}, {details['vcpus']} vCPU, "
               f"{details['memory_mib']} MiB (current {details['current_memory_mib']} MiB), boot {details['boot_kind']}")
+    if details["pending"]:
+        waiting = ", ".join(f"{value} vCPU" if key == "vcpus" else f"{value} MiB" if key == "memory_mib"
+                            else f"{key} {value}" for key, value in details["pending"].items())
+        out.print(f"  [yellow]pending[/yellow] (at the next boot; `vmdeck reboot {details['name']}` applies it): "
+                  f"{waiting}", highlight=False)
     moved = details.get("last_migration")
     if moved:
         timing = ", ".join(f"{label} {moved[key]} ms" for key, label in (("downtime_ms", "downtime"),
@@ -208,8 +213,8 @@ def shutdown(
 def _power_command(verb: PowerVerb) -> Callable[[typer.Context, str], None]:
     """The CLI command for a power verb without options, from the core's table."""
     def command(ctx: typer.Context, name: str) -> None:
-        lifecycle.power(ctx.obj.host(), name, verb.name)
-        out.print(verb.outcome.format(name=name))
+        outcome = lifecycle.power(ctx.obj.host(), name, verb.name)
+        out.print(f"{name}: {outcome}" if outcome else verb.outcome.format(name=name))
 
     command.__doc__ = verb.help
     command.__name__ = verb.name

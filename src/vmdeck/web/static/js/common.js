@@ -84,11 +84,18 @@ export const POWER = [
 export const POWER_BY_ACTION = Object.fromEntries(POWER.map((p) => [p.action, p]));
 
 // Runs a power action on one VM (asking first for a destructive one); resolves to the API's reply,
-// or null when the user cancelled.
-export async function powerAction(vm, action) {
+// or null when the user cancelled. Deleting a running VM (`running`: a QEMU process exists) asks the user
+// to type its name: it is powered off at once, and one click too many must not cost a working machine.
+export async function powerAction(vm, action, { running = false } = {}) {
   const info = POWER_BY_ACTION[action];
-  if (info?.lose && !(await confirmDialog({ title: `${info.label} ${vm}?`, message: info.lose(vm), confirm: info.label }))) {
-    return null;
+  if (info?.lose) {
+    const runningDelete = action === 'delete' && running;
+    const message = runningDelete
+      ? `${vm} is running: it is powered off at once (whatever its programs have not saved is lost), then deleted with the disk volumes vmdeck created for it. ISOs and images you brought stay.`
+      : info.lose(vm);
+    const ok = await confirmDialog({ title: `${info.label} ${vm}?`, message, confirm: info.label,
+                                     typeName: runningDelete ? vm : null });
+    if (!ok) return null;
   }
   const enc = encodeURIComponent(vm);
   return track(`${info?.label || action} ${vm}`, async () => {
@@ -101,15 +108,21 @@ export async function powerAction(vm, action) {
 // --- the confirmation dialog ------------------------------------------------------------------------
 // A modal <dialog> that names what will be lost. Resolves to false on cancel (button, Esc, backdrop),
 // or to true / {option: checked} on confirm when an option checkbox (e.g. "keep the volume") is shown.
-export function confirmDialog({ title, message, confirm = 'OK', option = null }) {
+// With `typeName`, the confirm button stays disabled until that name is typed.
+export function confirmDialog({ title, message, confirm = 'OK', option = null, typeName = null }) {
   return new Promise((resolve) => {
     const box = option ? el('input', { type: 'checkbox', id: 'confirm-option', checked: option.checked }) : null;
-    const ok = el('button', { type: 'button', class: 'danger', id: 'confirm-ok' }, confirm);
+    const ok = el('button', { type: 'button', class: 'danger', id: 'confirm-ok', disabled: typeName !== null }, confirm);
+    const typed = typeName === null ? null : el('input', { type: 'text', id: 'confirm-typed', autocomplete: 'off',
+                                                           spellcheck: 'false', 'aria-describedby': 'confirm-type-hint' });
+    typed?.addEventListener('input', () => { ok.disabled = typed.value !== typeName; });
     const cancel = el('button', { type: 'button', id: 'confirm-cancel' }, 'Cancel');
     const dialog = el('dialog', { class: 'confirm', id: 'confirm', 'aria-labelledby': 'confirm-title' },
       el('h2', { id: 'confirm-title' }, title),
       el('p', { id: 'confirm-message' }, message),
       option ? el('label', { class: 'check' }, box, option.label) : '',
+      typed ? el('label', { for: 'confirm-typed', id: 'confirm-type-hint' }, 'Type the VM\'s name, ', el('strong', {}, typeName), ', to confirm:') : '',
+      typed || '',
       el('div', { class: 'row-inline end' }, cancel, ok));
     let answer = false;
     ok.addEventListener('click', () => { answer = option ? { option: box.checked } : true; dialog.close(); });

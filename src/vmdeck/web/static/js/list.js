@@ -45,11 +45,13 @@ function closeMenus(except = null) {
   for (const items of document.querySelectorAll('.menu-items')) if (items !== except) items.hidden = true;
 }
 document.addEventListener('click', (event) => { if (!event.target.closest('.menu')) closeMenus(); });
+document.addEventListener('keydown', (event) => { if (event.key === 'Escape') closeMenus(); });
 
 async function act(vm, action) {
   closeMenus();
   try {
-    const result = await powerAction(vm, action);
+    const running = allowedActions(vms.find((v) => v.name === vm)).has('poweroff');
+    const result = await powerAction(vm, action, { running });
     if (result && action === 'delete') load();
   } catch { /* the notice says why */ }
 }

@@ -64,8 +64,11 @@ function setState(next, source) {
 async function refresh() {
   const vm = await api('GET', `/api/vms/${enc}`);
   vmInfo = vm;
+  const pending = vm.pending || {};
   document.getElementById('vm-summary').textContent =
-    `${vm.arch} ${vm.machine} · ${vm.vcpus} vCPU · ${vm.memory_mib} MiB · ${vm.accel} · template ${vm.template || '–'}`;
+    `${vm.arch} ${vm.machine} · ${withPending(vm.vcpus, pending.vcpus, ' vCPU')} · ${withPending(vm.memory_mib, pending.memory_mib, ' MiB')}`
+    + ` · ${vm.accel} · template ${vm.template || '–'}`;
+  renderPending(vm);
   renderOverview(vm);
   renderMedia(vm.disks.filter((d) => d.device === 'cdrom'));
   renderSettings(vm);
@@ -77,7 +80,7 @@ document.getElementById('power').addEventListener('click', async (event) => {
   const action = event.target.closest('button')?.dataset.action;
   if (!action) return;
   try {
-    const result = await powerAction(name, action);
+    const result = await powerAction(name, action, { running: vmActive });
     if (result === null) return;  // cancelled
     if (action === 'delete') { noteForNextPage(`${name} deleted`, { record: false }); location.href = '/'; return; }
     if (result?.state) setState(result.state, result);
@@ -85,11 +88,42 @@ document.getElementById('power').addEventListener('click', async (event) => {
   } catch { /* the notice says what went wrong */ }
 });
 
+// --- changes waiting for the next boot (as Proxmox shows them: the new value beside the running one) ---
+function withPending(live, next, unit) {
+  return next === undefined ? `${live}${unit}` : `${live}${unit} (${next}${unit} at next boot)`;
+}
+
+function renderPending(vm) {
+  const pending = vm.pending || {};
+  const box = document.getElementById('vm-pending');
+  const parts = [];
+  if (pending.vcpus !== undefined) parts.push(`${pending.vcpus} vCPU (now ${vm.vcpus})`);
+  if (pending.memory_mib !== undefined) parts.push(`${pending.memory_mib} MiB of memory (now ${vm.memory_mib} MiB)`);
+  box.hidden = !parts.length;
+  document.getElementById('vm-pending-text').textContent = parts.length
+    ? `Waiting for the next boot: ${parts.join(', ')}. Reboot applies them (vmdeck shuts the VM down and starts it again).`
+    : '';
+  // vCPUs can be plugged in while it runs when its definition leaves room (a maximum above the count).
+  const apply = document.getElementById('pending-apply');
+  const room = vm.live_limits?.vcpus_max;
+  if (apply) apply.hidden = !(pending.vcpus !== undefined && room && pending.vcpus <= room);
+}
+
+document.getElementById('pending-apply')?.addEventListener('click', async () => {
+  try {
+    await track(`Apply ${name}'s changes now`, () => api('POST', `/api/vms/${enc}/apply-pending`),
+      (reply) => `${name}: ${Object.keys(reply.applied).length ? 'applied now' : 'nothing could change while it runs'}`
+        + (Object.keys(reply.still_pending).length ? '; the rest waits for the next boot' : ''));
+  } catch { /* the notice says why */ }
+  refresh().catch(() => {});
+});
+
 // --- overview ------------------------------------------------------------------------------------------------
 function renderOverview(vm) {
   const disks = vm.disks.filter((d) => d.device !== 'cdrom');
   const facts = [
-    ['State', vm.state], ['vCPUs', vm.vcpus], ['Memory', `${vm.memory_mib} MiB`],
+    ['State', vm.state], ['vCPUs', withPending(vm.vcpus, vm.pending?.vcpus, '')],
+    ['Memory', withPending(vm.memory_mib, vm.pending?.memory_mib, ' MiB')],
     ['Machine', `${vm.arch} ${vm.machine} (${vm.accel})`], ['Template', vm.template || '–'],
     ['Disks', disks.map((d) => `${d.target} (${d.bus})`).join(', ') || 'none'],
     ['NICs', vm.nics.map((n) => `${n.mac} (${n.model})`).join(', ') || 'none'],
@@ -236,7 +270,7 @@ function renderMedia(cdroms) {
   body.replaceChildren(...(cdroms.length ? cdroms.map((d) => el('tr', { dataset: { drive: d.target } },
     el('td', {}, d.target), el('td', {}, d.bus),
     el('td', { class: 'disc' }, d.source ? d.source.split('/').pop() : '(empty)'),
-    el('td', {}, el('button', { class: 'eject', disabled: !d.source, onclick: () => eject(d.target) }, 'Eject'))))
+    el('td', {}, el('button', { class: 'eject', dataset: { need: 'operator' }, disabled: !d.source, onclick: () => eject(d.target) }, 'Eject'))))
     : [el('tr', {}, el('td', { colspan: 4, class: 'dim' }, 'No CD/DVD drive.'))]));
 }
 
@@ -268,12 +302,12 @@ async function loadDevices() {
   document.querySelector('#device-table tbody').replaceChildren(...(disks.length ? disks.map((row) =>
     el('tr', { dataset: { kind: row.kind, key: row.key } }, el('td', {}, row.key), el('td', {}, row.bus),
       el('td', { class: 'path' }, row.source || ''), el('td', {}, row.status),
-      el('td', {}, el('button', { class: 'danger remove', onclick: () => removeDisk(row) }, 'Remove'))))
+      el('td', {}, el('button', { class: 'danger remove', dataset: { need: 'manager' }, onclick: () => removeDisk(row) }, 'Remove'))))
     : [el('tr', {}, el('td', { colspan: 5, class: 'dim' }, 'No disks.'))]));
   document.querySelector('#nic-table tbody').replaceChildren(...(nics.length ? nics.map((row) =>
     el('tr', { dataset: { kind: row.kind, key: row.key } }, el('td', {}, row.key), el('td', {}, row.bus),
       el('td', {}, row.source || ''), el('td', {}, row.status),
-      el('td', {}, el('button', { class: 'danger remove', onclick: () => removeNic(row) }, 'Remove'))))
+      el('td', {}, el('button', { class: 'danger remove', dataset: { need: 'manager' }, onclick: () => removeNic(row) }, 'Remove'))))
     : [el('tr', {}, el('td', { colspan: 5, class: 'dim' }, 'No network interfaces.'))]));
 }
 
@@ -328,9 +362,16 @@ const settingsForm = document.getElementById('settings-form');
 let settingsDirty = false;
 settingsForm.addEventListener('input', () => { settingsDirty = true; });
 function renderSettings(vm) {
+  // The form edits the definition the next boot uses; a running VM's own values are shown beneath.
+  const pending = vm.pending || {};
   if (!settingsDirty) {
-    settingsForm.vcpus.value = vm.vcpus;
-    settingsForm.memory_mib.value = vm.memory_mib;
+    settingsForm.vcpus.value = pending.vcpus ?? vm.vcpus;
+    settingsForm.memory_mib.value = pending.memory_mib ?? vm.memory_mib;
+  }
+  for (const [field, live, unit] of [['vcpus', vm.vcpus, ' vCPU'], ['memory_mib', vm.memory_mib, ' MiB']]) {
+    const note = settingsForm.querySelector(`.live-value[data-for="${field}"]`);
+    note.hidden = pending[field] === undefined;
+    note.textContent = note.hidden ? '' : `Pending: running now with ${live}${unit}; ${pending[field]}${unit} from the next boot.`;
   }
   document.getElementById('s-autostart').checked = !!vm.autostart;
   if (!bootDirty) renderBoot(vm.boot_order || []);

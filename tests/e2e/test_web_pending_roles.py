@@ -1,0 +1,188 @@
+"""Pending changes, role-aware pages and the delete confirmation, in headless Chromium against a real
+`vmdeck serve`, real libvirtd and the tiny guest (issue 20, items 1, 3 and 6).
+
+One VM for the module, in a project with a manager: the administrator saves a 2-vCPU change while it
+runs (shown as pending in the header, the form and `vmdeck show`), reboots it from the page and the
+guest counts 2 CPUs; the manager's pages show nothing for administrators only; the manager deletes it,
+typing its name because it runs. Each step at 1366 px and 420 px.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from browser_helpers import PASSWORD, Server, until
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from vmdeck.host.connection import Host
+from vmdeck.vm.agent import guest_exec
+from vmdeck.vm.lifecycle import wait_ready
+
+WIDTHS = (1366, 420)
+MANAGER_PASSWORD = "e2e-manager-password"
+SHOTS = "/tmp/web-r4"
+
+
+@pytest.fixture(scope="module")
+def api(server: Server) -> httpx.Client:
+    return server.api()
+
+
+@pytest.fixture(scope="module")
+def manager(api: httpx.Client) -> dict[str, str]:
+    tag = uuid.uuid4().hex[:6]
+    names = {"project": f"r4pend-{tag}", "user": f"r4mgr-{tag}"}
+    api.post("/api/projects", json={"name": names["project"]}).raise_for_status()
+    api.post("/api/auth/users", json={"username": names["user"], "password": MANAGER_PASSWORD,
+                                      "project": names["project"], "role": "manager"}).raise_for_status()
+    return names
+
+
+@pytest.fixture(scope="module")
+def vm(api: httpx.Client, vm_name: str, manager: dict[str, str], host: Host) -> str:
+    reply = api.post("/api/vms", json={"name": vm_name, "template": "tiny", "memory_mib": 128,
+                                       "project": manager["project"]})
+    assert reply.status_code == 201, reply.text
+    api.post(f"/api/vms/{vm_name}/start").raise_for_status()
+    wait_ready(host, vm_name, timeout=300)
+    return vm_name
+
+
+def _context(browser: Browser, server: Server, width: int, username: str, password: str,
+             errors: list[str]) -> tuple[BrowserContext, Page]:
+    context = browser.new_context(viewport={"width": width, "height": 900}, base_url=server.url)
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto("/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#login-submit")
+    expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
+    return context, page
+
+
+@pytest.fixture(scope="module")
+def admin_pages(browser: Browser, server: Server) -> Iterator[dict[int, Page]]:
+    errors: list[str] = []
+    opened = {width: _context(browser, server, width, "admin", PASSWORD, errors) for width in WIDTHS}
+    yield {width: page for width, (_c, page) in opened.items()}
+    for context, _page in opened.values():
+        context.close()
+    assert not errors, f"JavaScript errors on the administrator's pages: {errors}"
+
+
+@pytest.fixture(scope="module")
+def manager_pages(browser: Browser, server: Server, manager: dict[str, str]) -> Iterator[dict[int, Page]]:
+    errors: list[str] = []
+    opened = {width: _context(browser, server, width, manager["user"], MANAGER_PASSWORD, errors) for width in WIDTHS}
+    yield {width: page for width, (_c, page) in opened.items()}
+    for context, _page in opened.values():
+        context.close()
+    assert not errors, f"JavaScript errors on the manager's pages: {errors}"
+
+
+def _no_sideways_scroll(page: Page) -> None:
+    scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll <= inner, f"{page.url} scrolls sideways at {inner} px ({scroll} px wide)"
+
+
+def _show(vm: str) -> dict[str, object]:
+    done = subprocess.run([sys.executable, "-m", "vmdeck.cli.main", "show", vm, "--json"], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "VMDECK_URI": "qemu:///system"}, check=True)
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_a_saved_change_shows_as_pending_and_a_reboot_from_the_page_applies_it(
+        admin_pages: dict[int, Page], host: Host, vm: str) -> None:
+    os.makedirs(SHOTS, exist_ok=True)
+    page = admin_pages[1366]
+    page.goto(f"/vms/{vm}#settings")
+    expect(page.locator("#vm-state")).to_have_text("running")
+    expect(page.locator("#vm-pending")).to_be_hidden()
+    page.fill("#s-vcpus", "2")
+    page.fill("#s-memory", "256")
+    page.click("#settings-save")
+    pending = page.locator("#vm-pending")
+    expect(pending).to_contain_text("2 vCPU (now 1)")
+    expect(pending).to_contain_text("256 MiB of memory (now 128 MiB)")
+    # Across a reload: the form edits the next boot's values, the running ones are named beneath.
+    for width, shown in admin_pages.items():
+        shown.goto(f"/vms/{vm}#settings")
+        expect(shown.locator("#s-vcpus")).to_have_value("2")
+        expect(shown.locator("#s-memory")).to_have_value("256")
+        expect(shown.locator('.live-value[data-for="vcpus"]')).to_contain_text("running now with 1 vCPU")
+        expect(shown.locator("#vm-summary")).to_contain_text("1 vCPU (2 vCPU at next boot)")
+        _no_sideways_scroll(shown)
+        shown.screenshot(path=f"{SHOTS}/pending-admin-{width}.png", full_page=True)
+    assert _show(vm)["pending"] == {"vcpus": 2, "memory_mib": 256}
+    text = subprocess.run([sys.executable, "-m", "vmdeck.cli.main", "show", vm], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "VMDECK_URI": "qemu:///system"}, check=True).stdout
+    assert "pending" in text and "2 vCPU" in text, text
+    # The guest still has one CPU; the page's Reboot is a power cycle that gives it two.
+    assert guest_exec(host.lookup(vm), ["nproc"], timeout=60).stdout.decode().strip() == "1"
+    page.click('#power button[data-action="reboot"]')
+    expect(page.locator("#toast")).to_contain_text("started again with 2 vCPU, 256 MiB", timeout=240_000)
+    wait_ready(host, vm, timeout=300)
+    nproc = until(lambda: guest_exec(host.lookup(vm), ["nproc"], timeout=60).stdout.decode().strip(), "nproc")
+    assert nproc == "2"
+    expect(page.locator("#vm-pending")).to_be_hidden()
+    expect(page.locator("#vm-summary")).to_contain_text("2 vCPU · 256 MiB")
+    assert _show(vm)["pending"] == {}
+
+
+def test_a_managers_pages_show_nothing_for_administrators(manager_pages: dict[int, Page], vm: str) -> None:
+    for width, page in manager_pages.items():
+        page.goto(f"/vms/{vm}")
+        expect(page.locator("#vm-state")).to_have_text("running")
+        expect(page.locator('#tabs [data-tab="settings"]')).to_be_visible()  # a manager changes settings
+        page.wait_for_timeout(1500)  # a late notice (a refused admin-only request) would show by now
+        text = page.locator("body").inner_text()
+        for admin_only in ("needs admin", "Host and migration", "host.manage", "Migrate"):
+            assert admin_only not in text, f"{admin_only!r} on the manager's VM page at {width} px"
+        expect(page.locator("#migrate-card")).to_have_count(0)
+        expect(page.locator('header nav a[href="/host"]')).to_have_count(0)
+        _no_sideways_scroll(page)
+        page.screenshot(path=f"{SHOTS}/vm-manager-{width}.png", full_page=True)
+        for path, words in (("/host", "The Host page"), ("/hosts", "The Hosts page")):
+            reply = page.goto(path)
+            assert reply is not None and reply.status == 403
+            expect(page.locator("#forbidden h1")).to_have_text("Not available to your account")
+            expect(page.locator("#error-detail")).to_contain_text(words)
+            assert "needs admin" not in page.locator("body").inner_text()
+            expect(page.locator("#stream-status")).to_be_visible()  # the site's own page, with its frame
+            _no_sideways_scroll(page)
+        page.screenshot(path=f"{SHOTS}/forbidden-manager-{width}.png", full_page=True)
+
+
+def test_deleting_a_running_vm_asks_for_its_name(manager_pages: dict[int, Page], api: httpx.Client, vm: str) -> None:
+    page = manager_pages[420]
+    # Shut off: one plain confirmation.
+    api.post(f"/api/vms/{vm}/poweroff").raise_for_status()
+    page.goto(f"/vms/{vm}")
+    expect(page.locator("#vm-state")).to_have_text("shut off")
+    page.click('#power button[data-action="delete"]')
+    expect(page.locator("#confirm-message")).not_to_contain_text("is running")
+    expect(page.locator("#confirm-typed")).to_have_count(0)
+    expect(page.locator("#confirm-ok")).to_be_enabled()
+    page.click("#confirm-cancel")
+    # Running: it says so, and Delete stays disabled until the name is typed.
+    api.post(f"/api/vms/{vm}/start").raise_for_status()
+    expect(page.locator("#vm-state")).to_have_text("running", timeout=60_000)
+    page.click('#power button[data-action="delete"]')
+    expect(page.locator("#confirm-message")).to_contain_text(f"{vm} is running")
+    expect(page.locator("#confirm-ok")).to_be_disabled()
+    page.fill("#confirm-typed", vm[:-1])
+    expect(page.locator("#confirm-ok")).to_be_disabled()
+    page.screenshot(path=f"{SHOTS}/delete-running-420.png")
+    page.fill("#confirm-typed", vm)
+    expect(page.locator("#confirm-ok")).to_be_enabled()
+    page.click("#confirm-ok")
+    expect(page).to_have_url(f"{page.url.split('/vms/')[0]}/")
+    assert api.get(f"/api/vms/{vm}").status_code == 404
