@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from browser_helpers import PASSWORD, Server, until
+from browser_helpers import PASSWORD, Server, tall_table_cells, until
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from vmdeck.host.connection import Host
@@ -159,6 +159,33 @@ def test_a_managers_pages_show_nothing_for_administrators(manager_pages: dict[in
             expect(page.locator("#stream-status")).to_be_visible()  # the site's own page, with its frame
             _no_sideways_scroll(page)
         page.screenshot(path=f"{SHOTS}/forbidden-manager-{width}.png", full_page=True)
+
+
+def _check_tables(page: Page, where: str) -> None:
+    expect(page.locator("td:visible").first).to_be_visible()
+    page.wait_for_timeout(500)  # rows filled by the page's requests
+    tall = tall_table_cells(page)
+    assert not tall, f"table cells taller than two lines on {where}: {tall}"
+    _no_sideways_scroll(page)
+
+
+@pytest.mark.parametrize("role", ["admin", "manager"])
+def test_no_table_cell_is_taller_than_two_lines(role: str, admin_pages: dict[int, Page],
+                                               manager_pages: dict[int, Page], vm: str) -> None:
+    pages = admin_pages if role == "admin" else manager_pages
+    paths = ["/", "/audit"] + (["/host", "/hosts"] if role == "admin" else [])
+    for width, page in pages.items():
+        for path in paths:
+            page.goto(path)
+            expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
+            _check_tables(page, f"{path} at {width} px as {role}")
+            page.screenshot(path=f"{SHOTS}/table-{role}{path.replace('/', '-')}-{width}.png", full_page=True)
+        page.goto(f"/vms/{vm}")
+        expect(page.locator("#vm-state")).to_have_text("running")
+        for tab in ("disks", "network", "hostview"):
+            page.click(f'#tabs [data-tab="{tab}"]')
+            _check_tables(page, f"the VM's {tab} tab at {width} px as {role}")
+        page.screenshot(path=f"{SHOTS}/table-{role}-vm-hostview-{width}.png", full_page=True)
 
 
 def test_deleting_a_running_vm_asks_for_its_name(manager_pages: dict[int, Page], api: httpx.Client, vm: str) -> None:

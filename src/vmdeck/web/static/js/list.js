@@ -69,7 +69,7 @@ function row(vm) {
                               onchange: (event) => { if (event.target.checked) selected.add(vm.name); else selected.delete(vm.name); updateBulk(); } });
   const tr = el('tr', { dataset: { vm: vm.name } },
     el('td', {}, check),
-    el('td', {}, el('a', { href: `/vms/${encodeURIComponent(vm.name)}` }, vm.name)),
+    el('td', { class: 'wrap' }, el('a', { href: `/vms/${encodeURIComponent(vm.name)}` }, vm.name)),
     el('td', { class: 'hide-narrow hide-medium project' }, vm.project ?? '—'),
     el('td', {}, el('span', { class: 'state' })),
     el('td', { class: 'hide-narrow' }, vm.vcpus), el('td', { class: 'hide-narrow' }, `${vm.memory_mib} MiB`),
@@ -142,10 +142,14 @@ document.getElementById('bulk').addEventListener('click', async (event) => {
   (result) => `${vm}: ${result?.result || action}`)));
 });
 
+const USER_MODE_ADDRESS = /^(10\.0\.2\.\d+|fec0:)/i;
+
 function drawRow(tr, name) {
   const info = runtime.get(name);
   const running = tr.dataset.state === 'running' || tr.dataset.state === 'paused';
-  tr.querySelector('.ip').textContent = running ? (info?.addresses || []).join(', ') : '';
+  // QEMU's user-mode NIC gives every guest 10.0.2.15 (and fec0::…): an address nobody can reach, left out.
+  const addresses = (info?.addresses || []).filter((a) => !USER_MODE_ADDRESS.test(a));
+  tr.querySelector('.ip').textContent = running ? addresses.join(', ') : '';
   tr.querySelector('.uptime').textContent = running ? formatDuration(info?.uptime_s) : '';
   const h = history.get(name);
   if (!h) return;
