@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -186,6 +187,110 @@ def test_no_table_cell_is_taller_than_two_lines(role: str, admin_pages: dict[int
             page.click(f'#tabs [data-tab="{tab}"]')
             _check_tables(page, f"the VM's {tab} tab at {width} px as {role}")
         page.screenshot(path=f"{SHOTS}/table-{role}-vm-hostview-{width}.png", full_page=True)
+
+
+def test_administrators_manage_projects_users_and_memberships_on_pages(
+        admin_pages: dict[int, Page], api: httpx.Client, manager: dict[str, str]) -> None:
+    page = admin_pages[1366]
+    project = f"r4p2-{uuid.uuid4().hex[:6]}"
+    page.goto("/projects")
+    # Every field's error under its field, all at once.
+    page.fill("#p-vcpus", "-1")
+    page.fill("#p-memory", "1.5")
+    page.click("#p-save")
+    for field, words in (("name", "Name the project"), ("vcpus", "0 or more"), ("memory_mib", "whole number")):
+        expect(page.locator(f'#project-form .field-error[data-for="{field}"]')).to_contain_text(words)
+    page.fill("#p-name", project)
+    page.fill("#p-vcpus", "4")
+    page.fill("#p-memory", "1024")
+    page.click("#p-save")
+    row = page.locator(f'#project-table tr[data-project="{project}"]')
+    expect(row.locator("td.quota-vcpus")).to_have_text("0 / 4")
+    expect(row.locator("td.quota-instances")).to_have_text("0 / no limit")
+    row.locator("button.edit").click()
+    page.fill("#p-instances", "3")
+    page.click("#p-save")
+    expect(row.locator("td.quota-instances")).to_have_text("0 / 3")
+    assert api.get(f"/api/projects/{project}").json()["quota"]["instances"]["limit"] == 3
+    # A user made on the Users page, with a role; a membership given, then taken away.
+    user = f"r4u2-{uuid.uuid4().hex[:6]}"
+    page.goto("/users")
+    page.fill("#u-name", user)
+    page.fill("#u-password", "short")
+    page.click("#u-create")
+    expect(page.locator('#user-form .field-error[data-for="password"]')).to_contain_text("8 characters")
+    page.fill("#u-password", "a-long-enough-password")
+    page.select_option("#u-project", project)
+    page.select_option("#u-role", "operator")
+    page.click("#u-create")
+    expect(page.locator(f'#user-table tr[data-user="{user}"]')).to_contain_text(f"{project}: operator")
+    page.select_option("#m-user", manager["user"])
+    page.select_option("#m-project", project)
+    page.select_option("#m-role", "viewer")
+    page.click("#m-save")
+    member = page.locator(f'#user-table tr[data-user="{manager["user"]}"] .membership[data-project="{project}"]')
+    expect(member).to_contain_text("viewer")
+    member.locator("button.remove").click()
+    page.click("#confirm-ok")
+    expect(member).to_have_count(0)
+    users = {u["username"]: u for u in api.get("/api/users").json()}
+    assert users[user]["projects"] == {project: "operator"}
+    assert project not in users[manager["user"]]["projects"]
+    for width, shown in admin_pages.items():
+        for path in ("/projects", "/users", "/account"):
+            shown.goto(path)
+            expect(shown.locator("td:visible").first).to_be_visible()
+            _check_tables(shown, f"{path} at {width} px")
+            shown.screenshot(path=f"{SHOTS}/admin{path.replace('/', '-')}-{width}.png", full_page=True)
+
+
+def test_a_manager_changes_the_password_and_makes_and_revokes_a_token(
+        manager_pages: dict[int, Page], server: Server, manager: dict[str, str], vm: str) -> None:
+    page = manager_pages[420]
+    page.goto("/vms/" + vm)
+    page.click("#account-link")
+    expect(page).to_have_url(f"{server.url}/account")
+    page.fill("#pw-new", "short")
+    page.fill("#pw-repeat", "other")
+    page.click("#pw-save")
+    for field, words in (("old_password", "current password"), ("new_password", "8 characters"),
+                         ("repeat", "differ")):
+        expect(page.locator(f'#password-form .field-error[data-for="{field}"]')).to_contain_text(words)
+    page.fill("#pw-old", "not-my-password")
+    page.fill("#pw-new", "a-new-manager-password")
+    page.fill("#pw-repeat", "a-new-manager-password")
+    page.click("#pw-save")
+    expect(page.locator('#password-form .field-error[data-for="old_password"]')).to_contain_text("wrong")
+    page.fill("#pw-old", MANAGER_PASSWORD)
+    page.fill("#pw-new", "a-new-manager-password")
+    page.fill("#pw-repeat", "a-new-manager-password")
+    page.click("#pw-save")
+    expect(page.locator("#toast")).to_contain_text("Password changed")
+    # The other sign-in (the 1366 px window) ended; this one stays.
+    other = manager_pages[1366]
+    other.goto("/account")
+    expect(other).to_have_url(re.compile(r"/login"))
+    assert httpx.post(f"{server.url}/api/auth/login", json={"username": manager["user"],
+                                                            "password": "a-new-manager-password"}).status_code == 200
+    # A token: shown once, works for scripts in its project, refused once revoked.
+    page.fill("#tok-name", "r4-script")
+    page.select_option("#tok-role", "viewer")
+    page.click("#tok-create")
+    expect(page.locator("#token-secret")).to_be_visible()
+    secret = page.locator("#token-value").inner_text()
+    row = page.locator('#token-table tr[data-token="r4-script"]')
+    expect(row.locator("td.status")).to_have_text("active")
+    expect(row).to_contain_text(manager["project"])
+    assert secret not in page.locator("#token-table").inner_text()
+    bearer = {"Authorization": f"Bearer {secret}"}
+    listed = httpx.get(f"{server.url}/api/vms", headers=bearer)
+    assert listed.status_code == 200 and vm in [v["name"] for v in listed.json()]
+    _no_sideways_scroll(page)
+    page.screenshot(path=f"{SHOTS}/account-manager-420.png", full_page=True)
+    row.locator("button.revoke").click()
+    page.click("#confirm-ok")
+    expect(row.locator("td.status")).to_have_text("revoked")
+    assert httpx.get(f"{server.url}/api/vms", headers=bearer).status_code == 401
 
 
 def test_deleting_a_running_vm_asks_for_its_name(manager_pages: dict[int, Page], api: httpx.Client, vm: str) -> None:

@@ -140,3 +140,21 @@ def host_page(request: Request) -> Response:
 @router.get("/hosts", response_class=HTMLResponse)
 def hosts_page(request: Request) -> Response:
     return _page(request, "hosts.html", title="Hosts")
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account_page(request: Request) -> Response:
+    """Your password and API tokens."""
+    return _page(request, "account.html", title="Your account")
+
+
+@router.get("/users", response_class=HTMLResponse)
+def users_page(request: Request) -> Response:
+    """Accounts and memberships (administrators)."""
+    return _page(request, "users.html", title="Users")
+
+
+@router.get("/projects", response_class=HTMLResponse)
+def projects_page(request: Request) -> Response:
+    """Projects with their quotas and use (administrators)."""
+    return _page(request, "projects.html", title="Projects")

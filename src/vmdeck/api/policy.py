@@ -53,15 +53,16 @@ class Rule:
 POLICY: dict[str, Rule] = {
     # --- signing in, one's own account ---------------------------------------------------------------
     "auth.login": Rule("public", routes=("POST /api/auth/login", "GET /login")),
-    "auth.self": Rule("signed-in", routes=("POST /api/auth/logout", "GET /api/auth/me", "POST /api/auth/password")),
+    "auth.self": Rule("signed-in", routes=("POST /api/auth/logout", "GET /api/auth/me", "POST /api/auth/password",
+                                           "GET /account")),
     "token.manage": Rule("signed-in", routes=("GET /api/auth/tokens", "POST /api/auth/tokens",
                                               "DELETE /api/auth/tokens/{token_id}")),
     # --- host administration -------------------------------------------------------------------------
-    "user.manage": Rule("admin", routes=("POST /api/auth/users", "GET /api/users")),
+    "user.manage": Rule("admin", routes=("POST /api/auth/users", "GET /api/users", "GET /users")),
     "project.manage": Rule("admin", routes=("POST /api/projects", "PATCH /api/projects/{project}",
                                             "DELETE /api/projects/{project}",
                                             "PUT /api/projects/{project}/members/{username}",
-                                            "DELETE /api/projects/{project}/members/{username}")),
+                                            "DELETE /api/projects/{project}/members/{username}", "GET /projects")),
     "host.view": Rule("admin", routes=("GET /api/host", "GET /api/hostview", "GET /host")),
     "host.manage": Rule("admin", routes=("GET /api/hosts", "POST /api/hosts", "DELETE /api/hosts/{host}",
                                          "POST /api/hosts/{host}/drain", "POST /api/hosts/{host}/undrain",

@@ -139,8 +139,11 @@ export function confirmDialog({ title, message, confirm = 'OK', option = null, t
 export function toast(message, bad = false) {
   const box = document.getElementById('toast');
   if (!box) return;
-  const item = el('div', { class: bad ? 'bad' : 'ok' }, message);
+  const item = el('div', { class: bad ? 'bad' : 'ok', title: 'Click to dismiss' }, message);
+  item.addEventListener('click', () => item.remove());
   box.append(item);
+  // Notices do not pile up over the page: the three newest stay (the Activity panel keeps them all).
+  while (box.children.length > 3) box.firstElementChild.remove();
   setTimeout(() => item.remove(), bad ? 8000 : 4000);
 }
 
