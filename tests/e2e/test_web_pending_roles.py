@@ -23,6 +23,8 @@ from browser_helpers import PASSWORD, Server, tall_table_cells, until
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from vmdeck.host.connection import Host
+from vmdeck.paths import iso_dir
+from vmdeck.storage.iso import make_iso
 from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.lifecycle import wait_ready
 
@@ -293,8 +295,41 @@ def test_a_manager_changes_the_password_and_makes_and_revokes_a_token(
     assert httpx.get(f"{server.url}/api/vms", headers=bearer).status_code == 401
 
 
-def test_deleting_a_running_vm_asks_for_its_name(manager_pages: dict[int, Page], api: httpx.Client, vm: str) -> None:
+@pytest.fixture(scope="module")
+def library_iso(vm_name: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("r4-iso")
+    (folder / "hello.txt").write_text("hello\n")
+    iso = make_iso(folder, iso_dir() / f"{vm_name}-r4.iso")
+    yield iso.name
+    iso.unlink(missing_ok=True)
+
+
+def _cli(*args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "vmdeck.cli.main", *args], capture_output=True, text=True,
+                          timeout=180, env={**os.environ, "VMDECK_URI": "qemu:///system"})
+    assert done.returncode == 0, f"vmdeck {' '.join(args)}: {done.stdout}{done.stderr}"
+
+
+def test_the_open_page_follows_changes_made_from_the_cli(admin_pages: dict[int, Page], vm: str,
+                                                          library_iso: str) -> None:
+    page = admin_pages[1366]
+    page.goto(f"/vms/{vm}#disks")
+    expect(page.locator("#vm-state")).to_have_text("running")
+    expect(page.locator("#media-table td.disc").first).to_have_text("(empty)")
+    _cli("cdrom", "insert", vm, str(iso_dir() / library_iso))
+    expect(page.locator("#media-table td.disc").first).to_have_text(library_iso, timeout=30_000)
+    _cli("disk", "add", vm, "--size", "0.1")
+    added = page.locator('#device-table tr[data-key="vdb"]')
+    expect(added).to_be_visible(timeout=30_000)
+    _cli("disk", "remove", vm, "vdb", "--delete-volume")
+    expect(added).to_have_count(0, timeout=30_000)
+    page.screenshot(path=f"{SHOTS}/live-disks-1366.png", full_page=True)
+
+
+def test_deleting_a_running_vm_asks_for_its_name(manager_pages: dict[int, Page], admin_pages: dict[int, Page],
+                                                api: httpx.Client, vm: str) -> None:
     page = manager_pages[420]
+    watcher = admin_pages[1366]  # another user's window on the same VM
     # Shut off: one plain confirmation.
     api.post(f"/api/vms/{vm}/poweroff").raise_for_status()
     page.goto(f"/vms/{vm}")
@@ -307,6 +342,8 @@ def test_deleting_a_running_vm_asks_for_its_name(manager_pages: dict[int, Page],
     # Running: it says so, and Delete stays disabled until the name is typed.
     api.post(f"/api/vms/{vm}/start").raise_for_status()
     expect(page.locator("#vm-state")).to_have_text("running", timeout=60_000)
+    watcher.goto(f"/vms/{vm}")
+    expect(watcher.locator("#vm-state")).to_have_text("running")
     page.click('#power button[data-action="delete"]')
     expect(page.locator("#confirm-message")).to_contain_text(f"{vm} is running")
     expect(page.locator("#confirm-ok")).to_be_disabled()
@@ -318,3 +355,11 @@ def test_deleting_a_running_vm_asks_for_its_name(manager_pages: dict[int, Page],
     page.click("#confirm-ok")
     expect(page).to_have_url(f"{page.url.split('/vms/')[0]}/")
     assert api.get(f"/api/vms/{vm}").status_code == 404
+    # The other window learns it from the event stream: it says so, and nothing can act on the VM.
+    expect(watcher.locator("#vm-deleted")).to_be_visible(timeout=30_000)
+    expect(watcher.locator("#vm-state")).to_have_text("deleted")
+    for action in ("start", "shutdown", "reboot", "poweroff", "delete"):
+        expect(watcher.locator(f'#power button[data-action="{action}"]')).to_be_disabled()
+    watcher.click('#tabs [data-tab="settings"]')
+    expect(watcher.locator("#settings-save")).to_be_disabled()
+    watcher.screenshot(path=f"{SHOTS}/deleted-elsewhere-1366.png", full_page=True)

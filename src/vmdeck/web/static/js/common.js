@@ -214,6 +214,7 @@ export function noteForNextPage(message, { record = true } = {}) {
 // One WebSocket per page (libvirt's domain events and stats, pushed by the server), opened here for every
 // page so the footer's status is true everywhere; pages subscribe with connectEvents(). Reconnects itself.
 const listeners = new Set();
+const lastEvent = new Map();
 let streamOpen = false;
 
 export function connectEvents(onMessage) {
@@ -232,7 +233,12 @@ function openStream() {
     socket.onmessage = (event) => {
       const message = JSON.parse(event.data);
       if (message.type === 'state' && message.vm && message.event) {
-        addActivity({ label: `${message.vm}: ${message.event}`, status: 'event', detail: message.state || '' });
+        // QEMU starts paused and libvirt then resumes it: "resumed" right after "started" is the same start.
+        const after = lastEvent.get(message.vm);
+        lastEvent.set(message.vm, message.event);
+        if (!(message.event === 'resumed' && after === 'started')) {
+          addActivity({ label: `${message.vm}: ${message.event}`, status: 'event', detail: message.state || '' });
+        }
       }
       for (const listener of listeners) listener(message);
     };

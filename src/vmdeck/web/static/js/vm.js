@@ -433,13 +433,46 @@ document.getElementById('s-autostart').addEventListener('change', async (event) 
 });
 
 // --- live updates ------------------------------------------------------------------------------------------------------------
+// Every tab follows the stream: a state change, a device added or removed, media inserted or ejected, a
+// definition rewritten (from the CLI, another browser, virsh) re-reads the VM; bursts are read once.
+let reloadTimer = null;
+function reloadSoon() {
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(() => {
+    refresh().then(() => loadDevices()).catch((error) => { if (error.status === 404) markDeleted(); });
+  }, 300);
+}
+
+// Deleted elsewhere: nothing on the page can act on it any more.
+let deleted = false;
+function markDeleted() {
+  if (deleted) return;
+  deleted = true;
+  state = 'deleted';
+  const badge = document.getElementById('vm-state');
+  badge.textContent = 'deleted';
+  badge.dataset.state = 'deleted';
+  document.body.dataset.vmDeleted = 'true';
+  document.body.dataset.vmActive = 'false';
+  rfb?.disconnect();
+  serialSocket?.close();
+  for (const control of document.querySelectorAll('main button:not([role=tab]), main input, main select, main textarea')) {
+    control.disabled = true;
+  }
+  const notice = document.getElementById('vm-deleted');
+  notice.hidden = false;
+}
+
 connectEvents((message) => {
-  if (message.type === 'state' && message.vm === name && message.state) {
+  if (deleted || message.vm !== name) {
+    if (!deleted && message.type === 'inventory' && !message.vm) reloadSoon();  // reconnected: re-read
+    return;
+  }
+  if (message.type === 'state' && message.state) {
     setState(message.state, message);
-    refresh().catch(() => {});
-    loadDevices().catch(() => {});
-  } else if (message.type === 'inventory') {
-    refresh().catch(() => { document.getElementById('vm-state').textContent = 'deleted'; });
+    reloadSoon();
+  } else if (message.type === 'inventory' || message.type === 'device') {
+    reloadSoon();
   }
 });
 
