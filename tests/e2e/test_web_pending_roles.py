@@ -9,6 +9,8 @@ typing its name because it runs. Each step at 1366 px and 420 px.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -18,13 +20,18 @@ import uuid
 from collections.abc import Iterator
 
 import httpx
+import pycdlib
 import pytest
-from browser_helpers import PASSWORD, Server, tall_table_cells, until
+import yaml
+from browser_helpers import PASSWORD, PREFIX, Server, tall_table_cells, until
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from vmdeck.errors import NotFound
 from vmdeck.host.connection import Host
+from vmdeck.images.debian import build_image
 from vmdeck.paths import iso_dir
 from vmdeck.storage.iso import make_iso
+from vmdeck.vm import lifecycle
 from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.lifecycle import wait_ready
 
@@ -324,6 +331,67 @@ def test_the_open_page_follows_changes_made_from_the_cli(admin_pages: dict[int, 
     _cli("disk", "remove", vm, "vdb", "--delete-volume")
     expect(added).to_have_count(0, timeout=30_000)
     page.screenshot(path=f"{SHOTS}/live-disks-1366.png", full_page=True)
+
+
+@pytest.fixture(scope="module")
+def debian_vm(host: Host) -> Iterator[str]:
+    name = f"{PREFIX}deb-{uuid.uuid4().hex[:6]}"
+    yield name
+    with contextlib.suppress(NotFound):
+        lifecycle.delete(host, name, force=True)
+
+
+def _user_data(seed: str) -> dict[str, object]:
+    iso = pycdlib.PyCdlib()
+    iso.open(seed)
+    try:
+        out = io.BytesIO()
+        iso.get_file_from_iso_fp(out, rr_path="/user-data")
+        return yaml.safe_load(out.getvalue().decode())  # type: ignore[no-any-return]
+    finally:
+        iso.close()
+
+
+def test_the_create_form_shows_the_templates_image_and_the_overview_how_to_get_in(
+        admin_pages: dict[int, Page], api: httpx.Client, server: Server, debian_vm: str) -> None:
+    build_image("debian-12")  # scripts/setup-host.sh built it: instant unless missing
+    page = admin_pages[1366]
+    page.goto("/create")
+    expect(page.locator("#f-template")).to_have_value("tiny")
+    expect(page.locator("#cloud-init")).to_be_hidden()
+    # Every error the form can tell at once, each under its field.
+    page.fill("#f-vcpus", "0")
+    page.fill("#f-memory", "100.5")
+    page.click("#create-submit")
+    for field, words in (("name", "Name the VM"), ("vcpus", "At least 1"), ("memory_mib", "whole number")):
+        expect(page.locator(f'#create-form .field-error[data-for="{field}"]')).to_contain_text(words)
+    page.fill("#f-vcpus", "")
+    page.fill("#f-memory", "")
+    # A template that clones an image: the image is preselected and cloud-init's fields show.
+    page.select_option("#f-template", "debian-12")
+    expect(page.locator("#f-image")).to_have_value("debian-12")
+    expect(page.locator("#cloud-init")).to_be_visible()
+    page.fill("#f-name", debian_vm)
+    page.fill("#f-user", "dora")
+    page.fill("#f-password", "a-console-password")
+    _no_sideways_scroll(page)
+    page.screenshot(path=f"{SHOTS}/create-debian-1366.png", full_page=True)
+    page.click("#create-submit")
+    expect(page).to_have_url(f"{server.url}/vms/{debian_vm}", timeout=120_000)
+    vm = api.get(f"/api/vms/{debian_vm}").json()
+    (forward,) = vm["port_forwards"]
+    seed = next(d["source"] for d in vm["disks"] if d["device"] == "disk" and d["readonly"])
+    (user,) = _user_data(seed)["users"]  # type: ignore[misc]
+    assert user["name"] == "dora" and user["lock_passwd"] is False and user["passwd"].startswith("$6$")
+    # The Access panel: the login user, the forward as a command to copy, the user-mode NIC.
+    for width, shown in admin_pages.items():
+        shown.goto(f"/vms/{debian_vm}")
+        expect(shown.locator('#access-facts dd[data-fact="Login user"]')).to_have_text("dora")
+        expect(shown.locator("#ssh-command")).to_have_text(f"ssh -p {forward['host_port']} dora@127.0.0.1")
+        expect(shown.locator("#ssh-copy")).to_be_visible()
+        expect(shown.locator("#overview-facts")).to_contain_text("user-mode networking, with the SSH forward")
+        _no_sideways_scroll(shown)
+        shown.screenshot(path=f"{SHOTS}/access-{width}.png", full_page=True)
 
 
 def test_deleting_a_running_vm_asks_for_its_name(manager_pages: dict[int, Page], admin_pages: dict[int, Page],

@@ -126,12 +126,70 @@ function renderOverview(vm) {
     ['Memory', withPending(vm.memory_mib, vm.pending?.memory_mib, ' MiB')],
     ['Machine', `${vm.arch} ${vm.machine} (${vm.accel})`], ['Template', vm.template || '–'],
     ['Disks', disks.map((d) => `${d.target} (${d.bus})`).join(', ') || 'none'],
-    ['NICs', vm.nics.map((n) => `${n.mac} (${n.model})`).join(', ') || 'none'],
+    ['NICs', nicSummary(vm)],
     ['Autostart', vm.autostart ? 'yes' : 'no'],
   ];
   document.getElementById('overview-facts').replaceChildren(
     ...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, String(v))]));
+  renderAccess(vm);
 }
+
+// The NICs libvirt lists, and the user-mode NIC vmdeck gives QEMU itself for the SSH forward (it is on
+// QEMU's command line, not among libvirt's interfaces).
+function nicSummary(vm) {
+  const nics = vm.nics.map((n) => `${n.model || 'nic'} on ${n.kind === 'user' ? 'user-mode networking' : (n.network || n.kind)} (${n.mac})`);
+  if (sshForward(vm) && !vm.nics.some((n) => n.kind === 'user')) nics.push('virtio on user-mode networking, with the SSH forward');
+  return nics.join('; ') || 'none';
+}
+
+function sshForward(vm) {
+  return (vm.port_forwards || []).find((f) => f.guest_port === 22 && f.proto === 'tcp');
+}
+
+// Access: how to reach the guest — its addresses (from its agent, while it runs), the SSH forward as a
+// command to copy, and the login user its image was set up with.
+let guestAsked = 0;
+function renderAccess(vm) {
+  const forward = sshForward(vm);
+  const user = vm.extra?.['login-user'];
+  const facts = [['Login user', user || (vm.extra?.['base-image'] ? 'the image\'s default' : '–')]];
+  facts.push(['SSH', forward ? `port ${forward.host_port} on ${forward.address || '127.0.0.1'} of the host → the guest's port 22` : 'no port forward (the VM was not made from an image)']);
+  facts.push(['Addresses', vm.state === 'running' ? (guestAddresses ?? 'asking the guest agent…') : 'shown while the VM runs']);
+  document.getElementById('access-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', { dataset: { fact: k } }, v)]));
+  const line = document.getElementById('ssh-line');
+  line.hidden = !forward;
+  const note = document.getElementById('ssh-note');
+  note.hidden = !forward;
+  if (forward) {
+    document.getElementById('ssh-command').textContent = `ssh -p ${forward.host_port} ${user || 'USER'}@${forward.address || '127.0.0.1'}`;
+    note.textContent = `Run it on the host (the port listens on its loopback only), or: vmdeck ssh ${name}. User-mode networking gives the guest 10.0.2.15, which only this forward reaches.`;
+  }
+  if (vm.state === 'running' && Date.now() - guestAsked > 30000) { guestAsked = Date.now(); loadGuestAddresses(); }
+  if (vm.state !== 'running') { guestAddresses = null; guestAsked = 0; }
+}
+
+let guestAddresses = null;
+async function loadGuestAddresses() {
+  try {
+    const guest = await api('GET', `/api/vms/${enc}/guest`);
+    const shown = guest.interfaces.filter((i) => i.name !== 'lo' && i.addresses.length)
+      .map((i) => `${i.name}: ${i.addresses.filter((a) => !a.startsWith('fe80:')).join(', ')}`);
+    guestAddresses = shown.join('; ') || 'none reported';
+  } catch (error) {
+    guestAddresses = `unknown (${error.message})`;
+  }
+  if (vmInfo) renderAccess(vmInfo);
+}
+
+document.getElementById('ssh-copy').addEventListener('click', async () => {
+  const command = document.getElementById('ssh-command').textContent;
+  try {
+    await navigator.clipboard.writeText(command);
+    toast('SSH command copied');
+  } catch {
+    toast('The browser did not allow copying: select the command and copy it yourself.', true);
+  }
+});
 
 // --- the screen and its toolbar ---------------------------------------------------------------------------
 const screen = document.getElementById('screen');
