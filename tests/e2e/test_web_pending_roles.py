@@ -431,3 +431,56 @@ def test_deleting_a_running_vm_asks_for_its_name(manager_pages: dict[int, Page],
     watcher.click('#tabs [data-tab="settings"]')
     expect(watcher.locator("#settings-save")).to_be_disabled()
     watcher.screenshot(path=f"{SHOTS}/deleted-elsewhere-1366.png", full_page=True)
+
+
+def test_the_audit_page_reads_in_words_with_filters_and_pages(admin_pages: dict[int, Page], api: httpx.Client,
+                                                              manager: dict[str, str], vm: str) -> None:
+    # Enough entries for a second page: tokens made and revoked (each a state change, audited).
+    for index in range(30):
+        made = api.post("/api/auth/tokens", json={"name": f"r4-page-{index}", "expires_in_days": 1}).json()
+        api.delete(f"/api/auth/tokens/{made['id']}").raise_for_status()
+    page = admin_pages[1366]
+    page.goto("/audit")
+    rows = page.locator("#audit-rows tr")
+    expect(rows.first.locator("td.what")).to_have_text("revoked an API token")
+    expect(page.locator("#a-older")).to_be_enabled()
+    page.click("#a-older")
+    expect(page.locator("#a-page")).to_have_text("page 2")
+    expect(page.locator("#a-newer")).to_be_enabled()
+    # One VM's history, in words; the console opens of the pages above are one line per run.
+    page.fill("#a-vm", vm)
+    page.click("#a-apply")
+    expect(page.locator("#a-page")).to_have_text("page 1")
+    whats = page.locator("#audit-rows td.what")
+    expect(whats.last).to_have_text("created the VM")
+    texts = whats.all_inner_texts()
+    for words in ("rebooted it", "changed its settings", "powered it off", "started it", "deleted the VM"):
+        assert words in texts, f"{words!r} not in {texts}"
+    assert any(re.fullmatch(r"opened the console \d+ times", text) for text in texts), texts
+    assert all(cell == vm for cell in page.locator("#audit-rows tr td:nth-child(4)").all_inner_texts())
+    _check_tables(page, "/audit filtered by VM")
+    page.screenshot(path=f"{SHOTS}/audit-vm-1366.png", full_page=True)
+    # By user and action; a time range with nothing in it.
+    page.fill("#a-vm", "")
+    page.fill("#a-user", manager["user"])
+    page.select_option("#a-action", "vm.delete")
+    page.click("#a-apply")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text(manager["user"])
+    expect(rows.first.locator("td.what")).to_have_text("deleted the VM")
+    page.fill("#a-user", "admin")
+    page.select_option("#a-action", "vm.power")
+    page.click("#a-apply")
+    expect(rows.first).to_contain_text("admin")
+    assert set(page.locator("#audit-rows td.what").all_inner_texts()) <= {
+        "started it", "shut it down", "powered it off", "rebooted it", "reset it", "paused it", "resumed it"}
+    page.fill("#a-user", "")
+    page.select_option("#a-action", "")
+    page.fill("#a-since", "2000-01-01T00:00")
+    page.fill("#a-until", "2000-01-02T00:00")
+    page.click("#a-apply")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("Nothing recorded")
+    admin_pages[420].goto("/audit")
+    _check_tables(admin_pages[420], "/audit at 420 px")
+    admin_pages[420].screenshot(path=f"{SHOTS}/audit-420.png", full_page=True)

@@ -284,7 +284,8 @@ async def _audit(conn: HTTPConnection, grant: Grant | None, key: str, status: in
     if audit is None or principal is None:
         return
     action = grant.action if grant else ROUTE_ACTIONS.get(key, key)
-    target = conn.scope.get("path", "")
+    # The method too: POST and DELETE of one path (a CD inserted, ejected) are different actions to read.
+    target = f"{conn.scope.get('method', 'WS')} {conn.scope.get('path', '')}"
     vm = grant.vm if grant else None
     # A refusal is logged without a project: a foreign VM's project must not reach the caller's managers.
     project = grant.project if grant else None
