@@ -41,6 +41,25 @@ function setState(tr, vm) {
   for (const button of tr.querySelectorAll('.menu-items button')) button.disabled = !allowed.has(button.dataset.action);
 }
 
+// The table scrolls inside its card on narrow screens, which would clip a menu positioned inside it:
+// the open menu is placed on the viewport, under its button (right-aligned), and follows it on scroll.
+function placeMenu(toggle, items) {
+  if (items.hidden) return;
+  const button = toggle.getBoundingClientRect();
+  items.style.position = 'fixed';
+  items.style.top = `${Math.round(button.bottom)}px`;
+  items.style.right = `${Math.max(0, Math.round(window.innerWidth - button.right))}px`;
+  const menu = items.getBoundingClientRect();
+  if (menu.bottom > window.innerHeight) items.style.top = `${Math.max(0, Math.round(button.top - menu.height))}px`;
+}
+function placeOpenMenus() {
+  for (const items of document.querySelectorAll('.menu-items:not([hidden])')) {
+    placeMenu(items.parentElement.querySelector('.menu-toggle'), items);
+  }
+}
+document.addEventListener('scroll', placeOpenMenus, { capture: true, passive: true });
+window.addEventListener('resize', placeOpenMenus);
+
 function closeMenus(except = null) {
   for (const items of document.querySelectorAll('.menu-items')) if (items !== except) items.hidden = true;
 }
@@ -64,7 +83,7 @@ function row(vm) {
       el('button', { type: 'button', role: 'menuitem', class: danger ? 'danger' : '', 'data-action': action,
                      onclick: () => act(vm.name, action) }, label)));
   const toggle = el('button', { type: 'button', class: 'menu-toggle', 'aria-haspopup': 'menu', 'aria-label': `Actions for ${vm.name}`,
-                                onclick: () => { closeMenus(items); items.hidden = !items.hidden; } }, '⋮');
+                                onclick: () => { closeMenus(items); items.hidden = !items.hidden; placeMenu(toggle, items); } }, '⋮');
   const check = el('input', { type: 'checkbox', class: 'select', 'aria-label': `Select ${vm.name}`, checked: selected.has(vm.name),
                               onchange: (event) => { if (event.target.checked) selected.add(vm.name); else selected.delete(vm.name); updateBulk(); } });
   const tr = el('tr', { dataset: { vm: vm.name } },
@@ -156,8 +175,9 @@ function drawRow(tr, name) {
   drawSpark(tr.querySelector('canvas.cpu'), h.cpu, { max: 100 });
   drawSpark(tr.querySelector('canvas.rss'), h.rss);
   const cpuNow = h.cpu[h.cpu.length - 1]; const rssNow = h.rss[h.rss.length - 1];
-  tr.querySelector('.cpu-now').textContent = cpuNow == null ? '' : ` ${cpuNow.toFixed(0)}%`;
-  tr.querySelector('.rss-now').textContent = rssNow == null ? '' : ` ${rssNow.toFixed(0)} MiB`;
+  // A stopped VM uses nothing: its last sample from before it stopped is not shown as current.
+  tr.querySelector('.cpu-now').textContent = cpuNow == null || !running ? '' : ` ${cpuNow.toFixed(0)}%`;
+  tr.querySelector('.rss-now').textContent = rssNow == null || !running ? '' : ` ${rssNow.toFixed(0)} MiB`;
 }
 
 function onStats(sample) {

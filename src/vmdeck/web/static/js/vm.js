@@ -206,7 +206,15 @@ function applyScale(session = rfb) {
   session.clipViewport = false;
   session.resizeSession = mode === 'remote';
 }
-scaleSelect.addEventListener('change', () => applyScale());
+scaleSelect.addEventListener('change', () => {
+  // noVNC learns whether the guest accepts a new screen size from its first update (the ExtendedDesktopSize
+  // extension); without it "Resize the guest" would do nothing at all, so say so and keep scaling.
+  if (scaleSelect.value === 'remote' && rfb && rfb._supportsSetDesktopSize === false) {
+    toast("This guest's display driver cannot be resized from here: the screen stays scaled to fit.", true);
+    scaleSelect.value = 'fit';
+  }
+  applyScale();
+});
 
 async function connectConsole() {
   if (rfb) { rfb.disconnect(); rfb = null; }
