@@ -29,9 +29,11 @@ def _page(request: Request, template: str, *, status_code: int = 200, **context:
     principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+    # A viewer or operator manages no project: no Create or Audit links (their pages would offer nothing).
+    manages = principal.admin or bool(principal.projects("manager"))
     response = _templates.TemplateResponse(request, template, {
         "user": principal.username, "csrf_token": principal.csrf_token or "", "version": __version__,
-        "is_admin": principal.admin, **context}, status_code=status_code)
+        "is_admin": principal.admin, "manages": manages, **context}, status_code=status_code)
     # The pages hold a CSRF token: never cache them (framing and scripts: vmdeck.api.hardening's headers).
     response.headers["cache-control"] = "no-store"
     return response

@@ -75,11 +75,20 @@ async function act(vm, action) {
   } catch { /* the notice says why */ }
 }
 
+// Your role on each VM (its project's; administrators: all): a row menu offers only what it allows.
+let me = null;
+const RANK = { viewer: 1, operator: 2, manager: 3, admin: 4 };
+function rank(vm) {
+  if (!me) return RANK.admin;  // not known yet: the API refuses what the role lacks, and says so
+  return me.is_admin && me.via !== 'token' ? RANK.admin : RANK[me.projects?.[vm.project]] || 0;
+}
+
 function row(vm) {
   const cpu = el('canvas', { class: 'spark cpu', width: 90, height: 24 });
   const rss = el('canvas', { class: 'spark rss', width: 90, height: 24 });
+  const mine = POWER.filter(({ action }) => rank(vm) >= (action === 'delete' ? RANK.manager : RANK.operator));
   const items = el('div', { class: 'menu-items', hidden: true, role: 'menu' },
-    POWER.map(({ action, label, danger }) =>
+    mine.map(({ action, label, danger }) =>
       el('button', { type: 'button', role: 'menuitem', class: danger ? 'danger' : '', 'data-action': action,
                      onclick: () => act(vm.name, action) }, label)));
   const toggle = el('button', { type: 'button', class: 'menu-toggle', 'aria-haspopup': 'menu', 'aria-label': `Actions for ${vm.name}`,
@@ -96,7 +105,7 @@ function row(vm) {
     el('td', { class: 'hide-narrow' }, cpu, el('span', { class: 'cpu-now dim' })),
     el('td', { class: 'hide-narrow' }, rss, el('span', { class: 'rss-now dim' })),
     el('td', { class: 'hide-narrow ip' }), el('td', { class: 'hide-narrow uptime' }),
-    el('td', { class: 'actions' }, el('div', { class: 'menu' }, toggle, items)));
+    el('td', { class: 'actions' }, mine.length ? el('div', { class: 'menu' }, toggle, items) : ''));
   setState(tr, vm);
   drawRow(tr, vm.name);
   return tr;
@@ -129,6 +138,10 @@ function updateBulk() {
 }
 
 async function load() {
+  if (!me) me = await api('GET', '/api/auth/me').catch(() => null);
+  // Ticking rows is for bulk power actions: only where the role has any.
+  document.getElementById('vm-table').dataset.canOperate = String(!me || me.is_admin
+    || Object.values(me.projects || {}).some((role) => RANK[role] >= RANK.operator));
   vms = await api('GET', '/api/vms');
   render();
 }

@@ -31,7 +31,7 @@ function item(tree, snap) {
   } }, 'Revert');
   const remove = el('button', { class: 'danger', 'data-snap-action': 'delete', onclick: async () => {
     if (!(await confirmDialog({ title: `Delete snapshot ${snap.name}?`, confirm: 'Delete',
-      message: `You can no longer go back to ${snap.name}. ${name}'s present state and its other snapshots stay as they are: whatever they still need of ${snap.name} is kept, the rest is deleted.` }))) return;
+      message: `Delete snapshot ${snap.name}? You can no longer go back to it. ${name}'s present state and its other snapshots stay as they are: whatever they still need of ${snap.name} is kept, the rest is deleted.` }))) return;
     run(`deleting ${snap.name}…`, () => api('DELETE', `/api/vms/${enc}/snapshots/${encodeURIComponent(snap.name)}`));
   } }, 'Delete');
   const kids = tree.snapshots.filter((s) => s.parent === snap.name);
