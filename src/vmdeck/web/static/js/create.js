@@ -102,6 +102,9 @@ form.addEventListener('submit', async (event) => {
   const submit = document.getElementById('create-submit');
   submit.disabled = true;
   submit.textContent = 'Creating…';
+  // A create from an image takes a minute on a loaded host: the elapsed time shows it is not stuck.
+  const started = Date.now();
+  const ticker = setInterval(() => { submit.textContent = `Creating… ${Math.round((Date.now() - started) / 1000)} s`; }, 1000);
   const body = {
     name: form.name.value.trim(), template: templateSelect.value, vcpus: number(form.vcpus),
     memory_mib: number(form.memory_mib), disk_gib: number(form.disk_gib),
@@ -124,6 +127,7 @@ form.addEventListener('submit', async (event) => {
     const field = (error.field || '').split(/[.[]/)[0].replace(/^(disks|size_gib)$/, 'disk_gib').replace(/^cdroms$/, 'cdrom');
     showErrors(form, { [field || '_form']: error.message });
   } finally {
+    clearInterval(ticker);
     submit.disabled = false;
     submit.textContent = 'Create';
   }

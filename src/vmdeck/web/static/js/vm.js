@@ -312,7 +312,13 @@ async function connectSerial() {
     const ticket = await api('POST', `/api/vms/${enc}/console/ticket`, { kind: 'serial' });
     const socket = new WebSocket(wsUrl(ticket.path));
     socket.binaryType = 'arraybuffer';
-    socket.onopen = () => { serialStatus.textContent = 'connected'; document.getElementById('terminal').dataset.connected = 'true'; };
+    socket.onopen = () => {
+      serialStatus.textContent = 'connected';
+      document.getElementById('terminal').dataset.connected = 'true';
+      // The serial port sends nothing until the guest writes: say so, rather than show a blank box.
+      // (Written here only, not sent to the guest.)
+      terminal.write('\x1b[2m[connected to the serial console: press Enter for a prompt]\x1b[0m\r\n');
+    };
     socket.onmessage = (event) => terminal.write(new Uint8Array(event.data));
     socket.onclose = () => {
       serialStatus.textContent = 'disconnected';
