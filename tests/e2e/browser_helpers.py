@@ -79,10 +79,12 @@ def sign_in_as_admin(page: Page) -> Page:
 _TALL_CELLS_JS = """() => [...document.querySelectorAll('td, th')].filter((cell) => cell.offsetParent !== null).map((cell) => {
   const style = getComputedStyle(cell);
   const line = parseFloat(style.lineHeight) || parseFloat(style.fontSize) * 1.25;
-  // The content's own height (a cell is as tall as its row's tallest cell).
+  // The content's own height (a cell is as tall as its row's tallest cell), and no more than the cell
+  // shows (text clamped to two lines keeps its hidden lines in the range's box).
   const range = document.createRange();
   range.selectNodeContents(cell);
-  return [cell.innerText.slice(0, 60), range.getBoundingClientRect().height / line];
+  const shown = cell.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+  return [cell.innerText.slice(0, 60), Math.min(range.getBoundingClientRect().height, shown) / line];
 }).filter(([, lines]) => lines > 2.6)"""
 
 

@@ -181,21 +181,28 @@ function renderActivity() {
   list.replaceChildren(...(activity.length ? activity.map((a) => el('li', { dataset: { status: a.status } },
     el('span', { class: 'what' }, a.label),
     el('span', { class: 'dim' }, ` ${a.status === 'running' ? 'running…' : a.detail || a.status}`),
+    a.took != null ? el('span', { class: 'dim took' }, `(${formatTook(a.took)})`) : '',
     el('time', { class: 'dim', datetime: new Date(a.at).toISOString() }, new Date(a.at).toLocaleTimeString())))
     : [el('li', { class: 'dim' }, 'Nothing yet.')]));
 }
 
 // Runs `work` as a task in the activity panel; a success notice (from `describe`) or an error notice.
+function formatTook(ms) {
+  return ms < 1000 ? `${ms} ms` : ms < 120000 ? `${(ms / 1000).toFixed(ms < 10000 ? 1 : 0)} s` : `${Math.round(ms / 60000)} min`;
+}
+
 export async function track(label, work, describe = () => `${label}: done`) {
   const item = addActivity({ label, status: 'running' });
   try {
     const result = await work();
+    item.took = Date.now() - item.at;  // how long it ran, shown in the panel
     item.status = 'done';
     item.detail = describe(result);
     saveActivity();
     toast(item.detail);
     return result;
   } catch (error) {
+    item.took = Date.now() - item.at;
     item.status = 'failed';
     item.detail = error.message;
     saveActivity();

@@ -97,7 +97,7 @@ function row(vm) {
                               onchange: (event) => { if (event.target.checked) selected.add(vm.name); else selected.delete(vm.name); updateBulk(); } });
   const tr = el('tr', { dataset: { vm: vm.name } },
     el('td', {}, check),
-    el('td', { class: 'wrap' }, el('a', { href: `/vms/${encodeURIComponent(vm.name)}` }, vm.name)),
+    el('td', { class: 'wrap' }, el('a', { href: `/vms/${encodeURIComponent(vm.name)}`, title: vm.name }, vm.name)),
     el('td', { class: 'hide-narrow hide-medium project' }, vm.project ?? '—'),
     el('td', {}, el('span', { class: 'state' })),
     el('td', { class: 'hide-narrow' }, vm.vcpus), el('td', { class: 'hide-narrow' }, `${vm.memory_mib} MiB`),
