@@ -81,6 +81,7 @@ VM_REQUESTS = [
     ("vm.media", "DELETE", "/api/vms/{vm}/media", None),
     ("vm.exec", "POST", "/api/vms/{vm}/exec", {"command": ["true"], "timeout": 1}),
     ("vm.resize", "PATCH", "/api/vms/{vm}", {"vcpus": 1}),
+    ("vm.resize", "POST", "/api/vms/{vm}/apply-pending", None),
     ("vm.devices", "POST", "/api/vms/{vm}/disks", {"size_gib": 1}),
     ("vm.devices", "POST", "/api/vms/{vm}/disks/vdz/resize", {"size_gib": 1}),
     ("vm.devices", "DELETE", "/api/vms/{vm}/disks/vdz", None),

@@ -80,3 +80,22 @@ def test_state_changes_are_audited_and_shown_by_project(client: TestClient) -> N
     assert manager.get("/api/audit").json()[0]["status"] == 422
     page = manager.get("/audit")
     assert page.status_code == 200 and "/static/js/audit.js" in page.text
+
+
+def test_the_audit_log_filters_by_user_action_and_time(client: TestClient) -> None:
+    world = make_world(client.app, client)  # type: ignore[arg-type]
+    assert world.client("alpha-operator").post("/api/vms/a1/start").status_code == 200
+    assert world.client("beta-manager").post("/api/vms/b1/start").status_code == 200
+    mine = client.get("/api/audit", params={"user": "alpha-operator"}).json()
+    assert mine and {e["user"] for e in mine} == {"alpha-operator"}
+    # The method is recorded with the path: POST and DELETE of one path read differently.
+    assert mine[0]["target"] == "POST /api/vms/a1/start"
+    power = client.get("/api/audit", params={"action": "vm.power"}).json()
+    assert {e["action"] for e in power} == {"vm.power"}
+    assert {e["action"] for e in client.get("/api/audit", params={"action": "vm"}).json()} <= {
+        "vm.power", "vm.create", "vm.delete", "vm.resize", "vm.devices", "vm.media", "vm.snapshot", "vm.console"}
+    now = dt.datetime.now(dt.UTC)
+    assert client.get("/api/audit", params={"since": (now + dt.timedelta(hours=1)).isoformat()}).json() == []
+    recent = client.get("/api/audit", params={"since": (now - dt.timedelta(hours=1)).isoformat(),
+                                              "until": (now + dt.timedelta(hours=1)).isoformat()}).json()
+    assert {"alpha-operator", "beta-manager"} <= {e["user"] for e in recent}

@@ -72,3 +72,21 @@ def sign_in_as_admin(page: Page) -> Page:
     page.click("#login-submit")
     expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
     return page
+
+
+# Every visible table cell whose text box is taller than two lines of its own text (a word split
+# letter by letter, a squeezed column): [(text, lines)]. Buttons and bars count as about one line.
+_TALL_CELLS_JS = """() => [...document.querySelectorAll('td, th')].filter((cell) => cell.offsetParent !== null).map((cell) => {
+  const style = getComputedStyle(cell);
+  const line = parseFloat(style.lineHeight) || parseFloat(style.fontSize) * 1.25;
+  // The content's own height (a cell is as tall as its row's tallest cell), and no more than the cell
+  // shows (text clamped to two lines keeps its hidden lines in the range's box).
+  const range = document.createRange();
+  range.selectNodeContents(cell);
+  const shown = cell.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+  return [cell.innerText.slice(0, 60), Math.min(range.getBoundingClientRect().height, shown) / line];
+}).filter(([, lines]) => lines > 2.6)"""
+
+
+def tall_table_cells(page: Page) -> list[tuple[str, float]]:
+    return [(text, round(lines, 1)) for text, lines in page.evaluate(_TALL_CELLS_JS)]

@@ -87,6 +87,10 @@ def install_error_handlers(app: FastAPI) -> None:
                 from vmdeck.api.pages import not_found_page
 
                 return not_found_page(request, error.message)
+            if error.http_status == 403 and getattr(request.state, "principal", None) is not None:
+                from vmdeck.api.pages import forbidden_page  # a styled page in plain words
+
+                return forbidden_page(request, error.message)
             return HTMLResponse(_ERROR_PAGE.format(status=error.http_status, detail=html.escape(error.message)),
                                 status_code=error.http_status)
         return error_response(error)

@@ -175,6 +175,9 @@ class EventHub:
             self.inventory.on_event(dom.name)
         with contextlib.suppress(VmdeckError):  # a metadata change may have moved the VM to another project
             self._projects[dom.name] = domain_project(dom)
+        # Open VM pages re-read its disks and media (a CD inserted or a disk removed from the CLI).
+        self.publish({"type": "device", "vm": dom.name, "at": time.time(), "host": "local",
+                      "project": self._projects.get(dom.name)})
 
     def stop(self) -> None:
         self._stop.set()

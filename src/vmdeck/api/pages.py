@@ -15,8 +15,9 @@ from vmdeck import __version__
 from vmdeck.api import i18n
 from vmdeck.errors import NotFound
 from vmdeck.store.accounts import Principal
+from vmdeck.store.tenancy import role_rank
 
-__all__ = ["router", "not_found_page"]
+__all__ = ["router", "not_found_page", "forbidden_page", "role_flags"]
 
 router = APIRouter(include_in_schema=False)
 _templates = Jinja2Templates(directory=str(resources.files("vmdeck.web") / "templates"))
@@ -30,9 +31,11 @@ def _page(request: Request, template: str, *, status_code: int = 200, **context:
     if principal is None:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
     lang = i18n.choose(request)
+    # A viewer or operator manages no project: no Create or Audit links (their pages would offer nothing).
+    manages = principal.admin or bool(principal.projects("manager"))
     response = _templates.TemplateResponse(request, template, {
         "user": principal.username, "csrf_token": principal.csrf_token or "", "version": __version__,
-        "is_admin": principal.admin, "lang": lang, "t": i18n.translator(lang),
+        "is_admin": principal.admin, "manages": manages, "lang": lang, "t": i18n.translator(lang),
         "languages": {code: i18n.catalog(code)["lang.name"] for code in i18n.LANGUAGES},
         **context}, status_code=status_code)
     # The pages hold a CSRF token: never cache them (framing and scripts: vmdeck.api.hardening's headers).
@@ -74,16 +77,28 @@ def import_page(request: Request) -> Response:
     return _page(request, "import.html", title="Import a VM")
 
 
+def role_flags(principal: Principal | None, project: str | None) -> dict[str, bool]:
+    """What the page may offer (vmdeck.api.policy's roles): a control the caller cannot use is not drawn."""
+    if principal is None:
+        return {"can_operate": False, "can_manage": False}
+    rank = 4 if principal.admin else role_rank(principal.role_in(project))
+    return {"can_operate": rank >= role_rank("operator"), "can_manage": rank >= role_rank("manager")}
+
+
 @router.get("/vms/{name}", response_class=HTMLResponse)
 def vm_page(request: Request, name: str) -> Response:
-    if getattr(request.state, "principal", None) is not None:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    project = None
+    if principal is not None:
         try:
             from vmdeck.api.context import vm_host_of
+            from vmdeck.vm.project import domain_project
 
-            vm_host_of(request.app.state.ctx, name, request.query_params.get("host")).lookup(name)
+            dom = vm_host_of(request.app.state.ctx, name, request.query_params.get("host")).lookup(name)
+            project = domain_project(dom)
         except NotFound:
             return not_found_page(request, f"There is no VM named {name!r} on this host.")
-    return _page(request, "vm.html", title=name, vm=name)
+    return _page(request, "vm.html", title=name, vm=name, **role_flags(principal, project))
 
 
 @router.get("/learn", response_class=HTMLResponse)
@@ -107,6 +122,22 @@ def not_found_page(request: Request, message: str = "There is no page at this ad
     return _page(request, "404.html", status_code=404, title="Not found", message=message)
 
 
+# The pages a role may lack, in words (the policy's refusal names the action: "host.view needs admin; ...").
+_PAGE_NEEDS = {
+    "host.view": "The Host page shows the whole machine's capacity and ISO library: it is for administrators.",
+    "host.manage": "The Hosts page registers and drains the machines VMs run on: it is for administrators.",
+    "user.manage": "The Users page is for administrators.",
+    "project.manage": "Projects and their quotas are managed by administrators.",
+}
+
+
+def forbidden_page(request: Request, refusal: str) -> Response:
+    """The HTML 403 page: what the page is for and who may open it, in words, and where to go instead."""
+    action = refusal.split(" ", 1)[0]
+    message = _PAGE_NEEDS.get(action, "Your account's role does not allow this page.")
+    return _page(request, "403.html", status_code=403, title="Not allowed", message=message)
+
+
 @router.get("/favicon.ico", include_in_schema=False)
 def favicon() -> Response:
     return FileResponse(str(_STATIC / "favicon.svg"), media_type="image/svg+xml",
@@ -127,3 +158,21 @@ def host_page(request: Request) -> Response:
 @router.get("/hosts", response_class=HTMLResponse)
 def hosts_page(request: Request) -> Response:
     return _page(request, "hosts.html", title="Hosts")
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account_page(request: Request) -> Response:
+    """Your password and API tokens."""
+    return _page(request, "account.html", title="Your account")
+
+
+@router.get("/users", response_class=HTMLResponse)
+def users_page(request: Request) -> Response:
+    """Accounts and memberships (administrators)."""
+    return _page(request, "users.html", title="Users")
+
+
+@router.get("/projects", response_class=HTMLResponse)
+def projects_page(request: Request) -> Response:
+    """Projects with their quotas and use (administrators)."""
+    return _page(request, "projects.html", title="Projects")

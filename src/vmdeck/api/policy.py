@@ -54,15 +54,16 @@ class Rule:
 POLICY: dict[str, Rule] = {
     # --- signing in, one's own account ---------------------------------------------------------------
     "auth.login": Rule("public", routes=("POST /api/auth/login", "GET /login")),
-    "auth.self": Rule("signed-in", routes=("POST /api/auth/logout", "GET /api/auth/me", "POST /api/auth/password")),
+    "auth.self": Rule("signed-in", routes=("POST /api/auth/logout", "GET /api/auth/me", "POST /api/auth/password",
+                                           "GET /account")),
     "token.manage": Rule("signed-in", routes=("GET /api/auth/tokens", "POST /api/auth/tokens",
                                               "DELETE /api/auth/tokens/{token_id}")),
     # --- host administration -------------------------------------------------------------------------
-    "user.manage": Rule("admin", routes=("POST /api/auth/users", "GET /api/users")),
+    "user.manage": Rule("admin", routes=("POST /api/auth/users", "GET /api/users", "GET /users")),
     "project.manage": Rule("admin", routes=("POST /api/projects", "PATCH /api/projects/{project}",
                                             "DELETE /api/projects/{project}",
                                             "PUT /api/projects/{project}/members/{username}",
-                                            "DELETE /api/projects/{project}/members/{username}")),
+                                            "DELETE /api/projects/{project}/members/{username}", "GET /projects")),
     "host.view": Rule("admin", routes=("GET /api/host", "GET /api/hostview", "GET /host")),
     "host.manage": Rule("admin", routes=("GET /api/hosts", "POST /api/hosts", "DELETE /api/hosts/{host}",
                                          "POST /api/hosts/{host}/drain", "POST /api/hosts/{host}/undrain",
@@ -103,7 +104,7 @@ POLICY: dict[str, Rule] = {
     "vm.create": Rule("manager", "project", routes=("POST /api/vms",)),
     "vm.create.form": Rule("signed-in", routes=("GET /create",)),  # the form offers the projects you manage
     "vm.delete": Rule("manager", "vm", routes=("DELETE /api/vms/{name}",)),
-    "vm.resize": Rule("manager", "vm", routes=("PATCH /api/vms/{name}",)),
+    "vm.resize": Rule("manager", "vm", routes=("PATCH /api/vms/{name}", "POST /api/vms/{name}/apply-pending")),
     "vm.devices": Rule("manager", "vm", routes=("POST /api/vms/{name}/disks", "DELETE /api/vms/{name}/disks/{target}",
                                                 "POST /api/vms/{name}/disks/{target}/resize",
                                                 "POST /api/vms/{name}/nics", "DELETE /api/vms/{name}/nics/{mac}",
@@ -333,7 +334,8 @@ async def _audit(conn: HTTPConnection, grant: Grant | None, key: str, status: in
     if audit is None or principal is None:
         return
     action = grant.action if grant else ROUTE_ACTIONS.get(key, key)
-    target = conn.scope.get("path", "")
+    # The method too: POST and DELETE of one path (a CD inserted, ejected) are different actions to read.
+    target = f"{conn.scope.get('method', 'WS')} {conn.scope.get('path', '')}"
     vm = grant.vm if grant else None
     # A refusal is logged without a project: a foreign VM's project must not reach the caller's managers.
     project = grant.project if grant else None

@@ -187,6 +187,18 @@ def vms_set_resources(name: str, body: ResourcesRequest, host: Host = Depends(re
     return reply
 
 
+@router.post("/{name}/apply-pending")
+def vms_apply_pending(name: str, host: Host = Depends(request_host),
+                      inventory: Inventory = Depends(request_inventory)) -> dict[str, Any]:
+    """Make the values saved for the next boot live now where the running VM allows it (vCPUs plugged in
+    up to the definition's maximum); what cannot change live stays pending (`still_pending`)."""
+    from vmdeck.vm.pending import apply_now
+
+    result = apply_now(host, name)
+    inventory.after_write(name)
+    return {"name": name, "applied": result.applied, "still_pending": result.still_pending}
+
+
 @router.delete("/{name}")
 def vms_delete(name: str, force: bool = Query(False, description="Power the VM off first if it runs."),
                keep_disks: bool = Query(False, description="Keep the volumes vmdeck created for it."),
@@ -240,8 +252,8 @@ def vms_shutdown(name: str, body: ShutdownRequest | None = None, host: Host = De
 def _power_route(verb: PowerVerb) -> None:
     def route(name: str, host: Host = Depends(request_host), inventory: Inventory = Depends(request_inventory),
               actor: Actor = Depends(request_actor), services: Services = Depends(request_services)) -> PowerResult:
-        vm_cases.power(services, actor, host, name, verb.name)
-        return _result(host, inventory, name, verb.done)
+        outcome = vm_cases.power(services, actor, host, name, verb.name)  # a reboot with pending changes says how
+        return _result(host, inventory, name, outcome or verb.done)
 
     route.__doc__ = verb.help
     router.post(f"/{{name}}/{verb.name}", response_model=PowerResult, name=f"vms_{verb.name}")(route)

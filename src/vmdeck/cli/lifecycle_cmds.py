@@ -194,8 +194,9 @@ def _power_command(verb: PowerVerb) -> Callable[[typer.Context, str], None]:
         from vmdeck.usecases import Actor
         from vmdeck.usecases import vms as vm_cases
 
-        vm_cases.power(command_services(ctx.obj), Actor.cli(f"{verb.name} {name}"), ctx.obj.host(), name, verb.name)
-        out.print(verb.outcome.format(name=name))
+        outcome = vm_cases.power(command_services(ctx.obj), Actor.cli(f"{verb.name} {name}"), ctx.obj.host(), name,
+                                 verb.name)
+        out.print(f"{name}: {outcome}" if outcome else verb.outcome.format(name=name))
 
     command.__doc__ = verb.help
     command.__name__ = verb.name

@@ -44,6 +44,11 @@ def render_show(details: dict[str, Any], as_json: bool) -> None:
               f"template {details['template'] or '-'})")
     out.print(f"  {details['arch']} {details['machine']}, {details['vcpus']} vCPU, "
               f"{details['memory_mib']} MiB (current {details['current_memory_mib']} MiB), boot {details['boot_kind']}")
+    if details.get("pending"):
+        waiting = ", ".join(f"{value} vCPU" if key == "vcpus" else f"{value} MiB" if key == "memory_mib"
+                            else f"{key} {value}" for key, value in details["pending"].items())
+        out.print(f"  [yellow]pending[/yellow] (at the next boot; `vmdeck reboot {details['name']}` applies it): "
+                  f"{waiting}", highlight=False)
     moved = details.get("last_migration")
     if moved:
         timing = ", ".join(f"{label} {moved[key]} ms" for key, label in (("downtime_ms", "downtime"),

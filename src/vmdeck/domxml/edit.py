@@ -41,7 +41,14 @@ def set_resources(xml: str, *, vcpus: int | None = None, memory_mib: int | None 
     root = _load(xml)
     if vcpus is not None:
         vcpu = _child(root, "vcpu", after="currentMemory")
-        vcpu.text = str(vcpus)
+        ceiling = int(vcpu.text) if vcpu.text and vcpu.text.strip().isdigit() else 0
+        if vcpu.get("current") is not None and vcpus < ceiling:
+            # A definition with room to plug vCPUs in keeps its maximum: only the count booted with changes.
+            vcpu.set("current", str(vcpus))
+        else:
+            vcpu.text = str(vcpus)
+            if "current" in vcpu.attrib:
+                del vcpu.attrib["current"]
         # A stale <vcpus> table or topology would contradict the new count.
         for stale in root.findall("vcpus"):
             root.remove(stale)

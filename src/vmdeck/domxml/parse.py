@@ -83,6 +83,8 @@ class DomainView:
     extra: dict[str, str] = field(default_factory=dict)
     port_forwards: tuple[PortForwardView, ...] = ()
     boot_order: tuple[str, ...] = ()  # <os><boot dev=...> in order ("hd", "cdrom", "network")
+    # <vcpu current="N">MAX</vcpu>: vCPUs can be plugged in up to MAX while the VM runs (vcpus is N).
+    max_vcpus: int = 0
 
     @property
     def cdroms(self) -> tuple[DiskView, ...]:
@@ -224,6 +226,7 @@ def parse_domain(xml: str) -> DomainView:
     )
     os_type = root.find("os/type")
     vcpu = root.find("vcpu")
+    max_vcpus = (_int(vcpu.text) or 1) if vcpu is not None else 1
     serial_log = root.find("devices/serial/log")
     return DomainView(
         name=root.findtext("name", ""),
@@ -231,7 +234,7 @@ def parse_domain(xml: str) -> DomainView:
         domain_type=root.get("type", ""),
         arch=os_type.get("arch", "") if os_type is not None else "",
         machine=machine_family(os_type.get("machine", "")) if os_type is not None else "",
-        vcpus=int(vcpu.text) if vcpu is not None and vcpu.text else 1,
+        vcpus=_int(vcpu.get("current")) or max_vcpus if vcpu is not None else 1,
         memory_mib=_mib(root.find("memory")),
         current_memory_mib=_mib(root.find("currentMemory")) or _mib(root.find("memory")),
         template=meta.findtext("vmdeck:template", namespaces=_NS) if meta is not None else None,
@@ -251,4 +254,5 @@ def parse_domain(xml: str) -> DomainView:
         serial_log=serial_log.get("file") if serial_log is not None else None,
         extra=extra,
         port_forwards=tuple(forwards),
+        max_vcpus=max_vcpus,
     )

@@ -606,6 +606,10 @@ class Domain:
     def set_memory(self, kib: int, *, live: bool, config: bool) -> None:
         self._do("balloon", self.raw.setMemoryFlags, kib, _affect(live, config))
 
+    def set_vcpus(self, count: int, *, live: bool, config: bool) -> None:
+        """Plug vCPUs in or out (live: up to the definition's maximum, <vcpu current=...>)."""
+        self._do("set the vCPUs of", self.raw.setVcpusFlags, count, _affect(live, config))
+
     def pin_vcpu(self, vcpu: int, cpumap: tuple[bool, ...], *, live: bool, config: bool) -> None:
         self._do(f"pin vCPU {vcpu} of", self.raw.pinVcpuFlags, vcpu, cpumap, _affect(live, config))
 

@@ -29,13 +29,24 @@ class Audit:
                              target=(target or "")[:300] or None, status=status, result=result[:300]))
 
     def entries(self, projects: list[str] | None, *, vm: str | None = None, limit: int = 100,
-                before_id: int | None = None) -> list[dict[str, Any]]:
-        """Newest first. `projects` None: every entry (administrators); else only those projects'."""
+                before_id: int | None = None, username: str | None = None, action: str | None = None,
+                since: dt.datetime | None = None, until: dt.datetime | None = None) -> list[dict[str, Any]]:
+        """Newest first. `projects` None: every entry (administrators); else only those projects'.
+        `action` matches an action ("vm.power") or its area ("vm"); `since`/`until` are UTC, naive."""
         query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
         if projects is not None:
             query = query.where(AuditEntry.project.in_(projects))
         if vm is not None:
             query = query.where(AuditEntry.vm == vm)
+        if username is not None:
+            query = query.where(AuditEntry.username == username)
+        if action is not None:
+            query = query.where((AuditEntry.action == action) | AuditEntry.action.startswith(f"{action}.",
+                                                                                              autoescape=True))
+        if since is not None:
+            query = query.where(AuditEntry.at >= since)
+        if until is not None:
+            query = query.where(AuditEntry.at < until)
         if before_id is not None:
             query = query.where(AuditEntry.id < before_id)
         with self.db() as s:

@@ -102,12 +102,14 @@ def start_many(svc: Services, actor: Actor, host: Host, names: list[str], *, wai
         storm(host, names, wait=wait, timeout=timeout, progress=progress)
 
 
-def power(svc: Services, actor: Actor, host: Host, name: str, verb: str) -> None:
-    """A power verb without options (vmdeck.vm.state.POWER_VERBS): poweroff, reboot, reset, pause, resume."""
+def power(svc: Services, actor: Actor, host: Host, name: str, verb: str) -> str | None:
+    """A power verb without options (vmdeck.vm.state.POWER_VERBS): poweroff, reboot, reset, pause, resume.
+    Returns what happened when it differs from the verb's usual outcome (a reboot that power-cycled the VM
+    to apply pending changes)."""
     project = project_of_vm(svc, actor, "vm.power", host, name)
     with audited(svc, actor, "vm.power", project, name):
         authorize(actor, "vm.power", project)
-        lifecycle.power(host, name, verb)
+        return lifecycle.power(host, name, verb)
 
 
 def shutdown(svc: Services, actor: Actor, host: Host, name: str, *, timeout: float = 60.0, force: bool = False,

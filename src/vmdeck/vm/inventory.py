@@ -108,12 +108,17 @@ class VmDetails:
     autostart: bool
     persistent: bool
     last_migration: dict[str, Any] | None = None  # vmdeck.domxml.migration: downtime, total time, outcome
+    # Values saved for the next boot that differ from the running ones (vmdeck.vm.pending): {"vcpus": 2}.
+    pending: dict[str, Any] = field(default_factory=dict)
+    # What may change while the VM runs: {"vcpus_max": 4} (None: waits for the next boot).
+    live_limits: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self.view)
         data.update(state=self.state, autostart=self.autostart, persistent=self.persistent,
                     allowed_actions=allowed_actions(self.state), last_migration=self.last_migration,
-                    can=capabilities(self.state))  # what the pages offer: no page reads the state's name
+                    can=capabilities(self.state),  # what the pages offer: no page reads the state's name
+                    pending=self.pending, live_limits=self.live_limits)
         data["accel"] = "KVM" if self.view.domain_type == "kvm" else "TCG"
         data["project"] = self.view.extra.get("project")
         return data
@@ -127,5 +132,9 @@ def show_vm(host: Host, name: str) -> VmDetails:
     state = dom.state()[0]
     # The live XML has what only a running VM knows: VNC ports, tap names, PCI addresses.
     xml = dom.xml()
-    return VmDetails(view=parse_domain(xml), state=state, autostart=dom.autostart(), persistent=dom.is_persistent(),
-                     last_migration=record_from_domain(xml))
+    view = parse_domain(xml)
+    from vmdeck.vm.pending import live_limits, read_pending
+
+    return VmDetails(view=view, state=state, autostart=dom.autostart(), persistent=dom.is_persistent(),
+                     last_migration=record_from_domain(xml), pending=read_pending(dom, xml),
+                     live_limits=live_limits(view) if dom.is_active() else {})

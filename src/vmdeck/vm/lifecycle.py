@@ -19,7 +19,7 @@ from vmdeck.vm.state import ACTIVE, POWER_VERBS, VmState, current_state, require
 # The XML parser (lxml), storage and agent modules are imported inside the verbs that use them:
 # `vmdeck start NAME` is a bare libvirt call and its command must start quickly (docs/PERFORMANCE.md).
 
-__all__ = ["power", "start", "wait_ready", "shutdown", "poweroff", "reboot", "reset", "pause", "resume", "delete",
+__all__ = ["power", "power_cycle", "start", "wait_ready", "shutdown", "poweroff", "reboot", "reset", "pause", "resume", "delete",
            "READY_MARKER"]
 
 READY_MARKER = "VMDECK-READY"
@@ -63,11 +63,44 @@ def wait_ready(host: Host, name: str, timeout: float = 120.0, progress: Progress
     raise GuestError(f"VM {name!r} did not become ready within {timeout:g} s")
 
 
-def power(host: Host, name: str, verb: str) -> None:
-    """Use power verb `verb` (a key of POWER_VERBS) on VM `name`, after checking the state it needs."""
+def power(host: Host, name: str, verb: str) -> str | None:
+    """Use power verb `verb` (a key of POWER_VERBS) on VM `name`, after checking the state it needs.
+
+    Returns what happened when it differs from the verb's usual outcome: a reboot of a VM with changes
+    waiting for its next boot is a power cycle (see power_cycle), and says so."""
     dom = host.lookup(name)
     require_verb(dom, verb)
+    if verb == "reboot":
+        from vmdeck.vm.pending import read_pending
+
+        pending = read_pending(dom)
+        if pending:
+            return power_cycle(host, name, pending)
     POWER_VERBS[verb].act(dom)
+    return None
+
+
+# How long a power cycle waits for the guest to shut down before pulling the plug.
+POWER_CYCLE_SHUTDOWN_S = 120.0
+
+
+def power_cycle(host: Host, name: str, pending: dict[str, object], *,
+                timeout: float = POWER_CYCLE_SHUTDOWN_S) -> str:
+    """Shut the VM down (ACPI; powered off when the guest ignores it within `timeout`), then start it:
+    a guest's own reboot keeps QEMU's process and with it the running definition, so the values saved
+    for the next boot (`pending`) only take effect through a new process."""
+    dom = host.lookup(name)
+    dom.shutdown()
+    how = "shut down"
+    if not _wait_shut_off(dom, timeout):
+        with contextlib.suppress(StateError):
+            poweroff(host, name)
+        how = "powered off (it ignored the power button)"
+        _wait_shut_off(dom, 30)
+    dom.start()
+    words = {"vcpus": "{} vCPU", "memory_mib": "{} MiB"}
+    applied = ", ".join(words.get(key, key + " {}").format(value) for key, value in pending.items())
+    return f"{how} and started again with {applied}"
 
 
 def start(host: Host, name: str, *, wait: bool = False, timeout: float = 120.0,
@@ -106,9 +139,9 @@ def poweroff(host: Host, name: str) -> None:
     power(host, name, "poweroff")
 
 
-def reboot(host: Host, name: str) -> None:
-    """Ask the guest to reboot (ACPI), as pressing the power button then restarting would."""
-    power(host, name, "reboot")
+def reboot(host: Host, name: str) -> str | None:
+    """Ask the guest to reboot (ACPI); a power cycle when changes wait for the next boot."""
+    return power(host, name, "reboot")
 
 
 def reset(host: Host, name: str) -> None:

@@ -265,7 +265,9 @@ def revert_snapshot(host: Host, name: str, snap: str, *, progress: Progress = la
         host.conn.restore(record.memory, config_xml(dom), context=f"restore {name} from snapshot {snap}")
     removed = collect_garbage(host, name, candidates=old_sources)
     after = current_state(dom)
-    note = f"; {len(removed)} unused overlay(s) removed" if removed else ""
+    # In words: these files held only the state the revert discarded.
+    note = (f"; {len(removed)} disk file(s) of the discarded state deleted" if len(removed) > 1 else
+            "; the discarded state's disk file deleted" if removed else "")
     return SnapshotResult(name, snap, f"{name} reverted to snapshot {snap} ({after}){note}", after)
 
 
@@ -340,7 +342,7 @@ def delete_snapshot(host: Host, name: str, snap: str, *, progress: Progress = la
         if not users:
             if frozen in tree.created_files:
                 to_remove.append(frozen)
-                notes.append(f"{target}: unused branch image dropped")
+                notes.append(f"{target}: the snapshot's own disk file, read by nothing else, deleted")
             continue
         images = [u.partition(":")[2] for u in users if u.startswith("image:")]
         vm_users = {u.split(":")[1] for u in users if u.startswith("vm:")}
@@ -348,8 +350,8 @@ def delete_snapshot(host: Host, name: str, snap: str, *, progress: Progress = la
             and usage.vms_using(images[0]) <= {name}
         if not only_ours:
             owners = sorted(vm_users | usage.vms_using(frozen) - {name})
-            notes.append(f"{target}: {Path(frozen).name} kept as shared backing"
-                         + (f" (also used by {', '.join(owners)})" if owners else " (branches)"))
+            notes.append(f"{target}: {Path(frozen).name} kept: "
+                         + (f"{', '.join(owners)} still read(s) it" if owners else "other snapshots still read it"))
             continue
         upper = images[0]
         _merge(host, dom, target, upper, frozen, image_info(frozen).format, progress)

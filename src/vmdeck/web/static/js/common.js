@@ -84,11 +84,18 @@ export const POWER = [
 export const POWER_BY_ACTION = Object.fromEntries(POWER.map((p) => [p.action, p]));
 
 // Runs a power action on one VM (asking first for a destructive one); resolves to the API's reply,
-// or null when the user cancelled.
-export async function powerAction(vm, action) {
+// or null when the user cancelled. Deleting a running VM (`running`: a QEMU process exists) asks the user
+// to type its name: it is powered off at once, and one click too many must not cost a working machine.
+export async function powerAction(vm, action, { running = false } = {}) {
   const info = POWER_BY_ACTION[action];
-  if (info?.lose && !(await confirmDialog({ title: `${info.label} ${vm}?`, message: info.lose(vm), confirm: info.label }))) {
-    return null;
+  if (info?.lose) {
+    const runningDelete = action === 'delete' && running;
+    const message = runningDelete
+      ? `${vm} is running: it is powered off at once (whatever its programs have not saved is lost), then deleted with the disk volumes vmdeck created for it. ISOs and images you brought stay.`
+      : info.lose(vm);
+    const ok = await confirmDialog({ title: `${info.label} ${vm}?`, message, confirm: info.label,
+                                     typeName: runningDelete ? vm : null });
+    if (!ok) return null;
   }
   const enc = encodeURIComponent(vm);
   return track(`${info?.label || action} ${vm}`, async () => {
@@ -101,15 +108,21 @@ export async function powerAction(vm, action) {
 // --- the confirmation dialog ------------------------------------------------------------------------
 // A modal <dialog> that names what will be lost. Resolves to false on cancel (button, Esc, backdrop),
 // or to true / {option: checked} on confirm when an option checkbox (e.g. "keep the volume") is shown.
-export function confirmDialog({ title, message, confirm = 'OK', option = null }) {
+// With `typeName`, the confirm button stays disabled until that name is typed.
+export function confirmDialog({ title, message, confirm = 'OK', option = null, typeName = null }) {
   return new Promise((resolve) => {
     const box = option ? el('input', { type: 'checkbox', id: 'confirm-option', checked: option.checked }) : null;
-    const ok = el('button', { type: 'button', class: 'danger', id: 'confirm-ok' }, confirm);
+    const ok = el('button', { type: 'button', class: 'danger', id: 'confirm-ok', disabled: typeName !== null }, confirm);
+    const typed = typeName === null ? null : el('input', { type: 'text', id: 'confirm-typed', autocomplete: 'off',
+                                                           spellcheck: 'false', 'aria-describedby': 'confirm-type-hint' });
+    typed?.addEventListener('input', () => { ok.disabled = typed.value !== typeName; });
     const cancel = el('button', { type: 'button', id: 'confirm-cancel' }, 'Cancel');
     const dialog = el('dialog', { class: 'confirm', id: 'confirm', 'aria-labelledby': 'confirm-title' },
       el('h2', { id: 'confirm-title' }, title),
       el('p', { id: 'confirm-message' }, message),
       option ? el('label', { class: 'check' }, box, option.label) : '',
+      typed ? el('label', { for: 'confirm-typed', id: 'confirm-type-hint' }, 'Type the VM\'s name, ', el('strong', {}, typeName), ', to confirm:') : '',
+      typed || '',
       el('div', { class: 'row-inline end' }, cancel, ok));
     let answer = false;
     ok.addEventListener('click', () => { answer = option ? { option: box.checked } : true; dialog.close(); });
@@ -126,8 +139,11 @@ export function confirmDialog({ title, message, confirm = 'OK', option = null })
 export function toast(message, bad = false) {
   const box = document.getElementById('toast');
   if (!box) return;
-  const item = el('div', { class: bad ? 'bad' : 'ok' }, message);
+  const item = el('div', { class: bad ? 'bad' : 'ok', title: 'Click to dismiss' }, message);
+  item.addEventListener('click', () => item.remove());
   box.append(item);
+  // Notices do not pile up over the page: the three newest stay (the Activity panel keeps them all).
+  while (box.children.length > 3) box.firstElementChild.remove();
   setTimeout(() => item.remove(), bad ? 8000 : 4000);
 }
 
@@ -165,21 +181,28 @@ function renderActivity() {
   list.replaceChildren(...(activity.length ? activity.map((a) => el('li', { dataset: { status: a.status } },
     el('span', { class: 'what' }, a.label),
     el('span', { class: 'dim' }, ` ${a.status === 'running' ? 'running…' : a.detail || a.status}`),
+    a.took != null ? el('span', { class: 'dim took' }, `(${formatTook(a.took)})`) : '',
     el('time', { class: 'dim', datetime: new Date(a.at).toISOString() }, new Date(a.at).toLocaleTimeString())))
     : [el('li', { class: 'dim' }, 'Nothing yet.')]));
 }
 
 // Runs `work` as a task in the activity panel; a success notice (from `describe`) or an error notice.
+function formatTook(ms) {
+  return ms < 1000 ? `${ms} ms` : ms < 120000 ? `${(ms / 1000).toFixed(ms < 10000 ? 1 : 0)} s` : `${Math.round(ms / 60000)} min`;
+}
+
 export async function track(label, work, describe = () => `${label}: done`) {
   const item = addActivity({ label, status: 'running' });
   try {
     const result = await work();
+    item.took = Date.now() - item.at;  // how long it ran, shown in the panel
     item.status = 'done';
     item.detail = describe(result);
     saveActivity();
     toast(item.detail);
     return result;
   } catch (error) {
+    item.took = Date.now() - item.at;
     item.status = 'failed';
     item.detail = error.message;
     saveActivity();
@@ -198,6 +221,7 @@ export function noteForNextPage(message, { record = true } = {}) {
 // One WebSocket per page (libvirt's domain events and stats, pushed by the server), opened here for every
 // page so the footer's status is true everywhere; pages subscribe with connectEvents(). Reconnects itself.
 const listeners = new Set();
+const lastEvent = new Map();
 let streamOpen = false;
 
 export function connectEvents(onMessage) {
@@ -216,7 +240,12 @@ function openStream() {
     socket.onmessage = (event) => {
       const message = JSON.parse(event.data);
       if (message.type === 'state' && message.vm && message.event) {
-        addActivity({ label: `${message.vm}: ${message.event}`, status: 'event', detail: message.state || '' });
+        // QEMU starts paused and libvirt then resumes it: "resumed" right after "started" is the same start.
+        const after = lastEvent.get(message.vm);
+        lastEvent.set(message.vm, message.event);
+        if (!(message.event === 'resumed' && after === 'started')) {
+          addActivity({ label: `${message.vm}: ${message.event}`, status: 'event', detail: message.state || '' });
+        }
       }
       for (const listener of listeners) listener(message);
     };

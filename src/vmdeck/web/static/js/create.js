@@ -1,5 +1,6 @@
 // Create form: templates and ISOs from the API; errors shown next to the field the server names.
 import { api, el, noteForNextPage } from './common.js';
+import { clearErrors as clearFieldErrors, showErrors } from './forms.js';
 
 const form = document.getElementById('create-form');
 const templateSelect = document.getElementById('f-template');
@@ -12,8 +13,18 @@ let images = [];
 // A VM from an image is a linked clone configured by cloud-init: its fields only mean something then.
 // The image's own template (the server names it: debian-12, or debian-12-arm64 for an aarch64 image)
 // replaces tiny, or a template of another architecture, which could not run the image.
+function templateImage() {
+  const t = templates.find((x) => x.name === templateSelect.value);
+  return t?.disks?.find((d) => d.image)?.image || null;
+}
+
+// cloud-init's fields show whenever a seed will be made: an image chosen, or the template's own disk image.
+function showCloudInit() {
+  cloudInit.hidden = imageSelect.value === '' && !templateImage();
+}
+
 function showImage() {
-  cloudInit.hidden = imageSelect.value === '';
+  showCloudInit();
   const image = images.find((i) => i.name === imageSelect.value);
   const current = templates.find((t) => t.name === templateSelect.value);
   if (image && (templateSelect.value === 'tiny' || current?.arch !== image.arch) &&
@@ -32,6 +43,12 @@ function showTemplate() {
   form.vcpus.placeholder = t.vcpus;
   form.memory_mib.placeholder = t.memory_mib;
   form.disk_gib.placeholder = disk ?? 'none';
+  // A template that clones an image (debian-12) preselects it: the form shows what will be made.
+  const image = templateImage();
+  if (image && images.some((i) => i.name === image && i.arch === t.arch)) imageSelect.value = image;
+  const none = imageSelect.querySelector('option[value=""]');
+  if (none) none.textContent = image ? `(the template's: ${image})` : "(none: the template's empty disk)";
+  showCloudInit();
 }
 
 async function init() {
@@ -42,6 +59,7 @@ async function init() {
   images = await api('GET', '/api/images');
   imageSelect.append(...images.map((i) => el('option', { value: i.name },
     `${i.name} (${i.os} ${i.os_version || ''} ${i.arch}, ${(i.virtual_size / 2 ** 30).toFixed(1)} GiB)`)));
+  showTemplate();
   // Projects where the user may create (manager; administrators: any), with their quota use shown on the list page.
   const projects = (await api('GET', '/api/projects')).filter((p) => p.role === 'manager' || p.role === 'admin');
   document.getElementById('f-project').replaceChildren(...projects.map((p) => el('option', { value: p.name }, p.name)));
@@ -50,7 +68,25 @@ async function init() {
 }
 
 function clearErrors() {
-  for (const p of form.querySelectorAll('.field-error, #form-error')) { p.hidden = true; p.textContent = ''; }
+  clearFieldErrors(form);
+}
+
+// What the browser can tell before asking the server, all at once, each under its field.
+function localErrors() {
+  const errors = {};
+  const name = form.name.value.trim();
+  if (!name) errors.name = 'Name the VM.';
+  else if (!/^[A-Za-z0-9][A-Za-z0-9._+-]{0,62}$/.test(name)) {
+    errors.name = "invalid VM name: use 1-63 letters, digits, '.', '_', '+' or '-', starting with a letter or digit";
+  }
+  for (const [field, min, whole] of [['vcpus', 1, true], ['memory_mib', 16, true], ['disk_gib', 0, false]]) {
+    const raw = form[field].value;
+    if (raw === '') continue;
+    const value = Number(raw);
+    if (!(value >= min)) errors[field] = `At least ${min}.`;
+    else if (whole && !Number.isInteger(value)) errors[field] = 'A whole number.';
+  }
+  return errors;
 }
 
 function number(input) {
@@ -62,17 +98,22 @@ imageSelect.addEventListener('change', showImage);
 form.addEventListener('submit', async (event) => {
   event.preventDefault();
   clearErrors();
+  if (showErrors(form, localErrors())) return;
   const submit = document.getElementById('create-submit');
   submit.disabled = true;
   submit.textContent = 'Creating…';
+  // A create from an image takes a minute on a loaded host: the elapsed time shows it is not stuck.
+  const started = Date.now();
+  const ticker = setInterval(() => { submit.textContent = `Creating… ${Math.round((Date.now() - started) / 1000)} s`; }, 1000);
   const body = {
     name: form.name.value.trim(), template: templateSelect.value, vcpus: number(form.vcpus),
     memory_mib: number(form.memory_mib), disk_gib: number(form.disk_gib),
     cdrom: form.cdrom.value || null, start: form.start.checked, project: form.project.value || null,
   };
-  if (imageSelect.value) {
+  if (!cloudInit.hidden) {
     Object.assign(body, {
-      image: imageSelect.value, user: form.user.value.trim() || null, hostname: form.hostname.value.trim() || null,
+      image: imageSelect.value || null, user: form.user.value.trim() || null, hostname: form.hostname.value.trim() || null,
+      password: form.password.value || null,
       ssh_keys: form.ssh_key.value.trim() ? [form.ssh_key.value.trim()] : [],
       user_data: form.user_data.value.trim() ? form.user_data.value : null,
     });
@@ -82,12 +123,11 @@ form.addEventListener('submit', async (event) => {
     noteForNextPage(`${vm.name} created${body.start ? ' and started' : ''}`);
     location.href = `/vms/${encodeURIComponent(vm.name)}`;
   } catch (error) {
-    // "vcpus" or a nested "disks.0.size_gib": show it by the closest field of the form.
-    const field = (error.field || '').split('.')[0].replace(/^disks$/, 'disk_gib').replace(/^cdroms$/, 'cdrom');
-    const slot = form.querySelector(`.field-error[data-for="${field}"]`) || document.getElementById('form-error');
-    slot.textContent = error.message;
-    slot.hidden = false;
+    // "vcpus", a nested "disks.0.size_gib" or "ssh_keys[0]": show it under the closest field of the form.
+    const field = (error.field || '').split(/[.[]/)[0].replace(/^(disks|size_gib)$/, 'disk_gib').replace(/^cdroms$/, 'cdrom');
+    showErrors(form, { [field || '_form']: error.message });
   } finally {
+    clearInterval(ticker);
     submit.disabled = false;
     submit.textContent = 'Create';
   }

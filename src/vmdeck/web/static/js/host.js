@@ -12,7 +12,8 @@ async function loadFacts() {
     ['KVM usable', `${h.kvm_usable ? 'yes' : 'no'} — ${h.kvm_reason}`],
     ['New VMs use', h.default_accel === 'kvm' ? 'KVM' : 'TCG (QEMU emulates the CPU)'],
     ['Versions', `QEMU ${h.qemu_version}, libvirt ${h.libvirt_version}`],
-    ['Can run', Object.entries(h.emulated_arches).map(([a, t]) => `${a} (${t.join('/')})`).join(', ')],
+    // libvirt's domain types in the CLI's words: kvm is KVM (hardware), qemu is TCG (QEMU emulates the CPU).
+    ['Can run', Object.entries(h.emulated_arches).map(([a, t]) => `${a} (${t.map((x) => ({ kvm: 'KVM', qemu: 'TCG' })[x] || x).join(' or ')})`).join(', ')],
   ];
   document.getElementById('host-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
 }

@@ -41,33 +41,63 @@ function setState(tr, vm) {
   for (const button of tr.querySelectorAll('.menu-items button')) button.disabled = !allowed.has(button.dataset.action);
 }
 
+// The table scrolls inside its card on narrow screens, which would clip a menu positioned inside it:
+// the open menu is placed on the viewport, under its button (right-aligned), and follows it on scroll.
+function placeMenu(toggle, items) {
+  if (items.hidden) return;
+  const button = toggle.getBoundingClientRect();
+  items.style.position = 'fixed';
+  items.style.top = `${Math.round(button.bottom)}px`;
+  items.style.right = `${Math.max(0, Math.round(window.innerWidth - button.right))}px`;
+  const menu = items.getBoundingClientRect();
+  if (menu.bottom > window.innerHeight) items.style.top = `${Math.max(0, Math.round(button.top - menu.height))}px`;
+}
+function placeOpenMenus() {
+  for (const items of document.querySelectorAll('.menu-items:not([hidden])')) {
+    placeMenu(items.parentElement.querySelector('.menu-toggle'), items);
+  }
+}
+document.addEventListener('scroll', placeOpenMenus, { capture: true, passive: true });
+window.addEventListener('resize', placeOpenMenus);
+
 function closeMenus(except = null) {
   for (const items of document.querySelectorAll('.menu-items')) if (items !== except) items.hidden = true;
 }
 document.addEventListener('click', (event) => { if (!event.target.closest('.menu')) closeMenus(); });
+document.addEventListener('keydown', (event) => { if (event.key === 'Escape') closeMenus(); });
 
 async function act(vm, action) {
   closeMenus();
   try {
-    const result = await powerAction(vm, action);
+    const running = allowedActions(vms.find((v) => v.name === vm)).has('poweroff');
+    const result = await powerAction(vm, action, { running });
     if (result && action === 'delete') load();
   } catch { /* the notice says why */ }
+}
+
+// Your role on each VM (its project's; administrators: all): a row menu offers only what it allows.
+let me = null;
+const RANK = { viewer: 1, operator: 2, manager: 3, admin: 4 };
+function rank(vm) {
+  if (!me) return RANK.admin;  // not known yet: the API refuses what the role lacks, and says so
+  return me.is_admin && me.via !== 'token' ? RANK.admin : RANK[me.projects?.[vm.project]] || 0;
 }
 
 function row(vm) {
   const cpu = el('canvas', { class: 'spark cpu', width: 90, height: 24 });
   const rss = el('canvas', { class: 'spark rss', width: 90, height: 24 });
+  const mine = POWER.filter(({ action }) => rank(vm) >= (action === 'delete' ? RANK.manager : RANK.operator));
   const items = el('div', { class: 'menu-items', hidden: true, role: 'menu' },
-    POWER.map(({ action, label, danger }) =>
+    mine.map(({ action, label, danger }) =>
       el('button', { type: 'button', role: 'menuitem', class: danger ? 'danger' : '', 'data-action': action,
                      onclick: () => act(vm.name, action) }, label)));
   const toggle = el('button', { type: 'button', class: 'menu-toggle', 'aria-haspopup': 'menu', 'aria-label': `Actions for ${vm.name}`,
-                                onclick: () => { closeMenus(items); items.hidden = !items.hidden; } }, '⋮');
+                                onclick: () => { closeMenus(items); items.hidden = !items.hidden; placeMenu(toggle, items); } }, '⋮');
   const check = el('input', { type: 'checkbox', class: 'select', 'aria-label': `Select ${vm.name}`, checked: selected.has(vm.name),
                               onchange: (event) => { if (event.target.checked) selected.add(vm.name); else selected.delete(vm.name); updateBulk(); } });
   const tr = el('tr', { dataset: { vm: vm.name } },
     el('td', {}, check),
-    el('td', {}, el('a', { href: `/vms/${encodeURIComponent(vm.name)}` }, vm.name)),
+    el('td', { class: 'wrap' }, el('a', { href: `/vms/${encodeURIComponent(vm.name)}`, title: vm.name }, vm.name)),
     el('td', { class: 'hide-narrow hide-medium project' }, vm.project ?? '—'),
     el('td', {}, el('span', { class: 'state' })),
     el('td', { class: 'hide-narrow' }, vm.vcpus), el('td', { class: 'hide-narrow' }, `${vm.memory_mib} MiB`),
@@ -75,7 +105,7 @@ function row(vm) {
     el('td', { class: 'hide-narrow' }, cpu, el('span', { class: 'cpu-now dim' })),
     el('td', { class: 'hide-narrow' }, rss, el('span', { class: 'rss-now dim' })),
     el('td', { class: 'hide-narrow ip' }), el('td', { class: 'hide-narrow uptime' }),
-    el('td', { class: 'actions' }, el('div', { class: 'menu' }, toggle, items)));
+    el('td', { class: 'actions' }, mine.length ? el('div', { class: 'menu' }, toggle, items) : ''));
   setState(tr, vm);
   drawRow(tr, vm.name);
   return tr;
@@ -108,6 +138,10 @@ function updateBulk() {
 }
 
 async function load() {
+  if (!me) me = await api('GET', '/api/auth/me').catch(() => null);
+  // Ticking rows is for bulk power actions: only where the role has any.
+  document.getElementById('vm-table').dataset.canOperate = String(!me || me.is_admin
+    || Object.values(me.projects || {}).some((role) => RANK[role] >= RANK.operator));
   vms = await api('GET', '/api/vms');
   render();
 }
@@ -140,18 +174,23 @@ document.getElementById('bulk').addEventListener('click', async (event) => {
   (result) => `${vm}: ${result?.result || action}`)));
 });
 
+const USER_MODE_ADDRESS = /^(10\.0\.2\.\d+|fec0:)/i;
+
 function drawRow(tr, name) {
   const info = runtime.get(name);
   const running = tr.dataset.state === 'running' || tr.dataset.state === 'paused';
-  tr.querySelector('.ip').textContent = running ? (info?.addresses || []).join(', ') : '';
+  // QEMU's user-mode NIC gives every guest 10.0.2.15 (and fec0::…): an address nobody can reach, left out.
+  const addresses = (info?.addresses || []).filter((a) => !USER_MODE_ADDRESS.test(a));
+  tr.querySelector('.ip').textContent = running ? addresses.join(', ') : '';
   tr.querySelector('.uptime').textContent = running ? formatDuration(info?.uptime_s) : '';
   const h = history.get(name);
   if (!h) return;
   drawSpark(tr.querySelector('canvas.cpu'), h.cpu, { max: 100 });
   drawSpark(tr.querySelector('canvas.rss'), h.rss);
   const cpuNow = h.cpu[h.cpu.length - 1]; const rssNow = h.rss[h.rss.length - 1];
-  tr.querySelector('.cpu-now').textContent = cpuNow == null ? '' : ` ${cpuNow.toFixed(0)}%`;
-  tr.querySelector('.rss-now').textContent = rssNow == null ? '' : ` ${rssNow.toFixed(0)} MiB`;
+  // A stopped VM uses nothing: its last sample from before it stopped is not shown as current.
+  tr.querySelector('.cpu-now').textContent = cpuNow == null || !running ? '' : ` ${cpuNow.toFixed(0)}%`;
+  tr.querySelector('.rss-now').textContent = rssNow == null || !running ? '' : ` ${rssNow.toFixed(0)} MiB`;
 }
 
 function onStats(sample) {

@@ -31,11 +31,13 @@ function item(tree, snap) {
   } }, 'Revert');
   const remove = el('button', { class: 'danger', 'data-snap-action': 'delete', onclick: async () => {
     if (!(await confirmDialog({ title: `Delete snapshot ${snap.name}?`, confirm: 'Delete',
-      message: `Delete snapshot ${snap.name}? Its data is merged into the disks, not lost.` }))) return;
+      message: `Delete snapshot ${snap.name}? You can no longer go back to it. ${name}'s present state and its other snapshots stay as they are: whatever they still need of ${snap.name} is kept, the rest is deleted.` }))) return;
     run(`deleting ${snap.name}…`, () => api('DELETE', `/api/vms/${enc}/snapshots/${encodeURIComponent(snap.name)}`));
   } }, 'Delete');
   const kids = tree.snapshots.filter((s) => s.parent === snap.name);
-  const details = [snap.created, snap.state, snap.memory ? '+memory' : '', snap.description].filter(Boolean).join(' · ');
+  const made = new Date(snap.created);
+  const created = Number.isNaN(made.getTime()) ? snap.created : made.toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+  const details = [created, `taken while ${String(snap.state).replace('shutoff', 'shut off')}`, snap.memory ? 'with memory' : '', snap.description].filter(Boolean).join(' · ');
   return el('li', { dataset: { snapshot: snap.name }, class: current ? 'current' : '' },
     el('span', { class: 'snap-name' }, snap.name), current ? el('span', { class: 'badge' }, 'you are here') : '',
     el('span', { class: 'dim' }, ` ${details} `), revert, remove,

@@ -64,8 +64,11 @@ function setState(next, source) {
 async function refresh() {
   const vm = await api('GET', `/api/vms/${enc}`);
   vmInfo = vm;
+  const pending = vm.pending || {};
   document.getElementById('vm-summary').textContent =
-    `${vm.arch} ${vm.machine} · ${vm.vcpus} vCPU · ${vm.memory_mib} MiB · ${vm.accel} · template ${vm.template || '–'}`;
+    `${vm.arch} ${vm.machine} · ${withPending(vm.vcpus, pending.vcpus, ' vCPU')} · ${withPending(vm.memory_mib, pending.memory_mib, ' MiB')}`
+    + ` · ${vm.accel} · template ${vm.template || '–'}`;
+  renderPending(vm);
   renderOverview(vm);
   renderMedia(vm.disks.filter((d) => d.device === 'cdrom'));
   renderSettings(vm);
@@ -77,7 +80,7 @@ document.getElementById('power').addEventListener('click', async (event) => {
   const action = event.target.closest('button')?.dataset.action;
   if (!action) return;
   try {
-    const result = await powerAction(name, action);
+    const result = await powerAction(name, action, { running: vmActive });
     if (result === null) return;  // cancelled
     if (action === 'delete') { noteForNextPage(`${name} deleted`, { record: false }); location.href = '/'; return; }
     if (result?.state) setState(result.state, result);
@@ -85,19 +88,108 @@ document.getElementById('power').addEventListener('click', async (event) => {
   } catch { /* the notice says what went wrong */ }
 });
 
+// --- changes waiting for the next boot (as Proxmox shows them: the new value beside the running one) ---
+function withPending(live, next, unit) {
+  return next === undefined ? `${live}${unit}` : `${live}${unit} (${next}${unit} at next boot)`;
+}
+
+function renderPending(vm) {
+  const pending = vm.pending || {};
+  const box = document.getElementById('vm-pending');
+  const parts = [];
+  if (pending.vcpus !== undefined) parts.push(`${pending.vcpus} vCPU (now ${vm.vcpus})`);
+  if (pending.memory_mib !== undefined) parts.push(`${pending.memory_mib} MiB of memory (now ${vm.memory_mib} MiB)`);
+  box.hidden = !parts.length;
+  document.getElementById('vm-pending-text').textContent = parts.length
+    ? `Waiting for the next boot: ${parts.join(', ')}. Reboot applies them (vmdeck shuts the VM down and starts it again).`
+    : '';
+  // vCPUs can be plugged in while it runs when its definition leaves room (a maximum above the count).
+  const apply = document.getElementById('pending-apply');
+  const room = vm.live_limits?.vcpus_max;
+  if (apply) apply.hidden = !(pending.vcpus !== undefined && room && pending.vcpus <= room);
+}
+
+document.getElementById('pending-apply')?.addEventListener('click', async () => {
+  try {
+    await track(`Apply ${name}'s changes now`, () => api('POST', `/api/vms/${enc}/apply-pending`),
+      (reply) => `${name}: ${Object.keys(reply.applied).length ? 'applied now' : 'nothing could change while it runs'}`
+        + (Object.keys(reply.still_pending).length ? '; the rest waits for the next boot' : ''));
+  } catch { /* the notice says why */ }
+  refresh().catch(() => {});
+});
+
 // --- overview ------------------------------------------------------------------------------------------------
 function renderOverview(vm) {
   const disks = vm.disks.filter((d) => d.device !== 'cdrom');
   const facts = [
-    ['State', vm.state], ['vCPUs', vm.vcpus], ['Memory', `${vm.memory_mib} MiB`],
+    ['State', vm.state], ['vCPUs', withPending(vm.vcpus, vm.pending?.vcpus, '')],
+    ['Memory', withPending(vm.memory_mib, vm.pending?.memory_mib, ' MiB')],
     ['Machine', `${vm.arch} ${vm.machine} (${vm.accel})`], ['Template', vm.template || '–'],
     ['Disks', disks.map((d) => `${d.target} (${d.bus})`).join(', ') || 'none'],
-    ['NICs', vm.nics.map((n) => `${n.mac} (${n.model})`).join(', ') || 'none'],
+    ['NICs', nicSummary(vm)],
     ['Autostart', vm.autostart ? 'yes' : 'no'],
   ];
   document.getElementById('overview-facts').replaceChildren(
     ...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, String(v))]));
+  renderAccess(vm);
 }
+
+// The NICs libvirt lists, and the user-mode NIC vmdeck gives QEMU itself for the SSH forward (it is on
+// QEMU's command line, not among libvirt's interfaces).
+function nicSummary(vm) {
+  const nics = vm.nics.map((n) => `${n.model || 'nic'} on ${n.kind === 'user' ? 'user-mode networking' : (n.network || n.kind)} (${n.mac})`);
+  if (sshForward(vm) && !vm.nics.some((n) => n.kind === 'user')) nics.push('virtio on user-mode networking, with the SSH forward');
+  return nics.join('; ') || 'none';
+}
+
+function sshForward(vm) {
+  return (vm.port_forwards || []).find((f) => f.guest_port === 22 && f.proto === 'tcp');
+}
+
+// Access: how to reach the guest — its addresses (from its agent, while it runs), the SSH forward as a
+// command to copy, and the login user its image was set up with.
+let guestAsked = 0;
+function renderAccess(vm) {
+  const forward = sshForward(vm);
+  const user = vm.extra?.['login-user'];
+  const facts = [['Login user', user || (vm.extra?.['base-image'] ? 'the image\'s default' : '–')]];
+  facts.push(['SSH', forward ? `port ${forward.host_port} on ${forward.address || '127.0.0.1'} of the host → the guest's port 22` : 'no port forward (the VM was not made from an image)']);
+  facts.push(['Addresses', vm.state === 'running' ? (guestAddresses ?? 'asking the guest agent…') : 'shown while the VM runs']);
+  document.getElementById('access-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', { dataset: { fact: k } }, v)]));
+  const line = document.getElementById('ssh-line');
+  line.hidden = !forward;
+  const note = document.getElementById('ssh-note');
+  note.hidden = !forward;
+  if (forward) {
+    document.getElementById('ssh-command').textContent = `ssh -p ${forward.host_port} ${user || 'USER'}@${forward.address || '127.0.0.1'}`;
+    note.textContent = `Run it on the host (the port listens on its loopback only), or: vmdeck ssh ${name}. User-mode networking gives the guest 10.0.2.15, which only this forward reaches.`;
+  }
+  if (vm.state === 'running' && Date.now() - guestAsked > 30000) { guestAsked = Date.now(); loadGuestAddresses(); }
+  if (vm.state !== 'running') { guestAddresses = null; guestAsked = 0; }
+}
+
+let guestAddresses = null;
+async function loadGuestAddresses() {
+  try {
+    const guest = await api('GET', `/api/vms/${enc}/guest`);
+    const shown = guest.interfaces.filter((i) => i.name !== 'lo' && i.addresses.length)
+      .map((i) => `${i.name}: ${i.addresses.filter((a) => !a.startsWith('fe80:')).join(', ')}`);
+    guestAddresses = shown.join('; ') || 'none reported';
+  } catch (error) {
+    guestAddresses = `unknown (${error.message})`;
+  }
+  if (vmInfo) renderAccess(vmInfo);
+}
+
+document.getElementById('ssh-copy').addEventListener('click', async () => {
+  const command = document.getElementById('ssh-command').textContent;
+  try {
+    await navigator.clipboard.writeText(command);
+    toast('SSH command copied');
+  } catch {
+    toast('The browser did not allow copying: select the command and copy it yourself.', true);
+  }
+});
 
 // --- the screen and its toolbar ---------------------------------------------------------------------------
 const screen = document.getElementById('screen');
@@ -114,7 +206,15 @@ function applyScale(session = rfb) {
   session.clipViewport = false;
   session.resizeSession = mode === 'remote';
 }
-scaleSelect.addEventListener('change', () => applyScale());
+scaleSelect.addEventListener('change', () => {
+  // noVNC learns whether the guest accepts a new screen size from its first update (the ExtendedDesktopSize
+  // extension); without it "Resize the guest" would do nothing at all, so say so and keep scaling.
+  if (scaleSelect.value === 'remote' && rfb && rfb._supportsSetDesktopSize === false) {
+    toast("This guest's display driver cannot be resized from here: the screen stays scaled to fit.", true);
+    scaleSelect.value = 'fit';
+  }
+  applyScale();
+});
 
 async function connectConsole() {
   if (rfb) { rfb.disconnect(); rfb = null; }
@@ -212,7 +312,13 @@ async function connectSerial() {
     const ticket = await api('POST', `/api/vms/${enc}/console/ticket`, { kind: 'serial' });
     const socket = new WebSocket(wsUrl(ticket.path));
     socket.binaryType = 'arraybuffer';
-    socket.onopen = () => { serialStatus.textContent = 'connected'; document.getElementById('terminal').dataset.connected = 'true'; };
+    socket.onopen = () => {
+      serialStatus.textContent = 'connected';
+      document.getElementById('terminal').dataset.connected = 'true';
+      // The serial port sends nothing until the guest writes: say so, rather than show a blank box.
+      // (Written here only, not sent to the guest.)
+      terminal.write('\x1b[2m[connected to the serial console: press Enter for a prompt]\x1b[0m\r\n');
+    };
     socket.onmessage = (event) => terminal.write(new Uint8Array(event.data));
     socket.onclose = () => {
       serialStatus.textContent = 'disconnected';
@@ -236,7 +342,7 @@ function renderMedia(cdroms) {
   body.replaceChildren(...(cdroms.length ? cdroms.map((d) => el('tr', { dataset: { drive: d.target } },
     el('td', {}, d.target), el('td', {}, d.bus),
     el('td', { class: 'disc' }, d.source ? d.source.split('/').pop() : '(empty)'),
-    el('td', {}, el('button', { class: 'eject', disabled: !d.source, onclick: () => eject(d.target) }, 'Eject'))))
+    el('td', {}, el('button', { class: 'eject', dataset: { need: 'operator' }, disabled: !d.source, onclick: () => eject(d.target) }, 'Eject'))))
     : [el('tr', {}, el('td', { colspan: 4, class: 'dim' }, 'No CD/DVD drive.'))]));
 }
 
@@ -268,12 +374,12 @@ async function loadDevices() {
   document.querySelector('#device-table tbody').replaceChildren(...(disks.length ? disks.map((row) =>
     el('tr', { dataset: { kind: row.kind, key: row.key } }, el('td', {}, row.key), el('td', {}, row.bus),
       el('td', { class: 'path' }, row.source || ''), el('td', {}, row.status),
-      el('td', {}, el('button', { class: 'danger remove', onclick: () => removeDisk(row) }, 'Remove'))))
+      el('td', {}, el('button', { class: 'danger remove', dataset: { need: 'manager' }, onclick: () => removeDisk(row) }, 'Remove'))))
     : [el('tr', {}, el('td', { colspan: 5, class: 'dim' }, 'No disks.'))]));
   document.querySelector('#nic-table tbody').replaceChildren(...(nics.length ? nics.map((row) =>
     el('tr', { dataset: { kind: row.kind, key: row.key } }, el('td', {}, row.key), el('td', {}, row.bus),
       el('td', {}, row.source || ''), el('td', {}, row.status),
-      el('td', {}, el('button', { class: 'danger remove', onclick: () => removeNic(row) }, 'Remove'))))
+      el('td', {}, el('button', { class: 'danger remove', dataset: { need: 'manager' }, onclick: () => removeNic(row) }, 'Remove'))))
     : [el('tr', {}, el('td', { colspan: 5, class: 'dim' }, 'No network interfaces.'))]));
 }
 
@@ -328,9 +434,16 @@ const settingsForm = document.getElementById('settings-form');
 let settingsDirty = false;
 settingsForm.addEventListener('input', () => { settingsDirty = true; });
 function renderSettings(vm) {
+  // The form edits the definition the next boot uses; a running VM's own values are shown beneath.
+  const pending = vm.pending || {};
   if (!settingsDirty) {
-    settingsForm.vcpus.value = vm.vcpus;
-    settingsForm.memory_mib.value = vm.memory_mib;
+    settingsForm.vcpus.value = pending.vcpus ?? vm.vcpus;
+    settingsForm.memory_mib.value = pending.memory_mib ?? vm.memory_mib;
+  }
+  for (const [field, live, unit] of [['vcpus', vm.vcpus, ' vCPU'], ['memory_mib', vm.memory_mib, ' MiB']]) {
+    const note = settingsForm.querySelector(`.live-value[data-for="${field}"]`);
+    note.hidden = pending[field] === undefined;
+    note.textContent = note.hidden ? '' : `Pending: running now with ${live}${unit}; ${pending[field]}${unit} from the next boot.`;
   }
   document.getElementById('s-autostart').checked = !!vm.autostart;
   if (!bootDirty) renderBoot(vm.boot_order || []);
@@ -392,13 +505,46 @@ document.getElementById('s-autostart').addEventListener('change', async (event) 
 });
 
 // --- live updates ------------------------------------------------------------------------------------------------------------
+// Every tab follows the stream: a state change, a device added or removed, media inserted or ejected, a
+// definition rewritten (from the CLI, another browser, virsh) re-reads the VM; bursts are read once.
+let reloadTimer = null;
+function reloadSoon() {
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(() => {
+    refresh().then(() => loadDevices()).catch((error) => { if (error.status === 404) markDeleted(); });
+  }, 300);
+}
+
+// Deleted elsewhere: nothing on the page can act on it any more.
+let deleted = false;
+function markDeleted() {
+  if (deleted) return;
+  deleted = true;
+  state = 'deleted';
+  const badge = document.getElementById('vm-state');
+  badge.textContent = 'deleted';
+  badge.dataset.state = 'deleted';
+  document.body.dataset.vmDeleted = 'true';
+  document.body.dataset.vmActive = 'false';
+  rfb?.disconnect();
+  serialSocket?.close();
+  for (const control of document.querySelectorAll('main button:not([role=tab]), main input, main select, main textarea')) {
+    control.disabled = true;
+  }
+  const notice = document.getElementById('vm-deleted');
+  notice.hidden = false;
+}
+
 connectEvents((message) => {
-  if (message.type === 'state' && message.vm === name && message.state) {
+  if (deleted || message.vm !== name) {
+    if (!deleted && message.type === 'inventory' && !message.vm) reloadSoon();  // reconnected: re-read
+    return;
+  }
+  if (message.type === 'state' && message.state) {
     setState(message.state, message);
-    refresh().catch(() => {});
-    loadDevices().catch(() => {});
-  } else if (message.type === 'inventory') {
-    refresh().catch(() => { document.getElementById('vm-state').textContent = 'deleted'; });
+    reloadSoon();
+  } else if (message.type === 'inventory' || message.type === 'device') {
+    reloadSoon();
   }
 });
 
