@@ -110,7 +110,9 @@ def disks_resize(name: str, target: str, body: DiskResize, host: Host = Depends(
 
 
 @router.post("/nics", status_code=201)
-def nics_add(name: str, body: NicAdd, host: Host = Depends(request_host)) -> dict[str, Any]:
+def nics_add(name: str, body: NicAdd, host: Host = Depends(request_host), grant: Grant = Depends(grant_of),
+             ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+    ctx.tenancy.check_networks(grant.project, [body.network], by=grant.principal)
     return _change(devices.add_nic(host, name, model=body.model, network=body.network, mac=body.mac))
 
 

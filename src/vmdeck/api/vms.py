@@ -150,6 +150,7 @@ def vms_create(body: CreateVm, grant: Grant = Depends(grant_of), ctx: AppContext
     spec = resolve(template, body.name, Overrides(vcpus=body.vcpus, memory_mib=body.memory_mib,
                                                   disk_gib=body.disk_gib, cdrom=cdrom, accel=body.accel,
                                                   network=body.network, image=body.image))
+    ctx.tenancy.check_networks(grant.project, [n.network for n in spec.nics], by=grant.principal)
     cloud_init = None
     if any(d.image for d in spec.disks):
         cloud_init = cloud_init_config(

@@ -154,7 +154,7 @@ class AuditEntry(Base):
 # The newest migration's revision. A database already there needs no Alembic at all: importing it and
 # reading the migration scripts took a third of a second from every `vmdeck create` (docs/PERFORMANCE.md).
 # tests/unit/test_db_head.py checks it against the migrations folder.
-HEAD_REVISION = "0004_fleet"
+HEAD_REVISION = "0010"
 
 
 def _at_head(path: Path) -> bool:
