@@ -110,6 +110,19 @@ def test_proxy_reaches_a_display_on_a_unix_socket(client: TestClient, socket_scr
         assert ws.receive_bytes() == b"tekcos eht revo"
 
 
+def test_an_unreachable_vnc_socket_closes_the_console_saying_so(client: TestClient, test_host: Host,
+                                                                tmp_path: Path) -> None:
+    xml = f"""<domain type='test'><name>nosock</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>
+      <os><type arch='x86_64'>hvm</type></os>
+      <devices><graphics type='vnc'><listen type='socket' socket='{tmp_path}/gone.sock'/></graphics></devices></domain>"""
+    test_host.conn.raw.defineXML(xml).create()
+    ticket = _ticket(client, "nosock")
+    with pytest.raises(WebSocketDisconnect) as closed, \
+            client.websocket_connect(f"/api/vms/nosock/console/vnc?ticket={ticket}") as ws:
+        ws.receive_bytes()
+    assert closed.value.code == 1011 and "cannot reach the VM's VNC server" in closed.value.reason
+
+
 def test_no_ticket_is_refused(client: TestClient, screen_vm: str) -> None:
     assert _refused(client, f"/api/vms/{screen_vm}/console/vnc") == 1008
     assert _refused(client, f"/api/vms/{screen_vm}/console/vnc?ticket=made-up") == 1008

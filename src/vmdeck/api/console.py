@@ -121,10 +121,14 @@ async def vnc_proxy(websocket: WebSocket, name: str) -> None:
     await websocket.accept(subprotocol=_subprotocol(websocket))
     if kind == "ws":
         await _bridge_websocket(websocket, f"ws://{address}:{port}")
-    elif kind == "unix":
-        await _bridge_stream(websocket, *await asyncio.open_unix_connection(address))
     else:
-        await _bridge_stream(websocket, *await asyncio.open_connection(address, port))
+        try:  # the socket needs root (or QEMU's user): a server run as anyone else is told so here
+            streams = await (asyncio.open_unix_connection(address) if kind == "unix"
+                             else asyncio.open_connection(address, port))
+        except OSError as error:
+            await websocket.close(code=1011, reason=f"cannot reach the VM's VNC server: {error.strerror}"[:120])
+            return
+        await _bridge_stream(websocket, *streams)
 
 
 async def _client_bytes(websocket: WebSocket) -> bytes | None:
