@@ -9,7 +9,7 @@ import pytest
 
 from vmdeck.cluster.registry import LOCAL, HostEntry, Registry
 from vmdeck.errors import Conflict, InvalidInput, NotFound
-from vmdeck.store.db import open_database
+from vmdeck.store.db import HEAD_REVISION, open_database
 
 
 def test_no_database_means_only_local(tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ def test_same_table_whoever_creates_it(tmp_path: Path, cli_first: bool) -> None:
         Registry(path).add(HostEntry("h2", "qemu+tcp://10.0.0.2/system"))
     assert [e.name for e in Registry(path).entries()] == ["local", "h2"]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004_fleet",)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD_REVISION,)
 
 
 def _age(path: Path, seconds: float) -> None:
