@@ -71,3 +71,23 @@ def test_a_tenant_sees_no_host_path_and_an_administrator_does(client: TestClient
 def test_hide_host_paths(text: str, hidden: str) -> None:
     assert hide_host_paths(text, frozenset({"api", "static", "vms"})) == hidden
     json.dumps(hidden)
+
+
+def test_the_guests_own_answers_keep_their_paths() -> None:
+    """exec's output and the agent's guest info are the guest's paths, not the host's: unchanged."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from vmdeck.api.hostpaths import HostPathsMiddleware
+
+    def answer(_request: object) -> JSONResponse:
+        return JSONResponse({"stdout": "/usr/bin/env\n", "disk": "/var/lib/vmdeck/pool/x-vda.qcow2"})
+
+    app = Starlette(routes=[Route(p, answer, methods=["GET", "POST"])
+                            for p in ("/api/vms/{name}/exec", "/api/vms/{name}/guest", "/api/vms/{name}")])
+    app.add_middleware(HostPathsMiddleware)  # no principal: treated as a tenant
+    with TestClient(app) as anyone:
+        for path in ("/api/vms/web/exec", "/api/vms/web/guest"):
+            assert anyone.post(path).json()["stdout"] == "/usr/bin/env\n", path
+        assert anyone.get("/api/vms/web").json() == {"stdout": "env\n", "disk": "x-vda.qcow2"}

@@ -8,7 +8,9 @@ value or inside a message. One place, so a route added later cannot forget it. T
 shows files by their last component. An administrator gets the answers unchanged.
 
 Only paths outside the web app's own URL space are touched: "/api/vms/web/console/vnc?ticket=..."
-in a console ticket, or a page link such as "/vms/web", stay as they are.
+in a console ticket, or a page link such as "/vms/web", stay as they are. Answers that come from
+inside the guest (`exec`'s output, the agent's guest info with its mount points) are the tenant's
+own and pass unchanged.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ Send = Callable[[Message], Awaitable[None]]
 # (so neither "http://host/x" nor "qemu:///system" nor "a/b/c" match). Group 1: its first component.
 _SEGMENT = r"[^\s/'\"`,;:()<>\[\]{}]+"
 _PATH = re.compile(rf"(?<![\w/.:~-])/({_SEGMENT})(?:/{_SEGMENT})*/({_SEGMENT})/?")
+# Routes whose answers are the guest's own words: its paths are not the host's.
+_FROM_THE_GUEST = re.compile(r"/api/vms/[^/]+/(exec|guest)")
 
 
 def hide_host_paths(text: str, own_prefixes: frozenset[str]) -> str:
@@ -66,7 +70,8 @@ class HostPathsMiddleware:
         return self._own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if (scope["type"] != "http" or not scope["path"].startswith("/api/")
+                or _FROM_THE_GUEST.fullmatch(scope["path"])):
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
