@@ -15,9 +15,11 @@ the command runs in-process as before. This module is imported by both sides and
 from __future__ import annotations
 
 import os
+import socket
+import struct
 from pathlib import Path
 
-__all__ = ["CONTEXT_HEADER", "USER_HEADER", "VIA", "MAX_PATH", "socket_path", "context"]
+__all__ = ["CONTEXT_HEADER", "USER_HEADER", "VIA", "MAX_PATH", "socket_path", "context", "trusted_uid", "peer_uid"]
 
 CONTEXT_HEADER = "x-vmdeck-context"
 USER_HEADER = "x-vmdeck-user"
@@ -40,3 +42,16 @@ def context(uri: str | None) -> str:
     parts = (__version__, uri or os.environ.get("VMDECK_URI") or "", str(config_dir()), str(data_dir()), pool_name())
     # Hex of the UTF-8 text: any path fits in an HTTP header that way (latin-1 only, no line breaks).
     return "\0".join(parts).encode().hex()
+
+
+def trusted_uid(uid: int) -> bool:
+    """Whether a socket (or the process behind it) owned by `uid` may be a vmdeck serve this process
+    talks to: root's (the server's user), or this process's own user's. Anyone else's was planted by
+    another local user in a folder they can write: it would fake answers and swallow requests."""
+    return uid in (0, os.geteuid())
+
+
+def peer_uid(conn: socket.socket) -> int:
+    """The user of the process on the other end of a connected Unix socket (Linux SO_PEERCRED)."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -51,6 +52,29 @@ def screen_vm(test_host: Host, fake_vnc: int) -> str:
     return "screen"
 
 
+@pytest.fixture
+def socket_screen_vm(test_host: Host, tmp_path: Path) -> str:
+    """A VM whose VNC listens on a Unix socket, as vmdeck's templates render it (a fake server there)."""
+    path = tmp_path / "vnc.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(GREETING)
+            while data := conn.recv(4096):
+                conn.sendall(data[::-1])
+
+    threading.Thread(target=serve, daemon=True).start()
+    xml = f"""<domain type='test'><name>sockscreen</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>
+      <os><type arch='x86_64'>hvm</type></os>
+      <devices><graphics type='vnc'><listen type='socket' socket='{path}'/></graphics></devices></domain>"""
+    test_host.conn.raw.defineXML(xml).create()
+    return "sockscreen"
+
+
 def _ticket(client: TestClient, vm: str, kind: str = "vnc") -> str:
     reply = client.post(f"/api/vms/{vm}/console/ticket", json={"kind": kind})
     assert reply.status_code == 200, reply.text
@@ -75,6 +99,28 @@ def test_ticket_opens_the_screen_once(client: TestClient, screen_vm: str) -> Non
         ws.send_bytes(b"hello vnc")
         assert ws.receive_bytes() == b"HELLO VNC"
     assert _refused(client, path) == 1008  # single use
+
+
+def test_proxy_reaches_a_display_on_a_unix_socket(client: TestClient, socket_screen_vm: str) -> None:
+    ticket = _ticket(client, socket_screen_vm)
+    with client.websocket_connect(f"/api/vms/{socket_screen_vm}/console/vnc?ticket={ticket}",
+                                  subprotocols=["binary"]) as ws:
+        assert ws.receive_bytes() == GREETING
+        ws.send_bytes(b"over the socket")
+        assert ws.receive_bytes() == b"tekcos eht revo"
+
+
+def test_an_unreachable_vnc_socket_closes_the_console_saying_so(client: TestClient, test_host: Host,
+                                                                tmp_path: Path) -> None:
+    xml = f"""<domain type='test'><name>nosock</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>
+      <os><type arch='x86_64'>hvm</type></os>
+      <devices><graphics type='vnc'><listen type='socket' socket='{tmp_path}/gone.sock'/></graphics></devices></domain>"""
+    test_host.conn.raw.defineXML(xml).create()
+    ticket = _ticket(client, "nosock")
+    with pytest.raises(WebSocketDisconnect) as closed, \
+            client.websocket_connect(f"/api/vms/nosock/console/vnc?ticket={ticket}") as ws:
+        ws.receive_bytes()
+    assert closed.value.code == 1011 and "cannot reach the VM's VNC server" in closed.value.reason
 
 
 def test_no_ticket_is_refused(client: TestClient, screen_vm: str) -> None:

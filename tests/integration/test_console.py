@@ -14,6 +14,7 @@ import re
 import select
 import socket
 import struct
+import subprocess
 import sys
 import time
 import uuid
@@ -95,23 +96,51 @@ def test_mouse_moves_and_clicks_through_the_tablet(vm: str, cli: Callable, run_i
     run_in_guest(vm, "kill $(pidof cat) 2>/dev/null; true")
 
 
-def test_display_listens_on_loopback_with_vnc_and_websocket(vm: str, cli: Callable) -> None:
+# Run as `nobody` (no groups): what any other local user could do. The system Python: root's may live
+# in a folder nobody cannot read.
+_AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c"]
+_CONNECT = """
+import socket, sys
+try:
+    sock = socket.socket(socket.AF_UNIX)
+    sock.settimeout(10)
+    sock.connect(sys.argv[1])
+    print("CONNECTED", sock.recv(12))
+except OSError as err:
+    print("REFUSED", type(err).__name__)
+"""
+
+
+def _qemu_tcp_listeners(name: str) -> list[int]:
+    """The TCP ports the VM's QEMU process listens on (its socket inodes against /proc/net/tcp*)."""
+    pid = int(Path(f"/run/libvirt/qemu/{name}.pid").read_text())
+    inodes = {os.readlink(fd)[8:-1] for fd in Path(f"/proc/{pid}/fd").iterdir()
+              if os.readlink(fd).startswith("socket:[")}
+    ports = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "0A" and fields[9] in inodes:
+                ports.append(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_display_is_a_socket_only_root_reaches(vm: str, cli: Callable) -> None:
+    """VNC has no password: another local user must not reach any VM's screen (a port on 127.0.0.1 would)."""
     shown = cli("display", vm, "--json")
     assert shown.returncode == 0, shown.stderr
     info = json.loads(shown.stdout)
-    assert info["listen"] == "127.0.0.1" and info["loopback_only"]
-    with socket.create_connection(("127.0.0.1", info["port"]), timeout=10) as vnc:
+    assert info["listen"] == "socket" and info["port"] is None and info["websocket"] is None
+    assert info["socket"].startswith("/var/lib/libvirt/qemu/") and info["loopback_only"]
+    assert "virt-viewer --connect" in cli("display", vm).stdout
+    with socket.socket(socket.AF_UNIX) as vnc:  # root, as vmdeck serve's console proxy
+        vnc.settimeout(10)
+        vnc.connect(info["socket"])
         assert vnc.recv(12) == b"RFB 003.008\n"
-    with socket.create_connection(("127.0.0.1", info["websocket"]), timeout=10) as ws:
-        ws.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-                   b"Sec-WebSocket-Protocol: binary\r\n\r\n")
-        assert ws.recv(4096).startswith(b"HTTP/1.1 101")
-    # Bound to loopback only: no listener on the wildcard address for these ports.
-    listening = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    for port in (info["port"], info["websocket"]):
-        local = {line.split()[1] for line in listening if line.split()[3] == "0A"}
-        assert f"0100007F:{port:04X}" in local and f"00000000:{port:04X}" not in local
+    other = subprocess.run([*_AS_NOBODY, _CONNECT, info["socket"]], capture_output=True, text=True, timeout=60)
+    assert other.stdout.strip() == "REFUSED PermissionError", (other.stdout, other.stderr)
+    # And no TCP port of this VM's QEMU for anyone to try (the VNC port and its websocket are gone).
+    assert _qemu_tcp_listeners(vm) == []
 
 
 def test_serial_console_runs_a_command_and_ctrl_bracket_leaves(vm: str) -> None:

@@ -26,8 +26,7 @@ from vmdeck.host.connection import Host
 from vmdeck.images.debian import build_image
 from vmdeck.images.diskimage import plan_layout
 from vmdeck.images.library import ImageRecord, find_image, remove_image
-from vmdeck.spec.templates import Overrides, resolve
-from vmdeck.storage.seed import cloud_init_config
+from vmdeck.spec.templates import resolve
 from vmdeck.vm import lifecycle
 from vmdeck.vm.create import create_vm
 
@@ -77,22 +76,51 @@ def _boot_and_wait_for_ssh(host: Host, name: str, key: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def debian_vm(host: Host, image: ImageRecord, ssh_key: Path, base_checksum: str) -> Iterator[str]:
-    """A running VM from debian-12 with a key, user `tester`, hostname deb-itest and a runcmd token."""
+def first_steps(host: Host, image: ImageRecord, ssh_key: Path, base_checksum: str,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
+    """What a new user types, in a row: `vmdeck create --image debian-12 --ssh-key`, `vmdeck start --wait`,
+    then `vmdeck ssh NAME -- true` at once (with --timeout 0: it must not need to wait itself). The VM,
+    user `tester`, hostname deb-itest and a runcmd token, is the one the read-only checks share."""
     name = f"{PREFIX}debian-{uuid.uuid4().hex[:6]}"
-    cloud_init = cloud_init_config(
-        name, hostname="deb-itest", user="tester",
-        ssh_keys=[("key", Path(f"{ssh_key}.pub").read_text())],
-        user_data=f"#cloud-config\nruncmd:\n  - [sh, -c, 'echo {TOKEN} > /var/tmp/vmdeck-token']\n")
-    create_vm(host, resolve("debian-12", name, Overrides(disk_gib=4)), cloud_init=cloud_init)
+    home = tmp_path_factory.mktemp("debian-cli")
+    user_data = home / "user-data.yaml"
+    user_data.write_text(f"#cloud-config\nruncmd:\n  - [sh, -c, 'echo {TOKEN} > /var/tmp/vmdeck-token']\n")
+    # Module scope: the per-test config and database of tests/conftest.py are not set yet.
+    env = {**os.environ, "VMDECK_CONFIG_DIR": str(home / "config"), "VMDECK_DB": str(home / "vmdeck.sqlite")}
+
+    def vmdeck(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "vmdeck.cli.main", *map(str, args)], capture_output=True,
+                              text=True, timeout=timeout, env=env)
+
+    steps: dict[str, subprocess.CompletedProcess[str]] = {}
     try:
-        _boot_and_wait_for_ssh(host, name, ssh_key)
-        # cloud-init restarts sshd while it finishes: wait for it to be done, so tests meet a settled guest.
-        subprocess.run([sys.executable, "-m", "vmdeck.cli.main", "ssh", name, "--identity", str(ssh_key), "--",
-                        "cloud-init", "status", "--wait"], capture_output=True, text=True, timeout=BOOT_TIMEOUT)
-        yield name
+        steps["create"] = vmdeck("create", name, "--image", "debian-12", "--disk", "4", "--ssh-key", f"{ssh_key}.pub",
+                                 "--user", "tester", "--hostname", "deb-itest", "--user-data", user_data)
+        if steps["create"].returncode == 0:
+            steps["start"] = vmdeck("start", name, "--wait", "--timeout", str(BOOT_TIMEOUT), timeout=BOOT_TIMEOUT + 60)
+            steps["ssh"] = vmdeck("ssh", name, "--identity", ssh_key, "--timeout", "0", "--", "true", timeout=120)
+        steps["name"] = subprocess.CompletedProcess([], 0, name, "")
+        yield steps
     finally:
         delete_vm(host, name)
+
+
+@pytest.fixture(scope="module")
+def debian_vm(first_steps: dict[str, subprocess.CompletedProcess[str]]) -> str:
+    """The running VM of first_steps, with SSH reachable (the guests' tests fail early otherwise)."""
+    for step in ("create", "start", "ssh"):
+        assert step in first_steps and first_steps[step].returncode == 0, (step, first_steps.get(step))
+    return first_steps["name"].stdout
+
+
+def test_ssh_right_after_start_wait(first_steps: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    """`start --wait` says ready only once cloud-init finished and sshd answers: the next ssh gets in."""
+    assert first_steps["create"].returncode == 0, first_steps["create"].stderr
+    assert first_steps["start"].returncode == 0, first_steps["start"].stderr
+    assert "started and ready" in first_steps["start"].stdout
+    ssh = first_steps["ssh"]
+    assert ssh.returncode == 0, ssh.stderr
+    assert "Connection reset" not in ssh.stderr and "waiting for" not in ssh.stderr
 
 
 def _ssh(cli: Cli, name: str, key: Path, *command: str) -> subprocess.CompletedProcess[str]:

@@ -90,7 +90,7 @@ def test_every_render_context_field_reaches_the_xml() -> None:
     """Guard: a context field that never shows in any golden is a mapping nobody exercises."""
     xml = "".join((GOLDEN / f"{name}.xml").read_text() for name in [*TEMPLATES, "tiny-kvm"])
     for needle in ("golden-vda.qcow2", "vmlinuz", "initrd.img", "console=ttyS0", "golden-serial.log",
-                   'reason="golden"', "owned-volume", "host-passthrough", "websocket", "pcie-root-port",
+                   'reason="golden"', "owned-volume", "host-passthrough", 'type="socket"', "pcie-root-port",
                    "org.qemu.guest_agent.0", "virtio-scsi"):
         assert needle in xml, needle
 

@@ -4,7 +4,8 @@ The browser never learns a host or port: it asks for a ticket (POST
 /api/vms/{name}/console/ticket), then opens /api/vms/{name}/console/{kind}?ticket=...
 The proxy redeems the ticket (single use, this user, this VM, not expired),
 checks the Origin, and only then looks the target up in the VM's live XML:
-QEMU's own VNC websocket on loopback (or its plain VNC port), or the serial
+QEMU's VNC Unix socket (vmdeck's VMs; only root and QEMU can open it), a VNC
+websocket or plain VNC port on loopback (VMs whose template asks so), or the serial
 console through libvirt's virDomainOpenConsole stream.
 """
 
@@ -66,17 +67,20 @@ def console_ticket(name: str, body: TicketRequest, request: Request,
 
 
 def vnc_target(host: Host, name: str) -> tuple[str, str, int]:
-    """("ws"|"tcp", address, port) of the running VM's VNC server, from vmdeck.console.display."""
+    """("unix", socket path, 0) or ("ws"|"tcp", address, port) of the running VM's VNC server, from
+    vmdeck.console.display. vmdeck's VMs have the socket: only root (this server) and QEMU can open it."""
     if not host.is_local:
-        raise HostError("the console proxy reaches VNC on loopback: it needs a local libvirt host")
+        raise HostError("the console proxy reaches VNC on this machine: it needs a local libvirt host")
     info = display_info(host.lookup(name))
     if info.type != "vnc":
         raise InvalidInput(f"VM {name!r} shows a {info.type} display; the browser console speaks VNC only")
+    if info.socket is not None:
+        return "unix", info.socket, 0
     # A display listening on every address is still reached through loopback from here.
     address = "127.0.0.1" if info.listen in ("0.0.0.0", "::", "") else info.listen
     if info.websocket is not None:
         return "ws", address, info.websocket
-    return "tcp", address, info.port
+    return "tcp", address, info.port or 0
 
 
 async def _admit(websocket: WebSocket, name: str, kind: str) -> bool:
@@ -118,7 +122,13 @@ async def vnc_proxy(websocket: WebSocket, name: str) -> None:
     if kind == "ws":
         await _bridge_websocket(websocket, f"ws://{address}:{port}")
     else:
-        await _bridge_tcp(websocket, address, port)
+        try:  # the socket needs root (or QEMU's user): a server run as anyone else is told so here
+            streams = await (asyncio.open_unix_connection(address) if kind == "unix"
+                             else asyncio.open_connection(address, port))
+        except OSError as error:
+            await websocket.close(code=1011, reason=f"cannot reach the VM's VNC server: {error.strerror}"[:120])
+            return
+        await _bridge_stream(websocket, *streams)
 
 
 async def _client_bytes(websocket: WebSocket) -> bytes | None:
@@ -144,8 +154,8 @@ async def _bridge_websocket(websocket: WebSocket, url: str) -> None:
     await _close_quietly(websocket)
 
 
-async def _bridge_tcp(websocket: WebSocket, address: str, port: int) -> None:
-    reader, writer = await asyncio.open_connection(address, port)
+async def _bridge_stream(websocket: WebSocket, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Raw RFB both ways between the browser's websocket and QEMU's VNC (its Unix socket, or TCP)."""
 
     async def up() -> None:
         while (data := await _client_bytes(websocket)) is not None:

@@ -9,13 +9,19 @@ put in the folder belongs to none and every signed-in user may use it.
 An upload streams into a temporary file of its own, is checked (size cap, ISO 9660
 signature), and is published under its name atomically (a hard link, which fails
 when the name is taken: 409) while the quota is checked under the database's write lock.
+While it streams it holds its size against the project's quota (a reservation), and a
+project has at most MAX_UPLOADS_PER_PROJECT uploads in flight. A project's ISO is 0640,
+readable by QEMU's group, not by every local user.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import pwd
 import re
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +32,12 @@ from vmdeck.api.actors import request_actor, services_of
 from vmdeck.api.context import AppContext, app_context, request_host
 from vmdeck.api.errors import TooLarge
 from vmdeck.api.policy import Grant, grant_of, visible
-from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound
+from vmdeck.errors import Conflict, HostError, InvalidInput, NotFound, VmdeckError
 from vmdeck.host.connection import Host
+from vmdeck.host.qemu_access import qemu_user
 from vmdeck.paths import iso_dir
 from vmdeck.storage.journal import temp_path
-from vmdeck.store.quota import remaining
+from vmdeck.store.quota import Demand, QuotaExceeded, remaining, reserve
 from vmdeck.usecases import Actor
 from vmdeck.usecases import library as library_cases
 from vmdeck.vm.devices import users_of_image
@@ -105,13 +112,43 @@ def isos_list(host: Host = Depends(request_host), grant: Grant = Depends(grant_o
     return shown
 
 
+class TooManyUploads(VmdeckError):
+    http_status = 429
+    kind = "too_many_uploads"
+
+
+# Uploads in flight at once per project (key None: an administrator's shared ones): each holds a
+# temporary file as large as its upload, so the host's disk bounds them even where no quota does.
+MAX_UPLOADS_PER_PROJECT = 2
+
+
+def _in_flight(request: Request) -> dict[str | None, int]:
+    book: dict[str | None, int] | None = getattr(request.app.state, "iso_uploads", None)
+    if book is None:
+        book = request.app.state.iso_uploads = {}
+    return book
+
+
+def _sees(ctx: AppContext, grant: Grant, name: str) -> bool:
+    """Whether the caller may know `name` is in the library: an administrator, a shared ISO, one of its projects'."""
+    principal = grant.principal
+    if principal is None or principal.admin:
+        return True
+    owner = ctx.tenancy.iso_owner(name)
+    return owner is None or visible(principal, owner)
+
+
 @router.put("/{name}", status_code=201)
 async def isos_upload(name: str, request: Request, host: Host = Depends(request_host),
                       grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
     """Upload an ISO 9660 image as the raw request body (streamed to disk, never held in memory), into
-    `?project=` (default: yours). Capped by the project's ISO quota (413); a taken name is 409."""
+    `?project=` (default: yours). Capped by the project's ISO quota (413); a taken name is 409; at most
+    MAX_UPLOADS_PER_PROJECT uploads of one project at once (429)."""
     target = iso_path(name)
-    if target.exists():
+    # A name the caller can see is refused at once. One of another project's ISOs is not: it answers as a
+    # free name would until the upload is complete and checked, and fails only where any upload of a taken
+    # name must (publishing it), or a bare PUT would tell a tenant which names other projects use.
+    if target.exists() and await anyio.to_thread.run_sync(_sees, ctx, grant, name):
         raise Conflict(f"the ISO library already has {name!r} (delete it first)")
     principal = grant.principal
     assert principal is not None
@@ -122,10 +159,55 @@ async def isos_upload(name: str, request: Request, host: Host = Depends(request_
         left = await anyio.to_thread.run_sync(lambda: remaining(ctx.accounts.db, host, project, "iso_gib"))
         if left is not None:
             cap = min(cap, left * 2**30)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > cap:
-        raise TooLarge(f"the upload declares {int(declared)} bytes; at most {int(cap)} may be stored"
-                       + (f" (project {project}'s ISO quota)" if project else ""))
+    quota_note = f" (project {project}'s ISO quota)" if project else ""
+    declared_header = request.headers.get("content-length")
+    declared = int(declared_header) if declared_header is not None and declared_header.isdigit() else None
+    if declared is not None and declared > cap:
+        raise TooLarge(f"the upload declares {declared} bytes; at most {int(cap)} may be stored{quota_note}")
+    in_flight = _in_flight(request)
+    if in_flight.get(project, 0) >= MAX_UPLOADS_PER_PROJECT:
+        raise TooManyUploads(f"{MAX_UPLOADS_PER_PROJECT} ISO uploads of "
+                             + (f"project {project}" if project else "the shared library")
+                             + " are in progress: wait for one to finish")
+    in_flight[project] = in_flight.get(project, 0) + 1
+    # While it streams, the upload holds its declared size (or, undeclared, all the quota it may use)
+    # against the project's ISO quota, so concurrent uploads cannot together pass it in temporary files.
+    held = declared if declared is not None else cap
+    reservation: contextlib.AbstractContextManager[None] = (
+        reserve(ctx.accounts.db, host, project, Demand(iso_gib=held / 2**30), f"iso-upload:{secrets.token_hex(8)}")
+        if project is not None else contextlib.nullcontext())
+    try:
+        try:
+            await anyio.to_thread.run_sync(reservation.__enter__)
+        except QuotaExceeded as err:  # another upload took the room since `remaining` was read
+            raise TooLarge(f"the upload needs {held} bytes; {err.message}") from err
+        try:
+            await _receive(request, target, name, project, held, quota_note, host, ctx, grant)
+        finally:
+            await anyio.to_thread.run_sync(reservation.__exit__, None, None, None)
+    finally:
+        in_flight[project] -= 1
+    return await anyio.to_thread.run_sync(_describe, host, target, project, grant)
+
+
+def _private_mode(path: Path) -> None:
+    """A project's ISO is readable by QEMU's group only (0640), not by every local user; a shared one
+    stays 0644. Without a known QEMU user it is 0600 (libvirt's dynamic ownership hands it to QEMU)."""
+    user = qemu_user()
+    if user is None:
+        os.chmod(path, 0o600)
+        return
+    try:
+        os.chown(path, -1, pwd.getpwnam(user.name).pw_gid)
+    except (KeyError, PermissionError):
+        os.chmod(path, 0o600)
+        return
+    os.chmod(path, 0o640)
+
+
+async def _receive(request: Request, target: Path, name: str, project: str | None, cap: float, quota_note: str,
+                   host: Host, ctx: AppContext, grant: Grant) -> None:
+    """Stream the body into a temporary file, check it, and publish it under `name`."""
     target.parent.mkdir(parents=True, exist_ok=True)
     # A per-writer temporary name: two uploads of one name never share a file, and one left by a
     # killed server names its dead writer, so `vmdeck doctor` can tell it from an upload in progress.
@@ -137,8 +219,7 @@ async def isos_upload(name: str, request: Request, host: Host = Depends(request_
                 async for chunk in request.stream():
                     received += len(chunk)
                     if received > cap:
-                        raise TooLarge(f"the upload passed {int(cap)} bytes, the most that may be stored"
-                                       + (f" (project {project}'s ISO quota)" if project else ""))
+                        raise TooLarge(f"the upload passed {int(cap)} bytes, the most that may be stored{quota_note}")
                     await out.write(chunk)
         except OSError as err:
             if err.errno == errno.ENOSPC:
@@ -149,7 +230,10 @@ async def isos_upload(name: str, request: Request, host: Host = Depends(request_
             raise InvalidInput("the upload is empty (send the ISO as the request body)")
         if not await anyio.to_thread.run_sync(is_iso9660, partial):
             raise InvalidInput("the upload is not an ISO 9660 image (no CD001 volume descriptor at sector 16)")
-        os.chmod(partial, 0o644)  # QEMU runs as libvirt-qemu and must be able to read it
+        if project is None:
+            os.chmod(partial, 0o644)  # the shared library: every user may put it in a drive
+        else:
+            await anyio.to_thread.run_sync(_private_mode, partial)
 
         def publish() -> None:
             try:
@@ -162,7 +246,6 @@ async def isos_upload(name: str, request: Request, host: Host = Depends(request_
                                                                      received, publish))
     finally:
         partial.unlink(missing_ok=True)
-    return await anyio.to_thread.run_sync(_describe, host, target, project, grant)
 
 
 @router.delete("/{name}")

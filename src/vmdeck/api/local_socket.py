@@ -32,7 +32,7 @@ from typing import Any
 import uvicorn
 
 from vmdeck.api.context import AppContext
-from vmdeck.local_socket import CONTEXT_HEADER, MAX_PATH, USER_HEADER, VIA, context
+from vmdeck.local_socket import CONTEXT_HEADER, MAX_PATH, USER_HEADER, VIA, context, peer_uid, trusted_uid
 from vmdeck.store.accounts import Principal
 
 __all__ = ["LocalSocketMiddleware", "LocalSocketServer", "bind_local_socket", "LOCAL_PRINCIPAL"]
@@ -91,7 +91,7 @@ async def _answer(send: Send, status: int, kind: str, detail: str) -> None:
 
 def bind_local_socket(path: Path) -> tuple[socket.socket | None, str]:
     """A listening socket at `path` (0600), or None and why not. A socket file nobody answers on is
-    replaced; one another server answers on is left to it."""
+    replaced, and so is one another user's process answers on; one another server answers on is left to it."""
     if len(os.fsencode(path)) > MAX_PATH:
         return None, f"its path is longer than {MAX_PATH} bytes: {path}"
     if path.is_socket():
@@ -101,7 +101,11 @@ def bind_local_socket(path: Path) -> tuple[socket.socket | None, str]:
             except OSError:
                 path.unlink()  # left by a server that was killed
             else:
-                return None, f"another vmdeck serve answers at {path}"
+                if trusted_uid(peer_uid(probe)):
+                    return None, f"another vmdeck serve answers at {path}"
+                # Another local user's listener, planted in a folder they can write: not a vmdeck serve.
+                # The commands refuse it (vmdeck.cli.handoff); the server takes its place back.
+                path.unlink()
     elif path.exists():
         return None, f"{path} exists and is not a socket"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

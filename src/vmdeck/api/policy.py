@@ -235,9 +235,12 @@ async def _scope_project(conn: HTTPConnection, principal: Principal, rule: Rule)
     if rule.scope == "iso":
         name = conn.path_params["name"]
         project = await anyio.to_thread.run_sync(ctx.tenancy.iso_owner, name)
-        # Another project's upload is "not there"; a shared library ISO (no project) is seen by all,
-        # so refusing it (403, below: no role) tells nothing new.
-        if project is not None and not principal.admin and principal.role_in(project) is None:
+        # Another project's upload and a name nobody uploaded get the same 404, or the answers would
+        # tell a tenant which names other projects use; a shared library ISO (no project) is seen by
+        # all, so refusing it (403, below: no role) tells nothing new.
+        if not principal.admin and (
+                principal.role_in(project) is None if project is not None
+                else not await anyio.to_thread.run_sync(_in_iso_library, name)):
             raise NotFound(f"the ISO library has no {name!r}")
         return project, None
     if rule.scope == "backup":
@@ -261,6 +264,12 @@ async def _scope_project(conn: HTTPConnection, principal: Principal, rule: Rule)
             raise NotFound(f"no project named {project!r}")
         return project, None
     return None, None
+
+
+def _in_iso_library(name: str) -> bool:
+    from vmdeck.api.isos import iso_path
+
+    return iso_path(name).is_file()  # a name that is not an ISO name: 422, whoever asks
 
 
 async def _decide(conn: HTTPConnection) -> Grant:

@@ -289,6 +289,9 @@ def audit(
 
 
 def register(app: typer.Typer) -> None:
+    from vmdeck.cli.project_network_cmds import networks
+
+    project_app.command("networks")(networks)
     app.add_typer(project_app, name="project")
     app.add_typer(user_app, name="user")
     app.add_typer(vm_app, name="vm")

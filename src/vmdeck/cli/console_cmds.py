@@ -104,12 +104,17 @@ def display_cmd(
     name: str = typer.Argument(..., help="The VM."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Show how to reach the VM's graphical console (VNC, and its websocket for browsers)."""
+    """Show how to reach the VM's graphical console (its VNC socket, or address and ports)."""
     shown = display_info(ctx.obj.host().lookup(name))
     if as_json:
         print_json({"vm": shown.vm, "type": shown.type, "listen": shown.listen, "port": shown.port,
-                    "websocket": shown.websocket, "uri": shown.uri, "websocket_uri": shown.websocket_uri,
-                    "loopback_only": shown.loopback_only})
+                    "socket": shown.socket, "websocket": shown.websocket, "uri": shown.uri,
+                    "websocket_uri": shown.websocket_uri, "loopback_only": shown.loopback_only})
+        return
+    if shown.socket is not None:
+        out.print(f"{shown.type.upper()}: Unix socket {shown.socket}   (root and QEMU only)", markup=False)
+        out.print(f"as root: virt-viewer --connect {ctx.obj.host().uri} {shown.vm}   or vmdeck's web UI "
+                  "(from another machine: through its web UI, or virt-viewer over qemu+ssh://)", markup=False)
         return
     out.print(f"{shown.type.upper()}: {shown.uri}   (e.g. vncviewer {shown.listen}::{shown.port})", markup=False)
     if shown.websocket_uri:

@@ -10,6 +10,10 @@ socket (the server is gone), or the server declined because its context differs 
 vmdeck.local_socket). Then the command runs in-process, exactly as without a server. An error
 answer becomes the vmdeck error of its HTTP status, so the exit code is the one the command would
 have had in-process. `VMDECK_LOCAL_SOCKET=off` turns the hand-off off.
+
+A socket, or a listener behind it, that belongs to neither root nor this command's user is refused
+(one line on stderr says so, and the command runs in-process): in a folder other users can write,
+anyone could plant a listener there that fakes `vmdeck list` and swallows `vmdeck create`.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import errno
 import json
 import os
 import socket
+import stat
+import sys
 from pathlib import Path
 from typing import Any
 
 from vmdeck import errors
-from vmdeck.local_socket import CONTEXT_HEADER, MAX_PATH, USER_HEADER, context, socket_path
+from vmdeck.local_socket import CONTEXT_HEADER, MAX_PATH, USER_HEADER, context, peer_uid, socket_path, trusted_uid
 
 __all__ = ["LocalServer", "local_server", "read_response"]
 
@@ -60,6 +66,12 @@ class LocalServer:
                 if error.errno in _NOBODY:
                     return None
                 raise errors.HostError(f"cannot reach vmdeck serve at {self.path}: {error.strerror}") from error
+            # The file's owner was checked (local_server); the listener's user is what counts: the file may
+            # have been replaced since, in a folder others can write.
+            listener = peer_uid(conn)
+            if not trusted_uid(listener):
+                _refuse(self.path, f"the process listening there runs as {_name_of(listener)}")
+                return None
             conn.settimeout(timeout)
             try:
                 conn.sendall(head.encode("latin-1") + payload)
@@ -82,9 +94,32 @@ def local_server(uri: str | None) -> LocalServer | None:
     from vmdeck.paths import database_path
 
     path = socket_path(database_path())
-    if len(os.fsencode(path)) > MAX_PATH or not path.is_socket():
+    if len(os.fsencode(path)) > MAX_PATH:
+        return None
+    try:
+        found = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISSOCK(found.st_mode):
+        return None
+    if not trusted_uid(found.st_uid):
+        _refuse(path, f"it belongs to {_name_of(found.st_uid)}")
         return None
     return LocalServer(path, uri)
+
+
+def _refuse(path: Path, why: str) -> None:
+    print(f"vmdeck: not using the vmdeck serve socket {path}: {why}, not root or you; running the command "
+          "here (remove that file)", file=sys.stderr)
+
+
+def _name_of(uid: int) -> str:
+    import pwd
+
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 def _user_name() -> str:

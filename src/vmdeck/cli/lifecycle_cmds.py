@@ -245,13 +245,21 @@ def ssh(
     command: list[str] = typer.Argument(None, help="Command to run (after --); none: a login shell."),
     user: str = typer.Option(None, "--user", "-l", help="Log in as (default: the user cloud-init created)."),
     identity: Path = typer.Option(None, "--identity", "-i", help="Private key file."),
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for a booting guest's SSH server "
+                                                            "(and cloud-init); 0: do not wait."),
 ) -> None:
     """SSH into the guest through its port forward on 127.0.0.1."""
     import os
 
     from vmdeck.vm.ssh import ssh_argv
+    from vmdeck.vm.sshready import wait_reachable
 
-    argv = ssh_argv(ctx.obj.host(), name, user=user, identity=identity, command=command or [])
+    host = ctx.obj.host()
+    argv = ssh_argv(host, name, user=user, identity=identity, command=command or [])
+    if timeout > 0:
+        # Right after a boot, sshd is not up (cloud-init still makes its host keys): wait for the
+        # banner rather than let ssh(1) fail with "Connection reset by peer".
+        wait_reachable(host, name, timeout, info)
     sys.stdout.flush()
     os.execv(argv[0], argv)  # an argument list, never a shell: ssh's exit status is ours
 

@@ -61,7 +61,10 @@ def render_show(details: dict[str, Any], as_json: bool) -> None:
         owned = "  [dim](vmdeck volume)[/dim]" if row.source in details["owned_volumes"] else ""
         table.add_row(row.kind, row.key, row.bus, (row.source or "(empty)") + owned, row.status)
     for gfx in details["graphics"]:
-        where = f"{gfx['listen']}:{gfx['port']}" if gfx["port"] and gfx["port"] > 0 else "(when running)"
+        if gfx.get("listen") == "socket":
+            where = f"socket {gfx.get('socket') or '(when running)'}"
+        else:
+            where = f"{gfx['listen']}:{gfx['port']}" if gfx["port"] and gfx["port"] > 0 else "(when running)"
         if gfx["websocket"] and gfx["websocket"] > 0:
             where += f" websocket {gfx['websocket']}"
         table.add_row("display", gfx["type"], "", where)

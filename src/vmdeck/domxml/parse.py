@@ -58,6 +58,11 @@ class GraphicsView:
     listen: str | None
     port: int | None
     websocket: int | None
+    socket: str | None = None  # <listen type='socket'>: the path, in the live XML of a running VM
+
+    @property
+    def on_socket(self) -> bool:
+        return self.listen == "socket"
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,15 @@ def disk_configs(xml: str) -> list[DiskConfig]:
     return configs
 
 
+def _graphics(g: etree._Element) -> GraphicsView:
+    socket = g.find("listen[@type='socket']")
+    if socket is not None:  # listen "socket": no address, no port
+        return GraphicsView(type=g.get("type", ""), listen="socket", port=None, websocket=None,
+                            socket=socket.get("socket"))
+    return GraphicsView(type=g.get("type", ""), listen=g.get("listen"), port=_int(g.get("port")),
+                        websocket=_int(g.get("websocket")))
+
+
 def parse_domain(xml: str) -> DomainView:
     root = etree.fromstring(xml.encode())
     meta = root.find("metadata/vmdeck:vm", _NS)
@@ -215,15 +229,7 @@ def parse_domain(xml: str) -> DomainView:
         for match in _HOSTFWD_RE.finditer(arg.get("value", "")):
             forwards.append(PortForwardView(proto=match["proto"], address=match["addr"] or None,
                                             host_port=int(match["port"]), guest_port=int(match["guest"])))
-    graphics = tuple(
-        GraphicsView(
-            type=g.get("type", ""),
-            listen=g.get("listen"),
-            port=_int(g.get("port")),
-            websocket=_int(g.get("websocket")),
-        )
-        for g in root.iterfind("devices/graphics")
-    )
+    graphics = tuple(_graphics(g) for g in root.iterfind("devices/graphics"))
     os_type = root.find("os/type")
     vcpu = root.find("vcpu")
     max_vcpus = (_int(vcpu.text) or 1) if vcpu is not None else 1

@@ -210,7 +210,10 @@ def _devices(root: etree._Element, spec: VmSpec, ctx: RenderContext) -> None:
         _sub(devices, "input", type="tablet", bus=spec.tablet)
     if spec.arch == "aarch64" and spec.graphics.type != "none":
         _sub(devices, "input", type="keyboard", bus="virtio")
-    if spec.graphics.type == "vnc":
+    if spec.graphics.type == "vnc" and spec.graphics.listen == "socket":
+        # No socket path: libvirt makes one in the VM's private folder (/var/lib/libvirt/qemu/domain-*).
+        _sub(_sub(devices, "graphics", type="vnc"), "listen", type="socket")
+    elif spec.graphics.type == "vnc":
         graphics = _sub(devices, "graphics", type="vnc", port="-1", autoport="yes", listen=spec.graphics.listen)
         if spec.graphics.websocket:
             graphics.set("websocket", "-1")

@@ -92,9 +92,17 @@ class NicSpec(_Model):
 
 class GraphicsSpec(_Model):
     type: Literal["vnc", "none"] = "vnc"
-    # Loopback unless the user says otherwise: the web UI reaches it through its own proxy.
-    listen: str = "127.0.0.1"
-    websocket: bool = True
+    # "socket": QEMU's VNC on a Unix socket in libvirt's per-VM folder, which only root and QEMU's user
+    # can reach (a VNC port on 127.0.0.1 has no password: any local user would see every screen). The
+    # web UI's proxy and virt-viewer (as root) connect there. An address is the user's explicit choice.
+    listen: str = "socket"
+    websocket: bool = False  # QEMU's own websocket port: only with an address to listen on
+
+    @model_validator(mode="after")
+    def _websocket_needs_an_address(self) -> GraphicsSpec:
+        if self.websocket and self.listen == "socket":
+            raise ValueError("graphics.websocket needs graphics.listen to be an address (the socket has no port)")
+        return self
 
 
 class BootSpec(_Model):

@@ -26,8 +26,14 @@ __all__ = ["CloudInitConfig", "validate_user_data", "validate_network_config", "
            "render_user_data", "render_meta_data", "build_seed_iso", "check_ssh_key", "hash_password",
            "read_text_file", "cloud_init_config", "check_user"]
 
-_HOSTNAME_RE = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$")
-_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# Matched with fullmatch: "$" (and .match) would accept a trailing newline, which would then reach
+# the seed's YAML and /etc/hostname.
+_HOSTNAME_RE = re.compile(r"(?=.{1,63}\Z)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?")
+_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+# Bounds on what lands in the seed (and in ~/.ssh/authorized_keys): the largest RSA key (16384 bits)
+# with a long comment is under 3 KiB.
+MAX_SSH_KEYS = 32
+MAX_SSH_KEY_BYTES = 8192
 _KEY_TYPES = ("ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
               "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com", "ssh-dss")
 
@@ -83,7 +89,7 @@ def validate_network_config(text: str) -> str:
 def hostname_for(name: str, hostname: str | None) -> str:
     """The given hostname (checked), or one derived from the VM name."""
     if hostname is not None:
-        if not _HOSTNAME_RE.match(hostname):
+        if not _HOSTNAME_RE.fullmatch(hostname):
             raise InvalidInput(f"invalid hostname {hostname!r}: 1-63 letters, digits and '-'", field="hostname")
         return hostname
     derived = re.sub(r"[^A-Za-z0-9-]", "-", name).strip("-")[:63].strip("-")
@@ -91,7 +97,7 @@ def hostname_for(name: str, hostname: str | None) -> str:
 
 
 def check_user(user: str) -> str:
-    if not _USER_RE.match(user) or user == "root":
+    if not _USER_RE.fullmatch(user) or user == "root":
         raise InvalidInput(f"invalid user name {user!r}: lower-case letters, digits, '_' and '-' (not root)",
                            field="user")
     return user
@@ -99,6 +105,9 @@ def check_user(user: str) -> str:
 
 def check_ssh_key(text: str, origin: str) -> str:
     """One OpenSSH public key line (the content of id_*.pub)."""
+    if len(text.encode()) > MAX_SSH_KEY_BYTES:
+        raise InvalidInput(f"{origin} is larger than {MAX_SSH_KEY_BYTES} bytes: not one public key",
+                           field="ssh_keys")
     if "PRIVATE KEY" in text:
         raise InvalidInput(f"{origin} is a private key: give the public key (the .pub file)", field="ssh_keys")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
@@ -193,6 +202,8 @@ def cloud_init_config(vm_name: str, *, hostname: str | None = None, user: str | 
                       ssh_keys: Sequence[tuple[str, str]] = (), password: str | None = None,
                       user_data: str | None = None, network_config: str | None = None) -> CloudInitConfig:
     """Validate everything a user gives for the seed (ssh_keys: (origin, text) pairs)."""
+    if len(ssh_keys) > MAX_SSH_KEYS:
+        raise InvalidInput(f"at most {MAX_SSH_KEYS} SSH keys, not {len(ssh_keys)}", field="ssh_keys")
     return CloudInitConfig(
         hostname=hostname_for(vm_name, hostname),
         user=check_user(user) if user is not None else "debian",

@@ -8,10 +8,12 @@ which role, and how much the project may take.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,7 +21,10 @@ from vmdeck.errors import Conflict, InvalidInput, NotFound
 from vmdeck.store.db import ApiToken, IsoOwner, Membership, Project, User, WebSession
 from vmdeck.vm.project import check_project_name
 
-__all__ = ["ROLES", "QUOTA_FIELDS", "DEFAULT_PROJECT", "role_rank", "check_role", "ProjectInfo", "Tenancy"]
+if TYPE_CHECKING:
+    from vmdeck.store.accounts import Principal  # (accounts imports this module)
+
+__all__ = ["ROLES", "QUOTA_FIELDS", "DEFAULT_PROJECT", "USER_NETWORK", "role_rank", "check_role", "ProjectInfo", "Tenancy"]
 
 # Each role can do what the one before it can, and more (vmdeck.api.policy says what).
 ROLES = ("viewer", "operator", "manager")
@@ -27,6 +32,12 @@ ROLES = ("viewer", "operator", "manager")
 QUOTA_FIELDS = {"instances": "max_instances", "vcpus": "max_vcpus", "memory_mib": "max_memory_mib",
                 "disk_gib": "max_disk_gib", "iso_gib": "max_iso_gib"}
 DEFAULT_PROJECT = "default"
+# QEMU's user-mode network: private to each VM, reaches nothing of the host's: every project may use it.
+USER_NETWORK = "user"
+_NETWORK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+:-]{0,63}")
+# The libvirt networks an administrator allowed each project (migration 0010); no ORM class needed.
+_PROJECT_NETWORKS = Table("project_networks", MetaData(), Column("project_id", Integer, primary_key=True),
+                          Column("network", String(64), primary_key=True))
 
 
 def role_rank(role: str | None) -> int:
@@ -112,6 +123,7 @@ class Tenancy:
             isos = s.scalars(select(IsoOwner.name).where(IsoOwner.project_id == row.id)).all()
             if isos:
                 raise Conflict(f"project {name!r} still has ISOs: {', '.join(isos)}")
+            s.execute(delete(_PROJECT_NETWORKS).where(_PROJECT_NETWORKS.c.project_id == row.id))
             s.delete(row)
 
     # --- members -----------------------------------------------------------------------------------
@@ -144,6 +156,52 @@ class Tenancy:
             rows = s.execute(select(Project.name, Membership.role).join(Project, Project.id == Membership.project_id)
                              .where(Membership.user_id == user_id)).all()
             return {p: r for p, r in rows}
+
+    # --- networks a project may use ----------------------------------------------------------------
+    def networks(self, project: str) -> list[str]:
+        """The libvirt networks `project` may put NICs on, besides QEMU's user network."""
+        with self.db() as s:
+            project_id = _project_id(s, project)
+            return list(s.scalars(select(_PROJECT_NETWORKS.c.network)
+                                  .where(_PROJECT_NETWORKS.c.project_id == project_id)
+                                  .order_by(_PROJECT_NETWORKS.c.network)).all())
+
+    def allow_network(self, project: str, network: str) -> list[str]:
+        _check_network_name(network)
+        with self.db.begin() as s:
+            project_id = _project_id(s, project)
+            if s.scalar(select(_PROJECT_NETWORKS.c.network).where(_PROJECT_NETWORKS.c.project_id == project_id,
+                                                                  _PROJECT_NETWORKS.c.network == network)) is None:
+                s.execute(insert(_PROJECT_NETWORKS).values(project_id=project_id, network=network))
+        return self.networks(project)
+
+    def disallow_network(self, project: str, network: str) -> list[str]:
+        _check_network_name(network)
+        with self.db.begin() as s:
+            project_id = _project_id(s, project)
+            s.execute(delete(_PROJECT_NETWORKS).where(_PROJECT_NETWORKS.c.project_id == project_id,
+                                                      _PROJECT_NETWORKS.c.network == network))
+        return self.networks(project)
+
+    def check_networks(self, project: str | None, networks: Iterable[str], *, by: Principal | None) -> None:
+        """Refuse a NIC on a network `project` was not allowed, to a caller `by` who is not a host
+        administrator (they use any network).
+
+        The refusal is the 404 of a network that does not exist, naming only the network asked for: a
+        tenant learns neither which networks the host has nor which other projects were allowed."""
+        if by is not None and by.admin:
+            return
+        wanted = [n for n in networks if n != USER_NETWORK]
+        if not wanted:
+            return
+        try:
+            allowed = set(self.networks(project)) if project is not None else set()
+        except NotFound:  # a project not made yet (`default` before its first VM) was allowed nothing
+            allowed = set()
+        for network in wanted:
+            if network not in allowed:
+                raise NotFound(f"no network named {network!r} for project {project} "
+                               f"(use {USER_NETWORK!r}, or ask an administrator to allow one)")
 
     # --- ISO owners --------------------------------------------------------------------------------
     def iso_owner(self, name: str) -> str | None:
@@ -193,6 +251,14 @@ class Tenancy:
                                           .where(User.is_admin, User.id != user.id, ~User.disabled)) == 0:
                 raise Conflict(f"{username!r} is the last administrator")
             s.delete(user)
+
+
+def _check_network_name(network: str) -> None:
+    if network == USER_NETWORK:
+        raise InvalidInput(f"{USER_NETWORK!r} (QEMU's user network) is every project's: nothing to allow",
+                           field="network")
+    if not _NETWORK_NAME.fullmatch(network):
+        raise InvalidInput(f"invalid network name {network!r}", field="network")
 
 
 def _user_id(s: Any, username: str) -> int:

@@ -19,7 +19,7 @@ from vmdeck.usecases.services import Services
 from vmdeck.vm import devices, media
 from vmdeck.vm.devices import DeviceChange
 
-__all__ = ["add_disk", "attach_disk", "remove_disk", "resize_disk", "add_nic", "remove_nic", "insert_media",
+__all__ = ["check_nic_networks", "add_disk", "attach_disk", "remove_disk", "resize_disk", "add_nic", "remove_nic", "insert_media",
            "eject_media", "add_drive"]
 
 T = TypeVar("T")
@@ -66,13 +66,23 @@ def resize_disk(svc: Services, actor: Actor, host: Host, name: str, target: str,
                    disk_gib=lambda: max(0.0, size_gib - owned_disk_gib(host, name, target)))
 
 
+def check_nic_networks(svc: Services, actor: Actor, host: Host, project: str | None, networks: set[str]) -> None:
+    """May `project`'s VM have NICs on `networks`? QEMU's user network, the project's own networks
+    (vmdeck.vm.networks), and the libvirt networks an administrator allowed the project (store.tenancy);
+    anything else, another project's network included, is the 404 of a network that does not exist.
+    Host administrators use any network."""
+    from vmdeck.vm.networks import project_networks
+
+    if actor.admin:
+        return
+    mine = project_networks(host, project)
+    svc.tenancy.check_networks(project, sorted(n for n in networks if n not in mine), by=None)
+
+
 def add_nic(svc: Services, actor: Actor, host: Host, name: str, *, model: str = "virtio", network: str = "user",
             mac: str | None = None) -> DeviceChange:
-    from vmdeck.vm.networks import check_network_use
-
     def plug() -> DeviceChange:
-        # The VM's project may join its own networks; another project's network answers like none (404).
-        check_network_use(host, network, project_of_vm(svc, actor, "vm.devices", host, name), admin=actor.admin)
+        check_nic_networks(svc, actor, host, project_of_vm(svc, actor, "vm.devices", host, name), {network})
         return devices.add_nic(host, name, model=model, network=network, mac=mac)
 
     return _change(svc, actor, host, name, "vm.devices", plug, status=201)

@@ -65,10 +65,9 @@ def create(svc: Services, actor: Actor, spec: VmSpec, *, local: Host | None, pro
         svc.tenancy.ensure_project(project)
         demand = create_demand(spec)  # before anything exists: an image's overlay counts its full size
         with _placed(svc, local, spec, on_host) as (host, host_name):
-            from vmdeck.vm.networks import check_network_use
+            from vmdeck.usecases.devices import check_nic_networks
 
-            for network in sorted({nic.network for nic in spec.nics}):  # another project's network: 404
-                check_network_use(host, network, project, admin=actor.admin)
+            check_nic_networks(svc, actor, host, project, {nic.network for nic in spec.nics})
             if host.exists(spec.name):
                 raise Conflict(f"a VM named {spec.name!r} already exists")
             # Counted on every registered host (or the one host); the VM's host keeps what it took.

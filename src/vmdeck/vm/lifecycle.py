@@ -31,9 +31,11 @@ AGENT_GRACE_S = 60.0
 
 
 def wait_ready(host: Host, name: str, timeout: float = 120.0, progress: Progress = lambda _m: None) -> float:
-    """Wait until the guest is ready: its agent answering, else the marker on its serial console."""
+    """Wait until the guest is ready: its agent answering, else the marker on its serial console; and for a
+    VM made from an image, what its user waits for: cloud-init finished and SSH answering (vm/sshready.py)."""
     from vmdeck.domxml.parse import parse_domain
     from vmdeck.vm.agent import agent_ping
+    from vmdeck.vm.sshready import ssh_gate, wait_reachable
 
     dom = host.lookup(name)
     started = time.monotonic()
@@ -45,7 +47,8 @@ def wait_ready(host: Host, name: str, timeout: float = 120.0, progress: Progress
         raise GuestError(f"VM {name!r} has neither a serial log nor a guest agent: cannot tell when it is ready")
     progress(f"waiting for {name} to be ready (up to {timeout:g} s)")
     marker_seen_at: float | None = None
-    while time.monotonic() - started < timeout:
+    ready_at: float | None = None
+    while ready_at is None and time.monotonic() - started < timeout:
         state = current_state(dom)
         if state not in ACTIVE:
             raise StateError(name, state, "running", "wait for")
@@ -54,13 +57,19 @@ def wait_ready(host: Host, name: str, timeout: float = 120.0, progress: Progress
                 if READY_MARKER in log.read_text(errors="replace"):
                     marker_seen_at = time.monotonic()
         if has_agent and agent_ping(dom, timeout=1):
-            return time.monotonic() - started
+            ready_at = time.monotonic()
         # The guest agent starts a moment after the marker: a caller that was told "ready" runs
         # `exec` next, so give the agent a grace period before settling for the marker alone.
-        if marker_seen_at is not None and (not has_agent or time.monotonic() - marker_seen_at > AGENT_GRACE_S):
-            return marker_seen_at - started
-        time.sleep(0.1)
-    raise GuestError(f"VM {name!r} did not become ready within {timeout:g} s")
+        elif marker_seen_at is not None and (not has_agent or time.monotonic() - marker_seen_at > AGENT_GRACE_S):
+            ready_at = marker_seen_at
+        else:
+            time.sleep(0.1)
+    if ready_at is None:
+        raise GuestError(f"VM {name!r} did not become ready within {timeout:g} s")
+    gate = ssh_gate(host, dom, view)
+    if gate is None:
+        return ready_at - started
+    return wait_reachable(host, name, timeout, progress, gate=gate, started=started)
 
 
 def power(host: Host, name: str, verb: str) -> str | None:

@@ -3,9 +3,10 @@ network a project's VM may join.
 
 Creating is all or nothing: the spec is checked (name, subnet, range, no overlap with another network or
 an address of this host) before libvirt is asked, and a network libvirt defined but could not start is
-undefined again. A project's VM may join its own project's networks and `user`; another project's network
-answers exactly like one that does not exist. NICs on vmdeck's networks carry libvirt's `clean-traffic`
-filter: a guest that sends with another MAC or IP than its own is dropped (no spoofing of neighbours).
+undefined again. A project's VM may join its own project's networks, `user`, and what an administrator
+allowed it (vmdeck.usecases.devices.check_nic_networks); another project's network answers like one that
+does not exist. NICs on vmdeck's networks carry libvirt's `clean-traffic` filter: a guest that sends
+with another MAC or IP than its own is dropped (no spoofing of neighbours).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from vmdeck.host.connection import Host
 from vmdeck.host.libvirt_api import Network
 
 __all__ = ["create_network", "list_networks", "show_network", "delete_network", "reserve", "network_users",
-           "check_network_use", "clean_traffic_nics", "vmdeck_networks"]  # clean_traffic_nics: from domxml
+           "clean_traffic_nics", "vmdeck_networks", "project_networks"]  # clean_traffic_nics: from domxml
 
 
 def _view(net: Network) -> NetworkView:
@@ -153,16 +154,9 @@ def reserve(host: Host, network: str, vm: str, ip: str | None = None, *, project
     return reservation
 
 
-def check_network_use(host: Host, network: str, project: str | None, *, admin: bool) -> None:
-    """May a VM of `project` join `network`? Its own project's networks and `user`; administrators any.
-    Another project's network is NotFound, worded as for a network that does not exist."""
-    if network == "user" or admin:
-        return
-    if not host.conn.has_network(network):
-        raise _missing(network)
-    view = _view(host.conn.network(network))
-    if view.vmdeck and view.project is not None and view.project != project:
-        raise _missing(network)
+def project_networks(host: Host, project: str | None) -> set[str]:
+    """The networks vmdeck made for `project` on this host."""
+    return {v.name for v in list_networks(host, project=project, admin=False)} if project else set()
 
 
 def vmdeck_networks(host: Host, names: set[str]) -> set[str]:
