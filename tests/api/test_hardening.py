@@ -246,3 +246,18 @@ def test_the_host_view_cache_is_bounded(test_host: Host, monkeypatch) -> None:  
     for i in range(500):
         hostview._collector(request, test_host, f"made-up-{i}")  # type: ignore[arg-type]
     assert len(request.app.state.ctx.extra["hostview"]) <= hostview.MAX_COLLECTORS
+
+
+def test_parallel_wrong_passwords_get_no_more_401s_than_the_free_attempts(anon: TestClient) -> None:
+    # Each attempt is counted before the (slow) Argon2 check: 40 guesses at once are not 40 checks.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vmdeck.api.throttle import FREE_FAILURES
+
+    def guess(i: int) -> int:
+        other = TestClient(anon.app)
+        return other.post("/api/auth/login", json={"username": "admin", "password": f"guess-{i}"}).status_code
+
+    with ThreadPoolExecutor(40) as pool:
+        statuses = list(pool.map(guess, range(40)))
+    assert statuses.count(401) <= FREE_FAILURES and statuses.count(429) >= 40 - FREE_FAILURES, statuses

@@ -47,6 +47,8 @@ class Principal:
     token_project: str | None = None  # an API token works in this project only ...
     token_role: str | None = None  # ... with at most this role
     session_digest: str | None = None  # which sign-in this is (a password change keeps only this one)
+    token_id: int | None = None  # the API token calling (via "token"): it manages itself only
+    token_expires_at: dt.datetime | None = None  # ... and mints tokens that expire no later than this
 
     @property
     def admin(self) -> bool:
@@ -213,9 +215,15 @@ class Accounts:
 
     # --- API tokens --------------------------------------------------------------------------------
     def create_token(self, user_id: int, name: str, *, project: str | None = None, role: str | None = None,
-                     expires_in_days: float | None = 90.0) -> tuple[int, str]:
+                     expires_in_days: float | None = 90.0, caller: Principal | None = None,
+                     clamp_to_caller: bool = False) -> tuple[int, str]:
         """A token for one project with a role no higher than the owner's there (admins: also host-wide,
-        project None). Expires after `expires_in_days` (None: never, admins only)."""
+        project None). Expires after `expires_in_days` (None: never, admins only).
+
+        `caller`: who asks. When that is an API token, the new token stays within it: the same project,
+        at most its role there, expiring no later than it does (a token never mints a stronger one);
+        `clamp_to_caller`: a lifetime the user did not choose ends with the calling token's instead.
+        """
         if not name or len(name) > 64:
             raise InvalidInput("name: 1-64 characters", field="name")
         if expires_in_days is not None and not 0 < expires_in_days <= 3650:
@@ -241,6 +249,10 @@ class Accounts:
             if expires_in_days is None and not user.is_admin:
                 raise InvalidInput("expires_in_days: tokens of non-administrators expire", field="expires_in_days")
             expires_at = utcnow() + dt.timedelta(days=expires_in_days) if expires_in_days is not None else None
+            if caller is not None and caller.via == "token":
+                if clamp_to_caller and caller.token_expires_at is not None:
+                    expires_at = min(expires_at or caller.token_expires_at, caller.token_expires_at)
+                _within_token(caller, project, role, expires_at)
             row = ApiToken(name=name, token_hash=token_digest(token), prefix=token[:10], user_id=user_id,
                            project_id=project_id, role=role, expires_at=expires_at)
             s.add(row)
@@ -279,7 +291,8 @@ class Accounts:
                 project = s.scalar(select(Project.name).where(Project.id == api_token.project_id)) \
                     if api_token.project_id is not None else None
                 principal = Principal(user.id, user.username, user.is_admin, "token", None, _roles(s, user.id),
-                                      token_project=project, token_role=api_token.role)
+                                      token_project=project, token_role=api_token.role, token_id=api_token.id,
+                                      token_expires_at=api_token.expires_at)
                 expires_at = api_token.expires_at
             self._remember(digest, principal, expires_at)
         now = time.monotonic()
@@ -292,22 +305,43 @@ class Accounts:
                 s.execute(update(ApiToken).where(ApiToken.token_hash == digest).values(last_used_at=utcnow()))
         return principal
 
-    def list_tokens(self, user_id: int) -> list[dict[str, object]]:
+    def list_tokens(self, user_id: int, *, only_id: int | None = None) -> list[dict[str, object]]:
+        """The user's tokens; `only_id`: just that one (what a token sees of its owner's tokens: itself)."""
+        query = select(ApiToken, Project.name).outerjoin(Project, Project.id == ApiToken.project_id) \
+            .where(ApiToken.user_id == user_id).order_by(ApiToken.id)
+        if only_id is not None:
+            query = query.where(ApiToken.id == only_id)
         with self.db() as s:
-            rows = s.execute(select(ApiToken, Project.name).outerjoin(Project, Project.id == ApiToken.project_id)
-                             .where(ApiToken.user_id == user_id).order_by(ApiToken.id)).all()
+            rows = s.execute(query).all()
             return [{"id": r.id, "name": r.name, "prefix": r.prefix, "project": project, "role": r.role,
                      "created_at": _iso(r.created_at), "last_used_at": _iso(r.last_used_at),
                      "expires_at": _iso(r.expires_at), "revoked_at": _iso(r.revoked_at)} for r, project in rows]
 
-    def delete_token(self, user_id: int, token_id: int) -> None:
-        """Revoke a token: it stops working at once and stays listed as revoked."""
+    def delete_token(self, user_id: int, token_id: int, *, only_id: int | None = None) -> None:
+        """Revoke a token: it stops working at once and stays listed as revoked. `only_id`: the one token
+        the caller may revoke (a token revokes itself, never its owner's other tokens)."""
+        if only_id is not None and token_id != only_id:
+            raise NotFound(f"no API token with id {token_id}")
         with self.db.begin() as s:
             revoked = s.execute(update(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id,
                                                        ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
             if affected(revoked) == 0:
                 raise NotFound(f"no API token with id {token_id}")
         self._forget_all()
+
+
+def _within_token(caller: Principal, project: str | None, role: str | None, expires_at: dt.datetime | None) -> None:
+    """Refuse a token that would reach further than the token asking for it (InvalidInput naming the field)."""
+    if caller.token_project is not None and project != caller.token_project:
+        raise InvalidInput(f"project: a token for {caller.token_project} creates tokens for {caller.token_project} "
+                           "only", field="project")
+    if not caller.admin:
+        mine = caller.role_in(project)
+        if role is None or role_rank(role) > role_rank(mine):
+            raise InvalidInput(f"role: at most {mine}, the role of the token making it", field="role")
+    if caller.token_expires_at is not None and (expires_at is None or expires_at > caller.token_expires_at):
+        raise InvalidInput(f"expires_in_days: at most until {_iso(caller.token_expires_at)}, when the token making "
+                           "it expires", field="expires_in_days")
 
 
 def _roles(s: object, user_id: int) -> tuple[tuple[str, str], ...]:
