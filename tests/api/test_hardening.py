@@ -170,6 +170,7 @@ def test_every_page_carries_csp_frame_and_nosniff_headers(client: TestClient) ->
         assert script_src.strip() == "script-src 'self'" and "frame-ancestors 'none'" in csp
         assert reply.headers["x-frame-options"] == "DENY"
         assert reply.headers["x-content-type-options"] == "nosniff"
+        assert "strict-transport-security" not in reply.headers  # plain HTTP: it would mean nothing
     # No inline script in any template: everything the CSP would block is in static files.
     templates = Path(__file__).parents[2] / "src" / "vmdeck" / "web" / "templates"
     for template in templates.glob("*.html"):
@@ -206,6 +207,15 @@ def test_serve_speaks_tls_with_a_certificate(tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    # A key every user can read is refused with one line (exit 2), before anything listens.
+    key.chmod(0o644)
+    readable = subprocess.run([sys.executable, "-m", "vmdeck.cli.main", "serve", "--port", "1", "--db",
+                               str(tmp_path / "db.sqlite"), "--tls-cert", str(cert), "--tls-key", str(key)],
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "VMDECK_DATA_DIR": str(tmp_path)})
+    assert readable.returncode == 2 and "readable by every user" in readable.stderr, readable.stderr
+    assert len(readable.stderr.strip().splitlines()) == 1, readable.stderr
+    key.chmod(0o600)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -228,6 +238,7 @@ def test_serve_speaks_tls_with_a_certificate(tmp_path: Path) -> None:
                 assert server.poll() is None and time.monotonic() < deadline, "vmdeck serve did not come up"
                 time.sleep(0.3)
         assert answer.startswith(b"HTTP/1.1 200")
+        assert b"strict-transport-security: max-age=31536000" in answer.lower()  # browsers stay on HTTPS
     finally:
         server.terminate()
         server.wait(20)
@@ -253,6 +264,8 @@ def test_parallel_wrong_passwords_get_no_more_401s_than_the_free_attempts(anon: 
     from concurrent.futures import ThreadPoolExecutor
 
     from vmdeck.api.throttle import FREE_FAILURES
+
+    anon.app.state.ctx.throttle.clock = lambda: 1000.0  # no back-off runs out while the guesses arrive
 
     def guess(i: int) -> int:
         other = TestClient(anon.app)

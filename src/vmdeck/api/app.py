@@ -31,6 +31,7 @@ from vmdeck.api.context import AppContext, HostHandle
 from vmdeck.api.errors import install_error_handlers
 from vmdeck.api.hardening import HardeningMiddleware
 from vmdeck.api.inventory import Inventory, WriteInvalidation
+from vmdeck.api.limits import RequestLimits
 from vmdeck.api.local_socket import LocalSocketMiddleware
 from vmdeck.api.policy import enforce
 from vmdeck.api.security import AuthMiddleware
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")
     app.add_middleware(WriteInvalidation, inventory=ctx.inventory)
+    app.add_middleware(RequestLimits)  # after the caller is known: anonymous bodies are refused unread
     app.add_middleware(AuthMiddleware, accounts=accounts, extra_origins=settings.extra_origins)
     if settings.local_socket is not None:
         # Runs before AuthMiddleware: a request on the local socket arrives with its caller already known.
