@@ -154,10 +154,19 @@ def test_a_password_change_signs_out_the_other_sessions(client: TestClient) -> N
     stolen = TestClient(client.app)
     sign_in(stolen, "alpha-viewer", PASSWORD)
     assert stolen.get("/api/auth/me").status_code == 200
+    # The thief made tokens while signed in: they die with the old password too.
+    minted = [stolen.post("/api/auth/tokens", json={"name": f"kept-{i}", "expires_in_days": 1},
+                          headers={"X-CSRF-Token": stolen.get("/api/auth/me").json()["csrf_token"]}).json()["token"]
+              for i in range(2)]
+    script = TestClient(client.app, headers={"Authorization": f"Bearer {minted[0]}"})
+    assert script.get("/api/vms").status_code == 200
     changed = mine.post("/api/auth/password", json={"old_password": PASSWORD, "new_password": "another-password"})
     assert changed.status_code == 200 and changed.json()["other_sessions_ended"] == 1
+    assert changed.json()["tokens_revoked"] == 2
     assert stolen.get("/api/auth/me").status_code == 401
+    assert script.get("/api/vms").status_code == 401
     assert mine.get("/api/auth/me").status_code == 200
+    assert all(t["revoked_at"] for t in mine.get("/api/auth/tokens").json())
 
 
 # --- browser protections ---------------------------------------------------------------------------------

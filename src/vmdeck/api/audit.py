@@ -21,7 +21,10 @@ def audit_list(request: Request, project: str | None = Query(None, description="
                vm: str | None = Query(None, description="Only this VM."),
                limit: int = Query(100, ge=1, le=1000), before_id: int | None = Query(None, ge=1, le=2**63 - 1),
                grant: Grant = Depends(grant_of)) -> list[dict[str, Any]]:
-    """State-changing actions, newest first: administrators see all, managers their projects' (others: none)."""
+    """State-changing actions, newest first: administrators see all, managers their projects' (others: none).
+
+    Managers' entries are numbered within each project (`id`, and `before_id` to page), not in the
+    host's global sequence."""
     principal = grant.principal
     assert principal is not None  # "signed-in" rule
     projects: list[str] | None = None if principal.admin else principal.projects("manager")
@@ -30,4 +33,4 @@ def audit_list(request: Request, project: str | None = Query(None, description="
     if projects == []:
         return []
     audit: Audit = request.app.state.ctx.audit
-    return audit.entries(projects, vm=vm, limit=limit, before_id=before_id)
+    return audit.entries(projects, vm=vm, limit=limit, before_id=before_id, per_project=not principal.admin)

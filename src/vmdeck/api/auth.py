@@ -107,10 +107,11 @@ def me(principal: Principal = Depends(current_principal)) -> Me:
 @router.post("/password")
 def change_password(body: PasswordChange, principal: Principal = Depends(current_principal),
                     ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
-    """Change your password; every other sign-in of yours ends (this one stays)."""
-    ended = ctx.accounts.set_password(principal.user_id, body.old_password, body.new_password,
-                                      keep_session=principal.session_digest)
-    return {"changed": True, "other_sessions_ended": ended}
+    """Change your password; every other sign-in of yours ends (this one stays) and every API token
+    of yours is revoked (make new ones): whoever knew the old password may have made some."""
+    ended, revoked = ctx.accounts.change_password(principal.user_id, body.old_password, body.new_password,
+                                                  keep_session=principal.session_digest)
+    return {"changed": True, "other_sessions_ended": ended, "tokens_revoked": revoked}
 
 
 @router.post("/users", status_code=201)

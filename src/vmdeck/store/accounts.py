@@ -129,10 +129,15 @@ class Accounts:
             return user.id
 
     def set_password(self, user_id: int, old: str, new: str, *, keep_session: str | None = None) -> int:
-        """Change the password; every other sign-in of the user ends (a thief's session too).
+        """Change the password; every other sign-in of the user ends (a thief's session too), and every
+        API token of the user is revoked (a thief may have made one). Returns how many sessions ended."""
+        return self.change_password(user_id, old, new, keep_session=keep_session)[0]
+
+    def change_password(self, user_id: int, old: str, new: str, *,
+                        keep_session: str | None = None) -> tuple[int, int]:
+        """As set_password; (sessions ended, tokens revoked).
 
         `keep_session`: the digest of the session making the change, which stays signed in.
-        Returns how many sessions were ended.
         """
         if len(new) < 8:
             raise InvalidInput("new_password: at least 8 characters", field="new_password")
@@ -143,11 +148,13 @@ class Accounts:
             user.password_hash = _hasher.hash(new)
             ended = affected(s.execute(delete(WebSession).where(WebSession.user_id == user_id,
                                                                 WebSession.token_hash != (keep_session or ""))))
+            revoked = _revoke_all_tokens(s, user_id)
         self._forget_all()
-        return int(ended or 0)
+        return int(ended or 0), revoked
 
     def reset_password(self, username: str, new: str) -> None:
-        """The host administrator's recovery (`vmdeck user passwd`): no old password; every session ends."""
+        """The host administrator's recovery (`vmdeck user passwd`): no old password; every session ends
+        and every API token of the user is revoked."""
         if len(new) < 8:
             raise InvalidInput("password: at least 8 characters", field="password")
         with self.db.begin() as s:
@@ -156,6 +163,7 @@ class Accounts:
                 raise NotFound(f"no user named {username!r}")
             user.password_hash = _hasher.hash(new)
             s.execute(delete(WebSession).where(WebSession.user_id == user.id))
+            _revoke_all_tokens(s, user.id)
         self._forget_all()
 
     def forget_cached(self) -> None:
@@ -328,6 +336,12 @@ class Accounts:
             if affected(revoked) == 0:
                 raise NotFound(f"no API token with id {token_id}")
         self._forget_all()
+
+
+def _revoke_all_tokens(s: Session, user_id: int) -> int:
+    """Revoke the user's live tokens (a new password: whoever had the old one may have made some)."""
+    return int(affected(s.execute(update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+                                  .values(revoked_at=utcnow()))) or 0)
 
 
 def _within_token(caller: Principal, project: str | None, role: str | None, expires_at: dt.datetime | None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from vmdeck.store.db import AuditEntry, affected, utcnow
@@ -29,8 +29,15 @@ class Audit:
                              target=(target or "")[:300] or None, status=status, result=result[:300]))
 
     def entries(self, projects: list[str] | None, *, vm: str | None = None, limit: int = 100,
-                before_id: int | None = None) -> list[dict[str, Any]]:
-        """Newest first. `projects` None: every entry (administrators); else only those projects'."""
+                before_id: int | None = None, per_project: bool = False) -> list[dict[str, Any]]:
+        """Newest first. `projects` None: every entry (administrators); else only those projects'.
+
+        `per_project`: number the entries within their own project (1, 2, ... in each), and read
+        `before_id` in those numbers: a tenant learns nothing of the other projects' activity from
+        the gaps of a global sequence.
+        """
+        if per_project and projects is not None:
+            return self._numbered(projects, vm=vm, limit=limit, before=before_id)
         query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
         if projects is not None:
             query = query.where(AuditEntry.project.in_(projects))
@@ -40,6 +47,18 @@ class Audit:
             query = query.where(AuditEntry.id < before_id)
         with self.db() as s:
             return [_row(e) for e in s.scalars(query).all()]
+
+    def _numbered(self, projects: list[str], *, vm: str | None, limit: int, before: int | None) -> list[dict[str, Any]]:
+        seq = func.row_number().over(partition_by=AuditEntry.project, order_by=AuditEntry.id).label("seq")
+        numbered = select(AuditEntry.id.label("entry_id"), seq).where(AuditEntry.project.in_(projects)).subquery()
+        query = (select(AuditEntry, numbered.c.seq).join(numbered, numbered.c.entry_id == AuditEntry.id)
+                 .order_by(AuditEntry.id.desc()).limit(limit))
+        if vm is not None:
+            query = query.where(AuditEntry.vm == vm)
+        if before is not None:
+            query = query.where(numbered.c.seq < before)
+        with self.db() as s:
+            return [{**_row(e), "id": int(number)} for e, number in s.execute(query).all()]
 
     def prune(self, older_than_days: float) -> int:
         """Delete entries older than `older_than_days` (the administrator's retention); how many went."""
