@@ -21,6 +21,8 @@ from pydantic import BaseModel
 
 from vmdeck.api.context import AppContext, request_host, vm_host_of
 from vmdeck.api.errors import Forbidden
+from vmdeck.api.policy import POLICY, may
+from vmdeck.api.revocation import Watch
 from vmdeck.api.security import current_principal, origin_allowed
 from vmdeck.api.tickets import KINDS
 from vmdeck.console.display import display_info
@@ -115,10 +117,11 @@ async def vnc_proxy(websocket: WebSocket, name: str) -> None:
         await websocket.close(code=1011, reason=error.message[:120])
         return
     await websocket.accept(subprotocol=_subprotocol(websocket))
+    watch = _watch(websocket)
     if kind == "ws":
-        await _bridge_websocket(websocket, f"ws://{address}:{port}")
+        await _bridge_websocket(websocket, f"ws://{address}:{port}", watch)
     else:
-        await _bridge_tcp(websocket, address, port)
+        await _bridge_tcp(websocket, address, port, watch)
 
 
 async def _client_bytes(websocket: WebSocket) -> bytes | None:
@@ -128,7 +131,14 @@ async def _client_bytes(websocket: WebSocket) -> bytes | None:
     return message.get("bytes") or (message.get("text") or "").encode()
 
 
-async def _bridge_websocket(websocket: WebSocket, url: str) -> None:
+def _watch(websocket: WebSocket) -> Watch:
+    """The console stays open while its caller may still open it (vmdeck.api.revocation)."""
+    grant = getattr(websocket.state, "grant", None)
+    project = grant.project if grant is not None else None
+    return Watch(websocket, lambda now: may(now, POLICY["vm.console"].need, project))
+
+
+async def _bridge_websocket(websocket: WebSocket, url: str, watch: Watch) -> None:
     # QEMU's websocket server speaks the "binary" subprotocol, as noVNC does.
     async with websockets.connect(url, subprotocols=["binary"], compression=None, max_size=None,
                                   open_timeout=5, ping_interval=None) as upstream:
@@ -140,11 +150,11 @@ async def _bridge_websocket(websocket: WebSocket, url: str) -> None:
             async for data in upstream:
                 await websocket.send_bytes(data if isinstance(data, bytes) else data.encode())
 
-        await _first_of(up, down)
-    await _close_quietly(websocket)
+        await _first_of(up, down, watch)
+    await _close_quietly(websocket, watch)
 
 
-async def _bridge_tcp(websocket: WebSocket, address: str, port: int) -> None:
+async def _bridge_tcp(websocket: WebSocket, address: str, port: int, watch: Watch) -> None:
     reader, writer = await asyncio.open_connection(address, port)
 
     async def up() -> None:
@@ -157,16 +167,19 @@ async def _bridge_tcp(websocket: WebSocket, address: str, port: int) -> None:
             await websocket.send_bytes(data)
 
     try:
-        await _first_of(up, down)
+        await _first_of(up, down, watch)
     finally:
         writer.close()
-        await _close_quietly(websocket)
+        await _close_quietly(websocket, watch)
 
 
-async def _close_quietly(websocket: WebSocket) -> None:
+async def _close_quietly(websocket: WebSocket, watch: Watch | None = None) -> None:
     # The browser may already be gone (tab closed, page left): nothing left to tell it.
     with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-        await websocket.close()
+        if watch is not None and watch.revoked:
+            await websocket.close(code=watch.close_code, reason=watch.close_reason)
+        else:
+            await websocket.close()
 
 
 async def _first_of(*pumps: Any) -> None:
@@ -210,6 +223,7 @@ async def serial_proxy(websocket: WebSocket, name: str) -> None:
         await websocket.close(code=1011, reason=error.message[:120])
         return
     await websocket.accept()
+    watch = _watch(websocket)
 
     async def up() -> None:
         while (data := await _client_bytes(websocket)) is not None:
@@ -220,9 +234,9 @@ async def serial_proxy(websocket: WebSocket, name: str) -> None:
             await websocket.send_bytes(data)
 
     try:
-        await _first_of(up, down)
+        await _first_of(up, down, watch)
     finally:
         await anyio.to_thread.run_sync(serial.close)
-        await _close_quietly(websocket)
+        await _close_quietly(websocket, watch)
 
 

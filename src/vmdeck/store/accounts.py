@@ -13,6 +13,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -91,6 +92,13 @@ class Accounts:
         self._cache: dict[str, tuple[Principal, float, dt.datetime | None]] = {}
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (from the changing thread) after every change to sessions, tokens, passwords or
+        roles: the API re-checks its open websockets then (vmdeck.api.revocation)."""
+        with self._lock:
+            self._listeners.append(listener)
 
     def _cached(self, digest: str) -> Principal | None:
         with self._lock:
@@ -113,6 +121,9 @@ class Accounts:
     def _forget_all(self) -> None:
         with self._lock:
             self._cache.clear()
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
 
     # --- users -------------------------------------------------------------------------------------
     def create_user(self, username: str, password: str, *, is_admin: bool = False) -> int:
@@ -197,9 +208,10 @@ class Accounts:
             return token, Principal(user.id, user.username, user.is_admin, "session", csrf, _roles(s, user.id),
                                     session_digest=token_digest(token))
 
-    def from_session(self, cookie: str) -> Principal | None:
+    def from_session(self, cookie: str, *, fresh: bool = False) -> Principal | None:
+        """The session's caller; `fresh`: read the database even when remembered (a re-check)."""
         digest = token_digest(cookie)
-        if (cached := self._cached(digest)) is not None:
+        if not fresh and (cached := self._cached(digest)) is not None:
             return cached
         with self.db() as s:
             row = s.execute(
@@ -281,9 +293,10 @@ class Accounts:
         """The session's principal when it is in memory: callable on the event loop."""
         return self._cached(token_digest(cookie))
 
-    def from_token(self, token: str) -> Principal | None:
+    def from_token(self, token: str, *, fresh: bool = False) -> Principal | None:
+        """The token's caller; `fresh`: read the database even when remembered (a re-check)."""
         digest = token_digest(token)
-        principal = self._cached(digest)
+        principal = None if fresh else self._cached(digest)
         if principal is None:
             with self.db() as s:
                 row = s.execute(
