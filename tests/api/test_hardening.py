@@ -154,10 +154,19 @@ def test_a_password_change_signs_out_the_other_sessions(client: TestClient) -> N
     stolen = TestClient(client.app)
     sign_in(stolen, "alpha-viewer", PASSWORD)
     assert stolen.get("/api/auth/me").status_code == 200
+    # The thief made tokens while signed in: they die with the old password too.
+    minted = [stolen.post("/api/auth/tokens", json={"name": f"kept-{i}", "expires_in_days": 1},
+                          headers={"X-CSRF-Token": stolen.get("/api/auth/me").json()["csrf_token"]}).json()["token"]
+              for i in range(2)]
+    script = TestClient(client.app, headers={"Authorization": f"Bearer {minted[0]}"})
+    assert script.get("/api/vms").status_code == 200
     changed = mine.post("/api/auth/password", json={"old_password": PASSWORD, "new_password": "another-password"})
     assert changed.status_code == 200 and changed.json()["other_sessions_ended"] == 1
+    assert changed.json()["tokens_revoked"] == 2
     assert stolen.get("/api/auth/me").status_code == 401
+    assert script.get("/api/vms").status_code == 401
     assert mine.get("/api/auth/me").status_code == 200
+    assert all(t["revoked_at"] for t in mine.get("/api/auth/tokens").json())
 
 
 # --- browser protections ---------------------------------------------------------------------------------
@@ -170,6 +179,7 @@ def test_every_page_carries_csp_frame_and_nosniff_headers(client: TestClient) ->
         assert script_src.strip() == "script-src 'self'" and "frame-ancestors 'none'" in csp
         assert reply.headers["x-frame-options"] == "DENY"
         assert reply.headers["x-content-type-options"] == "nosniff"
+        assert "strict-transport-security" not in reply.headers  # plain HTTP: it would mean nothing
     # No inline script in any template: everything the CSP would block is in static files.
     templates = Path(__file__).parents[2] / "src" / "vmdeck" / "web" / "templates"
     for template in templates.glob("*.html"):
@@ -206,6 +216,15 @@ def test_serve_speaks_tls_with_a_certificate(tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    # A key every user can read is refused with one line (exit 2), before anything listens.
+    key.chmod(0o644)
+    readable = subprocess.run([sys.executable, "-m", "vmdeck.cli.main", "serve", "--port", "1", "--db",
+                               str(tmp_path / "db.sqlite"), "--tls-cert", str(cert), "--tls-key", str(key)],
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "VMDECK_DATA_DIR": str(tmp_path)})
+    assert readable.returncode == 2 and "readable by every user" in readable.stderr, readable.stderr
+    assert len(readable.stderr.strip().splitlines()) == 1, readable.stderr
+    key.chmod(0o600)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -228,6 +247,7 @@ def test_serve_speaks_tls_with_a_certificate(tmp_path: Path) -> None:
                 assert server.poll() is None and time.monotonic() < deadline, "vmdeck serve did not come up"
                 time.sleep(0.3)
         assert answer.startswith(b"HTTP/1.1 200")
+        assert b"strict-transport-security: max-age=31536000" in answer.lower()  # browsers stay on HTTPS
     finally:
         server.terminate()
         server.wait(20)
@@ -246,3 +266,20 @@ def test_the_host_view_cache_is_bounded(test_host: Host, monkeypatch) -> None:  
     for i in range(500):
         hostview._collector(request, test_host, f"made-up-{i}")  # type: ignore[arg-type]
     assert len(request.app.state.ctx.extra["hostview"]) <= hostview.MAX_COLLECTORS
+
+
+def test_parallel_wrong_passwords_get_no_more_401s_than_the_free_attempts(anon: TestClient) -> None:
+    # Each attempt is counted before the (slow) Argon2 check: 40 guesses at once are not 40 checks.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vmdeck.api.throttle import FREE_FAILURES
+
+    anon.app.state.ctx.throttle.clock = lambda: 1000.0  # no back-off runs out while the guesses arrive
+
+    def guess(i: int) -> int:
+        other = TestClient(anon.app)
+        return other.post("/api/auth/login", json={"username": "admin", "password": f"guess-{i}"}).status_code
+
+    with ThreadPoolExecutor(40) as pool:
+        statuses = list(pool.map(guess, range(40)))
+    assert statuses.count(401) <= FREE_FAILURES and statuses.count(429) >= 40 - FREE_FAILURES, statuses

@@ -37,6 +37,7 @@ from vmdeck.api.errors import install_error_handlers
 from vmdeck.api.hardening import HardeningMiddleware
 from vmdeck.api.hostpaths import HostPathsMiddleware
 from vmdeck.api.inventory import Inventory, WriteInvalidation
+from vmdeck.api.limits import RequestLimits
 from vmdeck.api.local_socket import LocalSocketMiddleware
 from vmdeck.api.policy import enforce
 from vmdeck.api.security import AuthMiddleware
@@ -121,6 +122,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")
     app.add_middleware(WriteInvalidation, inventory=ctx.inventory)
     app.add_middleware(HostPathsMiddleware)  # inside AuthMiddleware: it knows the caller
+    app.add_middleware(RequestLimits)  # after the caller is known: anonymous bodies are refused unread
     app.add_middleware(AuthMiddleware, accounts=accounts, extra_origins=settings.extra_origins)
     if settings.local_socket is not None:
         # Runs before AuthMiddleware: a request on the local socket arrives with its caller already known.

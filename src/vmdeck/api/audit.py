@@ -26,7 +26,10 @@ def audit_list(request: Request, project: str | None = Query(None, description="
                since: dt.datetime | None = Query(None, description="From this time on (ISO 8601; UTC unless it says)."),
                until: dt.datetime | None = Query(None, description="Before this time (ISO 8601; UTC unless it says)."),
                grant: Grant = Depends(grant_of)) -> list[dict[str, Any]]:
-    """State-changing actions, newest first: administrators see all, managers their projects' (others: none)."""
+    """State-changing actions, newest first: administrators see all, managers their projects' (others: none).
+
+    Managers' entries are numbered within each project (`id`, and `before_id` to page), not in the
+    host's global sequence."""
     principal = grant.principal
     assert principal is not None  # "signed-in" rule
     projects: list[str] | None = None if principal.admin else principal.projects("manager")
@@ -36,7 +39,7 @@ def audit_list(request: Request, project: str | None = Query(None, description="
         return []
     audit: Audit = request.app.state.ctx.audit
     return audit.entries(projects, vm=vm, limit=limit, before_id=before_id, username=user, action=action,
-                         since=_utc(since), until=_utc(until))
+                         since=_utc(since), until=_utc(until), per_project=not principal.admin)
 
 
 def _utc(moment: dt.datetime | None) -> dt.datetime | None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from vmdeck.api.context import AppContext, app_context
-from vmdeck.api.errors import Forbidden, TooManyAttempts, Unauthorized
+from vmdeck.api.errors import TooManyAttempts, Unauthorized
 from vmdeck.api.security import SESSION_COOKIE, current_principal
 from vmdeck.store.accounts import Principal
 from vmdeck.store.tenancy import check_role
@@ -17,6 +17,7 @@ from vmdeck.store.tenancy import check_role
 __all__ = ["router", "set_session_cookie"]
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
+MAX_ID = 2**63 - 1  # database ids are 64-bit: a longer number is no id (and must not overflow)
 
 
 class Credentials(BaseModel):
@@ -78,12 +79,12 @@ async def login(body: Credentials, request: Request, response: Response,
                 ctx: AppContext = Depends(app_context)) -> Me:
     """Sign in; sets the session cookie and returns the CSRF token to send with every change."""
     address = request.client.host if request.client else "?"
-    wait = ctx.throttle.retry_after(body.username, address)
+    # Counted before the (slow) check: parallel guesses cannot all slip through before the first failure.
+    wait = ctx.throttle.attempt(body.username, address)
     if wait:
         raise TooManyAttempts(wait)
     signed = await anyio.to_thread.run_sync(ctx.accounts.sign_in, body.username, body.password)
     if signed is None:
-        ctx.throttle.failed(body.username, address)
         raise Unauthorized("wrong user name or password")
     ctx.throttle.succeeded(body.username, address)
     cookie, principal = signed
@@ -108,10 +109,11 @@ def me(principal: Principal = Depends(current_principal)) -> Me:
 @router.post("/password")
 def change_password(body: PasswordChange, principal: Principal = Depends(current_principal),
                     ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
-    """Change your password; every other sign-in of yours ends (this one stays)."""
-    ended = ctx.accounts.set_password(principal.user_id, body.old_password, body.new_password,
-                                      keep_session=principal.session_digest)
-    return {"changed": True, "other_sessions_ended": ended}
+    """Change your password; every other sign-in of yours ends (this one stays) and every API token
+    of yours is revoked (make new ones): whoever knew the old password may have made some."""
+    ended, revoked = ctx.accounts.change_password(principal.user_id, body.old_password, body.new_password,
+                                                  keep_session=principal.session_digest)
+    return {"changed": True, "other_sessions_ended": ended, "tokens_revoked": revoked}
 
 
 @router.post("/users", status_code=201)
@@ -130,31 +132,37 @@ def create_user(body: NewUser, ctx: AppContext = Depends(app_context)) -> dict[s
 @router.get("/tokens")
 def list_tokens(principal: Principal = Depends(current_principal),
                 ctx: AppContext = Depends(app_context)) -> list[dict[str, Any]]:
-    """Your API tokens (never the secret itself: only its first characters)."""
-    return ctx.accounts.list_tokens(principal.user_id)
+    """Your API tokens (never the secret itself: only its first characters). Called with a token: that token only."""
+    return ctx.accounts.list_tokens(principal.user_id, only_id=principal.token_id)
 
 
 @router.post("/tokens", status_code=201)
 def create_token(body: NewToken, principal: Principal = Depends(current_principal),
                  ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
-    """A new API token for scripts; the secret is shown in this answer only (the server keeps its hash)."""
-    project = body.project
+    """A new API token for scripts; the secret is shown in this answer only (the server keeps its hash).
+
+    Made with an API token, the new one stays within it: its project, at most its role, expiring no later.
+    """
+    project, role = body.project, body.role
+    if principal.via == "token" and principal.token_project is not None and project is None:
+        project = principal.token_project
     if project is None and not principal.admin:
         mine = principal.projects()
         project = mine[0] if len(mine) == 1 else None
-    if principal.via == "token":  # a token cannot mint a wider one than itself
-        if principal.token_project is not None and project != principal.token_project:
-            raise Forbidden("a project token can only create tokens for its own project")
-    token_id, token = ctx.accounts.create_token(principal.user_id, body.name, project=project, role=body.role,
-                                                expires_in_days=body.expires_in_days,
-                                                scopes=tuple(body.scopes) if body.scopes is not None else None)
+    if principal.via == "token":
+        if role is None and not principal.admin:
+            role = principal.role_in(project)  # default: the calling token's role, not its owner's
+    token_id, token = ctx.accounts.create_token(
+        principal.user_id, body.name, project=project, role=role, expires_in_days=body.expires_in_days,
+        caller=principal, clamp_to_caller="expires_in_days" not in body.model_fields_set,
+        scopes=tuple(body.scopes) if body.scopes is not None else None)
     listed = next(t for t in ctx.accounts.list_tokens(principal.user_id) if t["id"] == token_id)
     return {**listed, "token": token}
 
 
 @router.delete("/tokens/{token_id}")
-def delete_token(token_id: int, principal: Principal = Depends(current_principal),
+def delete_token(token_id: int = Path(ge=1, le=MAX_ID), principal: Principal = Depends(current_principal),
                  ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
-    """Revoke one of your tokens (it stops working at once)."""
-    ctx.accounts.delete_token(principal.user_id, token_id)
+    """Revoke one of your tokens (it stops working at once). Called with a token: that token only."""
+    ctx.accounts.delete_token(principal.user_id, token_id, only_id=principal.token_id)
     return {"id": token_id, "deleted": True, "revoked": True}

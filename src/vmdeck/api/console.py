@@ -22,6 +22,8 @@ from pydantic import BaseModel
 
 from vmdeck.api.context import AppContext, request_host, vm_host_of
 from vmdeck.api.errors import Forbidden
+from vmdeck.api.policy import POLICY, may
+from vmdeck.api.revocation import Watch
 from vmdeck.api.security import current_principal, origin_allowed
 from vmdeck.api.tickets import KINDS
 from vmdeck.console.display import display_info
@@ -119,8 +121,9 @@ async def vnc_proxy(websocket: WebSocket, name: str) -> None:
         await websocket.close(code=1011, reason=error.message[:120])
         return
     await websocket.accept(subprotocol=_subprotocol(websocket))
+    watch = _watch(websocket)
     if kind == "ws":
-        await _bridge_websocket(websocket, f"ws://{address}:{port}")
+        await _bridge_websocket(websocket, f"ws://{address}:{port}", watch)
     else:
         try:  # the socket needs root (or QEMU's user): a server run as anyone else is told so here
             streams = await (asyncio.open_unix_connection(address) if kind == "unix"
@@ -128,7 +131,7 @@ async def vnc_proxy(websocket: WebSocket, name: str) -> None:
         except OSError as error:
             await websocket.close(code=1011, reason=f"cannot reach the VM's VNC server: {error.strerror}"[:120])
             return
-        await _bridge_stream(websocket, *streams)
+        await _bridge_stream(websocket, *streams, watch)
 
 
 async def _client_bytes(websocket: WebSocket) -> bytes | None:
@@ -138,7 +141,14 @@ async def _client_bytes(websocket: WebSocket) -> bytes | None:
     return message.get("bytes") or (message.get("text") or "").encode()
 
 
-async def _bridge_websocket(websocket: WebSocket, url: str) -> None:
+def _watch(websocket: WebSocket) -> Watch:
+    """The console stays open while its caller may still open it (vmdeck.api.revocation)."""
+    grant = getattr(websocket.state, "grant", None)
+    project = grant.project if grant is not None else None
+    return Watch(websocket, lambda now: may(now, POLICY["vm.console"].need, project))
+
+
+async def _bridge_websocket(websocket: WebSocket, url: str, watch: Watch) -> None:
     # QEMU's websocket server speaks the "binary" subprotocol, as noVNC does.
     async with websockets.connect(url, subprotocols=["binary"], compression=None, max_size=None,
                                   open_timeout=5, ping_interval=None) as upstream:
@@ -150,11 +160,12 @@ async def _bridge_websocket(websocket: WebSocket, url: str) -> None:
             async for data in upstream:
                 await websocket.send_bytes(data if isinstance(data, bytes) else data.encode())
 
-        await _first_of(up, down)
-    await _close_quietly(websocket)
+        await _first_of(up, down, watch)
+    await _close_quietly(websocket, watch)
 
 
-async def _bridge_stream(websocket: WebSocket, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _bridge_stream(websocket: WebSocket, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                         watch: Watch) -> None:
     """Raw RFB both ways between the browser's websocket and QEMU's VNC (its Unix socket, or TCP)."""
 
     async def up() -> None:
@@ -167,16 +178,19 @@ async def _bridge_stream(websocket: WebSocket, reader: asyncio.StreamReader, wri
             await websocket.send_bytes(data)
 
     try:
-        await _first_of(up, down)
+        await _first_of(up, down, watch)
     finally:
         writer.close()
-        await _close_quietly(websocket)
+        await _close_quietly(websocket, watch)
 
 
-async def _close_quietly(websocket: WebSocket) -> None:
+async def _close_quietly(websocket: WebSocket, watch: Watch | None = None) -> None:
     # The browser may already be gone (tab closed, page left): nothing left to tell it.
     with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-        await websocket.close()
+        if watch is not None and watch.revoked:
+            await websocket.close(code=watch.close_code, reason=watch.close_reason)
+        else:
+            await websocket.close()
 
 
 async def _first_of(*pumps: Any) -> None:
@@ -220,6 +234,7 @@ async def serial_proxy(websocket: WebSocket, name: str) -> None:
         await websocket.close(code=1011, reason=error.message[:120])
         return
     await websocket.accept()
+    watch = _watch(websocket)
 
     async def up() -> None:
         while (data := await _client_bytes(websocket)) is not None:
@@ -230,9 +245,9 @@ async def serial_proxy(websocket: WebSocket, name: str) -> None:
             await websocket.send_bytes(data)
 
     try:
-        await _first_of(up, down)
+        await _first_of(up, down, watch)
     finally:
         await anyio.to_thread.run_sync(serial.close)
-        await _close_quietly(websocket)
+        await _close_quietly(websocket, watch)
 
 

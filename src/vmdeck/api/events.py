@@ -23,6 +23,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from vmdeck.api.inventory import Inventory
 from vmdeck.api.policy import visible
+from vmdeck.api.revocation import Watch, no_narrower
 from vmdeck.api.security import origin_allowed
 from vmdeck.cluster.inventory import list_everywhere
 from vmdeck.errors import VmdeckError
@@ -345,6 +346,8 @@ async def event_stream(websocket: WebSocket) -> None:
         return
     queue = hub.subscribe()
     await websocket.accept()
+    # The stream shows what the caller's roles allowed when it opened: it ends when they narrow.
+    watch = Watch(websocket, no_narrower(principal))
     try:
         await websocket.send_json({"type": "hello", "user": principal.username})
 
@@ -367,5 +370,9 @@ async def event_stream(websocket: WebSocket) -> None:
 
             tasks.start_soon(first, forward)
             tasks.start_soon(first, drain)
+            tasks.start_soon(first, watch)
+        if watch.revoked:
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await websocket.close(code=watch.close_code, reason=watch.close_reason)
     finally:
         hub.unsubscribe(queue)

@@ -6,7 +6,12 @@
   would count as "same origin". Loopback names are allowed by default;
   `vmdeck serve --allowed-host NAME` adds the names users reach the server by.
 - Headers: a Content-Security-Policy without inline script, frame-ancestors
-  'none' and X-Frame-Options DENY (no clickjacking), nosniff, no Referer leaks.
+  'none' and X-Frame-Options DENY (no clickjacking), nosniff, no Referer leaks;
+  over HTTPS also Strict-Transport-Security (browsers never try plain HTTP again).
+- NUL characters in the path or the query (a VM name "a%00b"): no name of vmdeck
+  holds one, and libvirt raises on them instead of answering, so such a request
+  is refused here (400) before any route sees it. (Other control characters are
+  the names' own validators' to refuse, with the field named.)
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from vmdeck.api.errors import error_body
 
 __all__ = ["LOOPBACK_NAMES", "CSP", "HardeningMiddleware", "host_name"]
 
@@ -28,6 +35,7 @@ _HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
+HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -56,24 +64,35 @@ class HardeningMiddleware:
             await _refuse(scope, send, f"unknown Host {host[:80]!r}: this server answers to "
                                        f"{', '.join(sorted(self.allowed))} (vmdeck serve --allowed-host)")
             return
+        if _has_nul(scope):
+            await _refuse(scope, send, "NUL characters in the path or query are not allowed")
+            return
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
+        extra = [*_HEADERS, HSTS] if scope.get("scheme") == "https" else _HEADERS
 
         async def with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _v in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []), *(h for h in _HEADERS if h[0] not in present)]
+                message["headers"] = [*message.get("headers", []), *(h for h in extra if h[0] not in present)]
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+def _has_nul(scope: Scope) -> bool:
+    if "\x00" in scope.get("path", ""):
+        return True
+    query = scope.get("query_string", b"")
+    return b"\x00" in query or b"%00" in query  # "%00" is the only spelling of NUL in a query
 
 
 async def _refuse(scope: Scope, send: Send, detail: str) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})
         return
-    body = json.dumps({"error": "bad_request", "detail": detail, "field": None}).encode()
+    body = json.dumps(error_body("bad_request", detail)).encode()
     await send({"type": "http.response.start", "status": 400,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             *_HEADERS]})

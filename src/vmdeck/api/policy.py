@@ -217,6 +217,7 @@ async def _scope_project(conn: HTTPConnection, principal: Principal, rule: Rule)
             # thread or libvirt call (a VM it does not know is looked up as below).
             known, project = ctx.inventory.known_project(name)
             if known:
+                _target(conn, project, name)
                 if not principal.admin and principal.role_in(project) is None:
                     raise vm_not_found(ctx.host.known_uri, name)
                 return project, name
@@ -229,12 +230,14 @@ async def _scope_project(conn: HTTPConnection, principal: Principal, rule: Rule)
             return host.uri, project_of(host, name)
 
         uri, project = await anyio.to_thread.run_sync(look)
+        _target(conn, project, name)
         if not principal.admin and principal.role_in(project) is None:
             raise vm_not_found(uri, name)
         return project, name
     if rule.scope == "iso":
         name = conn.path_params["name"]
         project = await anyio.to_thread.run_sync(ctx.tenancy.iso_owner, name)
+        _target(conn, project, None)
         # Another project's upload and a name nobody uploaded get the same 404, or the answers would
         # tell a tenant which names other projects use; a shared library ISO (no project) is seen by
         # all, so refusing it (403, below: no role) tells nothing new.
@@ -260,6 +263,7 @@ async def _scope_project(conn: HTTPConnection, principal: Principal, rule: Rule)
         return project, None
     if rule.scope == "project":
         project = await _requested_project(conn, principal)
+        _target(conn, project, None)
         if not principal.admin and principal.role_in(project) is None:
             raise NotFound(f"no project named {project!r}")
         return project, None
@@ -270,6 +274,11 @@ def _in_iso_library(name: str) -> bool:
     from vmdeck.api.isos import iso_path
 
     return iso_path(name).is_file()  # a name that is not an ISO name: 422, whoever asks
+
+
+def _target(conn: HTTPConnection, project: str | None, vm: str | None) -> None:
+    # What a request aimed at, kept for the audit line of a refusal (see _audit).
+    conn.scope.setdefault("state", {})["audit_target"] = (project, vm)
 
 
 async def _decide(conn: HTTPConnection) -> Grant:
@@ -345,9 +354,9 @@ async def _audit(conn: HTTPConnection, grant: Grant | None, key: str, status: in
     action = grant.action if grant else ROUTE_ACTIONS.get(key, key)
     # The method too: POST and DELETE of one path (a CD inserted, ejected) are different actions to read.
     target = f"{conn.scope.get('method', 'WS')} {conn.scope.get('path', '')}"
-    vm = grant.vm if grant else None
-    # A refusal is logged without a project: a foreign VM's project must not reach the caller's managers.
-    project = grant.project if grant else None
+    # A refusal is logged under the project it aimed at, so that project's managers see attacks on it;
+    # the caller's own managers do not see it (unless it is their project), so nothing leaks to them.
+    project, vm = (grant.project, grant.vm) if grant else conn.scope.get("state", {}).get("audit_target", (None, None))
     await anyio.to_thread.run_sync(lambda: audit.record(principal.username, principal.via, project, action, vm,
                                                         target, status, result))
 

@@ -4,6 +4,10 @@ After a few wrong passwords in a row, the next attempt for that user (or from th
 address) must wait: 1 s, then 2, 4 ... at most 30 s, answered 429 with Retry-After.
 A right password clears the count, and a pause of ten minutes forgets it, so the
 real user is never locked out for long while guessing becomes slow.
+
+Every attempt is counted when it starts (`attempt`), before the password is checked:
+checking takes a tenth of a second (Argon2), and attempts sent in parallel would
+otherwise all pass the gate before the first failure is written down.
 """
 
 from __future__ import annotations
@@ -48,14 +52,29 @@ class LoginThrottle:
             wait = max(self._wait(f"u:{username}", now), self._wait(f"a:{address}", now))
         return math.ceil(wait)
 
+    def attempt(self, username: str, address: str) -> int:
+        """Let one sign-in attempt through (0), counted as a failure until `succeeded` clears it,
+        or the seconds to wait (the attempt is refused and not counted)."""
+        now = self.clock()
+        with self._lock:
+            wait = max(self._wait(f"u:{username}", now), self._wait(f"a:{address}", now))
+            if wait:
+                return math.ceil(wait)
+            self._count(username, address, now)
+        return 0
+
     def failed(self, username: str, address: str) -> None:
         now = self.clock()
         with self._lock:
-            for key in (f"u:{username}", f"a:{address}"):
-                count, _last = self._failures.pop(key, (0, now))
-                self._failures[key] = (count + 1, now)
-            while len(self._failures) > _MAX_KEYS:
-                self._failures.popitem(last=False)
+            self._count(username, address, now)
+
+    def _count(self, username: str, address: str, now: float) -> None:
+        # Under the lock.
+        for key in (f"u:{username}", f"a:{address}"):
+            count, _last = self._failures.pop(key, (0, now))
+            self._failures[key] = (count + 1, now)
+        while len(self._failures) > _MAX_KEYS:
+            self._failures.popitem(last=False)
 
     def succeeded(self, username: str, address: str) -> None:
         with self._lock:

@@ -47,9 +47,12 @@ def serve(
     if tls_cert is None and not is_loopback(listen) and not insecure_http:
         raise InvalidInput(f"--host {listen} is reachable from the network: give --tls-cert/--tls-key "
                            "(or --insecure-http to serve plain HTTP anyway)")
+    if tls_key is not None:
+        check_private_key(tls_key)
     import uvicorn
 
     from vmdeck.api import Settings, create_app
+    from vmdeck.api.connlimits import KEEP_ALIVE_S, GuardedHttpProtocol
     from vmdeck.api.hardening import LOOPBACK_NAMES
     from vmdeck.api.local_socket import LocalSocketServer, bind_local_socket
     from vmdeck.api.settings import default_db_path
@@ -92,9 +95,12 @@ def serve(
     # loop="asyncio", not uvloop: under uvloop the server stopped answering websocket pings for 20 s and
     # more while libvirtd restarted (tests/integration/test_faults_libvirtd_restart.py); asyncio's loop
     # kept the event stream alive through all 20 restarts.
+    # GuardedHttpProtocol: uvicorn's httptools protocol with a deadline for request headers, a cap on their
+    # size and on connections per client address (vmdeck.api.connlimits); bodies: vmdeck.api.limits.
     config = uvicorn.Config(app, host=listen, port=port, log_level=log_level, proxy_headers=False,
                             server_header=False, loop="asyncio", ssl_certfile=str(tls_cert) if tls_cert else None,
-                            ssl_keyfile=str(tls_key) if tls_key else None)
+                            ssl_keyfile=str(tls_key) if tls_key else None, http=GuardedHttpProtocol,
+                            timeout_keep_alive=KEEP_ALIVE_S)
     server = LocalSocketServer(config, local)
     try:
         server.run()
@@ -104,6 +110,19 @@ def serve(
         server.remove_socket()  # also when start-up failed before uvicorn's shutdown could
     if not server.started:
         raise SystemExit(3)  # uvicorn's own exit code when it cannot start (the port is taken, ...)
+
+
+def check_private_key(path: Path) -> None:
+    """Refuse a TLS key other users can read (InvalidInput, exit 2): it would already be theirs."""
+    from vmdeck.errors import InvalidInput, NotFound
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise NotFound(f"--tls-key {path}: no such file") from None
+    if mode & 0o004:
+        raise InvalidInput(f"--tls-key {path} is readable by every user (mode {mode & 0o777:04o}): "
+                           f"chmod o-rwx {path}, and make a new key if others may have read it")
 
 
 def is_wildcard(address: str) -> bool:

@@ -13,6 +13,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -50,6 +51,8 @@ class Principal:
     token_role: str | None = None  # ... with at most this role
     session_digest: str | None = None  # which sign-in this is (a password change keeps only this one)
     token_scopes: tuple[str, ...] | None = None  # a token limited to these kinds of calls (None: no limit)
+    token_id: int | None = None  # the API token calling (via "token"): it manages itself only
+    token_expires_at: dt.datetime | None = None  # ... and mints tokens that expire no later than this
 
     @property
     def admin(self) -> bool:
@@ -92,6 +95,13 @@ class Accounts:
         self._cache: dict[str, tuple[Principal, float, dt.datetime | None]] = {}
         self._touched: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (from the changing thread) after every change to sessions, tokens, passwords or
+        roles: the API re-checks its open websockets then (vmdeck.api.revocation)."""
+        with self._lock:
+            self._listeners.append(listener)
 
     def _cached(self, digest: str) -> Principal | None:
         with self._lock:
@@ -114,6 +124,9 @@ class Accounts:
     def _forget_all(self) -> None:
         with self._lock:
             self._cache.clear()
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
 
     # --- users -------------------------------------------------------------------------------------
     def create_user(self, username: str, password: str, *, is_admin: bool = False) -> int:
@@ -130,10 +143,15 @@ class Accounts:
             return user.id
 
     def set_password(self, user_id: int, old: str, new: str, *, keep_session: str | None = None) -> int:
-        """Change the password; every other sign-in of the user ends (a thief's session too).
+        """Change the password; every other sign-in of the user ends (a thief's session too), and every
+        API token of the user is revoked (a thief may have made one). Returns how many sessions ended."""
+        return self.change_password(user_id, old, new, keep_session=keep_session)[0]
+
+    def change_password(self, user_id: int, old: str, new: str, *,
+                        keep_session: str | None = None) -> tuple[int, int]:
+        """As set_password; (sessions ended, tokens revoked).
 
         `keep_session`: the digest of the session making the change, which stays signed in.
-        Returns how many sessions were ended.
         """
         if len(new) < 8:
             raise InvalidInput("new_password: at least 8 characters", field="new_password")
@@ -144,11 +162,13 @@ class Accounts:
             user.password_hash = _hasher.hash(new)
             ended = affected(s.execute(delete(WebSession).where(WebSession.user_id == user_id,
                                                                 WebSession.token_hash != (keep_session or ""))))
+            revoked = _revoke_all_tokens(s, user_id)
         self._forget_all()
-        return int(ended or 0)
+        return int(ended or 0), revoked
 
     def reset_password(self, username: str, new: str) -> None:
-        """The host administrator's recovery (`vmdeck user passwd`): no old password; every session ends."""
+        """The host administrator's recovery (`vmdeck user passwd`): no old password; every session ends
+        and every API token of the user is revoked."""
         if len(new) < 8:
             raise InvalidInput("password: at least 8 characters", field="password")
         with self.db.begin() as s:
@@ -157,6 +177,7 @@ class Accounts:
                 raise NotFound(f"no user named {username!r}")
             user.password_hash = _hasher.hash(new)
             s.execute(delete(WebSession).where(WebSession.user_id == user.id))
+            _revoke_all_tokens(s, user.id)
         self._forget_all()
 
     def forget_cached(self) -> None:
@@ -190,9 +211,10 @@ class Accounts:
             return token, Principal(user.id, user.username, user.is_admin, "session", csrf, _roles(s, user.id),
                                     session_digest=token_digest(token))
 
-    def from_session(self, cookie: str) -> Principal | None:
+    def from_session(self, cookie: str, *, fresh: bool = False) -> Principal | None:
+        """The session's caller; `fresh`: read the database even when remembered (a re-check)."""
         digest = token_digest(cookie)
-        if (cached := self._cached(digest)) is not None:
+        if not fresh and (cached := self._cached(digest)) is not None:
             return cached
         with self.db() as s:
             row = s.execute(
@@ -216,9 +238,15 @@ class Accounts:
 
     # --- API tokens --------------------------------------------------------------------------------
     def create_token(self, user_id: int, name: str, *, project: str | None = None, role: str | None = None,
-                     expires_in_days: float | None = 90.0, scopes: tuple[str, ...] | None = None) -> tuple[int, str]:
+                     expires_in_days: float | None = 90.0, scopes: tuple[str, ...] | None = None,
+                     caller: Principal | None = None, clamp_to_caller: bool = False) -> tuple[int, str]:
         """A token for one project with a role no higher than the owner's there (admins: also host-wide,
-        project None). Expires after `expires_in_days` (None: never, admins only)."""
+        project None). Expires after `expires_in_days` (None: never, admins only).
+
+        `caller`: who asks. When that is an API token, the new token stays within it: the same project,
+        at most its role there, expiring no later than it does (a token never mints a stronger one);
+        `clamp_to_caller`: a lifetime the user did not choose ends with the calling token's instead.
+        """
         if not name or len(name) > 64:
             raise InvalidInput("name: 1-64 characters", field="name")
         if scopes is not None and (not scopes or any(s not in TOKEN_SCOPES for s in scopes)):
@@ -246,6 +274,10 @@ class Accounts:
             if expires_in_days is None and not user.is_admin:
                 raise InvalidInput("expires_in_days: tokens of non-administrators expire", field="expires_in_days")
             expires_at = utcnow() + dt.timedelta(days=expires_in_days) if expires_in_days is not None else None
+            if caller is not None and caller.via == "token":
+                if clamp_to_caller and caller.token_expires_at is not None:
+                    expires_at = min(expires_at or caller.token_expires_at, caller.token_expires_at)
+                _within_token(caller, project, role, expires_at)
             row = ApiToken(name=name, token_hash=token_digest(token), prefix=token[:10], user_id=user_id,
                            project_id=project_id, role=role, expires_at=expires_at,
                            scopes=",".join(sorted(set(scopes))) if scopes is not None else None)
@@ -267,9 +299,10 @@ class Accounts:
         """The session's principal when it is in memory: callable on the event loop."""
         return self._cached(token_digest(cookie))
 
-    def from_token(self, token: str) -> Principal | None:
+    def from_token(self, token: str, *, fresh: bool = False) -> Principal | None:
+        """The token's caller; `fresh`: read the database even when remembered (a re-check)."""
         digest = token_digest(token)
-        principal = self._cached(digest)
+        principal = None if fresh else self._cached(digest)
         if principal is None:
             with self.db() as s:
                 row = s.execute(
@@ -285,7 +318,8 @@ class Accounts:
                 project = s.scalar(select(Project.name).where(Project.id == api_token.project_id)) \
                     if api_token.project_id is not None else None
                 principal = Principal(user.id, user.username, user.is_admin, "token", None, _roles(s, user.id),
-                                      token_project=project, token_role=api_token.role,
+                                      token_project=project, token_role=api_token.role, token_id=api_token.id,
+                                      token_expires_at=api_token.expires_at,
                                       token_scopes=tuple(api_token.scopes.split(",")) if api_token.scopes else None)
                 expires_at = api_token.expires_at
             self._remember(digest, principal, expires_at)
@@ -299,23 +333,50 @@ class Accounts:
                 s.execute(update(ApiToken).where(ApiToken.token_hash == digest).values(last_used_at=utcnow()))
         return principal
 
-    def list_tokens(self, user_id: int) -> list[dict[str, object]]:
+    def list_tokens(self, user_id: int, *, only_id: int | None = None) -> list[dict[str, object]]:
+        """The user's tokens; `only_id`: just that one (what a token sees of its owner's tokens: itself)."""
+        query = select(ApiToken, Project.name).outerjoin(Project, Project.id == ApiToken.project_id) \
+            .where(ApiToken.user_id == user_id).order_by(ApiToken.id)
+        if only_id is not None:
+            query = query.where(ApiToken.id == only_id)
         with self.db() as s:
-            rows = s.execute(select(ApiToken, Project.name).outerjoin(Project, Project.id == ApiToken.project_id)
-                             .where(ApiToken.user_id == user_id).order_by(ApiToken.id)).all()
+            rows = s.execute(query).all()
             return [{"id": r.id, "name": r.name, "prefix": r.prefix, "project": project, "role": r.role,
                      "created_at": _iso(r.created_at), "last_used_at": _iso(r.last_used_at),
                      "expires_at": _iso(r.expires_at), "revoked_at": _iso(r.revoked_at),
                      "scopes": r.scopes.split(",") if r.scopes else None} for r, project in rows]
 
-    def delete_token(self, user_id: int, token_id: int) -> None:
-        """Revoke a token: it stops working at once and stays listed as revoked."""
+    def delete_token(self, user_id: int, token_id: int, *, only_id: int | None = None) -> None:
+        """Revoke a token: it stops working at once and stays listed as revoked. `only_id`: the one token
+        the caller may revoke (a token revokes itself, never its owner's other tokens)."""
+        if only_id is not None and token_id != only_id:
+            raise NotFound(f"no API token with id {token_id}")
         with self.db.begin() as s:
             revoked = s.execute(update(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id,
                                                        ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
             if affected(revoked) == 0:
                 raise NotFound(f"no API token with id {token_id}")
         self._forget_all()
+
+
+def _revoke_all_tokens(s: Session, user_id: int) -> int:
+    """Revoke the user's live tokens (a new password: whoever had the old one may have made some)."""
+    return int(affected(s.execute(update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+                                  .values(revoked_at=utcnow()))) or 0)
+
+
+def _within_token(caller: Principal, project: str | None, role: str | None, expires_at: dt.datetime | None) -> None:
+    """Refuse a token that would reach further than the token asking for it (InvalidInput naming the field)."""
+    if caller.token_project is not None and project != caller.token_project:
+        raise InvalidInput(f"project: a token for {caller.token_project} creates tokens for {caller.token_project} "
+                           "only", field="project")
+    if not caller.admin:
+        mine = caller.role_in(project)
+        if role is None or role_rank(role) > role_rank(mine):
+            raise InvalidInput(f"role: at most {mine}, the role of the token making it", field="role")
+    if caller.token_expires_at is not None and (expires_at is None or expires_at > caller.token_expires_at):
+        raise InvalidInput(f"expires_in_days: at most until {_iso(caller.token_expires_at)}, when the token making "
+                           "it expires", field="expires_in_days")
 
 
 def _roles(s: object, user_id: int) -> tuple[tuple[str, str], ...]:
