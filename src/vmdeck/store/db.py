@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import threading
+import weakref
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -401,7 +402,9 @@ def _private_files(path: Path) -> None:
             file.chmod(0o600)
 
 
-_ENGINES: dict[str, Engine] = {}
+# Weak: an engine lives as long as something uses it (a server's stores, a registry), then its pool closes
+# (a test suite opens hundreds of databases in one process).
+_ENGINES: weakref.WeakValueDictionary[str, Engine] = weakref.WeakValueDictionary()
 _ENGINES_LOCK = threading.Lock()
 
 
