@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import httpx
-from bench_cli import hyperfine
+from bench_cli import interleaved
 from perfdoc import command_line, host_load, spread, stamp, write_section
 
 from vmdeck.host.connection import connect
@@ -132,21 +132,14 @@ def main() -> None:
 
 
 def hyperfine_pair(commands: list[str], rounds: int, runs: int, env: dict[str, str]) -> list[list[float]]:
-    """Per command, hyperfine's median of each round (no shell; the order flips every round)."""
-    samples: list[list[float]] = [[] for _ in commands]
+    """bench_cli's interleaved rounds, with the remote's settings in the environment hyperfine passes on."""
     saved = dict(os.environ)
     os.environ.update(env)
     try:
-        for index in range(rounds):
-            order = list(range(len(commands)))
-            if index % 2:
-                order.reverse()
-            for position, value in zip(order, hyperfine([commands[i] for i in order], runs), strict=True):
-                samples[position].append(value * 1000)
+        return interleaved(commands, rounds, runs)
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    return samples
 
 
 if __name__ == "__main__":
