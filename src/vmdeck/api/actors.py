@@ -31,6 +31,11 @@ def request_actor(request: Request, grant: Grant = Depends(grant_of)) -> Actor:
     assert principal is not None  # every mutating route needs a signed-in caller
     actor = Actor(user=principal.username, origin="socket" if principal.via == VIA else "api",
                   role=ADMIN if principal.admin else principal.role_in(grant.project), project=grant.project,
-                  project_known=True, via=principal.via, target=request.scope.get("path", ""))
+                  project_known=True, via=principal.via, target=_target(request))
     request.state.actor = actor
     return actor
+
+
+def _target(request: Request) -> str:
+    """What the audit line says was asked: the method and the path, as the policy's own lines say it."""
+    return f"{request.scope.get('method', 'WS')} {request.scope.get('path', '')}"

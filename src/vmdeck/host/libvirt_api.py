@@ -36,6 +36,7 @@ __all__ = [
     "translate",
     "classify",
     "CAUSES",
+    "GUEST_FILE_MISSING",
     "TRAY_LOCKED",
     "NO_SPACE",
     "POOL_BUSY",
@@ -105,7 +106,9 @@ BLOCK_JOB_NOT_READY = "block_job_not_ready"  # a pivot asked a moment before QEM
 HOTPLUG_REFUSED = "hotplug_refused"  # QEMU or libvirt would not plug a device live (the config still can)
 AGENT_ABSENT = "agent_absent"  # no guest agent answering, or it could not freeze the filesystems
 PROGRAM_MISSING = "program_missing"  # the guest agent could not run the program (not in the guest)
-CAUSES = (TRAY_LOCKED, NO_SPACE, POOL_BUSY, BLOCK_JOB_NOT_READY, HOTPLUG_REFUSED, AGENT_ABSENT, PROGRAM_MISSING)
+GUEST_FILE_MISSING = "guest_file_missing"  # the guest agent could not open a file: it is not in the guest
+CAUSES = (TRAY_LOCKED, NO_SPACE, POOL_BUSY, BLOCK_JOB_NOT_READY, HOTPLUG_REFUSED, AGENT_ABSENT, PROGRAM_MISSING,
+          GUEST_FILE_MISSING)
 # libvirt's codes for "this device cannot be hot-plugged here", on a live attach.
 _HOTPLUG_CODES = {libvirt.VIR_ERR_OPERATION_UNSUPPORTED, libvirt.VIR_ERR_CONFIG_UNSUPPORTED,
                   libvirt.VIR_ERR_OPERATION_FAILED, libvirt.VIR_ERR_INTERNAL_ERROR}
@@ -122,6 +125,8 @@ def classify(code: int | None, text: str) -> str | None:
         return POOL_BUSY  # "storage pool 'vmdeck' has asynchronous jobs running"
     if "not ready" in lowered and ("pivot" in lowered or "job" in lowered or "block" in lowered):
         return BLOCK_JOB_NOT_READY
+    if "guest-file-open" in lowered and "no such file" in lowered:
+        return GUEST_FILE_MISSING  # QEMU's agent: "failed to open file '...': No such file or directory"
     if "no such file" in lowered and "agent" in lowered or "failed to execute child process" in lowered:
         return PROGRAM_MISSING
     if code in _GUEST or "guest agent" in lowered or "fsfreeze" in lowered or "freeze" in lowered \

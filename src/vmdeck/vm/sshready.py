@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from vmdeck.domxml.parse import DomainView, PortForwardView, parse_domain
 from vmdeck.errors import GuestError, VmdeckError
 from vmdeck.host.connection import Host
-from vmdeck.host.libvirt_api import Domain
+from vmdeck.host.libvirt_api import GUEST_FILE_MISSING, Domain
 from vmdeck.vm.state import ACTIVE, current_state
 
 __all__ = ["SshGate", "ssh_gate", "ssh_banner", "cloud_init_running", "wait_reachable"]
@@ -59,7 +59,7 @@ def _guest_file_exists(dom: Domain, path: str) -> bool | None:
         reply = dom.agent_command(json.dumps({"execute": "guest-file-open", "arguments": {"path": path}}), 5,
                                   context="agent guest-file-open")
     except VmdeckError as err:
-        return False if "No such file" in str(err) else None
+        return False if err.cause == GUEST_FILE_MISSING else None
     handle = json.loads(reply).get("return")
     try:
         dom.agent_command(json.dumps({"execute": "guest-file-close", "arguments": {"handle": handle}}), 5,
