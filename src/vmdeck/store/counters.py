@@ -10,6 +10,8 @@ missed its VM, and when it did not, the VM is seen and the claim is not counted 
 
 Exclusive: on SQLite BEGIN IMMEDIATE (one writer at a time, across processes); on PostgreSQL the
 counter's row is locked (SELECT ... FOR UPDATE): one decision per kind at a time, across servers.
+Placement decisions use `exclusive`; a quota decision locks its project's row instead
+(vmdeck.store.quota), which it reads anyway.
 """
 
 from __future__ import annotations
