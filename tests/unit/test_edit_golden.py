@@ -37,8 +37,10 @@ DOMAINS = ("set-resources", "add-root-ports")
 def _compare(case: str, actual: str) -> None:
     path = EDITS / f"{case}-out.xml"
     actual = actual.rstrip("\n") + "\n"
-    if os.environ.get("VMDECK_REGENERATE") or not path.exists():
+    if os.environ.get("VMDECK_REGENERATE"):
         path.write_text(actual)
+    if not path.exists():  # a missing golden file is a failure, never a new golden that passes
+        pytest.fail(f"no golden file {path}: run with VMDECK_REGENERATE=1 once and review it")
     expected = path.read_text()
     if actual != expected:
         diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), str(path), "edited"))

@@ -19,6 +19,7 @@ import anyio
 import websockets
 from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
+from websockets.typing import Subprotocol
 
 from vmdeck.api.context import AppContext, request_host, vm_host_of
 from vmdeck.api.errors import Forbidden
@@ -150,7 +151,7 @@ def _watch(websocket: WebSocket) -> Watch:
 
 async def _bridge_websocket(websocket: WebSocket, url: str, watch: Watch) -> None:
     # QEMU's websocket server speaks the "binary" subprotocol, as noVNC does.
-    async with websockets.connect(url, subprotocols=["binary"], compression=None, max_size=None,
+    async with websockets.connect(url, subprotocols=[Subprotocol("binary")], compression=None, max_size=None,
                                   open_timeout=5, ping_interval=None) as upstream:
         async def up() -> None:
             while (data := await _client_bytes(websocket)) is not None:

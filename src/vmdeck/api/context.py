@@ -112,7 +112,8 @@ class AppContext:
 
 
 def app_context(request: Request) -> AppContext:
-    return request.app.state.ctx
+    ctx: AppContext = request.app.state.ctx
+    return ctx
 
 
 def fleet_of(ctx: AppContext) -> Fleet | None:
@@ -149,4 +150,5 @@ def request_host(request: Request) -> Host:
 def request_inventory(request: Request) -> Inventory:
     """Dependency: the server's VM inventory (memory; see vmdeck.api.inventory). Single-host only: with
     several hosts registered, list and show go to the hosts (vmdeck.cluster)."""
-    return request.app.state.ctx.inventory
+    inventory: Inventory = request.app.state.ctx.inventory
+    return inventory

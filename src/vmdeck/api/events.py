@@ -247,7 +247,7 @@ class EventHub:
                 uptimes, node = {}, None
             self._maybe_refresh_addresses(summaries)
             now = time.monotonic()
-            sample: dict[str, dict[str, float | None]] = {}
+            sample: dict[str, dict[str, Any]] = {}
             for vm in summaries:
                 cpu_pct = None
                 if vm.cpu_time_ns is not None and vm.name in previous:

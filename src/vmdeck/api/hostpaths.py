@@ -103,8 +103,8 @@ class HostPathsMiddleware:
                 rewritten = json.dumps(_walk(json.loads(bytes(body)), self._own_prefixes(scope))).encode()
             except ValueError:
                 rewritten = bytes(body)
-            headers = [(k, v) for k, v in start.get("headers") or [] if k.lower() != b"content-length"]
-            await send({**start, "headers": [*headers, (b"content-length", str(len(rewritten)).encode())]})
+            kept = [(k, v) for k, v in start.get("headers") or [] if k.lower() != b"content-length"]
+            await send({**start, "headers": [*kept, (b"content-length", str(len(rewritten)).encode())]})
             await send({"type": "http.response.body", "body": rewritten})
 
         await self.app(scope, receive, rewrite)

@@ -18,6 +18,7 @@ not new caches.
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import threading
@@ -184,7 +185,8 @@ class Inventory:
 
     async def list(self) -> list[VmSummary]:
         if not self.live:
-            return await self._in_thread(list_vms, self._get_host())
+            listed: builtins.list[VmSummary] = await self._in_thread(list_vms, self._get_host())
+            return listed
         if not self._loaded.is_set():
             await self._in_thread(self._loaded.wait, 60.0)
             if not self._loaded.is_set():
@@ -223,7 +225,7 @@ class Inventory:
                 return False, None
             return True, entry.summary.project
 
-    def summaries(self) -> list[VmSummary]:
+    def summaries(self) -> builtins.list[VmSummary]:
         """What is known now, without waiting (the live stats sampler)."""
         with self._lock:
             return [entry.summary for entry in self._entries.values()]
@@ -234,7 +236,8 @@ class Inventory:
                 entry = self._entries.get(name)
                 if entry is not None and entry.details is not None:
                     return entry.details
-        return await self._in_thread(self._details_blocking, name)
+        details: dict[str, Any] = await self._in_thread(self._details_blocking, name)
+        return details
 
     def after_write(self, name: str) -> None:
         """A write through the API changed `name` (blocking; the write's own worker thread): refresh it now.

@@ -86,10 +86,11 @@ def iso_users(host: Host, path: Path) -> list[str]:
 def _describe(host: Host, path: Path, project: str | None, grant: Grant | None = None) -> dict[str, Any]:
     stat = path.stat()
     users = iso_users(host, path)
-    tenant = grant is not None and grant.principal is not None and not grant.principal.admin
-    if tenant:
+    principal = grant.principal if grant is not None else None
+    tenant = principal is not None and not principal.admin
+    if principal is not None and not principal.admin:
         projects = vm_projects(host)  # name only the VMs the caller may see
-        users = [u for u in users if visible(grant.principal, projects.get(u))]  # type: ignore[union-attr]
+        users = [u for u in users if visible(principal, projects.get(u))]
     return {"name": path.name, "size_bytes": stat.st_size, "modified": stat.st_mtime,
             "path": None if tenant else str(path),  # the host's folders are the administrator's business
             "project": project, "used_by": users}

@@ -229,7 +229,7 @@ def render(latest: Latest, principal: Principal, quotas: dict[str, dict[str, dic
     vms = _visible_vms(latest, principal)
     shown = {p: q for p, q in quotas.items() if principal.admin or principal.role_in(p) is not None}
     # The classic text format (0.0.4): what every Prometheus and promtool reads.
-    return generate_latest(_Exposition(latest, vms, shown, principal.admin))  # type: ignore[arg-type]
+    return generate_latest(_Exposition(latest, vms, shown, principal.admin))
 
 
 # The text of one sample is the same for every caller who sees the same projects: two Prometheus servers

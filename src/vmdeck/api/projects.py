@@ -34,7 +34,7 @@ class Quota(BaseModel):
 
 class NewProject(BaseModel):
     name: str = Field(max_length=63)
-    quota: Quota = Field(default_factory=Quota)
+    quota: Quota = Field(default_factory=lambda: Quota())
 
 
 class Member(BaseModel):

@@ -128,7 +128,7 @@ async def _send_error(send: Send, error: Unauthorized | Forbidden) -> None:
 
 def current_principal(request: Request) -> Principal:
     """Dependency: the caller (the middleware already refused anonymous /api/ calls)."""
-    principal = getattr(request.state, "principal", None)
+    principal: Principal | None = getattr(request.state, "principal", None)
     if principal is None:
         raise Unauthorized("sign in or send an API token (Authorization: Bearer ...)")
     return principal

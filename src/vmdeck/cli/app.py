@@ -60,10 +60,10 @@ class LazyGroup(TyperGroup):
         hide_flag_placeholders(self, ctx)
         super().format_help(ctx, formatter)
 
-    def list_commands(self, ctx: typer.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         return list(dict.fromkeys([*COMMAND_MODULES, *super().list_commands(ctx)]))
 
-    def get_command(self, ctx: typer.Context, cmd_name: str) -> typer.core.TyperCommand | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
             module = importlib.import_module(f"vmdeck.cli.{COMMAND_MODULES[cmd_name]}")
             staging = typer.Typer()
@@ -140,7 +140,7 @@ class State:
         try:
             from typer._click.globals import get_current_context
         except ImportError:  # pragma: no cover - an older Typer on plain click
-            from click import get_current_context
+            from click import get_current_context  # type: ignore[no-redef]
 
         current = get_current_context(silent=True)
         if current is None or current.info_name in self._NOT_A_VM:

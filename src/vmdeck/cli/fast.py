@@ -69,7 +69,8 @@ def _host(uri: str | None):  # type: ignore[no-untyped-def]
 
 # Each command's options, shared by the in-process run and the hand-off to a local `vmdeck serve`.
 _LIST_FLAGS = {"--json"}
-_START_FLAGS, _START_VALUED = {"--wait"}, {"--timeout": float}
+_START_FLAGS = {"--wait"}
+_START_VALUED: dict[str, Callable[[str], Any]] = {"--timeout": float}
 _CREATE_FLAGS = {"--start", "--wait", "--json"}
 _CREATE_VALUED: dict[str, Callable[[str], Any]] = {
     "--template": str, "--cpus": int, "--memory": int, "--disk": float, "--cdrom": str, "--accel": str,

@@ -11,7 +11,7 @@ import time
 from collections import deque
 
 import typer
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -93,7 +93,7 @@ def _kv_table() -> Table:
     return table
 
 
-def _process(vm: VmHostView) -> list[object]:
+def _process(vm: VmHostView) -> list[RenderableType]:
     p = vm.process
     assert p is not None
     head = Text.assemble((f"{vm.name}", "bold"), f"  {vm.state}  {p.accelerator}  pid {p.pid}  user {p.user}  "
@@ -107,7 +107,7 @@ def _process(vm: VmHostView) -> list[object]:
     return [head, Text("Process", style="bold underline"), threads, Text.from_markup("  " + check)]
 
 
-def _sched(vm: VmHostView, history: History | None) -> list[object]:
+def _sched(vm: VmHostView, history: History | None) -> list[RenderableType]:
     s = vm.sched
     assert s is not None
     table = Table("vCPU", "TID", "CPU (interval)", "USER", "SYSTEM", "RUN DELAY", "WAITED", "VOL/INVOL SW",
@@ -120,7 +120,7 @@ def _sched(vm: VmHostView, history: History | None) -> list[object]:
                       _secs(v.run_delay_ns), _pct(v.run_delay_pct), f"{v.voluntary_switches}/{v.involuntary_switches}",
                       str(v.last_cpu), v.cpus_allowed)
     oc = s.overcommit
-    lines = [
+    lines: list[RenderableType] = [
         Text("Scheduling" + (f" (last {s.interval_s:g} s)" if s.interval_s else ""), style="bold underline"),
         table,
         Text(f"  emulator threads (all but vCPUs): allowed CPUs {s.emulator_cpus_allowed}, "
@@ -131,7 +131,7 @@ def _sched(vm: VmHostView, history: History | None) -> list[object]:
     return lines
 
 
-def _memory(vm: VmHostView, snap: Snapshot, history: History | None) -> list[object]:
+def _memory(vm: VmHostView, snap: Snapshot, history: History | None) -> list[RenderableType]:
     m = vm.memory
     assert m is not None
     table = _kv_table()
@@ -157,7 +157,7 @@ def _memory(vm: VmHostView, snap: Snapshot, history: History | None) -> list[obj
     return [Text("Memory", style="bold underline"), table]
 
 
-def _storage(vm: VmHostView, history: History | None) -> list[object]:
+def _storage(vm: VmHostView, history: History | None) -> list[RenderableType]:
     table = Table("DISK", "IMAGE", "FORMAT", "VIRTUAL", "ON HOST", "CACHE/IO", "READ", "WRITTEN", "NOW R/W",
                   "IN PAGE CACHE", box=None, header_style="bold")
     notes = []
@@ -172,7 +172,7 @@ def _storage(vm: VmHostView, history: History | None) -> list[object]:
             notes.append(f"  {d.target}: cache {d.cache}: {d.cache_meaning}; io {d.io}: {d.io_meaning}")
             chain = " <- ".join(f"{b.path} ({b.format or '?'})" for b in d.backing_chain)
             notes.append(f"  {d.target}: backing chain: {chain or 'none (a standalone image)'}")
-    lines: list[object] = [Text("Storage", style="bold underline"), table]
+    lines: list[RenderableType] = [Text("Storage", style="bold underline"), table]
     if history is not None:
         lines.append(Text(f"  disk I/O {history.spark(f'{vm.name}/disk')}"))
     if vm.tpm is not None:
@@ -183,7 +183,7 @@ def _storage(vm: VmHostView, history: History | None) -> list[object]:
     return lines + [Text(n, style="dim") for n in notes]
 
 
-def _cpu_mode(vm: VmHostView) -> list[object]:
+def _cpu_mode(vm: VmHostView) -> list[RenderableType]:
     c = vm.cpu_mode
     assert c is not None
     table = _kv_table()
@@ -192,7 +192,7 @@ def _cpu_mode(vm: VmHostView) -> list[object]:
     table.add_row("this VM", f"{c.accelerator}: {c.why}")
     table.add_row("meaning", c.meaning)
     table.add_row("VM exits", c.exits_note)
-    lines: list[object] = [Text("CPU mode", style="bold underline"), table]
+    lines: list[RenderableType] = [Text("CPU mode", style="bold underline"), table]
     if c.exits:
         exits = Table("EXIT REASON", "SINCE START", "PER SECOND", box=None, header_style="bold")
         for name, total in c.exits.items():
@@ -205,7 +205,7 @@ def _cpu_mode(vm: VmHostView) -> list[object]:
 def render_vm(vm: VmHostView, snap: Snapshot, history: History | None = None) -> Group:
     if vm.error and vm.process is None:
         return Group(Text.assemble((vm.name, "bold"), "  ", (vm.error, "red")))
-    parts: list[object] = []
+    parts: list[RenderableType] = []
     if vm.stale:
         parts.append(Text(f"STALE: {vm.error}", style="yellow"))
     for section in (_process(vm), _sched(vm, history), _memory(vm, snap, history), _storage(vm, history),
@@ -213,7 +213,7 @@ def render_vm(vm: VmHostView, snap: Snapshot, history: History | None = None) ->
         parts.extend(section)
         parts.append(Text(""))
     parts.append(Text(f"collected in {snap.collect_ms:g} ms", style="dim"))
-    return Group(*parts)  # type: ignore[arg-type]
+    return Group(*parts)
 
 
 def render_many(snap: Snapshot, history: History | None = None) -> Table:
@@ -253,7 +253,7 @@ def hostview(
     selection = None if all_vms else list(names)
     collector = Collector(ctx.obj.host(), timeout_s=timeout, detailed=not fast, page_cache=not fast)
 
-    def render(snap: Snapshot, history: History | None) -> object:
+    def render(snap: Snapshot, history: History | None) -> RenderableType:
         if len(snap.vms) == 1:
             return render_vm(snap.vms[0], snap, history)
         return render_many(snap, history)

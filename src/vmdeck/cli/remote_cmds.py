@@ -96,7 +96,7 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
         return
     table = Table("", "NAME", "URL", "CERTIFICATE", box=None, header_style="bold")
     for row in rows:
-        table.add_row("*" if row["current"] else "", row["name"], row["url"], row["fingerprint"] or "-")
+        table.add_row("*" if row["current"] else "", str(row["name"]), str(row["url"]), str(row["fingerprint"] or "-"))
     out.print(table)
 
 
