@@ -340,24 +340,26 @@ def library_iso(vm_name: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     iso.unlink(missing_ok=True)
 
 
-def _cli(*args: str) -> None:
+def _cli(server: Server, *args: str) -> None:
+    # The command shares the server's database, as on a host: the VM's project and its quotas live there.
+    env = {**os.environ, "VMDECK_URI": "qemu:///system", "VMDECK_DB": str(server.log.parent / "web.sqlite")}
     done = subprocess.run([sys.executable, "-m", "vmdeck.cli.main", *args], capture_output=True, text=True,
-                          timeout=180, env={**os.environ, "VMDECK_URI": "qemu:///system"})
+                          timeout=180, env=env)
     assert done.returncode == 0, f"vmdeck {' '.join(args)}: {done.stdout}{done.stderr}"
 
 
 def test_the_open_page_follows_changes_made_from_the_cli(admin_pages: dict[int, Page], vm: str,
-                                                          library_iso: str) -> None:
+                                                          library_iso: str, server: Server) -> None:
     page = admin_pages[1366]
     page.goto(f"/vms/{vm}#disks")
     expect(page.locator("#vm-state")).to_have_text("running")
     expect(page.locator("#media-table td.disc").first).to_have_text("(empty)")
-    _cli("cdrom", "insert", vm, str(iso_dir() / library_iso))
+    _cli(server, "cdrom", "insert", vm, str(iso_dir() / library_iso))
     expect(page.locator("#media-table td.disc").first).to_have_text(library_iso, timeout=30_000)
-    _cli("disk", "add", vm, "--size", "0.1")
+    _cli(server, "disk", "add", vm, "--size", "0.1")
     added = page.locator('#device-table tr[data-key="vdb"]')
     expect(added).to_be_visible(timeout=30_000)
-    _cli("disk", "remove", vm, "vdb", "--delete-volume")
+    _cli(server, "disk", "remove", vm, "vdb", "--delete-volume")
     expect(added).to_have_count(0, timeout=30_000)
     page.screenshot(path=f"{SHOTS}/live-disks-1366.png", full_page=True)
 

@@ -71,9 +71,10 @@ class CreateVm(BaseModel):
 
 
 class ResourcesRequest(BaseModel):
-    # Bounded here: a 23-digit count must be a 422, not an overflow deep in the quota arithmetic.
-    vcpus: int | None = Field(None, ge=1, le=4096, description="New vCPU count.")
-    memory_mib: int | None = Field(None, ge=32, le=16 * 1024 * 1024, description="New memory in MiB.")
+    # Bounded far beyond any host (the host's own limits answer in words) yet inside 64 bits: a 23-digit
+    # count is a 422, not an overflow deep in the quota arithmetic.
+    vcpus: int | None = Field(None, ge=1, le=2**20, description="New vCPU count.")
+    memory_mib: int | None = Field(None, ge=32, le=2**40, description="New memory in MiB.")
     autostart: bool | None = Field(None, description="Start the VM when libvirtd starts.")
     boot_order: list[Literal["hd", "cdrom", "network"]] | None = Field(
         None, min_length=1, max_length=3, description="Devices the firmware boots from, in order (next boot).")

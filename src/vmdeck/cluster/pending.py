@@ -26,7 +26,7 @@ from sqlalchemy import Engine, delete, insert, or_, select, update
 
 from vmdeck.store import counters
 from vmdeck.store.db import Location, Placement, locate, open_database
-from vmdeck.store.lease import expiry, held, owner
+from vmdeck.store.lease import expiry, forget_dead_here, held, owner
 
 __all__ = ["Claim", "PlacementBook", "RELEASED_KEEP_S"]
 
@@ -73,6 +73,7 @@ class PlacementBook:
         p = Placement
         with counters.exclusive(self.engine(), COUNTER) as conn:
             # A held claim whose lease lapsed, or a released one kept long enough: gone.
+            forget_dead_here(conn)
             conn.execute(delete(p).where(p.expires_at < now))
             rows = conn.execute(select(p.host, p.vm, p.vcpus, p.memory_mib)
                                 .where(or_(p.released_seq.is_(None), p.released_seq > seen)).order_by(p.id)).all()

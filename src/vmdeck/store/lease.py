@@ -21,11 +21,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Connection, Engine, select, update
 
 from vmdeck.store.db import Placement, Reservation
 
-__all__ = ["LEASE_S", "owner", "expiry", "held", "renew"]
+__all__ = ["LEASE_S", "owner", "expiry", "held", "renew", "forget_dead_here"]
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,18 @@ log = logging.getLogger(__name__)
 # are soon forgotten. Tests shorten it ($VMDECK_CLAIM_LEASE_S) to watch a killed server's claims lapse.
 LEASE_S = float(os.environ.get("VMDECK_CLAIM_LEASE_S") or 60.0)
 
-_OWNER = f"{socket.gethostname()[:100]}:{os.getpid()}:{secrets.token_hex(4)}"
+def _here() -> str:
+    """This machine and pid namespace: whose pids this process can check (host name, boot, pid namespace)."""
+    try:
+        boot = open("/proc/sys/kernel/random/boot_id").read().strip()[:8]
+        pidns = os.readlink("/proc/self/ns/pid").strip("pid:[]")
+    except OSError:
+        boot, pidns = "?", "?"
+    return f"{socket.gethostname()[:100]}/{boot}/{pidns}"
+
+
+_HERE = _here()
+_OWNER = f"{_HERE}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def owner() -> str:
@@ -43,6 +54,28 @@ def owner() -> str:
 
 def expiry() -> float:
     return time.time() + LEASE_S
+
+
+def _alive(claim_owner: str) -> bool:
+    try:
+        os.kill(int(claim_owner.split(":")[1]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, IndexError):
+        return True
+    return True
+
+
+def forget_dead_here(conn: Connection) -> None:
+    """Claims held by a process of this machine that is gone (a command SIGKILLed mid-create) stop
+    counting now: here, whether the owner lives is known without waiting for its lease to lapse. Claims
+    of other machines, and released claims (kept for counts in flight), are left to the lease."""
+    for table in (Placement, Reservation):
+        owners = conn.execute(select(table.owner).distinct().where(
+            table.owner.startswith(f"{_HERE}:", autoescape=True), table.released_seq.is_(None))).scalars().all()
+        dead = [o for o in owners if not _alive(o)]
+        if dead:
+            conn.execute(update(table).where(table.owner.in_(dead), table.released_seq.is_(None)).values(expires_at=0.0))
 
 
 def renew(engine: Engine) -> None:

@@ -47,7 +47,7 @@ from vmdeck.errors import Conflict, HostError, NotFound
 from vmdeck.host.connection import Host
 from vmdeck.store import counters
 from vmdeck.store.db import Counter, HostCounted, HostUsage, IsoOwner, Project, Reservation, utcnow
-from vmdeck.store.lease import expiry, held, owner
+from vmdeck.store.lease import expiry, forget_dead_here, held, owner
 from vmdeck.store.tenancy import QUOTA_FIELDS
 from vmdeck.vm.project import Usage, project_usage
 
@@ -341,6 +341,7 @@ def reserve(db: sessionmaker[Session], where: Where, project: str, demand: Deman
             counted = _count(conn, where, project)  # the slow part: no lock held, no transaction open
             with conn.begin():  # the decision: a few statements under the project's lock
                 project_id, limits = _locked_project(conn, project)
+                forget_dead_here(conn)
                 rows = _claim_rows(conn, project_id, seen)
                 if attempt < _RECOUNTS and any(w.startswith("change:") for w, _r, *_ in rows):
                     # A resize in progress, or released while we counted: the count may or may not have seen its
