@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from vmdeck.errors import GuestError, VmdeckError
+from vmdeck.host.libvirt_api import GUEST_FILE_MISSING
 from vmdeck.vm.sshready import ssh_banner, ssh_gate, wait_reachable
 
 GOLDEN = Path(__file__).parent / "data" / "golden" / "debian-12-seeded.xml"
@@ -79,7 +80,9 @@ class FakeDomain:
         path = request["arguments"]["path"]
         self.calls.append(path)
         if path.endswith("result.json") and len(self.calls) < self.done_on:
-            raise VmdeckError(f"failed to open file '{path}' (mode: 'r'): No such file or directory")
+            missing = VmdeckError(f"failed to open file '{path}' (mode: 'r'): No such file or directory")
+            missing.cause = GUEST_FILE_MISSING  # as the libvirt boundary classifies the agent's answer
+            raise missing
         return '{"return": 1000}'
 
 
