@@ -76,7 +76,7 @@ def test_backups_panel_create_restore_schedule(page: Page, server: Server, host:
     # As a new VM: no question asked, nothing is replaced.
     page.fill("#backup-restore-as", f"{backup_vm}-r")
     rows.locator(f'tr[data-backup="{made[0].id}"] button[data-backup-action="restore"]').click()
-    expect(page.locator("#toast")).to_contain_text("restored as a new VM", timeout=300_000)
+    expect(page.locator("#backup-result")).to_contain_text("restored as a new VM", timeout=300_000)
     assert host.exists(f"{backup_vm}-r")
 
     # In place: the confirmation names the VM and what goes.
@@ -85,11 +85,11 @@ def test_backups_panel_create_restore_schedule(page: Page, server: Server, host:
     rows.locator(f'tr[data-backup="{made[1].id}"] button[data-backup-action="restore"]').click()
     expect(page.locator("#confirm-message")).to_contain_text(f"Replace {backup_vm} with backup {made[1].id}")
     page.click("#confirm-ok")
-    expect(page.locator("#toast")).to_contain_text("restored in place", timeout=300_000)
+    expect(page.locator("#backup-result")).to_contain_text("restored in place", timeout=300_000)
     assert host.lookup(backup_vm).uuid() == uuid
 
     rows.locator(f'tr[data-backup="{made[1].id}"] button[data-backup-action="verify"]').click()
-    expect(page.locator("#toast")).to_contain_text("all intact")
+    expect(page.locator("#backup-result")).to_contain_text("all intact")
 
     page.fill("#backup-every", "6h")
     page.fill("#backup-keep", "2")

@@ -7,6 +7,8 @@ const panel = document.getElementById('backups');
 const name = panel.dataset.vm;
 const enc = encodeURIComponent(name);
 const status = document.getElementById('backup-status');
+// The last action's outcome stays on the panel (a notice leaves after a few seconds).
+const outcome = document.getElementById('backup-result');
 const bar = document.getElementById('backup-progress');
 let polling = null;
 
@@ -17,8 +19,12 @@ async function run(message, call) {
   try {
     const result = await call();
     toast(result?.message || 'done');
+    outcome.textContent = result?.message || 'done';
+    outcome.className = 'ok';
   } catch (error) {
     toast(error.message, true);
+    outcome.textContent = error.message;
+    outcome.className = 'bad';
   } finally {
     status.textContent = '';
     await load();
