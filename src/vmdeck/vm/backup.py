@@ -39,7 +39,7 @@ from vmdeck.storage.backup_repo import BackupFile, Manifest, Partial, Repository
 from vmdeck.storage.images import image_info, qemu_img_rebase_unsafe, read_backing
 from vmdeck.vm.project import domain_project
 from vmdeck.vm.snapshot_ops import config_xml
-from vmdeck.vm.state import LIVE_STATES, current_state
+from vmdeck.vm.state import ACTIVE_STATES, LIVE_STATES, VmState, current_state
 
 __all__ = ["BackupResult", "create_backup", "settle_partial", "estimate_bytes", "Progress", "BytesProgress",
            "CHECKPOINT_PREFIX", "iso_label"]
@@ -359,11 +359,25 @@ def create_backup(host: Host, name: str, *, repo: str | Path | None = None, full
         raise
     finally:
         if started_paused:
-            with contextlib.suppress(VmdeckError):
-                dom.poweroff()
+            _off_again(dom)
     size = manifest.total_bytes
     return BackupResult(backup_id, name, manifest.kind, reason, size, str(repository.root),
                         f"backup {backup_id} of {name}: {manifest.kind}, {size / 2**20:.1f} MiB ({reason})")
+
+
+def _off_again(dom: Domain, timeout: float = 60.0) -> None:
+    """The VM was shut off before its backup: leave it shut off when the call returns, not "shutting down"
+    (a loaded host may answer the first destroy late, or refuse it while QEMU still starts)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = current_state(dom)
+        if state not in ACTIVE_STATES or time.monotonic() > deadline:
+            return
+        with contextlib.suppress(VmdeckError):
+            dom.poweroff()
+        if current_state(dom) == VmState.SHUT_OFF:
+            return
+        time.sleep(0.2)
 
 
 def settle_partial(host: Host, folder: Path) -> None:
