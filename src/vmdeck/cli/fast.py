@@ -21,9 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["answer", "answer_remote"]
 
-_STATE_STYLE = {"running": "green", "paused": "yellow", "shut off": "dim", "crashed": "red"}
-
-
 class _NotFast(Exception):
     """This command line is not one the fast path knows: let typer handle it."""
 
@@ -85,7 +82,7 @@ def _plain(name: str) -> bool:
 
 
 def _print_list(vms: list[dict[str, Any]], as_json: bool) -> None:
-    from vmdeck.cli.plain import print_columns, print_json
+    from vmdeck.cli.plain import STATE_STYLE, print_columns, print_json
 
     if as_json:
         print_json(vms)
@@ -96,7 +93,7 @@ def _print_list(vms: list[dict[str, Any]], as_json: bool) -> None:
     rows = [(vm["name"], vm["state"], str(vm["vcpus"]), f"{vm['memory_mib']} MiB", vm["project"] or "-", vm["host"])
             for vm in vms]
     print_columns(("NAME", "STATE", "vCPUs", "MEMORY", "PROJECT", "HOST"), rows,
-                  [("", _STATE_STYLE.get(vm["state"], "")) for vm in vms])
+                  [("", STATE_STYLE.get(vm["state"], "")) for vm in vms])
 
 
 def _list(uri: str | None, args: list[str]) -> None:

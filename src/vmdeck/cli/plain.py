@@ -11,10 +11,13 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-__all__ = ["plain_data", "print_json", "styled", "print_columns", "progress_lines"]
+__all__ = ["STATE_STYLE", "plain_data", "print_json", "styled", "print_columns", "progress_lines"]
 
 _ANSI = {"bold": "1", "dim": "2", "green": "32", "yellow": "33", "red": "31"}
 
+
+# How a VM state is coloured in both the rich tables and the fast path's plain columns.
+STATE_STYLE = {"running": "green", "paused": "yellow", "shut off": "dim", "crashed": "red"}
 
 def plain_data(value: Any) -> Any:
     """Dataclasses, tuples, paths and bytes as JSON-ready dicts, lists and strings."""

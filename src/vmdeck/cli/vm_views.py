@@ -8,12 +8,11 @@ from typing import Any
 from rich.table import Table
 
 from vmdeck.cli.output import info, out, print_json
+from vmdeck.cli.plain import STATE_STYLE
 from vmdeck.domxml.devices import DeviceRow
 from vmdeck.vm.inventory import VmSummary
 
-__all__ = ["render_list", "render_show", "STATE_STYLE"]
-
-STATE_STYLE = {"running": "green", "paused": "yellow", "shut off": "dim", "crashed": "red"}
+__all__ = ["render_list", "render_show"]
 
 
 def render_list(vms: list[VmSummary], unreachable: dict[str, str], as_json: bool) -> None:

@@ -217,7 +217,7 @@ def _mib(kib: int | None) -> int | None:
 
 def _new_guest_disk(host: Host, name: str, before: set[str], timeout: float = 60) -> str | None:
     def appeared() -> str | None:
-        now = set(_sh(host, name, "ls /sys/block").stdout.decode().split())
+        now = _guest_disks(host, name)
         added = sorted(now - before)
         return added[0] if added else None
 
@@ -291,8 +291,7 @@ def _cd_label(host: Host, name: str, dev: str) -> str:
 
 
 def _cdrom(host: Host, name: str, result: StepResult) -> None:
-    listing = _sh(host, name, "ls /sys/block").stdout.decode().split()
-    drives = [d for d in listing if d.startswith("sr")]
+    drives = sorted(d for d in _guest_disks(host, name) if d.startswith("sr"))
     if not drives:
         result.skipped = "no_cd_drive"
         return
