@@ -7,13 +7,11 @@ signing out and in, and a viewer reads the tour but cannot run the steps that ac
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import tempfile
 import uuid
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 
 import httpx
@@ -21,6 +19,7 @@ import pytest
 from browser_helpers import PASSWORD, PREFIX, Server, until
 from playwright.sync_api import Browser, Page, expect
 
+from vmdeck.api import i18n
 from vmdeck.errors import NotFound
 from vmdeck.host.connection import Host
 from vmdeck.vm import lifecycle
@@ -33,9 +32,7 @@ ACTING = ("vcpu", "sched", "memory", "storage", "cdrom", "hotplug")
 
 
 def _catalog(lang: str) -> dict[str, str]:
-    text = (resources.files("vmdeck.web") / "static" / "i18n" / f"{lang}.json").read_text(encoding="utf-8")
-    catalog: dict[str, str] = json.loads(text)
-    return catalog
+    return i18n.catalog(lang)
 
 
 @pytest.fixture(scope="module")

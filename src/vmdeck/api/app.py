@@ -19,6 +19,7 @@ from vmdeck.api import (
     events,
     hosts,
     hostview,
+    i18n,
     images,
     isos,
     metrics,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     app.include_router(networks_api.router)
     app.include_router(backups.router)
     app.include_router(imports_api.router)
+    app.include_router(i18n.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")
     app.add_middleware(WriteInvalidation, inventory=ctx.inventory)

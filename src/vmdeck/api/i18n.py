@@ -1,7 +1,9 @@
 """The web UI's languages (api layer): Korean and English message catalogs, and which one a request gets.
 
-The catalogs are JSON files under web/static/i18n/, read here for the server's templates and fetched
-as they are by the pages' scripts, so one file per language holds every string a page shows. The
+The catalogs are JSON files under web/i18n/LANG/, one per area of the UI (common.json, learn.json, ...)
+so that work on one page does not touch another's words. They are merged here, for the server's
+templates and for the pages' scripts (GET /i18n/LANG.json, static/js/i18n.js); a key defined in two
+files of one language is an error, not a silent override. The
 choice: the `vmdeck_lang` cookie the language switch sets (it outlives signing out and in), else the
 browser's Accept-Language, else English.
 """
@@ -13,9 +15,13 @@ import json
 from collections.abc import Callable
 from importlib import resources
 
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from starlette.requests import HTTPConnection
 
-__all__ = ["LANGUAGES", "DEFAULT", "COOKIE", "catalog", "choose", "translator"]
+from vmdeck.errors import NotFound
+
+__all__ = ["LANGUAGES", "DEFAULT", "COOKIE", "catalog", "choose", "translator", "router"]
 
 LANGUAGES = ("en", "ko")
 DEFAULT = "en"
@@ -24,9 +30,31 @@ COOKIE = "vmdeck_lang"
 
 @functools.cache
 def catalog(lang: str) -> dict[str, str]:
-    path = resources.files("vmdeck.web") / "static" / "i18n" / f"{lang}.json"
-    data: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
-    return data
+    """Every message of one language, merged from its area files."""
+    if lang not in LANGUAGES:
+        raise KeyError(lang)
+    folder = resources.files("vmdeck.web") / "i18n" / lang
+    merged: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    for area in sorted((f for f in folder.iterdir() if f.name.endswith(".json")), key=lambda f: f.name):
+        messages: dict[str, str] = json.loads(area.read_text(encoding="utf-8"))
+        for key, text in messages.items():
+            if key in merged:
+                raise ValueError(f"message {key!r} of {lang} is in both {origin[key]} and {area.name}")
+            merged[key] = text
+            origin[key] = area.name
+    return merged
+
+
+router = APIRouter()
+
+
+@router.get("/i18n/{lang}.json", include_in_schema=False)
+def serve_catalog(lang: str) -> JSONResponse:
+    """The merged catalog for the pages' scripts; public, as the sign-in page needs its words too."""
+    if lang not in LANGUAGES:
+        raise NotFound(f"no language {lang!r}; vmdeck speaks {', '.join(LANGUAGES)}")
+    return JSONResponse(catalog(lang), headers={"Cache-Control": "private, max-age=300"})
 
 
 def _from_accept_language(header: str) -> str | None:

@@ -75,6 +75,7 @@ POLICY: dict[str, Rule] = {
     "image.list": Rule("signed-in", routes=("GET /api/images", "GET /api/images/{name}")),  # the shared library
     "api.docs": Rule("signed-in", routes=("GET /docs",)),  # the REST API's reference page
     "site.icon": Rule("public", routes=("GET /favicon.ico",)),
+    "site.words": Rule("public", routes=("GET /i18n/{lang}.json",)),  # the pages' message catalogs
     "project.list": Rule("signed-in", routes=("GET /api/projects",)),
     "project.show": Rule("viewer", "project", routes=("GET /api/projects/{project}",)),
     "vm.list": Rule("signed-in", routes=("GET /api/vms", "GET /", "WS /api/events")),

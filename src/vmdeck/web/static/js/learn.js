@@ -1,30 +1,14 @@
 // The Learn tour: one card per step (vmdeck.learn.steps), its explanation from the language's catalog,
 // a Run button for the roles that may act, and the before/after numbers the server measured.
-// Every word comes from /static/i18n/LANG.json; values (numbers, names, paths) are in .val elements.
+// Every word comes from the catalog (i18n.js); values (numbers, names, paths) are in .val elements.
 import { api, el, toast } from './common.js';
+import { loadMessages, t, tNodes } from './i18n.js';
 
 const root = document.getElementById('learn');
-const lang = root.dataset.lang || 'en';
 const picker = document.getElementById('learn-vm');
 const status = document.getElementById('learn-status');
 const list = document.getElementById('learn-steps');
 const createButton = document.getElementById('learn-create');
-let messages = {};
-
-function t(key, values = {}) {
-  let text = messages[key] ?? key;
-  for (const [name, value] of Object.entries(values)) text = text.replaceAll(`{${name}}`, value);
-  return text;
-}
-
-// A message with {placeholders} as a node list: words as text, the values in .val spans.
-function tNodes(key, values = {}) {
-  const parts = (messages[key] ?? key).split(/(\{\w+\})/);
-  return parts.filter((p) => p).map((p) => {
-    const m = p.match(/^\{(\w+)\}$/);
-    return m && m[1] in values ? el('span', { class: 'val' }, values[m[1]]) : p;
-  });
-}
 
 function value(v) {
   if (v === true) return el('span', {}, t('value.yes'));
@@ -162,5 +146,5 @@ createButton.addEventListener('click', async () => {
 
 picker.addEventListener('change', showSteps);
 
-messages = await (await fetch(`/static/i18n/${lang}.json`)).json();
+await loadMessages();
 await loadVms(root.dataset.vm);
