@@ -160,3 +160,16 @@ def test_patch_sets_boot_order_and_autostart_and_errors_speak_the_forms_words(cl
     assert detail == "Memory (MiB) must be at least 32"
     detail = _error(client.post("/api/vms", json={"name": "web4", "vcpus": "many"}), 422, "invalid_input", "vcpus")
     assert detail == "vCPUs must be a whole number"
+
+
+def test_create_with_a_tpm_as_the_cli_does(client: TestClient) -> None:
+    """`tpm` in the create body is `vmdeck create --tpm`: the definition gets an emulated TPM 2.0."""
+    created = client.post("/api/vms", json={"name": "tpm1", "template": "q35-virtio", "tpm": True})
+    assert created.status_code == 201, created.text
+    assert client.get("/api/vms/tpm1").json()["tpm"] == "2.0"
+    plain = client.post("/api/vms", json={"name": "notpm1", "template": "q35-virtio"})
+    assert plain.status_code == 201, plain.text
+    assert client.get("/api/vms/notpm1").json()["tpm"] is None
+    assert client.post("/api/vms", json={"name": "tpm2", "tpm": "yes please"}).status_code == 422
+    for name in ("tpm1", "notpm1"):
+        assert client.delete(f"/api/vms/{name}").status_code in (200, 204)

@@ -50,6 +50,8 @@ class CreateVm(BaseModel):
     disk_gib: float | None = Field(None, description="Size of the first disk in GiB.")
     cdrom: str | None = Field(None, description="Name of an ISO in the ISO library to insert in the first drive.")
     accel: Literal["auto", "kvm", "tcg"] | None = None
+    tpm: bool | None = Field(None, description="An emulated TPM 2.0 (swtpm), as `vmdeck create --tpm`; "
+                             "unset keeps the template's choice.")
     # libvirt network names are plain words; the pattern keeps control characters out of the domain XML.
     network: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+:-]{0,63}$",
                                 description="'user' or a libvirt network name for every NIC.")
@@ -147,7 +149,7 @@ def vms_create(body: CreateVm, grant: Grant = Depends(grant_of), ctx: AppContext
     template = body.template or (default_template(body.image) if body.image else "tiny")
     spec = resolve(template, body.name, Overrides(vcpus=body.vcpus, memory_mib=body.memory_mib,
                                                   disk_gib=body.disk_gib, cdrom=cdrom, accel=body.accel,
-                                                  network=body.network, image=body.image))
+                                                  network=body.network, image=body.image, tpm=body.tpm))
     cloud_init = None
     if any(d.image for d in spec.disks):
         cloud_init = cloud_init_config(

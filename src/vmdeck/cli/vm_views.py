@@ -42,7 +42,8 @@ def render_show(details: dict[str, Any], as_json: bool) -> None:
     out.print(f"[bold]{details['name']}[/bold]  {details['state']}  ({details['accel']}, "
               f"template {details['template'] or '-'})")
     out.print(f"  {details['arch']} {details['machine']}, {details['vcpus']} vCPU, "
-              f"{details['memory_mib']} MiB (current {details['current_memory_mib']} MiB), boot {details['boot_kind']}")
+              f"{details['memory_mib']} MiB (current {details['current_memory_mib']} MiB), boot {details['boot_kind']}"
+              + (f", TPM {details['tpm']}" if details.get("tpm") else ""))
     if details.get("pending"):
         waiting = ", ".join(f"{value} vCPU" if key == "vcpus" else f"{value} MiB" if key == "memory_mib"
                             else f"{key} {value}" for key, value in details["pending"].items())

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from vmdeck.domxml.names import VMDECK_NS
+from vmdeck.domxml.tpm import tpm_version_of
 
 __all__ = ["DiskView", "NicView", "PortForwardView", "GraphicsView", "DomainView", "parse_domain", "machine_family",
            "disk_source", "DiskConfig", "disk_configs"]
@@ -90,6 +91,7 @@ class DomainView:
     boot_order: tuple[str, ...] = ()  # <os><boot dev=...> in order ("hd", "cdrom", "network")
     # <vcpu current="N">MAX</vcpu>: vCPUs can be plugged in up to MAX while the VM runs (vcpus is N).
     max_vcpus: int = 0
+    tpm: str | None = None  # the emulated TPM's version ("2.0"), None without one
 
     @property
     def cdroms(self) -> tuple[DiskView, ...]:
@@ -260,5 +262,6 @@ def parse_domain(xml: str) -> DomainView:
         serial_log=serial_log.get("file") if serial_log is not None else None,
         extra=extra,
         port_forwards=tuple(forwards),
+        tpm=tpm_version_of(root),
         max_vcpus=max_vcpus,
     )
