@@ -88,6 +88,9 @@ VM_REQUESTS = [
     ("vm.devices", "POST", "/api/vms/{vm}/nics", {"network": "user"}),
     ("vm.devices", "DELETE", "/api/vms/{vm}/nics/52:54:00:00:00:99", None),
     ("vm.devices", "POST", "/api/vms/{vm}/cdroms", {}),
+    ("vm.storage", "GET", "/api/vms/{vm}/storage", None),
+    ("vm.devices", "POST", "/api/vms/{vm}/volumes/novol/reattach", {"bus": "virtio"}),
+    ("vm.devices", "DELETE", "/api/vms/{vm}/volumes/novol", None),
     ("vm.show", "GET", "/api/vms/{vm}/snapshots", None),
     ("vm.snapshot", "POST", "/api/vms/{vm}/snapshots", {"name": "s1"}),
     ("vm.snapshot", "POST", "/api/vms/{vm}/snapshots/nosnap/revert", None),
@@ -109,7 +112,7 @@ def test_the_table_lists_every_vm_route_once() -> None:
     covered = {f"{m} {p.replace('{vm}', '{name}')}" for _a, m, p, _b in VM_REQUESTS}
     vm_routes = {r for r in ROUTE_ACTIONS if r.split(" ", 1)[1].startswith("/api/vms/{name}") and not r.startswith("WS")}
     assert vm_routes - {r.replace("vdz", "{target}").replace("52:54:00:00:00:99", "{mac}").replace("nosnap", "{snap}")
-                        .replace("cpumode", "{step_id}") for r in covered} == set()
+                        .replace("cpumode", "{step_id}").replace("novol", "{volume}") for r in covered} == set()
 
 
 def _call(client: TestClient, method: str, path: str, body: object):  # type: ignore[no-untyped-def]

@@ -210,7 +210,7 @@ def _check_tables(page: Page, where: str) -> None:
 def test_no_table_cell_is_taller_than_two_lines(role: str, admin_pages: dict[int, Page],
                                                manager_pages: dict[int, Page], vm: str) -> None:
     pages = admin_pages if role == "admin" else manager_pages
-    paths = ["/", "/audit"] + (["/host", "/hosts"] if role == "admin" else [])
+    paths = ["/", "/audit", "/networks"] + (["/host", "/hosts"] if role == "admin" else [])
     for width, page in pages.items():
         for path in paths:
             page.goto(path)

@@ -33,6 +33,7 @@ from vmdeck.api import host as host_api
 from vmdeck.api import imports as imports_api
 from vmdeck.api import learn as learn_api
 from vmdeck.api import networks as networks_api
+from vmdeck.api import storage as storage_api
 from vmdeck.api.context import AppContext, HostHandle
 from vmdeck.api.errors import install_error_handlers
 from vmdeck.api.hardening import HardeningMiddleware
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
         app.include_router(module.router)
     app.include_router(learn_api.router)
     app.include_router(networks_api.router)
+    app.include_router(storage_api.router)
     app.include_router(backups.router)
     app.include_router(imports_api.router)
     app.include_router(i18n.router)

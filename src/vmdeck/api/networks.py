@@ -15,6 +15,8 @@ from vmdeck.api.errors import Forbidden
 from vmdeck.api.policy import Grant, grant_of, may, visible
 from vmdeck.domxml.network import NetworkView
 from vmdeck.errors import NotFound
+from vmdeck.host.connection import Host
+from vmdeck.store.accounts import Principal
 from vmdeck.vm import networks
 
 __all__ = ["router"]
@@ -55,12 +57,43 @@ def _seen(grant: Grant, ctx: AppContext, name: str, need: str = "viewer") -> Net
 
 @router.get("")
 def networks_list(grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context)) -> list[dict[str, Any]]:
-    """The networks you may see: every one for administrators, your projects' for members."""
+    """The networks you may see: every one for administrators; for members, their projects' and the libvirt
+    networks an administrator allowed those projects (`allowed`). Each with the VMs on it you may see, and
+    whether you may delete it (`can_manage`)."""
     principal = _principal(grant)
-    views = networks.list_networks(ctx.host.get())
+    host = ctx.host.get()
+    views = networks.list_networks(host)
+    allowed: set[str] = set()
     if not principal.admin:
-        views = [v for v in views if v.vmdeck and v.project is not None and visible(principal, v.project)]
-    return [dataclasses.asdict(v) for v in views]
+        for project in principal.projects():
+            allowed |= set(ctx.tenancy.networks(project))
+        views = [v for v in views if (v.vmdeck and v.project is not None and visible(principal, v.project))
+                 or v.name in allowed]
+    users = _users_by_network(host, principal)
+    return [{**dataclasses.asdict(v), "vms": users.get(v.name, []),
+             "allowed": v.name in allowed and not (v.vmdeck and v.project is not None and visible(principal, v.project)),
+             "can_manage": principal.admin or (v.vmdeck and v.project is not None
+                                               and may(principal, "manager", v.project))}
+            for v in views]
+
+
+def _users_by_network(host: Host, principal: Principal) -> dict[str, list[str]]:
+    """Network name -> the VMs with a NIC on it (saved or running definition) that the caller may see."""
+    from vmdeck.domxml.network import nic_networks
+    from vmdeck.errors import VmdeckError
+    from vmdeck.vm.project import domain_project
+
+    found: dict[str, list[str]] = {}
+    for dom in host.conn.domains():
+        try:
+            if not principal.admin and not visible(principal, domain_project(dom)):
+                continue
+            on = nic_networks(dom.xml()) | (nic_networks(dom.xml(inactive=True)) if dom.is_persistent() else set())
+        except VmdeckError:  # gone meanwhile
+            continue
+        for name in on:
+            found.setdefault(name, []).append(dom.name)
+    return {name: sorted(vms) for name, vms in found.items()}
 
 
 @router.post("", status_code=201)

@@ -108,6 +108,12 @@ def learn_page(request: Request) -> Response:
     return _page(request, "learn.html", title=title, vm=request.query_params.get("vm", ""))
 
 
+@router.get("/networks", response_class=HTMLResponse)
+def networks_page(request: Request) -> Response:
+    """Virtual networks: the caller's projects' and the ones they were allowed (administrators: all)."""
+    return _page(request, "networks.html", title=i18n.translator(i18n.choose(request))("networks.title"))
+
+
 @router.get("/audit", response_class=HTMLResponse)
 def audit_page(request: Request) -> Response:
     return _page(request, "audit.html", title="Audit log")

@@ -82,6 +82,8 @@ POLICY: dict[str, Rule] = {
     "vm.show": Rule("viewer", "vm", routes=("GET /api/vms/{name}", "GET /api/vms/{name}/devices",
                                             "GET /api/vms/{name}/guest", "GET /vms/{name}",
                                             "GET /api/vms/{name}/snapshots")),
+    "vm.storage": Rule("viewer", "vm", routes=("GET /api/vms/{name}/storage",)),  # disk sizes, kept volumes
+    "network.page": Rule("signed-in", routes=("GET /networks",)),  # lists only the networks one may see
     "vm.screenshot": Rule("viewer", "vm", routes=("GET /api/vms/{name}/screenshot",)),
     "vm.hostview": Rule("viewer", "vm", routes=("GET /api/vms/{name}/hostview",)),
     # The Learn tour: reading it needs a viewer; each step that acts checks its own role (vmdeck.learn.steps).
@@ -109,7 +111,9 @@ POLICY: dict[str, Rule] = {
     "vm.devices": Rule("manager", "vm", routes=("POST /api/vms/{name}/disks", "DELETE /api/vms/{name}/disks/{target}",
                                                 "POST /api/vms/{name}/disks/{target}/resize",
                                                 "POST /api/vms/{name}/nics", "DELETE /api/vms/{name}/nics/{mac}",
-                                                "POST /api/vms/{name}/cdroms")),
+                                                "POST /api/vms/{name}/cdroms",
+                                                "POST /api/vms/{name}/volumes/{volume}/reattach",
+                                                "DELETE /api/vms/{name}/volumes/{volume}")),
     "vm.snapshot": Rule("manager", "vm", routes=("POST /api/vms/{name}/snapshots",
                                                  "POST /api/vms/{name}/snapshots/{snap}/revert",
                                                  "DELETE /api/vms/{name}/snapshots/{snap}")),

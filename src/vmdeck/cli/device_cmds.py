@@ -1,5 +1,7 @@
 """`vmdeck cdrom insert|eject|add`, `vmdeck iso make`, `vmdeck disk add|attach|remove|resize`, `vmdeck nic add|remove`.
 
+`vmdeck disk kept|reattach|purge` live in vmdeck.cli.volume_cmds and join the `disk` group in register().
+
 Thin: each change is one use case (vmdeck.usecases.devices: policy, the disk quota, the audit line, as
 through the API), `iso make` one core function (storage/iso.py); each prints what it did, --json as data.
 """
@@ -187,6 +189,9 @@ def nic_remove(
 
 
 def register(app: typer.Typer) -> None:
+    from vmdeck.cli.volume_cmds import add_commands
+
+    add_commands(disk_app)  # disk kept|reattach|purge
     app.add_typer(cdrom_app, name="cdrom")
     app.add_typer(iso_app, name="iso")
     app.add_typer(disk_app, name="disk")

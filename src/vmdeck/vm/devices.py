@@ -47,6 +47,7 @@ __all__ = [
     "device_table",
     "apply_attach",
     "users_of_image",
+    "drop_owned_record",
 ]
 
 # virtio disks are PCI(e) functions and SCSI disks hang off a virtio-scsi HBA: both hot-plug.
@@ -195,6 +196,11 @@ def _apply_detach(dom: Domain, config_xml: str | None, live_xml: str | None, *, 
     if live_xml is not None:
         return True, f"this bus cannot hot-unplug: removed from the configuration, {NEXT_BOOT}"
     return False, "removed from the configuration"
+
+
+def drop_owned_record(dom: Domain, path: str) -> None:
+    """Forget that vmdeck owns `path` (its file was deleted): vmdeck.vm.volumes' purge."""
+    _owned_update(dom, remove=path)
 
 
 # -- disks ----------------------------------------------------------------------------------

@@ -369,38 +369,13 @@ document.getElementById('media-insert').addEventListener('click', async () => {
 // --- disks and NICs ---------------------------------------------------------------------------------------------------
 async function loadDevices() {
   const rows = await api('GET', `/api/vms/${enc}/devices`);
-  const disks = rows.filter((row) => row.kind === 'disk');
   const nics = rows.filter((row) => row.kind === 'nic');
-  document.querySelector('#device-table tbody').replaceChildren(...(disks.length ? disks.map((row) =>
-    el('tr', { dataset: { kind: row.kind, key: row.key } }, el('td', {}, row.key), el('td', {}, row.bus),
-      el('td', { class: 'path' }, row.source || ''), el('td', {}, row.status),
-      el('td', {}, el('button', { class: 'danger remove', dataset: { need: 'manager' }, onclick: () => removeDisk(row) }, 'Remove'))))
-    : [el('tr', {}, el('td', { colspan: 5, class: 'dim' }, 'No disks.'))]));
+  document.dispatchEvent(new CustomEvent('vm:devices', { detail: rows }));  // the disks: storage.js
   document.querySelector('#nic-table tbody').replaceChildren(...(nics.length ? nics.map((row) =>
     el('tr', { dataset: { kind: row.kind, key: row.key } }, el('td', {}, row.key), el('td', {}, row.bus),
       el('td', {}, row.source || ''), el('td', {}, row.status),
       el('td', {}, el('button', { class: 'danger remove', dataset: { need: 'manager' }, onclick: () => removeNic(row) }, 'Remove'))))
     : [el('tr', {}, el('td', { colspan: 5, class: 'dim' }, 'No network interfaces.'))]));
-}
-
-async function removeDisk(row) {
-  const owned = (vmInfo?.owned_volumes || []).includes(row.source);
-  const live = vmActive ? ` ${name} is running: the guest loses the disk at once, with whatever it has not written out.` : '';
-  const answer = await confirmDialog({
-    title: `Remove disk ${row.key} from ${name}?`,
-    message: owned
-      ? `The disk ${row.key} (${row.source}) is unplugged.${live} Untick "keep the volume" to also delete the volume and all its data.`
-      : `The disk ${row.key} is unplugged.${live} Its volume ${row.source || ''} stays: vmdeck did not create it.`,
-    confirm: 'Remove',
-    option: owned ? { label: 'Keep the volume (its data stays in the pool)', checked: true } : null,
-  });
-  if (!answer) return;
-  const deleteVolume = owned && answer.option === false;
-  await track(`Remove disk ${row.key} of ${name}`,
-    () => api('DELETE', `/api/vms/${enc}/disks/${encodeURIComponent(row.key)}?delete_volume=${deleteVolume}`),
-    (change) => change.message).catch(() => {});
-  loadDevices();
-  refresh().catch(() => {});
 }
 
 async function removeNic(row) {
@@ -416,13 +391,6 @@ async function removeNic(row) {
   loadDevices();
 }
 
-document.getElementById('disk-add').addEventListener('click', async () => {
-  const body = { size_gib: Number(document.getElementById('disk-size').value), bus: document.getElementById('disk-bus').value };
-  await track(`Add a ${body.size_gib} GiB disk to ${name}`, () => api('POST', `/api/vms/${enc}/disks`, body),
-    (change) => change.message).catch(() => {});
-  loadDevices();
-  refresh().catch(() => {});
-});
 document.getElementById('nic-add').addEventListener('click', async () => {
   const body = { model: document.getElementById('nic-model').value, network: 'user' };
   await track(`Add a NIC to ${name}`, () => api('POST', `/api/vms/${enc}/nics`, body), (change) => change.message).catch(() => {});
