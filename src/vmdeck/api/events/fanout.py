@@ -83,9 +83,12 @@ class Subscribers:
         with self._lock:
             self._clients.pop(client, None)
 
-    def publish(self, item: Outgoing) -> None:
+    def clients(self) -> list[tuple[ClientQueue, asyncio.AbstractEventLoop]]:
+        """Each browser's queue and the loop it is served on (the tests count what waits there)."""
         with self._lock:
-            clients = list(self._clients.items())
-        for client, loop in clients:
+            return list(self._clients.items())
+
+    def publish(self, item: Outgoing) -> None:
+        for client, loop in self.clients():
             with contextlib.suppress(RuntimeError):  # that loop is closing
                 loop.call_soon_threadsafe(client.put, item)
