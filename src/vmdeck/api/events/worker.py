@@ -20,7 +20,7 @@ from vmdeck.api.events.source import EventSource
 from vmdeck.api.inventory import Inventory
 from vmdeck.errors import VmdeckError
 from vmdeck.vm.project import domain_project
-from vmdeck.vm.state import VmState, allowed_actions
+from vmdeck.vm.state import VmState, allowed_actions, capabilities
 
 __all__ = ["RecordWorker", "STATE_AFTER"]
 
@@ -95,8 +95,9 @@ class RecordWorker:
                             "vm": record.vm, "event": record.event, "detail": record.detail,
                             "state": state, "at": time.time(), "host": record.host,
                             "project": self.projects.get(record.vm)}
-        if state is not None:
+        if state is not None:  # what the pages enable in the new state: they keep no state names of their own
             message["allowed_actions"] = allowed_actions(state)
+            message["can"] = capabilities(state)
         self.publish(message)
 
     def _device(self, record: EventRecord) -> None:
