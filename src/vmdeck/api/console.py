@@ -21,6 +21,7 @@ import anyio
 import websockets
 from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
+from starlette.websockets import WebSocketState
 from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
@@ -131,8 +132,7 @@ async def vnc_proxy(websocket: WebSocket, name: str) -> None:
     try:
         kind, address, port = await anyio.to_thread.run_sync(lambda: vnc_target(vm_host_of(ctx, name), name))
     except VmdeckError as error:
-        log.info("console of %s not opened: %s", name, error.message)
-        await websocket.close(code=1011, reason=error.message[:120])
+        await _not_opened(websocket, "console", name, error.message, _subprotocol(websocket))
         return
     await websocket.accept(subprotocol=_subprotocol(websocket))
     watch = _watch(websocket)
@@ -146,15 +146,25 @@ async def vnc_proxy(websocket: WebSocket, name: str) -> None:
                              else asyncio.open_connection(address, port))
     except (OSError, TimeoutError, websockets.InvalidHandshake) as error:
         why = getattr(error, "strerror", None) or str(error) or type(error).__name__
-        reason = f"cannot reach the VM's VNC server: {why}"
-        log.info("console of %s not opened: %s", name, reason)
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await websocket.close(code=1011, reason=reason[:120])
+        await _not_opened(websocket, "console", name, f"cannot reach the VM's VNC server: {why}",
+                          _subprotocol(websocket))
         return
     if kind == "ws":
         await _bridge_websocket(websocket, upstream, watch)
     else:
         await _bridge_stream(websocket, *streams, watch)
+
+
+async def _not_opened(websocket: WebSocket, what: str, name: str, reason: str,
+                      subprotocol: str | None = None) -> None:
+    """The caller was admitted but the VM's end is not there: the browser is told why in a close
+    frame (1011, after the handshake, so noVNC and the terminal see the reason rather than a refused
+    upgrade), the server's log gets one line (a warning: it shows in `vmdeck serve`'s output)."""
+    log.warning("%s of %s not opened: %s", what, name, reason)
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        if websocket.client_state == WebSocketState.CONNECTING:
+            await websocket.accept(subprotocol=subprotocol)
+        await websocket.close(code=1011, reason=reason[:120])
 
 
 async def _client_bytes(websocket: WebSocket) -> bytes | None:
@@ -293,7 +303,7 @@ async def serial_proxy(websocket: WebSocket, name: str) -> None:
     try:
         serial = await anyio.to_thread.run_sync(lambda: _SerialQueue(vm_host_of(ctx, name), name, loop))
     except VmdeckError as error:
-        await websocket.close(code=1011, reason=error.message[:120])
+        await _not_opened(websocket, "serial console", name, error.message)
         return
     await websocket.accept()
     watch = _watch(websocket)
@@ -311,7 +321,7 @@ async def serial_proxy(websocket: WebSocket, name: str) -> None:
     finally:
         await anyio.to_thread.run_sync(serial.close)
         if serial.buffer.overflowed:
-            log.info("serial console of %s: the browser fell %d bytes behind, let go", name, serial.buffer.limit)
+            log.warning("serial console of %s: the browser fell %d bytes behind, let go", name, serial.buffer.limit)
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await websocket.close(code=1013, reason="console output not read: open it again")
         else:
