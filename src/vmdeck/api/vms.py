@@ -301,7 +301,7 @@ def vms_migrate(name: str, body: MigrateRequest, host: Host = Depends(request_ho
 
     def progress(line: str) -> None:
         if hub is not None:
-            hub.publish({"type": "migration", "vm": name, "to": body.to, "line": line})  # type: ignore[attr-defined]
+            hub.publish({"type": "migration", "vm": name, "to": body.to, "line": line})
 
     try:
         summary = migrate(services, actor, host, name, body.to, registry, live=body.live, timeout=body.timeout,
