@@ -179,7 +179,60 @@ def test_ticket_requests_are_checked(client: TestClient, anon: TestClient) -> No
     assert stopped.status_code == 409 and stopped.json()["error"] == "wrong_state"
 
 
+def _closed(client: TestClient, path: str) -> tuple[int, str]:
+    """(code, reason) of a console admitted, then closed by the server before any byte."""
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(path) as ws:
+        ws.receive_bytes()
+    return closed.value.code, closed.value.reason
+
+
 def test_vm_without_display_closes_after_admission(client: TestClient) -> None:
-    # "busy" has no graphics: the ticket is fine, so the refusal is the server's (1011), not a policy one.
+    # "busy" has no graphics: the ticket is fine, so the close is the server's (1011, after the handshake,
+    # with the reason for the page), not a policy refusal.
     ticket = _ticket(client, "busy")
-    assert _refused(client, f"/api/vms/busy/console/vnc?ticket={ticket}") == 1011
+    code, reason = _closed(client, f"/api/vms/busy/console/vnc?ticket={ticket}")
+    assert code == 1011 and "no graphical console" in reason
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+    lines = [r.getMessage() for r in caplog.records if r.name == "vmdeck.api.console"]
+    assert len(lines) == 1 and "\n" not in lines[0], lines
+
+
+@pytest.mark.parametrize("display", ["websocket", "tcp"])
+def test_a_display_whose_qemu_is_gone_closes_cleanly(client: TestClient, test_host: Host, display: str,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    # A snapshot revert restarts QEMU under a console that reconnects: the VM is running by libvirt's
+    # account, but nothing listens where its display was (QEMU's websocket port, or its VNC port).
+    port, websocket = _closed_port(), _closed_port()
+    extra = f"websocket='{websocket}'" if display == "websocket" else ""
+    xml = f"""<domain type='test'><name>reverting</name><memory unit='MiB'>128</memory><vcpu>1</vcpu>
+      <os><type arch='x86_64'>hvm</type></os>
+      <devices><graphics type='vnc' port='{port}' {extra} autoport='no' listen='127.0.0.1'/></devices></domain>"""
+    test_host.conn.raw.defineXML(xml).create()
+    ticket = _ticket(client, "reverting")
+    caplog.set_level("INFO")
+    with pytest.raises(WebSocketDisconnect) as closed, \
+            client.websocket_connect(f"/api/vms/reverting/console/vnc?ticket={ticket}",
+                                     subprotocols=["binary"]) as ws:
+        ws.receive_bytes()
+    assert closed.value.code == 1011 and "cannot reach the VM's VNC server" in closed.value.reason
+    _no_traceback(caplog)
+
+
+def test_a_vm_stopped_after_its_ticket_closes_cleanly(client: TestClient, screen_vm: str,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    ticket = _ticket(client, screen_vm)
+    assert client.post(f"/api/vms/{screen_vm}/poweroff").status_code == 200
+    caplog.set_level("INFO")
+    code, reason = _closed(client, f"/api/vms/{screen_vm}/console/vnc?ticket={ticket}")
+    assert code == 1011 and "shut off" in reason
+    _no_traceback(caplog)

@@ -21,9 +21,11 @@ def test_power_changes_arrive_as_events(client: TestClient) -> None:
         client.post("/api/vms/busy/poweroff")
         stopped = _next(ws, "state")
         assert (stopped["vm"], stopped["event"], stopped["state"]) == ("busy", "stopped", "shut off")
+        # What the pages enable comes with the state (vmdeck.vm.state.capabilities): no page keeps state names.
+        assert stopped["can"]["console"] is False and stopped["allowed_actions"] == ["start", "delete"]
         client.post("/api/vms/busy/start")
         started = _next(ws, "state")
-        assert (started["vm"], started["state"]) == ("busy", "running")
+        assert (started["vm"], started["state"], started["can"]["console"]) == ("busy", "running", True)
         client.post("/api/vms", json={"name": "fresh", "template": "q35-virtio"})
         defined = _next(ws, "inventory")
         assert (defined["vm"], defined["event"]) == ("fresh", "defined")

@@ -34,7 +34,9 @@ def test_create_show_power_and_delete(client: TestClient) -> None:
     assert body["owned_volumes"] and body["owned_volumes"][0].endswith("web1-vda.qcow2")
     assert client.post("/api/vms/web1/start").json() == {
         "name": "web1", "state": "running", "result": "started",
-        "allowed_actions": ["shutdown", "poweroff", "reboot", "reset", "pause", "delete"]}
+        "allowed_actions": ["shutdown", "poweroff", "reboot", "reset", "pause", "delete"],
+        "can": {"active": True, "console": True, "migrate_live": True, "migrate_offline": False, "snapshot": True,
+                "snapshot_memory": True, "sample": True}}
     assert client.post("/api/vms/web1/pause").json()["state"] == "paused"
     assert client.post("/api/vms/web1/resume").json()["state"] == "running"
     assert client.post("/api/vms/web1/reset").json()["state"] == "running"

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from browser_helpers import PASSWORD, Server, until, wait_for_screen_shell
 from playwright.sync_api import Page, expect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
 from vmdeck.console.screen import decode_png_rgb
@@ -208,3 +208,29 @@ def test_power_off_from_the_list_updates_through_the_event_stream(page: Page, vm
     expect(row.locator('button[data-action="poweroff"]')).to_be_disabled()
     # No reload happened: the marker set in this document is still there.
     assert page.evaluate("window.__sameDocument") == "still here"
+
+
+def test_a_console_opened_while_qemu_is_gone_closes_cleanly(server: Server, vm_name: str) -> None:
+    """noVNC reconnects on its own, e.g. while a snapshot revert restarts QEMU: a console asked for a VM
+    whose QEMU is gone is closed with 1011 and its reason, and the server logs one line, no traceback."""
+    api = server.api()
+    own = {"Cookie": api.headers["Cookie"], "Origin": server.url}
+    assert api.post(f"/api/vms/{vm_name}/start").status_code == 200  # a QEMU process: a ticket is given
+    reply = api.post(f"/api/vms/{vm_name}/console/ticket", json={"kind": "vnc"})
+    assert reply.status_code == 200, reply.text
+    assert api.post(f"/api/vms/{vm_name}/poweroff").status_code == 200  # ... and it is gone again
+    logged = len(server.log.read_bytes())
+    path = f"{server.url.replace('http://', 'ws://')}/api/vms/{vm_name}/console/vnc?ticket={reply.json()['ticket']}"
+    with ws_connect(path, additional_headers=own, subprotocols=["binary"]) as ws, \
+            pytest.raises(ConnectionClosed) as closed:
+        ws.recv(timeout=60)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+    assert "shut off" in closed.value.rcvd.reason
+
+    def logged_since() -> str | None:
+        text = server.log.read_bytes()[logged:].decode(errors="replace")
+        return text if vm_name in text else None
+
+    new = str(until(logged_since, "the server to log the refused console"))
+    assert "Traceback" not in new and [line for line in new.splitlines() if vm_name in line] == [
+        f"console of {vm_name} not opened: {closed.value.rcvd.reason}"], new

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import logging
+import threading
+from collections.abc import Awaitable, Callable
 
 import anyio
 import websockets
 from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
+from starlette.websockets import WebSocketState
+from websockets.asyncio.client import ClientConnection
 from websockets.typing import Subprotocol
 
 from vmdeck.api.context import AppContext, request_host, vm_host_of
@@ -34,10 +38,13 @@ from vmdeck.host.connection import Host
 from vmdeck.store.accounts import Principal
 from vmdeck.vm.state import current_state
 
-__all__ = ["router", "vnc_target"]
+__all__ = ["router", "vnc_target", "SerialBuffer"]
 
 router = APIRouter(tags=["console"])
+log = logging.getLogger("vmdeck.api.console")
 _CHUNK = 1 << 16
+# Serial output waiting for one browser, at most (see SerialBuffer): minutes of a busy console.
+SERIAL_LIMIT = 1 << 20
 
 
 class TicketRequest(BaseModel):
@@ -61,7 +68,7 @@ def console_ticket(name: str, body: TicketRequest, request: Request,
         raise InvalidInput(f"kind: one of {', '.join(KINDS)}", field="kind")
     dom = host.lookup(name)  # NotFound for a VM that does not exist: no ticket for nothing
     state = current_state(dom)
-    if state not in ("running", "paused", "blocked"):
+    if not state.has_console:
         raise StateError(name, state, "running", "open the console of")
     ctx: AppContext = request.app.state.ctx
     ticket = ctx.tickets.issue(principal.user_id, name, body.kind)
@@ -113,26 +120,51 @@ def _subprotocol(websocket: WebSocket) -> str | None:
 
 @router.websocket("/api/vms/{name}/console/vnc")
 async def vnc_proxy(websocket: WebSocket, name: str) -> None:
+    """The VM's screen: RFB between the browser (noVNC) and QEMU's VNC server.
+
+    A display that is not there (the VM stopped, or its QEMU is being restarted by a snapshot
+    revert while noVNC reconnects) is an everyday answer, not a server fault: the browser gets a
+    close with 1011 and the reason, the log one line, and no traceback.
+    """
     if not await _admit(websocket, name, "vnc"):
         return
     ctx: AppContext = websocket.app.state.ctx
     try:
         kind, address, port = await anyio.to_thread.run_sync(lambda: vnc_target(vm_host_of(ctx, name), name))
     except VmdeckError as error:
-        await websocket.close(code=1011, reason=error.message[:120])
+        await _not_opened(websocket, "console", name, error.message, _subprotocol(websocket))
         return
     await websocket.accept(subprotocol=_subprotocol(websocket))
     watch = _watch(websocket)
-    if kind == "ws":
-        await _bridge_websocket(websocket, f"ws://{address}:{port}", watch)
-    else:
-        try:  # the socket needs root (or QEMU's user): a server run as anyone else is told so here
+    try:
+        if kind == "ws":
+            # QEMU's websocket server speaks the "binary" subprotocol, as noVNC does.
+            upstream = await websockets.connect(f"ws://{address}:{port}", subprotocols=[Subprotocol("binary")],
+                                                compression=None, max_size=None, open_timeout=5, ping_interval=None)
+        else:  # the socket needs root (or QEMU's user): a server run as anyone else is told so here
             streams = await (asyncio.open_unix_connection(address) if kind == "unix"
                              else asyncio.open_connection(address, port))
-        except OSError as error:
-            await websocket.close(code=1011, reason=f"cannot reach the VM's VNC server: {error.strerror}"[:120])
-            return
+    except (OSError, TimeoutError, websockets.InvalidHandshake) as error:
+        why = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        await _not_opened(websocket, "console", name, f"cannot reach the VM's VNC server: {why}",
+                          _subprotocol(websocket))
+        return
+    if kind == "ws":
+        await _bridge_websocket(websocket, upstream, watch)
+    else:
         await _bridge_stream(websocket, *streams, watch)
+
+
+async def _not_opened(websocket: WebSocket, what: str, name: str, reason: str,
+                      subprotocol: str | None = None) -> None:
+    """The caller was admitted but the VM's end is not there: the browser is told why in a close
+    frame (1011, after the handshake, so noVNC and the terminal see the reason rather than a refused
+    upgrade), the server's log gets one line (a warning: it shows in `vmdeck serve`'s output)."""
+    log.warning("%s of %s not opened: %s", what, name, reason)
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        if websocket.client_state == WebSocketState.CONNECTING:
+            await websocket.accept(subprotocol=subprotocol)
+        await websocket.close(code=1011, reason=reason[:120])
 
 
 async def _client_bytes(websocket: WebSocket) -> bytes | None:
@@ -149,10 +181,8 @@ def _watch(websocket: WebSocket) -> Watch:
     return Watch(websocket, lambda now: may(now, POLICY["vm.console"].need, project))
 
 
-async def _bridge_websocket(websocket: WebSocket, url: str, watch: Watch) -> None:
-    # QEMU's websocket server speaks the "binary" subprotocol, as noVNC does.
-    async with websockets.connect(url, subprotocols=[Subprotocol("binary")], compression=None, max_size=None,
-                                  open_timeout=5, ping_interval=None) as upstream:
+async def _bridge_websocket(websocket: WebSocket, upstream: ClientConnection, watch: Watch) -> None:
+    async with upstream:
         async def up() -> None:
             while (data := await _client_bytes(websocket)) is not None:
                 await upstream.send(data)
@@ -194,10 +224,10 @@ async def _close_quietly(websocket: WebSocket, watch: Watch | None = None) -> No
             await websocket.close()
 
 
-async def _first_of(*pumps: Any) -> None:
+async def _first_of(*pumps: Callable[[], Awaitable[None]]) -> None:
     """Run the two directions; when either ends (a side closed), stop the other."""
     async with anyio.create_task_group() as tasks:
-        async def run(pump: Any) -> None:
+        async def run(pump: Callable[[], Awaitable[None]]) -> None:
             with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError,
                                      websockets.ConnectionClosed):
                 await pump()
@@ -207,20 +237,61 @@ async def _first_of(*pumps: Any) -> None:
             tasks.start_soon(run, pump)
 
 
+class SerialBuffer:
+    """The serial console's output on its way to one browser, bounded (SERIAL_LIMIT bytes).
+
+    Output arrives on libvirt's event thread faster than a browser that stopped reading takes it
+    (a guest printing a log in a loop), and the websocket's sends wait for that browser. Bytes of a
+    terminal cannot be dropped without garbling it, and the guest cannot be paused for one tab, so a
+    browser SERIAL_LIMIT bytes behind is let go: the buffer ends (`overflowed`), the proxy closes the
+    websocket with 1013 ("try again later") and the page may open the console anew. The guest's
+    serial line is not lost by it: the next reader sees what comes next.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int = SERIAL_LIMIT) -> None:
+        self.loop = loop
+        self.limit = limit
+        self._chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._lock = threading.Lock()
+        self._pending = 0  # bytes pushed and not yet taken
+        self._ended = False
+        self.overflowed = False
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def push(self, data: bytes | None) -> None:
+        """From any thread: a chunk of output, or None at the end of the console."""
+        with self._lock:
+            if self._ended:
+                return
+            if data is not None and self._pending + len(data) > self.limit:
+                self.overflowed, data = True, None
+            if data is None:
+                self._ended = True
+            else:
+                self._pending += len(data)
+        with contextlib.suppress(RuntimeError):  # the server's loop is closing
+            self.loop.call_soon_threadsafe(self._chunks.put_nowait, data)
+
+    async def get(self) -> bytes | None:
+        data = await self._chunks.get()
+        if data is not None:
+            with self._lock:
+                self._pending -= len(data)
+        return data
+
+
 class _SerialQueue:
-    """The VM's serial console (vmdeck.console.serial.SerialStream) feeding an asyncio queue."""
+    """The VM's serial console (vmdeck.console.serial.SerialStream) feeding a SerialBuffer."""
 
     def __init__(self, host: Host, name: str, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.buffer = SerialBuffer(loop)
         # FORCE: a tab left open elsewhere must not lock the user out of their own console.
-        self.stream = SerialStream(host.conn, name, self._push, force=True)
+        self.stream = SerialStream(host.conn, name, self.buffer.push, force=True)
         self.send = self.stream.send
         self.close = self.stream.close
-
-    def _push(self, data: bytes | None) -> None:
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, data)
 
 
 @router.websocket("/api/vms/{name}/console/serial")
@@ -232,7 +303,7 @@ async def serial_proxy(websocket: WebSocket, name: str) -> None:
     try:
         serial = await anyio.to_thread.run_sync(lambda: _SerialQueue(vm_host_of(ctx, name), name, loop))
     except VmdeckError as error:
-        await websocket.close(code=1011, reason=error.message[:120])
+        await _not_opened(websocket, "serial console", name, error.message)
         return
     await websocket.accept()
     watch = _watch(websocket)
@@ -242,13 +313,18 @@ async def serial_proxy(websocket: WebSocket, name: str) -> None:
             await anyio.to_thread.run_sync(serial.send, data)
 
     async def down() -> None:
-        while (data := await serial.queue.get()) is not None:
+        while (data := await serial.buffer.get()) is not None:
             await websocket.send_bytes(data)
 
     try:
         await _first_of(up, down, watch)
     finally:
         await anyio.to_thread.run_sync(serial.close)
-        await _close_quietly(websocket, watch)
+        if serial.buffer.overflowed:
+            log.warning("serial console of %s: the browser fell %d bytes behind, let go", name, serial.buffer.limit)
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await websocket.close(code=1013, reason="console output not read: open it again")
+        else:
+            await _close_quietly(websocket, watch)
 
 

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -21,6 +22,9 @@ from vmdeck.host.connection import Host, connect
 from vmdeck.store.accounts import Accounts
 from vmdeck.store.auditlog import Audit
 from vmdeck.store.tenancy import Tenancy
+
+if TYPE_CHECKING:  # the hub imports this module: only its type here
+    from vmdeck.api.events.hub import EventHub
 
 __all__ = ["HostHandle", "AppContext", "app_context", "request_host", "request_inventory", "vm_host_of", "fleet_of",
            "quota_hosts"]
@@ -103,7 +107,7 @@ class AppContext:
     tenancy: Tenancy
     audit: Audit
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
-    events: object | None = None  # vmdeck.api.events.EventHub once started
+    events: EventHub | None = None  # once started (vmdeck.api.app's lifespan)
     # The registered hosts (None: this server manages the one host of --connect / the test's connection).
     fleet: Fleet | None = None
     admin_created: bool = False  # this start created the admin account

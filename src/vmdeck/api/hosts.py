@@ -74,7 +74,7 @@ def hosts_drain(host: str, body: DrainRequest | None = None, ctx: AppContext = D
 
     def progress(line: str) -> None:
         if hub is not None:
-            hub.publish({"type": "drain", "host": host, "line": line})  # type: ignore[attr-defined]
+            hub.publish({"type": "drain", "host": host, "line": line})
 
     report = host_cases.drain(services_of(ctx), actor, _fleet(ctx), _registry(ctx), host,
                               timeout=body.timeout if body else None, progress=progress)

@@ -34,7 +34,7 @@ from vmdeck.usecases import Actor, Services
 from vmdeck.usecases import vms as vm_cases
 from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.inventory import VmSummary, show_vm
-from vmdeck.vm.state import POWER_VERBS, PowerVerb, allowed_actions, current_state
+from vmdeck.vm.state import POWER_VERBS, PowerVerb, allowed_actions, capabilities, current_state
 
 __all__ = ["router"]
 
@@ -87,6 +87,7 @@ class PowerResult(BaseModel):
     state: str
     result: str | None = None
     allowed_actions: list[str] = Field(default_factory=list, description="What the VM's new state allows.")
+    can: dict[str, bool] = Field(default_factory=dict, description="What the pages offer in that state, as in GET.")
 
 
 class ShutdownRequest(BaseModel):
@@ -231,7 +232,8 @@ def vms_adopt(name: str, body: Adopt, host: Host = Depends(request_host), invent
 def _result(host: Host, inventory: Inventory, name: str, result: str | None = None) -> PowerResult:
     inventory.after_write(name)  # the next list shows the new state, whether or not the event has arrived
     state = current_state(host.lookup(name))
-    return PowerResult(name=name, state=state, result=result, allowed_actions=allowed_actions(state))
+    return PowerResult(name=name, state=state, result=result, allowed_actions=allowed_actions(state),
+                       can=capabilities(state))
 
 
 @router.post("/{name}/start", response_model=PowerResult)
@@ -301,7 +303,7 @@ def vms_migrate(name: str, body: MigrateRequest, host: Host = Depends(request_ho
 
     def progress(line: str) -> None:
         if hub is not None:
-            hub.publish({"type": "migration", "vm": name, "to": body.to, "line": line})  # type: ignore[attr-defined]
+            hub.publish({"type": "migration", "vm": name, "to": body.to, "line": line})
 
     try:
         summary = migrate(services, actor, host, name, body.to, registry, live=body.live, timeout=body.timeout,

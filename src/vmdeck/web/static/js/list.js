@@ -178,7 +178,8 @@ const USER_MODE_ADDRESS = /^(10\.0\.2\.\d+|fec0:)/i;
 
 function drawRow(tr, name) {
   const info = runtime.get(name);
-  const running = tr.dataset.state === 'running' || tr.dataset.state === 'paused';
+  // Uptime and addresses belong to a QEMU process: shown while one exists (power off allowed).
+  const running = allowedActions(vms.find((v) => v.name === name)).has('poweroff');
   // QEMU's user-mode NIC gives every guest 10.0.2.15 (and fec0::…): an address nobody can reach, left out.
   const addresses = (info?.addresses || []).filter((a) => !USER_MODE_ADDRESS.test(a));
   tr.querySelector('.ip').textContent = running ? addresses.join(', ') : '';

@@ -34,7 +34,7 @@ tabs.addEventListener('click', (event) => {
 });
 
 // --- state and power -------------------------------------------------------------------------------------
-// `source` is a VM from the API, a power reply or a state event: each carries allowed_actions.
+// `source` is a VM from the API, a power reply or a state event: each carries allowed_actions and `can`.
 function setState(next, source) {
   const allowed = allowedActions(source);
   for (const button of document.querySelectorAll('#power button')) button.disabled = !allowed.has(button.dataset.action);
@@ -52,7 +52,7 @@ function setState(next, source) {
     control.disabled = !active;
   }
   if (!active) document.getElementById('console-paste').hidden = true;
-  if (next === 'running' || next === 'paused') {
+  if (source?.can?.console) {
     // QEMU's VNC server exists as soon as the process does: connect the screen and the serial port.
     // (A start passes through "paused" on its way to "running": connect once, whichever comes first.)
     if (!rfb && !connecting.vnc) connectConsole();
