@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from vmdeck.errors import Conflict, NotFound
 from vmdeck.host.connection import Host
-from vmdeck.store.quota import Demand, locked_change, reserve
+from vmdeck.store.quota import Demand, reserve
 from vmdeck.store.tenancy import DEFAULT_PROJECT
 from vmdeck.usecases.actor import Actor
 from vmdeck.usecases.audit import audited, project_of_vm
 from vmdeck.usecases.common import Progress, quiet
 from vmdeck.usecases.permissions import authorize
+from vmdeck.usecases.quota import grown
 from vmdeck.usecases.services import Services
 from vmdeck.vm import lifecycle
 
@@ -145,13 +146,12 @@ def set_resources(svc: Services, actor: Actor, host: Host, name: str, *, vcpus: 
             def apply() -> Any:
                 return set_vm_resources(host, name, vcpus=vcpus, memory_mib=memory_mib)
 
-            if project is None:  # a VM outside any project: no quota to hold it to
-                change = apply()
-            else:
+            def growth() -> Demand:
                 current = show_vm(host, name).view
-                demand = Demand(vcpus=max(0, (vcpus or current.vcpus) - current.vcpus),
-                                memory_mib=max(0, (memory_mib or current.memory_mib) - current.memory_mib))
-                change = locked_change(svc.db, svc.counted_on(host), project, demand, apply, on=host)
+                return Demand(vcpus=max(0, (vcpus or current.vcpus) - current.vcpus),
+                              memory_mib=max(0, (memory_mib or current.memory_mib) - current.memory_mib))
+
+            change = grown(svc, host, project, growth, apply)
             reply.update(vcpus=change.vcpus, memory_mib=change.memory_mib, applies=change.applies)
         if boot_order is not None:
             reply["boot_order"] = list(set_boot_order(host, name, list(boot_order)))
