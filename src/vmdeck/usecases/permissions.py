@@ -16,7 +16,8 @@ __all__ = ["ACTION_NEEDS", "NotPermitted", "authorize"]
 ACTION_NEEDS: dict[str, str] = {
     "vm.create": "manager", "vm.delete": "manager", "vm.resize": "manager", "vm.devices": "manager",
     "vm.snapshot": "manager", "vm.clone": "manager",
-    "vm.power": "operator", "vm.media": "operator",
+    "vm.power": "operator", "vm.media": "operator", "vm.exec": "operator", "vm.keys": "operator",
+    "vm.screenshot": "viewer",
     "vm.migrate": "admin", "vm.adopt": "admin", "host.manage": "admin", "image.manage": "admin",
     "iso.upload": "manager", "iso.delete": "manager",
 }
