@@ -141,8 +141,11 @@ def _mark(db: sessionmaker[Session], schedule: Schedule, when: float, result: st
 
 
 def run_due(db: sessionmaker[Session], host: Host, *, now: float | None = None, force: bool = False,
-            progress: Callable[[str], None] = lambda _m: None) -> list[str]:
-    """Back up (then prune) every VM of `host` whose schedule is due; one line per VM, failures included."""
+            progress: Callable[[str], None] = lambda _m: None,
+            take: Callable[[Schedule], str] | None = None) -> list[str]:
+    """Back up (then prune) every VM of `host` whose schedule is due; one line per VM, failures included.
+    `take` does one schedule's backup and prune and says what it did (vmdeck.usecases.backups.run_due: checked,
+    charged and audited as any backup); without it, the core's calls below."""
     from vmdeck.vm.backup import create_backup, estimate_bytes
     from vmdeck.vm.backup_ops import prune_backups
     from vmdeck.vm.project import project_of
@@ -153,12 +156,15 @@ def run_due(db: sessionmaker[Session], host: Host, *, now: float | None = None, 
         if schedule.uri != host.uri or not (force or schedule.due(when)):
             continue
         try:
-            repo = Repository(Path(schedule.repo) if schedule.repo else None)
-            check_backup_quota(db, project_of(host, schedule.vm), repo, estimate_bytes(host, schedule.vm))
-            made = create_backup(host, schedule.vm, repo=schedule.repo, progress=progress)
-            pruned = prune_backups(schedule.vm, keep_last=schedule.keep_last, keep_daily=schedule.keep_daily,
-                                   keep_weekly=schedule.keep_weekly, repo=schedule.repo, progress=progress)
-            line = f"{made.message}; {pruned.message}"
+            if take is not None:
+                line = take(schedule)
+            else:
+                repo = Repository(Path(schedule.repo) if schedule.repo else None)
+                check_backup_quota(db, project_of(host, schedule.vm), repo, estimate_bytes(host, schedule.vm))
+                made = create_backup(host, schedule.vm, repo=schedule.repo, progress=progress)
+                pruned = prune_backups(schedule.vm, keep_last=schedule.keep_last, keep_daily=schedule.keep_daily,
+                                       keep_weekly=schedule.keep_weekly, repo=schedule.repo, progress=progress)
+                line = f"{made.message}; {pruned.message}"
         except VmdeckError as err:
             line = f"backup of {schedule.vm} failed: {err}"
         _mark(db, schedule, when, line)

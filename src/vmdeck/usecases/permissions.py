@@ -20,6 +20,8 @@ ACTION_NEEDS: dict[str, str] = {
     "vm.screenshot": "viewer",
     "vm.migrate": "admin", "vm.adopt": "admin", "host.manage": "admin", "image.manage": "admin",
     "iso.upload": "manager", "iso.delete": "manager",
+    "backup.create": "operator", "backup.manage": "manager", "backup.restore": "manager",
+    "backup.export": "admin", "backup.import": "admin",  # a file at a host path: the host's administrator
 }
 
 
