@@ -17,7 +17,7 @@ __all__ = ["ACTION_NEEDS", "NotPermitted", "authorize", "authorize_in"]
 
 ACTION_NEEDS: dict[str, str] = {
     "vm.create": "manager", "vm.delete": "manager", "vm.resize": "manager", "vm.devices": "manager",
-    "vm.snapshot": "manager", "vm.clone": "manager",
+    "vm.snapshot": "manager", "vm.clone": "manager", "vm.import": "manager",
     "vm.power": "operator", "vm.media": "operator", "vm.exec": "operator", "vm.keys": "operator",
     "vm.screenshot": "viewer",
     "vm.migrate": "admin", "vm.adopt": "admin", "host.manage": "admin", "image.manage": "admin",

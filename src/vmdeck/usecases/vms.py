@@ -26,7 +26,7 @@ from vmdeck.vm import lifecycle
 if TYPE_CHECKING:  # pydantic: not on the path of `vmdeck start` (vmdeck.cli.fast)
     from vmdeck.spec.models import VmSpec
 
-__all__ = ["Created", "create", "start", "start_many", "power", "shutdown", "delete", "set_resources", "adopt"]
+__all__ = ["Created", "placed", "create", "start", "start_many", "power", "shutdown", "delete", "set_resources", "adopt"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Created:
 
 
 @contextlib.contextmanager
-def _placed(svc: Services, local: Host | None, spec: VmSpec, wanted: str | None) -> Iterator[tuple[Host, str]]:
+def placed(svc: Services, local: Host | None, spec: VmSpec, wanted: str | None) -> Iterator[tuple[Host, str]]:
     """The host a new VM goes to. With several hosts its room stays held until the body is done (the VM
     runs, or the create failed), so a create placed meanwhile counts it (vmdeck.cluster.place)."""
     if svc.fleet is None:
@@ -46,9 +46,9 @@ def _placed(svc: Services, local: Host | None, spec: VmSpec, wanted: str | None)
             raise NotFound(f"no host named {wanted!r} is registered (one host is managed here)")
         yield local, ""
         return
-    from vmdeck.cluster.place import placed
+    from vmdeck.cluster.place import placed as room_held
 
-    with placed(svc.fleet, spec, None if wanted in (None, "auto") else wanted) as entry:
+    with room_held(svc.fleet, spec, None if wanted in (None, "auto") else wanted) as entry:
         yield svc.fleet.host(entry), entry.name
 
 
@@ -65,7 +65,7 @@ def create(svc: Services, actor: Actor, spec: VmSpec, *, local: Host | None, pro
         authorize(actor, "vm.create", project)
         svc.tenancy.ensure_project(project)
         demand = create_demand(spec)  # before anything exists: an image's overlay counts its full size
-        with _placed(svc, local, spec, on_host) as (host, host_name):
+        with placed(svc, local, spec, on_host) as (host, host_name):
             from vmdeck.usecases.devices import check_nic_networks
 
             check_nic_networks(svc, actor, host, project, {nic.network for nic in spec.nics})
