@@ -140,7 +140,7 @@ def run_due(svc: Services, actor: Actor, host: Host, *, force: bool = False, pro
                        keep_weekly=plan.keep_weekly, repo=plan.repo, progress=progress)
         return f"{made.message}; {pruned.message}"
 
-    return due(svc.db, host, force=force, progress=progress, take=take)
+    return due(svc.db, host, take, force=force)
 
 
 def restore_demand(manifest: Manifest) -> Demand:
