@@ -213,8 +213,14 @@ def _used(db: Any, host: Host) -> dict[str, float]:
     return {q: quota[q]["used"] for q in QUOTAS}
 
 
-def _line(audit: Audit, vm: str, action: str | None = None) -> tuple[Any, ...]:
+def _newest(audit: Audit) -> int:
+    found = audit.entries(None, limit=1)
+    return int(found[0]["id"]) if found else 0
+
+
+def _line(audit: Audit, vm: str, action: str | None = None, after: int = 0) -> tuple[Any, ...]:
     entry = audit.entries(None, limit=1, action=action)[0]
+    assert entry["id"] > after, f"no {action or 'audit'} line was written for {vm}"
     return (entry["action"], entry["project"], (entry["vm"] or "").replace(vm, "VM"), entry["status"],
             entry["result"].replace(vm, "VM"))
 
@@ -265,10 +271,12 @@ def test_the_command_and_the_api_have_the_same_effect(api: TestClient, twins: tu
 
         started = time.monotonic()
         try:
+            before = _newest(audit)
             api_effect = _effect(db, host, through_api)
-            api_line = _line(audit, by_api, op.api_action)
+            api_line = _line(audit, by_api, op.api_action, before)
+            before = _newest(audit)
             cli_effect = _effect(db, host, through_cli)
-            cli_line = _line(audit, by_cli)
+            cli_line = _line(audit, by_cli, after=before)
         finally:
             if op.tight:
                 assert api.patch(f"/api/projects/{PROJECT}", json={"disk_gib": 30}).status_code == 200
