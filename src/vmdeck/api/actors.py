@@ -31,7 +31,7 @@ def request_actor(request: Request, grant: Grant = Depends(grant_of)) -> Actor:
     assert principal is not None  # every mutating route needs a signed-in caller
     actor = Actor(user=principal.username, origin="socket" if principal.via == VIA else "api",
                   role=ADMIN if principal.admin else principal.role_in(grant.project), project=grant.project,
-                  project_known=True, via=principal.via, target=_target(request))
+                  project_known=True, via=principal.via, target=_target(request), role_of=principal.role_in)
     request.state.actor = actor
     return actor
 

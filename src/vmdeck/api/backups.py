@@ -1,4 +1,5 @@
-"""REST endpoints for backups (api layer, thin over vm.backup* and store.backups).
+"""REST endpoints for backups (api layer): changes through vmdeck.usecases.backups (as `vmdeck backup`), reads
+thin over vm.backup_ops and store.backups.
 
 A backup belongs to its VM's project (recorded in its manifest): operators back up and
 cancel, managers restore, prune and schedule; another project's backup answers 404 like one
@@ -19,11 +20,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import AppContext, app_context, quota_hosts, request_host
+from vmdeck.api.actors import request_actor, request_services
+from vmdeck.api.context import AppContext, app_context, request_host
 from vmdeck.api.policy import Grant, grant_of
-from vmdeck.errors import Conflict, VmdeckError
+from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.storage.backup_repo import Repository
+from vmdeck.usecases import Actor, Services, backups
 
 __all__ = ["router", "SCHEDULE_TICK_S"]
 
@@ -37,13 +40,15 @@ async def _scheduler(app: FastAPI) -> AsyncIterator[None]:
     ctx: AppContext | None = getattr(app.state, "ctx", None)
 
     def loop() -> None:
-        from vmdeck.store.backups import run_due
+        from vmdeck.api.actors import services_of
+        from vmdeck.usecases import Actor
+        from vmdeck.usecases.backups import run_due
 
         while not stop.wait(SCHEDULE_TICK_S):
             if ctx is None:
                 return
             with contextlib.suppress(VmdeckError):  # libvirtd away: the next tick tries again
-                run_due(ctx.accounts.db, ctx.host.get())
+                run_due(services_of(ctx), Actor.schedule("backup schedules"), ctx.host.get())
 
     worker = threading.Thread(target=loop, name="backup-schedules", daemon=True)
     worker.start()
@@ -104,53 +109,38 @@ def backups_list(name: str, grant: Grant = Depends(grant_of), ctx: AppContext = 
 
 @router.post("/api/vms/{name}/backups", status_code=201)
 def backups_create(name: str, body: CreateBackup, host: Host = Depends(request_host),
-                   grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
-    from vmdeck.store.backups import check_backup_quota
-    from vmdeck.vm.backup import create_backup, estimate_bytes
-
-    check_backup_quota(ctx.accounts.db, grant.project, Repository(), estimate_bytes(host, name))
-    return asdict(create_backup(host, name, full=body.full, quiesce=body.quiesce))
+                   actor: Actor = Depends(request_actor), services: Services = Depends(request_services)
+                   ) -> dict[str, Any]:
+    return asdict(backups.create(services, actor, host, name, full=body.full, quiesce=body.quiesce))
 
 
 @router.post("/api/vms/{name}/backups/cancel")
-def backups_cancel(name: str) -> dict[str, Any]:
-    from vmdeck.vm.backup_ops import cancel_backups
-
-    return {"cancelling": cancel_backups(name)}
+def backups_cancel(name: str, host: Host = Depends(request_host), actor: Actor = Depends(request_actor),
+                   services: Services = Depends(request_services)) -> dict[str, Any]:
+    return {"cancelling": backups.cancel(services, actor, host, name)}
 
 
 @router.post("/api/vms/{name}/backups/prune")
-def backups_prune(name: str, body: PruneBackups, grant: Grant = Depends(grant_of)) -> dict[str, Any]:
-    from vmdeck.vm.backup_ops import prune_backups
-
-    _own_backups_only(name, grant)
-    return asdict(prune_backups(name, keep_last=body.keep_last, keep_daily=body.keep_daily,
+def backups_prune(name: str, body: PruneBackups, host: Host = Depends(request_host),
+                  actor: Actor = Depends(request_actor), services: Services = Depends(request_services)
+                  ) -> dict[str, Any]:
+    return asdict(backups.prune(services, actor, host, name, keep_last=body.keep_last, keep_daily=body.keep_daily,
                                 keep_weekly=body.keep_weekly))
 
 
 @router.put("/api/vms/{name}/backups/schedule")
 def backups_schedule(name: str, body: ScheduleBackups, host: Host = Depends(request_host),
-                     ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
-    from vmdeck.store.backups import parse_every, set_schedule
-
-    return asdict(set_schedule(ctx.accounts.db, name, host.uri, parse_every(body.every), body.keep_last,
-                               keep_daily=body.keep_daily, keep_weekly=body.keep_weekly))
+                     actor: Actor = Depends(request_actor), services: Services = Depends(request_services)
+                     ) -> dict[str, Any]:
+    return asdict(backups.schedule(services, actor, host, name, every=body.every, keep_last=body.keep_last,
+                                   keep_daily=body.keep_daily, keep_weekly=body.keep_weekly))
 
 
 @router.delete("/api/vms/{name}/backups/schedule")
-def backups_unschedule(name: str, host: Host = Depends(request_host), ctx: AppContext = Depends(app_context)
-                       ) -> dict[str, Any]:
-    from vmdeck.store.backups import remove_schedule
-
-    remove_schedule(ctx.accounts.db, name, host.uri)
+def backups_unschedule(name: str, host: Host = Depends(request_host), actor: Actor = Depends(request_actor),
+                       services: Services = Depends(request_services)) -> dict[str, Any]:
+    backups.unschedule(services, actor, host, name)
     return {"vm": name, "schedule": None}
-
-
-def _own_backups_only(name: str, grant: Grant) -> None:
-    """Backups of an earlier VM of the same name in another project are not this caller's to prune."""
-    if any(m.project != grant.project for m in Repository().manifests(name)):
-        raise Conflict(f"some backups named after {name!r} belong to an earlier VM of another project: "
-                       "ask an administrator to prune them")
 
 
 class BackupQuota(BaseModel):
@@ -194,26 +184,10 @@ def backups_verify(backup_id: str) -> dict[str, Any]:
 
 
 @router.post("/api/backups/{backup_id}/restore")
-def backups_restore(backup_id: str, body: RestoreBackup, grant: Grant = Depends(grant_of),
-                    ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+def backups_restore(backup_id: str, body: RestoreBackup, ctx: AppContext = Depends(app_context),
+                    actor: Actor = Depends(request_actor), services: Services = Depends(request_services)
+                    ) -> dict[str, Any]:
     """Restore in place (the VM must be off, or `force`), or as a new VM in the backup's project within its
     quotas."""
-    from vmdeck.domxml.parse import parse_domain
-    from vmdeck.store.quota import Demand, reserve
-    from vmdeck.vm.backup_restore import restore_backup
-    from vmdeck.vm.project import project_of, set_project
-
-    manifest = Repository().load(backup_id)
-    host = ctx.host.get()
-    target = body.as_name or manifest.vm
-    if body.as_name is None and host.exists(target) and project_of(host, target) != manifest.project:
-        raise Conflict(f"VM {target!r} is not the VM this backup was taken of: restore it --as a new VM")
-    if body.as_name is None or grant.project is None:
-        return asdict(restore_backup(host, backup_id, as_name=body.as_name, force=body.force))
-    view = parse_domain(manifest.domain_xml)
-    demand = Demand(instances=1, vcpus=view.vcpus, memory_mib=view.memory_mib,
-                    disk_gib=sum(f.virtual_size for f in manifest.disks()) / 2**30)
-    with reserve(ctx.accounts.db, quota_hosts(ctx, host), grant.project, demand, f"vm:{body.as_name}", on=host):
-        made = restore_backup(host, backup_id, as_name=body.as_name)
-        set_project(host, body.as_name, grant.project)
-    return asdict(made)
+    return asdict(backups.restore(services, actor, ctx.host.get(), backup_id, as_name=body.as_name,
+                                  force=body.force))

@@ -1,7 +1,8 @@
 """REST endpoints for a VM's disks, NICs, CD/DVD media, keys, screenshots and guest info (api layer).
 
-Changes go through vmdeck.usecases.devices (as `vmdeck disk|nic|cdrom` do); reads and keys are thin
-calls into vmdeck.vm.devices, vmdeck.console.* and vmdeck.vm.guestinfo.
+Changes go through vmdeck.usecases.devices (as `vmdeck disk|nic|cdrom` do), keys and text through
+vmdeck.usecases.guest (as `vmdeck send-keys|type`); reads are thin calls into vmdeck.vm.devices and
+vmdeck.vm.guestinfo.
 Media come from the ISO library by name; a web client never names a host path.
 """
 
@@ -18,11 +19,10 @@ from vmdeck.api.actors import request_actor, request_services
 from vmdeck.api.context import AppContext, app_context, request_host
 from vmdeck.api.isos import usable_iso
 from vmdeck.api.policy import Grant, grant_of
-from vmdeck.console.input import send_keys, type_text
-from vmdeck.console.screen import screenshot
 from vmdeck.host.connection import Host
 from vmdeck.usecases import Actor, Services
 from vmdeck.usecases import devices as device_cases
+from vmdeck.usecases import guest as guest_cases
 from vmdeck.vm import devices
 from vmdeck.vm.devices import DeviceChange
 from vmdeck.vm.guestinfo import guest_info
@@ -139,20 +139,23 @@ def cdroms_add(name: str, body: DriveAdd, host: Host = Depends(request_host), gr
 
 @router.get("/screenshot", response_class=Response,
             responses={200: {"content": {"image/png": {}}, "description": "The VM's screen as PNG."}})
-def vm_screenshot(name: str, host: Host = Depends(request_host)) -> Response:
-    return Response(screenshot(host.lookup(name)), media_type="image/png", headers={"cache-control": "no-store"})
+def vm_screenshot(name: str, host: Host = Depends(request_host), actor: Actor = Depends(request_actor)) -> Response:
+    return Response(guest_cases.screenshot(actor, host, name), media_type="image/png",
+                    headers={"cache-control": "no-store"})
 
 
 @router.post("/keys")
-def vm_keys(name: str, body: Keys, host: Host = Depends(request_host)) -> dict[str, Any]:
+def vm_keys(name: str, body: Keys, host: Host = Depends(request_host), actor: Actor = Depends(request_actor),
+            services: Services = Depends(request_services)) -> dict[str, Any]:
     """Press key combinations (e.g. "ctrl-alt-delete") on the VM's keyboard."""
-    return {"pressed": send_keys(host.lookup(name), body.keys)}
+    return {"pressed": guest_cases.send_keys(services, actor, host, name, body.keys)}
 
 
 @router.post("/type")
-def vm_type(name: str, body: Text, host: Host = Depends(request_host)) -> dict[str, Any]:
+def vm_type(name: str, body: Text, host: Host = Depends(request_host), actor: Actor = Depends(request_actor),
+            services: Services = Depends(request_services)) -> dict[str, Any]:
     """Type text on the VM's keyboard (US layout), as a person at its console would."""
-    return {"pressed": type_text(host.lookup(name), body.text)}
+    return {"pressed": guest_cases.type_text(services, actor, host, name, body.text)}
 
 
 @router.get("/guest")

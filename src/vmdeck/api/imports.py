@@ -5,8 +5,8 @@ takes an .ova or one disk image (.vmdk, .vhdx, .vhd, .qcow2, .img) as the raw bo
 lands in a folder of its own under vmdeck's data folder (never in the pool, never
 under a name the client chose beyond its plain file name), is planned by
 vmdeck.vm.importer, and is removed when the request ends, whatever happened.
-The import holds the project's quotas (409 quota_exceeded) before a byte of the
-VM's disks is written, as `vmdeck import` does.
+The import is vmdeck.usecases.imports.import_vm, as `vmdeck import`'s: it holds the project's quotas
+(409 quota_exceeded) before a byte of the VM's disks is written, and writes the audit line.
 """
 
 from __future__ import annotations
@@ -20,15 +20,16 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Depends, Query, Request
 
-from vmdeck.api.context import AppContext, app_context, fleet_of, quota_hosts
+from vmdeck.api.actors import request_actor, services_of
+from vmdeck.api.context import AppContext, app_context, fleet_of
 from vmdeck.api.errors import TooLarge
 from vmdeck.api.policy import Grant, grant_of
 from vmdeck.errors import HostError, InvalidInput, NotFound
 from vmdeck.images.ovf import check_href
 from vmdeck.paths import data_dir
-from vmdeck.store.quota import Demand, reserve
-from vmdeck.store.tenancy import DEFAULT_PROJECT
-from vmdeck.vm.importer import ImportOptions, ImportPlan, import_vm, plan_import
+from vmdeck.usecases import Actor
+from vmdeck.usecases.imports import import_vm
+from vmdeck.vm.importer import ImportOptions, ImportPlan, plan_import
 from vmdeck.vm.inventory import show_vm
 
 __all__ = ["router", "staging_dir"]
@@ -63,7 +64,8 @@ async def import_upload(request: Request, filename: str = Query(..., description
                         disk_bus: str | None = Query(None, pattern="^(virtio|sata|ide|scsi)$"),
                         nic_model: str | None = Query(None, pattern="^(virtio|e1000|e1000e|rtl8139)$"),
                         plan: bool = Query(False, description="Only plan: answer what would be created."),
-                        grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+                        grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context),
+                        actor: Actor = Depends(request_actor)) -> dict[str, Any]:
     """Import the VM in the body (an .ova or a disk image); `plan=true` answers the plan and creates nothing."""
     upload = _upload_name(filename)
     if fleet_of(ctx) is not None:
@@ -93,22 +95,13 @@ async def import_upload(request: Request, filename: str = Query(..., description
         planned = await anyio.to_thread.run_sync(plan_import, target, options)
         if plan:
             return _answer(planned)
-        return await anyio.to_thread.run_sync(_import, ctx, grant, planned)
+        return await anyio.to_thread.run_sync(_import, ctx, actor, planned)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _import(ctx: AppContext, grant: Grant, plan: ImportPlan) -> dict[str, Any]:
-    project = grant.project or DEFAULT_PROJECT
-    ctx.tenancy.ensure_project(project)
-    host = ctx.host.get()
-    if host.exists(plan.spec.name):
-        from vmdeck.errors import Conflict
-
-        raise Conflict(f"a VM named {plan.spec.name!r} already exists")
-    with reserve(ctx.accounts.db, quota_hosts(ctx, host), project, Demand(**plan.demand_numbers()),
-                 f"vm:{plan.spec.name}", on=host):
-        import_vm(host, plan, project=project)
+def _import(ctx: AppContext, actor: Actor, plan: ImportPlan) -> dict[str, Any]:
+    host = import_vm(services_of(ctx), actor, plan, local=ctx.host.get(), project=actor.project).host
     try:
         shown = show_vm(host, plan.spec.name).to_dict()
     except NotFound:  # deleted in the meantime by someone else

@@ -1,8 +1,9 @@
 """REST endpoints of the Learn tour (api layer): which steps the caller may run on a VM, and running one.
 
 The route itself needs a viewer of the VM (policy "vm.learn"); a step that acts needs the role of what
-it does (vmdeck.learn.steps), checked here with the policy's own `may`, so a viewer reads the tour's
-explanations and numbers but cannot pin, balloon or hot-plug.
+it does (vmdeck.learn.steps), so a viewer reads the tour's explanations and numbers but cannot pin, balloon
+or hot-plug. A step runs through vmdeck.usecases.learn: its changes are checked, charged and audited as the
+same changes through their own routes.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
+from vmdeck.api.actors import request_actor, request_services
 from vmdeck.api.context import request_host
-from vmdeck.api.errors import Forbidden
 from vmdeck.api.policy import Grant, grant_of, may
 from vmdeck.host.connection import Host
-from vmdeck.learn.experiments import run_step
-from vmdeck.learn.steps import STEPS, step
+from vmdeck.learn.steps import STEPS
+from vmdeck.usecases import Actor, Services
+from vmdeck.usecases.learn import run_step
 
 __all__ = ["router"]
 
@@ -35,14 +37,12 @@ def learn_steps(name: str, grant: Grant = Depends(grant_of)) -> dict[str, Any]:
 
 
 @router.post("/{name}/learn/{step_id}")
-def learn_run(name: str, step_id: str, host: Host = Depends(request_host),
-              grant: Grant = Depends(grant_of)) -> dict[str, Any]:
+def learn_run(name: str, step_id: str, host: Host = Depends(request_host), grant: Grant = Depends(grant_of),
+              actor: Actor = Depends(request_actor), services: Services = Depends(request_services)
+              ) -> dict[str, Any]:
     """Run one experiment on the running VM and undo it; before/after numbers from the host view."""
-    chosen = step(step_id)
-    if not _allowed(grant, chosen.need):
-        raise Forbidden(f"the Learn step {chosen.id!r} acts on the VM: it needs the {chosen.need} role")
-    result = asdict(run_step(host, name, chosen.id))
-    if chosen.id == "process" and not (grant.principal is not None and grant.principal.admin):
+    result = asdict(run_step(services, actor, host, name, step_id))
+    if step_id == "process" and not (grant.principal is not None and grant.principal.admin):
         # Host paths stay with the host's administrator: a tenant sees file names, not where they live.
         result["before"]["cmdline"] = [_redact(arg) for arg in result["before"].get("cmdline", [])]
     return result

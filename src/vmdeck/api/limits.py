@@ -7,9 +7,9 @@ is read; a body that grows past it while arriving is refused as soon as it does.
 The whole body must arrive within BODY_TIMEOUT_S (408): a client trickling one
 byte a second holds no worker and no memory for long.
 
-ISO uploads (PUT /api/isos/{name}) are streamed to disk by their route with their
-own cap (the project's quota); here they only get an idle bound: no byte for
-UPLOAD_IDLE_S ends the upload as a disconnect.
+ISO uploads (PUT /api/isos/{name}) and imports (POST /api/import) are streamed to disk by their
+route with their own cap (the project's quota; the room left on the host); here they only get an
+idle bound: no byte for UPLOAD_IDLE_S ends the upload as a disconnect.
 
 NUL characters: no name, description or document of vmdeck can hold one (libvirt
 and XML take C strings), and deep in the stack they raise instead of answering.
@@ -44,7 +44,7 @@ _CAPS: tuple[tuple[str, str, int], ...] = (
     ("POST", "/api/vms", 8 * MIB),
     ("PATCH", "/api/vms/", 8 * MIB),
 )
-_STREAMED = (("PUT", "/api/isos/"),)
+_STREAMED = (("PUT", "/api/isos/"), ("POST", "/api/import"))
 
 
 def body_cap(method: str, path: str) -> int | None:

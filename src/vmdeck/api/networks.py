@@ -1,6 +1,7 @@
 """REST endpoints for virtual networks (api layer): a project's managers create and delete their project's
 networks, its members see them; administrators see and manage every network. Another project's network
-answers exactly like one that does not exist (404), as VMs do."""
+answers exactly like one that does not exist (404), as VMs do. Changes go through vmdeck.usecases.networks
+(as `vmdeck network` does)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from vmdeck.api.actors import request_actor, request_services
 from vmdeck.api.context import AppContext, app_context
 from vmdeck.api.errors import Forbidden
 from vmdeck.api.policy import Grant, grant_of, may, visible
@@ -17,6 +19,8 @@ from vmdeck.domxml.network import NetworkView
 from vmdeck.errors import NotFound
 from vmdeck.host.connection import Host
 from vmdeck.store.accounts import Principal
+from vmdeck.usecases import Actor, Services
+from vmdeck.usecases import networks as network_cases
 from vmdeck.vm import networks
 
 __all__ = ["router"]
@@ -97,18 +101,17 @@ def _users_by_network(host: Host, principal: Principal) -> dict[str, list[str]]:
 
 
 @router.post("", status_code=201)
-def networks_create(body: NewNetwork, grant: Grant = Depends(grant_of),
-                    ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+def networks_create(body: NewNetwork, grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context),
+                    actor: Actor = Depends(request_actor), services: Services = Depends(request_services)
+                    ) -> dict[str, Any]:
     """Create a network owned by a project (managers of the project, or administrators)."""
     principal = _principal(grant)
     project = body.project
     if project is None and not principal.admin:
         mine = principal.projects()
         project = mine[0] if len(mine) == 1 else None
-    if not principal.admin and (project is None or not may(principal, "manager", project)):
-        raise Forbidden("creating a network needs the manager role in its project (name it: project)")
-    view = networks.create_network(ctx.host.get(), body.name, mode=body.mode, subnet=body.subnet,
-                                   dhcp_range=body.dhcp_range, project=project)
+    view = network_cases.create(services, actor, ctx.host.get(), body.name, mode=body.mode, subnet=body.subnet,
+                                dhcp_range=body.dhcp_range, project=project)
     return dataclasses.asdict(view)
 
 
@@ -120,22 +123,15 @@ def networks_show(network: str, grant: Grant = Depends(grant_of),
 
 
 @router.delete("/{network}")
-def networks_delete(network: str, grant: Grant = Depends(grant_of),
-                    ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
-    _seen(grant, ctx, network, "manager")
-    networks.delete_network(ctx.host.get(), network)
+def networks_delete(network: str, ctx: AppContext = Depends(app_context), actor: Actor = Depends(request_actor),
+                    services: Services = Depends(request_services)) -> dict[str, Any]:
+    network_cases.delete(services, actor, ctx.host.get(), network)
     return {"name": network, "deleted": True}
 
 
 @router.post("/{network}/reservations", status_code=201)
-def networks_reserve(network: str, body: NewReservation, grant: Grant = Depends(grant_of),
-                     ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
+def networks_reserve(network: str, body: NewReservation, ctx: AppContext = Depends(app_context),
+                     actor: Actor = Depends(request_actor), services: Services = Depends(request_services)
+                     ) -> dict[str, Any]:
     """A fixed address for a VM's NIC on this network (a static DHCP lease)."""
-    view = _seen(grant, ctx, network, "manager")
-    host = ctx.host.get()
-    principal = _principal(grant)
-    from vmdeck.vm.project import project_of
-
-    if not principal.admin and project_of(host, body.vm) != view.project:
-        raise NotFound(f"no VM named {body.vm!r} on {host.uri}")
-    return dataclasses.asdict(networks.reserve(host, network, body.vm, body.ip))
+    return dataclasses.asdict(network_cases.reserve(services, actor, ctx.host.get(), network, body.vm, body.ip))

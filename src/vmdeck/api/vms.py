@@ -32,7 +32,6 @@ from vmdeck.storage.seed import cloud_init_config
 from vmdeck.store.tenancy import DEFAULT_PROJECT
 from vmdeck.usecases import Actor, Services
 from vmdeck.usecases import vms as vm_cases
-from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.inventory import VmSummary, show_vm
 from vmdeck.vm.state import POWER_VERBS, PowerVerb, allowed_actions, capabilities, current_state
 
@@ -272,9 +271,12 @@ for _verb in POWER_VERBS.values():
 
 
 @router.post("/{name}/exec", response_model=ExecOut)
-def vms_exec(name: str, body: ExecRequest, host: Host = Depends(request_host)) -> ExecOut:
+def vms_exec(name: str, body: ExecRequest, host: Host = Depends(request_host), actor: Actor = Depends(request_actor),
+             services: Services = Depends(request_services)) -> ExecOut:
     """Run a program in the guest through its agent; output as text (UTF-8, replaced) and base64."""
-    result = guest_exec(host.lookup(name), body.command, timeout=body.timeout)
+    from vmdeck.usecases.guest import exec_command
+
+    result = exec_command(services, actor, host, name, body.command, timeout=body.timeout)
     return ExecOut(exit_code=result.exit_code, signal=result.signal,
                    stdout=result.stdout.decode(errors="replace"), stderr=result.stderr.decode(errors="replace"),
                    stdout_b64=base64.b64encode(result.stdout).decode(), stderr_b64=base64.b64encode(result.stderr).decode())

@@ -1,4 +1,8 @@
-"""`vmdeck backup ...`, `vmdeck export` and `vmdeck import-backup` (CLI layer, thin over vm.backup*)."""
+"""`vmdeck backup ...`, `vmdeck export` and `vmdeck import-backup` (CLI layer).
+
+Thin: every change is a use case (vmdeck.usecases.backups: policy, the quotas, the audit line, as through the
+API); listing, showing and verifying read vm.backup_ops.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,14 @@ backup_app = typer.Typer(help="Backups of VMs into a repository (a local folder 
 REPO_HELP = "Backup repository (a folder; default: $VMDECK_BACKUP_REPO or the data dir's backups/)."
 
 
+def _cases(ctx: typer.Context, command: str) -> tuple[Any, Any, Any]:
+    """(Services, Actor, host) for a backup use case: the same functions as the API's routes."""
+    from vmdeck.cli.stores import command_services
+    from vmdeck.usecases import Actor
+
+    return command_services(ctx.obj), Actor.cli(command), ctx.obj.host()
+
+
 def _mib(size: int) -> str:
     return f"{size / 2**20:.1f} MiB"
 
@@ -31,38 +43,12 @@ def create(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Back up a VM: incremental when its chain can continue, full otherwise (saying why)."""
-    from vmdeck.vm.backup import create_backup
+    from vmdeck.usecases import backups
 
-    host = ctx.obj.host()
-    _check_quota(host, name, repo)
     with progress_reporter(f"backup of {name}") as progress:
-        result = create_backup(host, name, repo=repo, full=full, quiesce=quiesce, progress=progress)
+        result = backups.create(*_cases(ctx, f"backup create {name}"), name, repo=repo, full=full, quiesce=quiesce,
+                                progress=progress)
     print_json(result) if as_json else out.print(result.message, markup=False)
-
-
-def _database() -> Any:
-    """The control plane's database when there is one (a host that never ran `vmdeck serve` has none)."""
-    from vmdeck.paths import database_path
-
-    path = database_path()
-    if not path.exists():
-        return None
-    from vmdeck.store.db import open_database
-
-    return open_database(path)
-
-
-def _check_quota(host: Any, name: str, repo: str | None) -> None:
-    """The VM's project's backup-storage quota, checked before anything is copied (as the API does)."""
-    db = _database()
-    if db is None:
-        return
-    from vmdeck.storage.backup_repo import Repository
-    from vmdeck.store.backups import check_backup_quota
-    from vmdeck.vm.backup import estimate_bytes
-    from vmdeck.vm.project import project_of
-
-    check_backup_quota(db, project_of(host, name), Repository(repo), estimate_bytes(host, name, repo=repo))
 
 
 @backup_app.command("list")
@@ -142,18 +128,19 @@ def restore(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Restore a backup as a new VM, or in place of its VM (refused while it runs unless --force)."""
-    from vmdeck.vm.backup_restore import restore_backup
+    from vmdeck.usecases import backups
 
     if host_name:
         ctx.obj.host_name = host_name
     with progress_reporter(f"restoring {backup_id}") as progress:
-        result = restore_backup(ctx.obj.host(), backup_id, repo=repo, as_name=as_name, force=force,
-                                progress=progress)
+        result = backups.restore(*_cases(ctx, f"backup restore {backup_id}"), backup_id, repo=repo, as_name=as_name,
+                                 force=force, progress=progress)
     print_json(result) if as_json else out.print(result.message, markup=False)
 
 
 @backup_app.command("prune")
 def prune(
+    ctx: typer.Context,
     name: str = typer.Argument(..., help="The VM whose backups to prune."),
     keep_last: int = typer.Option(..., "--keep-last", help="Keep the newest N backups."),
     keep_daily: int = typer.Option(0, "--keep-daily", help="Also keep the newest backup of each of the last D days."),
@@ -162,23 +149,24 @@ def prune(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Remove old backups; a kept incremental whose ancestors go is made self-contained first."""
-    from vmdeck.vm.backup_ops import prune_backups
+    from vmdeck.usecases import backups
 
     with progress_reporter(f"pruning backups of {name}") as progress:
-        report = prune_backups(name, keep_last=keep_last, keep_daily=keep_daily, keep_weekly=keep_weekly,
-                               repo=repo, progress=progress)
+        report = backups.prune(*_cases(ctx, f"backup prune {name}"), name, keep_last=keep_last,
+                               keep_daily=keep_daily, keep_weekly=keep_weekly, repo=repo, progress=progress)
     print_json(report) if as_json else out.print(report.message, markup=False)
 
 
 @backup_app.command("cancel")
 def cancel(
+    ctx: typer.Context,
     name: str = typer.Argument(None, help="Only this VM's backup (default: every running backup)."),
     repo: str = typer.Option(None, "--repo", help=REPO_HELP),
 ) -> None:
     """Stop running backups: each leaves nothing behind."""
-    from vmdeck.vm.backup_ops import cancel_backups
+    from vmdeck.usecases import backups
 
-    asked = cancel_backups(name, repo=repo)
+    asked = backups.cancel(*_cases(ctx, f"backup cancel {name or ''}".strip()), name, repo=repo)
     out.print("cancelling " + ", ".join(asked), markup=False)
 
 
@@ -194,21 +182,17 @@ def schedule(
     remove: bool = typer.Option(False, "--remove", help="Remove the VM's schedule."),
 ) -> None:
     """Back a VM up on a schedule, run by `vmdeck serve` (or `vmdeck backup run-due` from cron)."""
-    from vmdeck.cli.stores import stores
     from vmdeck.errors import InvalidInput
-    from vmdeck.store.backups import parse_every, remove_schedule, set_schedule
+    from vmdeck.usecases import backups
 
-    host = ctx.obj.host()
-    host.lookup(name)  # NotFound now, not at the first run
-    db = stores(None).db
     if remove:
-        remove_schedule(db, name, host.uri)
+        backups.unschedule(*_cases(ctx, f"backup schedule {name} --remove"), name)
         out.print(f"{name}: backup schedule removed", markup=False)
         return
     if every is None or keep is None:
         raise InvalidInput("say --every (e.g. 6h or daily) and --keep N")
-    made = set_schedule(db, name, host.uri, parse_every(every), keep, keep_daily=keep_daily,
-                        keep_weekly=keep_weekly, repo=repo)
+    made = backups.schedule(*_cases(ctx, f"backup schedule {name}"), name, every=every, keep_last=keep,
+                            keep_daily=keep_daily, keep_weekly=keep_weekly, repo=repo)
     out.print(f"{name}: backed up every {every}, keeping the newest {made.keep_last}"
               + (f", {keep_daily} daily" if keep_daily else "") + (f", {keep_weekly} weekly" if keep_weekly else ""),
               markup=False)
@@ -237,11 +221,10 @@ def run_due_cmd(
     run_all: bool = typer.Option(False, "--all", help="Run every schedule of this host now, due or not."),
 ) -> None:
     """Take the scheduled backups that are due on this host (for cron, where no `vmdeck serve` runs)."""
-    from vmdeck.cli.stores import stores
-    from vmdeck.store.backups import run_due
+    from vmdeck.usecases import backups
 
     with progress_reporter("scheduled backups") as progress:
-        lines = run_due(stores(None).db, ctx.obj.host(), force=run_all, progress=progress)
+        lines = backups.run_due(*_cases(ctx, "backup run-due"), force=run_all, progress=progress)
     for line in lines or ["no backup is due"]:
         out.print(line, markup=False)
     if any(" failed: " in line for line in lines):
@@ -275,10 +258,10 @@ def export(
     output: str = typer.Option(..., "--output", "-o", help="The file to write."),
 ) -> None:
     """Write a VM as one portable file (a full backup) for `vmdeck import-backup` on another vmdeck."""
-    from vmdeck.vm.backup_export import export_vm
+    from vmdeck.usecases import backups
 
     with progress_reporter(f"exporting {name}") as progress:
-        message = export_vm(ctx.obj.host(), name, output, progress=progress)
+        message = backups.export(*_cases(ctx, f"export {name}"), name, output, progress=progress)
     out.print(message, markup=False)
 
 
@@ -290,11 +273,11 @@ def import_backup(
     repo: str = typer.Option(None, "--repo", help=REPO_HELP),
 ) -> None:
     """Add an exported backup to the repository (every file checked) and restore it."""
-    from vmdeck.vm.backup_export import import_backup as run_import
+    from vmdeck.usecases import backups
 
     with progress_reporter(f"importing {file}") as progress:
-        result = run_import(ctx.obj.host(), file, repo=repo, as_name=as_name, restore=not no_restore,
-                            progress=progress)
+        result = backups.import_backup(*_cases(ctx, "import-backup"), file, repo=repo, as_name=as_name,
+                                       restore_it=not no_restore, progress=progress)
     out.print(result.message, markup=False)
 
 

@@ -1,11 +1,13 @@
 """`vmdeck screenshot|send-keys|type|mouse|console|display|guest-info`: the VM's screen, keyboard and guest.
 
-Thin: each command calls the core in vmdeck.console and vmdeck.vm.guestinfo.
+Thin: keys, text and the pointer are use cases (vmdeck.usecases.guest: policy and the audit line, as through
+the API), the screenshot checks policy there; the rest calls the core in vmdeck.console and vmdeck.vm.guestinfo.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -14,10 +16,19 @@ from vmdeck.cli.output import info, out, print_json
 from vmdeck.console import input as vm_input
 from vmdeck.console.display import display_info
 from vmdeck.console.keys import key_names
-from vmdeck.console.screen import png_size, screenshot
+from vmdeck.console.screen import png_size
 from vmdeck.console.serial import attach_console
 from vmdeck.errors import InvalidInput
+from vmdeck.usecases import guest as guest_cases
 from vmdeck.vm.guestinfo import guest_info
+
+
+def _cases(ctx: typer.Context, command: str) -> tuple[Any, Any, Any]:
+    """(Services, Actor, host) for a use case: the same functions as the API's routes."""
+    from vmdeck.cli.stores import command_services
+    from vmdeck.usecases import Actor
+
+    return command_services(ctx.obj), Actor.cli(command), ctx.obj.host()
 
 
 def screenshot_cmd(
@@ -29,7 +40,9 @@ def screenshot_cmd(
     """Save a PNG of the VM's screen."""
     if output.is_dir():
         raise InvalidInput(f"{output} is a directory: give a file name such as {output / 'screen.png'}")
-    data = screenshot(ctx.obj.host().lookup(name), screen)
+    from vmdeck.usecases import Actor
+
+    data = guest_cases.screenshot(Actor.cli(f"screenshot {name}"), ctx.obj.host(), name, screen)
     output.write_bytes(data)
     width, height = png_size(data)
     out.print(f"wrote {output} ({width}x{height})", markup=False)
@@ -48,7 +61,7 @@ def send_keys_cmd(
         return
     if not name:
         raise InvalidInput("send-keys needs a VM name and keys (or --list)")
-    sent = vm_input.send_keys(ctx.obj.host().lookup(name), keys or [], hold_ms=hold)
+    sent = guest_cases.send_keys(*_cases(ctx, f"send-keys {name}"), name, keys or [], hold_ms=hold)
     out.print(f"{name}: sent {sent} key press{'es' if sent != 1 else ''}", markup=False)
 
 
@@ -61,7 +74,7 @@ def type_cmd(
     """Type text on the VM's keyboard (US layout)."""
     if not raw:
         text = text.replace("\\\\", "\x00").replace("\\n", "\n").replace("\\t", "\t").replace("\x00", "\\")
-    count = vm_input.type_text(ctx.obj.host().lookup(name), text)
+    count = guest_cases.type_text(*_cases(ctx, f"type {name}"), name, text)
     out.print(f"{name}: typed {count} key{'s' if count != 1 else ''}", markup=False)
 
 
@@ -72,18 +85,17 @@ def mouse_cmd(
     args: list[str] = typer.Argument(None, help="X Y for move, the button for click."),
 ) -> None:
     """Move the pointer to screen pixel X Y, or click a button (through the VM's tablet)."""
-    dom = ctx.obj.host().lookup(name)
     args = args or []
     if action == "move":
         if len(args) != 2 or not all(a.lstrip("-").isdigit() for a in args):
             raise InvalidInput("mouse move needs two whole numbers: X Y (screen pixels)")
-        vm_input.mouse_move(dom, int(args[0]), int(args[1]))
+        guest_cases.mouse_move(*_cases(ctx, f"mouse {name} move"), name, int(args[0]), int(args[1]))
         out.print(f"{name}: pointer at {args[0]},{args[1]}", markup=False)
     elif action == "click":
         if len(args) > 1:
             raise InvalidInput("mouse click takes at most one button name")
         button = args[0] if args else "left"
-        vm_input.mouse_click(dom, button)
+        guest_cases.mouse_click(*_cases(ctx, f"mouse {name} click"), name, button)
         out.print(f"{name}: {button} click", markup=False)
     else:
         raise InvalidInput(f"unknown mouse action {action!r}: use move X Y or click [BUTTON]")

@@ -18,9 +18,7 @@ from rich.text import Text
 
 from vmdeck.cli.output import out, print_json
 from vmdeck.errors import Conflict, InvalidInput
-from vmdeck.hostview.balloon import set_balloon
 from vmdeck.hostview.collect import Collector, Snapshot, VmHostView
-from vmdeck.hostview.pin import pin_emulator, pin_vcpu
 
 _BARS = "▁▂▃▄▅▆▇█"
 _HISTORY = 30
@@ -295,12 +293,15 @@ def pin(
     """Pin a vCPU (or the emulator threads) of a VM to host CPUs."""
     if (vcpu is None) == (not emulator):
         raise InvalidInput("give exactly one of --vcpu N or --emulator")
-    host = ctx.obj.host()
+    from vmdeck.cli.stores import command_services
+    from vmdeck.usecases import Actor, tuning
+
+    cases = (command_services(ctx.obj), Actor.cli(f"pin {name}"), ctx.obj.host())
     if emulator:
-        applied = pin_emulator(host, name, cpus, persist=persist)
+        applied = tuning.pin_emulator(*cases, name, cpus, persist=persist)
         out.print(f"{name}: emulator threads pinned to host CPUs {applied}" + (" (persistent)" if persist else ""))
     else:
-        applied = pin_vcpu(host, name, vcpu, cpus, persist=persist)
+        applied = tuning.pin_vcpu(*cases, name, vcpu, cpus, persist=persist)
         out.print(f"{name}: vCPU {vcpu} pinned to host CPUs {applied}" + (" (persistent)" if persist else ""))
 
 
@@ -311,7 +312,11 @@ def balloon(
     persist: bool = typer.Option(False, "--persist", help="Also keep it as the VM's configured current memory."),
 ) -> None:
     """Set a running VM's balloon (its current memory) in MiB."""
-    kib = set_balloon(ctx.obj.host(), name, mib, persist=persist)
+    from vmdeck.cli.stores import command_services
+    from vmdeck.usecases import Actor, tuning
+
+    kib = tuning.set_balloon(command_services(ctx.obj), Actor.cli(f"balloon {name}"), ctx.obj.host(), name, mib,
+                             persist=persist)
     out.print(f"{name}: balloon target set to {kib // 1024} MiB")
 
 

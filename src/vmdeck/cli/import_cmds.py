@@ -53,10 +53,8 @@ def import_(
     as_json: bool = typer.Option(False, "--json", help="Print the plan (or the created VM) as JSON."),
 ) -> None:
     """Import a VM from VMware, VirtualBox or Hyper-V: its disks converted to qcow2 in the pool."""
-    import contextlib
-
     from vmdeck.errors import InvalidInput
-    from vmdeck.vm.importer import ImportOptions, import_vm, plan_import
+    from vmdeck.vm.importer import ImportOptions, plan_import
 
     choices = {"--firmware": (firmware, ("bios", "uefi")), "--disk-bus": (disk_bus, ("virtio", "sata", "ide", "scsi")),
                "--nic-model": (nic_model, ("virtio", "e1000", "e1000e", "rtl8139"))}
@@ -71,31 +69,19 @@ def import_(
         else:
             _print_plan(plan)
         return
-    from vmdeck.cli.stores import stores
-    from vmdeck.store.quota import Demand, reserve
-    from vmdeck.store.tenancy import DEFAULT_PROJECT
+    from vmdeck.cli.stores import command_services
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases.imports import import_vm
     from vmdeck.vm.inventory import show_vm
 
-    s = stores(None)
-    project_name = project or DEFAULT_PROJECT
-    s.tenancy.ensure_project(project_name)
     spec = plan.spec
-    with contextlib.ExitStack() as placement:
-        fleet = None
-        if ctx.obj.single_host() and on_host in (None, "auto"):
-            host = ctx.obj.host()
-        else:
-            from vmdeck.cluster.place import placed
-
-            fleet = ctx.obj.fleet()
-            entry = placement.enter_context(
-                placed(fleet, spec, on_host if on_host not in (None, "auto") else ctx.obj.host_name))
-            host = fleet.host(entry)
-        # Held before a byte is written: a disk larger than the project's room stops here.
-        with reserve(s.db, fleet or host, project_name, Demand(**plan.demand_numbers()), f"vm:{spec.name}", on=host), \
-                progress_reporter(f"importing {spec.name}") as progress:
-            view = import_vm(host, plan, progress, project=project_name)
-    s.record("vm.import", f"import {spec.name} from {plan.source.name}", project=project_name, vm=spec.name)
+    services = command_services(ctx.obj)
+    local = ctx.obj.host() if services.fleet is None else None
+    with progress_reporter(f"importing {spec.name}") as progress:
+        made = import_vm(services, Actor.cli(f"import {spec.name} from {plan.source.name}"), plan, local=local,
+                         project=project, on_host=on_host if on_host not in (None, "auto") else ctx.obj.host_name,
+                         progress=progress)
+    host, view = made.host, made.view
     if as_json:
         print_json(show_vm(host, spec.name).to_dict())
         return

@@ -227,9 +227,12 @@ def exec_(
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for the command."),
 ) -> None:
     """Run a command in the guest (through its agent); exit with its status."""
-    from vmdeck.vm.agent import guest_exec
+    from vmdeck.cli.stores import command_services
+    from vmdeck.usecases import Actor
+    from vmdeck.usecases.guest import exec_command
 
-    result = guest_exec(ctx.obj.host().lookup(name), command, timeout=timeout)
+    result = exec_command(command_services(ctx.obj), Actor.cli(f"exec {name}"), ctx.obj.host(), name, command,
+                          timeout=timeout)
     sys.stdout.buffer.write(result.stdout)
     sys.stdout.flush()
     sys.stderr.buffer.write(result.stderr)

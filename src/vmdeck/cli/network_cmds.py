@@ -1,8 +1,13 @@
-"""`vmdeck network create|list|show|delete|reserve`: virtual networks as objects (cli layer)."""
+"""`vmdeck network create|list|show|delete|reserve`: virtual networks as objects (cli layer).
+
+Thin: create, delete and reserve are use cases (vmdeck.usecases.networks: policy and the audit line, as
+through the API); list and show read vmdeck.vm.networks.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -11,6 +16,14 @@ from vmdeck.cli.output import out, print_json
 
 network_app = typer.Typer(help="Virtual networks: NAT, isolated, routed or open; a project's own.",
                           no_args_is_help=True)
+
+
+def _cases(ctx: typer.Context, command: str) -> tuple[Any, Any, Any]:
+    """(Services, Actor, host) for a network use case: the same functions as the API's routes."""
+    from vmdeck.cli.stores import command_services
+    from vmdeck.usecases import Actor
+
+    return command_services(ctx.obj), Actor.cli(command), ctx.obj.host()
 
 
 def register(app: typer.Typer) -> None:
@@ -28,9 +41,10 @@ def create(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a network (a bridge with DHCP; the host's gateway is the subnet's first address)."""
-    from vmdeck.vm.networks import create_network
+    from vmdeck.usecases import networks
 
-    view = create_network(ctx.obj.host(), name, mode=mode, subnet=subnet, dhcp_range=dhcp_range, project=project)
+    view = networks.create(*_cases(ctx, f"network create {name}"), name, mode=mode, subnet=subnet,
+                           dhcp_range=dhcp_range, project=project)
     if as_json:
         print_json(dataclasses.asdict(view))
         return
@@ -76,9 +90,9 @@ def show(ctx: typer.Context, name: str, as_json: bool = typer.Option(False, "--j
 @network_app.command("delete")
 def delete(ctx: typer.Context, name: str) -> None:
     """Delete a network no VM uses."""
-    from vmdeck.vm.networks import delete_network
+    from vmdeck.usecases import networks
 
-    delete_network(ctx.obj.host(), name)
+    networks.delete(*_cases(ctx, f"network delete {name}"), name)
     out.print(f"network {name} deleted")
 
 
@@ -86,7 +100,7 @@ def delete(ctx: typer.Context, name: str) -> None:
 def reserve(ctx: typer.Context, network: str, vm: str,
             ip: str = typer.Option(None, "--ip", help="The address (default: the first free one of the range).")) -> None:
     """Give VM's NIC on NETWORK a fixed address (a static DHCP lease)."""
-    from vmdeck.vm.networks import reserve as reserve_address
+    from vmdeck.usecases import networks
 
-    made = reserve_address(ctx.obj.host(), network, vm, ip)
+    made = networks.reserve(*_cases(ctx, f"network reserve {network} {vm}"), network, vm, ip)
     out.print(f"{vm} ({made.mac}) gets {made.ip} on {network}", highlight=False)

@@ -4,7 +4,7 @@ Until projects own networks, a tenant may put a NIC on QEMU's user network (priv
 and on the libvirt networks an administrator allowed its project here; anything else answers
 like a network that does not exist (vmdeck.store.tenancy.Tenancy.check_networks). Host
 administrators use any network. The command is registered under `vmdeck project`
-(vmdeck.cli.admin_cmds), acts on the database of `vmdeck serve`, and is audited.
+(vmdeck.cli.admin_cmds), acts on the database of `vmdeck serve`, and is audited (vmdeck.usecases.networks).
 """
 
 from __future__ import annotations
@@ -33,15 +33,13 @@ def networks(
     both = set(allow) & set(disallow)
     if both:
         raise InvalidInput(f"both --allow and --disallow name {', '.join(sorted(both))}", field="network")
+    from vmdeck.usecases import Actor, Services
+    from vmdeck.usecases.networks import allowed_networks
+
     s = stores(db)
-    allowed = s.tenancy.networks(name)
-    for network in allow:
-        allowed = s.tenancy.allow_network(name, network)
-    for network in disallow:
-        allowed = s.tenancy.disallow_network(name, network)
-    if allow or disallow:
-        change = " ".join([*(f"+{n}" for n in allow), *(f"-{n}" for n in disallow)])
-        s.record("project.manage", f"project networks {name} {change}", project=name)
+    change = " ".join([*(f"+{n}" for n in allow), *(f"-{n}" for n in disallow)])
+    allowed = allowed_networks(Services(s.db, s.tenancy, s.audit), Actor.cli(f"project networks {name} {change}"),
+                               name, allow=list(allow), disallow=list(disallow))
     if as_json:
         print_json({"project": name, "networks": ["user", *allowed]})
         return

@@ -6,6 +6,11 @@ or TCG, on a loaded machine too — a pinned thread's CPU in /proc, run delay of
 one pCPU, QEMU's RSS before and after the guest touches memory, an image file's allocated blocks before
 and after the guest writes, a CD drive's size in the guest's /sys. No step writes to a disk the learner
 owns: the storage step writes to a scratch disk it hot-plugs and deletes.
+
+What a step changes on the VM (a pinning, the balloon, a scratch disk, a CD) goes through the `Acts` its
+caller gives (vmdeck.usecases.learn hands the use cases: each change is then checked, charged and audited
+exactly as the same change through `vmdeck pin|balloon|disk|cdrom` or the API). The measurements and the
+guest commands that drive the load are the step's own.
 """
 
 from __future__ import annotations
@@ -16,15 +21,14 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vmdeck.errors import StateError
 from vmdeck.host.connection import Host
-from vmdeck.hostview.balloon import set_balloon
 from vmdeck.hostview.collect import Collector, VmHostView
 from vmdeck.hostview.memory import MemoryView
-from vmdeck.hostview.pin import pin_vcpu
 from vmdeck.hostview.process import qemu_cmdline
 from vmdeck.hostview.procfs import parse_stat, read_text
 from vmdeck.hostview.sched import read_thread_sched
@@ -32,11 +36,11 @@ from vmdeck.hostview.storage import page_cache_bytes
 from vmdeck.learn.steps import StepResult, step
 from vmdeck.paths import iso_dir
 from vmdeck.storage.iso import make_iso
-from vmdeck.vm import devices, media
 from vmdeck.vm.agent import ExecResult, guest_exec
+from vmdeck.vm.devices import DeviceChange
 from vmdeck.vm.state import ACTIVE_STATES, current_state
 
-__all__ = ["run_step", "LEARN_ISO"]
+__all__ = ["Acts", "run_step", "LEARN_ISO"]
 
 # Where the busy loops publish their pids in the guest (tmpfs on every Linux guest).
 _BUSY_PIDS = "/run/vmdeck-learn-busy"
@@ -46,6 +50,18 @@ _LEARN_TEXT = "Hello from the host: this file is on an ISO image in vmdeck's lib
 _MIB = 1024 * 1024
 # One experiment per VM at a time: two learners pinning the same vCPU would undo each other.
 _LOCKS: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+
+
+@dataclass(frozen=True)
+class Acts:
+    """The changes a step may make to its VM, bound to the VM and to whoever runs the step."""
+
+    pin_vcpu: Callable[[int, str], str]  # (vCPU, host CPUs) -> the CPUs applied
+    set_balloon: Callable[[int], int]  # MiB -> the target set, KiB
+    add_disk: Callable[[float], DeviceChange]  # GiB -> the new disk (a volume of the project's)
+    remove_disk: Callable[[str], DeviceChange]  # target -> unplugged, its volume deleted
+    insert_media: Callable[[Path], DeviceChange]  # an ISO of the library -> in the first CD drive
+    eject_media: Callable[[], DeviceChange]
 
 
 def _sh(host: Host, name: str, script: str, timeout: float = 120.0) -> ExecResult:
@@ -88,7 +104,7 @@ def _busy_loops(host: Host, name: str, count: int) -> Iterator[None]:
 
 # -- the steps ---------------------------------------------------------------------------------------------
 
-def _process(host: Host, name: str, result: StepResult) -> None:
+def _process(host: Host, name: str, result: StepResult, acts: Acts) -> None:
     view = Collector(host, timeout_s=5.0).snapshot([name]).vm(name)
     if view.process is None:
         result.skipped = "not_readable"
@@ -101,7 +117,7 @@ def _process(host: Host, name: str, result: StepResult) -> None:
     result.happened = bool(proc.vcpu_threads)
 
 
-def _vcpu(host: Host, name: str, result: StepResult) -> None:
+def _vcpu(host: Host, name: str, result: StepResult, acts: Acts) -> None:
     collector = Collector(host, timeout_s=5.0)
     pcpus = host.conn.info()[2]
     with _busy_loops(host, name, 1):
@@ -123,7 +139,7 @@ def _vcpu(host: Host, name: str, result: StepResult) -> None:
             result.skipped = "one_pcpu"
             return
         target = (vcpu.last_cpu + 1) % pcpus
-        pin_vcpu(host, name, vcpu.vcpu, str(target))
+        acts.pin_vcpu(vcpu.vcpu, str(target))
         try:
             moved = _wait(lambda: _thread_cpu(pid, vcpu.tid) == target, 30)
             reading = read_thread_sched(pid, vcpu.tid)
@@ -131,10 +147,10 @@ def _vcpu(host: Host, name: str, result: StepResult) -> None:
                             "pinned_to": target, "cpus_allowed": reading.cpus_allowed if reading else None}
             result.happened = bool(moved)
         finally:
-            pin_vcpu(host, name, vcpu.vcpu, vcpu.cpus_allowed)
+            acts.pin_vcpu(vcpu.vcpu, vcpu.cpus_allowed)
 
 
-def _sched(host: Host, name: str, result: StepResult) -> None:
+def _sched(host: Host, name: str, result: StepResult, acts: Acts) -> None:
     collector = Collector(host, timeout_s=5.0)
     first = collector.snapshot([name]).vm(name)
     vcpus = first.sched.vcpus if first.sched else []
@@ -156,7 +172,7 @@ def _sched(host: Host, name: str, result: StepResult) -> None:
         result.before = {"vcpus": [_sched_row(v) for v in view.sched.vcpus[:2]]}
         try:
             for v in pair:
-                pin_vcpu(host, name, v.vcpu, "0")
+                acts.pin_vcpu(v.vcpu, "0")
             time.sleep(1.0)  # let both threads migrate before the measured interval starts
             after = _reading(collector, name, 3.0)
             rows = [_sched_row(v) for v in (after.sched.vcpus[:2] if after.sched else [])]
@@ -165,7 +181,7 @@ def _sched(host: Host, name: str, result: StepResult) -> None:
                 all((r["run_delay_pct"] or 0) > 10 for r in rows)
         finally:
             for v in pair:
-                pin_vcpu(host, name, v.vcpu, v.cpus_allowed)
+                acts.pin_vcpu(v.vcpu, v.cpus_allowed)
 
 
 def _sched_row(v: Any) -> dict[str, Any]:
@@ -173,7 +189,7 @@ def _sched_row(v: Any) -> dict[str, Any]:
             "run_delay_pct": v.run_delay_pct}
 
 
-def _memory(host: Host, name: str, result: StepResult) -> None:
+def _memory(host: Host, name: str, result: StepResult, acts: Acts) -> None:
     collector = Collector(host, timeout_s=5.0)
     before = collector.snapshot([name]).vm(name).memory
     if before is None:
@@ -191,7 +207,7 @@ def _memory(host: Host, name: str, result: StepResult) -> None:
     current_mib = before.current_kib // 1024
     target = max(64, current_mib - fill_mib)
     try:
-        set_balloon(host, name, target)
+        acts.set_balloon(target)
 
         def returned() -> MemoryView | None:
             # The guest's balloon driver hands free pages (likely those dd just freed) to QEMU, which
@@ -207,7 +223,7 @@ def _memory(host: Host, name: str, result: StepResult) -> None:
         result.after.update({"balloon_target_mib": target,
                              "rss_after_balloon_mib": last.rss_kib // 1024 if last else None})
     finally:
-        set_balloon(host, name, min(current_mib, maximum_mib))
+        acts.set_balloon(min(current_mib, maximum_mib))
     result.happened = filled.rss_kib - before.rss_kib >= fill_mib * 1024 // 2
 
 
@@ -229,9 +245,9 @@ def _guest_disks(host: Host, name: str) -> set[str]:
     return set(_sh(host, name, "ls /sys/block").stdout.decode().split())
 
 
-def _storage(host: Host, name: str, result: StepResult) -> None:
+def _storage(host: Host, name: str, result: StepResult, acts: Acts) -> None:
     known = _guest_disks(host, name)
-    change = devices.add_disk(host, name, 0.125)
+    change = acts.add_disk(0.125)
     try:
         path = change.source or ""
         guest_dev = _new_guest_disk(host, name, known)
@@ -252,10 +268,10 @@ def _storage(host: Host, name: str, result: StepResult) -> None:
                         "page_cache_mib": cached_after[0] / _MIB if cached_after else None}
         result.happened = grown - allocated >= 16 * _MIB
     finally:
-        devices.remove_disk(host, name, change.key, delete_volume_too=True)
+        acts.remove_disk(change.key)
 
 
-def _cpumode(host: Host, name: str, result: StepResult) -> None:
+def _cpumode(host: Host, name: str, result: StepResult, acts: Acts) -> None:
     view = Collector(host, timeout_s=5.0).snapshot([name]).vm(name)
     mode = view.cpu_mode
     if mode is None:
@@ -290,7 +306,7 @@ def _cd_label(host: Host, name: str, dev: str) -> str:
     return _sh(host, name, script).stdout.decode(errors="replace").strip()
 
 
-def _cdrom(host: Host, name: str, result: StepResult) -> None:
+def _cdrom(host: Host, name: str, result: StepResult, acts: Acts) -> None:
     drives = sorted(d for d in _guest_disks(host, name) if d.startswith("sr"))
     if not drives:
         result.skipped = "no_cd_drive"
@@ -303,38 +319,39 @@ def _cdrom(host: Host, name: str, result: StepResult) -> None:
         return
     iso = _learn_iso()
     result.before = {"guest_device": dev, "disc_label": "", "iso": iso.name}
-    media.insert(host, name, iso)
+    acts.insert_media(iso)
     try:
         label = _wait(lambda: _cd_label(host, name, dev), 60)
         result.after = {"guest_device": dev, "disc_label": label}
         result.happened = bool(label)
     finally:
-        media.eject(host, name)
+        acts.eject_media()
     result.after["ejected"] = bool(_wait(lambda: not _cd_label(host, name, dev), 30))
 
 
-def _hotplug(host: Host, name: str, result: StepResult) -> None:
+def _hotplug(host: Host, name: str, result: StepResult, acts: Acts) -> None:
     known = _guest_disks(host, name)
     result.before = {"guest_disks": sorted(known)}
-    change = devices.add_disk(host, name, 0.0625)
+    change = acts.add_disk(0.0625)
     try:
         dev = _new_guest_disk(host, name, known)
         result.after = {"guest_disks": sorted(_guest_disks(host, name)), "new_device": dev, "target": change.key}
         result.happened = dev is not None
     finally:
-        devices.remove_disk(host, name, change.key, delete_volume_too=True)
+        acts.remove_disk(change.key)
     gone = _wait(lambda: _guest_disks(host, name) == known, 60)
     result.after["removed"] = bool(gone)
 
 
-_RUNNERS: dict[str, Callable[[Host, str, StepResult], None]] = {
+_RUNNERS: dict[str, Callable[[Host, str, StepResult, Acts], None]] = {
     "process": _process, "vcpu": _vcpu, "sched": _sched, "memory": _memory, "storage": _storage,
     "cpumode": _cpumode, "cdrom": _cdrom, "hotplug": _hotplug,
 }
 
 
-def run_step(host: Host, name: str, step_id: str) -> StepResult:
-    """Run one experiment on running VM `name` and undo it; NotFound for an unknown step or VM,
+def run_step(host: Host, name: str, step_id: str, acts: Acts) -> StepResult:
+    """Run one experiment on running VM `name`, changing it through `acts`, and undo it; NotFound for an unknown
+    step or VM,
     StateError when the VM does not run, GuestError when a step needs the guest agent and it is absent."""
     chosen = step(step_id)
     dom = host.lookup(name)
@@ -347,7 +364,7 @@ def run_step(host: Host, name: str, step_id: str) -> StepResult:
     if not lock.acquire(timeout=300):
         raise StateError(name, "busy with another Learn step", "idle", f"run the Learn step {step_id!r} on")
     try:
-        _RUNNERS[chosen.id](host, name, result)
+        _RUNNERS[chosen.id](host, name, result, acts)
     finally:
         lock.release()
         result.duration_s = round(time.monotonic() - started, 1)

@@ -211,25 +211,36 @@ class Accounts:
             return token, Principal(user.id, user.username, user.is_admin, "session", csrf, _roles(s, user.id),
                                     session_digest=token_digest(token))
 
-    def from_session(self, cookie: str, *, fresh: bool = False) -> Principal | None:
-        """The session's caller; `fresh`: read the database even when remembered (a re-check)."""
-        digest = token_digest(cookie)
+    def _caller(self, digest: str, fresh: bool,
+                read: Callable[[Session], tuple[Principal, dt.datetime | None] | None]) -> Principal | None:
+        """The one way a cookie or an API token becomes its caller: remembered (unless `fresh`), else `read` from
+        the database (None: unknown, lapsed, revoked or its user disabled) and remembered until it expires."""
         if not fresh and (cached := self._cached(digest)) is not None:
             return cached
         with self.db() as s:
-            row = s.execute(
-                select(WebSession, User).join(User, User.id == WebSession.user_id)
-                .where(WebSession.token_hash == digest)
-            ).first()
+            found = read(s)
+        if found is None:
+            return None
+        principal, expires_at = found
+        self._remember(digest, principal, expires_at)
+        return principal
+
+    def from_session(self, cookie: str, *, fresh: bool = False) -> Principal | None:
+        """The session's caller; `fresh`: read the database even when remembered (a re-check)."""
+        digest = token_digest(cookie)
+
+        def read(s: Session) -> tuple[Principal, dt.datetime | None] | None:
+            row = s.execute(select(WebSession, User).join(User, User.id == WebSession.user_id)
+                            .where(WebSession.token_hash == digest)).first()
             if row is None:
                 return None
             web_session, user = row
             if web_session.expires_at < utcnow() or user.disabled:
                 return None
-            principal = Principal(user.id, user.username, user.is_admin, "session", web_session.csrf_token,
-                                  _roles(s, user.id), session_digest=digest)
-        self._remember(digest, principal, web_session.expires_at)
-        return principal
+            return Principal(user.id, user.username, user.is_admin, "session", web_session.csrf_token,
+                             _roles(s, user.id), session_digest=digest), web_session.expires_at
+
+        return self._caller(digest, fresh, read)
 
     def sign_out(self, cookie: str) -> None:
         with self.db.begin() as s:
@@ -302,27 +313,27 @@ class Accounts:
     def from_token(self, token: str, *, fresh: bool = False) -> Principal | None:
         """The token's caller; `fresh`: read the database even when remembered (a re-check)."""
         digest = token_digest(token)
-        principal = None if fresh else self._cached(digest)
+
+        def read(s: Session) -> tuple[Principal, dt.datetime | None] | None:
+            row = s.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+                            .where(ApiToken.token_hash == digest)).first()
+            if row is None:
+                return None
+            api_token, user = row
+            if user.disabled or api_token.revoked_at is not None or (
+                    api_token.expires_at is not None and api_token.expires_at < utcnow()):
+                return None
+            project = s.scalar(select(Project.name).where(Project.id == api_token.project_id)) \
+                if api_token.project_id is not None else None
+            return Principal(user.id, user.username, user.is_admin, "token", None, _roles(s, user.id),
+                             token_project=project, token_role=api_token.role, token_id=api_token.id,
+                             token_expires_at=api_token.expires_at,
+                             token_scopes=tuple(api_token.scopes.split(",")) if api_token.scopes else None
+                             ), api_token.expires_at
+
+        principal = self._caller(digest, fresh, read)
         if principal is None:
-            with self.db() as s:
-                row = s.execute(
-                    select(ApiToken, User).join(User, User.id == ApiToken.user_id)
-                    .where(ApiToken.token_hash == digest)
-                ).first()
-                if row is None:
-                    return None
-                api_token, user = row
-                if user.disabled or api_token.revoked_at is not None or (
-                        api_token.expires_at is not None and api_token.expires_at < utcnow()):
-                    return None
-                project = s.scalar(select(Project.name).where(Project.id == api_token.project_id)) \
-                    if api_token.project_id is not None else None
-                principal = Principal(user.id, user.username, user.is_admin, "token", None, _roles(s, user.id),
-                                      token_project=project, token_role=api_token.role, token_id=api_token.id,
-                                      token_expires_at=api_token.expires_at,
-                                      token_scopes=tuple(api_token.scopes.split(",")) if api_token.scopes else None)
-                expires_at = api_token.expires_at
-            self._remember(digest, principal, expires_at)
+            return None
         now = time.monotonic()
         with self._lock:
             due = now - self._touched.get(digest, -_TOUCH_S) >= _TOUCH_S

@@ -15,7 +15,6 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -140,25 +139,18 @@ def _mark(db: sessionmaker[Session], schedule: Schedule, when: float, result: st
                         {"t": when, "r": result[:1000], "vm": schedule.vm, "uri": schedule.uri})
 
 
-def run_due(db: sessionmaker[Session], host: Host, *, now: float | None = None, force: bool = False,
-            progress: Callable[[str], None] = lambda _m: None) -> list[str]:
-    """Back up (then prune) every VM of `host` whose schedule is due; one line per VM, failures included."""
-    from vmdeck.vm.backup import create_backup, estimate_bytes
-    from vmdeck.vm.backup_ops import prune_backups
-    from vmdeck.vm.project import project_of
-
+def run_due(db: sessionmaker[Session], host: Host, take: Callable[[Schedule], str], *, now: float | None = None,
+            force: bool = False) -> list[str]:
+    """Back up (then prune) every VM of `host` whose schedule is due; one line per VM, failures included.
+    `take` does one schedule's backup and prune and says what it did (vmdeck.usecases.backups.run_due: checked
+    against the backup quota and audited as any backup)."""
     when = time.time() if now is None else now
     done = []
     for schedule in schedules(db):
         if schedule.uri != host.uri or not (force or schedule.due(when)):
             continue
         try:
-            repo = Repository(Path(schedule.repo) if schedule.repo else None)
-            check_backup_quota(db, project_of(host, schedule.vm), repo, estimate_bytes(host, schedule.vm))
-            made = create_backup(host, schedule.vm, repo=schedule.repo, progress=progress)
-            pruned = prune_backups(schedule.vm, keep_last=schedule.keep_last, keep_daily=schedule.keep_daily,
-                                   keep_weekly=schedule.keep_weekly, repo=schedule.repo, progress=progress)
-            line = f"{made.message}; {pruned.message}"
+            line = take(schedule)
         except VmdeckError as err:
             line = f"backup of {schedule.vm} failed: {err}"
         _mark(db, schedule, when, line)

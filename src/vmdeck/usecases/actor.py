@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,10 +35,21 @@ class Actor:
     via: str = ""
     target: str = ""
     recorded: bool = False  # the use case wrote the audit line (the API then writes none of its own)
+    # The caller's role in any project, for a use case that finds the project itself (a network's): the API's
+    # memberships. None: `role` is the only one known.
+    role_of: Callable[[str], str | None] | None = None
 
     @property
     def admin(self) -> bool:
         return self.role == ADMIN
+
+    def role_in(self, project: str | None) -> str | None:
+        """The caller's role in `project` (ADMIN for a host administrator, None for none)."""
+        if self.admin:
+            return ADMIN
+        if self.project_known and project == self.project:
+            return self.role
+        return self.role_of(project) if self.role_of is not None and project is not None else None
 
     @classmethod
     def cli(cls, target: str) -> Actor:

@@ -9,7 +9,9 @@ to, which is what the count will say once they exist:
 - a snapshot: one overlay per disk it covers, each as large as that disk, plus the memory state
   (up to the VM's memory) with --memory, plus the copy of the UEFI variable store;
 - a linked clone: the source's snapshot (as above) plus the clone's overlays (as large again);
-  a full clone: a copy of each disk.
+  a full clone: a copy of each disk;
+- a revert: one fresh overlay per disk of the snapshot, each as large as its frozen image (the overlays
+  it replaces are deleted after, when nothing else needs them: the count then drops again).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from vmdeck.host.connection import Host
 from vmdeck.spec.models import VmSpec
 from vmdeck.store.quota import Demand, demand_for
 
-__all__ = ["GIB", "create_demand", "snapshot_demand", "clone_demand"]
+__all__ = ["GIB", "create_demand", "snapshot_demand", "revert_demand", "clone_demand"]
 
 GIB = 2**30
 
@@ -78,6 +80,12 @@ def snapshot_demand(host: Host, name: str, *, memory: bool = False) -> Demand:
         disk += view.memory_mib / 1024  # the saved state holds at most the guest's RAM (and a little device state)
     disk += _file_gib(nvram_path(dom.xml(inactive=True)))
     return Demand(disk_gib=round(disk, 6))
+
+
+def revert_demand(host: Host, name: str, snap: str) -> Demand:
+    """A revert to `snap`: a fresh overlay on each of its frozen images (NotFound for no such snapshot)."""
+    record = read_tree(host.lookup(name).xml(inactive=True)).get(snap)
+    return Demand(disk_gib=round(sum(_capacity_gib(host, image) for _target, image in record.disks), 6))
 
 
 def clone_demand(host: Host, source: str, *, linked: bool) -> Demand:

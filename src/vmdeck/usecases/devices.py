@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from vmdeck.host.connection import Host
-from vmdeck.store.quota import Demand, locked_change
+from vmdeck.store.quota import Demand
 from vmdeck.usecases.actor import Actor
 from vmdeck.usecases.audit import audited, project_of_vm
 from vmdeck.usecases.permissions import authorize
+from vmdeck.usecases.quota import grown
 from vmdeck.usecases.services import Services
 from vmdeck.vm import devices, media
 from vmdeck.vm.devices import DeviceChange
@@ -31,10 +32,10 @@ def _change(svc: Services, actor: Actor, host: Host, name: str, action: str, do:
     project = project_of_vm(svc, actor, action, host, name)
     with audited(svc, actor, action, project, name, status=status):
         authorize(actor, action, project)
-        if project is None or disk_gib is None:
+        if disk_gib is None:
             result = do()
         else:
-            result = locked_change(svc.db, svc.counted_on(host), project, Demand(disk_gib=disk_gib()), do, on=host)
+            result = grown(svc, host, project, lambda: Demand(disk_gib=disk_gib()), do)
     return result
 
 

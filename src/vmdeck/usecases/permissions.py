@@ -7,18 +7,25 @@ two tables agree. Here the rule holds for every door, the CLI and the scheduler 
 
 from __future__ import annotations
 
+import dataclasses
+
 from vmdeck.errors import VmdeckError
 from vmdeck.store.tenancy import role_rank
 from vmdeck.usecases.actor import Actor
 
-__all__ = ["ACTION_NEEDS", "NotPermitted", "authorize"]
+__all__ = ["ACTION_NEEDS", "NotPermitted", "authorize", "authorize_in"]
 
 ACTION_NEEDS: dict[str, str] = {
     "vm.create": "manager", "vm.delete": "manager", "vm.resize": "manager", "vm.devices": "manager",
-    "vm.snapshot": "manager", "vm.clone": "manager",
-    "vm.power": "operator", "vm.media": "operator",
+    "vm.snapshot": "manager", "vm.clone": "manager", "vm.import": "manager",
+    "vm.power": "operator", "vm.media": "operator", "vm.exec": "operator", "vm.keys": "operator",
+    "vm.screenshot": "viewer", "vm.tune": "operator", "vm.learn": "viewer",
     "vm.migrate": "admin", "vm.adopt": "admin", "host.manage": "admin", "image.manage": "admin",
     "iso.upload": "manager", "iso.delete": "manager",
+    "backup.create": "operator", "backup.manage": "manager", "backup.restore": "manager",
+    "backup.export": "admin", "backup.import": "admin",  # a file at a host path: the host's administrator
+    "network.manage": "manager",  # a project's own network: create, delete, reserve an address on it
+    "project.manage": "admin",
 }
 
 
@@ -35,3 +42,8 @@ def authorize(actor: Actor, action: str, project: str | None) -> None:
     if need == "admin" or role_rank(actor.role) < role_rank(need):
         where = f" in project {project}" if project else ""
         raise NotPermitted(f"{action} needs {need}{where}; you are {actor.role or 'no role'}")
+
+
+def authorize_in(actor: Actor, action: str, project: str | None) -> None:
+    """authorize, for a project the use case found itself (the actor's role there, vmdeck.usecases.actor)."""
+    authorize(dataclasses.replace(actor, role=actor.role_in(project)), action, project)

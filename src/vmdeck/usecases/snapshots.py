@@ -4,19 +4,40 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+from collections.abc import Callable
+from typing import TypeVar
 
 from vmdeck.host.connection import Host
-from vmdeck.store.quota import reserve
+from vmdeck.store.quota import Demand
 from vmdeck.usecases.actor import Actor
 from vmdeck.usecases.audit import audited, project_of_vm
-from vmdeck.usecases.charges import clone_demand, snapshot_demand
+from vmdeck.usecases.charges import clone_demand, revert_demand, snapshot_demand
 from vmdeck.usecases.common import Progress, quiet
 from vmdeck.usecases.permissions import authorize
+from vmdeck.usecases.quota import held
 from vmdeck.usecases.services import Services
 from vmdeck.vm.clone import CloneResult
 from vmdeck.vm.snapshot_ops import SnapshotResult
 
 __all__ = ["create_snapshot", "revert_snapshot", "delete_snapshot", "clone"]
+
+T = TypeVar("T")
+
+
+def _charged(svc: Services, actor: Actor, host: Host, name: str, action: str, demand: Callable[[], Demand] | None,
+             what: str, do: Callable[[], T], *, status: int = 200, after: Callable[[str | None], None] | None = None
+             ) -> T:
+    """The one shape of every snapshot and clone: policy, then `demand()` held for `what` while `do` runs
+    (nothing held without a quota, vmdeck.usecases.quota), `after` (given the project) still inside the hold,
+    all inside the audit line."""
+    project = project_of_vm(svc, actor, action, host, name)
+    with audited(svc, actor, action, project, name, status=status):
+        authorize(actor, action, project)
+        with held(svc, host, project, demand, what):
+            result = do()
+            if after is not None:
+                after(project)
+    return result
 
 
 def create_snapshot(svc: Services, actor: Actor, host: Host, name: str, snap: str | None = None, *,
@@ -25,44 +46,28 @@ def create_snapshot(svc: Services, actor: Actor, host: Host, name: str, snap: st
     """A snapshot: its overlays (each as large as its disk may grow) and memory state are charged first."""
     from vmdeck.vm import snapshot_ops
 
-    project = project_of_vm(svc, actor, "vm.snapshot", host, name)
-    with audited(svc, actor, "vm.snapshot", project, name, status=201):
-        authorize(actor, "vm.snapshot", project)
-
-        def take() -> SnapshotResult:
-            return snapshot_ops.create_snapshot(host, name, snap, description=description, memory=memory,
-                                                quiesce=quiesce, progress=progress)
-
-        if project is None:
-            result = take()
-        else:
-            demand = snapshot_demand(host, name, memory=memory)
-            with reserve(svc.db, svc.counted_on(host), project, demand,
-                         f"snapshot:{name}:{secrets.token_hex(4)}", on=host):
-                result = take()
-    return result
+    return _charged(svc, actor, host, name, "vm.snapshot", lambda: snapshot_demand(host, name, memory=memory),
+                    f"snapshot:{name}:{secrets.token_hex(4)}",
+                    lambda: snapshot_ops.create_snapshot(host, name, snap, description=description, memory=memory,
+                                                         quiesce=quiesce, progress=progress), status=201)
 
 
 def revert_snapshot(svc: Services, actor: Actor, host: Host, name: str, snap: str, *,
                     progress: Progress = quiet) -> SnapshotResult:
+    """Back to `snap`: its fresh overlays are charged like a snapshot's while they are made."""
     from vmdeck.vm import snapshot_ops
 
-    project = project_of_vm(svc, actor, "vm.snapshot", host, name)
-    with audited(svc, actor, "vm.snapshot", project, name):
-        authorize(actor, "vm.snapshot", project)
-        result = snapshot_ops.revert_snapshot(host, name, snap, progress=progress)
-    return result
+    return _charged(svc, actor, host, name, "vm.snapshot", lambda: revert_demand(host, name, snap),
+                    f"snapshot:{name}:{secrets.token_hex(4)}",
+                    lambda: snapshot_ops.revert_snapshot(host, name, snap, progress=progress))
 
 
 def delete_snapshot(svc: Services, actor: Actor, host: Host, name: str, snap: str, *,
                     progress: Progress = quiet) -> SnapshotResult:
     from vmdeck.vm import snapshot_ops
 
-    project = project_of_vm(svc, actor, "vm.snapshot", host, name)
-    with audited(svc, actor, "vm.snapshot", project, name):
-        authorize(actor, "vm.snapshot", project)
-        result = snapshot_ops.delete_snapshot(host, name, snap, progress=progress)
-    return result
+    return _charged(svc, actor, host, name, "vm.snapshot", None, f"snapshot:{name}:{secrets.token_hex(4)}",
+                    lambda: snapshot_ops.delete_snapshot(host, name, snap, progress=progress))
 
 
 def clone(svc: Services, actor: Actor, host: Host, source: str, new: str, *, linked: bool = False,
@@ -73,18 +78,14 @@ def clone(svc: Services, actor: Actor, host: Host, source: str, new: str, *, lin
     from vmdeck.vm.clone import clone_vm
     from vmdeck.vm.project import set_project
 
-    project = project_of_vm(svc, actor, "vm.clone", host, source)
-    with audited(svc, actor, "vm.clone", project, source, status=201):
-        authorize(actor, "vm.clone", project)
-        if project is None:  # a VM outside any project (administrators): the clone is outside too
-            made = clone_vm(host, source, new, linked=linked, start=False, progress=progress)
-        else:
-            demand = clone_demand(host, source, linked=linked)
-            with reserve(svc.db, svc.counted_on(host), project, demand, f"vm:{new}", on=host):
-                made = clone_vm(host, source, new, linked=linked, start=False, progress=progress)
-                set_project(host, new, project)
+    def into(project: str | None) -> None:
+        if project is not None:  # a VM outside any project (administrators): the clone is outside too
+            set_project(host, new, project)
         if start:
             progress(f"starting {new}")
             lifecycle.start(host, new)
-            made = dataclasses.replace(made, message=made.message + ", started")
-    return made
+
+    made = _charged(svc, actor, host, source, "vm.clone", lambda: clone_demand(host, source, linked=linked),
+                    f"vm:{new}", lambda: clone_vm(host, source, new, linked=linked, start=False, progress=progress),
+                    status=201, after=into)
+    return dataclasses.replace(made, message=made.message + ", started") if start else made

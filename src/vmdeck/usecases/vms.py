@@ -13,19 +13,20 @@ from typing import TYPE_CHECKING, Any
 
 from vmdeck.errors import Conflict, NotFound
 from vmdeck.host.connection import Host
-from vmdeck.store.quota import Demand, locked_change, reserve
+from vmdeck.store.quota import Demand, reserve
 from vmdeck.store.tenancy import DEFAULT_PROJECT
 from vmdeck.usecases.actor import Actor
 from vmdeck.usecases.audit import audited, project_of_vm
 from vmdeck.usecases.common import Progress, quiet
 from vmdeck.usecases.permissions import authorize
+from vmdeck.usecases.quota import grown
 from vmdeck.usecases.services import Services
 from vmdeck.vm import lifecycle
 
 if TYPE_CHECKING:  # pydantic: not on the path of `vmdeck start` (vmdeck.cli.fast)
     from vmdeck.spec.models import VmSpec
 
-__all__ = ["Created", "create", "start", "start_many", "power", "shutdown", "delete", "set_resources", "adopt"]
+__all__ = ["Created", "placed", "create", "start", "start_many", "power", "shutdown", "delete", "set_resources", "adopt"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Created:
 
 
 @contextlib.contextmanager
-def _placed(svc: Services, local: Host | None, spec: VmSpec, wanted: str | None) -> Iterator[tuple[Host, str]]:
+def placed(svc: Services, local: Host | None, spec: VmSpec, wanted: str | None) -> Iterator[tuple[Host, str]]:
     """The host a new VM goes to. With several hosts its room stays held until the body is done (the VM
     runs, or the create failed), so a create placed meanwhile counts it (vmdeck.cluster.place)."""
     if svc.fleet is None:
@@ -45,9 +46,9 @@ def _placed(svc: Services, local: Host | None, spec: VmSpec, wanted: str | None)
             raise NotFound(f"no host named {wanted!r} is registered (one host is managed here)")
         yield local, ""
         return
-    from vmdeck.cluster.place import placed
+    from vmdeck.cluster.place import placed as room_held
 
-    with placed(svc.fleet, spec, None if wanted in (None, "auto") else wanted) as entry:
+    with room_held(svc.fleet, spec, None if wanted in (None, "auto") else wanted) as entry:
         yield svc.fleet.host(entry), entry.name
 
 
@@ -64,7 +65,7 @@ def create(svc: Services, actor: Actor, spec: VmSpec, *, local: Host | None, pro
         authorize(actor, "vm.create", project)
         svc.tenancy.ensure_project(project)
         demand = create_demand(spec)  # before anything exists: an image's overlay counts its full size
-        with _placed(svc, local, spec, on_host) as (host, host_name):
+        with placed(svc, local, spec, on_host) as (host, host_name):
             from vmdeck.usecases.devices import check_nic_networks
 
             check_nic_networks(svc, actor, host, project, {nic.network for nic in spec.nics})
@@ -145,13 +146,12 @@ def set_resources(svc: Services, actor: Actor, host: Host, name: str, *, vcpus: 
             def apply() -> Any:
                 return set_vm_resources(host, name, vcpus=vcpus, memory_mib=memory_mib)
 
-            if project is None:  # a VM outside any project: no quota to hold it to
-                change = apply()
-            else:
+            def growth() -> Demand:
                 current = show_vm(host, name).view
-                demand = Demand(vcpus=max(0, (vcpus or current.vcpus) - current.vcpus),
-                                memory_mib=max(0, (memory_mib or current.memory_mib) - current.memory_mib))
-                change = locked_change(svc.db, svc.counted_on(host), project, demand, apply, on=host)
+                return Demand(vcpus=max(0, (vcpus or current.vcpus) - current.vcpus),
+                              memory_mib=max(0, (memory_mib or current.memory_mib) - current.memory_mib))
+
+            change = grown(svc, host, project, growth, apply)
             reply.update(vcpus=change.vcpus, memory_mib=change.memory_mib, applies=change.applies)
         if boot_order is not None:
             reply["boot_order"] = list(set_boot_order(host, name, list(boot_order)))
