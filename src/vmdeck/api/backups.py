@@ -19,9 +19,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel, Field
 
-from vmdeck.api.context import AppContext, app_context, quota_hosts, request_host
+from vmdeck.api.context import AppContext, app_context, fleet_of, quota_hosts, request_host
 from vmdeck.api.policy import Grant, grant_of
-from vmdeck.errors import Conflict, VmdeckError
+from vmdeck.errors import Conflict, NotFound, VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.storage.backup_repo import Repository
 
@@ -64,6 +64,7 @@ class CreateBackup(BaseModel):
 class RestoreBackup(BaseModel):
     as_name: str | None = Field(None, description="Restore as a new VM of this name; default: in place.")
     force: bool = Field(False, description="In place: power the running VM off and replace it.")
+    host: str | None = Field(None, description="Registered host to restore onto; default: this server's.")
 
 
 class PruneBackups(BaseModel):
@@ -193,6 +194,16 @@ def backups_verify(backup_id: str) -> dict[str, Any]:
             "message": report.message}
 
 
+def _restore_host(ctx: AppContext, name: str | None) -> Host:
+    """The registered host `name` (this server's own host when none is named)."""
+    fleet = fleet_of(ctx)
+    if name is None or (fleet is None and name == "local"):
+        return ctx.host.get()
+    if fleet is None:
+        raise NotFound(f"no registered host named {name!r}")
+    return fleet.host(name)
+
+
 @router.post("/api/backups/{backup_id}/restore")
 def backups_restore(backup_id: str, body: RestoreBackup, grant: Grant = Depends(grant_of),
                     ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
@@ -204,7 +215,7 @@ def backups_restore(backup_id: str, body: RestoreBackup, grant: Grant = Depends(
     from vmdeck.vm.project import project_of, set_project
 
     manifest = Repository().load(backup_id)
-    host = ctx.host.get()
+    host = _restore_host(ctx, body.host)
     target = body.as_name or manifest.vm
     if body.as_name is None and host.exists(target) and project_of(host, target) != manifest.project:
         raise Conflict(f"VM {target!r} is not the VM this backup was taken of: restore it --as a new VM")

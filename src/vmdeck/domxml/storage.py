@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lxml import etree
 
-__all__ = ["pool_xml", "volume_xml", "pool_target_path", "raw_volume_xml"]
+__all__ = ["pool_xml", "volume_xml", "pool_target_path", "raw_volume_xml", "volume_format_of"]
 
 
 def pool_xml(name: str, path: Path) -> str:
@@ -35,6 +35,13 @@ def volume_xml(name: str, capacity: int, fmt: str) -> str:
 def pool_target_path(xml: str) -> str:
     """The folder behind a `dir` pool, from the pool's XML."""
     return str(etree.fromstring(xml.encode()).findtext("target/path") or "?")
+
+
+def volume_format_of(xml: str) -> tuple[str, str]:
+    """(format, qcow2 compat: "1.1" for v3, "0.10" for v2, "" when not said) from a volume's XML."""
+    root = etree.fromstring(xml.encode())
+    fmt = root.find("target/format")
+    return (fmt.get("type", "") if fmt is not None else ""), root.findtext("target/compat") or ""
 
 
 def raw_volume_xml(name: str, capacity: int) -> str:
