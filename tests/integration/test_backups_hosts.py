@@ -218,6 +218,7 @@ def test_uefi_restore_onto_another_host_brings_nvram_and_a_new_seed(host: Host, 
 
 def test_backup_after_live_migration_to_another_host(host: Host, second: Host, second_ns: NamespaceHost,
                                                      vm: str, repo: Path) -> None:
+    before = json.loads(vmdeck(repo, "backup", "create", vm, "--json"))  # a chain here, with a checkpoint
     migrate(host, vm, second.uri, migrate_uri=f"tcp://{second_ns.addr}")
     assert second.exists(vm) and not host.exists(vm)
 
@@ -226,6 +227,7 @@ def test_backup_after_live_migration_to_another_host(host: Host, second: Host, s
     moved = json.loads(vmdeck(repo, "backup", "create", vm, "--json"))
     assert moved["kind"] == "full", moved
     assert "moved from" in moved["reason"] and second.uri in moved["reason"], moved["reason"]
+    assert before["id"] in moved["reason"]
     write_marker(second, vm, "DDDDDDDD")
     after = json.loads(vmdeck(repo, "backup", "create", vm, "--json"))
     assert after["kind"] == "incremental", after["reason"]
