@@ -35,7 +35,7 @@ from vmdeck.storage.iso import make_iso
 from vmdeck.vm import lifecycle
 from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.create import create_vm
-from vmdeck.vm.host_files import download_file
+from vmdeck.vm.host_files import download_file, download_folder
 from vmdeck.vm.migrate import migrate
 from vmdeck.vm.seeds import is_seed
 
@@ -173,7 +173,7 @@ def test_restore_onto_a_host_that_shares_no_files(host: Host, second: Host, vm: 
     assert read_marker(host, vm) == "CCCCCCCC"  # the source is untouched
 
 
-def test_uefi_restore_onto_another_host_brings_nvram_and_a_new_seed(host: Host, second: Host, repo: Path,
+def test_uefi_restore_onto_another_host_brings_nvram_tpm_and_a_new_seed(host: Host, second: Host, repo: Path,
                                                                     tmp_path: Path) -> None:
     uefi = f"{PREFIX}bkh-uefi-{uuid.uuid4().hex[:4]}"
     # A NoCloud seed in its CD drive (beside the repository: QEMU's user can read it there).
@@ -184,11 +184,14 @@ def test_uefi_restore_onto_another_host_brings_nvram_and_a_new_seed(host: Host, 
     seed = make_iso(cidata, repo.parent / f"{uefi}-seed.iso", label="cidata")
     seed.chmod(0o644)
     spec = resolve("q35-virtio", uefi, Overrides(memory_mib=256, disk_gib=1))
-    create_vm(host, spec.model_copy(update={"boot": BootSpec(kind="uefi"), "cdroms": (CdromSpec(iso=seed),)}))
+    create_vm(host, spec.model_copy(update={"boot": BootSpec(kind="uefi"), "cdroms": (CdromSpec(iso=seed),),
+                                            "tpm": True}))
     try:
-        lifecycle.start(host, uefi)  # libvirt makes the VM's NVRAM from OVMF's template at first start
+        lifecycle.start(host, uefi)  # libvirt makes the NVRAM from OVMF's template, swtpm its state
         nvram = Path(f"/var/lib/libvirt/qemu/nvram/{uefi}_VARS.fd")
         assert wait_for(nvram.exists)
+        tpm_state = Path(f"/var/lib/libvirt/swtpm/{host.lookup(uefi).uuid()}/tpm2")
+        assert wait_for(lambda: any(tpm_state.glob("*")))
         lifecycle.poweroff(host, uefi)
         with nvram.open("r+b") as store:  # a variable of this VM's own (as efibootmgr would write)
             store.seek(nvram.stat().st_size // 2)
@@ -209,9 +212,22 @@ def test_uefi_restore_onto_another_host_brings_nvram_and_a_new_seed(host: Host, 
         download_file(second, there_seed, tmp_path / "seed.iso")
         assert is_seed(str(tmp_path / "seed.iso"))
         assert f"instance-id: {back}-".encode() in (tmp_path / "seed.iso").read_bytes()
-        lifecycle.start(second, back)  # QEMU there accepts the uploaded store
-        assert wait_for(lambda: lifecycle.current_state(second.lookup(back)) == "running")
-        lifecycle.poweroff(second, back)
+        # Its TPM state, under its own UUID there.
+        (tmp_path / "tpm").mkdir()
+        names = download_folder(second, f"/var/lib/libvirt/swtpm/{second.lookup(back).uuid()}/tpm2", tmp_path / "tpm")
+        assert names and all((tmp_path / "tpm" / n).read_bytes() == (tpm_state / n).read_bytes() for n in names)
+        assert all(o is not None and o[:2] == ((tpm_state / n).stat().st_uid, (tpm_state / n).stat().st_gid)
+                   for n, o in names.items())  # swtpm's user's, as here
+        # Restored here as a new VM, it starts: swtpm takes the restored state (its owner and modes kept).
+        here = f"{PREFIX}bkh-uefi3-{uuid.uuid4().hex[:4]}"
+        vmdeck(repo, "backup", "restore", made["id"], "--host", "local", "--as", here)
+        try:
+            lifecycle.start(host, here)
+            assert lifecycle.current_state(host.lookup(here)) == "running"
+            restored_state = Path(f"/var/lib/libvirt/swtpm/{host.lookup(here).uuid()}/tpm2")
+            assert sorted(p.name for p in restored_state.glob("*")) == sorted(names)
+        finally:
+            delete_vm(host, here)
     finally:
         delete_vm(host, uefi)
 

@@ -32,11 +32,13 @@ from pathlib import Path
 from vmdeck.domxml.backup import backup_xml, checkpoint_xml
 from vmdeck.domxml.parse import DiskView, parse_domain
 from vmdeck.domxml.snapshots import nvram_path
+from vmdeck.domxml.tpm import emulated_tpm_version
 from vmdeck.errors import Conflict, GuestError, HostError, InvalidInput, NotFound, StateError, VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.libvirt_api import Domain
 from vmdeck.storage.backup_repo import BackupFile, Manifest, Partial, Repository, sha256_of
 from vmdeck.storage.images import image_info, qemu_img_rebase_unsafe, read_backing
+from vmdeck.vm.backup_tpm import save_tpm_state
 from vmdeck.vm.host_files import download_file, volume_format
 from vmdeck.vm.project import domain_project
 from vmdeck.vm.seeds import is_seed
@@ -221,11 +223,14 @@ def _drop_checkpoints(dom: Domain, keep: str | None) -> None:
                 dom.delete_checkpoint(name, metadata_only=True)
 
 
-def _extra_files(host: Host, partial: Partial, config: str, view_disks: tuple[DiskView, ...]
+def _extra_files(host: Host, partial: Partial, config: str, view_disks: tuple[DiskView, ...], uuid: str
                  ) -> list[tuple[str, str, str | None]]:
-    """Copy the NVRAM and cloud-init seeds; (file name, role, target) of each. On another host they come
-    through libvirt's storage streams (vm.host_files)."""
+    """Copy the NVRAM, the TPM state and the cloud-init seeds; (file name, role, target) of each. On another
+    host they come through libvirt's storage streams (vm.host_files)."""
     made: list[tuple[str, str, str | None]] = []
+    tpm_version = emulated_tpm_version(config)
+    if tpm_version and save_tpm_state(host, uuid, tpm_version, partial.file("tpm.tar")):
+        made.append(("tpm.tar", "tpm", None))
     nvram = nvram_path(config)
     if nvram and host.is_local and Path(nvram).exists():
         shutil.copyfile(nvram, partial.file("nvram.fd"))
@@ -354,7 +359,7 @@ def create_backup(host: Host, name: str, *, repo: str | Path | None = None, full
             progress(f"checksum of {disk.target}")
             files.append(BackupFile(file_name, "disk", path.stat().st_size, sha256_of(path), disk.target,
                                     parent_file, image_info(path).virtual_size, disk.source))
-        for file_name, role, target in _extra_files(host, partial, config, view.disks):
+        for file_name, role, target in _extra_files(host, partial, config, view.disks, uuid):
             path = partial.file(file_name)
             files.append(BackupFile(file_name, role, path.stat().st_size, sha256_of(path), target))
         manifest = Manifest(id=backup_id, vm=name, uuid=uuid, project=project, host=host.uri,

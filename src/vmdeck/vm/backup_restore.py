@@ -39,6 +39,7 @@ from vmdeck.spec.models import check_name
 from vmdeck.storage.backup_repo import Manifest, Repository
 from vmdeck.storage.journal import Journal
 from vmdeck.storage.pool import delete_volume, ensure_pool, refresh_pool
+from vmdeck.vm.backup_tpm import restore_tpm_state
 from vmdeck.vm.host_files import delete_in_folder, upload_file, upload_into_folder
 from vmdeck.vm.seeds import reissue_seed
 from vmdeck.vm.state import LIVE_STATES, current_state
@@ -180,6 +181,7 @@ def restore_backup(host: Host, backup_id: str, *, repo: str | Path | None = None
     folder = repository.folder(manifest.id)
     seed_files = {f.target or "": folder / f.name for f in manifest.files if f.role == "seed"}
     nvram_entry = manifest.file("nvram")
+    tpm_entry = manifest.file("tpm")
     with Journal("restore", vm) as journal, tempfile.TemporaryDirectory(prefix="vmdeck-restore-") as scratch:
         target = _Target(host, journal, Path(scratch))
         try:
@@ -200,7 +202,15 @@ def restore_backup(host: Host, backup_id: str, *, repo: str | Path | None = None
                 nvram = target.put_nvram(folder / nvram_entry.name, vm) if nvram_entry else None
                 xml = new_vm_xml(manifest.domain_xml, manifest.vm, vm, disks, seeds, target.made, nvram)
             refresh_pool(ensure_pool(host))
-            host.conn.define(xml, context=f"define {vm}")
+            defined = host.conn.define(xml, context=f"define {vm}")
+            if tpm_entry:
+                progress("restoring the TPM state")
+                try:
+                    restore_tpm_state(host, folder / tpm_entry.name, defined.uuid())
+                except BaseException:
+                    with contextlib.suppress(VmdeckError):
+                        defined.undefine()
+                    raise
         except BaseException:
             if replaced:  # the old VM is gone: the restored files are all there is, keep them
                 journal.close()

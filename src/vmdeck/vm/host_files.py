@@ -15,14 +15,15 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
-from vmdeck.domxml.storage import pool_target_path, pool_xml, volume_format_of, volume_xml
+from vmdeck.domxml.storage import Owner, pool_target_path, pool_xml, volume_format_of, volume_owner_of, volume_xml
 from vmdeck.errors import InvalidInput, NotFound, VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.libvirt_api import StoragePool, StorageVolume
 from vmdeck.paths import pool_name
 from vmdeck.storage.pool import ensure_pool, pool_free_bytes, refresh_pool
 
-__all__ = ["upload_file", "upload_into_folder", "download_file", "delete_in_folder", "volume_format"]
+__all__ = ["upload_file", "upload_into_folder", "download_file", "download_folder", "delete_in_folder",
+           "volume_format"]
 
 _CHUNK = 1 << 20
 
@@ -40,10 +41,11 @@ def _send(host: Host, volume: StorageVolume, source: Path) -> None:
         raise
 
 
-def _new_volume(host: Host, pool: StoragePool, name: str, source: Path) -> StorageVolume:
+def _new_volume(host: Host, pool: StoragePool, name: str, source: Path, owner: Owner | None = None
+                ) -> StorageVolume:
     # Raw, exactly the file's size, nothing allocated: the upload writes the file's bytes as they are
     # (a qcow2 stays a qcow2; libvirt sees its format at the next refresh).
-    volume = pool.create_volume(volume_xml(name, source.stat().st_size, "raw"))
+    volume = pool.create_volume(volume_xml(name, source.stat().st_size, "raw", owner))
     try:
         _send(host, volume, source)
     except BaseException:
@@ -65,18 +67,19 @@ def upload_file(host: Host, source: Path, name: str) -> str:
 
 
 @contextlib.contextmanager
-def _folder_pool(host: Host, folder: str) -> Iterator[StoragePool]:
-    """A running pool over `folder` on `host`: one there already, else a transient one for the call."""
+def _folder_pool(host: Host, folder: str, owner: Owner | None = None) -> Iterator[StoragePool]:
+    """A running pool over `folder` on `host`: one there already, else a transient one for the call
+    (which makes the folder, given to `owner`, when it is missing)."""
     for pool in host.conn.active_pools():
         if pool_target_path(pool.xml()) == folder:
             pool.refresh()
             yield pool
             return
-    xml = pool_xml(f"vmdeck-files-{secrets.token_hex(4)}", Path(folder))
+    name = f"vmdeck-files-{secrets.token_hex(4)}"
     try:
-        pool = host.conn.create_transient_pool(xml)
-    except VmdeckError:
-        pool = host.conn.create_transient_pool(xml, build=True)  # the folder did not exist yet
+        pool = host.conn.create_transient_pool(pool_xml(name, Path(folder)))
+    except VmdeckError:  # the folder did not exist yet
+        pool = host.conn.create_transient_pool(pool_xml(name, Path(folder), owner), build=True)
     try:
         yield pool
     finally:
@@ -84,13 +87,15 @@ def _folder_pool(host: Host, folder: str) -> Iterator[StoragePool]:
             pool.destroy()
 
 
-def upload_into_folder(host: Host, source: Path, dest: str) -> None:
-    """Copy the local file `source` to the path `dest` on `host` (a folder outside vmdeck's pool)."""
+def upload_into_folder(host: Host, source: Path, dest: str, *, owner: Owner | None = None,
+                       folder_owner: Owner | None = None) -> None:
+    """Copy the local file `source` to the path `dest` on `host` (a folder outside vmdeck's pool), given to
+    `owner`; a missing folder is made, given to `folder_owner`."""
     folder, name = str(Path(dest).parent), Path(dest).name
-    with _folder_pool(host, folder) as pool:
+    with _folder_pool(host, folder, folder_owner) as pool:
         with contextlib.suppress(NotFound):
             pool.volume(name).delete()  # an earlier file of that name (a VM of that name deleted earlier)
-        _new_volume(host, pool, name, source)
+        _new_volume(host, pool, name, source, owner)
 
 
 def delete_in_folder(host: Host, path: str) -> None:
@@ -116,6 +121,16 @@ def download_file(host: Host, path: str, dest: Path, *, length: int = 0) -> None
         except BaseException:
             stream.close_quietly()
             raise
+
+
+def download_folder(host: Host, folder: str, dest: Path) -> dict[str, Owner | None]:
+    """Copy every file of `folder` on `host` (not its sub-folders) into the local folder `dest`; their names
+    and owners there."""
+    with _folder_pool(host, folder) as pool:
+        owners = {name: volume_owner_of(pool.volume(name).xml()) for name, _path in pool.volumes()}
+    for name in owners:
+        download_file(host, f"{folder}/{name}", dest / name)
+    return owners
 
 
 def volume_format(host: Host, path: str) -> tuple[str, str]:
