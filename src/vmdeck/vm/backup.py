@@ -270,6 +270,13 @@ def _allocated(path: str) -> int:
     return total
 
 
+def _capacity(host: Host, dom: Domain, disk: DiskView) -> int:
+    try:
+        return host.conn.volume_at(disk.source or "").info()[0]
+    except VmdeckError:  # not in a pool there
+        return dom.block_capacity(disk.target)
+
+
 def estimate_bytes(host: Host, name: str, *, repo: str | Path | None = None) -> int:
     """What the next backup of `name` would add to the repository, for a quota check before it starts:
     the data written since the last checkpoint when an incremental of a running VM follows, else every
@@ -285,7 +292,7 @@ def estimate_bytes(host: Host, name: str, *, repo: str | Path | None = None) -> 
             with contextlib.suppress(VmdeckError):
                 return dom.checkpoint_dirty_bytes(parent.checkpoint)
     if not host.is_local:  # the chain's files are not readable here: the disks' size bounds a full backup
-        return sum(host.conn.volume_at(d.source or "").info()[0] for d in disks)
+        return sum(_capacity(host, dom, d) for d in disks)
     return sum(_allocated(d.source or "") for d in disks)
 
 

@@ -67,18 +67,21 @@ def upload_file(host: Host, source: Path, name: str) -> str:
 
 
 @contextlib.contextmanager
-def _folder_pool(host: Host, folder: str, owner: Owner | None = None) -> Iterator[StoragePool]:
+def _folder_pool(host: Host, folder: str, owner: Owner | None = None, *, make: bool = True
+                 ) -> Iterator[StoragePool]:
     """A running pool over `folder` on `host`: one there already, else a transient one for the call
-    (which makes the folder, given to `owner`, when it is missing)."""
+    (which makes the folder, given to `owner`, when it is missing and `make`; else NotFound)."""
     for pool in host.conn.active_pools():
         if pool_target_path(pool.xml()) == folder:
-            pool.refresh()
+            refresh_pool(pool)
             yield pool
             return
     name = f"vmdeck-files-{secrets.token_hex(4)}"
     try:
         pool = host.conn.create_transient_pool(pool_xml(name, Path(folder)))
-    except VmdeckError:  # the folder did not exist yet
+    except VmdeckError as err:  # the folder does not exist (yet)
+        if not make:
+            raise NotFound(f"no folder {folder} on {host.uri}") from err
         pool = host.conn.create_transient_pool(pool_xml(name, Path(folder), owner), build=True)
     try:
         yield pool
@@ -99,7 +102,7 @@ def upload_into_folder(host: Host, source: Path, dest: str, *, owner: Owner | No
 
 
 def delete_in_folder(host: Host, path: str) -> None:
-    with contextlib.suppress(VmdeckError), _folder_pool(host, str(Path(path).parent)) as pool:
+    with contextlib.suppress(VmdeckError), _folder_pool(host, str(Path(path).parent), make=False) as pool:
         pool.volume(Path(path).name).delete()
 
 
@@ -109,7 +112,7 @@ def download_file(host: Host, path: str, dest: Path, *, length: int = 0) -> None
         try:
             volume = host.conn.volume_at(path)
         except NotFound:
-            pool = stack.enter_context(_folder_pool(host, str(Path(path).parent)))
+            pool = stack.enter_context(_folder_pool(host, str(Path(path).parent), make=False))
             volume = pool.volume(Path(path).name)
         stream = host.conn.new_stream(context=f"download {path}")
         volume.download(stream, length)
@@ -126,7 +129,7 @@ def download_file(host: Host, path: str, dest: Path, *, length: int = 0) -> None
 def download_folder(host: Host, folder: str, dest: Path) -> dict[str, Owner | None]:
     """Copy every file of `folder` on `host` (not its sub-folders) into the local folder `dest`; their names
     and owners there."""
-    with _folder_pool(host, folder) as pool:
+    with _folder_pool(host, folder, make=False) as pool:
         owners = {name: volume_owner_of(pool.volume(name).xml()) for name, _path in pool.volumes()}
     for name in owners:
         download_file(host, f"{folder}/{name}", dest / name)
