@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from backup_support import disk_of, read_marker, write_marker
 from fastapi.testclient import TestClient
 from itest_support import PREFIX, READY_TIMEOUT_S, VMDECK, delete_vm, wait_for
 from nshosts import NamespaceHost, start_hosts, stop_hosts
@@ -33,7 +34,6 @@ from vmdeck.spec.models import BootSpec, CdromSpec
 from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.storage.iso import make_iso
 from vmdeck.vm import lifecycle
-from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.create import create_vm
 from vmdeck.vm.host_files import download_file, download_folder
 from vmdeck.vm.migrate import migrate
@@ -88,28 +88,6 @@ def vmdeck(repo: Path, *args: str) -> str:
     done = subprocess.run([*VMDECK, *args], capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout
-
-
-def sh(host: Host, vm: str, command: str) -> str:
-    result = guest_exec(host.lookup(vm), ["/bin/sh", "-c", command], timeout=120)
-    assert result.exit_code == 0, result.stderr
-    return result.stdout.decode("latin-1")
-
-
-def write_marker(host: Host, vm: str, text: str) -> None:
-    # Raw sectors of the data disk; fsync so the disk holds it at once.
-    sh(host, vm, f"printf {text} | dd of=/dev/vda bs=512 conv=sync,fsync 2>/dev/null")
-
-
-def read_marker(host: Host, vm: str) -> str:
-    # The page cache dropped first: what the disk holds, not what the guest remembers writing.
-    return str(wait_for(lambda: sh(host, vm, "echo 3 > /proc/sys/vm/drop_caches; head -c 8 /dev/vda"),
-                        timeout=READY_TIMEOUT_S))
-
-
-def disk_of(host: Host, vm: str) -> str:
-    return next(d.source for d in parse_domain(host.lookup(vm).xml(inactive=True)).disks
-                if d.device == "disk" and d.source)
 
 
 def holds(image: Path, text: str) -> bool:
