@@ -14,6 +14,10 @@
   earlier backup, --full, another VM under the same name (re-created or restored), the
   checkpoint gone (migration, restore, undefine), the disks changed, or the disk's bitmap gone
   (a snapshot revert or a clone put the VM on an image made outside libvirt).
+- A VM on another host (the registry's) is backed up there: its QEMU writes the disk files, so the
+  repository must be a share mounted at the same path on both hosts (checked once the job ends);
+  NVRAM, TPM state and seed come through libvirt's storage streams (vm.host_files). After a
+  migration the chain starts again, and the reason names the move.
 - Everything is written into a hidden folder and renamed into place at the end
   (storage.backup_repo): a failed, cancelled or killed backup leaves no entry.
 """
