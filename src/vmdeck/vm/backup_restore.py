@@ -116,7 +116,7 @@ class _Target:
         if self.local:
             out = str(reissue_seed(str(source), vm, pool_dir() / name))
             self.made.append(out)
-            ensure_pool(self.host).refresh()
+            refresh_pool(ensure_pool(self.host))  # retries while another client's volume job runs
             return out
         return self.seed(reissue_seed(str(source), vm, self.scratch / name), name)
 
