@@ -20,13 +20,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from backup_support import disk_of, read_marker, sh, write_marker
 from itest_support import PREFIX, READY_TIMEOUT_S, VMDECK, delete_vm, wait_for
 
 from vmdeck.domxml.parse import parse_domain
 from vmdeck.host.connection import Host
 from vmdeck.spec.templates import Overrides, resolve
 from vmdeck.vm import lifecycle
-from vmdeck.vm.agent import guest_exec
 from vmdeck.vm.create import create_vm
 
 MiB = 2**20
@@ -56,26 +56,6 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 
 def backup(repo: Path, vm: str, *extra: str) -> dict:
     return json.loads(ok(vmdeck(repo, "backup", "create", vm, "--json", *extra)))
-
-
-def sh(host: Host, vm: str, command: str) -> str:
-    result = guest_exec(host.lookup(vm), ["/bin/sh", "-c", command], timeout=120)
-    assert result.exit_code == 0, result.stderr
-    return result.stdout.decode("latin-1")
-
-
-def write_marker(host: Host, vm: str, text: str) -> None:
-    # Raw sectors of the data disk: no filesystem needed; fsync so the host sees it at once.
-    sh(host, vm, f"printf {text} | dd of=/dev/vda bs=512 conv=sync,fsync 2>/dev/null")
-
-
-def read_marker(host: Host, vm: str) -> str:
-    return str(wait_for(lambda: sh(host, vm, "head -c 8 /dev/vda"), timeout=READY_TIMEOUT_S))
-
-
-def disk_of(host: Host, vm: str) -> str:
-    return next(d.source for d in parse_domain(host.lookup(vm).xml(inactive=True)).disks
-                if d.device == "disk" and d.source)
 
 
 def host_read(image: str, offset: int, pattern: int, length: int = 512) -> bool:

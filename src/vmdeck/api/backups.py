@@ -21,9 +21,9 @@ from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel, Field
 
 from vmdeck.api.actors import request_actor, request_services
-from vmdeck.api.context import AppContext, app_context, request_host
+from vmdeck.api.context import AppContext, app_context, fleet_of, request_host
 from vmdeck.api.policy import Grant, grant_of
-from vmdeck.errors import VmdeckError
+from vmdeck.errors import NotFound, VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.storage.backup_repo import Repository
 from vmdeck.usecases import Actor, Services, backups
@@ -69,6 +69,7 @@ class CreateBackup(BaseModel):
 class RestoreBackup(BaseModel):
     as_name: str | None = Field(None, description="Restore as a new VM of this name; default: in place.")
     force: bool = Field(False, description="In place: power the running VM off and replace it.")
+    host: str | None = Field(None, description="Registered host to restore onto; default: this server's.")
 
 
 class PruneBackups(BaseModel):
@@ -183,11 +184,21 @@ def backups_verify(backup_id: str) -> dict[str, Any]:
             "message": report.message}
 
 
+def _restore_host(ctx: AppContext, name: str | None) -> Host:
+    """The registered host `name` (this server's own host when none is named)."""
+    fleet = fleet_of(ctx)
+    if name is None or (fleet is None and name == "local"):
+        return ctx.host.get()
+    if fleet is None:
+        raise NotFound(f"no registered host named {name!r}")
+    return fleet.host(name)
+
+
 @router.post("/api/backups/{backup_id}/restore")
 def backups_restore(backup_id: str, body: RestoreBackup, ctx: AppContext = Depends(app_context),
                     actor: Actor = Depends(request_actor), services: Services = Depends(request_services)
                     ) -> dict[str, Any]:
     """Restore in place (the VM must be off, or `force`), or as a new VM in the backup's project within its
     quotas."""
-    return asdict(backups.restore(services, actor, ctx.host.get(), backup_id, as_name=body.as_name,
+    return asdict(backups.restore(services, actor, _restore_host(ctx, body.host), backup_id, as_name=body.as_name,
                                   force=body.force))

@@ -96,6 +96,8 @@ class State:
     # Commands whose NAME argument is not an existing VM: they never resolve it to a host.
     _NOT_A_VM = {"create", "build", "make"}
     _NOT_VM_GROUPS = {"template", "image", "host", "iso"}
+    # ... but `backup create NAME` and `snapshot create NAME` are about the existing VM NAME.
+    _VM_CREATE_GROUPS = {"backup", "snapshot"}
 
     def __init__(self, uri: str | None, host_name: str | None = None) -> None:
         self.uri = uri
@@ -143,7 +145,10 @@ class State:
             from click import get_current_context  # type: ignore[no-redef]
 
         current = get_current_context(silent=True)
-        if current is None or current.info_name in self._NOT_A_VM:
+        if current is None:
+            return None
+        if current.info_name in self._NOT_A_VM and not (
+                current.parent is not None and current.parent.info_name in self._VM_CREATE_GROUPS):
             return None
         if current.parent is not None and current.parent.info_name in self._NOT_VM_GROUPS:
             return None

@@ -307,8 +307,9 @@ class StorageVolume:
     def resize(self, capacity: int) -> None:
         _call(f"resize volume {self.path()}", self.raw.resize, capacity, 0)
 
-    def download(self, stream: Stream) -> None:
-        _call(f"download {self.path()}", self.raw.download, stream.raw, 0, 0, 0)
+    def download(self, stream: Stream, length: int = 0) -> None:
+        """Stream the volume's bytes (the first `length` only, when not 0) into `stream`."""
+        _call(f"download {self.path()}", self.raw.download, stream.raw, 0, length, 0)
 
     def upload(self, stream: Stream) -> None:
         _call(f"upload {self.path()}", self.raw.upload, stream.raw, 0, 0, 0)
@@ -367,6 +368,10 @@ class StoragePool:
 
     def set_autostart(self, on: bool = True) -> None:
         _call(self.context, self.raw.setAutostart, 1 if on else 0)
+
+    def destroy(self) -> None:
+        """Stop the pool (a transient one is gone then); its folder and files stay."""
+        _call(self.context, self.raw.destroy)
 
     def refresh(self) -> None:
         _call(self.context, self.raw.refresh, 0)
@@ -816,6 +821,11 @@ class Connection:
 
     def define_pool(self, xml: str) -> StoragePool:
         return StoragePool(self._do("define storage pool", self.raw.storagePoolDefineXML, xml, 0))
+
+    def create_transient_pool(self, xml: str, *, build: bool = False) -> StoragePool:
+        """A pool that lives until it is destroyed (no definition kept); `build` makes its folder first."""
+        flags = libvirt.VIR_STORAGE_POOL_CREATE_WITH_BUILD if build else 0
+        return StoragePool(self._do("create storage pool", self.raw.storagePoolCreateXML, xml, flags))
 
     def volume_at(self, path: str) -> StorageVolume:
         """The volume whose file is `path` (NotFound when no pool has it)."""

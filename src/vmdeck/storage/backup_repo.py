@@ -48,7 +48,7 @@ def sha256_of(path: Path) -> str:
 @dataclass(frozen=True)
 class BackupFile:
     name: str  # the file's name inside the backup's folder
-    role: str  # disk | nvram | seed
+    role: str  # disk | nvram | seed | tpm
     size: int  # bytes of the file
     sha256: str
     target: str | None = None  # the disk's target (vda) for disks and seeds

@@ -14,6 +14,10 @@
   earlier backup, --full, another VM under the same name (re-created or restored), the
   checkpoint gone (migration, restore, undefine), the disks changed, or the disk's bitmap gone
   (a snapshot revert or a clone put the VM on an image made outside libvirt).
+- A VM on another host (the registry's) is backed up there: its QEMU writes the disk files, so the
+  repository must be a share mounted at the same path on both hosts (checked once the job ends);
+  NVRAM, TPM state and seed come through libvirt's storage streams (vm.host_files). After a
+  migration the chain starts again, and the reason names the move.
 - Everything is written into a hidden folder and renamed into place at the end
   (storage.backup_repo): a failed, cancelled or killed backup leaves no entry.
 """
@@ -32,17 +36,21 @@ from pathlib import Path
 from vmdeck.domxml.backup import backup_xml, checkpoint_xml
 from vmdeck.domxml.parse import DiskView, parse_domain
 from vmdeck.domxml.snapshots import nvram_path
-from vmdeck.errors import Conflict, GuestError, HostError, InvalidInput, StateError, VmdeckError
+from vmdeck.domxml.tpm import emulated_tpm_version
+from vmdeck.errors import Conflict, GuestError, HostError, InvalidInput, NotFound, StateError, VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.libvirt_api import Domain
 from vmdeck.storage.backup_repo import BackupFile, Manifest, Partial, Repository, sha256_of
 from vmdeck.storage.images import image_info, qemu_img_rebase_unsafe, read_backing
+from vmdeck.vm.backup_tpm import save_tpm_state
+from vmdeck.vm.host_files import download_file, volume_format
 from vmdeck.vm.project import domain_project
+from vmdeck.vm.seeds import is_seed
 from vmdeck.vm.snapshot_ops import config_xml
 from vmdeck.vm.state import ACTIVE_STATES, LIVE_STATES, VmState, current_state
 
 __all__ = ["BackupResult", "create_backup", "settle_partial", "estimate_bytes", "Progress", "BytesProgress",
-           "CHECKPOINT_PREFIX", "iso_label"]
+           "CHECKPOINT_PREFIX"]
 
 Progress = Callable[[str], None]
 BytesProgress = Callable[[int, int], None]
@@ -50,6 +58,7 @@ CHECKPOINT_PREFIX = "vmdeck-"
 # A backup job waits on itself, not on a clock: this only bounds a job that stopped moving entirely.
 STALL_TIMEOUT = 600.0
 _POLL = 0.25
+_ISO_HEAD = 17 * 2048  # up to the primary volume descriptor, which holds the label
 
 
 @dataclass(frozen=True)
@@ -67,15 +76,15 @@ class _ChainBroken(Exception):
     """The incremental could not start: libvirt's text says why."""
 
 
-def iso_label(path: str) -> str:
-    """The ISO 9660 volume label (32 bytes at offset 40 of sector 16): "cidata" marks a NoCloud seed."""
-    try:
-        with open(path, "rb") as iso:
-            iso.seek(16 * 2048)
-            descriptor = iso.read(72)
-    except OSError:
-        return ""
-    return descriptor[40:72].decode("ascii", "replace").strip() if descriptor[1:6] == b"CD001" else ""
+def _bitmap_ready(host: Host, disk: DiskView) -> bool:
+    """Whether the disk can hold the dirty bitmaps incrementals need: a qcow2 v3 image (read from its
+    header here, or as libvirt reads it on another host)."""
+    if disk.format != "qcow2":
+        return False
+    if host.is_local:
+        return _qcow2_version(disk.source or "") == 3
+    fmt, compat = volume_format(host, disk.source or "")
+    return fmt == "qcow2" and compat not in ("", "0.10")
 
 
 def _qcow2_version(path: str) -> int:
@@ -106,7 +115,7 @@ def _disks(view_disks: tuple[DiskView, ...]) -> tuple[list[DiskView], list[str]]
 
 
 def _decide(dom: Domain, uuid: str, disks: list[DiskView], last: Manifest | None, full: bool,
-            checkpoints: list[str]) -> tuple[Manifest | None, str]:
+            checkpoints: list[str], uri: str = "") -> tuple[Manifest | None, str]:
     """(the backup to continue from, or None for a full one; why, in words)."""
     if full:
         return None, "full backup: asked for with --full"
@@ -115,6 +124,9 @@ def _decide(dom: Domain, uuid: str, disks: list[DiskView], last: Manifest | None
     if last.uuid != uuid:
         return None, (f"full backup, a new chain: the last backup ({last.id}) is of another VM of the same "
                       "name (deleted and re-created, or restored as a new VM)")
+    if last.checkpoint and last.checkpoint not in checkpoints and uri and last.host and last.host != uri:
+        return None, (f"full backup, a new chain: {dom.name} moved from {last.host} to {uri} since the last "
+                      f"backup ({last.id}), and libvirt keeps no checkpoint across a migration")
     if not last.checkpoint or last.checkpoint not in checkpoints:
         return None, (f"full backup, a new chain: the checkpoint of the last backup ({last.id}) is gone from "
                       f"{dom.name} (after a migration, a restore or a redefinition libvirt keeps none)")
@@ -215,18 +227,38 @@ def _drop_checkpoints(dom: Domain, keep: str | None) -> None:
                 dom.delete_checkpoint(name, metadata_only=True)
 
 
-def _extra_files(partial: Partial, config: str, view_disks: tuple[DiskView, ...]) -> list[tuple[str, str, str | None]]:
-    """Copy the NVRAM and cloud-init seeds; (file name, role, target) of each."""
+def _extra_files(host: Host, partial: Partial, config: str, view_disks: tuple[DiskView, ...], uuid: str
+                 ) -> list[tuple[str, str, str | None]]:
+    """Copy the NVRAM, the TPM state and the cloud-init seeds; (file name, role, target) of each. On another
+    host they come through libvirt's storage streams (vm.host_files)."""
     made: list[tuple[str, str, str | None]] = []
+    tpm_version = emulated_tpm_version(config)
+    if tpm_version and save_tpm_state(host, uuid, tpm_version, partial.file("tpm.tar")):
+        made.append(("tpm.tar", "tpm", None))
     nvram = nvram_path(config)
-    if nvram and Path(nvram).exists():
+    if nvram and host.is_local and Path(nvram).exists():
         shutil.copyfile(nvram, partial.file("nvram.fd"))
         made.append(("nvram.fd", "nvram", None))
+    elif nvram and not host.is_local:
+        with contextlib.suppress(NotFound):  # none yet: libvirt makes it at the VM's first start
+            download_file(host, nvram, partial.file("nvram.fd"))
+            made.append(("nvram.fd", "nvram", None))
     for disk in view_disks:
-        if disk.device == "cdrom" and disk.source and iso_label(disk.source).lower() == "cidata":
-            name = f"seed-{disk.target}.iso"
-            shutil.copyfile(disk.source, partial.file(name))
-            made.append((name, "seed", disk.target))
+        if disk.device != "cdrom" or not disk.source:
+            continue
+        name = f"seed-{disk.target}.iso"
+        if host.is_local:
+            if is_seed(disk.source):
+                shutil.copyfile(disk.source, partial.file(name))
+                made.append((name, "seed", disk.target))
+            continue
+        with contextlib.suppress(NotFound):  # media outside every pool there: not vmdeck's seed
+            download_file(host, disk.source, partial.file(name), length=_ISO_HEAD)
+            if is_seed(str(partial.file(name))):
+                download_file(host, disk.source, partial.file(name))
+                made.append((name, "seed", disk.target))
+            else:
+                partial.file(name).unlink()
     return made
 
 
@@ -242,6 +274,13 @@ def _allocated(path: str) -> int:
     return total
 
 
+def _capacity(host: Host, dom: Domain, disk: DiskView) -> int:
+    try:
+        return host.conn.volume_at(disk.source or "").info()[0]
+    except VmdeckError:  # not in a pool there
+        return dom.block_capacity(disk.target)
+
+
 def estimate_bytes(host: Host, name: str, *, repo: str | Path | None = None) -> int:
     """What the next backup of `name` would add to the repository, for a quota check before it starts:
     the data written since the last checkpoint when an incremental of a running VM follows, else every
@@ -252,10 +291,12 @@ def estimate_bytes(host: Host, name: str, *, repo: str | Path | None = None) -> 
     disks, _skipped = _disks(view.disks)
     last = Repository(repo).latest(name)
     if state in LIVE_STATES and last is not None and last.checkpoint:
-        parent, _why = _decide(dom, dom.uuid(), disks, last, False, dom.checkpoint_names())
+        parent, _why = _decide(dom, dom.uuid(), disks, last, False, dom.checkpoint_names(), host.uri)
         if parent is not None and parent.checkpoint:
             with contextlib.suppress(VmdeckError):
                 return dom.checkpoint_dirty_bytes(parent.checkpoint)
+    if not host.is_local:  # the chain's files are not readable here: the disks' size bounds a full backup
+        return sum(_capacity(host, dom, d) for d in disks)
     return sum(_allocated(d.source or "") for d in disks)
 
 
@@ -265,9 +306,6 @@ def create_backup(host: Host, name: str, *, repo: str | Path | None = None, full
     """Back up VM `name` into `repo` (default: the data dir's); incremental when the chain can continue.
 
     `chain=False` (an export): a full backup that takes no checkpoint and leaves the VM's chain alone."""
-    if not host.is_local:
-        raise HostError(f"backups need the VM's host to be this machine (the repository is a local folder or "
-                        f"mounted share): {host.uri}")
     repository = Repository(repo)
     dom = host.lookup(name)
     state = current_state(dom)
@@ -287,9 +325,9 @@ def create_backup(host: Host, name: str, *, repo: str | Path | None = None, full
     repository.ensure()
     repository.check_reachable()
     # Bitmaps live in qcow2 v3 images only: a v2 (or raw) disk gets full backups, without a checkpoint.
-    bitmap_ready = all(d.format == "qcow2" and _qcow2_version(d.source or "") == 3 for d in disks)
+    bitmap_ready = all(_bitmap_ready(host, d) for d in disks)
     last = repository.latest(name)
-    parent, reason = _decide(dom, uuid, disks, last, full or not chain, dom.checkpoint_names())
+    parent, reason = _decide(dom, uuid, disks, last, full or not chain, dom.checkpoint_names(), host.uri)
     if not bitmap_ready:
         parent = None
         reason = ("full backup: a disk is not qcow2 v3 (raw, or qcow2 compat 0.10), which cannot hold the dirty "
@@ -317,6 +355,7 @@ def create_backup(host: Host, name: str, *, repo: str | Path | None = None, full
             partial.clear()
             _drop_checkpoints(dom, keep=None)
             _run_job(dom, partial, disks, skipped, None, checkpoint, quiesce, progress, on_bytes)
+        _check_shared(host, partial, disks)
         files: list[BackupFile] = []
         for disk in disks:
             file_name = f"disk-{disk.target}.qcow2"
@@ -331,7 +370,7 @@ def create_backup(host: Host, name: str, *, repo: str | Path | None = None, full
             progress(f"checksum of {disk.target}")
             files.append(BackupFile(file_name, "disk", path.stat().st_size, sha256_of(path), disk.target,
                                     parent_file, image_info(path).virtual_size, disk.source))
-        for file_name, role, target in _extra_files(partial, config, view.disks):
+        for file_name, role, target in _extra_files(host, partial, config, view.disks, uuid):
             path = partial.file(file_name)
             files.append(BackupFile(file_name, role, path.stat().st_size, sha256_of(path), target))
         manifest = Manifest(id=backup_id, vm=name, uuid=uuid, project=project, host=host.uri,
@@ -363,6 +402,15 @@ def create_backup(host: Host, name: str, *, repo: str | Path | None = None, full
     size = manifest.total_bytes
     return BackupResult(backup_id, name, manifest.kind, reason, size, str(repository.root),
                         f"backup {backup_id} of {name}: {manifest.kind}, {size / 2**20:.1f} MiB ({reason})")
+
+
+def _check_shared(host: Host, partial: Partial, disks: list[DiskView]) -> None:
+    """On another host QEMU writes the disk files there: the repository must be a share mounted at the
+    same path on both, or this machine finds nothing."""
+    missing = [d.target for d in disks if not partial.file(f"disk-{d.target}.qcow2").exists()]
+    if missing:
+        raise HostError(f"the backup job on {host.uri} wrote {', '.join(missing)} where this machine cannot see "
+                        f"it: the repository must be a share mounted at the same path on that host")
 
 
 def _off_again(dom: Domain, timeout: float = 60.0) -> None:

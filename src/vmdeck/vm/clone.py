@@ -24,8 +24,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import subprocess
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,8 +38,8 @@ from vmdeck.host.connection import Host
 from vmdeck.paths import pool_dir
 from vmdeck.spec.models import check_name
 from vmdeck.storage.images import create_overlay
-from vmdeck.storage.iso import make_iso
 from vmdeck.storage.pool import delete_volume, ensure_pool
+from vmdeck.vm.seeds import is_seed, reissue_seed
 from vmdeck.vm.snapshot_ops import config_xml, create_snapshot
 from vmdeck.vm.state import current_state
 from vmdeck.vm.tpm import copy_tpm_state
@@ -82,34 +80,9 @@ def _copy_volume(host: Host, source: str, name: str, progress: Progress) -> str:
         reporter.join()
 
 
-def _iso_label(path: str) -> str:
-    """The ISO 9660 volume label: 32 bytes at offset 40 of the primary volume descriptor (sector 16)."""
-    try:
-        with open(path, "rb") as iso:
-            iso.seek(16 * 2048)
-            descriptor = iso.read(72)
-    except OSError:
-        return ""
-    return descriptor[40:72].decode("ascii", "replace").strip() if descriptor[1:6] == b"CD001" else ""
-
-
 def _reissue_seed(host: Host, new: str, seed: str) -> str:
-    """A copy of a NoCloud seed with a new instance-id: cloud-init sees a new instance and runs again."""
-    xorriso = shutil.which("xorriso")
-    if xorriso is None:
-        raise HostError("xorriso is not installed: cannot give the clone its own cloud-init seed")
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "cidata"
-        folder.mkdir()
-        subprocess.run([xorriso, "-osirrox", "on", "-indev", seed, "-extract", "/", str(folder)],
-                       check=True, capture_output=True)
-        meta = folder / "meta-data"
-        lines = meta.read_text().splitlines() if meta.exists() else []
-        lines = [line for line in lines if not line.startswith(("instance-id:", "local-hostname:"))]
-        meta.chmod(0o644) if meta.exists() else None
-        meta.write_text("\n".join([f"instance-id: {new}-{secrets.token_hex(4)}", f"local-hostname: {new}",
-                                   *lines]) + "\n")
-        out = make_iso(folder, pool_dir() / f"{new}-seed.iso", label="cidata")
+    """A copy of a NoCloud seed with a new instance-id, in vmdeck's pool: cloud-init runs again in the clone."""
+    out = reissue_seed(seed, new, pool_dir() / f"{new}-seed.iso")
     ensure_pool(host).refresh()
     return str(out)
 
@@ -138,7 +111,7 @@ def clone_vm(host: Host, source: str, new: str, *, linked: bool = False, start: 
         if not disk.source:
             continue
         if disk.device == "cdrom" or disk.readonly:
-            if _iso_label(disk.source).lower() == "cidata":
+            if is_seed(disk.source):
                 seeds_from[disk.target] = disk.source
             continue
         if disk.source not in owned:
