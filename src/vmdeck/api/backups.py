@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel, Field
 
 from vmdeck.api.context import AppContext, app_context, quota_hosts, request_host
@@ -24,6 +24,7 @@ from vmdeck.api.policy import Grant, grant_of
 from vmdeck.errors import Conflict, VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.storage.backup_repo import Repository
+from vmdeck.usecases.tasks import Task, tracked
 
 __all__ = ["router", "SCHEDULE_TICK_S"]
 
@@ -103,13 +104,28 @@ def backups_list(name: str, grant: Grant = Depends(grant_of), ctx: AppContext = 
 
 
 @router.post("/api/vms/{name}/backups", status_code=201)
-def backups_create(name: str, body: CreateBackup, host: Host = Depends(request_host),
+def backups_create(name: str, body: CreateBackup, request: Request, host: Host = Depends(request_host),
                    grant: Grant = Depends(grant_of), ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
     from vmdeck.store.backups import check_backup_quota
     from vmdeck.vm.backup import create_backup, estimate_bytes
 
     check_backup_quota(ctx.accounts.db, grant.project, Repository(), estimate_bytes(host, name))
-    return asdict(create_backup(host, name, full=body.full, quiesce=body.quiesce))
+    with _task(request, ctx, grant, "backup.create", name, vm=name) as task:
+        made = create_backup(host, name, full=body.full, quiesce=body.quiesce, progress=task.reporter(),
+                             on_bytes=task.bytes_reporter())
+        task.result = made.message
+    return asdict(made)
+
+
+@contextlib.contextmanager
+def _task(request: Request, ctx: AppContext, grant: Grant, kind: str, target: str,
+          vm: str | None) -> Iterator[Task]:
+    """The backup or restore as a task of the task list (to move into the backups' use case with it)."""
+    from vmdeck.api.actors import request_actor, services_of
+
+    with tracked(services_of(ctx), request_actor(request, grant), kind, target, project=grant.project,
+                 vm=vm) as task:
+        yield task
 
 
 @router.post("/api/vms/{name}/backups/cancel")
@@ -194,7 +210,7 @@ def backups_verify(backup_id: str) -> dict[str, Any]:
 
 
 @router.post("/api/backups/{backup_id}/restore")
-def backups_restore(backup_id: str, body: RestoreBackup, grant: Grant = Depends(grant_of),
+def backups_restore(backup_id: str, body: RestoreBackup, request: Request, grant: Grant = Depends(grant_of),
                     ctx: AppContext = Depends(app_context)) -> dict[str, Any]:
     """Restore in place (the VM must be off, or `force`), or as a new VM in the backup's project within its
     quotas."""
@@ -208,12 +224,17 @@ def backups_restore(backup_id: str, body: RestoreBackup, grant: Grant = Depends(
     target = body.as_name or manifest.vm
     if body.as_name is None and host.exists(target) and project_of(host, target) != manifest.project:
         raise Conflict(f"VM {target!r} is not the VM this backup was taken of: restore it --as a new VM")
-    if body.as_name is None or grant.project is None:
-        return asdict(restore_backup(host, backup_id, as_name=body.as_name, force=body.force))
-    view = parse_domain(manifest.domain_xml)
-    demand = Demand(instances=1, vcpus=view.vcpus, memory_mib=view.memory_mib,
-                    disk_gib=sum(f.virtual_size for f in manifest.disks()) / 2**30)
-    with reserve(ctx.accounts.db, quota_hosts(ctx, host), grant.project, demand, f"vm:{body.as_name}", on=host):
-        made = restore_backup(host, backup_id, as_name=body.as_name)
-        set_project(host, body.as_name, grant.project)
+    with _task(request, ctx, grant, "backup.restore", target, vm=target) as task:
+        if body.as_name is None or grant.project is None:
+            made = restore_backup(host, backup_id, as_name=body.as_name, force=body.force,
+                                  progress=task.reporter())
+        else:
+            view = parse_domain(manifest.domain_xml)
+            demand = Demand(instances=1, vcpus=view.vcpus, memory_mib=view.memory_mib,
+                            disk_gib=sum(f.virtual_size for f in manifest.disks()) / 2**30)
+            with reserve(ctx.accounts.db, quota_hosts(ctx, host), grant.project, demand, f"vm:{body.as_name}",
+                         on=host):
+                made = restore_backup(host, backup_id, as_name=body.as_name, progress=task.reporter())
+                set_project(host, body.as_name, grant.project)
+        task.result = made.message
     return asdict(made)

@@ -11,9 +11,11 @@ VM's disks is written, as `vmdeck import` does.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from vmdeck.errors import HostError, InvalidInput, NotFound
 from vmdeck.images.ovf import check_href
 from vmdeck.paths import data_dir
 from vmdeck.store.quota import Demand, reserve
+from vmdeck.store.tasks import Task
 from vmdeck.store.tenancy import DEFAULT_PROJECT
 from vmdeck.vm.importer import ImportOptions, ImportPlan, import_vm, plan_import
 from vmdeck.vm.inventory import show_vm
@@ -98,6 +101,20 @@ async def import_upload(request: Request, filename: str = Query(..., description
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _task(ctx: AppContext, grant: Grant, project: str, name: str) -> Iterator[Task]:
+    """The import as a task of the task list (to move into the import's use case with it)."""
+    from vmdeck.api.actors import services_of
+    from vmdeck.usecases.actor import ADMIN, Actor
+    from vmdeck.usecases.tasks import tracked
+
+    principal = grant.principal
+    assert principal is not None
+    actor = Actor(user=principal.username, origin="api", role=ADMIN if principal.admin else principal.role_in(project))
+    with tracked(services_of(ctx), actor, "vm.import", name, project=project, vm=name) as task:
+        yield task
+
+
 def _import(ctx: AppContext, grant: Grant, plan: ImportPlan) -> dict[str, Any]:
     project = grant.project or DEFAULT_PROJECT
     ctx.tenancy.ensure_project(project)
@@ -107,8 +124,9 @@ def _import(ctx: AppContext, grant: Grant, plan: ImportPlan) -> dict[str, Any]:
 
         raise Conflict(f"a VM named {plan.spec.name!r} already exists")
     with reserve(ctx.accounts.db, quota_hosts(ctx, host), project, Demand(**plan.demand_numbers()),
-                 f"vm:{plan.spec.name}", on=host):
-        import_vm(host, plan, project=project)
+                 f"vm:{plan.spec.name}", on=host), _task(ctx, grant, project, plan.spec.name) as task:
+        import_vm(host, plan, progress=task.reporter(), project=project)
+        task.result = f"imported {plan.spec.name}"
     try:
         shown = show_vm(host, plan.spec.name).to_dict()
     except NotFound:  # deleted in the meantime by someone else

@@ -1,0 +1,110 @@
+"""`GET /api/tasks` and `GET /api/tasks/{id}`: the task list (vmdeck.store.tasks) and its push on the event
+stream (api layer).
+
+A signed-in user sees the tasks of the projects they have a role in, administrators every task (those
+about no project too: image builds, shared ISOs). Another project's task answers 404, as a missing one.
+Changes reach browsers as {"type": "task", "task": {...}} messages on /api/events: `feed` reads the
+tasks written since its last look once a second while someone watches, so a task run by the CLI or by
+another server sharing the database shows up as one run here does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, Literal
+
+import anyio
+from fastapi import APIRouter, Depends, Query, Request
+
+from vmdeck.api.policy import Grant, grant_of, visible
+from vmdeck.errors import NotFound, VmdeckError
+from vmdeck.store.accounts import Principal
+from vmdeck.store.tasks import Tasks
+
+__all__ = ["router", "feed", "FEED_INTERVAL_S"]
+
+log = logging.getLogger("vmdeck.api.tasks")
+
+router = APIRouter(prefix="/api/tasks", tags=["tasks"])
+
+FEED_INTERVAL_S = 1.0
+# A change is looked for this far back again: a row written while the last look ran is not missed.
+_OVERLAP_S = 3.0
+
+State = Literal["queued", "running", "done", "failed", "cancelled"]
+
+
+def _tasks(request: Request) -> Tasks:
+    return Tasks(request.app.state.ctx.accounts.db)
+
+
+def _projects(principal: Principal) -> list[str] | None:
+    """The projects whose tasks the caller sees (None: all, an administrator)."""
+    return None if principal.admin else principal.projects()
+
+
+@router.get("")
+def tasks_list(request: Request, state: State | None = Query(None, description="Only tasks in this state."),
+               vm: str | None = Query(None, max_length=200, description="Only this VM's tasks."),
+               mine: bool = Query(False, description="Only the tasks you started."),
+               limit: int = Query(50, ge=1, le=500),
+               before_id: int | None = Query(None, ge=1, le=2**63 - 1, description="Page: tasks older than this id."),
+               grant: Grant = Depends(grant_of)) -> list[dict[str, Any]]:
+    """Recent tasks, newest first: kind, target, user, state, progress (`done` of `total` when known),
+    start, end, duration and result or error line (the log: `GET /api/tasks/{id}`)."""
+    principal = grant.principal
+    assert principal is not None  # "signed-in"
+    projects = _projects(principal)
+    if projects == []:
+        return []
+    return _tasks(request).entries(projects, state=state, vm=vm, user=principal.username if mine else None,
+                                   limit=limit, before_id=before_id)
+
+
+@router.get("/{task_id}")
+def tasks_show(request: Request, task_id: int, grant: Grant = Depends(grant_of)) -> dict[str, Any]:
+    """One task with its log (its last lines, oldest first)."""
+    principal = grant.principal
+    assert principal is not None
+    task = _tasks(request).get(task_id) if 0 < task_id < 2**63 else None
+    if task is None or not visible(principal, task["project"]):
+        raise NotFound(f"no task {task_id}")
+    return task
+
+
+def message(task: dict[str, Any]) -> dict[str, Any]:
+    """A task change as the event stream carries it. `vm` and `project` are what the stream's filter
+    (vmdeck.api.events.for_principal) reads: a task is seen by whoever sees its project."""
+    return {"type": "task", "task": task, "vm": task["vm"] or task["target"], "project": task["project"]}
+
+
+async def feed(hub: Any, tasks: Tasks, interval: float = FEED_INTERVAL_S) -> None:
+    """Publish on `hub` (vmdeck.api.events.EventHub) each task change, while anyone watches."""
+    seen: dict[int, tuple[Any, ...]] = {}
+    since = time.time()
+    while True:
+        await asyncio.sleep(interval)
+        if not hub.watching:
+            since = time.time()
+            continue
+        look = time.time()
+        try:
+            changed = await anyio.to_thread.run_sync(tasks.changed_since, since - _OVERLAP_S)
+        except VmdeckError as error:  # the database away for a moment: the next look catches up
+            log.warning("task list not read: %s", error)
+            continue
+        except Exception:  # noqa: BLE001 (a dropped PostgreSQL connection: the same, never the end of the feed)
+            log.exception("task list not read")
+            continue
+        fresh: dict[int, tuple[Any, ...]] = {}
+        for task in changed:
+            key = (task["state"], task["done"], task["total"], task["updated"])
+            fresh[task["id"]] = key
+            if seen.get(task["id"]) != key:
+                with contextlib.suppress(Exception):
+                    hub.publish(message(task))
+        seen = fresh
+        since = look
