@@ -1,0 +1,60 @@
+"""The task list's API: creates and snapshots recorded with their outcome, a member sees only their projects'
+tasks (another's answers 404), filters and paging, a failure's error line, and the push on the event stream."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from tenancy_helpers import make_world
+
+
+def _next_task(ws, limit: int = 60) -> dict:  # type: ignore[no-untyped-def]
+    for _ in range(limit):
+        message = ws.receive_json()
+        if message["type"] == "task":
+            return message
+    raise AssertionError(f"no task message in {limit}")
+
+
+def test_creates_are_tasks_seen_by_their_projects_members_only(client: TestClient) -> None:
+    world = make_world(client.app, client)  # type: ignore[arg-type]
+    everything = client.get("/api/tasks").json()
+    creates = {t["target"]: t for t in everything if t["kind"] == "vm.create"}
+    assert set(creates) == {"a1", "b1"}
+    a1 = creates["a1"]
+    assert (a1["state"], a1["user"], a1["origin"], a1["project"], a1["result"]) == (
+        "done", "admin", "api", "alpha", "created a1")
+    assert a1["ended_at"] is not None and a1["duration_s"] >= 0
+
+    viewer = world.client("alpha-viewer")
+    assert [t["target"] for t in viewer.get("/api/tasks").json()] == ["a1"]
+    assert viewer.get(f"/api/tasks/{creates['b1']['id']}").status_code == 404  # as a task that does not exist
+    assert viewer.get("/api/tasks/999999").status_code == 404
+    shown = viewer.get(f"/api/tasks/{a1['id']}").json()
+    assert any("volume for vda" in line for line in shown["log"]), shown["log"]
+
+    reply = client.post("/api/vms", json={"name": "a2", "template": "q35-virtio", "project": "alpha"})
+    assert reply.status_code == 201, reply.text
+    assert [t["target"] for t in viewer.get("/api/tasks", params={"vm": "a1"}).json()] == ["a1"]
+    assert [t["target"] for t in viewer.get("/api/tasks").json()] == ["a2", "a1"]
+    assert client.get("/api/tasks", params={"state": "failed"}).json() == []
+    page = client.get("/api/tasks", params={"limit": 1}).json()
+    older = client.get("/api/tasks", params={"before_id": page[0]["id"]}).json()
+    assert [t["id"] for t in page + older] == [t["id"] for t in client.get("/api/tasks").json()]
+    assert client.get("/api/tasks", params={"state": "sleeping"}).status_code == 422
+
+
+def test_a_failed_create_shows_its_error_and_the_stream_pushes_tasks(client: TestClient) -> None:
+    assert client.post("/api/projects", json={"name": "tight", "quota": {"vcpus": 1}}).status_code == 201
+    with client.websocket_connect("/api/events") as ws:
+        assert ws.receive_json()["type"] == "hello"
+        refused = client.post("/api/vms", json={"name": "big", "template": "q35-virtio", "vcpus": 2,
+                                                "project": "tight"})
+        assert refused.status_code == 409
+        pushed = _next_task(ws)
+        assert (pushed["task"]["target"], pushed["project"]) == ("big", "tight")
+        while pushed["task"]["state"] == "running":
+            pushed = _next_task(ws)
+        assert pushed["task"]["state"] == "failed"
+    failed = client.get("/api/tasks", params={"state": "failed"}).json()
+    assert [(t["target"], t["kind"]) for t in failed] == [("big", "vm.create")]
+    assert "vcpus limit 1" in failed[0]["result"], failed[0]["result"]
