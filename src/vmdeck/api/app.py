@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
             hub.start()
             ctx.events = hub
             ctx.inventory.start()
-            task_feed = asyncio.get_running_loop().create_task(tasks_api.feed(hub, Tasks(db)))
+            task_feed = asyncio.get_running_loop().create_task(tasks_api.Feed(hub, Tasks(db)).run())
         feed = metrics.start_feed(ctx)  # one bulk sample per interval for /metrics, history and `vmdeck top`
         try:
             yield

@@ -3,16 +3,16 @@ stream (api layer).
 
 A signed-in user sees the tasks of the projects they have a role in, administrators every task (those
 about no project too: image builds, shared ISOs). Another project's task answers 404, as a missing one.
-Changes reach browsers as {"type": "task", "task": {...}} messages on /api/events: `feed` reads the
-tasks written since its last look once a second while someone watches, so a task run by the CLI or by
-another server sharing the database shows up as one run here does.
+Changes reach browsers as {"type": "task", "task": {...}} messages on /api/events (`Feed`): this server's
+own at once, and, read once a second while someone watches, those of the CLI or another server sharing
+the database.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import threading
 import time
 from typing import Any, Literal
 
@@ -22,9 +22,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from vmdeck.api.policy import Grant, grant_of, visible
 from vmdeck.errors import NotFound, VmdeckError
 from vmdeck.store.accounts import Principal
-from vmdeck.store.tasks import Tasks
+from vmdeck.store.tasks import Tasks, on_change
 
-__all__ = ["router", "feed", "FEED_INTERVAL_S"]
+__all__ = ["router", "Feed", "FEED_INTERVAL_S"]
 
 log = logging.getLogger("vmdeck.api.tasks")
 
@@ -81,30 +81,48 @@ def message(task: dict[str, Any]) -> dict[str, Any]:
     return {"type": "task", "task": task, "vm": task["vm"] or task["target"], "project": task["project"]}
 
 
-async def feed(hub: Any, tasks: Tasks, interval: float = FEED_INTERVAL_S) -> None:
-    """Publish on `hub` (vmdeck.api.events.EventHub) each task change, while anyone watches."""
-    seen: dict[int, tuple[Any, ...]] = {}
-    since = time.time()
-    while True:
-        await asyncio.sleep(interval)
-        if not hub.watching:
-            since = time.time()
-            continue
-        look = time.time()
+class Feed:
+    """Each task change onto `hub` (vmdeck.api.events.EventHub), once: those this server writes at once
+    (vmdeck.store.tasks.on_change), the others (the CLI, other servers) by reading the store every
+    FEED_INTERVAL_S while someone watches."""
+
+    def __init__(self, hub: Any, tasks: Tasks) -> None:
+        self.hub = hub
+        self.tasks = tasks
+        self._seen: dict[int, tuple[Any, ...]] = {}
+        self._lock = threading.Lock()
+        self._remove = on_change(tasks.db, self.push)
+
+    def push(self, task: dict[str, Any]) -> None:
+        key = (task["state"], task["done"], task["total"], task["updated"])
+        with self._lock:
+            if self._seen.get(task["id"]) == key:
+                return
+            self._seen[task["id"]] = key
+        self.hub.publish(message(task))
+
+    async def run(self, interval: float = FEED_INTERVAL_S) -> None:
+        since = time.time()
         try:
-            changed = await anyio.to_thread.run_sync(tasks.changed_since, since - _OVERLAP_S)
-        except VmdeckError as error:  # the database away for a moment: the next look catches up
-            log.warning("task list not read: %s", error)
-            continue
-        except Exception:  # noqa: BLE001 (a dropped PostgreSQL connection: the same, never the end of the feed)
-            log.exception("task list not read")
-            continue
-        fresh: dict[int, tuple[Any, ...]] = {}
-        for task in changed:
-            key = (task["state"], task["done"], task["total"], task["updated"])
-            fresh[task["id"]] = key
-            if seen.get(task["id"]) != key:
-                with contextlib.suppress(Exception):
-                    hub.publish(message(task))
-        seen = fresh
-        since = look
+            while True:
+                await asyncio.sleep(interval)
+                if not self.hub.watching:
+                    since = time.time()
+                    continue
+                look = time.time()
+                try:
+                    changed = await anyio.to_thread.run_sync(self.tasks.changed_since, since - _OVERLAP_S)
+                except VmdeckError as error:  # the database away for a moment: the next look catches up
+                    log.warning("task list not read: %s", error)
+                    continue
+                except Exception:  # noqa: BLE001 (a dropped PostgreSQL connection: the same)
+                    log.exception("task list not read")
+                    continue
+                for task in changed:
+                    self.push(task)
+                with self._lock:  # what fell out of the window is never read again unless it changes
+                    current = {task["id"] for task in changed}
+                    self._seen = {k: v for k, v in self._seen.items() if k in current}
+                since = look
+        finally:
+            self._remove()

@@ -35,7 +35,7 @@ from vmdeck.store.db import TaskRow, affected, utcnow
 from vmdeck.store.lease import owner
 
 __all__ = ["STATES", "ACTIVE", "FLUSH_S", "LOG_LINES", "SERVER_STOPPED", "Task", "Tasks", "Cancelled",
-           "task_dict"]
+           "task_dict", "on_change"]
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
@@ -47,6 +47,29 @@ SERVER_STOPPED = "the server stopped"
 # Progress lines the core already prints, read as numbers: "copied 120 MiB of 512 MiB", "vda: 40%".
 _OF = re.compile(r"(\d+(?:\.\d+)?) ?(?:[KMG]iB)? of (\d+(?:\.\d+)?) ?(?:[KMG]iB)?\b")
 _PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)%\s*$")
+
+
+# Who hears of each change written by this process, per database (the server's event stream: a task is on
+# the page the moment it starts; changes by other processes reach it by vmdeck.api.tasks.feed's reads).
+_LISTENERS: list[tuple[str, Callable[[dict[str, Any]], None]]] = []
+_LISTENERS_LOCK = threading.Lock()
+
+
+def _database(db: sessionmaker[Session]) -> str:
+    return str(db.kw.get("bind").url) if db.kw.get("bind") is not None else ""  # type: ignore[union-attr]
+
+
+def on_change(db: sessionmaker[Session], listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+    """Call `listener` with each task this process writes to `db` (from the writing thread); the remover."""
+    entry = (_database(db), listener)
+    with _LISTENERS_LOCK:
+        _LISTENERS.append(entry)
+
+    def remove() -> None:
+        with _LISTENERS_LOCK, contextlib.suppress(ValueError):
+            _LISTENERS.remove(entry)
+
+    return remove
 
 
 class Cancelled(VmdeckError):
@@ -175,6 +198,7 @@ class Tasks:
             s.add(row)
             s.flush()
             task_id = row.id
+        self._tell(task_id)
         return Task(task_id, self)
 
     def finish(self, task: Task, state: str, result: str) -> None:
@@ -188,6 +212,20 @@ class Tasks:
     def _write(self, task_id: int, values: dict[str, Any]) -> None:
         with self.db.begin() as s:
             s.execute(update(TaskRow).where(TaskRow.id == task_id).values(**values))
+        self._tell(task_id)
+
+    def _tell(self, task_id: int) -> None:
+        with _LISTENERS_LOCK:
+            listeners = [fn for where, fn in _LISTENERS if where == _database(self.db)]
+        if not listeners:
+            return
+        with self.db() as s:
+            row = s.get(TaskRow, task_id)
+            shown = task_dict(row) if row is not None else None
+        for listener in listeners:
+            if shown is not None:
+                with contextlib.suppress(Exception):  # a listener's trouble is never the operation's
+                    listener(shown)
 
     # --- reading -----------------------------------------------------------------------------------
     def entries(self, projects: list[str] | None, *, state: str | None = None, vm: str | None = None,
