@@ -184,7 +184,10 @@ class Tasks:
             self.finish(task, "failed", error.message)
             raise
         except BaseException as error:
-            self.finish(task, "failed", f"internal error ({type(error).__name__})")
+            if type(error).__name__ == "CancelledError":  # asyncio's: the client went away mid-upload
+                self.finish(task, "cancelled", "the client went away")
+            else:
+                self.finish(task, "failed", f"internal error ({type(error).__name__})")
             raise
         else:
             self.finish(task, "done", task.result or "done")
