@@ -58,3 +58,14 @@ def test_a_failed_create_shows_its_error_and_the_stream_pushes_tasks(client: Tes
     failed = client.get("/api/tasks", params={"state": "failed"}).json()
     assert [(t["target"], t["kind"]) for t in failed] == [("big", "vm.create")]
     assert "vcpus limit 1" in failed[0]["result"], failed[0]["result"]
+
+
+def test_an_upload_is_a_task_with_its_bytes(client: TestClient) -> None:
+    payload = bytes(32769) + b"CD001" + bytes(4096)  # an ISO 9660 volume descriptor at sector 16
+    reply = client.put("/api/isos/tools.iso", content=payload, headers={"content-type": "application/octet-stream"})
+    assert reply.status_code == 201, reply.text
+    assert client.put("/api/isos/notes.iso", content=b"not an ISO at all").status_code == 422
+    uploads = [(t["target"], t["state"], t["done"], t["total"], t["result"]) for t in client.get("/api/tasks").json()]
+    assert uploads == [
+        ("notes.iso", "failed", 17, 17, "the upload is not an ISO 9660 image (no CD001 volume descriptor at sector 16)"),
+        ("tools.iso", "done", len(payload), len(payload), "uploaded tools.iso")]

@@ -236,6 +236,7 @@ async def _receive(request: Request, target: Path, name: str, project: str | Non
                 raise HostError(f"no space left on {target.parent} for {name} "
                                 f"(the upload stopped after {received} bytes)") from err
             raise HostError(f"cannot write {name} in {target.parent}: {err.strerror}") from err
+        await anyio.to_thread.run_sync(task.progress, received, task.total or received)
         if received == 0:
             raise InvalidInput("the upload is empty (send the ISO as the request body)")
         if not await anyio.to_thread.run_sync(is_iso9660, partial):
