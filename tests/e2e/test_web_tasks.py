@@ -4,15 +4,17 @@ libvirtd (issue 20, the task list).
 At 1366 px and 420 px: the administrator creates a VM from the Create page, and the panel shows its task
 running, then done with its duration; after a reload it is still listed, and a click shows its log. A
 create refused by the project's quota shows its error in the panel. A viewer of the VM's project sees the
-task; a member of another project (reading Korean) sees none of it.
+task; a member of another project (reading Korean) sees none of it. An ISO upload shows its progress bar (420 px).
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -171,4 +173,38 @@ def test_a_create_from_the_page_is_a_task_seen_by_its_project_only(browser: Brow
         page.screenshot(path=str(SHOTS / f"stranger-{width}.png"), full_page=False)
     finally:
         context.close()
+    assert not errors, f"JavaScript errors on the pages: {errors}"
+
+
+def test_an_upload_shows_its_progress_bar(browser: Browser, server: Server, api: httpx.Client) -> None:
+    width = 420  # the narrow page: the bar beside the kind, user and duration (both widths: the test above)
+    SHOTS.mkdir(exist_ok=True)
+    errors: list[str] = []
+    name = f"{PREFIX}up{uuid.uuid4().hex[:5]}.iso"
+    chunk = 512 * 1024
+    payload = (bytes(32769) + b"CD001").ljust(12 * chunk, b"\0")  # an ISO 9660 volume descriptor at sector 16
+
+    def slowly() -> Iterator[bytes]:  # a slow client: the upload runs for seconds
+        for start in range(0, len(payload), chunk):
+            time.sleep(0.4)
+            yield payload[start:start + chunk]
+
+    context, page = _signed_in(browser, server, width, "admin", PASSWORD, errors)
+    try:
+        _open_panel(page)
+        with ThreadPoolExecutor(1) as pool:
+            upload = pool.submit(api.put, f"/api/isos/{name}", content=slowly(),
+                                 headers={"content-type": "application/octet-stream",
+                                          "content-length": str(len(payload))})
+            row = _row(page, name, kind="iso.upload")
+            expect(row).to_have_attribute("data-state", "running")
+            # Part of it received: the bar shows the bytes received of the declared size, as a percentage.
+            expect(row.locator("progress")).to_have_attribute("value", re.compile(r"^[1-9]\d?$"))
+            page.screenshot(path=str(SHOTS / f"upload-{width}.png"), full_page=False)
+            assert upload.result().status_code == 201, upload.result().text
+        expect(row).to_have_attribute("data-state", "done")
+        expect(row.locator(".task-bar")).to_contain_text("100%")
+    finally:
+        context.close()
+        api.delete(f"/api/isos/{name}")
     assert not errors, f"JavaScript errors on the pages: {errors}"

@@ -35,7 +35,6 @@ def test_cli_creates_are_listed_and_shown_with_their_log(tmp_path: Path) -> None
     assert "vm.create" in listed.stdout and "created t1" in listed.stdout and "vcpus limit 1" in listed.stdout
     rows = json.loads(run("task", "list", "--all", "--json").stdout)
     assert [(r["target"], r["state"], r["origin"]) for r in rows] == [("t2", "failed", "cli"), ("t1", "done", "cli")]
-    assert [r["target"] for r in json.loads(run("task", "list", "--state", "done", "--json").stdout)] == ["t1"]
 
     shown = run("task", "show", str(rows[1]["id"]))
     assert shown.returncode == 0, shown.stderr
