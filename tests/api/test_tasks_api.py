@@ -1,10 +1,19 @@
-"""The task list's API: creates and snapshots recorded with their outcome, a member sees only their projects'
-tasks (another's answers 404), filters and paging, a failure's error line, and the push on the event stream."""
+"""The task list's API: creates and uploads recorded with their outcome, a member sees only their projects'
+tasks (another's answers 404), filters and paging, a failure's error line, the push on the event stream, and
+a dead server's tasks failed when the next one starts."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 from fastapi.testclient import TestClient
 from tenancy_helpers import make_world
+from webapi_helpers import sign_in
+
+from vmdeck.store.db import TaskRow, open_database
+from vmdeck.store.lease import owner
 
 
 def _next_task(ws, limit: int = 60) -> dict:  # type: ignore[no-untyped-def]
@@ -69,3 +78,16 @@ def test_an_upload_is_a_task_with_its_bytes(client: TestClient) -> None:
     assert uploads == [
         ("notes.iso", "failed", 17, 17, "the upload is not an ISO 9660 image (no CD001 volume descriptor at sector 16)"),
         ("tools.iso", "done", len(payload), len(payload), "uploaded tools.iso")]
+
+
+def test_a_dead_servers_tasks_are_failed_when_the_next_one_starts(make_app, db_setting) -> None:  # type: ignore[no-untyped-def]
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    with open_database(db_setting).begin() as s:  # what a server SIGKILLed mid-clone left behind
+        s.add(TaskRow(kind="vm.clone", target="web02", vm="web02", project=None, username="admin", origin="api",
+                      state="running", updated=time.time(), log="", owner=f"{owner().split(':', 1)[0]}:{gone}:x"))
+    with TestClient(make_app()) as client:
+        client.headers["X-CSRF-Token"] = sign_in(client)
+        [task] = client.get("/api/tasks").json()
+        assert (task["target"], task["state"], task["result"]) == ("web02", "failed", "the server stopped")
+        assert task["ended_at"] is not None
