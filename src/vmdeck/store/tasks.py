@@ -132,16 +132,18 @@ class Task:
         """A (done, total) callback, for the core's byte counters (backups)."""
         return lambda done, total: self.progress(done, total)
 
-    def _maybe_flush(self, force: bool = False) -> None:
+    def _maybe_flush(self) -> None:
         now = time.monotonic()
-        if not self._dirty or (not force and now - self._flushed < FLUSH_S):
+        if not self._dirty or now - self._flushed < FLUSH_S:
             return
+        self._store._write(self.id, self._pending(now))
+
+    def _pending(self, now: float) -> dict[str, Any]:
+        """The progress and log to write, taken as written."""
         with self._lock:
-            values: dict[str, Any] = {"done": self._done, "total": self._total, "log": "\n".join(self._lines),
-                                      "updated": time.time()}
             self._dirty = False
             self._flushed = now
-        self._store._write(self.id, values)
+            return {"done": self._done, "total": self._total, "log": "\n".join(self._lines), "updated": time.time()}
 
 
 def task_dict(row: TaskRow, *, with_log: bool = False) -> dict[str, Any]:
@@ -202,15 +204,15 @@ class Tasks:
             s.flush()
             task_id = row.id
         self._tell(task_id)
-        return Task(task_id, self)
+        # The first lines wait for the flush interval too: a short task is two writes, its start and its end.
+        return Task(task_id, self, _flushed=time.monotonic())
 
     def finish(self, task: Task, state: str, result: str) -> None:
-        task._maybe_flush(force=True)
+        """The end, with the last progress and log lines, in one write."""
         if state == "done" and task._total and task._done != task._total:
-            task.progress(task._total, task._total)  # a finished task is whole, whatever the last line said
-            task._maybe_flush(force=True)
-        self._write(task.id, {"state": state, "result": " ".join(result.split())[:300], "ended_at": utcnow(),
-                              "updated": time.time()})
+            task._done = task._total  # a finished task is whole, whatever the last line said
+        self._write(task.id, {**task._pending(time.monotonic()), "state": state,
+                              "result": " ".join(result.split())[:300], "ended_at": utcnow()})
 
     def _write(self, task_id: int, values: dict[str, Any]) -> None:
         with self.db.begin() as s:
