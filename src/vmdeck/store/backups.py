@@ -143,6 +143,7 @@ def _mark(db: sessionmaker[Session], schedule: Schedule, when: float, result: st
 def run_due(db: sessionmaker[Session], host: Host, *, now: float | None = None, force: bool = False,
             progress: Callable[[str], None] = lambda _m: None) -> list[str]:
     """Back up (then prune) every VM of `host` whose schedule is due; one line per VM, failures included."""
+    from vmdeck.store.tasks import Tasks
     from vmdeck.vm.backup import create_backup, estimate_bytes
     from vmdeck.vm.backup_ops import prune_backups
     from vmdeck.vm.project import project_of
@@ -154,8 +155,14 @@ def run_due(db: sessionmaker[Session], host: Host, *, now: float | None = None, 
             continue
         try:
             repo = Repository(Path(schedule.repo) if schedule.repo else None)
-            check_backup_quota(db, project_of(host, schedule.vm), repo, estimate_bytes(host, schedule.vm))
-            made = create_backup(host, schedule.vm, repo=schedule.repo, progress=progress)
+            project = project_of(host, schedule.vm)
+            check_backup_quota(db, project, repo, estimate_bytes(host, schedule.vm))
+            # A task of the task list, as a backup asked for by someone is (vmdeck.store.tasks).
+            with Tasks(db).track(kind="backup.create", target=schedule.vm, user="vmdeck", origin="schedule",
+                                 project=project, vm=schedule.vm) as task:
+                made = create_backup(host, schedule.vm, repo=schedule.repo, progress=task.reporter(progress),
+                                     on_bytes=task.bytes_reporter())
+                task.result = made.message
             pruned = prune_backups(schedule.vm, keep_last=schedule.keep_last, keep_daily=schedule.keep_daily,
                                    keep_weekly=schedule.keep_weekly, repo=schedule.repo, progress=progress)
             line = f"{made.message}; {pruned.message}"
