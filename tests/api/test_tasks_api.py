@@ -80,6 +80,14 @@ def test_an_upload_is_a_task_with_its_bytes(client: TestClient) -> None:
         ("tools.iso", "done", len(payload), len(payload), "uploaded tools.iso")]
 
 
+def test_the_streams_task_messages_name_no_host_folder() -> None:
+    from vmdeck.api.tasks import message
+
+    task = {"id": 1, "vm": "web01", "target": "web01", "project": "a", "state": "failed",
+            "result": "cannot read /var/lib/vmdeck/pool/web01-vda.qcow2: Permission denied"}
+    assert message(task)["task"]["result"] == "cannot read web01-vda.qcow2: Permission denied"
+
+
 def test_a_dead_servers_tasks_are_failed_when_the_next_one_starts(make_app, db_setting) -> None:  # type: ignore[no-untyped-def]
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True).stdout.strip()

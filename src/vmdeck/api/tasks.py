@@ -19,6 +19,7 @@ from typing import Any, Literal
 import anyio
 from fastapi import APIRouter, Depends, Query, Request
 
+from vmdeck.api.hostpaths import hide_host_paths
 from vmdeck.api.policy import Grant, grant_of, visible
 from vmdeck.errors import NotFound, VmdeckError
 from vmdeck.store.accounts import Principal
@@ -75,10 +76,18 @@ def tasks_show(request: Request, task_id: int, grant: Grant = Depends(grant_of))
     return task
 
 
+# The stream is not rewritten for tenants as /api/ answers are (vmdeck.api.hostpaths): a task's words go
+# out with host paths cut to their last component, for everyone (the list's answer has them whole for
+# administrators).
+_OWN = frozenset({"api", "static", "vms"})
+
+
 def message(task: dict[str, Any]) -> dict[str, Any]:
     """A task change as the event stream carries it. `vm` and `project` are what the stream's filter
     (vmdeck.api.events.for_principal) reads: a task is seen by whoever sees its project."""
-    return {"type": "task", "task": task, "vm": task["vm"] or task["target"], "project": task["project"]}
+    shown = {**task, "target": hide_host_paths(task["target"], _OWN),
+             "result": hide_host_paths(task["result"], _OWN) if task["result"] else task["result"]}
+    return {"type": "task", "task": shown, "vm": task["vm"] or task["target"], "project": task["project"]}
 
 
 class Feed:
