@@ -51,6 +51,14 @@ def test_creates_are_tasks_seen_by_their_projects_members_only(client: TestClien
     assert [t["id"] for t in page + older] == [t["id"] for t in client.get("/api/tasks").json()]
     assert client.get("/api/tasks", params={"state": "sleeping"}).status_code == 422
 
+    # A start that waits for the guest is a task; the test driver's guest never answers: it fails, saying so.
+    waited = client.post("/api/vms/a2/start", json={"wait": True, "timeout": 1})
+    assert waited.status_code >= 400
+    [start] = viewer.get("/api/tasks", params={"vm": "a2", "state": "failed"}).json()
+    assert (start["kind"], start["result"]) == ("vm.start", waited.json()["detail"])
+    assert client.post("/api/vms/a1/start").status_code == 200  # a plain start is no task
+    assert [t["kind"] for t in client.get("/api/tasks", params={"vm": "a1"}).json()] == ["vm.create"]
+
 
 def test_a_failed_create_shows_its_error_and_the_stream_pushes_tasks(client: TestClient) -> None:
     assert client.post("/api/projects", json={"name": "tight", "quota": {"vcpus": 1}}).status_code == 201

@@ -107,7 +107,21 @@ def start_many(svc: Services, actor: Actor, host: Host, names: list[str], *, wai
             lines.enter_context(audited(svc, actor, "vm.power", projects[name], name))
         for name in names:
             authorize(actor, "vm.power", projects[name])
-        storm(host, names, wait=wait, timeout=timeout, progress=progress)
+        if wait:  # each VM's start is a task of its project, with the storm's lines and outcome
+            tasks = [lines.enter_context(tracked(svc, actor, "vm.start", name, project=projects[name], vm=name))
+                     for name in names]
+            reporters = [task.reporter() for task in tasks]
+
+            def report(line: str) -> None:
+                for reporter in reporters:
+                    reporter(line)
+                progress(line)
+
+            storm(host, names, wait=True, timeout=timeout, progress=report)
+            for name, task in zip(names, tasks, strict=True):
+                task.result = f"{name} started and ready"
+        else:
+            storm(host, names, wait=False, timeout=timeout, progress=progress)
 
 
 def power(svc: Services, actor: Actor, host: Host, name: str, verb: str) -> str | None:
