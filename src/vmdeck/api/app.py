@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -34,6 +35,7 @@ from vmdeck.api import imports as imports_api
 from vmdeck.api import learn as learn_api
 from vmdeck.api import networks as networks_api
 from vmdeck.api import storage as storage_api
+from vmdeck.api import tasks as tasks_api
 from vmdeck.api.context import AppContext, HostHandle
 from vmdeck.api.errors import install_error_handlers
 from vmdeck.api.hardening import HardeningMiddleware
@@ -71,6 +73,9 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
         # The host registry lives in the same database; keepalive needs the event loop (settings.events).
         ctx.fleet = Fleet(registry=Registry(settings.location()), keepalive=settings.events)
     ctx.admin_created, ctx.admin_password = ensure_admin(accounts, settings.admin_password)
+    from vmdeck.store.tasks import Tasks
+
+    Tasks(db).fail_orphans()  # tasks a server (or command) of this machine left running when it died
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +86,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
             hub.start()
             ctx.events = hub
             ctx.inventory.start()
+            task_feed = asyncio.get_running_loop().create_task(tasks_api.Feed(hub, Tasks(db)).run())
         feed = metrics.start_feed(ctx)  # one bulk sample per interval for /metrics, history and `vmdeck top`
         try:
             yield
@@ -88,6 +94,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
             feed.stop()
             ctx.inventory.stop()
             if hub is not None:
+                task_feed.cancel()
                 hub.stop()
             ctx.events = None
             if host is None:
@@ -121,6 +128,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     app.include_router(storage_api.router)
     app.include_router(backups.router)
     app.include_router(imports_api.router)
+    app.include_router(tasks_api.router)
     app.include_router(i18n.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")

@@ -22,6 +22,7 @@ import os
 import pwd
 import re
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from vmdeck.host.qemu_access import qemu_user
 from vmdeck.paths import iso_dir
 from vmdeck.storage.journal import temp_path
 from vmdeck.store.quota import Demand, QuotaExceeded, remaining, reserve
+from vmdeck.store.tasks import FLUSH_S, Task
 from vmdeck.usecases import Actor
 from vmdeck.usecases import library as library_cases
 from vmdeck.vm.devices import users_of_image
@@ -183,7 +185,10 @@ async def isos_upload(name: str, request: Request, host: Host = Depends(request_
         except QuotaExceeded as err:  # another upload took the room since `remaining` was read
             raise TooLarge(f"the upload needs {held} bytes; {err.message}") from err
         try:
-            await _receive(request, target, name, project, held, quota_note, host, ctx, grant)
+            # The upload is a task (the page's task list shows its bytes received), published or failed.
+            with library_cases.uploading(services_of(ctx), request_actor(request, grant), project, name,
+                                         declared) as task:
+                await _receive(request, target, name, project, held, quota_note, host, ctx, grant, task)
         finally:
             await anyio.to_thread.run_sync(reservation.__exit__, None, None, None)
     finally:
@@ -207,13 +212,14 @@ def _private_mode(path: Path) -> None:
 
 
 async def _receive(request: Request, target: Path, name: str, project: str | None, cap: float, quota_note: str,
-                   host: Host, ctx: AppContext, grant: Grant) -> None:
+                   host: Host, ctx: AppContext, grant: Grant, task: Task) -> None:
     """Stream the body into a temporary file, check it, and publish it under `name`."""
     target.parent.mkdir(parents=True, exist_ok=True)
     # A per-writer temporary name: two uploads of one name never share a file, and one left by a
     # killed server names its dead writer, so `vmdeck doctor` can tell it from an upload in progress.
     partial = temp_path(target)
     received = 0
+    reported = time.monotonic()
     try:
         try:
             async with await anyio.open_file(partial, "wb") as out:
@@ -222,11 +228,15 @@ async def _receive(request: Request, target: Path, name: str, project: str | Non
                     if received > cap:
                         raise TooLarge(f"the upload passed {int(cap)} bytes, the most that may be stored{quota_note}")
                     await out.write(chunk)
+                    if time.monotonic() - reported >= FLUSH_S:  # the task's row, not once per chunk
+                        reported = time.monotonic()
+                        await anyio.to_thread.run_sync(task.progress, received, task.total)
         except OSError as err:
             if err.errno == errno.ENOSPC:
                 raise HostError(f"no space left on {target.parent} for {name} "
                                 f"(the upload stopped after {received} bytes)") from err
             raise HostError(f"cannot write {name} in {target.parent}: {err.strerror}") from err
+        await anyio.to_thread.run_sync(task.progress, received, task.total or received)
         if received == 0:
             raise InvalidInput("the upload is empty (send the ISO as the request body)")
         if not await anyio.to_thread.run_sync(is_iso9660, partial):

@@ -95,6 +95,7 @@ POLICY: dict[str, Rule] = {
                                              "DELETE /api/networks/{network}",
                                              "POST /api/networks/{network}/reservations")),
     "iso.list": Rule("signed-in", routes=("GET /api/isos",)),
+    "task.list": Rule("signed-in", routes=("GET /api/tasks", "GET /api/tasks/{task_id}")),  # one's projects'
     "audit.read": Rule("signed-in", routes=("GET /api/audit", "GET /audit")),  # managers: their projects
     # --- operating -----------------------------------------------------------------------------------
     "vm.power": Rule("operator", "vm", routes=tuple(f"POST /api/vms/{{name}}/{verb}" for verb in POWER_VERBS)),

@@ -39,6 +39,7 @@ COMMAND_MODULES: dict[str, str] = {
     "network": "network_cmds",
     "remote": "remote_cmds",
     "import": "import_cmds",
+    "task": "task_cmds",
 }
 
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 __all__ = ["Base", "User", "WebSession", "ApiToken", "Project", "Membership", "Reservation", "IsoOwner", "AuditEntry",
-           "HostRow", "Placement", "HostUsage", "HostCounted", "Counter", "ConsoleTicket",
+           "HostRow", "Placement", "HostUsage", "HostCounted", "Counter", "ConsoleTicket", "TaskRow",
            "Location", "locate", "engine_for", "forget_engine", "open_database", "utcnow"]
 
 
@@ -249,10 +249,33 @@ class ConsoleTicket(Base):
     expires_at: Mapped[float] = mapped_column(Float, index=True)
 
 
+class TaskRow(Base):
+    """A long operation and how it went (vmdeck.store.tasks; migration 0013)."""
+
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # vm.create, vm.start, vm.snapshot, vm.clone, iso.upload ...
+    target: Mapped[str] = mapped_column(String(200))  # the VM, image, ISO or backup it is about
+    vm: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    project: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    username: Mapped[str] = mapped_column(String(64))
+    origin: Mapped[str] = mapped_column(String(16))  # cli | socket | api | schedule
+    state: Mapped[str] = mapped_column(String(16), index=True)  # queued | running | done | failed | cancelled
+    done: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    updated: Mapped[float] = mapped_column(Float, index=True)  # epoch seconds of the last change (the event push)
+    result: Mapped[str | None] = mapped_column(String(300), nullable=True)  # the outcome, or the error line
+    log: Mapped[str] = mapped_column(Text, default="")  # its last lines, newline-separated
+    owner: Mapped[str] = mapped_column(String(200), default="")  # the process running it (vmdeck.store.lease)
+
+
 # The newest migration's revision. A database already there needs no Alembic at all: importing it and
 # reading the migration scripts took a third of a second from every `vmdeck create` (docs/PERFORMANCE.md).
 # tests/unit/test_db_head.py checks it against the migrations folder.
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0013"
 
 _SCHEMES = "a file path, sqlite:///PATH or postgresql://USER@HOST/DATABASE"
 _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")

@@ -25,6 +25,7 @@ from vmdeck.usecases.common import Progress, quiet
 from vmdeck.usecases.permissions import authorize
 from vmdeck.usecases.quota import held
 from vmdeck.usecases.services import Services
+from vmdeck.usecases.tasks import tracked
 
 if TYPE_CHECKING:
     from vmdeck.storage.backup_repo import Manifest
@@ -76,7 +77,10 @@ def create(svc: Services, actor: Actor, host: Host, name: str, *, repo: Repo = N
 
     with _on_vm(svc, actor, "backup.create", host, name, repo, status=201) as project:
         _check_quota(svc, host, name, project, repo)
-        result = create_backup(host, name, repo=repo, full=full, quiesce=quiesce, progress=progress)
+        with tracked(svc, actor, "backup.create", name, project=project, vm=name) as task:
+            result = create_backup(host, name, repo=repo, full=full, quiesce=quiesce,
+                                   progress=task.reporter(progress), on_bytes=task.bytes_reporter())
+            task.result = result.message
     return result
 
 
@@ -181,11 +185,17 @@ def restore(svc: Services, actor: Actor, host: Host, backup_id: str, *, as_name:
         if as_name is None or as_name == manifest.vm:
             if host.exists(target) and project_of(host, target) != manifest.project:
                 raise Conflict(f"VM {target!r} is not the VM this backup was taken of: restore it --as a new VM")
-            return restore_backup(host, backup_id, repo=repo, as_name=as_name, force=force, progress=progress)
-        with held(svc, host, project, lambda: restore_demand(manifest), f"vm:{as_name}"):
-            made = restore_backup(host, backup_id, repo=repo, as_name=as_name, progress=progress)
+            with tracked(svc, actor, "backup.restore", target, project=project, vm=target) as task:
+                made = restore_backup(host, backup_id, repo=repo, as_name=as_name, force=force,
+                                      progress=task.reporter(progress))
+                task.result = made.message
+            return made
+        with held(svc, host, project, lambda: restore_demand(manifest), f"vm:{as_name}"), \
+                tracked(svc, actor, "backup.restore", target, project=project, vm=target) as task:
+            made = restore_backup(host, backup_id, repo=repo, as_name=as_name, progress=task.reporter(progress))
             if project is not None:
                 set_project(host, as_name, project)
+            task.result = made.message
     return made
 
 

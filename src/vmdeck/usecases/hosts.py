@@ -15,6 +15,7 @@ from vmdeck.usecases.audit import audited, project_of_vm
 from vmdeck.usecases.common import Progress, quiet
 from vmdeck.usecases.permissions import authorize
 from vmdeck.usecases.services import Services
+from vmdeck.usecases.tasks import tracked
 
 __all__ = ["destination", "migrate", "drain", "undrain", "add_host", "remove_host"]
 
@@ -37,8 +38,10 @@ def migrate(svc: Services, actor: Actor, host: Host, name: str, to: str, registr
     with audited(svc, actor, "vm.migrate", project, name):
         authorize(actor, "vm.migrate", project)
         dest_uri, via = destination(registry, to, migrate_uri)
-        summary = migrate_vm(host, name, dest_uri, live=live, migrate_uri=via, shared_storage=shared_storage,
-                             timeout=timeout, bandwidth_mib=bandwidth_mib, progress=progress)
+        with tracked(svc, actor, "vm.migrate", name, project=project, vm=name) as task:
+            summary = migrate_vm(host, name, dest_uri, live=live, migrate_uri=via, shared_storage=shared_storage,
+                                 timeout=timeout, bandwidth_mib=bandwidth_mib, progress=task.reporter(progress))
+            task.result = summary
     return summary
 
 

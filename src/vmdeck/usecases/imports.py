@@ -16,6 +16,7 @@ from vmdeck.usecases.audit import audited
 from vmdeck.usecases.common import Progress, quiet
 from vmdeck.usecases.permissions import authorize
 from vmdeck.usecases.services import Services
+from vmdeck.usecases.tasks import tracked
 from vmdeck.usecases.vms import Created, placed
 from vmdeck.vm.importer import ImportPlan
 
@@ -40,6 +41,7 @@ def import_vm(svc: Services, actor: Actor, plan: ImportPlan, *, local: Host | No
                 raise Conflict(f"a VM named {spec.name!r} already exists")
             # Held before a byte is written: a disk larger than the project's room stops here.
             with reserve(svc.db, svc.counted_on(host), project, Demand(**plan.demand_numbers()), f"vm:{spec.name}",
-                         on=host):
-                view = convert(host, plan, progress, project=project)
+                         on=host), tracked(svc, actor, "vm.import", spec.name, project=project, vm=spec.name) as task:
+                view = convert(host, plan, task.reporter(progress), project=project)
+                task.result = f"imported {spec.name}"
     return Created(host, host_name, project, view)

@@ -3,7 +3,8 @@ ISO quota) (use-case layer)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ from vmdeck.usecases.audit import audited
 from vmdeck.usecases.common import Progress, quiet
 from vmdeck.usecases.permissions import authorize
 from vmdeck.usecases.services import Services
+from vmdeck.usecases.tasks import Task, tracked
 
-__all__ = ["build_image", "import_image", "remove_image", "publish", "delete_iso"]
+__all__ = ["build_image", "import_image", "remove_image", "uploading", "publish", "delete_iso"]
 
 
 def build_image(svc: Services, actor: Actor, name: str, arch: str, *, force: bool = False,
@@ -25,14 +27,17 @@ def build_image(svc: Services, actor: Actor, name: str, arch: str, *, force: boo
     """Build the tiny guest (its GuestImage) or a Debian image into the library (its ImageRecord)."""
     with audited(svc, actor, "image.manage", None, None, status=201):
         authorize(actor, "image.manage", None)
-        if name == "tiny":
-            from vmdeck.images.tiny import build_tiny
+        with tracked(svc, actor, "image.build", f"{name} ({arch})") as task:
+            progress = task.reporter(progress)
+            if name == "tiny":
+                from vmdeck.images.tiny import build_tiny
 
-            built: Any = build_tiny(arch, progress=progress, force=force)
-        else:
-            from vmdeck.images.debian import build_image as build_debian
+                built: Any = build_tiny(arch, progress=progress, force=force)
+            else:
+                from vmdeck.images.debian import build_image as build_debian
 
-            built = build_debian(name, arch, progress=progress, force=force)
+                built = build_debian(name, arch, progress=progress, force=force)
+            task.result = f"built {name} ({arch})"
     return built
 
 
@@ -42,7 +47,9 @@ def import_image(svc: Services, actor: Actor, source: Path, *, name: str | None 
 
     with audited(svc, actor, "image.manage", None, None, status=201):
         authorize(actor, "image.manage", None)
-        record = library.import_image(source, name=name, os_name=os_name, arch=arch)
+        with tracked(svc, actor, "image.import", name or source.name) as task:
+            record = library.import_image(source, name=name, os_name=os_name, arch=arch)
+            task.result = f"imported image {record.name}"
     return record
 
 
@@ -56,6 +63,16 @@ def remove_image(svc: Services, actor: Actor, host: Host, name: str) -> ImageRec
         record = library.get_image(name)
         removed = library.remove_image(name, vms_using_image(host, Path(record.path)))
     return removed
+
+
+@contextlib.contextmanager
+def uploading(svc: Services, actor: Actor, project: str | None, name: str, size: int | None) -> Iterator[Task]:
+    """The task of an ISO upload, from its first byte to its publication: the caller reports the bytes
+    received against `size` (None: not declared) and ends with `publish`."""
+    with tracked(svc, actor, "iso.upload", name, project=project) as task:
+        task.progress(0, size)
+        yield task
+        task.result = f"uploaded {name}"
 
 
 def publish(svc: Services, actor: Actor, host: Host, project: str | None, name: str, size_bytes: int,

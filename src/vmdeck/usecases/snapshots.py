@@ -16,6 +16,7 @@ from vmdeck.usecases.common import Progress, quiet
 from vmdeck.usecases.permissions import authorize
 from vmdeck.usecases.quota import held
 from vmdeck.usecases.services import Services
+from vmdeck.usecases.tasks import tracked
 from vmdeck.vm.clone import CloneResult
 from vmdeck.vm.snapshot_ops import SnapshotResult
 
@@ -25,18 +26,25 @@ T = TypeVar("T")
 
 
 def _charged(svc: Services, actor: Actor, host: Host, name: str, action: str, demand: Callable[[], Demand] | None,
-             what: str, do: Callable[[], T], *, status: int = 200, after: Callable[[str | None], None] | None = None
-             ) -> T:
+             what: str, do: Callable[[Progress], T], *, progress: Progress, status: int = 200,
+             after: Callable[[str | None], None] | None = None, task: str | None = None) -> T:
     """The one shape of every snapshot and clone: policy, then `demand()` held for `what` while `do` runs
     (nothing held without a quota, vmdeck.usecases.quota), `after` (given the project) still inside the hold,
-    all inside the audit line."""
+    all inside the audit line. With `task` (what it makes), the operation is also a task of the task list."""
     project = project_of_vm(svc, actor, action, host, name)
     with audited(svc, actor, action, project, name, status=status):
         authorize(actor, action, project)
         with held(svc, host, project, demand, what):
-            result = do()
-            if after is not None:
-                after(project)
+            if task is None:
+                result = do(progress)
+                if after is not None:
+                    after(project)
+                return result
+            with tracked(svc, actor, action, task, project=project, vm=task) as running:
+                result = do(running.reporter(progress))
+                if after is not None:
+                    after(project)
+                running.result = getattr(result, "message", None)
     return result
 
 
@@ -48,8 +56,9 @@ def create_snapshot(svc: Services, actor: Actor, host: Host, name: str, snap: st
 
     return _charged(svc, actor, host, name, "vm.snapshot", lambda: snapshot_demand(host, name, memory=memory),
                     f"snapshot:{name}:{secrets.token_hex(4)}",
-                    lambda: snapshot_ops.create_snapshot(host, name, snap, description=description, memory=memory,
-                                                         quiesce=quiesce, progress=progress), status=201)
+                    lambda report: snapshot_ops.create_snapshot(host, name, snap, description=description,
+                                                                memory=memory, quiesce=quiesce, progress=report),
+                    progress=progress, status=201, task=name)
 
 
 def revert_snapshot(svc: Services, actor: Actor, host: Host, name: str, snap: str, *,
@@ -59,7 +68,8 @@ def revert_snapshot(svc: Services, actor: Actor, host: Host, name: str, snap: st
 
     return _charged(svc, actor, host, name, "vm.snapshot", lambda: revert_demand(host, name, snap),
                     f"snapshot:{name}:{secrets.token_hex(4)}",
-                    lambda: snapshot_ops.revert_snapshot(host, name, snap, progress=progress))
+                    lambda report: snapshot_ops.revert_snapshot(host, name, snap, progress=report),
+                    progress=progress)
 
 
 def delete_snapshot(svc: Services, actor: Actor, host: Host, name: str, snap: str, *,
@@ -67,7 +77,8 @@ def delete_snapshot(svc: Services, actor: Actor, host: Host, name: str, snap: st
     from vmdeck.vm import snapshot_ops
 
     return _charged(svc, actor, host, name, "vm.snapshot", None, f"snapshot:{name}:{secrets.token_hex(4)}",
-                    lambda: snapshot_ops.delete_snapshot(host, name, snap, progress=progress))
+                    lambda report: snapshot_ops.delete_snapshot(host, name, snap, progress=report),
+                    progress=progress)
 
 
 def clone(svc: Services, actor: Actor, host: Host, source: str, new: str, *, linked: bool = False,
@@ -86,6 +97,7 @@ def clone(svc: Services, actor: Actor, host: Host, source: str, new: str, *, lin
             lifecycle.start(host, new)
 
     made = _charged(svc, actor, host, source, "vm.clone", lambda: clone_demand(host, source, linked=linked),
-                    f"vm:{new}", lambda: clone_vm(host, source, new, linked=linked, start=False, progress=progress),
-                    status=201, after=into)
+                    f"vm:{new}", lambda report: clone_vm(host, source, new, linked=linked, start=False,
+                                                         progress=report),
+                    progress=progress, status=201, after=into, task=new)
     return dataclasses.replace(made, message=made.message + ", started") if start else made

@@ -21,6 +21,7 @@ from vmdeck.usecases.common import Progress, quiet
 from vmdeck.usecases.permissions import authorize
 from vmdeck.usecases.quota import grown
 from vmdeck.usecases.services import Services
+from vmdeck.usecases.tasks import tracked
 from vmdeck.vm import lifecycle
 
 if TYPE_CHECKING:  # pydantic: not on the path of `vmdeck start` (vmdeck.cli.fast)
@@ -71,11 +72,14 @@ def create(svc: Services, actor: Actor, spec: VmSpec, *, local: Host | None, pro
             check_nic_networks(svc, actor, host, project, {nic.network for nic in spec.nics})
             if host.exists(spec.name):
                 raise Conflict(f"a VM named {spec.name!r} already exists")
-            # Counted on every registered host (or the one host); the VM's host keeps what it took.
-            with reserve(svc.db, svc.counted_on(host), project, demand, f"vm:{spec.name}", on=host):
-                view = create_vm(host, spec, progress, cloud_init=cloud_init, project=project)
-            if start:
-                lifecycle.start(host, spec.name, wait=wait, timeout=timeout, progress=progress)
+            with tracked(svc, actor, "vm.create", spec.name, project=project, vm=spec.name) as task:
+                progress = task.reporter(progress)
+                # Counted on every registered host (or the one host); the VM's host keeps what it took.
+                with reserve(svc.db, svc.counted_on(host), project, demand, f"vm:{spec.name}", on=host):
+                    view = create_vm(host, spec, progress, cloud_init=cloud_init, project=project)
+                if start:
+                    lifecycle.start(host, spec.name, wait=wait, timeout=timeout, progress=progress)
+                task.result = f"created {spec.name}" + (", started" if start else "")
     return Created(host, host_name, project, view)
 
 
@@ -84,7 +88,12 @@ def start(svc: Services, actor: Actor, host: Host, name: str, *, wait: bool = Fa
     project = project_of_vm(svc, actor, "vm.power", host, name)
     with audited(svc, actor, "vm.power", project, name):
         authorize(actor, "vm.power", project)
-        lifecycle.start(host, name, wait=wait, timeout=timeout, progress=progress)
+        if not wait:  # a plain start takes a moment: only a start that waits for the guest is a task
+            lifecycle.start(host, name, wait=False, timeout=timeout, progress=progress)
+            return
+        with tracked(svc, actor, "vm.start", name, project=project, vm=name) as task:
+            lifecycle.start(host, name, wait=True, timeout=timeout, progress=task.reporter(progress))
+            task.result = f"{name} started and ready"
 
 
 def start_many(svc: Services, actor: Actor, host: Host, names: list[str], *, wait: bool = False,
@@ -99,7 +108,21 @@ def start_many(svc: Services, actor: Actor, host: Host, names: list[str], *, wai
             lines.enter_context(audited(svc, actor, "vm.power", projects[name], name))
         for name in names:
             authorize(actor, "vm.power", projects[name])
-        storm(host, names, wait=wait, timeout=timeout, progress=progress)
+        if wait:  # each VM's start is a task of its project, with the storm's lines and outcome
+            tasks = [lines.enter_context(tracked(svc, actor, "vm.start", name, project=projects[name], vm=name))
+                     for name in names]
+            reporters = [task.reporter() for task in tasks]
+
+            def report(line: str) -> None:
+                for reporter in reporters:
+                    reporter(line)
+                progress(line)
+
+            storm(host, names, wait=True, timeout=timeout, progress=report)
+            for name, task in zip(names, tasks, strict=True):
+                task.result = f"{name} started and ready"
+        else:
+            storm(host, names, wait=False, timeout=timeout, progress=progress)
 
 
 def power(svc: Services, actor: Actor, host: Host, name: str, verb: str) -> str | None:

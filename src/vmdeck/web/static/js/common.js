@@ -1,5 +1,5 @@
 // Shared by every page: REST calls with the CSRF token, the one live event stream, the confirmation
-// dialog, notices and the activity panel, the power-action table and small DOM/chart helpers.
+// dialog, notices and this browser's entries of the task panel (tasks.js), the power-action table and small DOM/chart helpers.
 
 export const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || '';
 
@@ -135,14 +135,14 @@ export function confirmDialog({ title, message, confirm = 'OK', option = null, t
   });
 }
 
-// --- notices and the activity panel -------------------------------------------------------------------
+// --- notices and the task panel's local entries -------------------------------------------------------------------
 export function toast(message, bad = false) {
   const box = document.getElementById('toast');
   if (!box) return;
   const item = el('div', { class: bad ? 'bad' : 'ok', title: 'Click to dismiss' }, message);
   item.addEventListener('click', () => item.remove());
   box.append(item);
-  // Notices do not pile up over the page: the three newest stay (the Activity panel keeps them all).
+  // Notices do not pile up over the page: the three newest stay (the task panel keeps them all).
   while (box.children.length > 3) box.firstElementChild.remove();
   setTimeout(() => item.remove(), bad ? 8000 : 4000);
 }
@@ -153,44 +153,32 @@ const ACTIVITY_MAX = 40;
 let activity = [];
 try { activity = JSON.parse(sessionStorage.getItem(ACTIVITY_KEY) || '[]'); } catch { activity = []; }
 // Entries still "running" when their page went away cannot be finished here.
-activity = activity.filter((a) => a.status !== 'running' && Date.now() - a.at < 30 * 60 * 1000);
+activity = activity.filter((a) => a.status !== 'running' && a.status !== 'event' && Date.now() - a.at < 30 * 60 * 1000);
 
 function saveActivity() {
   try { sessionStorage.setItem(ACTIVITY_KEY, JSON.stringify(activity.slice(0, ACTIVITY_MAX))); } catch { /* full */ }
   renderActivity();
 }
 
-// Stream events (other people's VMs too) must not push the user's own tasks out: they have their own cap.
-const EVENTS_MAX = 15;
-
 function addActivity(entry) {
   const item = { id: `${Date.now()}-${Math.random()}`, at: Date.now(), ...entry };
   activity.unshift(item);
-  let events = 0;
-  activity = activity.filter((a) => a.status !== 'event' || ++events <= EVENTS_MAX).slice(0, ACTIVITY_MAX);
+  activity = activity.filter((a) => a.status !== 'event').slice(0, ACTIVITY_MAX);
   saveActivity();
   return item;
 }
 
+// This browser's short actions (power verbs, settings ...), shown in the task panel (tasks.js) beside the
+// server's tasks, which are the long operations: one list at the bottom of every page.
+export function localActivity() {
+  return activity;
+}
+
 function renderActivity() {
-  const list = document.getElementById('activity-list');
-  const count = document.getElementById('activity-count');
-  if (!list) return;
-  const running = activity.filter((a) => a.status === 'running').length;
-  if (count) { count.textContent = running ? String(running) : ''; count.hidden = !running; }
-  list.replaceChildren(...(activity.length ? activity.map((a) => el('li', { dataset: { status: a.status } },
-    el('span', { class: 'what' }, a.label),
-    el('span', { class: 'dim' }, ` ${a.status === 'running' ? 'running…' : a.detail || a.status}`),
-    a.took != null ? el('span', { class: 'dim took' }, `(${formatTook(a.took)})`) : '',
-    el('time', { class: 'dim', datetime: new Date(a.at).toISOString() }, new Date(a.at).toLocaleTimeString())))
-    : [el('li', { class: 'dim' }, 'Nothing yet.')]));
+  window.dispatchEvent(new CustomEvent('vmdeck:activity'));
 }
 
-// Runs `work` as a task in the activity panel; a success notice (from `describe`) or an error notice.
-function formatTook(ms) {
-  return ms < 1000 ? `${ms} ms` : ms < 120000 ? `${(ms / 1000).toFixed(ms < 10000 ? 1 : 0)} s` : `${Math.round(ms / 60000)} min`;
-}
-
+// Runs `work` as an entry of the task panel; a success notice (from `describe`) or an error notice.
 export async function track(label, work, describe = () => `${label}: done`) {
   const item = addActivity({ label, status: 'running' });
   try {
@@ -221,7 +209,6 @@ export function noteForNextPage(message, { record = true } = {}) {
 // One WebSocket per page (libvirt's domain events and stats, pushed by the server), opened here for every
 // page so the footer's status is true everywhere; pages subscribe with connectEvents(). Reconnects itself.
 const listeners = new Set();
-const lastEvent = new Map();
 let streamOpen = false;
 
 export function connectEvents(onMessage) {
@@ -239,14 +226,6 @@ function openStream() {
     socket.onopen = () => { delay = 500; show('live', 'live'); };
     socket.onmessage = (event) => {
       const message = JSON.parse(event.data);
-      if (message.type === 'state' && message.vm && message.event) {
-        // QEMU starts paused and libvirt then resumes it: "resumed" right after "started" is the same start.
-        const after = lastEvent.get(message.vm);
-        lastEvent.set(message.vm, message.event);
-        if (!(message.event === 'resumed' && after === 'started')) {
-          addActivity({ label: `${message.vm}: ${message.event}`, status: 'event', detail: message.state || '' });
-        }
-      }
       for (const listener of listeners) listener(message);
     };
     socket.onclose = () => {
@@ -336,15 +315,6 @@ document.getElementById('logout')?.addEventListener('click', async () => {
   await api('POST', '/api/auth/logout').catch(() => {});
   location.href = '/login';
 });
-
-const activityButton = document.getElementById('activity-toggle');
-activityButton?.addEventListener('click', () => {
-  const panel = document.getElementById('activity');
-  panel.hidden = !panel.hidden;
-  activityButton.setAttribute('aria-expanded', String(!panel.hidden));
-});
-document.getElementById('activity-clear')?.addEventListener('click', () => { activity = []; saveActivity(); });
-renderActivity();
 
 if (document.getElementById('stream-status')) connectEvents(() => {});
 

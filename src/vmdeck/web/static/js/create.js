@@ -120,7 +120,7 @@ form.addEventListener('submit', async (event) => {
   }
   try {
     const vm = await api('POST', '/api/vms', body);
-    noteForNextPage(`${vm.name} created${body.start ? ' and started' : ''}`);
+    noteForNextPage(`${vm.name} created${body.start ? ' and started' : ''}`, { record: false });  // the server's task lists it
     location.href = `/vms/${encodeURIComponent(vm.name)}`;
   } catch (error) {
     // "vcpus", a nested "disks.0.size_gib" or "ssh_keys[0]": show it under the closest field of the form.

@@ -82,7 +82,7 @@ async function send(planOnly) {
       planned = options().toString();
       status.textContent = 'planned: nothing was created';
     } else {
-      noteForNextPage(`${answer.name} imported from ${file.name}`);
+      noteForNextPage(`${answer.name} imported from ${file.name}`, { record: false });  // the server's task lists it
       location.href = `/vms/${encodeURIComponent(answer.name)}`;
     }
   } catch (error) {
