@@ -17,6 +17,7 @@ from vmdeck.api import (
     console,
     devices,
     events,
+    forward_watch,
     hosts,
     hostview,
     i18n,
@@ -29,6 +30,7 @@ from vmdeck.api import (
     templates,
     vms,
 )
+from vmdeck.api import forwards as forwards_api
 from vmdeck.api import host as host_api
 from vmdeck.api import imports as imports_api
 from vmdeck.api import learn as learn_api
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
             ctx.events = hub
             ctx.inventory.start()
         feed = metrics.start_feed(ctx)  # one bulk sample per interval for /metrics, history and `vmdeck top`
+        forward_watch.start(ctx, hub)  # this machine's port forwards back on its firewall, and after each VM start
         try:
             yield
         finally:
@@ -117,6 +120,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
         app.include_router(module.router)
     app.include_router(learn_api.router)
     app.include_router(networks_api.router)
+    app.include_router(forwards_api.router)
     app.include_router(backups.router)
     app.include_router(imports_api.router)
     app.include_router(i18n.router)

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -86,6 +87,8 @@ class EventHub:
         self._addresses: dict[str, list[str]] = {}
         self._addresses_at = 0.0
         self._addresses_task: asyncio.Task[None] | None = None
+        # Called with a local VM's name when it starts (vmdeck.api.forward_watch: its port forwards).
+        self.on_started: list[Callable[[str], None]] = []
 
     # --- libvirt side (event-loop thread) ------------------------------------------------------------
     def start(self) -> None:
@@ -170,6 +173,9 @@ class EventHub:
         if event in ("defined", "undefined"):
             message["type"] = "inventory"
         self.publish(message)
+        if event == "started" and host_name == "local":
+            for started in self.on_started:
+                started(dom.name)
 
     def _on_device_change(self, dom: Domain) -> None:
         if self.inventory is not None:

@@ -15,6 +15,7 @@ from vmdeck.api.errors import Forbidden
 from vmdeck.api.policy import Grant, grant_of, may, visible
 from vmdeck.domxml.network import NetworkView
 from vmdeck.errors import NotFound
+from vmdeck.store.quota import network_room
 from vmdeck.vm import networks
 
 __all__ = ["router"]
@@ -74,8 +75,15 @@ def networks_create(body: NewNetwork, grant: Grant = Depends(grant_of),
         project = mine[0] if len(mine) == 1 else None
     if not principal.admin and (project is None or not may(principal, "manager", project)):
         raise Forbidden("creating a network needs the manager role in its project (name it: project)")
-    view = networks.create_network(ctx.host.get(), body.name, mode=body.mode, subnet=body.subnet,
-                                   dhcp_range=body.dhcp_range, project=project)
+    host = ctx.host.get()
+    if project is None:
+        view = networks.create_network(host, body.name, mode=body.mode, subnet=body.subnet,
+                                       dhcp_range=body.dhcp_range)
+    else:  # the project's `networks` quota, checked before anything exists
+        ctx.tenancy.ensure_project(project)
+        with network_room(ctx.accounts.db, host, project):
+            view = networks.create_network(host, body.name, mode=body.mode, subnet=body.subnet,
+                                           dhcp_range=body.dhcp_range, project=project)
     return dataclasses.asdict(view)
 
 

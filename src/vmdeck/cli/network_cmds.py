@@ -30,7 +30,17 @@ def create(
     """Create a network (a bridge with DHCP; the host's gateway is the subnet's first address)."""
     from vmdeck.vm.networks import create_network
 
-    view = create_network(ctx.obj.host(), name, mode=mode, subnet=subnet, dhcp_range=dhcp_range, project=project)
+    if project is None:
+        view = create_network(ctx.obj.host(), name, mode=mode, subnet=subnet, dhcp_range=dhcp_range)
+    else:  # a project's network counts against its `networks` quota, checked before anything exists
+        from vmdeck.cli.stores import stores
+        from vmdeck.store.quota import network_room
+
+        s = stores(None)
+        s.tenancy.ensure_project(project)
+        with network_room(s.db, ctx.obj.host(), project):
+            view = create_network(ctx.obj.host(), name, mode=mode, subnet=subnet, dhcp_range=dhcp_range,
+                                  project=project)
     if as_json:
         print_json(dataclasses.asdict(view))
         return

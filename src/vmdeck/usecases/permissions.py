@@ -16,7 +16,7 @@ __all__ = ["ACTION_NEEDS", "NotPermitted", "authorize"]
 ACTION_NEEDS: dict[str, str] = {
     "vm.create": "manager", "vm.delete": "manager", "vm.resize": "manager", "vm.devices": "manager",
     "vm.snapshot": "manager", "vm.clone": "manager",
-    "vm.power": "operator", "vm.media": "operator",
+    "vm.power": "operator", "vm.media": "operator", "vm.forwards": "operator",
     "vm.migrate": "admin", "vm.adopt": "admin", "host.manage": "admin", "image.manage": "admin",
     "iso.upload": "manager", "iso.delete": "manager",
 }

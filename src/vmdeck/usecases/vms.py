@@ -84,6 +84,15 @@ def start(svc: Services, actor: Actor, host: Host, name: str, *, wait: bool = Fa
     with audited(svc, actor, "vm.power", project, name):
         authorize(actor, "vm.power", project)
         lifecycle.start(host, name, wait=wait, timeout=timeout, progress=progress)
+    _forwards_after_start(svc, host, [name])
+
+
+def _forwards_after_start(svc: Services, host: Host, names: list[str]) -> None:
+    """The VMs' port forwards put back on this machine's firewall (gone after a host reboot)."""
+    from vmdeck.usecases.forwards import reapply
+
+    for name in names:
+        reapply(svc, host, name)
 
 
 def start_many(svc: Services, actor: Actor, host: Host, names: list[str], *, wait: bool = False,
@@ -99,6 +108,7 @@ def start_many(svc: Services, actor: Actor, host: Host, names: list[str], *, wai
         for name in names:
             authorize(actor, "vm.power", projects[name])
         storm(host, names, wait=wait, timeout=timeout, progress=progress)
+    _forwards_after_start(svc, host, names)
 
 
 def power(svc: Services, actor: Actor, host: Host, name: str, verb: str) -> str | None:
@@ -127,6 +137,9 @@ def delete(svc: Services, actor: Actor, host: Host, name: str, *, force: bool = 
     with audited(svc, actor, "vm.delete", project, name):
         authorize(actor, "vm.delete", project)
         removed = lifecycle.delete(host, name, force=force, keep_disks=keep_disks, progress=progress)
+        from vmdeck.usecases.forwards import vm_deleted
+
+        vm_deleted(svc, host, name)  # its port forwards and their rules go with it
     return removed
 
 
