@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -130,6 +131,33 @@ def test_a_forward_from_loopback_reaches_the_guest(world: World) -> None:
     assert f"dnat to {added['guest_ip']}:8080" in world.nft()
     listed = json.loads(world.ok("forward", "list", world.vm, "--json"))
     assert [(f["host_port"], f["project"]) for f in listed] == [(18080, world.project)]
+
+
+def _from_here(address: str, port: int) -> str:
+    """One HTTP request from this machine's namespace, across the test's LAN into the namespace host."""
+    try:
+        with socket.create_connection((address, port), timeout=5) as conn:
+            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            return b"".join(iter(lambda: conn.recv(4096), b"")).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def test_a_forward_from_the_hosts_own_address_crosses_libvirts_firewall(world: World) -> None:
+    address = world.ns.addr  # the namespace host's address on the LAN the test made
+    world.ok("forward", "add", world.vm, "18090:8080", "--address", address)
+    try:
+        accepts = subprocess.run(["ip", "netns", "exec", world.ns.netns, "iptables", "-w", "-S", "LIBVIRT_FWI"],
+                                 capture_output=True, text=True, timeout=30).stdout
+        assert accepts.count("vmdeck-forward") == 1 and "DNAT" in accepts
+        assert MARK in str(wait_for(lambda: _from_here(address, 18090), timeout=60))
+    finally:
+        world.ok("forward", "remove", world.vm, "18090", "--address", address)
+    accepts = subprocess.run(["ip", "netns", "exec", world.ns.netns, "iptables", "-w", "-S", "LIBVIRT_FWI"],
+                             capture_output=True, text=True, timeout=30).stdout
+    assert "vmdeck-forward" not in accepts and f"{address} tcp dport 18090" not in world.table()
+    assert _from_here(address, 18090) == ""
+    assert [f["host_port"] for f in json.loads(world.ok("forward", "list", "--json"))] == [18080]
 
 
 def test_bad_input_is_refused_and_leaves_nothing(world: World) -> None:
