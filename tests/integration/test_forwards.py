@@ -35,6 +35,7 @@ from vmdeck.vm.create import create_vm
 _NET = 100 + os.getpid() % 100  # 10.233.<_NET>.0/24 and the next: unique per test process
 _SRC = str(Path(__file__).resolve().parents[2] / "src")
 MARK = "vmdeck-forward-ok"
+PASSWORD = "forwards-admin-password"
 # A client in the namespace: one HTTP request to 127.0.0.1:PORT, the answer on stdout.
 _FETCH = ("import socket,sys\n"
           "s=socket.create_connection(('127.0.0.1',int(sys.argv[1])),timeout=5)\n"
@@ -208,7 +209,7 @@ def test_bad_input_is_refused_and_leaves_nothing(world: World) -> None:
     assert json.loads(world.ok("network", "show", world.net, "--json"))["vms"] == [world.vm]
 
 
-def test_the_forward_survives_a_power_cycle_and_a_server_start(world: World) -> None:
+def test_the_forward_survives_a_power_cycle_and_a_server_start_and_shows_on_the_vm_page(world: World) -> None:
     # A host reboot empties the kernel's rules; `vmdeck start` puts the VM's back.
     world.ok("poweroff", world.vm)
     subprocess.run(["ip", "netns", "exec", world.ns.netns, "nft", "delete", "table", "ip", "vmdeck"], check=True)
@@ -219,9 +220,15 @@ def test_the_forward_survives_a_power_cycle_and_a_server_start(world: World) -> 
     subprocess.run(["ip", "netns", "exec", world.ns.netns, "nft", "delete", "table", "ip", "vmdeck"], check=True)
     assert world.fetch(18080) == ""
     server = subprocess.Popen([*world.enter(), sys.executable, "-m", "vmdeck.cli.main", "serve", "--port", "18470"],
-                              env=world.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              env={**world.env(), "VMDECK_ADMIN_PASSWORD": PASSWORD}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     try:
         assert MARK in str(wait_for(lambda: world.fetch(18080), timeout=120))
+        # The VM page shows the forward, and adds and removes one (Chromium in the namespace: forwards_page.py).
+        page = subprocess.run([*world.enter(), sys.executable, str(Path(__file__).with_name("forwards_page.py")),
+                               "http://127.0.0.1:18470", world.vm, PASSWORD, MARK], env=world.env(),
+                              capture_output=True, text=True, timeout=600)
+        assert page.returncode == 0, page.stderr[-3000:]
     finally:
         server.terminate()
         server.wait(timeout=60)
