@@ -30,6 +30,7 @@ __all__ = ["TABLE", "PROTOS", "ForwardRule", "parse_ports", "check_proto", "chec
 TABLE = "vmdeck"  # `table ip vmdeck`
 PROTOS = ("tcp", "udp")
 _BRIDGE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+_DIGITS = re.compile(r"[0-9]{1,5}")
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class ForwardRule:
 
 
 def _port(text: str, what: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not _DIGITS.fullmatch(text) or not 1 <= int(text) <= 65535:  # ASCII digits only: int() takes others
         raise InvalidInput(f"invalid {what} {text!r}: a number from 1 to 65535", field="ports")
     return int(text)
 
