@@ -25,6 +25,7 @@ import pytest
 from itest_support import PREFIX, READY_TIMEOUT_S, wait_for
 from nshosts import NamespaceHost, start_hosts, stop_hosts
 
+from vmdeck.domxml.network import bridge_name
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.spec.templates import Overrides, resolve
@@ -79,6 +80,12 @@ class World:
         return subprocess.run(["ip", "netns", "exec", self.ns.netns, "nft", "list", "table", "ip", "vmdeck"],
                               capture_output=True, text=True, timeout=30).stdout
 
+    def route_localnet(self) -> str:
+        """The network's bridge's route_localnet in the namespace ("1" while a forward from 127.0.0.1 needs it)."""
+        path = f"/proc/sys/net/ipv4/conf/{bridge_name(self.net)}/route_localnet"
+        return subprocess.run(["ip", "netns", "exec", self.ns.netns, "cat", path], capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+
     def fetch(self, port: int) -> str:
         done = subprocess.run(["ip", "netns", "exec", self.ns.netns, sys.executable, "-c", _FETCH, str(port)],
                               capture_output=True, text=True, timeout=30)
@@ -129,7 +136,7 @@ def test_a_forward_from_loopback_reaches_the_guest(world: World) -> None:
     # The guest's address is now reserved for its NIC: it stays across reboots.
     shown = json.loads(world.ok("network", "show", world.net, "--json"))
     assert [r["ip"] for r in shown["reservations"]] == [added["guest_ip"]]
-    assert f"dnat to {added['guest_ip']}:8080" in world.nft()
+    assert f"dnat to {added['guest_ip']}:8080" in world.nft() and world.route_localnet() == "1"
     listed = json.loads(world.ok("forward", "list", world.vm, "--json"))
     assert [(f["host_port"], f["project"]) for f in listed] == [(18080, world.project)]
 
@@ -240,4 +247,5 @@ def test_deleting_the_vm_removes_its_rules(world: World) -> None:
     assert json.loads(world.ok("forward", "list", "--json")) == []
     rules = world.nft()
     assert "table ip vmdeck" not in rules and guest_ip not in rules
+    assert world.route_localnet() == "0"  # its guard rule went with the table
     assert world.fetch(18080) == ""

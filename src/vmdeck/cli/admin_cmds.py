@@ -48,11 +48,13 @@ def project_create(
     memory: int = typer.Option(None, "--memory", help="At most this much memory in all (MiB)."),
     disk: float = typer.Option(None, "--disk", help="At most this much disk in all (GiB, configured sizes)."),
     iso: float = typer.Option(None, "--iso", help="At most this much uploaded ISO storage (GiB)."),
+    networks: int = typer.Option(None, "--networks", help="At most this many networks of the project's own."),
+    forwards: int = typer.Option(None, "--forwards", help="At most this many port forwards."),
     db: Path = DB_OPTION,
 ) -> None:
     """Create a project; limits not given are unlimited."""
     s = stores(db)
-    s.tenancy.create_project(name, _quota(instances, vcpus, memory, disk, iso))
+    s.tenancy.create_project(name, _quota(instances, vcpus, memory, disk, iso, networks, forwards))
     s.record("project.manage", f"project create {name}", project=name)
     out.print(f"created project [bold]{name}[/bold]")
 

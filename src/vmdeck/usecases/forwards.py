@@ -136,6 +136,8 @@ def reapply(svc: Services, host: Host, vm: str | None = None) -> int:
     store = Forwards(svc.db)
     if not host.is_local or (vm is not None and not store.of_vm(vm)):
         return 0
+    if not store.all() and not forward_firewall.table_exists():
+        return 0  # a host that never had a forward: its firewall is left alone
     with _firewall_lock():
         _apply(store, host)
     return len(store.all())

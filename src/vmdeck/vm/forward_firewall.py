@@ -19,20 +19,23 @@ after a host reboot, a libvirtd restart or a VM start puts back what is missing)
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import re
 import socket
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
 from vmdeck.errors import Conflict, HostError, InvalidInput
-from vmdeck.vm.forward_rules import ForwardRule, ruleset
+from vmdeck.vm.forward_rules import TABLE, ForwardRule, ruleset
 
-__all__ = ["apply", "port_free", "COMMENT"]
+__all__ = ["apply", "port_free", "table_exists", "COMMENT"]
 
 COMMENT = "vmdeck-forward"
 _CHAIN = "LIBVIRT_FWI"
 _SYSCTL = Path("/proc/sys/net/ipv4/conf")
+_VMDECK_BRIDGE = re.compile(r"vd[0-9a-f]{10}")  # vmdeck.domxml.network.bridge_name
 
 
 def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -44,7 +47,8 @@ def _run(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProce
 
 def apply(rules: Iterable[ForwardRule]) -> None:
     rules = list(rules)
-    for bridge in sorted({r.bridge for r in rules if r.loopback}):
+    looped = {r.bridge for r in rules if r.loopback}
+    for bridge in sorted(looped):
         try:
             (_SYSCTL / bridge / "route_localnet").write_text("1\n")
         except OSError as err:
@@ -52,7 +56,19 @@ def apply(rules: Iterable[ForwardRule]) -> None:
     done = _run(["nft", "-f", "-"], ruleset(rules))
     if done.returncode != 0:
         raise HostError(f"nft refused vmdeck's forward rules: {' '.join(done.stderr.split())[:400]}")
+    # A bridge with no loopback forward left loses route_localnet with its guard rule (in that order here: the
+    # table went first, so for a moment neither applies, and a guest cannot send to 127.0.0.0/8 meanwhile).
+    for setting in _SYSCTL.glob("vd*/route_localnet"):
+        if _VMDECK_BRIDGE.fullmatch(setting.parent.name) and setting.parent.name not in looped:
+            with contextlib.suppress(OSError):
+                if setting.read_text().strip() != "0":
+                    setting.write_text("0\n")
     _sync_libvirt_chain([r for r in rules if not r.loopback])
+
+
+def table_exists() -> bool:
+    """Whether this machine's firewall holds vmdeck's table now."""
+    return _run(["nft", "list", "table", "ip", TABLE]).returncode == 0
 
 
 def _accept_args(r: ForwardRule) -> list[str]:
