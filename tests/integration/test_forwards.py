@@ -139,6 +139,10 @@ def test_a_forward_from_loopback_reaches_the_guest(world: World) -> None:
     assert f"dnat to {added['guest_ip']}:8080" in world.nft() and world.route_localnet() == "1"
     listed = json.loads(world.ok("forward", "list", world.vm, "--json"))
     assert [(f["host_port"], f["project"]) for f in listed] == [(18080, world.project)]
+    # One audit line, in the VM's project.
+    lines = json.loads(world.ok("audit", "--vm", world.vm, "--json"))
+    assert [(e["action"], e["project"], e["status"]) for e in lines if e["action"] == "vm.forwards"] == [
+        ("vm.forwards", world.project, 201)]
 
 
 def _from_here(address: str, port: int) -> str:
@@ -185,6 +189,10 @@ def test_bad_input_is_refused_and_leaves_nothing(world: World) -> None:
         listener.wait()
     bad = world.vmdeck("forward", "add", world.vm, "70000")
     assert bad.returncode == 2 and "65535" in bad.stderr
+    missing = world.vmdeck("forward", "remove", world.vm, "19999")
+    assert missing.returncode == 3 and "no forward of port 19999/tcp" in missing.stderr, missing.stderr
+    nobody = world.vmdeck("forward", "add", f"{world.vm}-nothere", "18084")
+    assert nobody.returncode == 3, nobody.stderr
     # A VM whose only NIC is on an isolated network.
     iso_net, iso_vm = f"{world.net}-iso", f"{world.vm}-iso"
     world.ok("network", "create", iso_net, "--mode", "isolated", "--subnet", f"10.233.{_NET + 1}.0/24",
