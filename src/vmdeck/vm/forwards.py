@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from vmdeck.domxml.network import NetworkView, Reservation, macs_on_network, nic_networks, reservation_xml
-from vmdeck.errors import InvalidInput, NotFound, VmdeckError
+from vmdeck.errors import Conflict, InvalidInput, NotFound, VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.vm import networks
 from vmdeck.vm.forward_rules import ForwardRule
@@ -48,6 +48,8 @@ def target(host: Host, vm: str) -> Target:
         view = networks.show_network(host, name)
         seen.append(f"{name} ({view.mode if view.vmdeck else 'not made by vmdeck'})")
         if view.vmdeck and view.mode == "nat" and view.bridge:
+            if not view.active:
+                raise Conflict(f"network {name!r} of VM {vm!r} is not active: start it first (virsh net-start {name})")
             return Target(view, macs_on_network(config, name)[0])
     where = f"its networks: {', '.join(seen)}" if seen else "it has no NIC on a libvirt network"
     raise InvalidInput(f"VM {vm!r} has no NIC on a vmdeck NAT network ({where}): forwards need one "
@@ -87,6 +89,8 @@ class ForwardLike(Protocol):
     """What rules_for reads of a stored forward (vmdeck.store.forwards.Forward)."""
 
     @property
+    def vm(self) -> str: ...
+    @property
     def network(self) -> str: ...
     @property
     def mac(self) -> str: ...
@@ -106,8 +110,9 @@ F = TypeVar("F", bound=ForwardLike)
 
 
 def rules_for(host: Host, forwards: Iterable[F]) -> list[tuple[F, ForwardRule]]:
-    """Each forward whose network exists and is active, as a rule to its NIC's current reservation
-    (the stored address when the reservation is gone)."""
+    """Each forward whose VM is defined here and whose network exists and is active, as a rule to its NIC's
+    current reservation (the stored address when the reservation is gone). A VM undefined behind vmdeck's
+    back (virsh) or migrated away keeps its rows but gets no rules: they would lead nowhere."""
     views: dict[str, NetworkView | None] = {}
     made = []
     for f in forwards:
@@ -117,7 +122,7 @@ def rules_for(host: Host, forwards: Iterable[F]) -> list[tuple[F, ForwardRule]]:
             except NotFound:
                 views[f.network] = None
         view = views[f.network]
-        if view is None or not view.active or not view.bridge:
+        if view is None or not view.active or not view.bridge or not host.exists(f.vm):
             continue
         ip = next((r.ip for r in view.reservations if r.mac.lower() == f.mac.lower()), f.guest_ip)
         made.append((f, ForwardRule(f.address, f.proto, f.host_port, ip, f.guest_port, view.bridge)))
