@@ -24,6 +24,7 @@ PACKAGES=(
     postgresql  # the second store backend: tests start a private cluster with its initdb/pg_ctl
     hyperfine  # bench/bench_cli.py: command start-up times
     swtpm swtpm-tools  # the emulated TPM 2.0 of --tpm and the windows template (libvirt runs swtpm)
+    nftables iptables  # port forwards: vmdeck's `table ip vmdeck` (nft), its accepts in libvirt's LIBVIRT_FWI (iptables)
     wrk  # bench/bench_web.py, bench_density.py: the API under concurrent clients (a compiled client)
     prometheus prometheus-libvirt-exporter  # tests/integration/test_metrics_prometheus.py (promtool, a real scrape), bench/bench_metrics.py
     # The Debian 12 cloud image (vmdeck image build debian-12): mmdebstrap, a GPT made with sfdisk,

@@ -104,6 +104,9 @@ VM_REQUESTS = [
     ("backup.manage", "PUT", "/api/vms/{vm}/backups/schedule", {"every": "6h", "keep_last": 2}),
     ("backup.manage", "DELETE", "/api/vms/{vm}/backups/schedule", None),
     ("backup.create", "POST", "/api/vms/{vm}/backups", {}),
+    ("vm.forwards.list", "GET", "/api/vms/{vm}/forwards", None),
+    ("vm.forwards", "POST", "/api/vms/{vm}/forwards", {"host_port": 18080}),
+    ("vm.forwards", "DELETE", "/api/vms/{vm}/forwards/999", None),
     ("vm.delete", "DELETE", "/api/vms/{vm}", None),  # last: it succeeds for a manager
 ]
 
@@ -112,7 +115,8 @@ def test_the_table_lists_every_vm_route_once() -> None:
     covered = {f"{m} {p.replace('{vm}', '{name}')}" for _a, m, p, _b in VM_REQUESTS}
     vm_routes = {r for r in ROUTE_ACTIONS if r.split(" ", 1)[1].startswith("/api/vms/{name}") and not r.startswith("WS")}
     assert vm_routes - {r.replace("vdz", "{target}").replace("52:54:00:00:00:99", "{mac}").replace("nosnap", "{snap}")
-                        .replace("cpumode", "{step_id}").replace("novol", "{volume}") for r in covered} == set()
+                        .replace("cpumode", "{step_id}").replace("novol", "{volume}")
+                        .replace("forwards/999", "forwards/{forward_id}") for r in covered} == set()
 
 
 def _call(client: TestClient, method: str, path: str, body: object):  # type: ignore[no-untyped-def]

@@ -60,7 +60,8 @@ def test_projects_users_and_audit(env: dict[str, str]) -> None:
     assert PasswordHasher().verify(stored, "new-alice-password")
     ok(env, "project", "quota", "acme", "--vcpus", "8", "--unlimited", "instances")
     listed = json.loads(ok(env, "project", "list", "--json"))
-    assert listed[0]["quota"] == {"instances": None, "vcpus": 8, "memory_mib": 1024, "disk_gib": None, "iso_gib": None}
+    assert listed[0]["quota"] == {"instances": None, "vcpus": 8, "memory_mib": 1024, "disk_gib": None, "iso_gib": None,
+                                  "networks": None, "forwards": None}
     shown = json.loads(ok(env, "project", "show", "acme", "--json"))
     assert shown["quota"]["vcpus"] == {"limit": 8, "used": 0} and shown["vms"] == []
     ok(env, "user", "remove", "bob")

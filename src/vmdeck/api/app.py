@@ -18,6 +18,7 @@ from vmdeck.api import (
     console,
     devices,
     events,
+    forward_watch,
     hosts,
     hostview,
     i18n,
@@ -30,6 +31,7 @@ from vmdeck.api import (
     templates,
     vms,
 )
+from vmdeck.api import forwards as forwards_api
 from vmdeck.api import host as host_api
 from vmdeck.api import imports as imports_api
 from vmdeck.api import learn as learn_api
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
             ctx.inventory.start()
             task_feed = asyncio.get_running_loop().create_task(tasks_api.Feed(hub, Tasks(db)).run())
         feed = metrics.start_feed(ctx)  # one bulk sample per interval for /metrics, history and `vmdeck top`
+        forward_watch.start(ctx, hub)  # this machine's port forwards back on its firewall, and after each VM start
         try:
             yield
         finally:
@@ -126,6 +129,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     app.include_router(learn_api.router)
     app.include_router(networks_api.router)
     app.include_router(storage_api.router)
+    app.include_router(forwards_api.router)
     app.include_router(backups.router)
     app.include_router(imports_api.router)
     app.include_router(tasks_api.router)

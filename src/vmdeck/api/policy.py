@@ -104,6 +104,10 @@ POLICY: dict[str, Rule] = {
     "vm.keys": Rule("operator", "vm", routes=("POST /api/vms/{name}/keys", "POST /api/vms/{name}/type")),
     "vm.media": Rule("operator", "vm", routes=("POST /api/vms/{name}/media", "DELETE /api/vms/{name}/media")),
     "vm.exec": Rule("operator", "vm", routes=("POST /api/vms/{name}/exec",)),
+    # Port forwards (vmdeck.api.forwards): operators add and remove, viewers list.
+    "vm.forwards": Rule("operator", "vm", routes=("POST /api/vms/{name}/forwards",
+                                                  "DELETE /api/vms/{name}/forwards/{forward_id}")),
+    "vm.forwards.list": Rule("viewer", "vm", routes=("GET /api/vms/{name}/forwards",)),
     # --- managing ------------------------------------------------------------------------------------
     "vm.create": Rule("manager", "project", routes=("POST /api/vms",)),
     "vm.create.form": Rule("signed-in", routes=("GET /create",)),  # the form offers the projects you manage

@@ -30,6 +30,8 @@ class Quota(BaseModel):
     memory_mib: int | None = Field(None, ge=0, le=1 << 40)
     disk_gib: float | None = Field(None, ge=0, le=1 << 30)
     iso_gib: float | None = Field(None, ge=0, le=1 << 30)
+    networks: int | None = Field(None, ge=0, le=100000)
+    forwards: int | None = Field(None, ge=0, le=100000)
 
 
 class NewProject(BaseModel):

@@ -34,8 +34,9 @@ DB_OPTION = typer.Option(None, "--db", envvar="VMDECK_DB", parser=str, help="The
 
 # --- projects ----------------------------------------------------------------------------------------
 def _quota(instances: int | None, vcpus: int | None, memory: int | None, disk: float | None,
-           iso: float | None) -> dict[str, float | int | None]:
-    given = {"instances": instances, "vcpus": vcpus, "memory_mib": memory, "disk_gib": disk, "iso_gib": iso}
+           iso: float | None, networks: int | None = None, forwards: int | None = None) -> dict[str, float | int | None]:
+    given = {"instances": instances, "vcpus": vcpus, "memory_mib": memory, "disk_gib": disk, "iso_gib": iso,
+             "networks": networks, "forwards": forwards}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -47,11 +48,13 @@ def project_create(
     memory: int = typer.Option(None, "--memory", help="At most this much memory in all (MiB)."),
     disk: float = typer.Option(None, "--disk", help="At most this much disk in all (GiB, configured sizes)."),
     iso: float = typer.Option(None, "--iso", help="At most this much uploaded ISO storage (GiB)."),
+    networks: int = typer.Option(None, "--networks", help="At most this many networks of the project's own."),
+    forwards: int = typer.Option(None, "--forwards", help="At most this many port forwards."),
     db: Path = DB_OPTION,
 ) -> None:
     """Create a project; limits not given are unlimited."""
     s = stores(db)
-    s.tenancy.create_project(name, _quota(instances, vcpus, memory, disk, iso))
+    s.tenancy.create_project(name, _quota(instances, vcpus, memory, disk, iso, networks, forwards))
     s.record("project.manage", f"project create {name}", project=name)
     out.print(f"created project [bold]{name}[/bold]")
 
@@ -125,13 +128,15 @@ def project_quota(
     memory: int = typer.Option(None, "--memory", help="MiB."),
     disk: float = typer.Option(None, "--disk", help="GiB."),
     iso: float = typer.Option(None, "--iso", help="GiB."),
+    networks: int = typer.Option(None, "--networks", help="At most this many networks of the project's own."),
+    forwards: int = typer.Option(None, "--forwards", help="At most this many port forwards."),
     unlimited: list[str] = typer.Option([], "--unlimited", help="Remove this limit (instances, vcpus, memory_mib, "
-                                        "disk_gib, iso_gib); may be repeated."),
+                                        "disk_gib, iso_gib, networks, forwards); may be repeated."),
     db: Path = DB_OPTION,
 ) -> None:
     """Change a project's limits (those not named stay as they are)."""
     s = stores(db)
-    change: dict[str, float | int | None] = _quota(instances, vcpus, memory, disk, iso)
+    change: dict[str, float | int | None] = _quota(instances, vcpus, memory, disk, iso, networks, forwards)
     change.update(dict.fromkeys(unlimited))
     info = s.tenancy.set_quota(name, change)
     s.record("project.manage", f"project quota {name} {change}", project=name)

@@ -37,6 +37,7 @@ COMMAND_MODULES: dict[str, str] = {
     **dict.fromkeys(("backup", "export", "import-backup"), "backup_cmds"),
     **dict.fromkeys(("project", "user", "vm", "audit"), "admin_cmds"),
     "network": "network_cmds",
+    "forward": "forward_cmds",
     "remote": "remote_cmds",
     "import": "import_cmds",
     "task": "task_cmds",

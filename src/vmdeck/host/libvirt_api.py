@@ -350,6 +350,12 @@ class Network:
         _call(self.context, self.raw.update, libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
               libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, host_xml, flags)
 
+    def remove_dhcp_host(self, host_xml: str, *, live: bool) -> None:
+        """Remove a static DHCP lease add_dhcp_host made (a change undone when a later step failed)."""
+        flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG | (libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE if live else 0)
+        _call(self.context, self.raw.update, libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE,
+              libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, host_xml, flags)
+
 
 class StoragePool:
     def __init__(self, raw: libvirt.virStoragePool) -> None:

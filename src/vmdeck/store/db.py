@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, event
 from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -111,6 +111,8 @@ class Project(Base):
     max_memory_mib: Mapped[int | None] = mapped_column(Integer, nullable=True)
     max_disk_gib: Mapped[float | None] = mapped_column(Float, nullable=True)
     max_iso_gib: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_networks: Mapped[int | None] = mapped_column(Integer, nullable=True)  # migration 0014
+    max_forwards: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Membership(Base):
@@ -270,12 +272,30 @@ class TaskRow(Base):
     result: Mapped[str | None] = mapped_column(String(300), nullable=True)  # the outcome, or the error line
     log: Mapped[str] = mapped_column(Text, default="")  # its last lines, newline-separated
     owner: Mapped[str] = mapped_column(String(200), default="")  # the process running it (vmdeck.store.lease)
+class PortForward(Base):
+    """A host address, protocol and port forwarded to a VM's port (vmdeck.store.forwards, migration 0014)."""
+
+    __tablename__ = "port_forwards"
+    __table_args__ = (UniqueConstraint("address", "proto", "host_port", name="uq_port_forwards_host_port"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), nullable=True,
+                                                   index=True)
+    vm: Mapped[str] = mapped_column(String(200), index=True)
+    network: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str] = mapped_column(String(17))
+    address: Mapped[str] = mapped_column(String(45))
+    proto: Mapped[str] = mapped_column(String(3))
+    host_port: Mapped[int] = mapped_column(Integer)
+    guest_ip: Mapped[str] = mapped_column(String(45))
+    guest_port: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 # The newest migration's revision. A database already there needs no Alembic at all: importing it and
 # reading the migration scripts took a third of a second from every `vmdeck create` (docs/PERFORMANCE.md).
 # tests/unit/test_db_head.py checks it against the migrations folder.
-HEAD_REVISION = "0013"
+HEAD_REVISION = "0014"
 
 _SCHEMES = "a file path, sqlite:///PATH or postgresql://USER@HOST/DATABASE"
 _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")

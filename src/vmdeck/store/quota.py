@@ -55,7 +55,8 @@ from vmdeck.vm.project import Usage, project_usage
 Where = Host | Fleet
 
 __all__ = ["Where", "QuotaExceeded", "Demand", "demand_for", "usage_report", "project_vms", "reserve", "locked_change",
-           "iso_usage_gib", "remaining", "publish_iso"]
+           "iso_usage_gib", "remaining", "publish_iso", "locked_project", "check_count",
+           "network_room"]
 
 # A reservation released with its VM defined counts for the checks whose count began before the release;
 # those end within the fleet's deadlines (seconds): after this long it is deleted.
@@ -66,7 +67,8 @@ _RECOUNTS = 20
 # Lapsed and old released reservations are deleted by a release at most this often per process.
 _SWEEP_S = 30.0
 _swept = -_SWEEP_S
-_UNITS = {"instances": "", "vcpus": "", "memory_mib": " MiB", "disk_gib": " GiB", "iso_gib": " GiB"}
+_UNITS = {"instances": "", "vcpus": "", "memory_mib": " MiB", "disk_gib": " GiB", "iso_gib": " GiB",
+          "networks": "", "forwards": ""}
 
 
 class QuotaExceeded(Conflict):
@@ -133,6 +135,17 @@ def _locked_project(conn: Connection, project: str) -> tuple[int, dict[str, floa
     if row is None:
         raise NotFound(f"no project named {project!r}")
     return int(row[0]), dict(zip(QUOTA_FIELDS, row[1:], strict=True))
+
+
+def locked_project(conn: Connection, project: str) -> tuple[int, dict[str, float | None]]:
+    """_locked_project for the stores that count in the database alone (vmdeck.store.forwards, networks)."""
+    return _locked_project(conn, project)
+
+
+def check_count(project: str, quota: str, limit: float | None, used: int, wanted: int = 1) -> None:
+    """QuotaExceeded when `wanted` more of a counted quota (networks, forwards) passes its limit."""
+    if limit is not None and used + wanted > limit:
+        raise QuotaExceeded(project, quota, limit, used, wanted)
 
 
 def _before_count(conn: Connection, project: str) -> int:
@@ -309,8 +322,40 @@ def usage_report(db: sessionmaker[Session], where: Where, project: str) -> dict[
         with conn.begin():  # a report takes no lock: it reads the claims as they are
             project_id, limits = _project_row(conn, project)
             used = _in_use(conn, counted, project_id, seen)
+            used["forwards"] = _forwards_used(conn, project_id)
+    used["networks"] = _networks_used(where, project)
     return {"quota": {q: {"limit": limits[q], "used": used[q]} for q in QUOTA_FIELDS}, "vms": list(counted.usage.vms),
             "hosts": counted.hosts, "complete": not counted.unknown}
+
+
+def _forwards_used(conn: Connection, project_id: int) -> int:
+    from vmdeck.store.db import PortForward
+
+    return int(conn.scalar(select(func.count()).select_from(PortForward).where(PortForward.project_id == project_id))
+               or 0)
+
+
+def _networks_used(where: Where, project: str) -> int:
+    """The networks vmdeck made for `project`, on the one host or summed over the registered hosts that answer."""
+    from vmdeck.vm.networks import project_networks
+
+    if isinstance(where, Host):
+        return len(project_networks(where, project))
+    return sum(a.value for a in where.each(lambda host, _entry: len(project_networks(host, project)))
+               if a.value is not None)
+
+
+@contextlib.contextmanager
+def network_room(db: sessionmaker[Session], host: Host, project: str) -> Iterator[None]:
+    """Room for one more network of `project` on `host` (QuotaExceeded otherwise), checked before anything
+    exists; the project's quota lock is held while the body creates it, so two creates cannot both take
+    the last one."""
+    from vmdeck.vm.networks import project_networks
+
+    with _engine(db).connect() as conn, conn.begin():
+        _project_id, limits = _locked_project(conn, project)
+        check_count(project, "networks", limits["networks"], len(project_networks(host, project)))
+        yield
 
 
 def project_vms(db: sessionmaker[Session], where: Where, project: str) -> list[str]:

@@ -30,7 +30,8 @@ __all__ = ["ROLES", "QUOTA_FIELDS", "DEFAULT_PROJECT", "USER_NETWORK", "role_ran
 ROLES = ("viewer", "operator", "manager")
 # Quota name -> Project column; None in the column is "no limit".
 QUOTA_FIELDS = {"instances": "max_instances", "vcpus": "max_vcpus", "memory_mib": "max_memory_mib",
-                "disk_gib": "max_disk_gib", "iso_gib": "max_iso_gib"}
+                "disk_gib": "max_disk_gib", "iso_gib": "max_iso_gib",
+                "networks": "max_networks", "forwards": "max_forwards"}  # the last two: migration 0014
 DEFAULT_PROJECT = "default"
 # QEMU's user-mode network: private to each VM, reaches nothing of the host's: every project may use it.
 USER_NETWORK = "user"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from vmdeck.domxml.network import NetworkView, Reservation
 from vmdeck.errors import NotFound, VmdeckError
 from vmdeck.host.connection import Host
+from vmdeck.store.quota import network_room
 from vmdeck.usecases.actor import Actor
 from vmdeck.usecases.audit import audited
 from vmdeck.usecases.permissions import NotPermitted, authorize, authorize_in
@@ -32,7 +33,12 @@ def create(svc: Services, actor: Actor, host: Host, name: str, *, mode: str = "n
         if project is None and not actor.admin:
             raise NotPermitted("creating a network needs the manager role in its project (name it: project)")
         authorize_in(actor, ACTION, project)
-        view = create_network(host, name, mode=mode, subnet=subnet, dhcp_range=dhcp_range, project=project)
+        if project is None:
+            return create_network(host, name, mode=mode, subnet=subnet, dhcp_range=dhcp_range)
+        # The project's `networks` quota, checked (under its lock) before anything exists.
+        svc.tenancy.ensure_project(project)
+        with network_room(svc.db, host, project):
+            view = create_network(host, name, mode=mode, subnet=subnet, dhcp_range=dhcp_range, project=project)
     return view
 
 

@@ -19,7 +19,7 @@ ACTION_NEEDS: dict[str, str] = {
     "vm.create": "manager", "vm.delete": "manager", "vm.resize": "manager", "vm.devices": "manager",
     "vm.snapshot": "manager", "vm.clone": "manager", "vm.import": "manager",
     "vm.power": "operator", "vm.media": "operator", "vm.exec": "operator", "vm.keys": "operator",
-    "vm.screenshot": "viewer", "vm.tune": "operator", "vm.learn": "viewer",
+    "vm.screenshot": "viewer", "vm.tune": "operator", "vm.forwards": "operator", "vm.learn": "viewer",
     "vm.migrate": "admin", "vm.adopt": "admin", "host.manage": "admin", "image.manage": "admin",
     "iso.upload": "manager", "iso.delete": "manager",
     "backup.create": "operator", "backup.manage": "manager", "backup.restore": "manager",

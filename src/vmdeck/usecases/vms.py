@@ -90,10 +90,19 @@ def start(svc: Services, actor: Actor, host: Host, name: str, *, wait: bool = Fa
         authorize(actor, "vm.power", project)
         if not wait:  # a plain start takes a moment: only a start that waits for the guest is a task
             lifecycle.start(host, name, wait=False, timeout=timeout, progress=progress)
-            return
-        with tracked(svc, actor, "vm.start", name, project=project, vm=name) as task:
-            lifecycle.start(host, name, wait=True, timeout=timeout, progress=task.reporter(progress))
-            task.result = f"{name} started and ready"
+        else:
+            with tracked(svc, actor, "vm.start", name, project=project, vm=name) as task:
+                lifecycle.start(host, name, wait=True, timeout=timeout, progress=task.reporter(progress))
+                task.result = f"{name} started and ready"
+    _forwards_after_start(svc, host, [name])
+
+
+def _forwards_after_start(svc: Services, host: Host, names: list[str]) -> None:
+    """The VMs' port forwards put back on this machine's firewall (gone after a host reboot)."""
+    from vmdeck.usecases.forwards import reapply
+
+    for name in names:
+        reapply(svc, host, name)
 
 
 def start_many(svc: Services, actor: Actor, host: Host, names: list[str], *, wait: bool = False,
@@ -123,6 +132,7 @@ def start_many(svc: Services, actor: Actor, host: Host, names: list[str], *, wai
                 task.result = f"{name} started and ready"
         else:
             storm(host, names, wait=False, timeout=timeout, progress=progress)
+    _forwards_after_start(svc, host, names)
 
 
 def power(svc: Services, actor: Actor, host: Host, name: str, verb: str) -> str | None:
@@ -151,6 +161,9 @@ def delete(svc: Services, actor: Actor, host: Host, name: str, *, force: bool = 
     with audited(svc, actor, "vm.delete", project, name):
         authorize(actor, "vm.delete", project)
         removed = lifecycle.delete(host, name, force=force, keep_disks=keep_disks, progress=progress)
+        from vmdeck.usecases.forwards import vm_deleted
+
+        vm_deleted(svc, host, name)  # its port forwards and their rules go with it
     return removed
 
 

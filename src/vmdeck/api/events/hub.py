@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from vmdeck.api.context import AppContext, HostHandle, fleet_of
 from vmdeck.api.events.fanout import ClientQueue, Subscribers
 from vmdeck.api.events.messages import Message, resync_message
@@ -39,6 +41,11 @@ class EventHub:
         self.worker = RecordWorker(self.source, self.publish, inventory, projects)
         self.sampler = StatsSampler(host, stats_interval, inventory, self._fleet, lambda: self.watching > 0,
                                     self.subscribers.publish, projects)
+
+    @property
+    def on_started(self) -> list[Callable[[str], None]]:
+        """Callbacks for a local VM that started (run on the worker's thread)."""
+        return self.worker.on_started
 
     @property
     def events_seen(self) -> int:

@@ -53,6 +53,9 @@ class RecordWorker:
         self.projects = projects
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Called with a local VM's name once it started (vmdeck.api.forward_watch: its port forwards), here
+        # on the worker's thread, never on libvirt's.
+        self.on_started: list[Callable[[str], None]] = []
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="vmdeck-events-worker", daemon=True)
@@ -99,6 +102,9 @@ class RecordWorker:
             message["allowed_actions"] = allowed_actions(state)
             message["can"] = capabilities(state)
         self.publish(message)
+        if record.event == "started" and record.host == "local":
+            for started in self.on_started:
+                started(record.vm)
 
     def _device(self, record: EventRecord) -> None:
         if self.inventory is not None:
