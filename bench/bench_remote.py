@@ -87,10 +87,10 @@ def main() -> None:
     port = free_port()
     url = f"https://127.0.0.1:{port}"
     env = {**os.environ, "VMDECK_ADMIN_PASSWORD": PASSWORD, "VMDECK_CONFIG_DIR": str(folder / "config"),
-           "VMDECK_LOCAL_SOCKET": "off"}
+           "VMDECK_LOCAL_SOCKET": "off", "VMDECK_DB": str(folder / "db" / "web.sqlite")}
     with open(folder / "serve.log", "wb") as log:
         server = subprocess.Popen([VMDECK, "serve", "--port", str(port), "--tls-self-signed",
-                                   "--db", str(folder / "db" / "web.sqlite")], stdout=log, stderr=subprocess.STDOUT,
+                                   ], stdout=log, stderr=subprocess.STDOUT,
                                   env=env)
     name = f"{PREFIX}{os.getpid()}"
     try:
