@@ -25,6 +25,7 @@ from vmdeck.api import (
     pages,
     projects,
     snapshots,
+    ssh_tunnel,
     templates,
     vms,
 )
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     app.include_router(backups.router)
     app.include_router(imports_api.router)
     app.include_router(pages.router)
+    app.include_router(ssh_tunnel.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")
     app.add_middleware(WriteInvalidation, inventory=ctx.inventory)
     app.add_middleware(HostPathsMiddleware)  # inside AuthMiddleware: it knows the caller

@@ -34,7 +34,7 @@ from vmdeck.host.connection import Host
 from vmdeck.store.accounts import Principal
 from vmdeck.vm.state import current_state
 
-__all__ = ["router", "vnc_target"]
+__all__ = ["router", "vnc_target", "admit", "bridge_stream", "watch_rights"]
 
 router = APIRouter(tags=["console"])
 _CHUNK = 1 << 16
@@ -252,3 +252,7 @@ async def serial_proxy(websocket: WebSocket, name: str) -> None:
         await _close_quietly(websocket, watch)
 
 
+# Shared with the SSH tunnel (vmdeck.api.ssh_tunnel): the same admission, rights watch and byte pump.
+admit = _admit
+watch_rights = _watch
+bridge_stream = _bridge_stream

@@ -27,7 +27,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (this mod
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["NotAllowed", "CertificateChanged", "fingerprint_of", "server_fingerprint", "RemoteClient", "RemoteServer"]
+__all__ = ["NotAllowed", "CertificateChanged", "open_pinned", "fingerprint_of", "server_fingerprint", "RemoteClient",
+           "RemoteServer"]
 
 
 class NotAllowed(VmdeckError):
@@ -111,6 +112,19 @@ def server_fingerprint(url: str, timeout: float = 15.0) -> str | None:
     return seen
 
 
+def open_pinned(client: RemoteClient) -> socket.socket:
+    """A connection to the client's server whose certificate is the pinned one (checked before any byte
+    of ours goes out); CertificateChanged naming both fingerprints otherwise."""
+    conn, seen = _open(client.url, client.timeout)
+    if client.fingerprint is not None and seen != client.fingerprint:
+        conn.close()
+        raise CertificateChanged(
+            f"the server at {client.url} shows a different certificate ({seen}) than the one pinned "
+            f"({client.fingerprint}): refusing to send the token. If the server's certificate really "
+            "changed: vmdeck remote remove NAME, then add it again")
+    return conn
+
+
 class RemoteClient:
     def __init__(self, url: str, token: str | None, fingerprint: str | None, *, timeout: float = 300.0) -> None:
         self.url = url
@@ -126,13 +140,8 @@ class RemoteClient:
 
         One request per connection, spoken by hand (vmdeck.cli.wire.read_response): http.client and
         the email parser it imports cost more than the exchange itself on a command that lists VMs."""
-        conn, seen = _open(self.url, self.timeout)
+        conn = open_pinned(self)
         with conn:
-            if self.fingerprint is not None and seen != self.fingerprint:
-                raise CertificateChanged(
-                    f"the server at {self.url} shows a different certificate ({seen}) than the one pinned "
-                    f"({self.fingerprint}): refusing to send the token. If the server's certificate really "
-                    "changed: vmdeck remote remove NAME, then add it again")
             payload = json.dumps(body).encode() if body is not None else b""
             sent = {"Host": self.url.partition("://")[2].split("/", 1)[0], "Accept": "application/json", "Connection": "close",
                     "Content-Length": str(len(payload)), **(headers or {})}
