@@ -65,8 +65,10 @@ def console_ticket(name: str, body: TicketRequest, request: Request,
         raise StateError(name, state, "running", "open the console of")
     ctx: AppContext = request.app.state.ctx
     ticket = ctx.tickets.issue(principal.user_id, name, body.kind)
+    # "ssh" opens the SSH tunnel (vmdeck.api.ssh_tunnel), the others a console of this module.
+    where = "ssh" if body.kind == "ssh" else f"console/{body.kind}"
     return TicketReply(ticket=ticket.value, kind=body.kind, vm=name, expires_in=ctx.tickets.ttl,
-                       path=f"/api/vms/{name}/console/{body.kind}?ticket={ticket.value}")
+                       path=f"/api/vms/{name}/{where}?ticket={ticket.value}")
 
 
 def vnc_target(host: Host, name: str) -> tuple[str, str, int]:

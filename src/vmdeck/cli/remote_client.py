@@ -143,8 +143,11 @@ class RemoteClient:
         conn = open_pinned(self)
         with conn:
             payload = json.dumps(body).encode() if body is not None else b""
-            sent = {"Host": self.url.partition("://")[2].split("/", 1)[0], "Accept": "application/json", "Connection": "close",
-                    "Content-Length": str(len(payload)), **(headers or {})}
+            # X-Vmdeck-Messages: vmdeck's own error messages, as the in-process command prints them
+            # (vmdeck.api.errors; the web pages get them reworded for their form's fields).
+            sent = {"Host": self.url.partition("://")[2].split("/", 1)[0], "Accept": "application/json",
+                    "Connection": "close", "X-Vmdeck-Messages": "plain", "Content-Length": str(len(payload)),
+                    **(headers or {})}
             if body is not None:
                 sent["Content-Type"] = "application/json"
             if self.token:

@@ -1,5 +1,5 @@
 """The customer's device, snapshot, clone and keyboard commands through a vmdeck server (cli layer):
-`vmdeck --remote R set|cdrom|disk|nic|snapshot|clone|send-keys|type ...`.
+`vmdeck --remote R set|cdrom|disk|nic|snapshot|clone|send-keys|type|backup ...`.
 
 Each sends the REST call the web UI sends (the server runs the same use case as the in-process command:
 policy, quotas, audit) and prints the answer as the in-process command prints its result: the use
@@ -213,6 +213,41 @@ def type_(name: str = typer.Argument(..., help="The VM."),
     out.print(f"{name}: typed {count} key{'s' if count != 1 else ''}", markup=False)
 
 
+backup_app = typer.Typer(help="Backups of your VMs in the server's repository.", no_args_is_help=True)
+
+
+@backup_app.command("create")
+def backup_create(name: str = typer.Argument(..., help="The VM (running, paused or shut off)."),
+                  full: bool = typer.Option(False, "--full", help="Start a new full chain."),
+                  quiesce: bool = typer.Option(False, "--quiesce", help="Freeze the guest's filesystems as it starts."),
+                  as_json: bool = _JSON) -> None:
+    """Back up a VM: incremental when its chain can continue, full otherwise (saying why)."""
+    api = _api()
+    api.timeout = 6 * 3600.0  # the copy of a large disk; the server answers when the backup is complete
+    _report(api.request("POST", _vm(name, "backups"), {"full": full, "quiesce": quiesce}), as_json)
+
+
+@backup_app.command("list")
+def backup_list(name: str = typer.Argument(None, help="Only this VM's backups."), as_json: bool = _JSON) -> None:
+    """The backups you may see, oldest first."""
+    from vmdeck.cli.backup_cmds import render_backups
+
+    query = f"?{urlencode({'vm': name})}" if name else ""
+    render_backups(_api().request("GET", f"/api/backups{query}"), name, as_json)
+
+
+@backup_app.command("restore")
+def backup_restore(backup_id: str = typer.Argument(..., metavar="ID", help="The backup."),
+                   as_name: str = typer.Option(None, "--as", help="Restore as a new VM of this name."),
+                   force: bool = typer.Option(False, "--force", help="In place: power the running VM off first."),
+                   as_json: bool = _JSON) -> None:
+    """Restore a backup as a new VM, or in place of its VM (refused while it runs unless --force)."""
+    api = _api()
+    api.timeout = 6 * 3600.0
+    _report(api.request("POST", f"/api/backups/{quote(backup_id, safe='')}/restore",
+                        _drop_none({"as_name": as_name, "force": force})), as_json)
+
+
 def register(app: typer.Typer) -> None:
     app.command("set")(set_)
     app.add_typer(cdrom_app, name="cdrom")
@@ -222,3 +257,4 @@ def register(app: typer.Typer) -> None:
     app.command("clone")(clone)
     app.command("send-keys")(send_keys)
     app.command("type")(type_)
+    app.add_typer(backup_app, name="backup")

@@ -31,7 +31,7 @@ def open_console(client: RemoteClient, name: str, kind: str) -> ClientConnection
     """The open websocket of VM `name`'s console of `kind` ("serial", "ssh"); vmdeck's errors (and exit
     codes) for a VM unknown, not running, or not the caller's (the ticket's answer)."""
     ticket = client.request("POST", f"/api/vms/{quote(name, safe='')}/console/ticket", {"kind": kind})
-    path = str(ticket["path"]) if kind != "ssh" else f"/api/vms/{quote(name, safe='')}/ssh?ticket={ticket['ticket']}"
+    path = str(ticket["path"])
     conn = open_pinned(client)
     host = client.url.partition("://")[2].split("/", 1)[0]
     try:
