@@ -156,10 +156,8 @@ def test_devices_snapshots_and_keys_answer_the_same(served: Served, added: Path,
     assert there("snapshot", "create", vm, "s2").returncode == 0
     for args in (["snapshot", "list", vm], ["snapshot", "list", vm, "--json"], ["cdrom", "eject", vm],
                  ["send-keys", vm, "shift"], ["type", vm, " "],
-                 ["snapshot", "revert", vm, "nosuchsnap"], ["snapshot", "delete", vm, "nosuchsnap"],
-                 ["disk", "remove", vm, "vdz"], ["disk", "resize", vm, "vda", "0.01"],
-                 ["nic", "remove", vm, "52:54:00:00:00:99"], ["set", "nosuchvm-remote", "--cpus", "1"],
-                 ["clone", vm, f"{vm}-full"]):
+                 ["snapshot", "revert", vm, "nosuchsnap"], ["disk", "resize", vm, "vda", "0.01"],
+                 ["set", "nosuchvm-remote", "--cpus", "1"], ["clone", vm, f"{vm}-full"]):
         _same(here(*args), there(*args), args)
     assert here("snapshot", "delete", vm, "s2").returncode == 0
     # A linked clone through the server lands in the customer's project, seen by their list.
