@@ -192,6 +192,32 @@ def test_ssh_prints_the_cloud_init_hostname(cli: Cli, debian_vm: str, ssh_key: P
     assert result.stdout.strip() == "deb-itest"
 
 
+def test_ssh_through_the_server_reaches_sshd(debian_vm: str, ssh_key: Path, tmp_path: Path) -> None:
+    """`vmdeck --remote R ssh`: ssh(1) through the server's websocket tunnel (no other port) to the guest's sshd."""
+    from remote_support import Served, vmdeck
+
+    from serving import free_port
+
+    served = Served(tmp_path, free_port())
+    served.start()
+    try:
+        config = tmp_path / "customer-config"
+        served.add_as_admin(config)
+        for _attempt in range(6):  # as _ssh: a reset while cloud-init restarts sshd is retried
+            result = vmdeck("--remote", "srv", "ssh", debian_vm, "--identity", str(ssh_key), "--", "cat",
+                            "/etc/hostname", config=config, timeout=300)
+            if result.returncode != 255:
+                break
+            time.sleep(5)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "deb-itest"
+        failed = vmdeck("--remote", "srv", "ssh", debian_vm, "--identity", str(ssh_key), "--", "exit", "7",
+                        config=config, timeout=300)
+        assert failed.returncode == 7, failed.stderr  # the guest command's status is the command's
+    finally:
+        served.close()
+
+
 def test_runcmd_token_and_authorized_key(cli: Cli, debian_vm: str, ssh_key: Path) -> None:
     def token() -> str:
         return _ssh(cli, debian_vm, ssh_key, "cat", "/var/tmp/vmdeck-token").stdout.strip()

@@ -3,6 +3,8 @@ list of commands a remote runs (the light module's copy must match the commands 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import typer.main
 
@@ -51,3 +53,24 @@ def test_fingerprints_and_urls() -> None:
     for bad in ("http://10.0.0.1:8470", "ftp://h", "https://", "https://h:99999", "https://h x"):
         with pytest.raises(InvalidInput):
             remotes.check_url(bad)
+
+
+def test_the_remotes_file_is_in_the_config_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """remotes.py finds the config folder without pathlib: the same folder as vmdeck.paths."""
+    from vmdeck.paths import config_dir
+
+    for env in ({"VMDECK_CONFIG_DIR": str(tmp_path / "c")}, {"XDG_CONFIG_HOME": str(tmp_path / "x")}, {}):
+        monkeypatch.delenv("VMDECK_CONFIG_DIR", raising=False)
+        monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        assert remotes.remotes_path() == config_dir() / "remotes.json"
+
+
+def test_a_remote_url_splits_without_urllib() -> None:
+    from vmdeck.cli.remote_client import split_url
+
+    assert split_url("https://vm.example.net:8470") == ("https", "vm.example.net", 8470)
+    assert split_url("https://[::1]:8470") == ("https", "::1", 8470)
+    assert split_url("http://127.0.0.1") == ("http", "127.0.0.1", 80)
+    assert split_url("https://h") == ("https", "h", 443)

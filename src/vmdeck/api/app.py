@@ -28,6 +28,7 @@ from vmdeck.api import (
     pages,
     projects,
     snapshots,
+    ssh_tunnel,
     templates,
     vms,
 )
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     app.include_router(tasks_api.router)
     app.include_router(i18n.router)
     app.include_router(pages.router)
+    app.include_router(ssh_tunnel.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("vmdeck.web") / "static")), name="static")
     app.add_middleware(WriteInvalidation, inventory=ctx.inventory)
     app.add_middleware(HostPathsMiddleware)  # inside AuthMiddleware: it knows the caller

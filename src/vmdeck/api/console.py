@@ -38,7 +38,7 @@ from vmdeck.host.connection import Host
 from vmdeck.store.accounts import Principal
 from vmdeck.vm.state import current_state
 
-__all__ = ["router", "vnc_target", "SerialBuffer"]
+__all__ = ["router", "vnc_target", "SerialBuffer", "admit", "bridge_stream", "watch_rights"]
 
 router = APIRouter(tags=["console"])
 log = logging.getLogger("vmdeck.api.console")
@@ -72,8 +72,10 @@ def console_ticket(name: str, body: TicketRequest, request: Request,
         raise StateError(name, state, "running", "open the console of")
     ctx: AppContext = request.app.state.ctx
     ticket = ctx.tickets.issue(principal.user_id, name, body.kind)
+    # "ssh" opens the SSH tunnel (vmdeck.api.ssh_tunnel), the others a console of this module.
+    where = "ssh" if body.kind == "ssh" else f"console/{body.kind}"
     return TicketReply(ticket=ticket.value, kind=body.kind, vm=name, expires_in=ctx.tickets.ttl,
-                       path=f"/api/vms/{name}/console/{body.kind}?ticket={ticket.value}")
+                       path=f"/api/vms/{name}/{where}?ticket={ticket.value}")
 
 
 def vnc_target(host: Host, name: str) -> tuple[str, str, int]:
@@ -328,3 +330,7 @@ async def serial_proxy(websocket: WebSocket, name: str) -> None:
             await _close_quietly(websocket, watch)
 
 
+# Shared with the SSH tunnel (vmdeck.api.ssh_tunnel): the same admission, rights watch and byte pump.
+admit = _admit
+watch_rights = _watch
+bridge_stream = _bridge_stream

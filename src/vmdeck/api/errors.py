@@ -66,10 +66,16 @@ def error_body(kind: str, detail: str, field: str | None = None) -> dict[str, st
     return {"error": kind, "kind": kind, "detail": detail, "field": field}
 
 
-def error_response(error: VmdeckError) -> JSONResponse:
+# Sent by the vmdeck command line (vmdeck.cli.remote_client): it prints an error as the in-process command
+# does, so it wants vmdeck's own message, not the one reworded for a form's field.
+PLAIN_MESSAGES_HEADER = "x-vmdeck-messages"
+
+
+def error_response(error: VmdeckError, *, plain: bool = False) -> JSONResponse:
     headers = {"retry-after": str(error.retry_after)} if isinstance(error, TooManyAttempts) else None
     field = getattr(error, "field", None)
-    detail = humane_message(field, error.message) if error.kind == "invalid_input" else error.message
+    humane = error.kind == "invalid_input" and not plain
+    detail = humane_message(field, error.message) if humane else error.message
     return JSONResponse(error_body(error.kind, detail, field), status_code=error.http_status, headers=headers)
 
 
@@ -93,7 +99,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 return forbidden_page(request, error.message)
             return HTMLResponse(_ERROR_PAGE.format(status=error.http_status, detail=html.escape(error.message)),
                                 status_code=error.http_status)
-        return error_response(error)
+        return error_response(error, plain=request.headers.get(PLAIN_MESSAGES_HEADER) == "plain")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:

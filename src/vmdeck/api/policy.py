@@ -101,6 +101,7 @@ POLICY: dict[str, Rule] = {
     "vm.power": Rule("operator", "vm", routes=tuple(f"POST /api/vms/{{name}}/{verb}" for verb in POWER_VERBS)),
     "vm.console": Rule("operator", "vm", routes=("POST /api/vms/{name}/console/ticket",
                                                  "WS /api/vms/{name}/console/vnc", "WS /api/vms/{name}/console/serial")),
+    "vm.ssh": Rule("operator", "vm", routes=("WS /api/vms/{name}/ssh",)),  # the tunnel to its SSH forward
     "vm.keys": Rule("operator", "vm", routes=("POST /api/vms/{name}/keys", "POST /api/vms/{name}/type")),
     "vm.media": Rule("operator", "vm", routes=("POST /api/vms/{name}/media", "DELETE /api/vms/{name}/media")),
     "vm.exec": Rule("operator", "vm", routes=("POST /api/vms/{name}/exec",)),

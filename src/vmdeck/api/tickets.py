@@ -29,7 +29,7 @@ from vmdeck.store.db import ConsoleTicket
 
 __all__ = ["Ticket", "TicketBook", "KINDS"]
 
-KINDS = ("vnc", "serial")
+KINDS = ("vnc", "serial", "ssh")  # ssh: the tunnel of vmdeck.api.ssh_tunnel
 
 
 @dataclass(frozen=True)

@@ -60,16 +60,21 @@ def list_(
     """The backups in the repository, oldest first."""
     from vmdeck.vm.backup_ops import list_backups
 
-    found = list_backups(name, repo=repo)
+    render_backups([m.summary() for m in list_backups(name, repo=repo)], name, as_json)
+
+
+def render_backups(found: list[dict[str, Any]], name: str | None, as_json: bool) -> None:
+    """Backup summaries (Manifest.summary(): here, or a server's answer), oldest first."""
     if as_json:
-        print_json([m.summary() for m in found])
+        print_json(found)
         return
     if not found:
         out.print("no backups" + (f" of {name}" if name else ""), markup=False)
         return
     table = Table("ID", "VM", "CREATED", "KIND", "PARENT", "SIZE", box=None, header_style="bold")
     for m in found:
-        table.add_row(m.id, m.vm, m.created[:19].replace("T", " "), m.kind, m.parent or "-", _mib(m.total_bytes))
+        table.add_row(m["id"], m["vm"], m["created"][:19].replace("T", " "), m["kind"], m["parent"] or "-",
+                      _mib(m["bytes"]))
     out.print(table)
 
 

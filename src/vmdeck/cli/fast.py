@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms of every start)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from vmdeck.cli.handoff import LocalServer
 
 __all__ = ["answer", "answer_remote"]

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from vmdeck import errors
+from vmdeck.cli.wire import read_response
 from vmdeck.local_socket import CONTEXT_HEADER, MAX_PATH, USER_HEADER, context, peer_uid, socket_path, trusted_uid
 
 __all__ = ["LocalServer", "local_server", "read_response"]
@@ -129,31 +130,6 @@ def _user_name() -> str:
         return pwd.getpwuid(os.getuid()).pw_name
     except KeyError:
         return str(os.getuid())
-
-
-def read_response(conn: socket.socket) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Status, headers (names in lower case) and body of the one HTTP/1.1 response on `conn` (also a TLS
-    socket: vmdeck.cli.remote_client). vmdeck answers with a Content-Length (JSON, never streamed);
-    without one, the body is what comes until the server closes."""
-    data = bytearray()
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            raise errors.HostError("vmdeck serve closed the connection without an answer")
-        data += chunk
-    head, _, body = bytes(data).partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers = [(name.strip().lower(), value.strip())
-               for name, _, value in (line.partition(":") for line in lines[1:] if ":" in line)]
-    length = next((value for name, value in headers if name == "content-length"), None)
-    rest = bytearray(body)
-    while length is None or len(rest) < int(length):
-        chunk = conn.recv(65536)
-        if not chunk:
-            break
-        rest += chunk
-    return status, headers, bytes(rest)
 
 
 def _error(status: int, answer: bytes) -> errors.VmdeckError:

@@ -26,6 +26,7 @@ __all__ = ["app", "run"]
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   context_settings={"help_option_names": ["-h", "--help"]})
 _client: RemoteClient | None = None
+_remote: str | None = None  # its name: `ssh` hands it to its ProxyCommand
 
 
 def _api() -> RemoteClient:
@@ -175,6 +176,76 @@ def guest_info(name: str, as_json: bool = typer.Option(False, "--json")) -> None
         out.print(f"{key}: {value}", highlight=False)
 
 
+@app.command()
+def console(name: str, force: bool = typer.Option(False, "--force", help="Take the console over from another client.")) -> None:
+    """Attach to the VM's serial console through the server (Ctrl+] leaves)."""
+    from vmdeck.cli.remote_socket import attach_terminal, open_console
+
+    del force  # the server's console always takes over (a tab left open must not lock its owner out)
+    ws = open_console(_api(), name, "serial")
+    info(f"connected to {name}'s serial console (Ctrl+] leaves)")
+    sys.stdout.flush()
+    reason = attach_terminal(ws, sys.stdin.fileno(), sys.stdout.fileno())
+    info(f"\r\n{reason}")
+
+
+@app.command()
+def ssh(
+    name: str = typer.Argument(..., help="The VM."),
+    command: list[str] = typer.Argument(None, help="Command to run (after --); none: a login shell."),
+    user: str = typer.Option(None, "--user", "-l", help="Log in as (default: the user cloud-init created)."),
+    identity: Path = typer.Option(None, "--identity", "-i", help="Private key file."),
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for a booting guest's SSH server; "
+                                                            "0: do not wait."),
+) -> None:
+    """SSH into the guest through the server (a websocket to its port forward: no other port needed)."""
+    import os
+    import shlex
+    import shutil
+    import time
+
+    from vmdeck.cli import ssh_bridge
+    from vmdeck.errors import GuestError, HostError, NotFound, StateError
+    from vmdeck.vm.ssh import known_hosts_path
+
+    details: dict[str, Any] = _api().request("GET", _vm(name))
+    if not any(f["guest_port"] == 22 and f["proto"] == "tcp" for f in details["port_forwards"]):
+        raise NotFound(f"VM {name!r} has no port forward to its port 22 "
+                       "(create it from an image, or with a template whose NIC has forward_ssh: true)")
+    if details["state"] != "running":
+        raise StateError(name, details["state"], "running", "ssh into")
+    login = user or details["extra"].get("login-user")
+    if not login:
+        raise InvalidInput(f"VM {name!r} records no login user: give --user")
+    program = shutil.which("ssh") or "/usr/bin/ssh"
+    if not Path(program).exists():
+        raise HostError("ssh is not installed (Debian package openssh-client)")
+    if identity is not None and not identity.expanduser().is_file():
+        raise InvalidInput(f"identity file {identity} does not exist")
+    started = time.monotonic()
+    while timeout > 0 and not ssh_bridge.banner(_api(), name, min(15.0, timeout)):
+        left = timeout - (time.monotonic() - started)
+        if left <= 0:
+            raise GuestError(f"VM {name!r} is not reachable by ssh after {timeout:g} s: SSH does not answer")
+        info(f"waiting for {name} to be reachable by ssh: SSH does not answer (up to {left:.0f} s more)")
+        time.sleep(min(2.0, left))
+    known = known_hosts_path()
+    known.parent.mkdir(parents=True, exist_ok=True)
+    # ssh hands ProxyCommand to a shell: it holds this interpreter and a module name only (quoted, and %
+    # doubled for ssh's own tokens); the remote and the VM travel in the environment.
+    proxy = shlex.join([sys.executable, "-m", "vmdeck.cli.ssh_bridge"]).replace("%", "%%")
+    argv = [program, "-o", f"ProxyCommand={proxy}", "-o", "StrictHostKeyChecking=accept-new",
+            "-o", f"UserKnownHostsFile={known}", "-o", f"HostKeyAlias=vmdeck-{details['uuid']}",
+            "-o", "ConnectTimeout=15"]
+    if identity is not None:
+        argv += ["-i", str(identity.expanduser()), "-o", "IdentitiesOnly=yes"]
+    argv += ["-l", login, f"vmdeck-{details['uuid']}", *(command or [])]
+    assert _remote is not None, "run() sets the remote"
+    env = {**os.environ, ssh_bridge.REMOTE_VARIABLE: _remote, ssh_bridge.VM_VARIABLE: name}
+    sys.stdout.flush()
+    os.execve(program, argv, env)  # an argument list, never a shell: ssh's exit status is ours
+
+
 token_app = typer.Typer(help="Your API tokens on the server.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
@@ -213,8 +284,18 @@ def token_revoke(token_id: int) -> None:
     out.print(f"token {token_id} revoked")
 
 
+def _register_more() -> None:
+    from vmdeck.cli import remote_manage
+
+    remote_manage.register(app)
+
+
+_register_more()
+
+
 def run(remote: Remote, argv: list[str]) -> None:
     """Run one customer command against `remote` (typer's standalone mode: exits with the code)."""
-    global _client
+    global _client, _remote
     _client = RemoteClient(remote.url, remote.token, remote.fingerprint)
+    _remote = remote.name
     app(args=argv, prog_name=f"vmdeck --remote {remote.name}")

@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from urllib.parse import urlsplit
 
 from vmdeck.errors import InvalidInput, NotFound
-from vmdeck.paths import config_dir
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: this module is on every remote command's path
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["Remote", "Remotes", "LOCAL", "remotes_path", "load", "save", "normalize_fingerprint", "check_url"]
 
@@ -21,18 +21,34 @@ LOCAL = "local"  # the name of "no remote": this machine's libvirt, in-process
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
-@dataclass
+# Plain classes, not dataclasses: `dataclasses` imports `inspect` (~6 ms), paid by every `vmdeck --remote R list`.
 class Remote:
-    name: str
-    url: str  # https://HOST:PORT (http:// only on loopback)
-    fingerprint: str | None  # "SHA256:<64 hex>" of the server's certificate; None for loopback http
-    token: str
+    __slots__ = ("name", "url", "fingerprint", "token")
+
+    def __init__(self, name: str, url: str, fingerprint: str | None, token: str) -> None:
+        self.name = name
+        self.url = url  # https://HOST:PORT (http:// only on loopback)
+        self.fingerprint = fingerprint  # "SHA256:<64 hex>" of the server's certificate; None for loopback http
+        self.token = token
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"name": self.name, "url": self.url, "fingerprint": self.fingerprint, "token": self.token}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Remote) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it was
+
+    def __repr__(self) -> str:
+        return f"Remote(name={self.name!r}, url={self.url!r}, fingerprint={self.fingerprint!r})"  # never the token
 
 
-@dataclass
 class Remotes:
-    current: str
-    remotes: dict[str, Remote]
+    __slots__ = ("current", "remotes")
+
+    def __init__(self, current: str, remotes: dict[str, Remote]) -> None:
+        self.current = current
+        self.remotes = remotes
 
     def get(self, name: str) -> Remote:
         remote = self.remotes.get(name)
@@ -42,14 +58,24 @@ class Remotes:
         return remote
 
 
+def _file() -> str:
+    # vmdeck.paths.config_dir() without pathlib (~3 ms): tests/unit/test_remote_target.py keeps them equal.
+    default = os.path.join(os.environ.get("XDG_CONFIG_HOME", os.path.join(os.path.expanduser("~"), ".config")),
+                           "vmdeck")
+    return os.path.join(os.environ.get("VMDECK_CONFIG_DIR", default), "remotes.json")
+
+
 def remotes_path() -> Path:
-    return config_dir() / "remotes.json"
+    from pathlib import Path
+
+    return Path(_file())
 
 
 def load() -> Remotes:
-    path = remotes_path()
+    path = _file()
     try:
-        data = json.loads(path.read_text())
+        with open(path) as handle:
+            data = json.load(handle)
     except FileNotFoundError:
         return Remotes(LOCAL, {})
     except (OSError, ValueError) as err:
@@ -60,11 +86,13 @@ def load() -> Remotes:
 
 
 def save(remotes: Remotes) -> None:
-    path = remotes_path()
     import tempfile
+    from pathlib import Path
 
+    path = remotes_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    data = {"current": remotes.current, "remotes": {n: asdict(r) for n, r in sorted(remotes.remotes.items())}}
+    data = {"current": remotes.current,
+            "remotes": {n: r.to_dict() for n, r in sorted(remotes.remotes.items())}}
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".remotes-", suffix=".json")  # 0600 already
     try:
         with os.fdopen(fd, "w") as handle:
@@ -85,6 +113,8 @@ def check_name(name: str) -> str:
 
 def check_url(url: str) -> str:
     """https://HOST[:PORT] (a path is dropped); http:// only to a loopback address."""
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname or any(c.isspace() for c in url):
         raise InvalidInput(f"invalid server URL {url!r}: use https://HOST:PORT", field="url")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from vmdeck.cli.output import out, print_json, progress_reporter
+from vmdeck.cli.vm_views import render_snapshots
 
 snapshot_app = typer.Typer(help="External disk snapshots (and memory state) of a VM, as a tree.",
                            no_args_is_help=True)
@@ -42,20 +42,7 @@ def list_(ctx: typer.Context, name: str = typer.Argument(..., help="The VM."),
     """The VM's snapshots as a tree; `*` marks the one its present state descends from."""
     from vmdeck.vm.snapshot_ops import list_snapshots
 
-    tree = list_snapshots(ctx.obj.host(), name)
-    if as_json:
-        print_json(tree.to_dict())
-        return
-    if not tree.snapshots:
-        out.print(f"{name} has no snapshots")
-        return
-    table = Table("", "NAME", "CREATED", "STATE", "DISKS", "DESCRIPTION", box=None, header_style="bold")
-    for prefix, snap in tree.lines():
-        mark = "*" if snap.name == tree.current else ""
-        state = snap.state + (" +memory" if snap.memory else "") + (" quiesced" if snap.quiesced else "")
-        table.add_row(mark, prefix + snap.name, snap.created, state, ",".join(t for t, _ in snap.disks),
-                      snap.description, )
-    out.print(table)
+    render_snapshots(name, list_snapshots(ctx.obj.host(), name), as_json)
 
 
 @snapshot_app.command("revert")

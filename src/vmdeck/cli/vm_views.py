@@ -3,7 +3,7 @@ or from a vmdeck server (`--remote`): one renderer, so both print the same table
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
@@ -12,7 +12,10 @@ from vmdeck.cli.plain import STATE_STYLE
 from vmdeck.domxml.devices import DeviceRow
 from vmdeck.vm.inventory import VmSummary
 
-__all__ = ["render_list", "render_show"]
+if TYPE_CHECKING:
+    from vmdeck.vm.snapshots import SnapshotTree
+
+__all__ = ["render_list", "render_show", "render_snapshots"]
 
 
 def render_list(vms: list[VmSummary], unreachable: dict[str, str], as_json: bool) -> None:
@@ -75,3 +78,20 @@ def render_show(details: dict[str, Any], as_json: bool) -> None:
     if details["extra"].get("base-image"):
         out.print(f"  disk: linked clone of image {details['extra']['base-image']}; "
                   f"login user {details['extra'].get('login-user', '-')} (vmdeck ssh {details['name']})")
+
+
+def render_snapshots(name: str, tree: SnapshotTree, as_json: bool) -> None:
+    """The VM's snapshot tree; `*` marks the one its present state descends from."""
+    if as_json:
+        print_json(tree.to_dict())
+        return
+    if not tree.snapshots:
+        out.print(f"{name} has no snapshots")
+        return
+    table = Table("", "NAME", "CREATED", "STATE", "DISKS", "DESCRIPTION", box=None, header_style="bold")
+    for prefix, snap in tree.lines():
+        mark = "*" if snap.name == tree.current else ""
+        state = snap.state + (" +memory" if snap.memory else "") + (" quiesced" if snap.quiesced else "")
+        table.add_row(mark, prefix + snap.name, snap.created, state, ",".join(t for t, _ in snap.disks),
+                      snap.description)
+    out.print(table)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from vmdeck.errors import Conflict, InvalidInput, NotFound
 
@@ -100,6 +101,16 @@ class SnapshotTree:
              "description": s.description, "memory": s.memory, "nvram": s.nvram, "quiesced": s.quiesced,
              "disks": [{"target": t, "image": p} for t, p in s.disks],
              "children": [c.name for c in self.children(s.name)]} for s in self.snapshots]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SnapshotTree:
+        """The tree again from to_dict's data (a server's answer), for the same rendering as in-process."""
+        snaps = tuple(SnapshotRecord(name=s["name"], created=s["created"], parent=s["parent"], state=s["state"],
+                                     disks=tuple((d["target"], d["image"]) for d in s["disks"]),
+                                     description=s.get("description") or "", memory=s.get("memory"),
+                                     nvram=s.get("nvram"), quiesced=bool(s.get("quiesced")))
+                      for s in data.get("snapshots", []))
+        return cls(snapshots=snaps, current=data.get("current"))
 
     def lines(self) -> list[tuple[str, SnapshotRecord]]:
         """(tree prefix, record) in display order: children under their parent, oldest first."""
