@@ -86,7 +86,7 @@ def install_error_handlers(app: FastAPI) -> None:
             if error.http_status == 404:  # one "not found" page, whether missing or another project's
                 from vmdeck.api.pages import not_found_page
 
-                return not_found_page(request, error.message)
+                return not_found_page(request, "error.detail", detail=error.message)
             if error.http_status == 403 and getattr(request.state, "principal", None) is not None:
                 from vmdeck.api.pages import forbidden_page  # a styled page in plain words
 
