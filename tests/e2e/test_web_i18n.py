@@ -227,3 +227,26 @@ def test_the_sign_in_page_and_its_error_are_in_the_language(browser: Browser, se
     walk.check("/no-such-page signed out", WIDTHS[1])
     assert not walk.problems, walk.report()
     context.close()
+
+
+def test_the_language_switch_holds_on_every_page_across_signing_out(browser: Browser, server: Server) -> None:
+    page = _signed_in(browser, server, "en", "admin", PASSWORD)
+    english, korean = i18n.catalog("en"), i18n.catalog("ko")
+    expect(page.locator("h1")).to_have_text(english["list.title"])
+    page.select_option("#lang-switch", "ko")
+    expect(page.locator("h1")).to_have_text(korean["list.title"])
+    page.click("#logout")
+    expect(page).to_have_url(re.compile(r"/login"))
+    # Signed out, the browser still asks for English: the choice wins, on the sign-in page too.
+    expect(page.locator("#login-submit")).to_have_text(korean["login.submit"])
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    expect(page.locator("#stream-status")).to_have_text(korean["stream.live"])
+    for path, key in (("/account", "account.title"), ("/audit", "audit.title"), ("/hosts", "hosts.title"),
+                      ("/create", "create.title")):
+        page.goto(path)
+        expect(page.locator("h1")).to_have_text(korean[key])
+        expect(page.locator("html")).to_have_attribute("lang", "ko")
+    page.select_option("#lang-switch", "en")
+    expect(page.locator("h1")).to_have_text(english["create.title"])
+    page.context.close()

@@ -183,7 +183,8 @@ function renderActivity() {
 
 // Runs `work` as a task in the activity panel; a success notice (from `describe`) or an error notice.
 function formatTook(ms) {
-  return ms < 1000 ? `${ms} ms` : ms < 120000 ? `${(ms / 1000).toFixed(ms < 10000 ? 1 : 0)} s` : `${Math.round(ms / 60000)} min`;
+  if (ms < 1000) return `${ms} ms`;
+  return ms < 120000 ? t('unit.s', { n: (ms / 1000).toFixed(ms < 10000 ? 1 : 0) }) : t('unit.min', { n: Math.round(ms / 60000) });
 }
 
 export async function track(label, work, describe = () => t('activity.task_done', { task: label })) {
