@@ -56,10 +56,11 @@ _HTTP_KINDS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                422: "invalid_input"}
 
 
-_ERROR_PAGE = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} · vmdeck</title>"
+# The page's own words are the reader's language's; the detail is the server's (English, as the API's).
+_ERROR_PAGE = ("<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{status} · vmdeck</title>"
                "<link rel=\"stylesheet\" href=\"/static/css/vmdeck.css\"></head><body><main class=\"card\">"
-               "<h1>{status}</h1><p id=\"error-detail\">{detail}</p><p><a href=\"/\">Back to the VM list</a></p>"
-               "</main></body></html>")
+               "<h1>{status}</h1><p id=\"error-detail\" class=\"val\" lang=\"en\">{detail}</p>"
+               "<p><a href=\"/\">{back}</a></p></main></body></html>")
 
 
 def error_body(kind: str, detail: str, field: str | None = None) -> dict[str, str | None]:
@@ -92,13 +93,17 @@ def install_error_handlers(app: FastAPI) -> None:
             if error.http_status == 404:  # one "not found" page, whether missing or another project's
                 from vmdeck.api.pages import not_found_page
 
-                return not_found_page(request, error.message)
+                return not_found_page(request, "error.detail", detail=error.message)
             if error.http_status == 403 and getattr(request.state, "principal", None) is not None:
                 from vmdeck.api.pages import forbidden_page  # a styled page in plain words
 
                 return forbidden_page(request, error.message)
-            return HTMLResponse(_ERROR_PAGE.format(status=error.http_status, detail=html.escape(error.message)),
-                                status_code=error.http_status)
+            from vmdeck.api import i18n
+
+            lang = i18n.choose(request)
+            page = _ERROR_PAGE.format(status=error.http_status, detail=html.escape(error.message), lang=lang,
+                                      back=html.escape(i18n.translator(lang)("error.back")))
+            return HTMLResponse(page, status_code=error.http_status)
         return error_response(error, plain=request.headers.get(PLAIN_MESSAGES_HEADER) == "plain")
 
     @app.exception_handler(RequestValidationError)

@@ -17,6 +17,7 @@ from vmdeck.api.context import request_host
 from vmdeck.api.policy import Grant, grant_of
 from vmdeck.host.connection import Host
 from vmdeck.hostview.collect import Collector
+from vmdeck.hostview.process import cmdline_options, qemu_cmdline
 
 __all__ = ["router", "chart_view"]
 
@@ -81,7 +82,11 @@ def vm_hostview(name: str, request: Request, host: Host = Depends(request_host),
     snapshot = _collector(request, host, name).snapshot([name]).to_dict()
     vm = snapshot["vms"][0]
     whole_host = grant.principal is not None and grant.principal.admin
-    return {**chart_view(vm), "detail": vm, "host": snapshot["host"] if whole_host else None}
+    # QEMU's command line, one option per line (`vmdeck show NAME --qemu-cmdline`). A tenant's answer has
+    # its host folders cut on the way out, as every answer's (vmdeck.api.hostpaths).
+    pid = (vm.get("process") or {}).get("pid")
+    cmdline = cmdline_options(qemu_cmdline(pid)) if pid else []
+    return {**chart_view(vm), "cmdline": cmdline, "detail": vm, "host": snapshot["host"] if whole_host else None}
 
 
 @router.get("/api/hostview")

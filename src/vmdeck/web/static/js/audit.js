@@ -1,71 +1,79 @@
 // Audit page: GET /api/audit in words ("powered off", "took a snapshot"), filtered by VM, user, action
 // and time, a page at a time (before_id), console opens in a row one group.
 import { api, el, toast } from './common.js';
+import { formatDate, t, tNodes, val } from './i18n.js';
 
 const PAGE = 50;
 const form = document.getElementById('audit-filters');
 const pages = [];  // the before_id of each page shown so far (null: the newest)
 let next = null;  // the before_id of the next older page, when there is one
 
-// "POST /api/vms/x/poweroff" -> what the user did, in words.
-const POWER_WORDS = { start: 'started it', shutdown: 'shut it down', poweroff: 'powered it off', reboot: 'rebooted it',
-                      reset: 'reset it', pause: 'paused it', resume: 'resumed it' };
+// "POST /api/vms/x/poweroff" -> what the user did, in words: [catalog key, {values}] (the values, a
+// snapshot's or a project's name, are shown as values).
+const POWER_WORDS = ['start', 'shutdown', 'poweroff', 'reboot', 'reset', 'pause', 'resume'];
 export function describe(entry) {
   const [method, path = ''] = (entry.target || '').includes(' ') ? entry.target.split(' ', 2) : ['', entry.target || ''];
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);  // ['api', 'vms', name, ...]
   const last = parts[parts.length - 1];
   const sub = parts.slice(3);
   switch (entry.action) {
-    case 'vm.power': return POWER_WORDS[last] || `${last} (power)`;
-    case 'vm.create': return 'created the VM';
-    case 'vm.delete': return 'deleted the VM';
-    case 'vm.resize': return last === 'apply-pending' ? 'applied pending changes now' : 'changed its settings';
-    case 'vm.media': return method === 'DELETE' ? 'ejected the CD' : method === 'POST' ? 'inserted a CD' : 'changed the CD';
+    case 'vm.power': return POWER_WORDS.includes(last) ? [`audit.did.power.${last}`] : ['audit.did.power.other', { action: last }];
+    case 'vm.create': return ['audit.did.create'];
+    case 'vm.delete': return ['audit.did.delete'];
+    case 'vm.resize': return [last === 'apply-pending' ? 'audit.did.apply_pending' : 'audit.did.resize'];
+    case 'vm.media': return [method === 'DELETE' ? 'audit.did.eject' : method === 'POST' ? 'audit.did.insert' : 'audit.did.media'];
     case 'vm.devices':
-      if (sub[0] === 'disks') return sub[2] === 'resize' ? `resized disk ${sub[1]}` : sub[1] ? `removed disk ${sub[1]}` : 'added a disk';
-      if (sub[0] === 'nics') return sub[1] ? `removed network interface ${sub[1]}` : 'added a network interface';
-      if (sub[0] === 'cdroms') return 'added a CD/DVD drive';
-      return 'changed its devices';
+      if (sub[0] === 'disks') {
+        if (sub[2] === 'resize') return ['audit.did.disk_resize', { disk: sub[1] }];
+        return sub[1] ? ['audit.did.disk_remove', { disk: sub[1] }] : ['audit.did.disk_add'];
+      }
+      if (sub[0] === 'nics') return sub[1] ? ['audit.did.nic_remove', { nic: sub[1] }] : ['audit.did.nic_add'];
+      if (sub[0] === 'cdroms') return ['audit.did.cdrom_add'];
+      return ['audit.did.devices'];
     case 'vm.snapshot':
-      if (sub[2] === 'revert') return `reverted to snapshot ${sub[1]}`;
-      return sub[1] ? `deleted snapshot ${sub[1]}` : 'took a snapshot';
-    case 'vm.clone': return 'cloned it';
-    case 'vm.migrate': return 'migrated it';
-    case 'vm.adopt': return 'moved it to another project';
-    case 'vm.console': return 'opened the console';
-    case 'vm.keys': return last === 'type' ? 'typed text on its keyboard' : 'pressed keys on its keyboard';
-    case 'vm.exec': return 'ran a command in the guest';
-    case 'iso.upload': return `uploaded ISO ${last}`;
-    case 'iso.delete': return `deleted ISO ${last}`;
+      if (sub[2] === 'revert') return ['audit.did.snap_revert', { snap: sub[1] }];
+      return sub[1] ? ['audit.did.snap_delete', { snap: sub[1] }] : ['audit.did.snap_take'];
+    case 'vm.clone': return ['audit.did.clone'];
+    case 'vm.migrate': return ['audit.did.migrate'];
+    case 'vm.adopt': return ['audit.did.adopt'];
+    case 'vm.console': return ['audit.did.console'];
+    case 'vm.keys': return [last === 'type' ? 'audit.did.type' : 'audit.did.keys'];
+    case 'vm.exec': return ['audit.did.exec'];
+    case 'iso.upload': return ['audit.did.iso_upload', { iso: last }];
+    case 'iso.delete': return ['audit.did.iso_delete', { iso: last }];
     case 'project.manage':
-      if (parts[3] === 'members') return method === 'DELETE' ? `removed ${parts[4]} from project ${parts[2]}` : `gave ${parts[4]} a role in project ${parts[2]}`;
-      if (parts.length === 2) return 'created a project';
-      return method === 'DELETE' ? `deleted project ${parts[2]}` : `changed the quotas of project ${parts[2]}`;
-    case 'user.manage': return 'created a user';
-    case 'token.manage': return method === 'DELETE' ? 'revoked an API token' : 'created an API token';
-    case 'auth.self': return last === 'password' ? 'changed their password' : last === 'logout' ? 'signed out' : 'signed in';
-    case 'host.manage': return ['drain', 'undrain'].includes(last) ? `${last === 'drain' ? 'drained' : 'undrained'} host ${parts[2]}`
-      : method === 'DELETE' ? `removed host ${parts[2]}` : 'registered a host';
-    default: return entry.action;
+      if (parts[3] === 'members') {
+        return [method === 'DELETE' ? 'audit.did.member_remove' : 'audit.did.member_set', { user: parts[4], project: parts[2] }];
+      }
+      if (parts.length === 2) return ['audit.did.project_create'];
+      return [method === 'DELETE' ? 'audit.did.project_delete' : 'audit.did.project_quota', { project: parts[2] }];
+    case 'user.manage': return ['audit.did.user_create'];
+    case 'token.manage': return [method === 'DELETE' ? 'audit.did.token_revoke' : 'audit.did.token_create'];
+    case 'auth.self': return [last === 'password' ? 'audit.did.password' : last === 'logout' ? 'audit.did.logout' : 'audit.did.login'];
+    case 'host.manage':
+      if (['drain', 'undrain'].includes(last)) return [`audit.did.host_${last}`, { host: parts[2] }];
+      return method === 'DELETE' ? ['audit.did.host_remove', { host: parts[2] }] : ['audit.did.host_add'];
+    default: return ['audit.did.other', { action: entry.action }];
   }
 }
 
+// The outcome in words; the refusal's or the failure's reason is the server's own sentence (a value).
 function outcome(entry) {
-  if (entry.status < 400) return 'done';
+  if (entry.status < 400) return [t('activity.done')];
   const detail = (entry.result || '').replace(/^[a-z_]+: /, '');
-  if (entry.status === 403) return `refused: ${detail}`;
-  if (entry.status === 404) return `not found: ${detail}`;
-  return `failed: ${detail}`;
+  if (entry.status === 403) return tNodes('audit.refused', { detail });
+  if (entry.status === 404) return tNodes('audit.not_found', { detail });
+  return tNodes('audit.failed', { detail });
 }
 
 function when(iso) {
-  return new Date(iso).toLocaleString([], { dateStyle: 'medium', timeStyle: 'medium' });
+  return formatDate(iso, 'seconds');
 }
 
 // A group's span: "Dec 6, 2026, 1:38:15 PM – 1:38:33 PM" (the date once when it is the same day).
 function span(first, last) {
   const [a, b] = [new Date(first), new Date(last)];
-  const end = a.toDateString() === b.toDateString() ? b.toLocaleTimeString([], { timeStyle: 'medium' }) : when(last);
+  const end = a.toDateString() === b.toDateString() ? formatDate(b, 'time') : when(last);
   return `${when(first)} – ${end}`;
 }
 
@@ -99,15 +107,16 @@ async function load(before = null) {
   next = entries.length === PAGE ? entries[entries.length - 1].id : null;
   const rows = grouped(entries);
   document.getElementById('audit-rows').replaceChildren(...(rows.length ? rows.map((e) => el('tr', { dataset: { id: e.id, action: e.action } },
-    el('td', { title: `${e.first === e.at ? '' : `${e.first} – `}${e.at} UTC` }, e.count > 1 ? span(e.first, e.at) : when(e.at)),
-    el('td', {}, e.user, e.via === 'token' ? el('span', { class: 'dim' }, ' (API token)') : e.via === 'cli' ? el('span', { class: 'dim' }, ' (command line)') : ''),
-    el('td', { class: 'what' }, describe(e) + (e.count > 1 ? ` ${e.count} times` : '')),
-    el('td', {}, e.vm ?? ''), el('td', {}, e.project ?? '—'),
+    el('td', { class: 'val', title: `${e.first === e.at ? '' : `${e.first} – `}${e.at} UTC` }, e.count > 1 ? span(e.first, e.at) : when(e.at)),
+    el('td', {}, val(e.user), e.via === 'token' ? el('span', { class: 'dim' }, ` ${t('audit.via.token')}`)
+      : e.via === 'cli' ? el('span', { class: 'dim' }, ` ${t('audit.via.cli')}`) : ''),
+    el('td', { class: 'what' }, tNodes(...describe(e)), e.count > 1 ? [' ', ...tNodes('audit.times', { n: e.count })] : ''),
+    el('td', { class: 'val' }, e.vm ?? ''), el('td', { class: 'val' }, e.project ?? '—'),
     el('td', { class: `clip outcome${e.status >= 400 ? ' bad' : ''}`, title: e.result ?? '' }, outcome(e))))
-    : [el('tr', {}, el('td', { colspan: 6, class: 'dim' }, 'Nothing recorded that you may read matches.'))]));
+    : [el('tr', {}, el('td', { colspan: 6, class: 'dim' }, t('audit.empty')))]));
   document.getElementById('a-older').disabled = next === null;
   document.getElementById('a-newer').disabled = pages.length <= 1;
-  document.getElementById('a-page').textContent = `page ${pages.length}`;
+  document.getElementById('a-page').replaceChildren(...tNodes('audit.page', { n: pages.length }));
 }
 
 function fresh() {

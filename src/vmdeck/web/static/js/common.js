@@ -1,5 +1,9 @@
 // Shared by every page: REST calls with the CSRF token, the one live event stream, the confirmation
 // dialog, notices and this browser's entries of the task panel (tasks.js), the power-action table and small DOM/chart helpers.
+// Words come from the catalogs (i18n.js, loaded before this module runs); values are in .val elements.
+import { formatBytes, formatDuration, t, val } from './i18n.js';
+
+export { formatBytes, formatDuration };
 
 export const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || '';
 
@@ -43,21 +47,9 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-export function formatBytes(n) {
-  if (n == null) return '–';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
-}
-
-export function formatDuration(seconds) {
-  if (seconds == null) return '';
-  const s = Math.floor(seconds);
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+// A VM's state in words ("running" / "실행 중"); data-state keeps libvirt's own name for styles and tests.
+export function stateWord(state) {
+  return t(`state.${String(state || 'unknown').replace(/ /g, '_')}`);
 }
 
 // --- what a VM allows -------------------------------------------------------------------------------
@@ -69,17 +61,14 @@ export function allowedActions(vm) {
 
 // Power actions as the pages show them; `lose` names what a destructive one throws away.
 export const POWER = [
-  { action: 'start', label: 'Start' },
-  { action: 'shutdown', label: 'Shut down' },
-  { action: 'reboot', label: 'Reboot' },
-  { action: 'pause', label: 'Pause' },
-  { action: 'resume', label: 'Resume' },
-  { action: 'reset', label: 'Reset', danger: true,
-    lose: (vm) => `Reset restarts ${vm} at once, like pressing its reset button: whatever its programs have not saved is lost.` },
-  { action: 'poweroff', label: 'Power off', danger: true,
-    lose: (vm) => `Power off stops ${vm} at once, like pulling its plug: whatever its programs have not saved is lost.` },
-  { action: 'delete', label: 'Delete', danger: true,
-    lose: (vm) => `Delete removes ${vm} and the disk volumes vmdeck created for it, with their data. ISOs and images you brought stay.` },
+  { action: 'start', label: t('power.start') },
+  { action: 'shutdown', label: t('power.shutdown') },
+  { action: 'reboot', label: t('power.reboot') },
+  { action: 'pause', label: t('power.pause') },
+  { action: 'resume', label: t('power.resume') },
+  { action: 'reset', label: t('power.reset'), danger: true, lose: (vm) => t('power.reset.lose', { vm }) },
+  { action: 'poweroff', label: t('power.poweroff'), danger: true, lose: (vm) => t('power.poweroff.lose', { vm }) },
+  { action: 'delete', label: t('power.delete'), danger: true, lose: (vm) => t('power.delete.lose', { vm }) },
 ];
 export const POWER_BY_ACTION = Object.fromEntries(POWER.map((p) => [p.action, p]));
 
@@ -91,37 +80,42 @@ export async function powerAction(vm, action, { running = false } = {}) {
   if (info?.lose) {
     const runningDelete = action === 'delete' && running;
     const message = runningDelete
-      ? `${vm} is running: it is powered off at once (whatever its programs have not saved is lost), then deleted with the disk volumes vmdeck created for it. ISOs and images you brought stay.`
+      ? t('power.delete.running', { vm })
       : info.lose(vm);
-    const ok = await confirmDialog({ title: `${info.label} ${vm}?`, message, confirm: info.label,
+    const ok = await confirmDialog({ title: t('power.confirm.title', { action: info.label, vm }), message, confirm: info.label,
                                      typeName: runningDelete ? vm : null });
     if (!ok) return null;
   }
   const enc = encodeURIComponent(vm);
-  return track(`${info?.label || action} ${vm}`, async () => {
+  return track(t('power.task', { action: info?.label || action, vm }), async () => {
     if (action === 'delete') return api('DELETE', `/api/vms/${enc}?force=true`);
     const body = action === 'shutdown' ? { timeout: 60, force: true } : undefined;
     return api('POST', `/api/vms/${enc}/${action}`, body);
-  }, (result) => (action === 'delete' ? `${vm} deleted` : `${vm}: ${result?.result || action}`));
+  }, (result) => (action === 'delete' ? t('power.deleted', { vm }) : t('power.done', { vm, result: result?.result || info?.label || action })));
+}
+
+// A message whose {name} is shown in <strong> (the name to type in the confirmation dialog).
+function tNodesStrong(key, name) {
+  return t(key).split(/(\{name\})/).filter((p) => p).map((p) => (p === '{name}' ? el('strong', { class: 'val' }, name) : p));
 }
 
 // --- the confirmation dialog ------------------------------------------------------------------------
 // A modal <dialog> that names what will be lost. Resolves to false on cancel (button, Esc, backdrop),
 // or to true / {option: checked} on confirm when an option checkbox (e.g. "keep the volume") is shown.
 // With `typeName`, the confirm button stays disabled until that name is typed.
-export function confirmDialog({ title, message, confirm = 'OK', option = null, typeName = null }) {
+export function confirmDialog({ title, message, confirm = t('dialog.ok'), option = null, typeName = null }) {
   return new Promise((resolve) => {
     const box = option ? el('input', { type: 'checkbox', id: 'confirm-option', checked: option.checked }) : null;
     const ok = el('button', { type: 'button', class: 'danger', id: 'confirm-ok', disabled: typeName !== null }, confirm);
     const typed = typeName === null ? null : el('input', { type: 'text', id: 'confirm-typed', autocomplete: 'off',
                                                            spellcheck: 'false', 'aria-describedby': 'confirm-type-hint' });
     typed?.addEventListener('input', () => { ok.disabled = typed.value !== typeName; });
-    const cancel = el('button', { type: 'button', id: 'confirm-cancel' }, 'Cancel');
+    const cancel = el('button', { type: 'button', id: 'confirm-cancel' }, t('dialog.cancel'));
     const dialog = el('dialog', { class: 'confirm', id: 'confirm', 'aria-labelledby': 'confirm-title' },
       el('h2', { id: 'confirm-title' }, title),
       el('p', { id: 'confirm-message' }, message),
       option ? el('label', { class: 'check' }, box, option.label) : '',
-      typed ? el('label', { for: 'confirm-typed', id: 'confirm-type-hint' }, 'Type the VM\'s name, ', el('strong', {}, typeName), ', to confirm:') : '',
+      typed ? el('label', { for: 'confirm-typed', id: 'confirm-type-hint' }, tNodesStrong('dialog.type_name', typeName)) : '',
       typed || '',
       el('div', { class: 'row-inline end' }, cancel, ok));
     let answer = false;
@@ -139,7 +133,7 @@ export function confirmDialog({ title, message, confirm = 'OK', option = null, t
 export function toast(message, bad = false) {
   const box = document.getElementById('toast');
   if (!box) return;
-  const item = el('div', { class: bad ? 'bad' : 'ok', title: 'Click to dismiss' }, message);
+  const item = el('div', { class: bad ? 'bad' : 'ok', title: t('toast.dismiss') }, message);
   item.addEventListener('click', () => item.remove());
   box.append(item);
   // Notices do not pile up over the page: the three newest stay (the task panel keeps them all).
@@ -179,7 +173,7 @@ function renderActivity() {
 }
 
 // Runs `work` as an entry of the task panel; a success notice (from `describe`) or an error notice.
-export async function track(label, work, describe = () => `${label}: done`) {
+export async function track(label, work, describe = () => t('activity.task_done', { task: label })) {
   const item = addActivity({ label, status: 'running' });
   try {
     const result = await work();
@@ -194,7 +188,7 @@ export async function track(label, work, describe = () => `${label}: done`) {
     item.status = 'failed';
     item.detail = error.message;
     saveActivity();
-    toast(`${label}: ${error.message}`, true);
+    toast([`${label}: `, val(error.message)], true);
     throw error;
   }
 }
@@ -219,17 +213,17 @@ export function connectEvents(onMessage) {
 function openStream() {
   streamOpen = true;
   const status = document.getElementById('stream-status');
-  const show = (state, text) => { if (status) { status.dataset.state = state; status.textContent = `event stream: ${text}`; } };
+  const show = (state) => { if (status) { status.dataset.state = state; status.textContent = t(`stream.${state}`); } };
   let delay = 500;
   const open = () => {
     const socket = new WebSocket(wsUrl('/api/events'));
-    socket.onopen = () => { delay = 500; show('live', 'live'); };
+    socket.onopen = () => { delay = 500; show('live'); };
     socket.onmessage = (event) => {
       const message = JSON.parse(event.data);
       for (const listener of listeners) listener(message);
     };
     socket.onclose = () => {
-      show('down', 'reconnecting');
+      show('down');
       setTimeout(open, delay);
       delay = Math.min(delay * 2, 10000);
     };
@@ -266,7 +260,7 @@ export function drawLines(canvas, seriesList, { max = null, unit = '', interval 
   ctx.textAlign = 'left';
   ctx.fillText(`-${capacity * interval} s`, left, height - 3);
   ctx.textAlign = 'right';
-  ctx.fillText('now', left + plotW, height - 3);
+  ctx.fillText(t('chart.now'), left + plotW, height - 3);
   const colors = ['#2f6fde', '#1f8f4e', '#b7791f', '#c53030', '#805ad5', '#319795'];
   seriesList.forEach((series, i) => {
     const values = series.values.slice(-capacity);

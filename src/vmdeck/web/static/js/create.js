@@ -1,6 +1,7 @@
 // Create form: templates and ISOs from the API; errors shown next to the field the server names.
 import { api, el, noteForNextPage } from './common.js';
-import { clearErrors as clearFieldErrors, showErrors } from './forms.js';
+import { clearErrors as clearFieldErrors, serverMessage, showErrors } from './forms.js';
+import { formatNumber, t, tNodes } from './i18n.js';
 
 const form = document.getElementById('create-form');
 const templateSelect = document.getElementById('f-template');
@@ -14,8 +15,8 @@ let images = [];
 // The image's own template (the server names it: debian-12, or debian-12-arm64 for an aarch64 image)
 // replaces tiny, or a template of another architecture, which could not run the image.
 function templateImage() {
-  const t = templates.find((x) => x.name === templateSelect.value);
-  return t?.disks?.find((d) => d.image)?.image || null;
+  const chosen = templates.find((x) => x.name === templateSelect.value);
+  return chosen?.disks?.find((d) => d.image)?.image || null;
 }
 
 // cloud-init's fields show whenever a seed will be made: an image chosen, or the template's own disk image.
@@ -26,45 +27,47 @@ function showCloudInit() {
 function showImage() {
   showCloudInit();
   const image = images.find((i) => i.name === imageSelect.value);
-  const current = templates.find((t) => t.name === templateSelect.value);
+  const current = templates.find((x) => x.name === templateSelect.value);
   if (image && (templateSelect.value === 'tiny' || current?.arch !== image.arch) &&
-      templates.some((t) => t.name === image.template)) {
+      templates.some((x) => x.name === image.template)) {
     templateSelect.value = image.template;
     showTemplate();
   }
 }
 
 function showTemplate() {
-  const t = templates.find((x) => x.name === templateSelect.value);
-  if (!t) return;
-  const disk = t.disks?.[0]?.size_gib;
-  info.textContent = `${t.description || ''} — ${t.arch} ${t.machine}, ${t.vcpus} vCPU, ${t.memory_mib} MiB` +
-    (disk ? `, ${disk} GiB disk` : '');
-  form.vcpus.placeholder = t.vcpus;
-  form.memory_mib.placeholder = t.memory_mib;
-  form.disk_gib.placeholder = disk ?? 'none';
+  const chosen = templates.find((x) => x.name === templateSelect.value);
+  if (!chosen) return;
+  const disk = chosen.disks?.[0]?.size_gib;
+  // The template's description is the server's (English); the shape around it is in the page's words.
+  const shape = tNodes(disk ? 'create.template.shape_disk' : 'create.template.shape', {
+    arch: chosen.arch, machine: chosen.machine, vcpus: chosen.vcpus, memory: chosen.memory_mib, disk: formatNumber(disk, 1) });
+  info.replaceChildren(el('span', { class: 'val', lang: 'en' }, chosen.description || ''), ' — ', ...shape);
+  form.vcpus.placeholder = chosen.vcpus;
+  form.memory_mib.placeholder = chosen.memory_mib;
+  form.disk_gib.placeholder = disk ?? t('common.none');
   // A template that clones an image (debian-12) preselects it: the form shows what will be made.
   const image = templateImage();
-  if (image && images.some((i) => i.name === image && i.arch === t.arch)) imageSelect.value = image;
+  if (image && images.some((i) => i.name === image && i.arch === chosen.arch)) imageSelect.value = image;
   const none = imageSelect.querySelector('option[value=""]');
-  if (none) none.textContent = image ? `(the template's: ${image})` : "(none: the template's empty disk)";
+  if (none) none.textContent = image ? t('create.image.templates', { image }) : t('create.image.none');
   showCloudInit();
 }
 
 async function init() {
   templates = await api('GET', '/api/templates');
-  templateSelect.replaceChildren(...templates.map((t) => el('option', { value: t.name }, t.name)));
-  templateSelect.value = templates.some((t) => t.name === 'tiny') ? 'tiny' : templates[0]?.name;
+  templateSelect.replaceChildren(...templates.map((x) => el('option', { value: x.name, class: 'val' }, x.name)));
+  templateSelect.value = templates.some((x) => x.name === 'tiny') ? 'tiny' : templates[0]?.name;
   showTemplate();
   images = await api('GET', '/api/images');
-  imageSelect.append(...images.map((i) => el('option', { value: i.name },
+  imageSelect.append(...images.map((i) => el('option', { value: i.name, class: 'val' },
     `${i.name} (${i.os} ${i.os_version || ''} ${i.arch}, ${(i.virtual_size / 2 ** 30).toFixed(1)} GiB)`)));
   showTemplate();
   // Projects where the user may create (manager; administrators: any), with their quota use shown on the list page.
   const projects = (await api('GET', '/api/projects')).filter((p) => p.role === 'manager' || p.role === 'admin');
-  document.getElementById('f-project').replaceChildren(...projects.map((p) => el('option', { value: p.name }, p.name)));
+  document.getElementById('f-project').replaceChildren(...projects.map((p) => el('option', { value: p.name, class: 'val' }, p.name)));
   const isos = await api('GET', '/api/isos');
-  document.getElementById('f-cdrom').append(...isos.map((iso) => el('option', { value: iso.name }, iso.name)));
+  document.getElementById('f-cdrom').append(...isos.map((iso) => el('option', { value: iso.name, class: 'val' }, iso.name)));
 }
 
 function clearErrors() {
@@ -75,16 +78,14 @@ function clearErrors() {
 function localErrors() {
   const errors = {};
   const name = form.name.value.trim();
-  if (!name) errors.name = 'Name the VM.';
-  else if (!/^[A-Za-z0-9][A-Za-z0-9._+-]{0,62}$/.test(name)) {
-    errors.name = "invalid VM name: use 1-63 letters, digits, '.', '_', '+' or '-', starting with a letter or digit";
-  }
+  if (!name) errors.name = t('create.error.name');
+  else if (!/^[A-Za-z0-9][A-Za-z0-9._+-]{0,62}$/.test(name)) errors.name = t('create.error.name_invalid');
   for (const [field, min, whole] of [['vcpus', 1, true], ['memory_mib', 16, true], ['disk_gib', 0, false]]) {
     const raw = form[field].value;
     if (raw === '') continue;
     const value = Number(raw);
-    if (!(value >= min)) errors[field] = `At least ${min}.`;
-    else if (whole && !Number.isInteger(value)) errors[field] = 'A whole number.';
+    if (!(value >= min)) errors[field] = t('common.at_least', { min });
+    else if (whole && !Number.isInteger(value)) errors[field] = t('common.whole');
   }
   return errors;
 }
@@ -101,10 +102,10 @@ form.addEventListener('submit', async (event) => {
   if (showErrors(form, localErrors())) return;
   const submit = document.getElementById('create-submit');
   submit.disabled = true;
-  submit.textContent = 'Creating…';
+  submit.textContent = t('create.creating');
   // A create from an image takes a minute on a loaded host: the elapsed time shows it is not stuck.
   const started = Date.now();
-  const ticker = setInterval(() => { submit.textContent = `Creating… ${Math.round((Date.now() - started) / 1000)} s`; }, 1000);
+  const ticker = setInterval(() => { submit.textContent = t('create.creating_for', { s: Math.round((Date.now() - started) / 1000) }); }, 1000);
   const body = {
     name: form.name.value.trim(), template: templateSelect.value, vcpus: number(form.vcpus),
     memory_mib: number(form.memory_mib), disk_gib: number(form.disk_gib),
@@ -120,16 +121,16 @@ form.addEventListener('submit', async (event) => {
   }
   try {
     const vm = await api('POST', '/api/vms', body);
-    noteForNextPage(`${vm.name} created${body.start ? ' and started' : ''}`, { record: false });  // the server's task lists it
+    noteForNextPage(t(body.start ? 'create.done_started' : 'create.done', { vm: vm.name }), { record: false });  // the server's task lists it
     location.href = `/vms/${encodeURIComponent(vm.name)}`;
   } catch (error) {
     // "vcpus", a nested "disks.0.size_gib" or "ssh_keys[0]": show it under the closest field of the form.
     const field = (error.field || '').split(/[.[]/)[0].replace(/^(disks|size_gib)$/, 'disk_gib').replace(/^cdroms$/, 'cdrom');
-    showErrors(form, { [field || '_form']: error.message });
+    showErrors(form, { [field || '_form']: serverMessage(error) });
   } finally {
     clearInterval(ticker);
     submit.disabled = false;
-    submit.textContent = 'Create';
+    submit.textContent = t('create.submit');
   }
 });
 init();

@@ -2,6 +2,7 @@
 // and the threshold notices (VM pinned at 100 % CPU, disk in a nearly full pool, host over its vCPU ratio).
 // Self-contained: it needs the #history block (templates/history_panel.html) and common.js.
 import { api, el } from './common.js';
+import { formatDate, t, tNodes, val } from './i18n.js';
 
 const panel = document.getElementById('history');
 const kind = panel.dataset.kind;
@@ -30,10 +31,8 @@ function tick(value) {
   return value >= 100 ? String(Math.round(value)) : String(Math.round(value * 10) / 10);
 }
 
-function clock(t) {
-  const d = new Date(t * 1000);
-  const hm = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  return range === '30d' ? `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })}` : hm;
+function clock(seconds) {
+  return formatDate(seconds * 1000, range === '30d' ? 'day' : 'clock');
 }
 
 // One chart: up to two lines over the range's window, ending now; a gap where no sample was taken.
@@ -50,8 +49,8 @@ function draw(target, points, step, series) {
     chart.append(svg('line', { x1: left, x2: left + plotW, y1: y, y2: y, class: 'grid' }));
     chart.append(svg('text', { x: left - 4, y: y + 3, 'text-anchor': 'end', class: 'axis' }, tick(f * ceiling)));
   }
-  chart.append(svg('text', { x: left, y: height - 4, class: 'axis' }, clock(start)));
-  chart.append(svg('text', { x: left + plotW, y: height - 4, 'text-anchor': 'end', class: 'axis' }, 'now'));
+  chart.append(svg('text', { x: left, y: height - 4, class: 'axis val' }, clock(start)));
+  chart.append(svg('text', { x: left + plotW, y: height - 4, 'text-anchor': 'end', class: 'axis' }, t('chart.now')));
   const x = (t) => left + ((t - start) / (now - start)) * plotW;
   const y = (v) => top + plotH - (Math.min(v, ceiling) / ceiling) * plotH;
   // Few points in a wide window (a VM started minutes ago, on the 1-hour chart): each gets a dot.
@@ -79,22 +78,21 @@ async function load() {
   try {
     answer = await api('GET', `${url}?range=${range}`);
   } catch (error) {
-    status.textContent = error.message;
+    status.replaceChildren(val(error.message));
     return;
   }
   const field = (f) => answer.fields.indexOf(f);
   const pick = (f, scale = 1) => (p) => (field(f) < 0 || p[field(f)] == null ? null : p[field(f)] / scale);
   const points = answer.points;
-  status.textContent = points.length
-    ? `${points.length} points, one per ${answer.step_s >= 60 ? `${answer.step_s / 60} min` : `${answer.step_s} s`}`
-    : 'No history yet: the server records a point every 10 s while the VM runs.';
-  draw('history-cpu', points, answer.step_s, [{ label: 'CPU %', value: pick('cpu_pct') }]);
-  draw('history-mem', points, answer.step_s, [{ label: 'resident', value: pick('rss_bytes', 1048576) },
-                                               { label: 'touched', value: pick('touched_bytes', 1048576) }]);
-  draw('history-disk', points, answer.step_s, [{ label: 'read', value: pick('disk_read_bps', 1024) },
-                                                { label: 'write', value: pick('disk_write_bps', 1024) }]);
-  draw('history-net', points, answer.step_s, [{ label: 'received', value: pick('net_rx_bps', 1024) },
-                                               { label: 'sent', value: pick('net_tx_bps', 1024) }]);
+  const step = answer.step_s >= 60 ? t('unit.min', { n: answer.step_s / 60 }) : t('unit.s', { n: answer.step_s });
+  status.replaceChildren(...(points.length ? tNodes('history.points', { n: points.length, step }) : [t('history.none')]));
+  draw('history-cpu', points, answer.step_s, [{ label: t('history.legend.cpu'), value: pick('cpu_pct') }]);
+  draw('history-mem', points, answer.step_s, [{ label: t('history.legend.resident'), value: pick('rss_bytes', 1048576) },
+                                               { label: t('history.legend.touched'), value: pick('touched_bytes', 1048576) }]);
+  draw('history-disk', points, answer.step_s, [{ label: t('history.legend.read'), value: pick('disk_read_bps', 1024) },
+                                                { label: t('history.legend.write'), value: pick('disk_write_bps', 1024) }]);
+  draw('history-net', points, answer.step_s, [{ label: t('history.legend.received'), value: pick('net_rx_bps', 1024) },
+                                               { label: t('history.legend.sent'), value: pick('net_tx_bps', 1024) }]);
 }
 
 async function loadNotices() {
@@ -106,7 +104,8 @@ async function loadNotices() {
     return;
   }
   const mine = kind === 'vm' ? found.filter((n) => n.subject === name) : found;
-  list.replaceChildren(...mine.map((n) => el('li', { class: 'notice', dataset: { kind: n.kind } }, n.message)));
+  // A notice is the server's sentence (its numbers and names in it): shown as it came.
+  list.replaceChildren(...mine.map((n) => el('li', { class: 'notice', dataset: { kind: n.kind } }, val(n.message))));
 }
 
 for (const button of panel.querySelectorAll('[data-range]')) {

@@ -1,19 +1,25 @@
 // Host page: capacity, overcommit and KVM usability; the ISO library (upload with progress, delete).
 import { api, confirmDialog, connectEvents, csrfToken, drawLines, el, formatBytes, toast, track } from './common.js';
+import { t, tNodes, val } from './i18n.js';
+
+// libvirt's domain types in the CLI's words: kvm is KVM (hardware), qemu is TCG (QEMU emulates the CPU).
+const ACCEL = { kvm: 'KVM', qemu: 'TCG' };
 
 async function loadFacts() {
   const h = await api('GET', '/api/host');
   const facts = [
-    ['Host', `${h.hostname} (${h.uri})`], ['CPU', `${h.cpu_vendor} ${h.cpu_model}, ${h.pcpus} CPUs`],
-    ['Memory', `${h.memory_mib} MiB`],
-    ['VMs', `${h.vms_running} running of ${h.vms_total}`],
-    ['vCPU overcommit', `${h.vcpus_running} vCPUs on ${h.pcpus} CPUs (${h.vcpu_overcommit}x)`],
-    ['Memory of running VMs', `${h.memory_mib_running} MiB`],
-    ['KVM usable', `${h.kvm_usable ? 'yes' : 'no'} — ${h.kvm_reason}`],
-    ['New VMs use', h.default_accel === 'kvm' ? 'KVM' : 'TCG (QEMU emulates the CPU)'],
-    ['Versions', `QEMU ${h.qemu_version}, libvirt ${h.libvirt_version}`],
-    // libvirt's domain types in the CLI's words: kvm is KVM (hardware), qemu is TCG (QEMU emulates the CPU).
-    ['Can run', Object.entries(h.emulated_arches).map(([a, t]) => `${a} (${t.map((x) => ({ kvm: 'KVM', qemu: 'TCG' })[x] || x).join(' or ')})`).join(', ')],
+    [t('common.host'), [val(`${h.hostname} (${h.uri})`)]],
+    ['CPU', tNodes('host.cpu', { model: `${h.cpu_vendor} ${h.cpu_model}`, n: h.pcpus })],
+    [t('common.memory'), [val(`${h.memory_mib} MiB`)]],
+    [t('host.vms'), tNodes('host.vms.value', { running: h.vms_running, total: h.vms_total })],
+    [t('host.overcommit'), tNodes('host.overcommit.value', { vcpus: h.vcpus_running, pcpus: h.pcpus, ratio: h.vcpu_overcommit })],
+    [t('host.memory_running'), [val(`${h.memory_mib_running} MiB`)]],
+    // The reason is the host view's own sentence (English, as the CLI prints it).
+    [t('host.kvm_usable'), [t(h.kvm_usable ? 'common.yes' : 'common.no'), ' — ', el('span', { class: 'val', lang: 'en' }, h.kvm_reason)]],
+    [t('host.new_vms'), [h.default_accel === 'kvm' ? val('KVM') : t('host.tcg')]],
+    [t('hosts.versions'), [val(`QEMU ${h.qemu_version}, libvirt ${h.libvirt_version}`)]],
+    [t('host.can_run'), Object.entries(h.emulated_arches).flatMap(([arch, types], i) => [i ? ', ' : '',
+      ...tNodes('host.arch', { arch, accels: types.map((x) => ACCEL[x] || x).join(t('host.or')) })])],
   ];
   document.getElementById('host-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
 }
@@ -21,17 +27,17 @@ async function loadFacts() {
 async function loadIsos() {
   const isos = await api('GET', '/api/isos');
   document.querySelector('#iso-table tbody').replaceChildren(...(isos.length ? isos.map((iso) =>
-    el('tr', { dataset: { iso: iso.name } }, el('td', {}, iso.name), el('td', {}, formatBytes(iso.size_bytes)),
-      el('td', {}, iso.used_by.join(', ') || '–'),
-      el('td', {}, el('button', { class: 'danger', disabled: iso.used_by.length > 0, onclick: () => remove(iso.name) }, 'Delete'))))
-    : [el('tr', {}, el('td', { colspan: 4, class: 'dim' }, 'The library is empty.'))]));
+    el('tr', { dataset: { iso: iso.name } }, el('td', { class: 'val' }, iso.name), el('td', { class: 'val' }, formatBytes(iso.size_bytes)),
+      el('td', { class: 'val' }, iso.used_by.join(', ') || '–'),
+      el('td', {}, el('button', { class: 'danger', disabled: iso.used_by.length > 0, onclick: () => remove(iso.name) }, t('power.delete')))))
+    : [el('tr', {}, el('td', { colspan: 4, class: 'dim' }, t('iso.empty')))]));
 }
 
 async function remove(name) {
-  const ok = await confirmDialog({ title: `Delete ${name}?`, confirm: 'Delete',
-    message: `The ISO image ${name} is deleted from the host's ISO library; a copy you keep elsewhere is not touched.` });
+  const ok = await confirmDialog({ title: t('iso.delete.title', { iso: name }), confirm: t('power.delete'),
+    message: tNodes('iso.delete.message', { iso: name }) });
   if (!ok) return;
-  await track(`Delete ISO ${name}`, () => api('DELETE', `/api/isos/${encodeURIComponent(name)}`), () => `${name} deleted`)
+  await track(t('iso.delete.task', { iso: name }), () => api('DELETE', `/api/isos/${encodeURIComponent(name)}`), () => t('iso.deleted', { iso: name }))
     .catch(() => {});
   loadIsos();
 }
@@ -39,7 +45,7 @@ async function remove(name) {
 // XMLHttpRequest rather than fetch: it reports upload progress.
 document.getElementById('iso-upload').addEventListener('click', () => {
   const file = document.getElementById('iso-file').files[0];
-  if (!file) { toast('Choose an .iso file first.', true); return; }
+  if (!file) { toast(t('iso.choose'), true); return; }
   const progress = document.getElementById('iso-progress');
   const status = document.getElementById('iso-status');
   const xhr = new XMLHttpRequest();
@@ -48,17 +54,17 @@ document.getElementById('iso-upload').addEventListener('click', () => {
   xhr.setRequestHeader('Content-Type', 'application/octet-stream');
   xhr.upload.onprogress = (event) => {
     if (event.lengthComputable) progress.value = (100 * event.loaded) / event.total;
-    status.textContent = `${formatBytes(event.loaded)} of ${formatBytes(event.total)}`;
+    status.replaceChildren(...tNodes('iso.progress', { done: formatBytes(event.loaded), total: formatBytes(event.total) }));
   };
   xhr.onload = () => {
     progress.hidden = true;
-    if (xhr.status === 201) { status.textContent = `${file.name} uploaded`; loadIsos(); return; }
+    if (xhr.status === 201) { status.replaceChildren(...tNodes('iso.uploaded', { iso: file.name })); loadIsos(); return; }
     let detail = `HTTP ${xhr.status}`;
     try { detail = JSON.parse(xhr.responseText).detail; } catch { /* not JSON */ }
-    status.textContent = detail;
-    toast(detail, true);
+    status.replaceChildren(val(detail));
+    toast(val(detail), true);
   };
-  xhr.onerror = () => { progress.hidden = true; status.textContent = 'upload failed'; };
+  xhr.onerror = () => { progress.hidden = true; status.textContent = t('iso.failed'); };
   progress.hidden = false;
   progress.value = 0;
   xhr.send(file);

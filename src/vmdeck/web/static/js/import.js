@@ -1,5 +1,6 @@
 // Import page: the package uploaded (with progress) to POST /api/import, planned first, then imported.
 import { ApiError, api, csrfToken, el, formatBytes, noteForNextPage } from './common.js';
+import { t, tNodes, val } from './i18n.js';
 
 const form = document.getElementById('import-form');
 const fileInput = document.getElementById('f-file');
@@ -30,9 +31,9 @@ function upload(params, file) {
     request.upload.onprogress = (event) => {
       if (!event.lengthComputable) return;
       bar.value = Math.round((event.loaded / event.total) * 100);
-      status.textContent = event.loaded < event.total
-        ? `uploading ${formatBytes(event.loaded)} of ${formatBytes(event.total)}`
-        : 'uploaded: reading the package and converting its disks…';
+      status.replaceChildren(...(event.loaded < event.total
+        ? tNodes('import.uploading', { done: formatBytes(event.loaded), total: formatBytes(event.total) })
+        : [t('import.converting')]));
     };
     request.onload = () => {
       let body = null;
@@ -40,36 +41,48 @@ function upload(params, file) {
       if (request.status >= 200 && request.status < 300) resolve(body);
       else reject(new ApiError(request.status, body));
     };
-    request.onerror = () => reject(new ApiError(0, { detail: 'the upload was interrupted' }));
+    request.onerror = () => reject(new ApiError(0, { detail: t('import.interrupted') }));
     request.send(file);
   });
 }
 
 function showPlan(plan) {
   const rows = [
-    ['Name', plan.name], ['Template', `${plan.template} (${plan.machine})${plan.os ? ` for ${plan.os}` : ''}`],
-    ['CPUs', plan.vcpus], ['Memory', `${plan.memory_mib} MiB`],
-    ['Firmware', `${plan.firmware}${plan.secure_boot ? ' with Secure Boot' : ''}${plan.tpm ? ', TPM 2.0' : ''}`],
-    ...plan.disks.map((d) => [`Disk ${d.target}`, `${d.file} (${d.format}), ${formatBytes(d.capacity_bytes)} on ${d.bus}` +
-      (d.controller ? ` (was ${d.controller})` : '')]),
-    ...plan.nics.map((n, i) => [`NIC ${i + 1}`, `${n.model} on ${n.network}`]),
+    [t('common.name'), [val(plan.name)]],
+    [t('common.template'), tNodes(plan.os ? 'import.plan.template_os' : 'import.plan.template',
+      { template: plan.template, machine: plan.machine, os: plan.os })],
+    [t('import.plan.cpus'), [val(plan.vcpus)]], [t('common.memory'), [val(`${plan.memory_mib} MiB`)]],
+    [t('import.firmware'), [val(plan.firmware), ...(plan.secure_boot ? [' ', t('import.plan.secure_boot')] : []),
+      ...(plan.tpm ? [', ', val('TPM 2.0')] : [])]],
+    ...plan.disks.map((d) => [t('import.plan.disk', { target: d.target }),
+      [...tNodes('import.plan.disk_value', { file: d.file, format: d.format, size: formatBytes(d.capacity_bytes), bus: d.bus }),
+        ...(d.controller ? [' ', ...tNodes('import.plan.was', { controller: d.controller })] : [])]]),
+    ...plan.nics.map((n, i) => [t('import.plan.nic', { n: i + 1 }), tNodes('import.plan.nic_value', { model: n.model, network: n.network })]),
   ];
   document.getElementById('plan-rows').replaceChildren(...rows.map(([k, v]) => el('tr', {}, el('th', {}, k), el('td', {}, v))));
-  const notes = plan.not_honoured.length ? plan.not_honoured : ['nothing: every part of the source is honoured'];
-  document.getElementById('plan-notes').replaceChildren(...notes.map((note) => el('li', {}, note)));
+  // What the source asks for and vmdeck cannot honour: the server's own sentences.
+  document.getElementById('plan-notes').replaceChildren(...(plan.not_honoured.length
+    ? plan.not_honoured.map((note) => el('li', {}, val(note))) : [el('li', {}, t('import.plan.all_honoured'))]));
   document.getElementById('plan').hidden = false;
+}
+
+// The page's own message for the file's field.
+function slot(message) {
+  const box = form.querySelector('.field-error[data-for="filename"]');
+  box.textContent = message;
+  box.hidden = false;
 }
 
 function showError(error) {
   const slot = form.querySelector(`.field-error[data-for="${error.field}"]`) || document.getElementById('form-error');
-  slot.textContent = error.message;
+  slot.replaceChildren(val(error.message));
   slot.hidden = false;
 }
 
 async function send(planOnly) {
   for (const p of form.querySelectorAll('.field-error, #form-error')) p.hidden = true;
   const file = fileInput.files[0];
-  if (!file) { showError(new ApiError(422, { detail: 'choose a file to import', field: 'filename' })); return; }
+  if (!file) { slot(t('import.choose_file')); return; }
   const params = options();
   if (planOnly) params.set('plan', 'true');
   planButton.disabled = importButton.disabled = true;
@@ -80,9 +93,9 @@ async function send(planOnly) {
     if (planOnly) {
       showPlan(answer);
       planned = options().toString();
-      status.textContent = 'planned: nothing was created';
+      status.textContent = t('import.planned');
     } else {
-      noteForNextPage(`${answer.name} imported from ${file.name}`, { record: false });  // the server's task lists it
+      noteForNextPage(t('import.done', { vm: answer.name, file: file.name }), { record: false });  // the server's task lists it
       location.href = `/vms/${encodeURIComponent(answer.name)}`;
     }
   } catch (error) {
@@ -102,8 +115,8 @@ form.addEventListener('submit', (event) => { event.preventDefault(); send(false)
 
 async function init() {
   const templates = await api('GET', '/api/templates');
-  document.getElementById('f-template').append(...templates.map((t) => el('option', { value: t.name }, t.name)));
+  document.getElementById('f-template').append(...templates.map((x) => el('option', { value: x.name, class: 'val' }, x.name)));
   const projects = (await api('GET', '/api/projects')).filter((p) => p.role === 'manager' || p.role === 'admin');
-  document.getElementById('f-project').replaceChildren(...projects.map((p) => el('option', { value: p.name }, p.name)));
+  document.getElementById('f-project').replaceChildren(...projects.map((p) => el('option', { value: p.name, class: 'val' }, p.name)));
 }
 init();

@@ -121,7 +121,7 @@ async function showSteps() {
 
 async function loadVms(preferred) {
   const vms = (await api('GET', '/api/vms')).filter((vm) => vm.state === 'running');
-  picker.replaceChildren(...vms.map((vm) => el('option', { value: vm.name }, vm.name)));
+  picker.replaceChildren(...vms.map((vm) => el('option', { value: vm.name, class: 'val' }, vm.name)));
   if (preferred && vms.some((vm) => vm.name === preferred)) picker.value = preferred;
   status.replaceChildren(vms.length ? '' : t('learn.pick.none'));
   await showSteps();

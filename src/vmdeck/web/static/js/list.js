@@ -1,6 +1,7 @@
 // VM list: rows from GET /api/vms, states from the event stream (libvirt events), sparklines from stats.
 // Sortable columns, a filter, a per-row action menu and bulk power actions on the ticked rows.
-import { POWER, POWER_BY_ACTION, allowedActions, api, confirmDialog, connectEvents, drawSpark, el, formatDuration, powerAction, toast, track } from './common.js';
+import { POWER, POWER_BY_ACTION, allowedActions, api, confirmDialog, connectEvents, drawSpark, el, formatDuration, powerAction, stateWord, toast, track } from './common.js';
+import { formatNumber, t, tNodes, val } from './i18n.js';
 
 const rows = document.getElementById('vm-rows');
 const filterInput = document.getElementById('vm-filter');
@@ -29,12 +30,12 @@ function sortValue(vm, key) {
 function visible(vm) {
   const text = filterInput.value.trim().toLowerCase();
   if (stateFilter.value && vm.state !== stateFilter.value) return false;
-  return !text || vm.name.toLowerCase().includes(text) || vm.state.includes(text);
+  return !text || vm.name.toLowerCase().includes(text) || vm.state.includes(text) || stateWord(vm.state).includes(text);
 }
 
 function setState(tr, vm) {
   const badge = tr.querySelector('.state');
-  badge.textContent = vm.state;
+  badge.textContent = stateWord(vm.state);
   badge.dataset.state = vm.state;
   tr.dataset.state = vm.state;
   const allowed = allowedActions(vm);
@@ -91,20 +92,20 @@ function row(vm) {
     mine.map(({ action, label, danger }) =>
       el('button', { type: 'button', role: 'menuitem', class: danger ? 'danger' : '', 'data-action': action,
                      onclick: () => act(vm.name, action) }, label)));
-  const toggle = el('button', { type: 'button', class: 'menu-toggle', 'aria-haspopup': 'menu', 'aria-label': `Actions for ${vm.name}`,
+  const toggle = el('button', { type: 'button', class: 'menu-toggle', 'aria-haspopup': 'menu', 'aria-label': t('list.actions_for', { vm: vm.name }),
                                 onclick: () => { closeMenus(items); items.hidden = !items.hidden; placeMenu(toggle, items); } }, '⋮');
-  const check = el('input', { type: 'checkbox', class: 'select', 'aria-label': `Select ${vm.name}`, checked: selected.has(vm.name),
+  const check = el('input', { type: 'checkbox', class: 'select', 'aria-label': t('list.select', { vm: vm.name }), checked: selected.has(vm.name),
                               onchange: (event) => { if (event.target.checked) selected.add(vm.name); else selected.delete(vm.name); updateBulk(); } });
   const tr = el('tr', { dataset: { vm: vm.name } },
     el('td', {}, check),
-    el('td', { class: 'wrap' }, el('a', { href: `/vms/${encodeURIComponent(vm.name)}`, title: vm.name }, vm.name)),
-    el('td', { class: 'hide-narrow hide-medium project' }, vm.project ?? '—'),
+    el('td', { class: 'wrap' }, el('a', { href: `/vms/${encodeURIComponent(vm.name)}`, title: vm.name, class: 'val' }, vm.name)),
+    el('td', { class: 'hide-narrow hide-medium project val' }, vm.project ?? '—'),
     el('td', {}, el('span', { class: 'state' })),
-    el('td', { class: 'hide-narrow' }, vm.vcpus), el('td', { class: 'hide-narrow' }, `${vm.memory_mib} MiB`),
-    el('td', { class: 'hide-narrow hide-medium host' }, vm.host ?? ''),
-    el('td', { class: 'hide-narrow' }, cpu, el('span', { class: 'cpu-now dim' })),
-    el('td', { class: 'hide-narrow' }, rss, el('span', { class: 'rss-now dim' })),
-    el('td', { class: 'hide-narrow ip' }), el('td', { class: 'hide-narrow uptime' }),
+    el('td', { class: 'hide-narrow val' }, vm.vcpus), el('td', { class: 'hide-narrow val' }, `${formatNumber(vm.memory_mib)} MiB`),
+    el('td', { class: 'hide-narrow hide-medium host val' }, vm.host ?? ''),
+    el('td', { class: 'hide-narrow' }, cpu, el('span', { class: 'cpu-now dim val' })),
+    el('td', { class: 'hide-narrow' }, rss, el('span', { class: 'rss-now dim val' })),
+    el('td', { class: 'hide-narrow ip val' }), el('td', { class: 'hide-narrow uptime val' }),
     el('td', { class: 'actions' }, mine.length ? el('div', { class: 'menu' }, toggle, items) : ''));
   setState(tr, vm);
   drawRow(tr, vm.name);
@@ -121,10 +122,10 @@ function render() {
   }
   let empty = null;
   if (!vms.length) {
-    empty = el('td', { colspan: 12, class: 'dim' }, 'No VMs yet. ', el('a', { href: '/create' }, 'Create one'),
-      ' from a template, or run ', el('code', {}, 'vmdeck create NAME'), '.');
+    empty = el('td', { colspan: 12, class: 'dim' }, tNodes('list.empty', {
+      link: el('a', { href: '/create' }, t('list.empty.link')), command: el('code', {}, 'vmdeck create NAME') }));
   } else if (!shown.length) {
-    empty = el('td', { colspan: 12, class: 'dim' }, 'No VM matches the filter.');
+    empty = el('td', { colspan: 12, class: 'dim' }, t('list.no_match'));
   }
   rows.replaceChildren(...(empty ? [el('tr', {}, empty)] : shown.map(row)));
   updateBulk();
@@ -133,7 +134,7 @@ function render() {
 function updateBulk() {
   for (const name of [...selected]) if (!vms.some((vm) => vm.name === name)) selected.delete(name);
   document.getElementById('bulk').hidden = selected.size === 0;
-  document.getElementById('bulk-count').textContent = `${selected.size} selected`;
+  document.getElementById('bulk-count').replaceChildren(...tNodes('list.selected', { n: selected.size }));
   selectAll.checked = selected.size > 0 && selected.size === vms.filter(visible).length;
 }
 
@@ -165,13 +166,14 @@ document.getElementById('bulk').addEventListener('click', async (event) => {
   if (!action) return;
   const info = POWER_BY_ACTION[action];
   const targets = vms.filter((vm) => selected.has(vm.name) && allowedActions(vm).has(action)).map((vm) => vm.name);
-  if (!targets.length) { toast(`None of the selected VMs can ${info.label.toLowerCase()} now.`, true); return; }
-  if (info.lose && !(await confirmDialog({ title: `${info.label} ${targets.length} VM(s)?`,
-    message: `${targets.join(', ')}: ${info.lose('each of them')}`, confirm: `${info.label} ${targets.length}` }))) return;
+  if (!targets.length) { toast(t('list.bulk.none', { action: info.label }), true); return; }
+  if (info.lose && !(await confirmDialog({ title: t('list.bulk.title', { action: info.label, n: targets.length }),
+    message: [val(targets.join(', ')), ': ', info.lose(t('list.bulk.each'))],
+    confirm: t('list.bulk.confirm', { action: info.label, n: targets.length }) }))) return;
   const enc = (vm) => encodeURIComponent(vm);
-  await Promise.allSettled(targets.map((vm) => track(`${info.label} ${vm}`, () =>
+  await Promise.allSettled(targets.map((vm) => track(t('power.task', { action: info.label, vm }), () =>
     api('POST', `/api/vms/${enc(vm)}/${action}`, action === 'shutdown' ? { timeout: 60, force: true } : undefined),
-  (result) => `${vm}: ${result?.result || action}`)));
+  (result) => t('power.done', { vm, result: result?.result || info.label }))));
 });
 
 const USER_MODE_ADDRESS = /^(10\.0\.2\.\d+|fec0:)/i;
@@ -190,8 +192,8 @@ function drawRow(tr, name) {
   drawSpark(tr.querySelector('canvas.rss'), h.rss);
   const cpuNow = h.cpu[h.cpu.length - 1]; const rssNow = h.rss[h.rss.length - 1];
   // A stopped VM uses nothing: its last sample from before it stopped is not shown as current.
-  tr.querySelector('.cpu-now').textContent = cpuNow == null || !running ? '' : ` ${cpuNow.toFixed(0)}%`;
-  tr.querySelector('.rss-now').textContent = rssNow == null || !running ? '' : ` ${rssNow.toFixed(0)} MiB`;
+  tr.querySelector('.cpu-now').textContent = cpuNow == null || !running ? '' : ` ${formatNumber(cpuNow)}%`;
+  tr.querySelector('.rss-now').textContent = rssNow == null || !running ? '' : ` ${formatNumber(rssNow)} MiB`;
 }
 
 function onStats(sample) {
@@ -229,8 +231,8 @@ async function loadUsage() {
   const body = document.getElementById('usage-rows');
   const shown = await Promise.all(projects.map((p) => api('GET', `/api/projects/${encodeURIComponent(p.name)}`)));
   body.replaceChildren(...shown.map((p, i) => el('tr', { dataset: { project: p.name } },
-    el('td', {}, p.name), el('td', {}, projects[i].role || ''),
+    el('td', { class: 'val' }, p.name), el('td', {}, projects[i].role ? t(`role.${projects[i].role}`) : ''),
     ...['instances', 'vcpus', 'memory_mib', 'disk_gib', 'iso_gib'].map((q) =>
-      el('td', { class: `quota-${q}` }, `${+p.quota[q].used.toFixed(2)} / ${p.quota[q].limit ?? '—'}`)))));
+      el('td', { class: `quota-${q} val` }, `${formatNumber(p.quota[q].used, 2)} / ${p.quota[q].limit == null ? '—' : formatNumber(p.quota[q].limit, 2)}`)))));
 }
 loadUsage().catch((error) => toast(error.message, true));

@@ -1,4 +1,6 @@
 // Sign-in page: POST /api/auth/login, then go where the user was headed.
+import { t, val } from './i18n.js';
+
 const form = document.getElementById('login-form');
 form.addEventListener('submit', async (event) => {
   event.preventDefault();
@@ -13,6 +15,7 @@ form.addEventListener('submit', async (event) => {
     return;
   }
   const body = await response.json().catch(() => ({}));
-  error.textContent = body.detail || `sign-in failed (HTTP ${response.status})`;
+  // The server's reason stays in its words (the API speaks English); the page's own words are translated.
+  error.replaceChildren(body.detail ? val(body.detail) : t('login.failed', { status: response.status }));
   error.hidden = false;
 });

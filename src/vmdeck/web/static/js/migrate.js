@@ -1,6 +1,7 @@
 // The VM page's migration card: pick a registered host, migrate (live when running), follow the
 // progress lines the server publishes on the event stream ({"type": "migration", "vm", "line"}).
 import { api, connectEvents, el, toast } from './common.js';
+import { t, tNodes, val } from './i18n.js';
 
 const card = document.getElementById('migrate-card');
 const vm = card.dataset.vm;
@@ -19,16 +20,17 @@ async function load() {
   can = details.can || {};
   document.getElementById('migrate-current').textContent = current || '?';
   const last = details.last_migration;
-  document.getElementById('migrate-last').textContent = last
-    ? `Last migration: ${last.outcome} to ${last.to}` + (last.downtime_ms != null ? `, downtime ${last.downtime_ms} ms` : '')
-      + (last.total_ms != null ? `, total ${last.total_ms} ms` : '') : '';
+  document.getElementById('migrate-last').replaceChildren(...(last
+    ? [...tNodes('migrate.last', { outcome: last.outcome, to: last.to }),
+      ...(last.downtime_ms != null ? [', ', ...tNodes('migrate.downtime', { ms: last.downtime_ms })] : []),
+      ...(last.total_ms != null ? [', ', ...tNodes('migrate.total', { ms: last.total_ms })] : [])] : []));
   const choices = hosts.filter((h) => h.name !== current);
   select.replaceChildren(...choices.map((h) => el('option', {
-    value: h.name, disabled: !h.reachable || h.draining,
-  }, `${h.name} (${h.reachable ? (h.draining ? 'draining' : `${h.memory_free_mib} MiB free`) : 'unreachable'})`)));
+    value: h.name, disabled: !h.reachable || h.draining, class: 'val',
+  }, `${h.name} (${h.reachable ? (h.draining ? t('hosts.draining') : t('migrate.free', { mib: h.memory_free_mib })) : t('hosts.unreachable')})`)));
   const movable = can.migrate_live || can.migrate_offline;
   go.disabled = !movable || !choices.some((h) => h.reachable && !h.draining);
-  go.title = movable ? '' : `${vm} is ${details.state}: it moves when it runs (live) or is shut off`;
+  go.title = movable ? '' : t('migrate.cannot', { vm, state: t(`state.${String(details.state).replace(/ /g, '_')}`) });
 }
 
 go.addEventListener('click', async () => {
@@ -39,9 +41,9 @@ go.addEventListener('click', async () => {
   log.replaceChildren();
   try {
     const result = await api('POST', `/api/vms/${encodeURIComponent(vm)}/migrate`, body);
-    toast(result.summary);
+    toast(val(result.summary));
   } catch (error) {
-    toast(`${vm}: ${error.message}`, true);
+    toast([`${vm}: `, val(error.message)], true);
   } finally {
     bar.hidden = true;
     await load().catch(() => {});
@@ -49,7 +51,7 @@ go.addEventListener('click', async () => {
 });
 
 connectEvents((message) => {
-  if (message.type === 'migration' && message.vm === vm) log.append(el('li', {}, message.line));
+  if (message.type === 'migration' && message.vm === vm) log.append(el('li', { class: 'val' }, message.line));
   // A new state changes what may be done: ask the server again rather than judge the state here.
   if (message.type === 'state' && message.vm === vm && bar.hidden) load().catch(() => {});
 });

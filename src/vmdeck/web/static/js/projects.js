@@ -2,6 +2,7 @@
 // GET/POST /api/projects and PATCH/DELETE /api/projects/P.
 import { api, confirmDialog, el, toast, track } from './common.js';
 import { clearErrors, serverError, showErrors } from './forms.js';
+import { formatNumber, t, tNodes, val } from './i18n.js';
 
 const QUOTAS = ['instances', 'vcpus', 'memory_mib', 'disk_gib', 'iso_gib'];
 const form = document.getElementById('project-form');
@@ -10,8 +11,14 @@ let details = [];
 
 function used(quota) {
   if (!quota) return '–';
-  const value = Number.isInteger(quota.used) ? quota.used : Number(quota.used).toFixed(1);
-  return quota.limit == null ? `${value} / no limit` : `${value} / ${quota.limit}`;
+  const value = formatNumber(quota.used, 1);
+  return quota.limit == null ? tNodes('projects.used_unlimited', { used: value }) : [val(`${value} / ${formatNumber(quota.limit, 2)}`)];
+}
+
+// "ann (manager), bob (viewer)": the names as values, the roles in words.
+function members(project) {
+  const entries = Object.entries(project.members || {});
+  return entries.length ? entries.flatMap(([u, r], i) => [i ? ', ' : '', val(u), ` (${t(`role.${r}`)})`]) : ['–'];
 }
 
 async function load() {
@@ -19,12 +26,12 @@ async function load() {
   details = await Promise.all(names.map((p) => api('GET', `/api/projects/${encodeURIComponent(p.name)}`)
     .catch((error) => ({ name: p.name, error: error.message }))));
   document.querySelector('#project-table tbody').replaceChildren(...details.map((p) => el('tr', { dataset: { project: p.name } },
-    el('td', {}, p.name),
+    el('td', { class: 'val' }, p.name),
     ...QUOTAS.map((q) => el('td', { class: `quota-${q}`, dataset: { full: p.quota?.[q]?.limit != null && p.quota[q].used >= p.quota[q].limit } },
       p.error ? '' : used(p.quota?.[q]))),
-    el('td', {}, p.error ? p.error : (Object.entries(p.members || {}).map(([u, r]) => `${u} (${r})`).join(', ') || '–')),
-    el('td', {}, el('button', { type: 'button', class: 'edit', onclick: () => edit(p) }, 'Quotas'), ' ',
-      el('button', { type: 'button', class: 'danger delete', onclick: () => remove(p) }, 'Delete')))));
+    el('td', {}, p.error ? val(p.error) : members(p)),
+    el('td', {}, el('button', { type: 'button', class: 'edit', onclick: () => edit(p) }, t('projects.quotas.button')), ' ',
+      el('button', { type: 'button', class: 'danger delete', onclick: () => remove(p) }, t('power.delete'))))));
 }
 
 function edit(project) {
@@ -34,8 +41,8 @@ function edit(project) {
   form.name.value = project.name;
   form.name.disabled = true;
   for (const q of QUOTAS) form[q].value = project.quota?.[q]?.limit ?? '';
-  document.getElementById('project-form-title').textContent = `Quotas of ${project.name}`;
-  document.getElementById('p-save').textContent = 'Save quotas';
+  document.getElementById('project-form-title').replaceChildren(...tNodes('projects.quotas_of', { project: project.name }));
+  document.getElementById('p-save').textContent = t('projects.save_quotas');
   document.getElementById('p-cancel').hidden = false;
   form.scrollIntoView({ block: 'nearest' });
   form[QUOTAS[0]].focus();
@@ -45,20 +52,20 @@ function stopEditing() {
   editing = null;
   form.reset();
   form.name.disabled = false;
-  document.getElementById('project-form-title').textContent = 'New project';
-  document.getElementById('p-save').textContent = 'Create project';
+  document.getElementById('project-form-title').textContent = t('projects.new');
+  document.getElementById('p-save').textContent = t('projects.create');
   document.getElementById('p-cancel').hidden = true;
 }
 document.getElementById('p-cancel').addEventListener('click', () => { clearErrors(form); stopEditing(); });
 
 async function remove(project) {
   const vms = project.vms?.length || 0;
-  const ok = await confirmDialog({ title: `Delete project ${project.name}?`, confirm: 'Delete',
-    message: vms ? `${project.name} still has ${vms} VM(s): vmdeck refuses to delete it until they are deleted or moved.`
-      : `${project.name} and its memberships are deleted; its members keep their accounts.` });
+  const ok = await confirmDialog({ title: t('projects.delete.title', { project: project.name }), confirm: t('power.delete'),
+    message: vms ? tNodes('projects.delete.has_vms', { project: project.name, n: vms })
+      : tNodes('projects.delete.message', { project: project.name }) });
   if (!ok) return;
-  await track(`Delete project ${project.name}`, () => api('DELETE', `/api/projects/${encodeURIComponent(project.name)}`),
-    () => `Project ${project.name} deleted`).catch(() => {});
+  await track(t('projects.delete.task', { project: project.name }), () => api('DELETE', `/api/projects/${encodeURIComponent(project.name)}`),
+    () => t('projects.deleted', { project: project.name })).catch(() => {});
   load();
 }
 
@@ -67,25 +74,26 @@ form.addEventListener('submit', async (event) => {
   clearErrors(form);
   const errors = {};
   const name = form.name.value.trim();
-  if (!editing && !name) errors.name = 'Name the project.';
-  if (!editing && details.some((p) => p.name === name)) errors.name = `There is already a project named ${name}.`;
+  if (!editing && !name) errors.name = t('projects.error.name');
+  if (!editing && details.some((p) => p.name === name)) errors.name = tNodes('projects.error.exists', { project: name });
   const quota = {};
   for (const q of QUOTAS) {
     const raw = form[q].value;
     if (raw === '') { if (editing) quota[q] = null; continue; }
     const value = Number(raw);
-    if (!(value >= 0)) errors[q] = 'A number, 0 or more (empty: no limit).';
-    else if (!['disk_gib', 'iso_gib'].includes(q) && !Number.isInteger(value)) errors[q] = 'A whole number.';
+    if (!(value >= 0)) errors[q] = t('projects.error.number');
+    else if (!['disk_gib', 'iso_gib'].includes(q) && !Number.isInteger(value)) errors[q] = t('common.whole');
     else quota[q] = value;
   }
   if (showErrors(form, errors)) return;
   try {
     if (editing) {
-      await track(`Set the quotas of ${editing}`, () => api('PATCH', `/api/projects/${encodeURIComponent(editing)}`, quota),
-        () => `${editing}: quotas saved`);
+      await track(t('projects.quota.task', { project: editing }), () => api('PATCH', `/api/projects/${encodeURIComponent(editing)}`, quota),
+        () => t('projects.quota.done', { project: editing }));
       stopEditing();
     } else {
-      await track(`Create project ${name}`, () => api('POST', '/api/projects', { name, quota }), () => `Project ${name} created`);
+      await track(t('projects.create.task', { project: name }), () => api('POST', '/api/projects', { name, quota }),
+        () => t('projects.created', { project: name }));
       form.reset();
     }
     load();

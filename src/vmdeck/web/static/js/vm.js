@@ -4,7 +4,8 @@
 import RFB from '/static/vendor/novnc/core/rfb.js';
 import { Terminal } from '/static/vendor/xterm/xterm.mjs';
 import { FitAddon } from '/static/vendor/xterm/addon-fit.mjs';
-import { allowedActions, api, confirmDialog, connectEvents, el, noteForNextPage, powerAction, toast, track, wsUrl } from './common.js';
+import { allowedActions, api, confirmDialog, connectEvents, el, noteForNextPage, powerAction, stateWord, toast, track, wsUrl } from './common.js';
+import { t, tNodes, val } from './i18n.js';
 import { startHostView } from './hostview.js';
 
 const name = document.getElementById('vm').dataset.vm;
@@ -42,7 +43,7 @@ function setState(next, source) {
   if (state === next) return;
   state = next;
   const badge = document.getElementById('vm-state');
-  badge.textContent = next;
+  badge.textContent = stateWord(next);
   badge.dataset.state = next;
   // Power off is allowed exactly while a QEMU process exists: only then is there a screen or a serial port.
   const active = allowed.has('poweroff');
@@ -65,9 +66,9 @@ async function refresh() {
   const vm = await api('GET', `/api/vms/${enc}`);
   vmInfo = vm;
   const pending = vm.pending || {};
-  document.getElementById('vm-summary').textContent =
-    `${vm.arch} ${vm.machine} · ${withPending(vm.vcpus, pending.vcpus, ' vCPU')} · ${withPending(vm.memory_mib, pending.memory_mib, ' MiB')}`
-    + ` · ${vm.accel} · template ${vm.template || '–'}`;
+  document.getElementById('vm-summary').replaceChildren(val(`${vm.arch} ${vm.machine}`), ' · ',
+    ...withPendingNodes(vm.vcpus, pending.vcpus, ' vCPU'), ' · ', ...withPendingNodes(vm.memory_mib, pending.memory_mib, ' MiB'),
+    ' · ', val(vm.accel), ' · ', ...tNodes('vm.summary.template', { template: vm.template || '–' }));
   renderPending(vm);
   renderOverview(vm);
   renderMedia(vm.disks.filter((d) => d.device === 'cdrom'));
@@ -82,7 +83,7 @@ document.getElementById('power').addEventListener('click', async (event) => {
   try {
     const result = await powerAction(name, action, { running: vmActive });
     if (result === null) return;  // cancelled
-    if (action === 'delete') { noteForNextPage(`${name} deleted`, { record: false }); location.href = '/'; return; }
+    if (action === 'delete') { noteForNextPage(t('power.deleted', { vm: name }), { record: false }); location.href = '/'; return; }
     if (result?.state) setState(result.state, result);
     refresh().catch(() => {});
   } catch { /* the notice says what went wrong */ }
@@ -90,19 +91,23 @@ document.getElementById('power').addEventListener('click', async (event) => {
 
 // --- changes waiting for the next boot (as Proxmox shows them: the new value beside the running one) ---
 function withPending(live, next, unit) {
-  return next === undefined ? `${live}${unit}` : `${live}${unit} (${next}${unit} at next boot)`;
+  return next === undefined ? `${live}${unit}` : t('vm.pending.value', { live: `${live}${unit}`, next: `${next}${unit}` });
+}
+// The same as nodes: the values in .val spans, the words around them from the catalog.
+function withPendingNodes(live, next, unit) {
+  return next === undefined ? [val(`${live}${unit}`)] : tNodes('vm.pending.value', { live: `${live}${unit}`, next: `${next}${unit}` });
 }
 
 function renderPending(vm) {
   const pending = vm.pending || {};
   const box = document.getElementById('vm-pending');
   const parts = [];
-  if (pending.vcpus !== undefined) parts.push(`${pending.vcpus} vCPU (now ${vm.vcpus})`);
-  if (pending.memory_mib !== undefined) parts.push(`${pending.memory_mib} MiB of memory (now ${vm.memory_mib} MiB)`);
+  if (pending.vcpus !== undefined) parts.push(tNodes('vm.pending.vcpus', { next: pending.vcpus, now: vm.vcpus }));
+  if (pending.memory_mib !== undefined) parts.push(tNodes('vm.pending.memory', { next: pending.memory_mib, now: vm.memory_mib }));
   box.hidden = !parts.length;
-  document.getElementById('vm-pending-text').textContent = parts.length
-    ? `Waiting for the next boot: ${parts.join(', ')}. Reboot applies them (vmdeck shuts the VM down and starts it again).`
-    : '';
+  const list = parts.flatMap((nodes, i) => (i ? [', ', ...nodes] : nodes));
+  document.getElementById('vm-pending-text').replaceChildren(...(parts.length
+    ? tNodes('vm.pending.waiting', { changes: el('span', {}, list) }) : []));
   // vCPUs can be plugged in while it runs when its definition leaves room (a maximum above the count).
   const apply = document.getElementById('pending-apply');
   const room = vm.live_limits?.vcpus_max;
@@ -111,9 +116,9 @@ function renderPending(vm) {
 
 document.getElementById('pending-apply')?.addEventListener('click', async () => {
   try {
-    await track(`Apply ${name}'s changes now`, () => api('POST', `/api/vms/${enc}/apply-pending`),
-      (reply) => `${name}: ${Object.keys(reply.applied).length ? 'applied now' : 'nothing could change while it runs'}`
-        + (Object.keys(reply.still_pending).length ? '; the rest waits for the next boot' : ''));
+    await track(t('vm.pending.task', { vm: name }), () => api('POST', `/api/vms/${enc}/apply-pending`),
+      (reply) => t(Object.keys(reply.applied).length ? 'vm.pending.applied' : 'vm.pending.nothing', { vm: name })
+        + (Object.keys(reply.still_pending).length ? t('vm.pending.rest') : ''));
   } catch { /* the notice says why */ }
   refresh().catch(() => {});
 });
@@ -122,24 +127,26 @@ document.getElementById('pending-apply')?.addEventListener('click', async () => 
 function renderOverview(vm) {
   const disks = vm.disks.filter((d) => d.device !== 'cdrom');
   const facts = [
-    ['State', vm.state], ['vCPUs', withPending(vm.vcpus, vm.pending?.vcpus, '')],
-    ['Memory', withPending(vm.memory_mib, vm.pending?.memory_mib, ' MiB')],
-    ['Machine', `${vm.arch} ${vm.machine} (${vm.accel})`], ['Template', vm.template || '–'],
-    ['Disks', disks.map((d) => `${d.target} (${d.bus})`).join(', ') || 'none'],
-    ['NICs', nicSummary(vm)],
-    ['Autostart', vm.autostart ? 'yes' : 'no'],
+    [t('common.state'), [stateWord(vm.state)]], [t('common.vcpus'), withPendingNodes(vm.vcpus, vm.pending?.vcpus, '')],
+    [t('common.memory'), withPendingNodes(vm.memory_mib, vm.pending?.memory_mib, ' MiB')],
+    [t('vm.fact.machine'), [val(`${vm.arch} ${vm.machine} (${vm.accel})`)]], [t('common.template'), [val(vm.template || '–')]],
+    [t('disks.title'), [disks.length ? val(disks.map((d) => `${d.target} (${d.bus})`).join(', ')) : t('common.none')]],
+    [t('vm.fact.nics'), nicSummary(vm)],
+    [t('vm.fact.autostart'), [t(vm.autostart ? 'common.yes' : 'common.no')]],
   ];
   document.getElementById('overview-facts').replaceChildren(
-    ...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, String(v))]));
+    ...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
   renderAccess(vm);
 }
 
 // The NICs libvirt lists, and the user-mode NIC vmdeck gives QEMU itself for the SSH forward (it is on
 // QEMU's command line, not among libvirt's interfaces).
 function nicSummary(vm) {
-  const nics = vm.nics.map((n) => `${n.model || 'nic'} on ${n.kind === 'user' ? 'user-mode networking' : (n.network || n.kind)} (${n.mac})`);
-  if (sshForward(vm) && !vm.nics.some((n) => n.kind === 'user')) nics.push('virtio on user-mode networking, with the SSH forward');
-  return nics.join('; ') || 'none';
+  const nics = vm.nics.map((n) => (n.kind === 'user'
+    ? tNodes('vm.nic.user', { model: n.model || 'nic', mac: n.mac })
+    : tNodes('vm.nic.on', { model: n.model || 'nic', network: n.network || n.kind, mac: n.mac })));
+  if (sshForward(vm) && !vm.nics.some((n) => n.kind === 'user')) nics.push(tNodes('vm.nic.forward', { model: 'virtio' }));
+  return nics.length ? nics.flatMap((nodes, i) => (i ? ['; ', ...nodes] : nodes)) : [t('common.none')];
 }
 
 function sshForward(vm) {
@@ -152,17 +159,18 @@ let guestAsked = 0;
 function renderAccess(vm) {
   const forward = sshForward(vm);
   const user = vm.extra?.['login-user'];
-  const facts = [['Login user', user || (vm.extra?.['base-image'] ? 'the image\'s default' : '–')]];
-  facts.push(['SSH', forward ? `port ${forward.host_port} on ${forward.address || '127.0.0.1'} of the host → the guest's port 22` : 'no port forward (the VM was not made from an image)']);
-  facts.push(['Addresses', vm.state === 'running' ? (guestAddresses ?? 'asking the guest agent…') : 'shown while the VM runs']);
-  document.getElementById('access-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', { dataset: { fact: k } }, v)]));
+  const facts = [['Login user', t('vm.access.login'), user ? [val(user)] : [vm.extra?.['base-image'] ? t('vm.access.login.default') : '–']]];
+  facts.push(['SSH', t('vm.access.ssh'), forward ? tNodes('vm.access.forward', { port: forward.host_port, address: forward.address || '127.0.0.1' })
+    : [t('vm.access.no_forward')]]);
+  facts.push(['Addresses', t('vm.access.addresses'), vm.state === 'running' ? (guestAddresses ?? [t('vm.access.asking')]) : [t('vm.access.when_running')]]);
+  document.getElementById('access-facts').replaceChildren(...facts.flatMap(([fact, k, v]) => [el('dt', {}, k), el('dd', { dataset: { fact } }, v)]));
   const line = document.getElementById('ssh-line');
   line.hidden = !forward;
   const note = document.getElementById('ssh-note');
   note.hidden = !forward;
   if (forward) {
     document.getElementById('ssh-command').textContent = `ssh -p ${forward.host_port} ${user || 'USER'}@${forward.address || '127.0.0.1'}`;
-    note.textContent = `Run it on the host (the port listens on its loopback only), or: vmdeck ssh ${name}. User-mode networking gives the guest 10.0.2.15, which only this forward reaches.`;
+    note.replaceChildren(...tNodes('vm.access.note', { command: `vmdeck ssh ${name}`, address: '10.0.2.15' }));
   }
   if (vm.state === 'running' && Date.now() - guestAsked > 30000) { guestAsked = Date.now(); loadGuestAddresses(); }
   if (vm.state !== 'running') { guestAddresses = null; guestAsked = 0; }
@@ -174,9 +182,9 @@ async function loadGuestAddresses() {
     const guest = await api('GET', `/api/vms/${enc}/guest`);
     const shown = guest.interfaces.filter((i) => i.name !== 'lo' && i.addresses.length)
       .map((i) => `${i.name}: ${i.addresses.filter((a) => !a.startsWith('fe80:')).join(', ')}`);
-    guestAddresses = shown.join('; ') || 'none reported';
+    guestAddresses = shown.length ? [val(shown.join('; '))] : [t('vm.access.none_reported')];
   } catch (error) {
-    guestAddresses = `unknown (${error.message})`;
+    guestAddresses = tNodes('vm.access.unknown', { reason: error.message });
   }
   if (vmInfo) renderAccess(vmInfo);
 }
@@ -185,9 +193,9 @@ document.getElementById('ssh-copy').addEventListener('click', async () => {
   const command = document.getElementById('ssh-command').textContent;
   try {
     await navigator.clipboard.writeText(command);
-    toast('SSH command copied');
+    toast(t('vm.access.copied'));
   } catch {
-    toast('The browser did not allow copying: select the command and copy it yourself.', true);
+    toast(t('common.copy_refused'), true);
   }
 });
 
@@ -210,7 +218,7 @@ scaleSelect.addEventListener('change', () => {
   // noVNC learns whether the guest accepts a new screen size from its first update (the ExtendedDesktopSize
   // extension); without it "Resize the guest" would do nothing at all, so say so and keep scaling.
   if (scaleSelect.value === 'remote' && rfb && rfb._supportsSetDesktopSize === false) {
-    toast("This guest's display driver cannot be resized from here: the screen stays scaled to fit.", true);
+    toast(t('console.no_resize'), true);
     scaleSelect.value = 'fit';
   }
   applyScale();
@@ -226,18 +234,18 @@ async function connectConsole() {
     applyScale(session);
     session.focusOnClick = true;
     session.addEventListener('connect', () => {
-      consoleStatus.textContent = 'connected';
+      consoleStatus.textContent = t('console.connected');
       screen.dataset.connected = 'true';
       if (document.body.dataset.tab === 'console') session.focus();
     });
     session.addEventListener('disconnect', () => {
-      consoleStatus.textContent = 'disconnected';
+      consoleStatus.textContent = t('console.disconnected');
       screen.dataset.connected = 'false';
       if (rfb === session) rfb = null;
     });
     rfb = session;
   } catch (error) {
-    consoleStatus.textContent = error.message;
+    consoleStatus.replaceChildren(val(error.message));
   } finally {
     connecting.vnc = false;
   }
@@ -252,8 +260,8 @@ keySelect.addEventListener('change', async () => {
   const label = keySelect.selectedOptions[0]?.textContent;
   keySelect.value = '';
   if (!combo) return;
-  await track(`Send ${label} to ${name}`, () => api('POST', `/api/vms/${enc}/keys`, { keys: [combo] }),
-    () => `${name}: sent ${label}`).catch(() => {});
+  await track(t('console.keys.task', { keys: label, vm: name }), () => api('POST', `/api/vms/${enc}/keys`, { keys: [combo] }),
+    () => t('console.keys.sent', { keys: label, vm: name })).catch(() => {});
   rfb?.focus();
 });
 
@@ -263,10 +271,10 @@ document.getElementById('console-paste-open').addEventListener('click', () => { 
 document.getElementById('console-paste-cancel').addEventListener('click', () => { paste.hidden = true; });
 document.getElementById('console-paste-send').addEventListener('click', async () => {
   const text = pasteText.value;
-  if (!text) { toast('Nothing to type: write or paste the text first.', true); return; }
+  if (!text) { toast(t('console.paste.empty'), true); return; }
   try {
-    await track(`Type ${text.length} characters on ${name}`, () => api('POST', `/api/vms/${enc}/type`, { text }),
-      (result) => `${name}: typed ${result.pressed} keys`);
+    await track(t('console.paste.task', { n: text.length, vm: name }), () => api('POST', `/api/vms/${enc}/type`, { text }),
+      (result) => t('console.paste.typed', { n: result.pressed, vm: name }));
     pasteText.value = '';
     paste.hidden = true;
   } catch { /* the notice says why */ }
@@ -287,9 +295,9 @@ async function takeScreenshot() {
     link.click();
     link.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10000);
-    toast(`${name}: screenshot saved`);
+    toast(t('console.screenshot.saved', { vm: name }));
   } catch (error) {
-    toast(`Screenshot: ${error.message}`, true);
+    toast([`${t('console.screenshot')}: `, val(error.message)], true);
   }
 }
 
@@ -313,21 +321,21 @@ async function connectSerial() {
     const socket = new WebSocket(wsUrl(ticket.path));
     socket.binaryType = 'arraybuffer';
     socket.onopen = () => {
-      serialStatus.textContent = 'connected';
+      serialStatus.textContent = t('console.connected');
       document.getElementById('terminal').dataset.connected = 'true';
       // The serial port sends nothing until the guest writes: say so, rather than show a blank box.
       // (Written here only, not sent to the guest.)
-      terminal.write('\x1b[2m[connected to the serial console: press Enter for a prompt]\x1b[0m\r\n');
+      terminal.write(`\x1b[2m[${t('serial.connected')}]\x1b[0m\r\n`);
     };
     socket.onmessage = (event) => terminal.write(new Uint8Array(event.data));
     socket.onclose = () => {
-      serialStatus.textContent = 'disconnected';
+      serialStatus.textContent = t('console.disconnected');
       document.getElementById('terminal').dataset.connected = 'false';
       if (serialSocket === socket) serialSocket = null;
     };
     serialSocket = socket;
   } catch (error) {
-    serialStatus.textContent = error.message;
+    serialStatus.replaceChildren(val(error.message));
   } finally {
     connecting.serial = false;
   }
@@ -340,27 +348,27 @@ function renderMedia(cdroms) {
   drives = cdroms;
   const body = document.querySelector('#media-table tbody');
   body.replaceChildren(...(cdroms.length ? cdroms.map((d) => el('tr', { dataset: { drive: d.target } },
-    el('td', {}, d.target), el('td', {}, d.bus),
-    el('td', { class: 'disc' }, d.source ? d.source.split('/').pop() : '(empty)'),
-    el('td', {}, el('button', { class: 'eject', dataset: { need: 'operator' }, disabled: !d.source, onclick: () => eject(d.target) }, 'Eject'))))
-    : [el('tr', {}, el('td', { colspan: 4, class: 'dim' }, 'No CD/DVD drive.'))]));
+    el('td', { class: 'val' }, d.target), el('td', { class: 'val' }, d.bus),
+    el('td', { class: 'disc' }, d.source ? val(d.source.split('/').pop()) : t('media.empty')),
+    el('td', {}, el('button', { class: 'eject', dataset: { need: 'operator' }, disabled: !d.source, onclick: () => eject(d.target) }, t('media.eject')))))
+    : [el('tr', {}, el('td', { colspan: 4, class: 'dim' }, t('media.none')))]));
 }
 
 async function eject(drive) {
-  await track(`Eject ${drive} of ${name}`, () => api('DELETE', `/api/vms/${enc}/media?drive=${encodeURIComponent(drive)}`),
+  await track(t('media.eject.task', { drive, vm: name }), () => api('DELETE', `/api/vms/${enc}/media?drive=${encodeURIComponent(drive)}`),
     (change) => change.message).catch(() => {});
   refresh();
 }
 
 async function loadIsos() {
   const isos = await api('GET', '/api/isos');
-  document.getElementById('media-iso').replaceChildren(...isos.map((iso) => el('option', { value: iso.name }, iso.name)));
+  document.getElementById('media-iso').replaceChildren(...isos.map((iso) => el('option', { value: iso.name, class: 'val' }, iso.name)));
 }
 
 document.getElementById('media-insert').addEventListener('click', async () => {
   const iso = document.getElementById('media-iso').value;
-  if (!iso) { toast('The ISO library is empty: upload one on the Host page.', true); return; }
-  await track(`Insert ${iso} in ${name}`, () => api('POST', `/api/vms/${enc}/media`, { iso, drive: drives[0]?.target ?? null }),
+  if (!iso) { toast(t('media.library_empty'), true); return; }
+  await track(t('media.insert.task', { iso, vm: name }), () => api('POST', `/api/vms/${enc}/media`, { iso, drive: drives[0]?.target ?? null }),
     (change) => change.message).catch(() => {});
   refresh();
   loadDevices();
@@ -372,28 +380,33 @@ async function loadDevices() {
   const nics = rows.filter((row) => row.kind === 'nic');
   document.dispatchEvent(new CustomEvent('vm:devices', { detail: rows }));  // the disks: storage.js
   document.querySelector('#nic-table tbody').replaceChildren(...(nics.length ? nics.map((row) =>
-    el('tr', { dataset: { kind: row.kind, key: row.key } }, el('td', {}, row.key), el('td', {}, row.bus),
-      el('td', {}, row.source || ''), el('td', {}, row.status),
-      el('td', {}, el('button', { class: 'danger remove', dataset: { need: 'manager' }, onclick: () => removeNic(row) }, 'Remove'))))
-    : [el('tr', {}, el('td', { colspan: 5, class: 'dim' }, 'No network interfaces.'))]));
+    el('tr', { dataset: { kind: row.kind, key: row.key } }, el('td', { class: 'val' }, row.key), el('td', { class: 'val' }, row.bus),
+      el('td', { class: 'val' }, row.source || ''), el('td', {}, deviceStatus(row.status)),
+      el('td', {}, el('button', { class: 'danger remove', dataset: { need: 'manager' }, onclick: () => removeNic(row) }, t('common.remove')))))
+    : [el('tr', {}, el('td', { colspan: 5, class: 'dim' }, t('nics.none')))]));
+}
+
+// The device table's status words ("live", "next boot", ...) are the server's: each has a catalog entry.
+function deviceStatus(status) {
+  return status ? t(`device.status.${String(status).replace(/[^a-z0-9]+/gi, '_')}`) : '';
 }
 
 async function removeNic(row) {
-  const live = vmActive ? ` ${name} is running: its connections through this interface drop at once.` : '';
+  const live = vmActive ? [' ', ...tNodes('nics.remove.live', { vm: name })] : [];
   const ok = await confirmDialog({
-    title: `Remove network interface ${row.key} from ${name}?`,
-    message: `The interface ${row.key} (${row.bus}, network ${row.source || '–'}) and its MAC address are removed.${live}`,
-    confirm: 'Remove',
+    title: t('nics.remove.title', { nic: row.key, vm: name }),
+    message: [...tNodes('nics.remove.message', { nic: row.key, model: row.bus, network: row.source || '–' }), ...live],
+    confirm: t('common.remove'),
   });
   if (!ok) return;
-  await track(`Remove NIC ${row.key} of ${name}`, () => api('DELETE', `/api/vms/${enc}/nics/${encodeURIComponent(row.key)}`),
+  await track(t('nics.remove.task', { nic: row.key, vm: name }), () => api('DELETE', `/api/vms/${enc}/nics/${encodeURIComponent(row.key)}`),
     (change) => change.message).catch(() => {});
   loadDevices();
 }
 
 document.getElementById('nic-add').addEventListener('click', async () => {
   const body = { model: document.getElementById('nic-model').value, network: 'user' };
-  await track(`Add a NIC to ${name}`, () => api('POST', `/api/vms/${enc}/nics`, body), (change) => change.message).catch(() => {});
+  await track(t('nics.add.task', { vm: name }), () => api('POST', `/api/vms/${enc}/nics`, body), (change) => change.message).catch(() => {});
   loadDevices();
 });
 
@@ -411,25 +424,23 @@ function renderSettings(vm) {
   for (const [field, live, unit] of [['vcpus', vm.vcpus, ' vCPU'], ['memory_mib', vm.memory_mib, ' MiB']]) {
     const note = settingsForm.querySelector(`.live-value[data-for="${field}"]`);
     note.hidden = pending[field] === undefined;
-    note.textContent = note.hidden ? '' : `Pending: running now with ${live}${unit}; ${pending[field]}${unit} from the next boot.`;
+    note.replaceChildren(...(note.hidden ? [] : tNodes('settings.pending', { live: `${live}${unit}`, next: `${pending[field]}${unit}` })));
   }
   document.getElementById('s-autostart').checked = !!vm.autostart;
   if (!bootDirty) renderBoot(vm.boot_order || []);
-  document.getElementById('boot-note').textContent = vm.boot_kind === 'kernel'
-    ? 'This VM boots a kernel directly: the boot order applies once it boots from a disk or a CD.'
-    : 'The firmware tries the ticked devices from top to bottom, at the next boot.';
+  document.getElementById('boot-note').textContent = t(vm.boot_kind === 'kernel' ? 'boot.note.kernel' : 'boot.note');
 }
 
 // Boot order: the ticked devices, top to bottom; unticked ones are not tried.
-const BOOT_LABELS = { hd: 'Disk', cdrom: 'CD/DVD', network: 'Network (PXE)' };
+const BOOT_LABELS = { hd: t('boot.hd'), cdrom: t('boot.cdrom'), network: t('boot.network') };
 const bootList = document.getElementById('boot-list');
 let bootDirty = false;
 function renderBoot(order) {
   const devices = [...order, ...Object.keys(BOOT_LABELS).filter((dev) => !order.includes(dev))];
   bootList.replaceChildren(...devices.map((dev) => el('li', { dataset: { dev } },
     el('label', { class: 'check' }, el('input', { type: 'checkbox', checked: order.includes(dev) }), BOOT_LABELS[dev] || dev),
-    el('button', { type: 'button', class: 'up', 'aria-label': `Move ${BOOT_LABELS[dev]} up` }, '↑'),
-    el('button', { type: 'button', class: 'down', 'aria-label': `Move ${BOOT_LABELS[dev]} down` }, '↓'))));
+    el('button', { type: 'button', class: 'up', 'aria-label': t('boot.up', { device: BOOT_LABELS[dev] }) }, '↑'),
+    el('button', { type: 'button', class: 'down', 'aria-label': t('boot.down', { device: BOOT_LABELS[dev] }) }, '↓'))));
 }
 bootList.addEventListener('click', (event) => {
   const item = event.target.closest('li');
@@ -443,8 +454,8 @@ bootList.addEventListener('change', () => { bootDirty = true; });
 document.getElementById('boot-save').addEventListener('click', async () => {
   const order = [...bootList.querySelectorAll('li')].filter((li) => li.querySelector('input').checked).map((li) => li.dataset.dev);
   try {
-    await track(`Set ${name}'s boot order`, () => api('PATCH', `/api/vms/${enc}`, { boot_order: order }),
-      (reply) => `${name} boots from ${reply.boot_order.map((dev) => BOOT_LABELS[dev] || dev).join(', then ')}`);
+    await track(t('boot.task', { vm: name }), () => api('PATCH', `/api/vms/${enc}`, { boot_order: order }),
+      (reply) => t('boot.done', { vm: name, order: reply.boot_order.map((dev) => BOOT_LABELS[dev] || dev).join(t('boot.then')) }));
     bootDirty = false;
     refresh();
   } catch { /* the notice says why */ }
@@ -455,20 +466,20 @@ settingsForm.addEventListener('submit', async (event) => {
   for (const p of settingsForm.querySelectorAll('.field-error')) { p.hidden = true; p.textContent = ''; }
   const body = { vcpus: Number(settingsForm.vcpus.value), memory_mib: Number(settingsForm.memory_mib.value) };
   try {
-    await track(`Change ${name}'s vCPUs and memory`, () => api('PATCH', `/api/vms/${enc}`, body),
-      (change) => `${name}: ${change.vcpus} vCPU, ${change.memory_mib} MiB (${change.applies})`);
+    await track(t('settings.task', { vm: name }), () => api('PATCH', `/api/vms/${enc}`, body),
+      (change) => t('settings.done', { vm: name, vcpus: change.vcpus, memory: change.memory_mib, applies: change.applies }));
     settingsDirty = false;
     refresh();
   } catch (error) {
     const slot = settingsForm.querySelector(`.field-error[data-for="${error.field}"]`);
-    if (slot) { slot.textContent = error.message; slot.hidden = false; }
+    if (slot) { slot.replaceChildren(val(error.message)); slot.hidden = false; }
   }
 });
 
 document.getElementById('s-autostart').addEventListener('change', async (event) => {
   const autostart = event.target.checked;
-  await track(`${autostart ? 'Enable' : 'Disable'} autostart of ${name}`, () => api('PATCH', `/api/vms/${enc}`, { autostart }),
-    () => `${name}: ${autostart ? 'starts' : 'does not start'} with the host`).catch(() => {});
+  await track(t(autostart ? 'settings.autostart.on' : 'settings.autostart.off', { vm: name }), () => api('PATCH', `/api/vms/${enc}`, { autostart }),
+    () => t(autostart ? 'settings.autostart.on_done' : 'settings.autostart.off_done', { vm: name })).catch(() => {});
   refresh();
 });
 
@@ -490,7 +501,7 @@ function markDeleted() {
   deleted = true;
   state = 'deleted';
   const badge = document.getElementById('vm-state');
-  badge.textContent = 'deleted';
+  badge.textContent = stateWord('deleted');
   badge.dataset.state = 'deleted';
   document.body.dataset.vmDeleted = 'true';
   document.body.dataset.vmActive = 'false';
