@@ -151,7 +151,14 @@ def _vm_page(walk: Walk, vm: str, admin: bool) -> str:
 
 def _common_pages(walk: Walk, world: dict[str, str]) -> None:
     """The pages both roles open, with the field errors two forms compose."""
-    walk.visit("/", ready=lambda page: expect(page.locator(f'#vm-rows tr[data-vm="{world["vm"]}"]')).to_be_visible())
+    def task_panel(page: Page, width: int) -> None:
+        page.click("#tasks-toggle")
+        expect(page.locator("#activity-list li").first).to_be_visible()
+        walk.check("/ with the task panel open", width)
+        page.click("#tasks-toggle")
+    walk.visit("/", ready=lambda page: expect(page.locator(f'#vm-rows tr[data-vm="{world["vm"]}"]')).to_be_visible(),
+               then=task_panel)
+    walk.visit("/networks", ready=_rows("#network-table tbody"))
 
     def empty_create(page: Page, width: int) -> None:
         page.click("#create-submit")

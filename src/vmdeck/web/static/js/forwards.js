@@ -28,8 +28,8 @@ async function run(call, done) {
 function row(f) {
   const label = `${f.address}:${f.host_port}/${f.proto}`;
   return el('tr', { dataset: { forward: label } },
-    el('td', {}, f.address), el('td', {}, String(f.host_port)), el('td', {}, f.proto.toUpperCase()),
-    el('td', {}, `${f.guest_ip}:${f.guest_port}`), el('td', {}, f.network),
+    el('td', { class: 'val' }, f.address), el('td', { class: 'val' }, String(f.host_port)), el('td', { class: 'val' }, f.proto.toUpperCase()),
+    el('td', { class: 'val' }, `${f.guest_ip}:${f.guest_port}`), el('td', { class: 'val' }, f.network),
     el('td', { 'data-need': 'operator' },
       el('button', { class: 'danger', 'data-forward-action': 'remove', onclick: () => run(
         () => api('DELETE', `/api/vms/${enc}/forwards/${f.id}`), () => t('forwards.removed', { forward: label })) },
@@ -43,7 +43,7 @@ async function load() {
     body.replaceChildren(...(rows.length ? rows.map(row)
       : [el('tr', {}, el('td', { colspan: '6', class: 'dim' }, t('forwards.none')))]));
   } catch (error) {
-    body.replaceChildren(el('tr', {}, el('td', { colspan: '6', class: 'bad' }, error.message)));
+    body.replaceChildren(el('tr', {}, el('td', { colspan: '6', class: 'bad val' }, error.message)));
   }
 }
 

@@ -2,7 +2,7 @@
 // project and the VMs on each; create (managers of a project, administrators) and delete (refused while a
 // VM uses the network: the page says which ones). Through GET/POST/DELETE /api/networks.
 import { api, confirmDialog, el, toast, track } from './common.js';
-import { loadMessages, t } from './i18n.js';
+import { loadMessages, t, val } from './i18n.js';
 
 const admin = document.getElementById('networks').dataset.admin === 'true';
 
@@ -13,19 +13,19 @@ function modeLabel(mode) {
 }
 
 function projectCell(network) {
-  if (network.project) return network.project;
+  if (network.project) return val(network.project);
   return network.allowed ? t('networks.shared') : t('networks.no_project');
 }
 
 function render(networks) {
   document.querySelector('#network-table tbody').replaceChildren(...(networks.length ? networks.map((network) => el('tr', {
     dataset: { network: network.name } },
-  el('td', { class: 'name' }, network.name),
+  el('td', { class: 'name val' }, network.name),
   el('td', {}, modeLabel(network.mode)),
-  el('td', {}, network.subnet || '–'),
-  el('td', {}, network.dhcp ? `${network.dhcp[0]} – ${network.dhcp[1]}` : '–'),
+  el('td', { class: 'val' }, network.subnet || '–'),
+  el('td', { class: 'val' }, network.dhcp ? `${network.dhcp[0]} – ${network.dhcp[1]}` : '–'),
   el('td', {}, projectCell(network)),
-  el('td', { class: 'vms wrap' }, network.vms.length ? network.vms.map((vm, i) => [i ? ', ' : '', el('a', { href: `/vms/${encodeURIComponent(vm)}` }, vm)]) : t('networks.no_vms')),
+  el('td', { class: 'vms wrap' }, network.vms.length ? network.vms.map((vm, i) => [i ? ', ' : '', el('a', { class: 'val', href: `/vms/${encodeURIComponent(vm)}` }, vm)]) : t('networks.no_vms')),
   el('td', {}, network.can_manage
     ? el('button', { type: 'button', class: 'danger delete', onclick: () => remove(network) }, t('networks.delete'))
     : '')))
@@ -62,7 +62,7 @@ async function loadProjects() {
   const projects = (await api('GET', '/api/projects')).filter((p) => admin || p.role === 'manager');
   const select = document.getElementById('net-project');
   select.replaceChildren(...(admin ? [el('option', { value: '' }, t('networks.no_project'))] : []),
-    ...projects.map((p) => el('option', { value: p.name }, p.name)));
+    ...projects.map((p) => el('option', { value: p.name, class: 'val' }, p.name)));
   if (!admin && projects.length) select.value = projects[0].name;
 }
 

@@ -2,13 +2,13 @@
 // and the addresses the guest's agent reports for that MAC while the VM runs. Re-read whenever vm.js
 // re-reads the VM's devices (the `vm:devices` event).
 import { api, el } from './common.js';
-import { loadMessages, t } from './i18n.js';
+import { loadMessages, t, val } from './i18n.js';
 
 const name = document.getElementById('vm').dataset.vm;
 const enc = encodeURIComponent(name);
 
 function networkOf(nic) {
-  return nic.kind === 'user' ? t('nics.user_network') : (nic.network || nic.kind);
+  return nic.kind === 'user' ? t('nics.user_network') : val(nic.network || nic.kind);
 }
 
 async function guestAddresses(vm) {
@@ -32,7 +32,7 @@ function addressText(found, mac) {
   if (found === 'asking') return t('nics.asking');
   if (found instanceof Error) return t('nics.unknown', { error: found.message });
   const addresses = found.get((mac || '').toLowerCase()) || [];
-  return addresses.join(', ') || t('nics.no_address');
+  return addresses.length ? val(addresses.join(', ')) : t('nics.no_address');
 }
 
 // The addresses of the guest's interfaces that are none of libvirt's NICs (QEMU's own user-mode NIC).
@@ -41,7 +41,7 @@ function otherAddresses(found, nics) {
   const known = new Set(nics.map((n) => (n.mac || '').toLowerCase()));
   const rest = [...found].filter(([mac]) => !known.has(mac)).flatMap(([, addresses]) => addresses)
     .filter((a) => !a.startsWith('127.') && a !== '::1');
-  return rest.join(', ') || t('nics.no_address');
+  return rest.length ? val(rest.join(', ')) : t('nics.no_address');
 }
 
 let reading = false;
@@ -57,7 +57,7 @@ async function load() {
       return;
     }
     const draw = (found) => body.replaceChildren(...nics.map((nic) => el('tr', { dataset: { mac: nic.mac || '' } },
-      el('td', {}, networkOf(nic)), el('td', {}, nic.mac || '–'), el('td', { class: 'address' }, addressText(found, nic.mac)))),
+      el('td', {}, networkOf(nic)), el('td', { class: 'val' }, nic.mac || '–'), el('td', { class: 'address' }, addressText(found, nic.mac)))),
     // vmdeck's own user-mode NIC for the SSH forward is on QEMU's command line, not among libvirt's NICs.
     ...((vm.port_forwards || []).some((f) => f.guest_port === 22) && !nics.some((n) => n.kind === 'user')
       ? [el('tr', { dataset: { mac: '' } }, el('td', {}, t('nics.ssh_forward')), el('td', {}, '–'),

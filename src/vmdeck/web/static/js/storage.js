@@ -3,7 +3,7 @@
 // reattach and delete. Everything through the REST API (GET /api/vms/NAME/storage and the disk routes);
 // vm.js tells this module when the VM's devices changed (the `vm:devices` event on the document).
 import { api, confirmDialog, el, formatBytes, toast, track } from './common.js';
-import { loadMessages, t } from './i18n.js';
+import { loadMessages, t, val } from './i18n.js';
 
 const name = document.getElementById('vm').dataset.vm;
 const enc = encodeURIComponent(name);
@@ -27,15 +27,15 @@ function image(disk) {
   const parts = [disk.backing ? t('storage.overlay', { base: fileName(disk.backing) }) : t('storage.whole')];
   if (disk.owned) parts.push(t('storage.vmdeck_volume'));
   if (disk.readonly) parts.push(t('storage.readonly'));
-  return parts.join(', ');
+  return parts.flatMap((part, i) => (i ? [', ', part] : [part]));
 }
 
 function renderDisks() {
   const body = document.querySelector('#device-table tbody');
   body.replaceChildren(...(disks.length ? disks.map((disk) => el('tr', {
     dataset: { kind: 'disk', key: disk.target, size: disk.virtual_bytes ?? '', overlay: String(!!disk.backing) } },
-  el('td', {}, disk.target), el('td', {}, disk.bus),
-  el('td', { class: 'size' }, gib(disk.virtual_bytes)), el('td', { class: 'allocated' }, formatBytes(disk.allocated_bytes)),
+  el('td', { class: 'val' }, disk.target), el('td', { class: 'val' }, disk.bus),
+  el('td', { class: 'size val' }, gib(disk.virtual_bytes)), el('td', { class: 'allocated val' }, formatBytes(disk.allocated_bytes)),
   el('td', { class: 'image', title: fileName(disk.source) }, image(disk)), el('td', {}, status(disk)),
   el('td', {}, el('button', { type: 'button', class: 'danger remove', dataset: { need: 'manager' },
     onclick: () => removeDisk(disk) }, t('storage.remove')))))
@@ -43,15 +43,15 @@ function renderDisks() {
   const select = document.getElementById('resize-target');
   const chosen = select.value;
   const growable = disks.filter((disk) => !disk.readonly && disk.source);
-  select.replaceChildren(...growable.map((disk) => el('option', { value: disk.target }, `${disk.target} (${gib(disk.virtual_bytes)})`)));
+  select.replaceChildren(...growable.map((disk) => el('option', { value: disk.target, class: 'val' }, `${disk.target} (${gib(disk.virtual_bytes)})`)));
   if (growable.some((disk) => disk.target === chosen)) select.value = chosen;
 }
 
 function renderKept(kept) {
   document.querySelector('#kept-table tbody').replaceChildren(...(kept.length ? kept.map((volume) => el('tr', {
     dataset: { volume: volume.name } },
-  el('td', { class: 'volume' }, volume.name), el('td', {}, gib(volume.virtual_bytes)),
-  el('td', {}, formatBytes(volume.allocated_bytes)),
+  el('td', { class: 'volume val' }, volume.name), el('td', { class: 'val' }, gib(volume.virtual_bytes)),
+  el('td', { class: 'val' }, formatBytes(volume.allocated_bytes)),
   el('td', { class: 'actions' },
     el('button', { type: 'button', class: 'reattach', dataset: { need: 'manager' }, onclick: () => reattach(volume) }, t('storage.reattach')),
     ' ',

@@ -58,13 +58,13 @@ function serverRow(task) {
   const li = el('li', { class: 'task', tabindex: 0, role: 'button', 'aria-controls': 'task-detail',
                         dataset: { state: task.state, id: String(task.id), kind: task.kind } },
     el('span', { class: 'state task-state', dataset: { state: task.state } }, t(`tasks.state.${task.state}`)),
-    el('span', { class: 'task-what' }, el('strong', {}, kindName(task.kind)), ' ', el('span', { class: 'task-target' }, task.target)),
+    el('span', { class: 'task-what' }, el('strong', {}, kindName(task.kind)), ' ', el('span', { class: 'task-target val' }, task.target)),
     el('span', { class: 'task-who dim' }, t('tasks.by', { user: task.user }), ' · ', t(`tasks.origin.${task.origin}`)),
     progressBar(task),
     el('span', { class: 'task-took dim', dataset: { id: String(task.id) } }, formatTook(duration(task))),
-    el('time', { class: 'dim', datetime: task.started_at }, clock(task.started_at)),
+    el('time', { class: 'dim val', datetime: task.started_at }, clock(task.started_at)),
     task.result && task.state !== 'running'
-      ? el('span', { class: `task-result${task.state === 'failed' ? ' bad' : ''}` }, task.result) : '');
+      ? el('span', { class: `task-result val${task.state === 'failed' ? ' bad' : ''}` }, task.result) : '');
   const open = () => showDetail(task.id);
   li.addEventListener('click', open);
   li.addEventListener('keydown', (event) => { if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); open(); } });
@@ -79,8 +79,8 @@ function localRow(entry) {
     el('span', { class: 'task-what' }, entry.label),
     el('span', { class: 'task-who dim' }, t('tasks.here')),
     entry.took != null ? el('span', { class: 'task-took dim' }, formatTook(entry.took / 1000)) : '',
-    el('time', { class: 'dim', datetime: new Date(entry.at).toISOString() }, clock(entry.at)),
-    entry.detail && state !== 'running' ? el('span', { class: `task-result${state === 'failed' ? ' bad' : ''}` }, entry.detail) : '');
+    el('time', { class: 'dim val', datetime: new Date(entry.at).toISOString() }, clock(entry.at)),
+    entry.detail && state !== 'running' ? el('span', { class: `task-result val${state === 'failed' ? ' bad' : ''}` }, entry.detail) : '');
 }
 
 function render() {
