@@ -257,6 +257,48 @@ def test_serial_console_through_the_server_reaches_the_guest(added: Path, custom
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+def test_display_prints_a_link_that_opens_the_screen_once(added: Path, customer: dict[str, str]) -> None:
+    """`vmdeck --remote srv display VM`: a URL a browser that never signed in opens once, showing the guest's
+    screen (the noVNC canvas draws it); the same URL again is refused in plain words."""
+    from playwright.sync_api import expect, sync_playwright
+
+    shown = vmdeck("--remote", "srv", "display", customer["vm"], config=added)
+    assert shown.returncode == 0, shown.stderr
+    url = shown.stdout.strip()
+    assert url.startswith("https://127.0.0.1:") and "/console/" in url, shown.stdout
+    assert "once" in shown.stderr
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                             args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            context = browser.new_context(ignore_https_errors=True, viewport={"width": 1100, "height": 800})
+            page = context.new_page()
+            page.goto(url)
+            expect(page.locator("#screen")).to_have_attribute("data-connected", "true", timeout=60_000)
+            canvas = page.locator("#screen canvas")
+            expect(canvas).to_be_visible()
+            # The guest's screen is drawn: its pixels are not all one colour.
+            colours = page.evaluate("""() => {
+                const c = document.querySelector('#screen canvas');
+                const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                const seen = new Set();
+                for (let i = 0; i < data.length && seen.size < 3; i += 4 * 97) {
+                  seen.add(data[i] * 65536 + data[i + 1] * 256 + data[i + 2]);
+                }
+                return seen.size;
+            }""")
+            assert colours > 1
+            page.screenshot(path=str(added / "display-link.png"))
+            # No session came with it: the VM list is not this page's to open.
+            assert context.request.get(url.split("/console/")[0] + "/api/vms").status == 401
+            again = context.new_page()
+            reply = again.goto(url)
+            assert reply is not None and reply.status == 403
+            expect(again.locator("#link-refused")).to_contain_text("already used")
+        finally:
+            browser.close()
+
+
 def test_remote_list_imports_only_what_it_needs(added: Path) -> None:
     """The fast path of `vmdeck --remote R list`: Python, ssl, socket, json and vmdeck's small modules only."""
     probe = ("import json, sys\n"

@@ -177,6 +177,17 @@ def guest_info(name: str, as_json: bool = typer.Option(False, "--json")) -> None
 
 
 @app.command()
+def display(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """A one-time URL of the VM's screen in a browser (it opens the console once, within two minutes)."""
+    reply = _api().request("POST", f"{_vm(name)}/console/link")
+    if as_json:
+        print_json(reply)
+        return
+    out.print(reply["url"], markup=False, highlight=False, soft_wrap=True)
+    info(f"opens {name}'s screen once, within {int(reply['expires_in'])} s; it signs nobody in")
+
+
+@app.command()
 def console(name: str, force: bool = typer.Option(False, "--force", help="Take the console over from another client.")) -> None:
     """Attach to the VM's serial console through the server (Ctrl+] leaves)."""
     from vmdeck.cli.remote_socket import attach_terminal, open_console
