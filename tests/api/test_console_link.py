@@ -48,3 +48,30 @@ def test_link_tickets_are_bearer_tickets_of_their_own_kind() -> None:
     with pytest.raises(Forbidden):
         book.redeem(book.issue(1, "busy", "vnc-link").value, 1, "busy", "vnc")
     assert book.redeem_bearer(link.value, "link").credential == "token:7"
+
+
+def test_the_pages_ticket_is_admitted_by_the_screens_websocket_once(client: TestClient) -> None:
+    """Admitted (the test driver's VM has no VNC server, so the proxy then closes with 1011 and why), and
+    the same ticket a second time is refused before anything opens (1008)."""
+    import re
+
+    from starlette.websockets import WebSocketDisconnect
+
+    url = client.post("/api/vms/busy/console/link").json()["url"]
+    anon = TestClient(client.app, base_url="http://testserver")
+    page = anon.get(url.split("testserver", 1)[1])
+    path = re.search(r'data-path="([^"]+)"', page.text)
+    assert path is not None
+    screen = path.group(1).replace("&amp;", "&")
+    with anon.websocket_connect(screen, headers={"origin": "http://testserver"}) as ws:
+        try:
+            ws.receive_bytes()
+            raise AssertionError("the test driver's VM has no screen to send")
+        except WebSocketDisconnect as closed:
+            assert closed.code == 1011, (closed.code, closed.reason)
+    try:
+        with anon.websocket_connect(screen, headers={"origin": "http://testserver"}) as ws:
+            ws.receive_bytes()
+        raise AssertionError("a spent ticket opened the screen")
+    except WebSocketDisconnect as refused:
+        assert refused.code == 1008 and "already used" in refused.reason
