@@ -299,6 +299,28 @@ def test_display_prints_a_link_that_opens_the_screen_once(added: Path, customer:
             browser.close()
 
 
+def test_hostview_through_the_server_shows_the_vms_own_process(added: Path, customer: dict[str, str],
+                                                                  host: Host) -> None:
+    """`vmdeck --remote srv hostview VM`: the local renderer's sections for the VM's QEMU (the same pid /proc
+    has on this machine), without the host's own facts, which are its administrator's."""
+    from vmdeck.vm.inventory import show_vm
+
+    pid = int(Path(f"/run/libvirt/qemu/{customer['vm']}.pid").read_text())
+    assert show_vm(host, customer["vm"]).state == "running"
+    as_json = vmdeck("--remote", "srv", "hostview", customer["vm"], "--json", config=added)
+    assert as_json.returncode == 0, as_json.stderr
+    snapshot = json.loads(as_json.stdout)
+    assert snapshot["host"] is None and snapshot["vms"][0]["process"]["pid"] == pid
+    assert {t["role"] for t in snapshot["vms"][0]["process"]["threads"]} >= {"vcpu"}
+    drawn = vmdeck("--remote", "srv", "hostview", customer["vm"], config=added)
+    assert drawn.returncode == 0, drawn.stderr
+    for section in ("Process", "Scheduling", "Memory", "Storage", "CPU mode"):
+        assert section in drawn.stdout, drawn.stdout
+    assert str(pid) in drawn.stdout and "THP" not in drawn.stdout and "/var/lib/" not in drawn.stdout
+    unknown = vmdeck("--remote", "srv", "hostview", f"{PREFIX}nobody", config=added)
+    assert unknown.returncode == 3, unknown.stderr
+
+
 def test_remote_list_imports_only_what_it_needs(added: Path) -> None:
     """The fast path of `vmdeck --remote R list`: Python, ssl, socket, json and vmdeck's small modules only."""
     probe = ("import json, sys\n"
