@@ -190,8 +190,20 @@ def test_backups_through_the_server(served: Served, added: Path, customer: dict[
     # The server's answer is the in-process result: the id root's listing shows, with the same message.
     listed_here = json.loads(here("backup", "list", vm, "--json").stdout)
     assert [b["id"] for b in listed_here] == [backup["id"]]
-    for args in (["backup", "list", vm], ["backup", "list", vm, "--json"]):
+    for args in (["backup", "list", vm], ["backup", "list", vm, "--json"], ["backup", "show", backup["id"]],
+                 ["backup", "show", backup["id"], "--json"], ["backup", "verify", backup["id"]],
+                 ["backup", "verify", backup["id"], "--json"]):
         _same(here(*args), there(*args), args)
+    # A schedule set through the server is root's to see, and removed the same way; prune keeps the one.
+    _same(here("backup", "schedule", vm, "--every", "6h", "--keep", "2"),
+          there("backup", "schedule", vm, "--every", "6h", "--keep", "2"), "schedule")
+    assert vm in here("backup", "schedules").stdout
+    removed_here = here("backup", "schedule", vm, "--remove")
+    assert vm not in here("backup", "schedules").stdout
+    here("backup", "schedule", vm, "--every", "6h", "--keep", "2")
+    _same(removed_here, there("backup", "schedule", vm, "--remove"), "unschedule")
+    _same(here("backup", "schedule", vm, "--remove"), there("backup", "schedule", vm, "--remove"), "no schedule")
+    _same(here("backup", "prune", vm, "--keep-last", "1"), there("backup", "prune", vm, "--keep-last", "1"), "prune")
     # Unknown: exit 3 both sides (root's message names the repository's folder, which a tenant is not told).
     unknown = ["backup", "restore", "nosuchbackup-1", "--as", f"{vm}-x"]
     assert here(*unknown).returncode == there(*unknown).returncode == 3
