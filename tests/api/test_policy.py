@@ -75,6 +75,7 @@ VM_REQUESTS = [
     ("vm.power", "POST", "/api/vms/{vm}/shutdown", {"timeout": 1, "force": True}),
     ("vm.power", "POST", "/api/vms/{vm}/poweroff", None),
     ("vm.console", "POST", "/api/vms/{vm}/console/ticket", {"kind": "vnc"}),
+    ("vm.console", "POST", "/api/vms/{vm}/console/link", None),
     ("vm.keys", "POST", "/api/vms/{vm}/keys", {"keys": ["enter"]}),
     ("vm.keys", "POST", "/api/vms/{vm}/type", {"text": "ls"}),
     ("vm.media", "POST", "/api/vms/{vm}/media", {"iso": "none.iso"}),

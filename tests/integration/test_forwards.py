@@ -257,3 +257,6 @@ def test_deleting_the_vm_removes_its_rules(world: World) -> None:
     assert "table ip vmdeck" not in rules and guest_ip not in rules
     assert world.route_localnet() == "0"  # its guard rule went with the table
     assert world.fetch(18080) == ""
+    # The address its first forward reserved is free again: no lease outlives the NIC it was for.
+    shown = json.loads(world.ok("network", "show", world.net, "--json"))
+    assert guest_ip not in [r["ip"] for r in shown["reservations"]]

@@ -190,8 +190,20 @@ def test_backups_through_the_server(served: Served, added: Path, customer: dict[
     # The server's answer is the in-process result: the id root's listing shows, with the same message.
     listed_here = json.loads(here("backup", "list", vm, "--json").stdout)
     assert [b["id"] for b in listed_here] == [backup["id"]]
-    for args in (["backup", "list", vm], ["backup", "list", vm, "--json"]):
+    for args in (["backup", "list", vm], ["backup", "list", vm, "--json"], ["backup", "show", backup["id"]],
+                 ["backup", "show", backup["id"], "--json"], ["backup", "verify", backup["id"]],
+                 ["backup", "verify", backup["id"], "--json"]):
         _same(here(*args), there(*args), args)
+    # A schedule set through the server is root's to see, and removed the same way; prune keeps the one.
+    _same(here("backup", "schedule", vm, "--every", "6h", "--keep", "2"),
+          there("backup", "schedule", vm, "--every", "6h", "--keep", "2"), "schedule")
+    assert vm in here("backup", "schedules").stdout
+    removed_here = here("backup", "schedule", vm, "--remove")
+    assert vm not in here("backup", "schedules").stdout
+    here("backup", "schedule", vm, "--every", "6h", "--keep", "2")
+    _same(removed_here, there("backup", "schedule", vm, "--remove"), "unschedule")
+    _same(here("backup", "schedule", vm, "--remove"), there("backup", "schedule", vm, "--remove"), "no schedule")
+    _same(here("backup", "prune", vm, "--keep-last", "1"), there("backup", "prune", vm, "--keep-last", "1"), "prune")
     # Unknown: exit 3 both sides (root's message names the repository's folder, which a tenant is not told).
     unknown = ["backup", "restore", "nosuchbackup-1", "--as", f"{vm}-x"]
     assert here(*unknown).returncode == there(*unknown).returncode == 3
@@ -255,6 +267,70 @@ def test_serial_console_through_the_server_reaches_the_guest(added: Path, custom
             _, status = os.waitpid(pid, 0)
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_display_prints_a_link_that_opens_the_screen_once(added: Path, customer: dict[str, str]) -> None:
+    """`vmdeck --remote srv display VM`: a URL a browser that never signed in opens once, showing the guest's
+    screen (the noVNC canvas draws it); the same URL again is refused in plain words."""
+    from playwright.sync_api import expect, sync_playwright
+
+    shown = vmdeck("--remote", "srv", "display", customer["vm"], config=added)
+    assert shown.returncode == 0, shown.stderr
+    url = shown.stdout.strip()
+    assert url.startswith("https://127.0.0.1:") and "/console/" in url, shown.stdout
+    assert "once" in shown.stderr
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                             args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            context = browser.new_context(ignore_https_errors=True, viewport={"width": 1100, "height": 800})
+            page = context.new_page()
+            page.goto(url)
+            expect(page.locator("#screen")).to_have_attribute("data-connected", "true", timeout=60_000)
+            canvas = page.locator("#screen canvas")
+            expect(canvas).to_be_visible()
+            # The guest's screen is drawn: its pixels are not all one colour.
+            colours = page.evaluate("""() => {
+                const c = document.querySelector('#screen canvas');
+                const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                const seen = new Set();
+                for (let i = 0; i < data.length && seen.size < 3; i += 4 * 97) {
+                  seen.add(data[i] * 65536 + data[i + 1] * 256 + data[i + 2]);
+                }
+                return seen.size;
+            }""")
+            assert colours > 1
+            page.screenshot(path=str(added / "display-link.png"))
+            # No session came with it: the VM list is not this page's to open.
+            assert context.request.get(url.split("/console/")[0] + "/api/vms").status == 401
+            again = context.new_page()
+            reply = again.goto(url)
+            assert reply is not None and reply.status == 403
+            expect(again.locator("#link-refused")).to_contain_text("already used")
+        finally:
+            browser.close()
+
+
+def test_hostview_through_the_server_shows_the_vms_own_process(added: Path, customer: dict[str, str],
+                                                                  host: Host) -> None:
+    """`vmdeck --remote srv hostview VM`: the local renderer's sections for the VM's QEMU (the same pid /proc
+    has on this machine), without the host's own facts, which are its administrator's."""
+    from vmdeck.vm.inventory import show_vm
+
+    pid = int(Path(f"/run/libvirt/qemu/{customer['vm']}.pid").read_text())
+    assert show_vm(host, customer["vm"]).state == "running"
+    as_json = vmdeck("--remote", "srv", "hostview", customer["vm"], "--json", config=added)
+    assert as_json.returncode == 0, as_json.stderr
+    snapshot = json.loads(as_json.stdout)
+    assert snapshot["host"] is None and snapshot["vms"][0]["process"]["pid"] == pid
+    assert {t["role"] for t in snapshot["vms"][0]["process"]["threads"]} >= {"vcpu"}
+    drawn = vmdeck("--remote", "srv", "hostview", customer["vm"], config=added)
+    assert drawn.returncode == 0, drawn.stderr
+    for section in ("Process", "Scheduling", "Memory", "Storage", "CPU mode"):
+        assert section in drawn.stdout, drawn.stdout
+    assert str(pid) in drawn.stdout and "THP" not in drawn.stdout and "/var/lib/" not in drawn.stdout
+    unknown = vmdeck("--remote", "srv", "hostview", f"{PREFIX}nobody", config=added)
+    assert unknown.returncode == 3, unknown.stderr
 
 
 def test_remote_list_imports_only_what_it_needs(added: Path) -> None:

@@ -32,6 +32,7 @@ from vmdeck.api import (
     templates,
     vms,
 )
+from vmdeck.api import console_link as console_link_api
 from vmdeck.api import forwards as forwards_api
 from vmdeck.api import host as host_api
 from vmdeck.api import imports as imports_api
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, *, host: Host | None = None) ->
     for module in (auth, vms, snapshots, templates, images, host_api, hosts, isos, devices, hostview, console, events,
                    projects, audit, metrics):
         app.include_router(module.router)
+    app.include_router(console_link_api.router)
     app.include_router(learn_api.router)
     app.include_router(networks_api.router)
     app.include_router(storage_api.router)

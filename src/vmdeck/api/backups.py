@@ -125,8 +125,9 @@ def backups_cancel(name: str, host: Host = Depends(request_host), actor: Actor =
 def backups_prune(name: str, body: PruneBackups, host: Host = Depends(request_host),
                   actor: Actor = Depends(request_actor), services: Services = Depends(request_services)
                   ) -> dict[str, Any]:
-    return asdict(backups.prune(services, actor, host, name, keep_last=body.keep_last, keep_daily=body.keep_daily,
-                                keep_weekly=body.keep_weekly))
+    report = backups.prune(services, actor, host, name, keep_last=body.keep_last, keep_daily=body.keep_daily,
+                           keep_weekly=body.keep_weekly)
+    return {**asdict(report), "message": report.message}  # what `vmdeck backup prune` prints
 
 
 @router.put("/api/vms/{name}/backups/schedule")

@@ -38,7 +38,7 @@ from vmdeck.host.connection import Host
 from vmdeck.store.accounts import Principal
 from vmdeck.vm.state import current_state
 
-__all__ = ["router", "vnc_target", "SerialBuffer", "admit", "bridge_stream", "watch_rights"]
+__all__ = ["router", "vnc_target", "SerialBuffer", "admit", "bridge_stream", "watch_rights", "serve_vnc"]
 
 router = APIRouter(tags=["console"])
 log = logging.getLogger("vmdeck.api.console")
@@ -130,6 +130,12 @@ async def vnc_proxy(websocket: WebSocket, name: str) -> None:
     """
     if not await _admit(websocket, name, "vnc"):
         return
+    await serve_vnc(websocket, name, _watch(websocket))
+
+
+async def serve_vnc(websocket: WebSocket, name: str, watch: Watch) -> None:
+    """An admitted websocket to the VM's screen until either end leaves or `watch` says access is gone
+    (the ticket route's and a console link's, vmdeck.api.console_link)."""
     ctx: AppContext = websocket.app.state.ctx
     try:
         kind, address, port = await anyio.to_thread.run_sync(lambda: vnc_target(vm_host_of(ctx, name), name))
@@ -137,7 +143,6 @@ async def vnc_proxy(websocket: WebSocket, name: str) -> None:
         await _not_opened(websocket, "console", name, error.message, _subprotocol(websocket))
         return
     await websocket.accept(subprotocol=_subprotocol(websocket))
-    watch = _watch(websocket)
     try:
         if kind == "ws":
             # QEMU's websocket server speaks the "binary" subprotocol, as noVNC does.

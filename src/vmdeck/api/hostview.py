@@ -86,7 +86,8 @@ def vm_hostview(name: str, request: Request, host: Host = Depends(request_host),
     # its host folders cut on the way out, as every answer's (vmdeck.api.hostpaths).
     pid = (vm.get("process") or {}).get("pid")
     cmdline = cmdline_options(qemu_cmdline(pid)) if pid else []
-    return {**chart_view(vm), "cmdline": cmdline, "detail": vm, "host": snapshot["host"] if whole_host else None}
+    return {**chart_view(vm), "cmdline": cmdline, "detail": vm, "host": snapshot["host"] if whole_host else None,
+            "collect_ms": snapshot["collect_ms"], "taken_at_epoch_s": snapshot["taken_at_epoch_s"]}
 
 
 @router.get("/api/hostview")

@@ -76,6 +76,8 @@ POLICY: dict[str, Rule] = {
     "api.docs": Rule("signed-in", routes=("GET /docs",)),  # the REST API's reference page
     "site.icon": Rule("public", routes=("GET /favicon.ico",)),
     "site.words": Rule("public", routes=("GET /i18n/{lang}.json",)),  # the pages' message catalogs
+    # A console link's page and screen: the link's own bearer ticket is the credential (vmdeck.api.console_link).
+    "console.link": Rule("public", routes=("GET /console/{link}", "WS /console-link/{name}/vnc")),
     "project.list": Rule("signed-in", routes=("GET /api/projects",)),
     "project.show": Rule("viewer", "project", routes=("GET /api/projects/{project}",)),
     "vm.list": Rule("signed-in", routes=("GET /api/vms", "GET /", "WS /api/events")),
@@ -100,6 +102,7 @@ POLICY: dict[str, Rule] = {
     # --- operating -----------------------------------------------------------------------------------
     "vm.power": Rule("operator", "vm", routes=tuple(f"POST /api/vms/{{name}}/{verb}" for verb in POWER_VERBS)),
     "vm.console": Rule("operator", "vm", routes=("POST /api/vms/{name}/console/ticket",
+                                                 "POST /api/vms/{name}/console/link",  # a one-time browser URL
                                                  "WS /api/vms/{name}/console/vnc", "WS /api/vms/{name}/console/serial")),
     "vm.ssh": Rule("operator", "vm", routes=("WS /api/vms/{name}/ssh",)),  # the tunnel to its SSH forward
     "vm.keys": Rule("operator", "vm", routes=("POST /api/vms/{name}/keys", "POST /api/vms/{name}/type")),

@@ -42,7 +42,7 @@ Allowed = Callable[[Principal], bool]
 
 @dataclass(eq=False)
 class _Held:
-    credential: tuple[str, str]  # ("token" | "session", secret)
+    credential: tuple[str, str]  # ("token" | "session", secret), or ("reference", vmdeck.store.accounts' reference)
     allowed: Allowed
     loop: asyncio.AbstractEventLoop
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -71,8 +71,11 @@ class SocketGuard:
 
     def _still_allowed(self, entry: _Held) -> bool:
         kind, secret = entry.credential
-        principal = (self.accounts.from_token(secret, fresh=True) if kind == "token"
-                     else self.accounts.from_session(secret, fresh=True))
+        if kind == "reference":  # a console opened from a link: the credential that asked for the link
+            principal = self.accounts.by_reference(secret)
+        else:
+            principal = (self.accounts.from_token(secret, fresh=True) if kind == "token"
+                         else self.accounts.from_session(secret, fresh=True))
         return principal is not None and entry.allowed(principal)
 
     async def watch(self, credential: tuple[str, str], allowed: Allowed) -> None:
@@ -129,13 +132,15 @@ class Watch:
     """One socket's watch, run as one more pump beside the socket's own: it returns (and sets `revoked`)
     when the caller lost access, so the pumps stop and the handler closes with `close_code`."""
 
-    def __init__(self, websocket: WebSocket, allowed: Allowed) -> None:
+    def __init__(self, websocket: WebSocket, allowed: Allowed, reference: str | None = None) -> None:
         self.websocket = websocket
         self.allowed = allowed
         self.revoked = False
+        # A console opened from a link has no credential of its own: the one that asked for the link.
+        self.reference = reference
 
     async def __call__(self) -> None:
-        credential = _credential(self.websocket)
+        credential = ("reference", self.reference) if self.reference else _credential(self.websocket)
         if credential is None:
             await anyio.sleep_forever()  # root on the local socket: nothing to revoke
         else:

@@ -27,9 +27,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from vmdeck.api.errors import Forbidden
 from vmdeck.store.db import ConsoleTicket
 
-__all__ = ["Ticket", "TicketBook", "KINDS"]
+__all__ = ["Ticket", "TicketBook", "KINDS", "LINK_KINDS"]
 
 KINDS = ("vnc", "serial", "ssh")  # ssh: the tunnel of vmdeck.api.ssh_tunnel
+# A console link (vmdeck.api.console_link): the link itself, then the screen it opens. Bearer tickets: who
+# holds one may use it once, signed in or not; they are never issued by the ticket route.
+LINK_KINDS = ("link", "vnc-link")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Ticket:
     vm: str
     kind: str
     expires: float
+    credential: str | None = None  # a link's: what asked for it (vmdeck.store.accounts.credential_reference)
 
 
 def _digest(value: str) -> str:
@@ -55,15 +59,17 @@ class TicketBook:
         self._tickets: dict[str, Ticket] = {}
         self._lock = threading.Lock()
 
-    def issue(self, user_id: int, vm: str, kind: str) -> Ticket:
+    def issue(self, user_id: int, vm: str, kind: str, *, ttl: float | None = None,
+              credential: str | None = None) -> Ticket:
         now = self.clock()
-        ticket = Ticket(secrets.token_urlsafe(32), user_id, vm, kind, now + self.ttl)
+        ticket = Ticket(secrets.token_urlsafe(32), user_id, vm, kind, now + (self.ttl if ttl is None else ttl),
+                        credential)
         if self.db is not None:
             with self.db.begin() as s:
                 # Drop the expired ones here, so the table never grows with tickets nobody redeemed.
                 s.execute(delete(ConsoleTicket).where(ConsoleTicket.expires_at < now))
                 s.add(ConsoleTicket(digest=_digest(ticket.value), user_id=user_id, vm=vm, kind=kind,
-                                    expires_at=ticket.expires))
+                                    expires_at=ticket.expires, credential=credential))
             return ticket
         with self._lock:
             for value in [v for v, t in self._tickets.items() if t.expires < now]:
@@ -79,8 +85,24 @@ class TicketBook:
         with self.db.begin() as s:
             row = s.execute(delete(ConsoleTicket).where(ConsoleTicket.digest == _digest(value))
                             .returning(ConsoleTicket.user_id, ConsoleTicket.vm, ConsoleTicket.kind,
-                                       ConsoleTicket.expires_at)).first()
-        return None if row is None else Ticket(value, int(row[0]), str(row[1]), str(row[2]), float(row[3]))
+                                       ConsoleTicket.expires_at, ConsoleTicket.credential)).first()
+        return None if row is None else Ticket(value, int(row[0]), str(row[1]), str(row[2]), float(row[3]), row[4])
+
+    def redeem_bearer(self, value: str | None, kind: str, vm: str | None = None) -> Ticket:
+        """A link's ticket (LINK_KINDS), removed from the book: the ticket is the credential, so no user is
+        checked here; Forbidden saying why when it does not fit."""
+        if kind not in LINK_KINDS:
+            raise Forbidden(f"a {kind} ticket is not a bearer ticket")
+        if not value:
+            raise Forbidden("this link is incomplete")
+        ticket = self._take(value)
+        if ticket is None:
+            raise Forbidden("this link is unknown or was already used: ask for a new one")
+        if ticket.expires < self.clock():
+            raise Forbidden("this link expired: ask for a new one")
+        if ticket.kind != kind or (vm is not None and ticket.vm != vm):
+            raise Forbidden("this link is for another console")
+        return ticket
 
     def redeem(self, value: str | None, user_id: int | None, vm: str, kind: str) -> Ticket:
         """The ticket, removed from the book (single use); Forbidden saying why when it does not fit."""

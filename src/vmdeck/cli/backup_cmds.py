@@ -87,7 +87,11 @@ def show(
     """One backup: its files, chain and why it is full or incremental."""
     from vmdeck.vm.backup_ops import show_backup
 
-    data = show_backup(backup_id, repo=repo)
+    render_backup(show_backup(backup_id, repo=repo), as_json)
+
+
+def render_backup(data: dict[str, Any], as_json: bool) -> None:
+    """One backup as `backup show` prints it (in-process and through a remote)."""
     if as_json:
         print_json(data)
         return
@@ -107,18 +111,25 @@ def verify(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Check the sha256 of every file and manifest the backup needs; exit 4 when anything is damaged."""
-    from vmdeck.errors import Conflict
     from vmdeck.vm.backup_ops import verify_backup
 
     report = verify_backup(backup_id, repo=repo)
+    render_verify({"backup": report.backup, "ok": report.ok, "checked": report.checked, "problems": report.problems},
+                  report.message, as_json)
+
+
+def render_verify(found: dict[str, Any], message: str, as_json: bool) -> None:
+    """A verification as `backup verify` reports it (in-process and through a remote): exit 4 when damaged."""
+    from vmdeck.errors import Conflict
+
     if as_json:
-        print_json({"backup": report.backup, "ok": report.ok, "checked": report.checked, "problems": report.problems})
-        if not report.ok:
+        print_json(found)
+        if not found["ok"]:
             raise typer.Exit(Conflict.exit_code)
         return
-    if not report.ok:
-        raise Conflict(report.message)
-    out.print(report.message, markup=False)
+    if not found["ok"]:
+        raise Conflict(message)
+    out.print(message, markup=False)
 
 
 @backup_app.command("restore")
@@ -198,7 +209,11 @@ def schedule(
         raise InvalidInput("say --every (e.g. 6h or daily) and --keep N")
     made = backups.schedule(*_cases(ctx, f"backup schedule {name}"), name, every=every, keep_last=keep,
                             keep_daily=keep_daily, keep_weekly=keep_weekly, repo=repo)
-    out.print(f"{name}: backed up every {every}, keeping the newest {made.keep_last}"
+    render_schedule(name, every, made.keep_last, keep_daily, keep_weekly)
+
+
+def render_schedule(name: str, every: str, keep_last: int, keep_daily: int, keep_weekly: int) -> None:
+    out.print(f"{name}: backed up every {every}, keeping the newest {keep_last}"
               + (f", {keep_daily} daily" if keep_daily else "") + (f", {keep_weekly} weekly" if keep_weekly else ""),
               markup=False)
 

@@ -148,6 +148,8 @@ def _memory(vm: VmHostView, snap: Snapshot, history: History | None) -> list[Ren
                       f"({_pct(m.guest_ram_touched_pct)}), {_mib(m.guest_ram_huge_kib)} in transparent hugepages")
     if m.tcg_code_cache_rss_kib:
         table.add_row("TCG code cache", f"{_mib(m.tcg_code_cache_rss_kib)} resident (translated guest code)")
+    if snap.host is None:  # a tenant's view through a server: the host is its administrator's business
+        return [Text("Memory", style="bold underline"), table]
     h = snap.host.memory
     table.add_row("host", f"THP {h.thp_mode}; hugetlb pages {h.hugepages_free}/{h.hugepages_total} free "
                   f"({h.hugepage_size_kib} KiB); KSM {'on' if h.ksm_running else 'off'} "

@@ -248,6 +248,64 @@ def backup_restore(backup_id: str = typer.Argument(..., metavar="ID", help="The 
                         _drop_none({"as_name": as_name, "force": force})), as_json)
 
 
+@backup_app.command("show")
+def backup_show(backup_id: str = typer.Argument(..., metavar="ID", help="The backup."), as_json: bool = _JSON) -> None:
+    """One backup: its files, chain and why it is full or incremental."""
+    from vmdeck.cli.backup_cmds import render_backup
+
+    render_backup(_api().request("GET", f"/api/backups/{quote(backup_id, safe='')}"), as_json)
+
+
+@backup_app.command("verify")
+def backup_verify(backup_id: str = typer.Argument(..., metavar="ID", help="The backup (and those it builds on)."),
+                  as_json: bool = _JSON) -> None:
+    """Check the sha256 of every file and manifest the backup needs; exit 4 when anything is damaged."""
+    from vmdeck.cli.backup_cmds import render_verify
+
+    api = _api()
+    api.timeout = 6 * 3600.0  # every byte of the chain is read
+    found = api.request("POST", f"/api/backups/{quote(backup_id, safe='')}/verify")
+    message = found.pop("message")
+    render_verify(found, message, as_json)
+
+
+@backup_app.command("prune")
+def backup_prune(name: str = typer.Argument(..., help="The VM whose backups to prune."),
+                 keep_last: int = typer.Option(..., "--keep-last", help="Keep the newest N backups."),
+                 keep_daily: int = typer.Option(0, "--keep-daily", help="Also keep the newest of each of the last D days."),
+                 keep_weekly: int = typer.Option(0, "--keep-weekly", help="Also keep the newest of each of the last W weeks."),
+                 as_json: bool = _JSON) -> None:
+    """Remove old backups; a kept incremental whose ancestors go is made self-contained first."""
+    api = _api()
+    api.timeout = 6 * 3600.0
+    report = api.request("POST", _vm(name, "backups", "prune"),
+                         {"keep_last": keep_last, "keep_daily": keep_daily, "keep_weekly": keep_weekly})
+    message = report.pop("message")  # the in-process --json is the report's fields
+    print_json(report) if as_json else out.print(message, markup=False)
+
+
+@backup_app.command("schedule")
+def backup_schedule(name: str = typer.Argument(..., help="The VM."),
+                    every: str = typer.Option(None, "--every", help="How often: 30m, 6h, 2d, hourly, daily, weekly."),
+                    keep: int = typer.Option(None, "--keep", "--keep-last", help="Keep the newest N backups."),
+                    keep_daily: int = typer.Option(0, "--keep-daily", help="Also keep the newest of each of the last D days."),
+                    keep_weekly: int = typer.Option(0, "--keep-weekly", help="Also keep the newest of each of the last W weeks."),
+                    remove: bool = typer.Option(False, "--remove", help="Remove the VM's schedule.")) -> None:
+    """Back a VM up on a schedule, run by the server."""
+    from vmdeck.cli.backup_cmds import render_schedule
+    from vmdeck.errors import InvalidInput
+
+    if remove:
+        _api().request("DELETE", _vm(name, "backups", "schedule"))
+        out.print(f"{name}: backup schedule removed", markup=False)
+        return
+    if every is None or keep is None:
+        raise InvalidInput("say --every (e.g. 6h or daily) and --keep N")
+    made = _api().request("PUT", _vm(name, "backups", "schedule"), {"every": every, "keep_last": keep,
+                                                                "keep_daily": keep_daily, "keep_weekly": keep_weekly})
+    render_schedule(name, every, made["keep_last"], keep_daily, keep_weekly)
+
+
 def register(app: typer.Typer) -> None:
     app.command("set")(set_)
     app.add_typer(cdrom_app, name="cdrom")

@@ -177,6 +177,36 @@ def guest_info(name: str, as_json: bool = typer.Option(False, "--json")) -> None
 
 
 @app.command()
+def hostview(name: str, as_json: bool = typer.Option(False, "--json",
+                                                     help="Print the snapshot as JSON (units in the field names).")
+             ) -> None:
+    """How the VM looks from the server's host: QEMU process and threads, scheduling, memory, storage, CPU mode
+    (the host's own facts are its administrator's: a customer's view leaves them out)."""
+    from vmdeck.cli.hostview_cmds import render_vm
+    from vmdeck.hostview.collect import Snapshot
+
+    reply = _api().request("GET", f"{_vm(name)}/hostview")
+    snapshot = {"taken_at_epoch_s": reply["taken_at_epoch_s"], "collect_ms": reply["collect_ms"],
+                "host": reply["host"], "vms": [reply["detail"]]}
+    if as_json:  # the shape of `vmdeck hostview NAME --json` on the host
+        print_json(snapshot)
+        return
+    shown = Snapshot.from_dict(snapshot)
+    out.print(render_vm(shown.vms[0], shown))
+
+
+@app.command()
+def display(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """A one-time URL of the VM's screen in a browser (it opens the console once, within two minutes)."""
+    reply = _api().request("POST", f"{_vm(name)}/console/link")
+    if as_json:
+        print_json(reply)
+        return
+    out.print(reply["url"], markup=False, highlight=False, soft_wrap=True)
+    info(f"opens {name}'s screen once, within {int(reply['expires_in'])} s; it signs nobody in")
+
+
+@app.command()
 def console(name: str, force: bool = typer.Option(False, "--force", help="Take the console over from another client.")) -> None:
     """Attach to the VM's serial console through the server (Ctrl+] leaves)."""
     from vmdeck.cli.remote_socket import attach_terminal, open_console

@@ -12,16 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import termios
 import threading
-import tty
-from collections.abc import Iterator
 from urllib.parse import quote
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from vmdeck.cli.remote_client import NotAllowed, RemoteClient, open_pinned
+from vmdeck.console.terminal import ESCAPE, raw_terminal
 from vmdeck.errors import HostError
 
 __all__ = ["open_console", "attach_terminal", "ESCAPE"]
@@ -49,7 +47,6 @@ def open_console(client: RemoteClient, name: str, kind: str) -> ClientConnection
         raise HostError(f"no {kind} console of {name} from the server at {client.url}: {err}") from err
 
 
-ESCAPE = b"\x1d"  # Ctrl+], as vmdeck.console.serial (and virsh console, telnet) leave
 
 
 def attach_terminal(ws: ClientConnection, infd: int, outfd: int) -> str:
@@ -68,7 +65,7 @@ def attach_terminal(ws: ClientConnection, infd: int, outfd: int) -> str:
         done.set()
 
     threading.Thread(target=down, daemon=True).start()
-    with _raw_terminal(infd):
+    with raw_terminal(infd):
         while not done.is_set():
             if not select.select([infd], [], [], 0.2)[0]:
                 continue
@@ -91,15 +88,3 @@ def attach_terminal(ws: ClientConnection, infd: int, outfd: int) -> str:
     return reasons[0]
 
 
-@contextlib.contextmanager
-def _raw_terminal(fd: int) -> Iterator[None]:
-    # As vmdeck.console.serial's (which imports libvirt: a customer's machine need not have it).
-    if not os.isatty(fd):
-        yield
-        return
-    saved = termios.tcgetattr(fd)
-    try:
-        tty.setraw(fd)
-        yield
-    finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)

@@ -16,7 +16,8 @@ __all__ = ["split_remote"]
 # Also in vmdeck.cli.remote_run (which imports typer): tests/unit/test_remote_cli.py keeps them equal.
 REMOTE_COMMANDS = frozenset({"list", "show", "create", "start", "shutdown", "poweroff", "reboot", "reset", "pause",
                              "resume", "delete", "exec", "screenshot", "guest-info", "token", "console", "ssh",
-                             "set", "cdrom", "disk", "nic", "snapshot", "clone", "send-keys", "type", "backup"})
+                             "set", "cdrom", "disk", "nic", "snapshot", "clone", "send-keys", "type", "backup",
+                             "display", "hostview"})
 _LOCAL_ONLY_OK = frozenset({"remote", "--help", "-h", "--version", "-V"})
 _PREFIXED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,62}):([A-Za-z0-9].*)$")
 

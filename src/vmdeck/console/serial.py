@@ -12,11 +12,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import termios
 import threading
-import tty
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
+from vmdeck.console.terminal import ESCAPE, raw_terminal
 from vmdeck.errors import HostError, StateError, VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.host.events import ensure_event_loop
@@ -25,7 +24,6 @@ from vmdeck.vm.state import current_state
 
 __all__ = ["attach_console", "ESCAPE", "SerialStream"]
 
-ESCAPE = b"\x1d"  # Ctrl+]
 _CHUNK = 1 << 16
 
 
@@ -108,19 +106,6 @@ class _Session:
                 self.stream.send(data)
 
 
-@contextlib.contextmanager
-def _raw_terminal(fd: int) -> Iterator[None]:
-    if not os.isatty(fd):
-        yield
-        return
-    saved = termios.tcgetattr(fd)
-    try:
-        tty.setraw(fd)
-        yield
-    finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-
-
 def attach_console(host: Host, name: str, *, infd: int | None = None, outfd: int | None = None,
                    announce: Callable[[str], None] = lambda _m: None, force: bool = False) -> str:
     """Connect the terminal to VM `name`'s serial console until Ctrl+] or the VM stops; returns why it ended."""
@@ -140,7 +125,7 @@ def attach_console(host: Host, name: str, *, infd: int | None = None, outfd: int
         session = _Session(outfd)
         session.stream = SerialStream(conn, name, session.on_data, force=force)
         announce(f"connected to {name}'s serial console (Ctrl+] leaves)")
-        with _raw_terminal(infd):
+        with raw_terminal(infd):
             watch = add_fd_watch(infd, session.on_stdin)
             try:
                 session.done.wait()

@@ -11,9 +11,12 @@ keeps its previous readings, so one slow VM never stalls the view.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +103,7 @@ class HostSummary:
 class Snapshot:
     taken_at_epoch_s: float
     collect_ms: float
-    host: HostSummary
+    host: HostSummary | None  # None: a tenant's view through a server (the host's facts are its administrator's)
     vms: list[VmHostView]
 
     def vm(self, name: str) -> VmHostView:
@@ -121,6 +124,34 @@ class Snapshot:
             return value
         data: dict[str, Any] = plain(self)
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Snapshot:
+        """The snapshot `to_dict` gave (through JSON: a server's host view, read by `vmdeck --remote R
+        hostview`), so the same renderer draws it."""
+        made: Snapshot = _from_plain(cls, data)
+        return made
+
+
+def _from_plain(kind: Any, value: Any) -> Any:
+    """`value` (plain JSON) as an instance of the annotated type `kind`: dataclasses field by field (fields
+    a newer server adds are left out), Optional, lists, tuples and dicts (JSON's string keys converted)."""
+    if value is None:
+        return None
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        return _from_plain(next(a for a in typing.get_args(kind) if a is not type(None)), value)
+    if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+        hints = typing.get_type_hints(kind)
+        return kind(**{f.name: _from_plain(hints[f.name], value[f.name]) for f in dataclasses.fields(kind)
+                       if f.init and f.name in value})
+    if origin in (list, tuple):
+        items = [_from_plain(typing.get_args(kind)[0], item) for item in value]
+        return items if origin is list else tuple(items)
+    if origin is dict:
+        key_type, value_type = typing.get_args(kind)
+        return {key_type(k): _from_plain(value_type, v) for k, v in value.items()}
+    return value
 
 
 class Collector:

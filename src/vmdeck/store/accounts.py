@@ -18,19 +18,29 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vmdeck.errors import Conflict, InvalidInput, NotFound
 from vmdeck.store.db import ApiToken, Membership, Project, User, WebSession, affected, utcnow
 from vmdeck.store.tenancy import ROLES, check_role, role_rank
 
-__all__ = ["Principal", "Accounts", "TOKEN_SCOPES", "ensure_admin", "token_digest"]
+__all__ = ["Principal", "Accounts", "TOKEN_SCOPES", "ensure_admin", "token_digest", "credential_reference"]
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "vmd_"
 # Scopes a token may be limited to (migration 0011); vmdeck.api.policy.SCOPES says what each allows.
 TOKEN_SCOPES = ("metrics",)
+
+
+def credential_reference(principal: Principal) -> str | None:
+    """What names the caller's credential without being it ("token:ID", "session:DIGEST"), for
+    Accounts.by_reference; None for a caller with neither (root on the local socket)."""
+    if principal.via == "token" and principal.token_id is not None:
+        return f"token:{principal.token_id}"
+    if principal.via == "session" and principal.session_digest:
+        return f"session:{principal.session_digest}"
+    return None
 
 
 def token_digest(token: str) -> str:
@@ -228,7 +238,20 @@ class Accounts:
     def from_session(self, cookie: str, *, fresh: bool = False) -> Principal | None:
         """The session's caller; `fresh`: read the database even when remembered (a re-check)."""
         digest = token_digest(cookie)
+        return self._caller(digest, fresh, self._session_reader(digest))
 
+    def by_reference(self, reference: str) -> Principal | None:
+        """The caller a credential reference (`credential_reference`) stands for now, read afresh: the re-check
+        of a console opened from a link, which carries no credential of its own. None: revoked, lapsed,
+        signed out or disabled."""
+        kind, _, key = reference.partition(":")
+        if kind == "token" and key.isdigit():
+            return self._caller(reference, True, self._token_reader(ApiToken.id == int(key)))
+        if kind == "session" and key:
+            return self._caller(key, True, self._session_reader(key))
+        return None
+
+    def _session_reader(self, digest: str) -> Callable[[Session], tuple[Principal, dt.datetime | None] | None]:
         def read(s: Session) -> tuple[Principal, dt.datetime | None] | None:
             row = s.execute(select(WebSession, User).join(User, User.id == WebSession.user_id)
                             .where(WebSession.token_hash == digest)).first()
@@ -240,7 +263,7 @@ class Accounts:
             return Principal(user.id, user.username, user.is_admin, "session", web_session.csrf_token,
                              _roles(s, user.id), session_digest=digest), web_session.expires_at
 
-        return self._caller(digest, fresh, read)
+        return read
 
     def sign_out(self, cookie: str) -> None:
         with self.db.begin() as s:
@@ -313,10 +336,23 @@ class Accounts:
     def from_token(self, token: str, *, fresh: bool = False) -> Principal | None:
         """The token's caller; `fresh`: read the database even when remembered (a re-check)."""
         digest = token_digest(token)
+        principal = self._caller(digest, fresh, self._token_reader(ApiToken.token_hash == digest))
+        if principal is None:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            due = now - self._touched.get(digest, -_TOUCH_S) >= _TOUCH_S
+            if due:
+                self._touched[digest] = now
+        if due:
+            with self.db.begin() as s:
+                s.execute(update(ApiToken).where(ApiToken.token_hash == digest).values(last_used_at=utcnow()))
+        return principal
 
+    def _token_reader(self, which: ColumnElement[bool]
+                      ) -> Callable[[Session], tuple[Principal, dt.datetime | None] | None]:
         def read(s: Session) -> tuple[Principal, dt.datetime | None] | None:
-            row = s.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
-                            .where(ApiToken.token_hash == digest)).first()
+            row = s.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id).where(which)).first()
             if row is None:
                 return None
             api_token, user = row
@@ -331,18 +367,7 @@ class Accounts:
                              token_scopes=tuple(api_token.scopes.split(",")) if api_token.scopes else None
                              ), api_token.expires_at
 
-        principal = self._caller(digest, fresh, read)
-        if principal is None:
-            return None
-        now = time.monotonic()
-        with self._lock:
-            due = now - self._touched.get(digest, -_TOUCH_S) >= _TOUCH_S
-            if due:
-                self._touched[digest] = now
-        if due:
-            with self.db.begin() as s:
-                s.execute(update(ApiToken).where(ApiToken.token_hash == digest).values(last_used_at=utcnow()))
-        return principal
+        return read
 
     def list_tokens(self, user_id: int, *, only_id: int | None = None) -> list[dict[str, object]]:
         """The user's tokens; `only_id`: just that one (what a token sees of its owner's tokens: itself)."""

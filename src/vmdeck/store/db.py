@@ -249,6 +249,8 @@ class ConsoleTicket(Base):
     vm: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(16))
     expires_at: Mapped[float] = mapped_column(Float, index=True)
+    # A console link's: the credential that asked for it, by reference (vmdeck.store.accounts.by_reference).
+    credential: Mapped[str | None] = mapped_column(String(80), nullable=True)
 
 
 class TaskRow(Base):
@@ -295,7 +297,7 @@ class PortForward(Base):
 # The newest migration's revision. A database already there needs no Alembic at all: importing it and
 # reading the migration scripts took a third of a second from every `vmdeck create` (docs/PERFORMANCE.md).
 # tests/unit/test_db_head.py checks it against the migrations folder.
-HEAD_REVISION = "0014"
+HEAD_REVISION = "0015"
 
 _SCHEMES = "a file path, sqlite:///PATH or postgresql://USER@HOST/DATABASE"
 _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")

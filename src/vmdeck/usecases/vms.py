@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vmdeck.errors import Conflict, NotFound
+from vmdeck.errors import Conflict, NotFound, VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.store.quota import Demand, reserve
 from vmdeck.store.tenancy import DEFAULT_PROJECT
@@ -160,10 +160,15 @@ def delete(svc: Services, actor: Actor, host: Host, name: str, *, force: bool = 
     project = project_of_vm(svc, actor, "vm.delete", host, name)
     with audited(svc, actor, "vm.delete", project, name):
         authorize(actor, "vm.delete", project)
-        removed = lifecycle.delete(host, name, force=force, keep_disks=keep_disks, progress=progress)
         from vmdeck.usecases.forwards import vm_deleted
+        from vmdeck.vm.networks import release_reservations, reservations_of
 
+        leases = []  # its static DHCP leases, named by MACs that are about to go (none readable: none released)
+        with contextlib.suppress(VmdeckError):
+            leases = reservations_of(host, name)
+        removed = lifecycle.delete(host, name, force=force, keep_disks=keep_disks, progress=progress)
         vm_deleted(svc, host, name)  # its port forwards and their rules go with it
+        release_reservations(host, leases)
     return removed
 
 

@@ -47,7 +47,7 @@ from vmdeck.vm.host_files import download_file, volume_format
 from vmdeck.vm.project import domain_project
 from vmdeck.vm.seeds import is_seed
 from vmdeck.vm.snapshot_ops import config_xml
-from vmdeck.vm.state import ACTIVE_STATES, LIVE_STATES, VmState, current_state
+from vmdeck.vm.state import VmState, current_state
 
 __all__ = ["BackupResult", "create_backup", "settle_partial", "estimate_bytes", "Progress", "BytesProgress",
            "CHECKPOINT_PREFIX"]
@@ -287,10 +287,10 @@ def estimate_bytes(host: Host, name: str, *, repo: str | Path | None = None) -> 
     allocated byte of its disks' chains."""
     dom = host.lookup(name)
     state = current_state(dom)
-    view = parse_domain(dom.xml() if state in LIVE_STATES else config_xml(dom))
+    view = parse_domain(dom.xml() if state.live else config_xml(dom))
     disks, _skipped = _disks(view.disks)
     last = Repository(repo).latest(name)
-    if state in LIVE_STATES and last is not None and last.checkpoint:
+    if state.live and last is not None and last.checkpoint:
         parent, _why = _decide(dom, dom.uuid(), disks, last, False, dom.checkpoint_names(), host.uri)
         if parent is not None and parent.checkpoint:
             with contextlib.suppress(VmdeckError):
@@ -309,14 +309,14 @@ def create_backup(host: Host, name: str, *, repo: str | Path | None = None, full
     repository = Repository(repo)
     dom = host.lookup(name)
     state = current_state(dom)
-    if state not in LIVE_STATES and state != "shut off":
+    if not state.may_back_up:
         raise StateError(name, state, "running, paused or shut off", "back up")
-    if quiesce and state not in LIVE_STATES:
+    if quiesce and not state.live:
         raise StateError(name, state, "running", "back up with --quiesce")
     config = config_xml(dom)
     uuid = dom.uuid()
     project = domain_project(dom)
-    view = parse_domain(dom.xml() if state in LIVE_STATES else config)
+    view = parse_domain(dom.xml() if state.live else config)
     disks, skipped = _disks(view.disks)
     if not disks:
         raise InvalidInput(f"VM {name!r} has no writable disk to back up")
@@ -419,7 +419,7 @@ def _off_again(dom: Domain, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         state = current_state(dom)
-        if state not in ACTIVE_STATES or time.monotonic() > deadline:
+        if not state.active or time.monotonic() > deadline:
             return
         with contextlib.suppress(VmdeckError):
             dom.poweroff()

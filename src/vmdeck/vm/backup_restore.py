@@ -42,7 +42,7 @@ from vmdeck.storage.pool import delete_volume, ensure_pool, refresh_pool
 from vmdeck.vm.backup_tpm import restore_tpm_state
 from vmdeck.vm.host_files import delete_in_folder, upload_file, upload_into_folder
 from vmdeck.vm.seeds import reissue_seed
-from vmdeck.vm.state import LIVE_STATES, current_state
+from vmdeck.vm.state import current_state
 
 __all__ = ["RestoreResult", "restore_backup", "qemu_img_convert"]
 
@@ -174,7 +174,7 @@ def restore_backup(host: Host, backup_id: str, *, repo: str | Path | None = None
             raise Conflict(f"a VM named {vm!r} already exists: pick another --as, or restore in place")
     elif host.exists(vm):
         state = current_state(host.lookup(vm))
-        if state in LIVE_STATES and not force:
+        if state.live and not force:
             raise StateError(vm, state, "shut off (or use --force, which powers it off and replaces it)",
                              "restore a backup over")
     replaced = False

@@ -38,7 +38,7 @@ from vmdeck.host.connection import Host
 from vmdeck.paths import pool_dir
 from vmdeck.spec.models import check_name
 from vmdeck.storage.images import create_overlay
-from vmdeck.storage.pool import delete_volume, ensure_pool
+from vmdeck.storage.pool import delete_volume, ensure_pool, refresh_pool
 from vmdeck.vm.seeds import is_seed, reissue_seed
 from vmdeck.vm.snapshot_ops import config_xml, create_snapshot
 from vmdeck.vm.state import current_state
@@ -83,7 +83,7 @@ def _copy_volume(host: Host, source: str, name: str, progress: Progress) -> str:
 def _reissue_seed(host: Host, new: str, seed: str) -> str:
     """A copy of a NoCloud seed with a new instance-id, in vmdeck's pool: cloud-init runs again in the clone."""
     out = reissue_seed(seed, new, pool_dir() / f"{new}-seed.iso")
-    ensure_pool(host).refresh()
+    refresh_pool(ensure_pool(host))  # retries while another client's volume job runs
     return str(out)
 
 

@@ -11,6 +11,7 @@ with another MAC or IP than its own is dropped (no spoofing of neighbours).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import subprocess
@@ -152,6 +153,26 @@ def reserve(host: Host, network: str, vm: str, ip: str | None = None, *, project
     net = host.conn.network(network)
     net.add_dhcp_host(reservation_xml(reservation), live=net.is_active())
     return reservation
+
+
+def reservations_of(host: Host, vm: str) -> list[tuple[str, Reservation]]:
+    """(network, reservation) of every static DHCP lease a vmdeck network holds for VM `vm`'s NICs (by MAC):
+    read before the VM is deleted, released after (release_reservations), so no lease outlives its NIC."""
+    dom = host.lookup(vm)
+    xml = dom.xml(inactive=True) if dom.is_persistent() else dom.xml()
+    held: list[tuple[str, Reservation]] = []
+    for name in vmdeck_networks(host, nic_networks(xml)):
+        macs = {m.lower() for m in macs_on_network(xml, name)}
+        held += [(name, r) for r in _view(host.conn.network(name)).reservations if r.mac.lower() in macs]
+    return held
+
+
+def release_reservations(host: Host, held: list[tuple[str, Reservation]]) -> None:
+    """Take back leases reservations_of found (one already gone is no error)."""
+    for name, reservation in held:
+        with contextlib.suppress(VmdeckError):
+            net = host.conn.network(name)
+            net.remove_dhcp_host(reservation_xml(reservation), live=net.is_active())
 
 
 def project_networks(host: Host, project: str | None) -> set[str]:

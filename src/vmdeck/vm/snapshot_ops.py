@@ -49,7 +49,7 @@ from vmdeck.host.connection import Host
 from vmdeck.host.libvirt_api import AGENT_ABSENT, BLOCK_JOB_NOT_READY, Domain
 from vmdeck.paths import pool_dir
 from vmdeck.storage.images import backing_chain, create_overlay, image_info, qemu_img_commit, qemu_img_rebase_unsafe
-from vmdeck.storage.pool import delete_volume, ensure_pool
+from vmdeck.storage.pool import delete_volume, ensure_pool, refresh_pool
 from vmdeck.storage.usage import image_usage
 from vmdeck.vm.snapshots import SnapshotRecord, SnapshotTree, check_snapshot_name
 from vmdeck.vm.state import current_state
@@ -125,7 +125,7 @@ def _overlay_name(vm: str, target: str) -> str:
 def _copy_into_pool(host: Host, source: str, name: str) -> str:
     dest = pool_dir() / name
     shutil.copy2(source, dest)
-    ensure_pool(host).refresh()
+    refresh_pool(ensure_pool(host))  # retries while another client's volume job runs
     return str(dest)
 
 
@@ -195,7 +195,7 @@ def create_snapshot(host: Host, name: str, snap: str | None = None, *, descripti
                     raise GuestError(f"cannot quiesce VM {name!r}: {err.libvirt_text or err}") from err
                 raise
             if memory_file:
-                ensure_pool(host).refresh()
+                refresh_pool(ensure_pool(host))  # retries while another client's volume job runs
             # libvirt updates the configuration with the new sources too; make sure (it must survive a restart).
             config = config_xml(dom)
             if any(parse_disk_source(config, t) != p for t, p in overlays.items()):

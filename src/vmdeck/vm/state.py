@@ -73,6 +73,11 @@ class VmState(StrEnum):
         return self.live
 
     @property
+    def may_back_up(self) -> bool:
+        """Through libvirt's backup job: a live VM, or a shut-off one (started paused for it)."""
+        return self.live or self is VmState.SHUT_OFF
+
+    @property
     def may_sample(self) -> bool:
         """CPU, memory and I/O statistics of a guest that runs (or is paused, counting nothing)."""
         return self.live
