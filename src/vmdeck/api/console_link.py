@@ -85,7 +85,7 @@ def _still_allowed(ctx: AppContext, reference: str | None, name: str) -> str | N
     return project
 
 
-@router.get("/console/{link}", response_class=HTMLResponse)
+@router.get("/console/{link}", response_class=HTMLResponse, include_in_schema=False)
 async def console_link_page(link: str, request: Request) -> Response:
     """Spends the link; the page's script opens the screen with the short ticket it holds."""
     ctx: AppContext = request.app.state.ctx
