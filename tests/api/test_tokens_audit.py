@@ -36,7 +36,8 @@ def test_tokens_are_scoped_capped_and_revocable(client: TestClient) -> None:
     assert script.get("/api/vms/b1").status_code == 404
     # Revoked: refused at once, and listed as revoked.
     assert operator.delete(f"/api/auth/tokens/{body['id']}").status_code == 200
-    assert script.get("/api/vms").status_code == 401
+    gone = script.get("/api/vms")
+    assert gone.status_code == 401 and gone.json()["detail"].startswith("API token 'ci' was revoked at 20")
     listed = operator.get("/api/auth/tokens").json()
     assert listed[0]["revoked_at"] is not None
 
@@ -49,7 +50,12 @@ def test_expired_tokens_are_refused(client: TestClient) -> None:
     with client.app.state.ctx.accounts.db.begin() as s:  # type: ignore[attr-defined]
         s.execute(update(ApiToken).where(ApiToken.id == body["id"])
                   .values(expires_at=dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=1)))
-    assert _bearer(client, body["token"]).get("/api/vms").status_code == 401
+    refused = _bearer(client, body["token"]).get("/api/vms")
+    assert refused.status_code == 401
+    # The holder is told what to do about it: which token, expired when.
+    assert refused.json()["detail"].startswith("API token 'short' expired at 20"), refused.json()
+    assert "make a new one" in refused.json()["detail"]
+    assert "expired" not in _bearer(client, "vmdeck_never-issued").get("/api/vms").json()["detail"]
     # Non-administrators' tokens always expire.
     forever = manager.post("/api/auth/tokens", json={"name": "forever", "expires_in_days": None})
     assert forever.status_code == 422

@@ -375,6 +375,7 @@ def test_a_viewer_token_cannot_start_and_a_revoked_one_fails(added: Path, custom
     assert revoked.returncode == 0, revoked.stderr
     after = vmdeck("list", config=viewer)
     assert after.returncode == 8 and after.stderr.count("\n") == 1
+    assert "was revoked at" in after.stderr, after.stderr  # what happened to it, in words
     # A command only this machine has is refused with the remote chosen, never run on the wrong side.
     local_only = vmdeck("image", "list", config=viewer)
     assert local_only.returncode == 2 and "--remote local" in local_only.stderr

@@ -92,6 +92,12 @@ class AuthMiddleware:
         path = scope["path"]
         if scope["type"] == "http" and path.startswith("/api/"):
             error = self._check(scope, headers, principal, path)
+            auth = headers.get("authorization", "")
+            if isinstance(error, Unauthorized) and auth[:7].lower() == "bearer ":
+                # A token this server issued and no longer takes: say why (expired when, revoked).
+                why = await anyio.to_thread.run_sync(self.accounts.token_refusal, auth[7:].strip())
+                if why is not None:
+                    error = Unauthorized(why)
             if error is not None:
                 await _send_error(send, error)
                 return

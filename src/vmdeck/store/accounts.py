@@ -369,6 +369,23 @@ class Accounts:
 
         return read
 
+    def token_refusal(self, token: str) -> str | None:
+        """Why a token that from_token refused is refused, in words its holder can act on ("... expired at
+        ..."); None for a token this server never issued (nothing to say about it)."""
+        with self.db() as s:
+            row = s.execute(select(ApiToken, User).join(User, User.id == ApiToken.user_id)
+                            .where(ApiToken.token_hash == token_digest(token))).first()
+        if row is None:
+            return None
+        api_token, user = row
+        if api_token.revoked_at is not None:
+            return f"API token {api_token.name!r} was revoked at {_iso(api_token.revoked_at)}: make a new one"
+        if api_token.expires_at is not None and api_token.expires_at < utcnow():
+            return f"API token {api_token.name!r} expired at {_iso(api_token.expires_at)}: make a new one"
+        if user.disabled:
+            return f"the account {user.username!r} of API token {api_token.name!r} is disabled"
+        return None
+
     def list_tokens(self, user_id: int, *, only_id: int | None = None) -> list[dict[str, object]]:
         """The user's tokens; `only_id`: just that one (what a token sees of its owner's tokens: itself)."""
         query = select(ApiToken, Project.name).outerjoin(Project, Project.id == ApiToken.project_id) \
