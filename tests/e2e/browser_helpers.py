@@ -6,14 +6,15 @@ import contextlib
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from vmdeck.host.connection import Host
 from vmdeck.vm.agent import guest_exec
+from vmdeck.vm.lifecycle import wait_ready
 
 PASSWORD = "e2e-admin-password"
 # The pid, as in tests/integration/conftest.py: the leftovers of a run that died are recognised (its pid
@@ -72,6 +73,44 @@ def sign_in_as_admin(page: Page) -> Page:
     page.click("#login-submit")
     expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
     return page
+
+
+def signed_in(browser: Browser, server: Server, width: int, username: str, password: str, errors: list[str],
+              lang: str | None = None) -> tuple[BrowserContext, Page]:
+    """A browser context of `width` signed in as `username` (its page's script errors go to `errors`), its
+    event stream live; `lang` sets the language cookie first."""
+    context = browser.new_context(viewport={"width": width, "height": 900}, base_url=server.url)
+    if lang is not None:
+        context.add_cookies([{"name": "vmdeck_lang", "value": lang, "url": server.url}])
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto("/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#login-submit")
+    expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
+    return context, page
+
+
+@contextlib.contextmanager
+def pages_by_width(browser: Browser, server: Server, username: str, password: str,
+                   widths: tuple[int, ...]) -> Iterator[dict[int, Page]]:
+    """One signed-in page per width for a module's tests; closed after, failing on any script error."""
+    errors: list[str] = []
+    opened = {width: signed_in(browser, server, width, username, password, errors) for width in widths}
+    yield {width: page for width, (_c, page) in opened.items()}
+    for context, _page in opened.values():
+        context.close()
+    assert not errors, f"JavaScript errors on {username}'s pages: {errors}"
+
+
+def tiny_vm_of(api: httpx.Client, host: Host, name: str, project: str) -> str:
+    """A running tiny VM of `project`, made through the API, its guest ready."""
+    reply = api.post("/api/vms", json={"name": name, "template": "tiny", "memory_mib": 128, "project": project})
+    assert reply.status_code == 201, reply.text
+    api.post(f"/api/vms/{name}/start").raise_for_status()
+    wait_ready(host, name, timeout=300)
+    return name
 
 
 # Every visible table cell whose text box is taller than two lines of its own text (a word split

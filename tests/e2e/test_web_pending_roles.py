@@ -23,8 +23,8 @@ import httpx
 import pycdlib
 import pytest
 import yaml
-from browser_helpers import PASSWORD, PREFIX, Server, tall_table_cells, until
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from browser_helpers import PASSWORD, PREFIX, Server, pages_by_width, signed_in, tall_table_cells, tiny_vm_of, until
+from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 
 from vmdeck.errors import NotFound
@@ -58,45 +58,19 @@ def manager(api: httpx.Client) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def vm(api: httpx.Client, vm_name: str, manager: dict[str, str], host: Host) -> str:
-    reply = api.post("/api/vms", json={"name": vm_name, "template": "tiny", "memory_mib": 128,
-                                       "project": manager["project"]})
-    assert reply.status_code == 201, reply.text
-    api.post(f"/api/vms/{vm_name}/start").raise_for_status()
-    wait_ready(host, vm_name, timeout=300)
-    return vm_name
-
-
-def _context(browser: Browser, server: Server, width: int, username: str, password: str,
-             errors: list[str]) -> tuple[BrowserContext, Page]:
-    context = browser.new_context(viewport={"width": width, "height": 900}, base_url=server.url)
-    page = context.new_page()
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto("/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("#login-submit")
-    expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
-    return context, page
+    return tiny_vm_of(api, host, vm_name, manager["project"])
 
 
 @pytest.fixture(scope="module")
 def admin_pages(browser: Browser, server: Server) -> Iterator[dict[int, Page]]:
-    errors: list[str] = []
-    opened = {width: _context(browser, server, width, "admin", PASSWORD, errors) for width in WIDTHS}
-    yield {width: page for width, (_c, page) in opened.items()}
-    for context, _page in opened.values():
-        context.close()
-    assert not errors, f"JavaScript errors on the administrator's pages: {errors}"
+    with pages_by_width(browser, server, "admin", PASSWORD, WIDTHS) as pages:
+        yield pages
 
 
 @pytest.fixture(scope="module")
 def manager_pages(browser: Browser, server: Server, manager: dict[str, str]) -> Iterator[dict[int, Page]]:
-    errors: list[str] = []
-    opened = {width: _context(browser, server, width, manager["user"], MANAGER_PASSWORD, errors) for width in WIDTHS}
-    yield {width: page for width, (_c, page) in opened.items()}
-    for context, _page in opened.values():
-        context.close()
-    assert not errors, f"JavaScript errors on the manager's pages: {errors}"
+    with pages_by_width(browser, server, manager["user"], MANAGER_PASSWORD, WIDTHS) as pages:
+        yield pages
 
 
 def _no_sideways_scroll(page: Page) -> None:
@@ -178,7 +152,7 @@ def test_a_viewer_sees_the_vm_and_none_of_the_controls(browser: Browser, server:
     api.post("/api/auth/users", json={"username": viewer, "password": MANAGER_PASSWORD,
                                       "project": manager["project"], "role": "viewer"}).raise_for_status()
     errors: list[str] = []
-    context, page = _context(browser, server, 420, viewer, MANAGER_PASSWORD, errors)
+    context, page = signed_in(browser, server, 420, viewer, MANAGER_PASSWORD, errors)
     row = page.locator(f'#vm-rows tr[data-vm="{vm}"]')
     expect(row).to_be_visible()
     expect(row.locator(".menu-toggle")).to_have_count(0)

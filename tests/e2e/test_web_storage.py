@@ -19,13 +19,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_helpers import PASSWORD, Server, tall_table_cells, until
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from browser_helpers import PASSWORD, Server, pages_by_width, tall_table_cells, tiny_vm_of, until
+from playwright.sync_api import Browser, Page, expect
 
 from vmdeck.errors import VmdeckError
 from vmdeck.host.connection import Host
 from vmdeck.vm.agent import guest_exec
-from vmdeck.vm.lifecycle import wait_ready
 
 WIDTHS = (1366, 420)
 MEMBER_PASSWORD = "e2e-member-password"
@@ -51,45 +50,19 @@ def member(api: httpx.Client) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def vm(api: httpx.Client, vm_name: str, member: dict[str, str], host: Host) -> str:
-    reply = api.post("/api/vms", json={"name": vm_name, "template": "tiny", "memory_mib": 128,
-                                       "project": member["project"]})
-    assert reply.status_code == 201, reply.text
-    api.post(f"/api/vms/{vm_name}/start").raise_for_status()
-    wait_ready(host, vm_name, timeout=300)
-    return vm_name
-
-
-def _context(browser: Browser, server: Server, width: int, username: str, password: str,
-             errors: list[str]) -> tuple[BrowserContext, Page]:
-    context = browser.new_context(viewport={"width": width, "height": 900}, base_url=server.url)
-    page = context.new_page()
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto("/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("#login-submit")
-    expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
-    return context, page
+    return tiny_vm_of(api, host, vm_name, member["project"])
 
 
 @pytest.fixture(scope="module")
 def admin_pages(browser: Browser, server: Server) -> Iterator[dict[int, Page]]:
-    errors: list[str] = []
-    opened = {width: _context(browser, server, width, "admin", PASSWORD, errors) for width in WIDTHS}
-    yield {width: page for width, (_c, page) in opened.items()}
-    for context, _page in opened.values():
-        context.close()
-    assert not errors, f"JavaScript errors on the administrator's pages: {errors}"
+    with pages_by_width(browser, server, "admin", PASSWORD, WIDTHS) as pages:
+        yield pages
 
 
 @pytest.fixture(scope="module")
 def member_pages(browser: Browser, server: Server, member: dict[str, str]) -> Iterator[dict[int, Page]]:
-    errors: list[str] = []
-    opened = {width: _context(browser, server, width, member["user"], MEMBER_PASSWORD, errors) for width in WIDTHS}
-    yield {width: page for width, (_c, page) in opened.items()}
-    for context, _page in opened.values():
-        context.close()
-    assert not errors, f"JavaScript errors on the member's pages: {errors}"
+    with pages_by_width(browser, server, member["user"], MEMBER_PASSWORD, WIDTHS) as pages:
+        yield pages
 
 
 def _guest_sizes(host: Host, vm: str) -> dict[str, int]:

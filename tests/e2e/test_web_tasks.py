@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_helpers import PASSWORD, PREFIX, Server
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from browser_helpers import PASSWORD, PREFIX, Server, signed_in
+from playwright.sync_api import Browser, Page, expect
 
 from vmdeck.errors import NotFound
 from vmdeck.host.connection import Host
@@ -74,20 +74,6 @@ def made(host: Host) -> Iterator[list[str]]:
             lifecycle.delete(host, name, force=True)
 
 
-def _signed_in(browser: Browser, server: Server, width: int, username: str, password: str,
-               errors: list[str], lang: str = "en") -> tuple[BrowserContext, Page]:
-    context = browser.new_context(viewport={"width": width, "height": 900}, base_url=server.url)
-    context.add_cookies([{"name": "vmdeck_lang", "value": lang, "url": server.url}])
-    page = context.new_page()
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto("/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("#login-submit")
-    expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
-    return context, page
-
-
 def _open_panel(page: Page) -> None:
     if page.locator("#tasks-toggle").get_attribute("aria-expanded") != "true":
         page.click("#tasks-toggle")
@@ -107,7 +93,7 @@ def test_a_create_from_the_page_is_a_task_seen_by_its_project_only(browser: Brow
     errors: list[str] = []
     name = f"{PREFIX}t{uuid.uuid4().hex[:5]}"
     made.append(name)
-    context, page = _signed_in(browser, server, width, "admin", PASSWORD, errors)
+    context, page = signed_in(browser, server, width, "admin", PASSWORD, errors)
     try:
         page.goto("/create")
         expect(page.locator(f'#f-project option[value="{world["project"]}"]')).to_be_attached()
@@ -158,14 +144,14 @@ def test_a_create_from_the_page_is_a_task_seen_by_its_project_only(browser: Brow
         context.close()
 
     # The project's viewer sees the create; a member of another project sees neither task.
-    context, page = _signed_in(browser, server, width, world["viewer"], MEMBER_PASSWORD, errors)
+    context, page = signed_in(browser, server, width, world["viewer"], MEMBER_PASSWORD, errors)
     try:
         _open_panel(page)
         expect(_row(page, name)).to_have_attribute("data-state", "done")
         expect(page.locator("#activity-list")).not_to_contain_text(refused)
     finally:
         context.close()
-    context, page = _signed_in(browser, server, width, world["stranger"], MEMBER_PASSWORD, errors, lang="ko")
+    context, page = signed_in(browser, server, width, world["stranger"], MEMBER_PASSWORD, errors, lang="ko")
     try:
         _open_panel(page)
         expect(page.locator("#tasks-title")).to_have_text("작업")  # the panel's words, in Korean here
@@ -189,7 +175,7 @@ def test_an_upload_shows_its_progress_bar(browser: Browser, server: Server, api:
             time.sleep(0.4)
             yield payload[start:start + chunk]
 
-    context, page = _signed_in(browser, server, width, "admin", PASSWORD, errors)
+    context, page = signed_in(browser, server, width, "admin", PASSWORD, errors)
     try:
         _open_panel(page)
         with ThreadPoolExecutor(1) as pool:
