@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
-from webapi_helpers import AppFactory, sign_in
+from webapi_helpers import AppFactory, greeting_server, sign_in
 
 from vmdeck.host.connection import Host
 
@@ -23,24 +23,9 @@ GREETING = b"RFB 003.008\n"
 
 @pytest.fixture
 def fake_vnc() -> Iterator[int]:
-    """A loopback TCP server that greets like VNC and echoes what it receives."""
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(GREETING)
-                while data := conn.recv(4096):
-                    conn.sendall(data.upper())
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield port
-    server.close()
+    """A loopback server that greets like VNC and echoes what it receives in capitals."""
+    with greeting_server(GREETING) as port:
+        yield port
 
 
 @pytest.fixture

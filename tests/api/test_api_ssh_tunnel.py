@@ -4,13 +4,12 @@ stands for the guest's, so bytes really cross the tunnel."""
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
+from webapi_helpers import greeting_server
 
 from vmdeck.host.connection import Host
 
@@ -19,24 +18,9 @@ BANNER = b"SSH-2.0-fake\r\n"
 
 @pytest.fixture
 def fake_sshd() -> Iterator[int]:
-    """A loopback TCP server that greets like sshd and echoes what it receives in capitals."""
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(BANNER)
-                while data := conn.recv(4096):
-                    conn.sendall(data.upper())
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield port
-    server.close()
+    """A loopback server that greets like sshd and echoes what it receives in capitals."""
+    with greeting_server(BANNER) as port:
+        yield port
 
 
 def _define(host: Host, name: str, forward: str) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -41,3 +44,27 @@ def settings_for(db: Path | str, tmp_path: Path, **values: object) -> Settings:
     if isinstance(db, Path):
         return Settings(db_path=db, **values)  # type: ignore[arg-type]
     return Settings(db_path=tmp_path / "web" / "vmdeck.sqlite", db_url=db, **values)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def greeting_server(greeting: bytes) -> Iterator[int]:
+    """A loopback TCP server (its port) that sends `greeting` to each client, then echoes in capitals: a
+    stand-in for a VM's VNC server or sshd behind the proxies."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(greeting)
+                while data := conn.recv(4096):
+                    conn.sendall(data.upper())
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
