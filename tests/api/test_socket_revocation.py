@@ -7,8 +7,6 @@ The serial console, which libvirt's test driver cannot open, is tests/integratio
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 from tenancy_helpers import PASSWORD, World, add_user
-from webapi_helpers import AppFactory
+from webapi_helpers import AppFactory, greeting_server
 
 from vmdeck.api.revocation import RECHECK_S
 from vmdeck.host.connection import Host
@@ -32,22 +30,8 @@ GREETING = b"RFB 003.008\n"
 
 @pytest.fixture
 def fake_vnc() -> Iterator[int]:
-    server = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(GREETING)
-                while conn.recv(4096):
-                    pass
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield server.getsockname()[1]
-    server.close()
+    with greeting_server(GREETING) as port:
+        yield port
 
 
 @pytest.fixture
